@@ -1,0 +1,91 @@
+"""Generation parameters of the engine, validated once, shared by the RTL, the generator and `sim`.
+
+Keeping every width derivation here means the Verilog, its JSON manifest and the cycle model can never
+disagree about how wide a field is or which K the accumulator can hold without wrapping.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from golden.nested import ACC_BITS_RANGE, ACT_BITS_RANGE, BASE_BITS_RANGE, MULT_BITS, SHIFT_BITS
+
+MAX_ARRAY_DIM = 256
+
+
+class ConfigError(ValueError):
+    """An invalid generation parameter; the CLIs print it as a one-line error and exit 2."""
+
+
+def parse_array(text: str) -> tuple[int, int]:
+    """'16x16' or '4x8' -> (rows, cols)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        raise ConfigError(f"--array must look like ROWSxCOLS (e.g. 16x16), got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """R x C array of B-bit weight codes and A-bit activation codes with ACC-bit accumulators.
+
+    max_m is the accumulator depth (rows of X one command may have); max_k and max_n bound the other
+    GEMM dimensions and set the command's field widths.
+    """
+
+    rows: int = 16
+    cols: int = 16
+    base_bits: int = 8
+    act_bits: int = 8
+    acc_bits: int = 32
+    max_m: int = 1024
+    max_k: int = 4096
+    max_n: int = 4096
+
+    def __post_init__(self):
+        _check("--array rows", self.rows, 1, MAX_ARRAY_DIM)
+        _check("--array columns", self.cols, 1, MAX_ARRAY_DIM)
+        _check("--bits", self.base_bits, *BASE_BITS_RANGE)
+        _check("--act-bits", self.act_bits, *ACT_BITS_RANGE)
+        _check("--acc-bits", self.acc_bits, *ACC_BITS_RANGE)
+        _check("--max-m", self.max_m, 1, 1 << 20)
+        _check("--max-k", self.max_k, 1, 1 << 24)
+        _check("--max-n", self.max_n, 1, 1 << 24)
+        if self.max_k * self.max_product >= 1 << (self.acc_bits - 1):
+            raise ConfigError(
+                f"--acc-bits {self.acc_bits} is too narrow for --max-k {self.max_k}: the sum of up to "
+                f"{self.max_k} products of magnitude {self.max_product} needs {self.min_acc_bits} bits")
+
+    @property
+    def max_product(self) -> int:
+        """Largest |x * w| at any precision (docs/numerics.md, Accumulation)."""
+        return ((1 << self.act_bits) - 1) * ((1 << self.base_bits) - 1)
+
+    @property
+    def min_acc_bits(self) -> int:
+        return (self.max_k * self.max_product).bit_length() + 1
+
+    @property
+    def pe_count(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def mult_bits(self) -> int:
+        return MULT_BITS
+
+    @property
+    def shift_bits(self) -> int:
+        return SHIFT_BITS
+
+    def field_bits(self, maximum: int) -> int:
+        """Width of an unsigned command field that must hold 1..maximum."""
+        return max(1, maximum.bit_length())
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check(label: str, value: int, lo: int, hi: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{label} must be an integer in {lo}..{hi}, got {value!r}")
