@@ -74,10 +74,13 @@ def twos_code(weight: torch.Tensor, step: torch.Tensor, base_bits: int) -> torch
 
 def twos_weight(weight: torch.Tensor, step: torch.Tensor, bits: int, base_bits: int) -> torch.Tensor:
     """floor(code / 2^(B-k)) * step * 2^(B-k): the value of the arithmetically shifted base code.
-    `step` may be a learned parameter; the STE passes W/step through both round and floor (as in LSQ)."""
+    `step` may be a learned parameter; the STE passes W/step through both round and floor but not through
+    the clamp (as in LSQ): a clipped weight gets no gradient and gives the step the gradient of its bound.
+    Passing the clamp through too makes d/dstep of a clipped weight (bound - W/step) instead of bound, of
+    the wrong sign, and the learned step collapses toward zero."""
     half = 1 << (base_bits - 1)
     ratio = weight / step
-    code = ste(torch.clamp(torch.round(ratio), -half, half - 1), ratio)
+    code = ste(torch.clamp(torch.round(ratio), -half, half - 1), torch.clamp(ratio, -half, half - 1))
     coarse = 1 << (base_bits - bits)
     return ste(torch.floor(code / coarse), code / coarse) * step * coarse
 

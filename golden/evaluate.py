@@ -1,0 +1,81 @@
+"""Accuracy per weight precision k of the float fake-quant model and of the integer path, side by side.
+
+`python -m golden.evaluate MODEL.pt` derives the export in memory (exactly what golden.export writes)
+and prints both columns and their prediction agreement; `python -m golden.evaluate EXPORT_DIR` has no
+float model, so it prints the integer column only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from golden.cli import Parser, parse_bits, run_main
+from golden.data import digits_split, input_codes
+from golden.export import Export, build_export, load_export
+from golden.infer import run_integer
+from golden.layers import WEIGHT_VIEWS
+from golden.model import DigitsNet, load_checkpoint
+
+
+def float_predictions(model: DigitsNet, images: torch.Tensor, k: int, view: str = "trunc") -> torch.Tensor:
+    model.eval()
+    model.set_precision(k, view)
+    with torch.no_grad():
+        return model(images).argmax(dim=1)
+
+
+def integer_predictions(export: Export, images: torch.Tensor, k: int) -> torch.Tensor:
+    logits, _ = run_integer(export, input_codes(images, export.act_bits), k)
+    return logits.argmax(dim=1)
+
+
+def fraction_equal(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a == b).double().mean())
+
+
+def format_table(header: list[str], rows: list[list]) -> str:
+    """Right-aligned plain-text table; floats are shown as percentages with one decimal."""
+    cells = [header] + [[f"{v * 100:.1f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = Parser(prog="python -m golden.evaluate",
+                    description="Test-set accuracy (%) per weight precision k. Given a checkpoint (.pt): the "
+                                "float fake-quant model, the integer path of its export (derived in memory) and "
+                                "their prediction agreement. Given an export directory: the integer path only.")
+    parser.add_argument("model", help="checkpoint (.pt) from golden.train, or export directory from golden.export")
+    parser.add_argument("--bits", help="comma-separated weight precisions, e.g. 8,6,4,3,2,1 (default: B..1)")
+    parser.add_argument("--view", choices=WEIGHT_VIEWS, default="trunc",
+                        help="float model's k-bit weights: truncated base code (default; what the engine "
+                             "runs) or re-quantized at k (differs only for QAT offset models; the integer "
+                             "path always truncates, so agreement is meaningful for 'trunc' only)")
+    args = parser.parse_args(argv)
+    model = None
+    if Path(args.model).is_dir():
+        export = load_export(args.model)
+    else:
+        model, _ = load_checkpoint(args.model)
+        export = build_export(model)
+    bits = list(range(export.base_bits, 0, -1)) if args.bits is None else parse_bits(args.bits, export.base_bits)
+    split = digits_split()
+    rows = []
+    for k in bits:
+        ints = integer_predictions(export, split.test_x, k)
+        if model is None:
+            rows.append([k, fraction_equal(ints, split.test_y)])
+        else:
+            floats = float_predictions(model, split.test_x, k, args.view)
+            rows.append([k, fraction_equal(floats, split.test_y), fraction_equal(ints, split.test_y),
+                         fraction_equal(floats, ints)])
+    header = ["k", "integer"] if model is None else ["k", f"float ({args.view})", "integer", "agreement"]
+    print(f"{args.model}: {export.method}/{export.scheme}, B = {export.base_bits}, A = {export.act_bits}, "
+          f"{len(split.test_y)} test images, accuracy %")
+    print(format_table(header, rows))
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))
