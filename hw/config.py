@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from golden.cli import InputError
 from golden.nested import ACC_BITS_RANGE, ACT_BITS_RANGE, BASE_BITS_RANGE, MULT_BITS, SHIFT_BITS
 
 MAX_ARRAY_DIM = 256
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """An invalid generation parameter; the CLIs print it as a one-line error and exit 2."""
 
 

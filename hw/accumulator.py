@@ -1,0 +1,58 @@
+"""On-chip accumulators: one ACC-bit sum per (row m, column) of the current N-tile, summed over K-tiles.
+
+The array produces a complete row of column sums per cycle, so one memory word holds all C columns of
+row m: one read and one write per cycle. The read is issued a cycle ahead (the memory is synchronous) and
+is transparent to the write, which matters only when the same row comes back on the next cycle (R = 1,
+M = 1).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.interface import psum_bits, token_layout
+
+
+class Accumulator(wiring.Component):
+    """sums <= (first K-tile ? 0 : acc[row]) + colsums; written back unless it is the last K-tile.
+
+    `sums`/`sums_token` are registered and carry a valid token only for the final K-tile, i.e. when the
+    sum is complete and goes on to requantization.
+    """
+
+    def __init__(self, cfg):
+        self._cfg = cfg
+        sums_layout = data.ArrayLayout(signed(cfg.acc_bits), cfg.cols)
+        super().__init__({
+            "colsums": In(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
+            "token": In(token_layout(cfg)),
+            "read_row": In(range(cfg.max_m)),
+            "sums": Out(sums_layout),
+            "sums_token": Out(token_layout(cfg)),
+        })
+        self.memory = Memory(shape=sums_layout, depth=cfg.max_m, init=[])
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.memory = self.memory
+        write = self.memory.write_port()
+        read = self.memory.read_port(transparent_for=(write,))
+        total = Signal.like(self.sums)
+        m.d.comb += read.addr.eq(self.read_row)
+        for c in range(self._cfg.cols):
+            prior = Mux(self.token.first_ktile, 0, read.data[c])
+            m.d.comb += total[c].eq(prior + self.colsums[c])
+        m.d.comb += [
+            write.addr.eq(self.token.row),
+            write.data.eq(total),
+            write.en.eq(self.token.valid & ~self.token.last_ktile),
+        ]
+        m.d.sync += [
+            self.sums.eq(total),
+            self.sums_token.eq(self.token),
+            self.sums_token.valid.eq(self.token.valid & self.token.last_ktile),
+        ]
+        return m

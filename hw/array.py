@@ -1,0 +1,51 @@
+"""R x C weight-stationary systolic array (TPU style).
+
+Activations enter each row from the left, one row of X per cycle, skewed so that row r runs r cycles
+behind row 0; every PE passes its activation right and its partial sum down, so the column sum of one row
+of X leaves column c at the bottom R + c cycles after it entered row 0. Weights are loaded into the PEs'
+shadow registers one array row at a time, column c one cycle after column c - 1, which keeps each load
+behind the diagonal wave of `swap` marks that retires the previous tile (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.interface import psum_bits, weight_decode_layout
+from hw.pe import build_pe
+
+
+def row_input_layout(cfg) -> data.StructLayout:
+    """What enters row r at the left edge: a masked activation code and the first-of-tile mark."""
+    return data.StructLayout({"act": cfg.act_bits, "swap": 1})
+
+
+def column_load_layout(cfg) -> data.StructLayout:
+    """What enters column c for a weight load: its code and the one-hot array row it is meant for."""
+    return data.StructLayout({"code": cfg.base_bits, "rows": cfg.rows})
+
+
+class SystolicArray(wiring.Component):
+    def __init__(self, cfg):
+        self._cfg = cfg
+        super().__init__({
+            "rows": In(data.ArrayLayout(row_input_layout(cfg), cfg.rows)),
+            "load": In(data.ArrayLayout(column_load_layout(cfg), cfg.cols)),
+            "decode": In(weight_decode_layout(cfg)),
+            "psums": Out(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        psums = [Const(0, signed(psum_bits(cfg)))] * cfg.cols
+        for r in range(cfg.rows):
+            act, swap = self.rows[r].act, self.rows[r].swap
+            for c in range(cfg.cols):
+                load = self.load[c]
+                act, swap, psums[c] = build_pe(m, f"pe_{r}_{c}", act, swap, psums[c], load.rows[r], load.code,
+                                               self.decode)
+        m.d.comb += [self.psums[c].eq(psum) for c, psum in enumerate(psums)]
+        return m

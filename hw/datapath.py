@@ -1,0 +1,83 @@
+"""Everything that moves in lockstep with the pipeline: input masking, skews, array, accumulators and
+requantizer. It has no handshakes of its own: the engine clocks it only in slots where every beat it
+consumes is present and the output FIFO can take what it produces (EnableInserter(advance)).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.accumulator import Accumulator
+from hw.array import SystolicArray, column_load_layout, row_input_layout
+from hw.interface import param_layout, precision_layout, psum_bits, result_layout, token_layout
+from hw.requant import Requantizer
+from hw.skew import Skew, delay_line
+
+
+class Datapath(wiring.Component):
+    """One slot in: an activation row + its token, and/or one weight row; one result row out when due."""
+
+    def __init__(self, cfg):
+        self._cfg = cfg
+        super().__init__({
+            "act_codes": In(data.ArrayLayout(cfg.act_bits, cfg.rows)),
+            "act_lanes": In(cfg.rows),
+            "token": In(token_layout(cfg)),
+            "weight_codes": In(data.ArrayLayout(cfg.base_bits, cfg.cols)),
+            "weight_rows": In(cfg.rows),
+            "precision": In(precision_layout(cfg)),
+            "params": In(param_layout(cfg)),
+            "param_wanted": Out(1),
+            "out_lanes": In(cfg.cols),
+            "result": Out(result_layout(cfg)),
+            "result_valid": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        rows, cols = cfg.rows, cfg.cols
+        # Lane r waits 1 + r slots (input register, then the skew); column c's loads wait 1 + c slots to
+        # stay behind the swap marks; column c's sums wait C - 1 - c slots to line up with column C - 1.
+        m.submodules.act_skew = act_skew = Skew(row_input_layout(cfg), [1 + r for r in range(rows)])
+        m.submodules.load_skew = load_skew = Skew(column_load_layout(cfg), [1 + c for c in range(cols)])
+        m.submodules.array = array = SystolicArray(cfg)
+        m.submodules.deskew = deskew = Skew(signed(psum_bits(cfg)), [cols - 1 - c for c in range(cols)])
+        m.submodules.accumulator = accumulator = Accumulator(cfg)
+        m.submodules.requant = requant = Requantizer(cfg)
+
+        first_row = self.token.valid & (self.token.row == 0)
+        for r in range(rows):
+            m.d.comb += [
+                act_skew.i[r].act.eq(self.act_codes[r] & self.precision.act_mask
+                                     & self.act_lanes[r].replicate(cfg.act_bits)),
+                act_skew.i[r].swap.eq(first_row),
+            ]
+        for c in range(cols):
+            m.d.comb += [load_skew.i[c].code.eq(self.weight_codes[c]), load_skew.i[c].rows.eq(self.weight_rows)]
+        m.d.comb += [
+            array.rows.eq(act_skew.o),
+            array.load.eq(load_skew.o),
+            array.decode.eq(self.precision.weight),
+            deskew.i.eq(array.psums),
+        ]
+
+        tokens = delay_line(m, self.token, rows + cols, "token")
+        aligned = tokens[-1]
+        m.d.comb += [
+            accumulator.colsums.eq(deskew.o),
+            accumulator.token.eq(aligned),
+            accumulator.read_row.eq(tokens[-2].row),
+            self.param_wanted.eq(aligned.valid & aligned.last_ktile & (aligned.row == 0)),
+            requant.sums.eq(accumulator.sums),
+            requant.token.eq(accumulator.sums_token),
+            requant.params.eq(self.params),
+            requant.load_params.eq(self.param_wanted),
+            requant.precision.eq(self.precision),
+            requant.out_lanes.eq(self.out_lanes),
+            self.result.eq(requant.result),
+            self.result_valid.eq(requant.result_valid),
+        ]
+        return m

@@ -1,0 +1,83 @@
+"""nestmac engine top: one GEMM Y = requant(X . W) per command, over five valid/ready streams.
+
+Stall strategy: a single pipeline-advance enable. The sequencer says which input beats the current
+slot consumes; the slot runs (every register of the datapath and the sequencer's counters move) only
+when all of those beats are valid and the output FIFO can take the result row that the slot completes.
+Nothing is ever half-consumed, so no pattern of valid/ready stalls can lose, duplicate or reorder data.
+The two-entry output FIFO decouples `result.ready` from the pipeline, so no ready depends
+combinationally on `result.ready`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import EnableInserter, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from hw.config import EngineConfig
+from hw.datapath import Datapath
+from hw.interface import act_layout, command_layout, param_layout, result_layout, weight_layout
+from hw.sequencer import Sequencer
+
+
+class Engine(wiring.Component):
+    """Ports: `cmd`, `weight`, `act`, `param` in and `result` out; docs/architecture.md has the order."""
+
+    def __init__(self, config: EngineConfig):
+        self.config = config
+        super().__init__({
+            "cmd": In(stream.Signature(command_layout(config))),
+            "weight": In(stream.Signature(weight_layout(config))),
+            "act": In(stream.Signature(act_layout(config))),
+            "param": In(stream.Signature(param_layout(config))),
+            "result": Out(stream.Signature(result_layout(config))),
+        })
+
+    def memory_summary(self) -> list[dict]:
+        """On-chip memories, for the generator's manifest."""
+        cfg = self.config
+        return [{
+            "name": "accumulator",
+            "depth": cfg.max_m,
+            "width": cfg.acc_bits * cfg.cols,
+            "purpose": "partial sums of one N-tile across K-tiles, one word = C columns of row m",
+        }]
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        advance = Signal()
+        m.submodules.sequencer = sequencer = Sequencer(cfg)
+        m.submodules.datapath = datapath = EnableInserter(advance)(Datapath(cfg))
+        result_width = data.Layout.cast(result_layout(cfg)).size
+        m.submodules.out_fifo = out_fifo = SyncFIFO(width=result_width, depth=2)
+
+        wiring.connect(m, wiring.flipped(self.cmd), sequencer.cmd)
+        inputs_present = ((~sequencer.want_act | self.act.valid)
+                          & (~sequencer.want_weight | self.weight.valid)
+                          & (~datapath.param_wanted | self.param.valid))
+        output_room = ~datapath.result_valid | out_fifo.w_rdy
+        m.d.comb += [
+            advance.eq(sequencer.running & inputs_present & output_room),
+            sequencer.advance.eq(advance),
+            self.act.ready.eq(advance & sequencer.want_act),
+            self.weight.ready.eq(advance & sequencer.want_weight),
+            self.param.ready.eq(advance & datapath.param_wanted),
+
+            datapath.act_codes.eq(self.act.payload.codes),
+            datapath.act_lanes.eq(sequencer.act_lanes),
+            datapath.token.eq(sequencer.token),
+            datapath.weight_codes.eq(self.weight.payload.codes),
+            datapath.weight_rows.eq(sequencer.want_weight.replicate(cfg.rows) & (1 << sequencer.weight_row)),
+            datapath.precision.eq(sequencer.precision),
+            datapath.params.eq(self.param.payload),
+            datapath.out_lanes.eq(sequencer.out_lanes),
+
+            out_fifo.w_data.eq(datapath.result),
+            out_fifo.w_en.eq(advance & datapath.result_valid),
+            self.result.payload.eq(out_fifo.r_data),
+            self.result.valid.eq(out_fifo.r_rdy),
+            out_fifo.r_en.eq(self.result.ready),
+        ]
+        return m

@@ -1,0 +1,123 @@
+"""`python -m hw.generate`: emit the engine's Verilog and a JSON manifest describing it.
+
+The manifest is derived from the elaborated component's signature, not written by hand, so it cannot
+drift from the Verilog: every port's name, width and direction, and the field layout of each stream
+payload, are read off the same object that is converted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+from amaranth.lib import data, wiring
+
+from golden.cli import Parser, atomic_dir, run_main
+from golden.nested import CONTRACT_VERSION
+from hw.config import EngineConfig, parse_array
+from hw.engine import Engine
+
+TOP_NAME = "nestmac_engine"
+DEFAULT_OUT = Path("build/gen")
+
+
+@dataclass(frozen=True)
+class Generated:
+    verilog: Path
+    manifest: Path
+    seconds: float
+
+
+def layout_fields(layout: data.Layout) -> list[dict]:
+    """Fields of a payload layout with bit offsets, flattened (nested structs become dotted names)."""
+    fields = []
+    for name, field in layout:
+        shape = field.shape
+        if isinstance(shape, data.Layout):
+            fields += [dict(f, name=f"{name}.{f['name']}", offset=field.offset + f["offset"])
+                       for f in layout_fields(shape)]
+        elif isinstance(shape, data.ArrayLayout):
+            elem = Shape.cast(shape.elem_shape)
+            fields.append(dict(name=name, offset=field.offset, width=field.width,
+                               array=dict(length=shape.length, elem_width=elem.width, elem_signed=elem.signed)))
+        else:
+            cast = Shape.cast(shape)
+            fields.append(dict(name=name, offset=field.offset, width=cast.width, signed=cast.signed))
+    return fields
+
+
+def describe_ports(signature: wiring.Signature) -> list[dict]:
+    """Every Verilog port of the top (besides clk and rst): Amaranth names them by joining the path."""
+    ports = []
+    for path, member in signature.members.flatten():
+        if not member.is_port:
+            continue
+        shape = member.shape
+        port = dict(name="__".join(str(p) for p in path), direction="input" if member.flow == wiring.In
+                    else "output", width=Shape.cast(shape).width)
+        if isinstance(shape, data.Layout):
+            port["fields"] = layout_fields(shape)
+        ports.append(port)
+    return ports
+
+
+def manifest_for(cfg: EngineConfig, engine: wiring.Component) -> dict:
+    return {
+        "top": TOP_NAME,
+        "numerics_contract_version": CONTRACT_VERSION,
+        "parameters": cfg.as_dict() | {"mult_bits": cfg.mult_bits, "shift_bits": cfg.shift_bits},
+        "pe_count": cfg.pe_count,
+        "peak_macs_per_cycle": cfg.pe_count,
+        "clock": {"name": "clk", "edge": "rising"},
+        "reset": {"name": "rst", "polarity": "active-high", "kind": "synchronous"},
+        "ports": describe_ports(engine.signature),
+        "memories": engine.memory_summary(),
+    }
+
+
+def generate(cfg: EngineConfig, out_dir: Path) -> Generated:
+    """Write <out_dir>/nestmac_engine.v and manifest.json, all or nothing."""
+    start = time.perf_counter()
+    engine = Engine(cfg)
+    text = verilog.convert(engine, name=TOP_NAME, emit_src=False)
+    manifest = manifest_for(cfg, engine)
+    with atomic_dir(out_dir) as staging:
+        (staging / f"{TOP_NAME}.v").write_text(text)
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return Generated(out_dir / f"{TOP_NAME}.v", out_dir / "manifest.json", time.perf_counter() - start)
+
+
+def parse_args(argv: list[str] | None) -> tuple[EngineConfig, Path]:
+    parser = Parser(prog="python -m hw.generate", description=__doc__.splitlines()[0])
+    parser.add_argument("--bits", type=int, default=8, help="base weight bits B (2..16)")
+    parser.add_argument("--array", default="16x16", help="ROWSxCOLS of the PE array, e.g. 16x16")
+    parser.add_argument("--act-bits", type=int, default=8, help="activation bits A (1..16)")
+    parser.add_argument("--acc-bits", type=int, default=32, help="accumulator bits ACC (8..40)")
+    parser.add_argument("--max-m", type=int, default=1024, help="accumulator depth: largest M per command")
+    parser.add_argument("--max-k", type=int, default=4096, help="largest K per command")
+    parser.add_argument("--max-n", type=int, default=4096, help="largest N per command")
+    parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    args = parser.parse_args(argv)
+    rows, cols = parse_array(args.array)
+    cfg = EngineConfig(rows=rows, cols=cols, base_bits=args.bits, act_bits=args.act_bits,
+                       acc_bits=args.acc_bits, max_m=args.max_m, max_k=args.max_k, max_n=args.max_n)
+    return cfg, args.out
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, out_dir = parse_args(argv)
+    result = generate(cfg, out_dir)
+    print(f"nestmac engine {cfg.rows}x{cfg.cols}, B={cfg.base_bits} A={cfg.act_bits} ACC={cfg.acc_bits}: "
+          f"{cfg.pe_count} PEs, peak {cfg.pe_count} MACs/cycle at every weight precision 1..{cfg.base_bits}")
+    print(f"  verilog:  {result.verilog}")
+    print(f"  manifest: {result.manifest}")
+    print(f"  generated in {result.seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

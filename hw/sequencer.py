@@ -1,0 +1,141 @@
+"""The schedule of one command: which stream beats each pipeline slot consumes, and what it computes.
+
+A *slot* is one cycle in which the whole pipeline advances (the engine's global `advance`). The schedule
+is a fixed function of (M, K, N, R, C), which is what makes the cycle count exact:
+
+    preload   R slots   weight rows 0..R-1 of tile 0
+    tile t    L slots   slot i: activation row i (i < M) and weight row i of tile t+1 (i < R, if any),
+                        L = max(M, R); the last tile has only M slots (no next tile to load)
+    drain     D slots   no input; D = pipeline latency, so the last row reaches the output FIFO
+
+Tiles run N-tile outer, K-tile inner. Lanes of the last K-tile beyond K are masked here (`act_lanes`),
+columns of the last N-tile beyond N by the requantizer (`out_lanes`). Precision settings are decoded
+from the command once, when it is accepted, and hold until the pipeline has drained.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.interface import command_layout, precision_layout, token_layout
+
+
+def drain_slots(cfg) -> int:
+    """Slots after the last activation beat until its result row is written into the output FIFO.
+
+    The column sums of the row consumed in slot s are complete and de-skewed in slot s + R + C (input
+    register, R - 1 rows down, C - 1 columns across, PE output register); accumulate, requantizer
+    stages 1 and 2 and the FIFO write then take slots s + R + C .. s + R + C + 3.
+    """
+    return cfg.rows + cfg.cols + 3
+
+
+class Sequencer(wiring.Component):
+    def __init__(self, cfg):
+        self._cfg = cfg
+        super().__init__({
+            "cmd": In(stream.Signature(command_layout(cfg))),
+            "advance": In(1),
+            "running": Out(1),
+            "want_act": Out(1),
+            "want_weight": Out(1),
+            "weight_row": Out(range(cfg.rows)),
+            "token": Out(token_layout(cfg)),
+            "act_lanes": Out(cfg.rows),
+            "out_lanes": Out(cfg.cols),
+            "precision": Out(precision_layout(cfg)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        rows, cols = cfg.rows, cfg.cols
+        command = Signal(command_layout(cfg))
+        tile_last_slot = Signal(range(max(cfg.max_m, rows)))
+        k_left = Signal(range(cfg.max_k + 1))
+        n_left = Signal(range(cfg.max_n + 1))
+        first_ktile = Signal()
+        slot = Signal(range(max(cfg.max_m, rows, drain_slots(cfg))))
+
+        last_ktile = k_left <= rows
+        last_ntile = n_left <= cols
+        last_tile = last_ktile & last_ntile
+        last_row = slot == command.m - 1
+        m.d.comb += [
+            self.act_lanes.eq(Cat(k_left > r for r in range(rows))),
+            self.token.row.eq(slot),
+            self.token.first_ktile.eq(first_ktile),
+            self.token.last_ktile.eq(last_ktile),
+            self.token.last_ntile.eq(last_ntile),
+            self.token.last.eq(last_tile & last_row),
+            self.weight_row.eq(slot),
+        ]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    self._accept(m, self.cmd.payload, command, tile_last_slot)
+                    m.d.sync += [
+                        k_left.eq(self.cmd.payload.k_dim),
+                        n_left.eq(self.cmd.payload.n),
+                        first_ktile.eq(1),
+                        slot.eq(0),
+                    ]
+                    m.next = "PRELOAD"
+            with m.State("PRELOAD"):
+                m.d.comb += [self.running.eq(1), self.want_weight.eq(1)]
+                with m.If(self.advance):
+                    m.d.sync += slot.eq(Mux(slot == rows - 1, 0, slot + 1))
+                    with m.If(slot == rows - 1):
+                        m.next = "TILES"
+            with m.State("TILES"):
+                m.d.comb += [
+                    self.running.eq(1),
+                    self.want_act.eq(slot < command.m),
+                    self.want_weight.eq((slot < rows) & ~last_tile),
+                    self.token.valid.eq(slot < command.m),
+                ]
+                tile_done = Mux(last_tile, last_row, slot == tile_last_slot)
+                with m.If(self.advance):
+                    m.d.sync += slot.eq(slot + 1)
+                    with m.If(last_ntile):
+                        m.d.sync += self.out_lanes.eq(Cat(n_left > c for c in range(cols)))
+                    with m.If(tile_done):
+                        m.d.sync += [slot.eq(0), first_ktile.eq(last_ktile)]
+                        with m.If(last_ktile):
+                            m.d.sync += [k_left.eq(command.k_dim), n_left.eq(n_left - cols)]
+                        with m.Else():
+                            m.d.sync += k_left.eq(k_left - rows)
+                        with m.If(last_tile):
+                            m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += self.running.eq(1)
+                with m.If(self.advance):
+                    m.d.sync += slot.eq(slot + 1)
+                    with m.If(slot == drain_slots(cfg) - 1):
+                        m.next = "IDLE"
+        return m
+
+    def _accept(self, m, payload, command, tile_last_slot):
+        """Latch the command and decode its precision into masks and the column sum's exact shift."""
+        cfg = self._cfg
+        weight_drop = Signal(range(cfg.base_bits), name="weight_drop")
+        act_drop = Signal(range(cfg.act_bits), name="act_drop")
+        m.d.comb += [
+            weight_drop.eq(cfg.base_bits - payload.wbits),
+            act_drop.eq(cfg.act_bits - payload.abits),
+        ]
+        precision = self.precision
+        m.d.sync += [
+            command.eq(payload),
+            tile_last_slot.eq(Mux(payload.m > cfg.rows, payload.m, cfg.rows) - 1),
+            precision.weight.mask.eq(Const((1 << cfg.base_bits) - 1, cfg.base_bits) << weight_drop),
+            precision.weight.lsb.eq(Const(1, cfg.base_bits) << weight_drop),
+            precision.weight.scheme.eq(payload.scheme),
+            precision.act_mask.eq(Const((1 << cfg.act_bits) - 1, cfg.act_bits) << act_drop),
+            precision.acc_shift.eq(weight_drop + act_drop),
+            precision.mode.eq(payload.mode),
+        ]

@@ -1,0 +1,54 @@
+"""One engine command as the host sees it: the GEMM operands, precisions and requantization parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from golden.nested import NumericsError, check_mode, check_scheme
+from hw.config import EngineConfig
+
+
+@dataclass(frozen=True, eq=False)
+class Command:
+    """Y[m x n] = requant(X[m x k_dim] . W[k_dim x n]) at weight precision `wbits` and activation precision
+    `abits`; X holds A-bit activation codes, W B-bit weight codes, bias/mult/shift one entry per column."""
+
+    X: np.ndarray
+    W: np.ndarray
+    wbits: int
+    abits: int
+    scheme: str
+    mode: str
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def k_dim(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def n(self) -> int:
+        return self.W.shape[1]
+
+    def check(self, cfg: EngineConfig) -> None:
+        """Raise NumericsError unless this command fits the engine built with `cfg` (codes are checked by
+        golden.nested when the outputs are computed)."""
+        check_scheme(self.scheme)
+        check_mode(self.mode)
+        if self.X.ndim != 2 or self.W.ndim != 2 or self.W.shape[0] != self.k_dim:
+            raise NumericsError(f"X {self.X.shape} and W {self.W.shape} are not [M, K] and [K, N]")
+        for name, value, limit in (("m", self.m, cfg.max_m), ("k_dim", self.k_dim, cfg.max_k),
+                                   ("n", self.n, cfg.max_n), ("wbits", self.wbits, cfg.base_bits),
+                                   ("abits", self.abits, cfg.act_bits)):
+            if not 1 <= value <= limit:
+                raise NumericsError(f"{name} must lie in 1..{limit} for this engine, got {value}")
+        for name in ("bias", "mult", "shift"):
+            if np.shape(getattr(self, name)) != (self.n,):
+                raise NumericsError(f"{name} must have one entry per output column ({self.n})")

@@ -1,0 +1,109 @@
+"""Cycle-exact model of the engine: bit-exact outputs from golden.nested and the exact cycle count.
+
+The RTL's schedule is a fixed function of (M, K, N, R, C) (hw/sequencer.py), so with ideal streams (every
+input valid and `result.ready` high whenever the engine looks) its cycle count is a closed formula:
+
+    T = ceil(K/R) * ceil(N/C) tiles,  L = max(M, R) slots per tile (weights load in R beats)
+    cycles = 1 + R + ((T - 1) * L + M) + (R + C) + 3 + 1          (= (T-1)L + M + 2R + C + 5)
+
+counted from the cycle that accepts the command to the cycle that transfers its last result beat, both
+inclusive; `CycleBreakdown` names each term. Back to back, the next command is accepted in the cycle that
+transfers the previous command's last result beat, so a sequence takes sum(cycles) - (commands - 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from golden.nested import int_gemm, requantize
+from hw.config import EngineConfig
+from sim.command import Command
+
+#: Cycles besides weight load, tile slots and array fill/drain: the command's acceptance cycle, the
+#: accumulate-to-FIFO stages that are not hidden (requantizer stages 1 and 2 and the FIFO write) and
+#: the FIFO-to-port cycle.
+ACCEPT_CYCLES = 1
+REQUANT_CYCLES = 3
+OUTPUT_CYCLES = 1
+OVERHEAD_CONSTANT = ACCEPT_CYCLES + REQUANT_CYCLES + OUTPUT_CYCLES
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class CycleBreakdown:
+    """Where the cycles of one command go (ideal streams)."""
+
+    accept: int        # the cycle in which `cmd` is accepted
+    weight_load: int   # R: the first tile's weight rows, before any activation can enter
+    steady: int        # M * T: slots that feed one activation row into the array (useful work)
+    weight_wait: int   # (T - 1) * (L - M): tile slots without an activation while the next weights load (M < R)
+    fill_drain: int    # R + C: from the last activation row to its complete, accumulated column sums
+    requant: int       # 3: requantizer stages 1 and 2 and the write into the output FIFO
+    output: int        # 1: the output FIFO presents the last result beat
+
+    @property
+    def total(self) -> int:
+        return (self.accept + self.weight_load + self.steady + self.weight_wait + self.fill_drain
+                + self.requant + self.output)
+
+    @property
+    def utilisation(self) -> float:
+        """Fraction of cycles in which the array takes in an activation row."""
+        return self.steady / self.total
+
+
+def command_cycles(cfg: EngineConfig, m: int, k_dim: int, n: int) -> CycleBreakdown:
+    """Cycles of one command of an M x K by K x N GEMM on an R x C engine with ideal streams."""
+    tile_count = ceil_div(k_dim, cfg.rows) * ceil_div(n, cfg.cols)
+    tile_slots = max(m, cfg.rows)
+    return CycleBreakdown(
+        accept=ACCEPT_CYCLES,
+        weight_load=cfg.rows,
+        steady=m * tile_count,
+        weight_wait=(tile_count - 1) * (tile_slots - m),
+        fill_drain=cfg.rows + cfg.cols,
+        requant=REQUANT_CYCLES,
+        output=OUTPUT_CYCLES,
+    )
+
+
+def sequence_cycles(cfg: EngineConfig, shapes: list[tuple[int, int, int]]) -> int:
+    """Cycles of back-to-back commands: each next one is accepted as the previous one's last beat leaves."""
+    return sum(command_cycles(cfg, *shape).total for shape in shapes) - (len(shapes) - 1)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    outputs: torch.Tensor      # [M, N] int64: relu codes or raw t values
+    cycles: CycleBreakdown
+    accept_cycle: int          # relative to the first command's acceptance
+    last_result_cycle: int
+
+
+class EngineModel:
+    """`EngineModel(cfg).run(commands)`: what the RTL computes and when, for back-to-back commands."""
+
+    def __init__(self, cfg: EngineConfig):
+        self.cfg = cfg
+
+    def outputs(self, command: Command) -> torch.Tensor:
+        cfg = self.cfg
+        command.check(cfg)
+        acc = int_gemm(command.X, command.W, command.wbits, command.abits, command.scheme,
+                       cfg.base_bits, cfg.act_bits, cfg.acc_bits)
+        return requantize(acc, command.bias, command.mult, command.shift, command.mode, cfg.act_bits,
+                          cfg.acc_bits)
+
+    def run(self, commands: list[Command]) -> list[CommandResult]:
+        results, accept = [], 0
+        for command in commands:
+            cycles = command_cycles(self.cfg, command.m, command.k_dim, command.n)
+            last = accept + cycles.total - 1
+            results.append(CommandResult(self.outputs(command), cycles, accept, last))
+            accept = last
+        return results

@@ -1,0 +1,112 @@
+"""The cycle-exact model: its formula on hand-worked cases, its outputs on the contract's worked example,
+the stream packer's order, and its speed. (Its agreement with the RTL is checked in test_hw_engine.py.)"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from hw.config import EngineConfig
+from sim.command import Command
+from sim.model import EngineModel, command_cycles, sequence_cycles
+from sim.streams import pack_command, result_beat, to_bits
+
+CFG44 = EngineConfig(rows=4, cols=4, max_m=64, max_k=64, max_n=64)
+
+
+def test_cycles_of_a_gemm_with_more_rows_than_the_array():
+    # M=8 >= R=4, K=8 -> 2 K-tiles, N=4 -> 1 N-tile: 2 tiles of 8 slots each, back to back.
+    # 1 accept + 4 weight rows of tile 0 + 16 tile slots + (4 + 4) to the last complete column sums
+    # + 3 (requantizer stages, FIFO write) + 1 (FIFO to port) = 33
+    cycles = command_cycles(CFG44, 8, 8, 4)
+    assert (cycles.weight_load, cycles.steady, cycles.weight_wait, cycles.fill_drain) == (4, 16, 0, 8)
+    assert cycles.total == 33
+
+
+def test_cycles_when_weight_loading_bounds_the_tile():
+    # M=1 < R=4, K=8, N=8 -> 2 x 2 = 4 tiles; each tile but the last waits 4 slots for the next tile's
+    # 4 weight rows, the last needs only its 1 activation slot: 3*4 + 1 = 13 tile slots, of which 4 useful.
+    # 1 + 4 + 13 + 8 + 3 + 1 = 30
+    cycles = command_cycles(CFG44, 1, 8, 8)
+    assert (cycles.steady, cycles.weight_wait) == (4, 9)
+    assert cycles.total == 30
+
+
+def test_cycles_of_the_smallest_command():
+    # 1x1 array, 1x1x1 GEMM: accept, 1 weight row, 1 activation slot, 1 + 1 to the complete sum (input
+    # register, PE register), 3 requantizer/FIFO-write stages, 1 FIFO-to-port = 9
+    assert command_cycles(EngineConfig(rows=1, cols=1, max_k=8), 1, 1, 1).total == 9
+
+
+def test_back_to_back_commands_share_one_cycle():
+    # The second command is accepted in the cycle that delivers the first one's last result beat.
+    assert sequence_cycles(CFG44, [(8, 8, 4), (1, 8, 8)]) == 33 + 30 - 1
+
+
+def test_steady_state_utilisation_reaches_95_percent():
+    """Once M * tiles >= 20 * (2R + C + 5) (and M >= R, so tiles are back to back), >= 95% of cycles feed
+    the array."""
+    for rows, cols in [(4, 4), (16, 16), (8, 32), (64, 64)]:
+        cfg = EngineConfig(rows=rows, cols=cols, max_m=4096, max_k=4096, max_n=4096)
+        for m in (rows, 3 * rows, 1000):
+            for k_dim in (1, rows * 7 + 3, 4096):
+                for n in (1, cols + 1, 4096):
+                    cycles = command_cycles(cfg, m, k_dim, n)
+                    if cycles.steady >= 20 * (2 * rows + cols + 5):
+                        assert cycles.utilisation >= 0.95, (rows, cols, m, k_dim, n, cycles)
+
+
+def worked_example(scheme: str, mode: str) -> Command:
+    """docs/numerics.md, "Worked example": B = A = 8, k = 3, j = 4, K = 2."""
+    return Command(X=np.array([[200, 17]]), W=np.array([[182], [3]]), wbits=3, abits=4, scheme=scheme,
+                   mode=mode, bias=np.array([-5]), mult=np.array([3]), shift=np.array([2]))
+
+
+@pytest.mark.parametrize("scheme,mode,expected", [("offset", "relu", 18), ("offset", "raw", 24),
+                                                  ("twos", "relu", 0), ("twos", "raw", -41)])
+def test_outputs_of_the_contracts_worked_example(scheme, mode, expected):
+    result, = EngineModel(CFG44).run([worked_example(scheme, mode)])
+    assert result.outputs.tolist() == [[expected]]
+    assert (result.accept_cycle, result.last_result_cycle) == (0, command_cycles(CFG44, 1, 2, 1).total - 1)
+
+
+def test_stream_order_of_a_small_command():
+    cfg = EngineConfig(rows=2, cols=2, max_m=8, max_k=8, max_n=8)
+    X = np.array([[1, 2, 3]])                 # M=1, K=3: K-tiles [0,1] and [2, pad]
+    W = np.arange(9).reshape(3, 3)            # N=3: N-tiles [0,1] and [2, pad]
+    command = Command(X=X, W=W, wbits=8, abits=8, scheme="twos", mode="raw", bias=np.array([7, 8, 9]),
+                      mult=np.ones(3, int), shift=np.zeros(3, int))
+    beats = pack_command(cfg, command, torch.tensor([[10, 20, 30]]))
+    assert beats.cmd == [{"m": 1, "k_dim": 3, "n": 3, "wbits": 8, "abits": 8, "scheme": 1, "mode": 1}]
+    assert [b["bias"] for b in beats.param] == [[7, 8], [9, 0]]
+    assert [b["codes"] for b in beats.weight] == [[0, 1], [3, 4], [6, 7], [0, 0], [2, 0], [5, 0], [8, 0], [0, 0]]
+    assert [b["codes"] for b in beats.act] == [[1, 2], [3, 0], [1, 2], [3, 0]]
+    assert beats.result == [{"values": [10, 20], "last": 0}, {"values": [30, 0], "last": 1}]
+    assert [b["last"] for b in beats.weight] == [0] * 7 + [1]
+
+
+def test_result_beats_round_trip_through_the_port_bits():
+    cfg = EngineConfig(rows=2, cols=3, acc_bits=20, max_k=8)
+    beat = {"values": [-(1 << 19), 255, -1], "last": 1}
+    assert result_beat(cfg, to_bits(cfg, "result", beat)) == beat
+
+
+def test_model_simulates_at_least_50_million_macs_per_second():
+    cfg = EngineConfig(rows=16, cols=16, max_m=1024, max_k=4096, max_n=4096)
+    rng = np.random.default_rng(0)
+    m, k_dim, n = 512, 1024, 512
+    command = Command(X=rng.integers(0, 256, (m, k_dim)), W=rng.integers(0, 256, (k_dim, n)), wbits=5, abits=6,
+                      scheme="offset", mode="relu", bias=np.zeros(n, int), mult=np.ones(n, int),
+                      shift=np.full(n, 8))
+    model = EngineModel(cfg)
+    best = min(_timed(lambda: model.run([command])) for _ in range(3))
+    assert m * k_dim * n / best >= 50e6, f"{m * k_dim * n / best / 1e6:.0f} M MACs/s"
+
+
+def _timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
