@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: generate test bench-truncation clean
+.PHONY: generate test bench-truncation bench-hw clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 
 bench-truncation: $(STAMP)
 	$(PY) bench/truncation_table.py
+
+bench-hw: $(STAMP)
+	$(PY) bench/hw_bench.py
 
 clean:
 	rm -rf build

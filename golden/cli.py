@@ -19,8 +19,12 @@ from typing import Callable, Iterator
 from golden.nested import NumericsError
 
 
-class InputError(ValueError):
-    """Bad user input (file, flag or model contents): reported as one line, exit status 2."""
+class CommandError(Exception):
+    """Anything a command-line tool reports as one `error:` line with exit status 2."""
+
+
+class InputError(CommandError, ValueError):
+    """Bad user input (file, flag or model contents)."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,7 +42,7 @@ def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = 
     """Run a CLI body, turning the expected failures into `error: ...` and exit status 2."""
     try:
         main(argv)
-    except (InputError, NumericsError) as exc:
+    except (CommandError, NumericsError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from golden.cli import CommandError
 
-class ToolError(RuntimeError):
+
+class ToolError(CommandError, RuntimeError):
     """A required tool is missing or failed; the message names it and how to get it."""
 
 

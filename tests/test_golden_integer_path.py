@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import TEST_SEED
 from golden.data import digits_split
 from golden.evaluate import float_predictions, fraction_equal, integer_predictions
 from golden.export import build_export
@@ -21,23 +20,23 @@ NESTED = [("truncquant", "offset"), ("truncquant", "twos")]
 
 
 @pytest.mark.parametrize("method,scheme", NESTED)
-def test_integer_path_agrees_with_fake_quant_model_at_every_k(trained, method, scheme):
+def test_integer_path_agrees_with_fake_quant_model_at_every_k(trained, training_settings, method, scheme):
     model = trained(method, scheme)
     export = build_export(model)
     split = digits_split()
     for k in range(model.spec.base_bits, 0, -1):
         agreement = fraction_equal(float_predictions(model, split.test_x, k),
                                    integer_predictions(export, split.test_x, k))
-        assert agreement >= 0.99, f"{method}/{scheme} k={k}: agreement {agreement:.4f} (seed {TEST_SEED})"
+        assert agreement >= 0.99, f"{method}/{scheme} k={k}: agreement {agreement:.4f} ({training_settings})"
 
 
 @pytest.mark.parametrize("method,scheme", NESTED)
-def test_nested_models_learn_at_full_and_lowest_precision(trained, method, scheme):
+def test_nested_models_learn_at_full_and_lowest_precision(trained, training_settings, method, scheme):
     """A sanity floor far below the trained accuracy: ten classes give 10% by chance."""
     model, split = trained(method, scheme), digits_split()
     for k in (model.spec.base_bits, 1):
         accuracy = fraction_equal(float_predictions(model, split.test_x, k), split.test_y)
-        assert accuracy > 0.6, f"{method}/{scheme} k={k}: accuracy {accuracy:.3f} (seed {TEST_SEED})"
+        assert accuracy > 0.6, f"{method}/{scheme} k={k}: accuracy {accuracy:.3f} ({training_settings})"
 
 
 @pytest.mark.parametrize("method,scheme", NESTED + [("qat", "offset")])

@@ -1,0 +1,39 @@
+"""A trained digits network through the 16x16 engine Verilog: bit-exact logits, exact cycle counts.
+
+The models are the session's small nested models (root conftest, fixed seed); a handful of test images
+run at k = 8, 4, 2 in both schemes, every layer as engine commands on Verilator.
+"""
+
+import pytest
+import torch
+
+from golden.data import digits_split, input_codes
+from golden.export import build_export
+from golden.infer import run_integer
+from rtl_tests.configs import CONFIGS
+from rtl_tests.harness import require_simulator
+from sim.rtl.network import check_network_on_rtl
+
+IMAGES = 3
+PRECISIONS = [8, 4, 2]
+
+
+@pytest.mark.parametrize("scheme", ["offset", "twos"])
+def test_trained_network_on_16x16_verilog(trained, training_settings, scheme):
+    require_simulator("verilator")
+    export = build_export(trained("truncquant", scheme))
+    cfg = CONFIGS["16x16b8"]  # the engine regression's build, reused
+    codes = input_codes(digits_split().test_x[:IMAGES], export.act_bits)
+    check = check_network_on_rtl("verilator", cfg, export, codes, PRECISIONS, batch=1,
+                                 run_name=f"network-{scheme}")
+    context = f"truncquant/{scheme} model trained with {training_settings}"
+    assert check.mismatches() == [], context
+
+    # The logits the Verilog computed (last layer of each image) against golden's own chain of layers.
+    layers = len(export.layers)
+    for index, k in enumerate(PRECISIONS):
+        golden_logits, _ = run_integer(export, codes, k)
+        for image in range(IMAGES):
+            command = (index * IMAGES + image + 1) * layers - 1
+            logits = torch.from_numpy(check.rtl.outputs[command])
+            assert torch.equal(logits[0], golden_logits[image]), f"k={k} image {image}: {context}"

@@ -1,0 +1,29 @@
+"""cocotb test that executes a file of engine commands on the Verilog and saves what came out.
+
+Run through `sim.rtl.execute.execute_on_rtl`, never directly. Streams are ideal, so the recorded cycles are
+the ones the cycle-exact model must predict exactly.
+"""
+
+from __future__ import annotations
+
+import json
+
+import cocotb
+import numpy as np
+
+from sim.rtl.bench import Bench, beats_to_outputs
+from sim.rtl.execute import load_commands
+from sim.rtl.runner import load_scenario
+
+
+@cocotb.test()
+async def execute(dut):
+    cfg, scenario = load_scenario()
+    commands = load_commands(scenario["commands"])
+    bench = Bench(dut, cfg, seed=scenario["seed"])
+    await bench.start()
+    _, _, received = await bench.run(commands, scenario["seed"])
+    outputs = beats_to_outputs(cfg, commands, received)
+    np.savez(scenario["outputs"], *outputs)
+    with open(scenario["cycles"], "w") as file:
+        json.dump(bench.measured_cycles(commands), file)

@@ -1,0 +1,121 @@
+"""`python -m sim.run EXPORT`: the digits test set through the engine, per weight precision k.
+
+Prints, per k, accuracy, cycles per inference, MAC utilisation and latency at a stated clock, from the
+cycle-exact model, and saves them as CSV and JSON. `--rtl N` also runs the first N images' commands on the
+emitted Verilog and checks every layer's output against the model and the golden integer path, and every
+command's cycles against the model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from golden.cli import InputError, Parser, atomic_dir, parse_bits, run_main
+from golden.data import digits_split, input_codes
+from golden.export import load_export
+from hw.config import parse_array
+from hw.tools import ToolError
+from sim.network import PrecisionSummary, engine_config_for, run_precision
+from sim.rtl.network import check_network_on_rtl
+from sim.rtl.runner import SIMULATORS
+
+
+def parse_args(argv):
+    parser = Parser(prog="python -m sim.run", description=__doc__.splitlines()[0])
+    parser.add_argument("export", type=Path, help="export directory written by python -m golden.export")
+    parser.add_argument("--array", default="16x16", help="ROWSxCOLS of the engine")
+    parser.add_argument("--bits", default="8,6,4,3,2,1", help="weight precisions k to run")
+    parser.add_argument("--max-m", type=int, default=1024, help="accumulator depth of the engine")
+    parser.add_argument("--batch", type=int, default=1, help="images per engine pass (1 = latency mode)")
+    parser.add_argument("--clock-mhz", type=float, default=100.0, help="clock for the latency column")
+    parser.add_argument("--rtl", type=int, default=0, metavar="N", help="also run the first N images on the Verilog")
+    parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    parser.add_argument("-o", "--out", type=Path, help="output directory (default build/run/EXPORT_NAME)")
+    args = parser.parse_args(argv)
+    if args.batch < 1 or args.rtl < 0 or args.clock_mhz <= 0:
+        raise InputError("--batch must be >= 1, --rtl >= 0 and --clock-mhz > 0")
+    return args
+
+
+class Progress:
+    """One line on stderr, redrawn at most every half second, for long runs."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total = label, total
+        self.start = self.shown = time.perf_counter()
+
+    def __call__(self, done: int):
+        now = time.perf_counter()
+        if now - self.shown >= 0.5 or done == self.total:
+            self.shown = now
+            print(f"\r{self.label}: {done}/{self.total} images, {now - self.start:.1f} s",
+                  end="", file=sys.stderr, flush=True)
+
+    def close(self):
+        print(file=sys.stderr)
+
+
+def rtl_check(cfg, export, codes: torch.Tensor, ks: list[int], batch: int, simulator: str) -> dict:
+    """The first images' commands on the Verilog; ToolError on the first mismatch."""
+    check = check_network_on_rtl(simulator, cfg, export, codes, ks, batch,
+                                 f"sim-run-{export.method}-{export.scheme}-{len(codes)}img",
+                                 log=lambda line: print(line, file=sys.stderr))
+    mismatches = check.mismatches()
+    if mismatches:
+        raise ToolError(f"{len(mismatches)} mismatches, first: {mismatches[0]}")
+    rate = check.total_cycles / check.seconds
+    print(f"RTL ({simulator}): {len(codes)} images x {len(ks)} precisions, {len(check.commands)} commands, "
+          f"{check.total_cycles} cycles: every layer output bit-identical to the model and the golden integer "
+          f"path, every command's cycle count equal ({rate:.0f} simulated cycles/s)")
+    return {"simulator": simulator, "images": len(codes), "commands": len(check.commands),
+            "cycles": check.total_cycles, "outputs_identical": True, "cycles_equal": True,
+            "simulated_cycles_per_second": rate}
+
+
+def table(summaries: list[PrecisionSummary], clock_mhz: float) -> list[dict]:
+    return [{"k": s.k, "accuracy": s.accuracy, "cycles_per_inference": s.cycles_per_inference,
+             "mac_utilisation": s.mac_utilisation, "latency_us": s.cycles_per_inference / clock_mhz}
+            for s in summaries]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    export = load_export(args.export)
+    rows, cols = parse_array(args.array)
+    ks = parse_bits(args.bits, export.base_bits)
+    cfg = engine_config_for(export, rows, cols, args.max_m)
+    split = digits_split()
+    codes, labels = input_codes(split.test_x, export.act_bits), split.test_y
+    summaries = []
+    for k in ks:
+        progress = Progress(f"k={k}", len(codes))
+        summaries.append(run_precision(cfg, export, codes, labels, k, args.batch, progress))
+        progress.close()
+    rows_out = table(summaries, args.clock_mhz)
+    print(f"{export.method}/{export.scheme} model on a {rows}x{cols} engine, {len(codes)} test images, "
+          f"batch {args.batch}, {args.clock_mhz:g} MHz")
+    print(f"{'k':>2} {'accuracy %':>10} {'cycles/inference':>17} {'MAC util %':>10} {'latency us':>10}")
+    for row in rows_out:
+        print(f"{row['k']:>2} {100 * row['accuracy']:10.1f} {row['cycles_per_inference']:17.1f} "
+              f"{100 * row['mac_utilisation']:10.1f} {row['latency_us']:10.2f}")
+    rtl = rtl_check(cfg, export, codes[:args.rtl], ks, args.batch, args.simulator) if args.rtl else None
+    out = args.out or Path("build/run") / args.export.resolve().name
+    with atomic_dir(out) as staging:
+        with open(staging / "results.csv", "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(rows_out[0]))
+            writer.writeheader()
+            writer.writerows(rows_out)
+        (staging / "results.json").write_text(json.dumps(
+            {"export": str(args.export), "engine": cfg.as_dict(), "batch": args.batch, "clock_mhz": args.clock_mhz,
+             "precisions": rows_out, "rtl": rtl}, indent=2) + "\n")
+    print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))
