@@ -74,6 +74,7 @@ def run_batch(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, k: i
 class PrecisionSummary:
     k: int
     images: int
+    passes: int                # engine passes of `batch` images (the last may be partial)
     correct: int
     cycles: int
     macs: int
@@ -86,6 +87,11 @@ class PrecisionSummary:
     @property
     def cycles_per_inference(self) -> float:
         return self.cycles / self.images
+
+    @property
+    def cycles_per_pass(self) -> float:
+        """The latency of an image: its whole pass (batch) has to finish."""
+        return self.cycles / self.passes
 
     @property
     def mac_utilisation(self) -> float:
@@ -104,5 +110,6 @@ def run_precision(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, 
         macs += run.macs
         if progress:
             progress(min(first + batch, len(input_codes)))
-    return PrecisionSummary(k, len(input_codes), correct, cycles, macs, cfg.pe_count)
+    passes = -(-len(input_codes) // batch)
+    return PrecisionSummary(k, len(input_codes), passes, correct, cycles, macs, cfg.pe_count)
 

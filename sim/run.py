@@ -33,13 +33,14 @@ def parse_args(argv):
     parser.add_argument("--bits", default="8,6,4,3,2,1", help="weight precisions k to run")
     parser.add_argument("--max-m", type=int, default=1024, help="accumulator depth of the engine")
     parser.add_argument("--batch", type=int, default=1, help="images per engine pass (1 = latency mode)")
+    parser.add_argument("--images", type=int, default=None, help="run only the first N test images")
     parser.add_argument("--clock-mhz", type=float, default=100.0, help="clock for the latency column")
     parser.add_argument("--rtl", type=int, default=0, metavar="N", help="also run the first N images on the Verilog")
     parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     parser.add_argument("-o", "--out", type=Path, help="output directory (default build/run/EXPORT_NAME)")
     args = parser.parse_args(argv)
-    if args.batch < 1 or args.rtl < 0 or args.clock_mhz <= 0:
-        raise InputError("--batch must be >= 1, --rtl >= 0 and --clock-mhz > 0")
+    if args.batch < 1 or args.rtl < 0 or args.clock_mhz <= 0 or (args.images is not None and args.images < 1):
+        raise InputError("--batch and --images must be >= 1, --rtl >= 0 and --clock-mhz > 0")
     return args
 
 
@@ -80,7 +81,8 @@ def rtl_check(cfg, export, codes: torch.Tensor, ks: list[int], batch: int, simul
 
 def table(summaries: list[PrecisionSummary], clock_mhz: float) -> list[dict]:
     return [{"k": s.k, "accuracy": s.accuracy, "cycles_per_inference": s.cycles_per_inference,
-             "mac_utilisation": s.mac_utilisation, "latency_us": s.cycles_per_inference / clock_mhz}
+             "mac_utilisation": s.mac_utilisation, "latency_us": s.cycles_per_pass / clock_mhz,
+             "us_per_inference": s.cycles_per_inference / clock_mhz}
             for s in summaries]
 
 
@@ -91,7 +93,7 @@ def main(argv=None):
     ks = parse_bits(args.bits, export.base_bits)
     cfg = engine_config_for(export, rows, cols, args.max_m)
     split = digits_split()
-    codes, labels = input_codes(split.test_x, export.act_bits), split.test_y
+    codes, labels = input_codes(split.test_x[:args.images], export.act_bits), split.test_y[:args.images]
     summaries = []
     for k in ks:
         progress = Progress(f"k={k}", len(codes))
@@ -100,10 +102,11 @@ def main(argv=None):
     rows_out = table(summaries, args.clock_mhz)
     print(f"{export.method}/{export.scheme} model on a {rows}x{cols} engine, {len(codes)} test images, "
           f"batch {args.batch}, {args.clock_mhz:g} MHz")
-    print(f"{'k':>2} {'accuracy %':>10} {'cycles/inference':>17} {'MAC util %':>10} {'latency us':>10}")
+    print(f"{'k':>2} {'accuracy %':>10} {'cycles/inference':>17} {'MAC util %':>10} {'latency us':>10} "
+          f"{'us/inference':>12}")
     for row in rows_out:
         print(f"{row['k']:>2} {100 * row['accuracy']:10.1f} {row['cycles_per_inference']:17.1f} "
-              f"{100 * row['mac_utilisation']:10.1f} {row['latency_us']:10.2f}")
+              f"{100 * row['mac_utilisation']:10.1f} {row['latency_us']:10.2f} {row['us_per_inference']:12.2f}")
     rtl = rtl_check(cfg, export, codes[:args.rtl], ks, args.batch, args.simulator) if args.rtl else None
     out = args.out or Path("build/run") / args.export.resolve().name
     with atomic_dir(out) as staging:

@@ -1,0 +1,53 @@
+"""`python -m sim.run` as a user runs it, on the session's exported digits model."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from golden.data import digits_split
+from golden.evaluate import integer_predictions
+from golden.export import load_export
+
+
+def run_sim(*args):
+    return subprocess.run([sys.executable, "-m", "sim.run", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_accuracy_per_k_matches_the_golden_integer_path(export_dir, tmp_path):
+    out = tmp_path / "run"
+    result = run_sim(export_dir, "--array", "4x4", "--bits", "8,2", "--images", "40", "--batch", "4", "-o", out)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    split, export = digits_split(), load_export(export_dir)
+    for row in rows:
+        golden = integer_predictions(export, split.test_x[:40], int(row["k"]))
+        expected = int((golden == split.test_y[:40]).sum()) / 40
+        assert float(row["accuracy"]) == pytest.approx(expected, abs=1e-12), row
+    # Precision switching costs nothing: every k takes the same cycles.
+    assert len({row["cycles_per_inference"] for row in rows}) == 1
+    assert 0 < float(rows[0]["mac_utilisation"]) <= 1
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["engine"]["rows"] == 4 and summary["batch"] == 4 and summary["rtl"] is None
+    assert "k accuracy %" in result.stdout.replace("  ", " ")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--bits", "9"], "--bits: precision 9 is outside 1..8"),
+    (["--array", "0x4"], "--array rows must be"),
+    (["--batch", "0"], "--batch and --images must be >= 1"),
+    (["--simulator", "modelsim"], "invalid choice: 'modelsim'"),
+])
+def test_bad_arguments_give_one_line(export_dir, tmp_path, args, message):
+    result = run_sim(export_dir, *args, "-o", tmp_path / "run")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_missing_export_gives_one_line(tmp_path):
+    result = run_sim(tmp_path / "nowhere", "-o", tmp_path / "run")
+    assert result.returncode == 2 and result.stderr.startswith("error: export directory not found"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
