@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: generate test bench-truncation bench-hw clean
+.PHONY: generate test bench-truncation bench-hw bench-synth clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ bench-truncation: $(STAMP)
 
 bench-hw: $(STAMP)
 	$(PY) bench/hw_bench.py
+
+bench-synth: $(STAMP)
+	$(PY) bench/synth_table.py
 
 clean:
 	rm -rf build

@@ -33,19 +33,19 @@ class SystolicArray(wiring.Component):
         super().__init__({
             "rows": In(data.ArrayLayout(row_input_layout(cfg), cfg.rows)),
             "load": In(data.ArrayLayout(column_load_layout(cfg), cfg.cols)),
-            "decode": In(weight_decode_layout(cfg)),
             "psums": Out(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
-        })
+        } | ({"decode": In(weight_decode_layout(cfg))} if cfg.switchable else {}))
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
         psums = [Const(0, signed(psum_bits(cfg)))] * cfg.cols
+        decode = self.decode if cfg.switchable else None
         for r in range(cfg.rows):
             act, swap = self.rows[r].act, self.rows[r].swap
             for c in range(cfg.cols):
                 load = self.load[c]
                 act, swap, psums[c] = build_pe(m, f"pe_{r}_{c}", act, swap, psums[c], load.rows[r], load.code,
-                                               self.decode)
+                                               decode)
         m.d.comb += [self.psums[c].eq(psum) for c, psum in enumerate(psums)]
         return m

@@ -33,6 +33,11 @@ class EngineConfig:
 
     max_m is the accumulator depth (rows of X one command may have); max_k and max_n bound the other
     GEMM dimensions and set the command's field widths.
+
+    switchable = False builds the fixed-precision baseline that exists to measure what run-time precision
+    switching costs: the same engine with plain PEs that multiply the code read as a signed B-bit number
+    (the twos scheme at k = B), no activation mask and no requantizer pre-shift. It computes every command
+    at k = B, j = A, twos, whatever its wbits, abits and scheme fields say (docs/estimates.md).
     """
 
     rows: int = 16
@@ -43,8 +48,11 @@ class EngineConfig:
     max_m: int = 1024
     max_k: int = 4096
     max_n: int = 4096
+    switchable: bool = True
 
     def __post_init__(self):
+        if not isinstance(self.switchable, bool):
+            raise ConfigError(f"switchable must be True or False, got {self.switchable!r}")
         _check("--array rows", self.rows, 1, MAX_ARRAY_DIM)
         _check("--array columns", self.cols, 1, MAX_ARRAY_DIM)
         _check("--bits", self.base_bits, *BASE_BITS_RANGE)

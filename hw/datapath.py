@@ -50,9 +50,9 @@ class Datapath(wiring.Component):
 
         first_row = self.token.valid & (self.token.row == 0)
         for r in range(rows):
+            lane = self.act_codes[r] & self.act_lanes[r].replicate(cfg.act_bits)
             m.d.comb += [
-                act_skew.i[r].act.eq(self.act_codes[r] & self.precision.act_mask
-                                     & self.act_lanes[r].replicate(cfg.act_bits)),
+                act_skew.i[r].act.eq(lane & self.precision.act_mask if cfg.switchable else lane),
                 act_skew.i[r].swap.eq(first_row),
             ]
         for c in range(cols):
@@ -60,9 +60,10 @@ class Datapath(wiring.Component):
         m.d.comb += [
             array.rows.eq(act_skew.o),
             array.load.eq(load_skew.o),
-            array.decode.eq(self.precision.weight),
             deskew.i.eq(array.psums),
         ]
+        if cfg.switchable:
+            m.d.comb += array.decode.eq(self.precision.weight)
 
         tokens = delay_line(m, self.token, rows + cols, "token")
         aligned = tokens[-1]

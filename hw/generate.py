@@ -92,28 +92,43 @@ def generate(cfg: EngineConfig, out_dir: Path) -> Generated:
     return Generated(out_dir / f"{TOP_NAME}.v", out_dir / "manifest.json", time.perf_counter() - start)
 
 
-def parse_args(argv: list[str] | None) -> tuple[EngineConfig, Path]:
-    parser = Parser(prog="python -m hw.generate", description=__doc__.splitlines()[0])
+def add_config_arguments(parser: Parser, max_m: int = 1024) -> None:
+    """The engine's generation parameters as flags; shared with hw.synth so both build the same engines."""
     parser.add_argument("--bits", type=int, default=8, help="base weight bits B (2..16)")
     parser.add_argument("--array", default="16x16", help="ROWSxCOLS of the PE array, e.g. 16x16")
     parser.add_argument("--act-bits", type=int, default=8, help="activation bits A (1..16)")
     parser.add_argument("--acc-bits", type=int, default=32, help="accumulator bits ACC (8..40)")
-    parser.add_argument("--max-m", type=int, default=1024, help="accumulator depth: largest M per command")
+    parser.add_argument("--max-m", type=int, default=max_m, help=f"accumulator depth: largest M per command "
+                                                                 f"(default {max_m})")
     parser.add_argument("--max-k", type=int, default=4096, help="largest K per command")
     parser.add_argument("--max-n", type=int, default=4096, help="largest N per command")
+    parser.add_argument("--fixed-precision", action="store_true",
+                        help="build the fixed-precision baseline (k = B, j = A, twos only; no run-time "
+                             "precision logic) to measure what switchability costs")
+
+
+def config_from_args(args) -> EngineConfig:
+    rows, cols = parse_array(args.array)
+    return EngineConfig(rows=rows, cols=cols, base_bits=args.bits, act_bits=args.act_bits,
+                        acc_bits=args.acc_bits, max_m=args.max_m, max_k=args.max_k, max_n=args.max_n,
+                        switchable=not args.fixed_precision)
+
+
+def parse_args(argv: list[str] | None) -> tuple[EngineConfig, Path]:
+    parser = Parser(prog="python -m hw.generate", description=__doc__.splitlines()[0])
+    add_config_arguments(parser)
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output directory")
     args = parser.parse_args(argv)
-    rows, cols = parse_array(args.array)
-    cfg = EngineConfig(rows=rows, cols=cols, base_bits=args.bits, act_bits=args.act_bits,
-                       acc_bits=args.acc_bits, max_m=args.max_m, max_k=args.max_k, max_n=args.max_n)
-    return cfg, args.out
+    return config_from_args(args), args.out
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg, out_dir = parse_args(argv)
     result = generate(cfg, out_dir)
+    precisions = (f"every weight precision 1..{cfg.base_bits}" if cfg.switchable
+                  else f"fixed precision k = {cfg.base_bits}, j = {cfg.act_bits} (twos)")
     print(f"nestmac engine {cfg.rows}x{cfg.cols}, B={cfg.base_bits} A={cfg.act_bits} ACC={cfg.acc_bits}: "
-          f"{cfg.pe_count} PEs, peak {cfg.pe_count} MACs/cycle at every weight precision 1..{cfg.base_bits}")
+          f"{cfg.pe_count} PEs, peak {cfg.pe_count} MACs/cycle at {precisions}")
     print(f"  verilog:  {result.verilog}")
     print(f"  manifest: {result.manifest}")
     print(f"  generated in {result.seconds:.1f} s")

@@ -42,7 +42,8 @@ def build_pe(m: Module, name: str, act_in: Value, swap_in: Value, psum_in: Value
     `load` writes `code` into the shadow register (the next tile's weight). `swap_in` marks the first
     activation of a tile: that cycle already multiplies by the shadow code, which becomes the active one.
     The array builds its PEs with this function inside one module rather than as R*C submodules, which
-    keeps Verilog generation of large arrays fast.
+    keeps Verilog generation of large arrays fast. `decode` None builds the fixed-precision baseline's PE
+    (EngineConfig.switchable = False): the code is read as a signed B-bit weight, with no decode logic.
     """
     active = Signal(len(code), name=f"{name}_active")
     shadow = Signal(len(code), name=f"{name}_shadow")
@@ -53,7 +54,7 @@ def build_pe(m: Module, name: str, act_in: Value, swap_in: Value, psum_in: Value
     # R*C PEs would bloat the generated netlist.
     code_now = Signal(len(code), name=f"{name}_code_now")
     m.d.comb += code_now.eq(Mux(swap_in, shadow, active))
-    weight = decode_weight(m, name, code_now, decode)
+    weight = code_now.as_signed() if decode is None else decode_weight(m, name, code_now, decode)
     with m.If(swap_in):
         m.d.sync += active.eq(shadow)
     with m.If(load):
@@ -70,20 +71,21 @@ class ProcessingElement(wiring.Component):
     """One PE as a component of its own (the array inlines `build_pe`): psum_out <= psum_in + act_in * w."""
 
     def __init__(self, cfg, psum_bits: int):
+        self._switchable = cfg.switchable
         super().__init__({
             "act_in": In(cfg.act_bits),
             "swap_in": In(1),
             "psum_in": In(signed(psum_bits)),
             "load": In(1),
             "code": In(cfg.base_bits),
-            "decode": In(weight_decode_layout(cfg)),
             "act_out": Out(cfg.act_bits),
             "swap_out": Out(1),
             "psum_out": Out(signed(psum_bits)),
-        })
+        } | ({"decode": In(weight_decode_layout(cfg))} if cfg.switchable else {}))
 
     def elaborate(self, platform):
         m = Module()
-        outputs = build_pe(m, "pe", self.act_in, self.swap_in, self.psum_in, self.load, self.code, self.decode)
+        decode = self.decode if self._switchable else None
+        outputs = build_pe(m, "pe", self.act_in, self.swap_in, self.psum_in, self.load, self.code, decode)
         m.d.comb += [port.eq(value) for port, value in zip((self.act_out, self.swap_out, self.psum_out), outputs)]
         return m

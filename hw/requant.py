@@ -49,7 +49,7 @@ class Requantizer(wiring.Component):
         raw = self.precision.mode == Mode.RAW
         top_code = (1 << cfg.act_bits) - 1
         for c in range(cols):
-            unscaled = self.sums[c] >> self.precision.acc_shift
+            unscaled = self.sums[c] >> self.precision.acc_shift if cfg.switchable else self.sums[c]
             y = p[c] >> p_shift[c]
             clamped = Mux(y < 0, 0, Mux(y > top_code, top_code, y))
             value = Mux(raw, p[c], clamped)

@@ -122,20 +122,24 @@ class Sequencer(wiring.Component):
     def _accept(self, m, payload, command, tile_last_slot):
         """Latch the command and decode its precision into masks and the column sum's exact shift."""
         cfg = self._cfg
+        precision = self.precision
+        m.d.sync += [
+            command.eq(payload),
+            tile_last_slot.eq(Mux(payload.m > cfg.rows, payload.m, cfg.rows) - 1),
+            precision.mode.eq(payload.mode),
+        ]
+        if not cfg.switchable:
+            return  # the fixed-precision baseline has no masks or pre-shift to decode
         weight_drop = Signal(range(cfg.base_bits), name="weight_drop")
         act_drop = Signal(range(cfg.act_bits), name="act_drop")
         m.d.comb += [
             weight_drop.eq(cfg.base_bits - payload.wbits),
             act_drop.eq(cfg.act_bits - payload.abits),
         ]
-        precision = self.precision
         m.d.sync += [
-            command.eq(payload),
-            tile_last_slot.eq(Mux(payload.m > cfg.rows, payload.m, cfg.rows) - 1),
             precision.weight.mask.eq(Const((1 << cfg.base_bits) - 1, cfg.base_bits) << weight_drop),
             precision.weight.lsb.eq(Const(1, cfg.base_bits) << weight_drop),
             precision.weight.scheme.eq(payload.scheme),
             precision.act_mask.eq(Const((1 << cfg.act_bits) - 1, cfg.act_bits) << act_drop),
             precision.acc_shift.eq(weight_drop + act_drop),
-            precision.mode.eq(payload.mode),
         ]

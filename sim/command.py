@@ -52,3 +52,7 @@ class Command:
         for name in ("bias", "mult", "shift"):
             if np.shape(getattr(self, name)) != (self.n,):
                 raise NumericsError(f"{name} must have one entry per output column ({self.n})")
+        fixed = (cfg.base_bits, cfg.act_bits, "twos")
+        if not cfg.switchable and (self.wbits, self.abits, self.scheme) != fixed:
+            raise NumericsError(f"a fixed-precision engine runs only wbits={fixed[0]}, abits={fixed[1]}, twos; "
+                                f"got wbits={self.wbits}, abits={self.abits}, {self.scheme}")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from golden.nested import NumericsError
 from hw.config import EngineConfig
 from sim.command import Command
 from sim.model import EngineModel, command_cycles, sequence_cycles
@@ -110,3 +111,14 @@ def _timed(action) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
+
+
+def test_fixed_precision_engine_refuses_other_precisions():
+    """The baseline has no precision logic, so the model must not pretend it can switch."""
+    cfg = EngineConfig(rows=2, cols=2, max_m=4, max_k=8, max_n=8, switchable=False)
+    operands = dict(X=np.zeros((1, 2), int), W=np.zeros((2, 1), int), mode="raw", bias=np.zeros(1, int),
+                    mult=np.ones(1, int), shift=np.zeros(1, int))
+    Command(wbits=8, abits=8, scheme="twos", **operands).check(cfg)
+    for wbits, abits, scheme in [(4, 8, "twos"), (8, 7, "twos"), (8, 8, "offset")]:
+        with pytest.raises(NumericsError, match="fixed-precision engine runs only"):
+            Command(wbits=wbits, abits=abits, scheme=scheme, **operands).check(cfg)

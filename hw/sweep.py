@@ -1,0 +1,173 @@
+"""`python -m hw.sweep`: area and Fmax against array size, and (with --model) accuracy against energy per
+inference for every weight precision k, as CSV files and PNG plots under build/sweep/.
+
+Each (array, bits) point is one `hw.synth.synthesize` run in its own process (--jobs at a time), so a
+sweep costs what its points cost and one failing point does not lose the others: it is recorded with its
+error and the sweep exits with status 2 at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from golden.cli import CommandError, InputError, Parser, one_line, run_main
+from golden.data import digits_split
+from golden.evaluate import fraction_equal, integer_predictions
+from golden.export import load_export
+from hw.config import EngineConfig, parse_array
+from hw.synth import synthesize
+from hw.synth_report import format_table
+from hw.synth_targets import DEFAULT_MAX_M, TARGETS
+from sim.energy import gemms_energy, inference_shapes
+
+DEFAULT_OUT = Path("build/sweep")
+AREA_FIELDS = ["target", "array", "pes", "bits", "fits", "luts", "ffs", "dsps", "brams", "nand2_eq", "area_mm2",
+               "fmax_mhz", "error"]
+
+
+def parse_list(text: str, parse, label: str) -> list:
+    try:
+        return [parse(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"{label} must be a comma-separated list, got {text!r}") from None
+
+
+def area_point(target: str, rows: int, cols: int, bits: int, max_m: int, out: Path) -> dict:
+    """One synthesis run, flattened into a CSV row (in a worker process: progress goes to stdout)."""
+    row = dict.fromkeys(AREA_FIELDS, "") | {"target": target, "array": f"{rows}x{cols}", "pes": rows * cols,
+                                            "bits": bits}
+    try:
+        cfg = EngineConfig(rows=rows, cols=cols, base_bits=bits, max_m=max_m)
+        report = synthesize(cfg, target, out / "synth", emit=lambda line: print(line, flush=True))
+    except CommandError as exc:
+        return row | {"error": one_line(exc)}
+    if "gates" in report:
+        return row | {"fits": True, "nand2_eq": report["gates"]["total_nand2_eq"],
+                      "area_mm2": report["area"]["total_mm2"]}
+    resources = report["resources"]
+    return row | {"fits": report["fits"], "luts": resources["lut"], "ffs": resources["ff"],
+                  "dsps": resources["dsp"], "brams": resources["bram"], "fmax_mhz": report["fmax_mhz"] or ""}
+
+
+def write_csv(path: Path, fieldnames: list[str], rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_area(path: Path, target: str, rows: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    asic = target == "asic"
+    metric, label = ("nand2_eq", "NAND2 equivalents (logic)") if asic else ("luts", "LUT4s")
+    panels = 1 if asic else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    for bits in sorted({r["bits"] for r in rows}):
+        points = [r for r in rows if r["bits"] == bits and r[metric] != ""]
+        pes = [r["pes"] for r in points]
+        axes[0][0].plot(pes, [r[metric] for r in points], "o-", label=f"B = {bits}")
+        if not asic:
+            timed = [r for r in points if r["fmax_mhz"] != ""]
+            axes[0][1].plot([r["pes"] for r in timed], [r["fmax_mhz"] for r in timed], "o-", label=f"B = {bits}")
+    axes[0][0].set(xscale="log", yscale="log", xlabel="PEs", ylabel=label, title=f"{target}: area")
+    if not asic:
+        axes[0][1].set(xscale="log", xlabel="PEs", ylabel="Fmax (MHz)", title=f"{target}: Fmax (placed designs)")
+    for ax in axes[0]:
+        ax.legend()
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def energy_rows(export_dir: Path, arrays: list[tuple[int, int]], max_m: int) -> list[dict]:
+    """Accuracy (golden integer path, digits test set) and energy per inference for k = B..1."""
+    export = load_export(export_dir)
+    split = digits_split()
+    shapes = inference_shapes(export)
+    macs = sum(m * k * n for m, k, n in shapes)
+    rows = []
+    for k in range(export.base_bits, 0, -1):
+        accuracy = fraction_equal(integer_predictions(export, split.test_x, k), split.test_y)
+        for r, c in arrays:
+            cfg = EngineConfig(rows=r, cols=c, base_bits=export.base_bits, act_bits=export.act_bits,
+                               acc_bits=export.acc_bits, max_m=max_m)
+            energy = gemms_energy(cfg, shapes, k)
+            rows.append({"array": f"{r}x{c}", "k": k, "accuracy": round(accuracy, 4),
+                         "energy_nj": round(energy.total / 1000, 3),
+                         "pj_per_mac": round(energy.total / macs, 3), "macs": macs}
+                        | {f"{name}_nj": round(value / 1000, 3) for name, value in energy.as_dict().items()
+                           if name != "total"})
+    return rows
+
+
+def plot_energy(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for array in dict.fromkeys(r["array"] for r in rows):
+        points = [r for r in rows if r["array"] == array]
+        ax.plot([r["energy_nj"] for r in points], [100 * r["accuracy"] for r in points], "o-", label=array)
+        for r in points:
+            ax.annotate(f"k={r['k']}", (r["energy_nj"], 100 * r["accuracy"]), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+    ax.set(xlabel="energy per inference (nJ, 45 nm model)", ylabel="test accuracy (%)",
+           title="digits: accuracy against energy per weight precision k")
+    ax.legend(title="array")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = Parser(prog="python -m hw.sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--target", required=True, choices=list(TARGETS))
+    parser.add_argument("--arrays", default="4x4,8x8,16x16,32x32", help="comma-separated ROWSxCOLS")
+    parser.add_argument("--bits", default="4,8", help="comma-separated base weight bits B")
+    parser.add_argument("--max-m", type=int, default=DEFAULT_MAX_M, help=f"accumulator depth (default {DEFAULT_MAX_M})")
+    parser.add_argument("--jobs", type=int, default=1, help="synthesis runs in parallel (processes)")
+    parser.add_argument("--model", type=Path, help="export directory (golden.export) for accuracy vs energy")
+    parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output directory (default build/sweep)")
+    args = parser.parse_args(argv)
+    arrays = [parse_array(a) for a in args.arrays.split(",")]
+    bits = parse_list(args.bits, int, "--bits")
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
+    for r, c in arrays:  # validate every point before starting any tool
+        for b in bits:
+            EngineConfig(rows=r, cols=c, base_bits=b, max_m=args.max_m)
+    if args.model is not None:
+        rows = energy_rows(args.model, arrays, args.max_m)
+        write_csv(args.out / "energy.csv", list(rows[0]), rows)
+        plot_energy(args.out / "energy.png", rows)
+        print(format_table(["array", "k", "accuracy %", "nJ/inference", "pJ/MAC"],
+                           [[r["array"], r["k"], round(100 * r["accuracy"], 1), r["energy_nj"], r["pj_per_mac"]]
+                            for r in rows]))
+        print(f"energy: {args.out / 'energy.csv'}, {args.out / 'energy.png'}")
+    points = [(args.target, r, c, b, args.max_m, args.out) for b in bits for r, c in arrays]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(area_point, *zip(*points)))
+    csv_path, png_path = args.out / f"area-{args.target}.csv", args.out / f"area-{args.target}.png"
+    write_csv(csv_path, AREA_FIELDS, rows)
+    plot_area(png_path, args.target, rows)
+    shown = ["array", "bits", "fits", "nand2_eq", "area_mm2"] if args.target == "asic" else \
+        ["array", "bits", "fits", "luts", "ffs", "dsps", "brams", "fmax_mhz"]
+    print(format_table(shown + ["error"], [[r[f] for f in shown + ["error"]] for r in rows]))
+    print(f"area: {csv_path}, {png_path}")
+    failed = [r for r in rows if r["error"]]
+    if failed:
+        raise InputError(f"{len(failed)} of {len(rows)} points failed (see the error column of {csv_path})")
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,65 @@
+"""What happens in the engine during one command, counted from the cycle-exact schedule (sim.model).
+
+The energy model (sim.energy) prices these events; keeping the counting apart means the counts can be
+checked against the schedule in docs/architecture.md without any energy figure involved. All counts
+assume ideal streams, like `command_cycles`: every cycle from acceptance to the last result beat clocks
+the whole datapath once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hw.config import EngineConfig
+from hw.interface import psum_bits
+from sim.model import ceil_div, command_cycles
+
+
+@dataclass(frozen=True)
+class CommandEvents:
+    cycles: int              # clock cycles of the command (sim.model.command_cycles)
+    macs: int                # useful multiply-accumulates, M * K * N
+    pe_slots: int            # PE-cycles that add a product into a partial sum: steady slots * R * C
+    pe_register_bits: int    # flip-flop bits of the PE array, all clocked every cycle
+    psum_bits: int           # width of the adder in each PE
+    acc_reads: int           # accumulator memory words read (one per steady slot)
+    acc_writes: int          # ... and written back (every K-tile but the last)
+    acc_word_bits: int       # C * ACC
+    requant_outputs: int     # output values that go through the requantizer, padded columns included
+    act_bits: int            # bits streamed in on each port
+    weight_bits: int
+    param_bits: int
+    result_bits: int
+
+
+def pe_register_bits(cfg: EngineConfig) -> int:
+    """Per PE: activation (A), swap mark (1), partial sum, and the active and shadow weight codes (2B)."""
+    return cfg.pe_count * (cfg.act_bits + 1 + psum_bits(cfg) + 2 * cfg.base_bits)
+
+
+def command_events(cfg: EngineConfig, m: int, k_dim: int, n: int) -> CommandEvents:
+    """Events of one M x K by K x N command (weight loads included: every tile streams its R x C codes)."""
+    k_tiles, n_tiles = ceil_div(k_dim, cfg.rows), ceil_div(n, cfg.cols)
+    tiles = k_tiles * n_tiles
+    steady = m * tiles
+    return CommandEvents(
+        cycles=command_cycles(cfg, m, k_dim, n).total,
+        macs=m * k_dim * n,
+        pe_slots=steady * cfg.pe_count,
+        pe_register_bits=pe_register_bits(cfg),
+        psum_bits=psum_bits(cfg),
+        acc_reads=steady,
+        acc_writes=m * (k_tiles - 1) * n_tiles,
+        acc_word_bits=cfg.cols * cfg.acc_bits,
+        requant_outputs=m * n_tiles * cfg.cols,
+        act_bits=steady * cfg.rows * cfg.act_bits,
+        weight_bits=tiles * cfg.rows * cfg.cols * cfg.base_bits,
+        param_bits=n_tiles * cfg.cols * (cfg.acc_bits + cfg.mult_bits + cfg.shift_bits),
+        result_bits=m * n_tiles * cfg.cols * cfg.acc_bits,
+    )
+
+
+def split_rows(cfg: EngineConfig, m: int, k_dim: int, n: int) -> list[tuple[int, int, int]]:
+    """A GEMM with more rows than the accumulator holds runs as several commands of at most max_m rows."""
+    full, rest = divmod(m, cfg.max_m)
+    return [(cfg.max_m, k_dim, n)] * full + ([(rest, k_dim, n)] if rest else [])

@@ -1,0 +1,67 @@
+"""The energy model's arithmetic on a case worked out by hand, and how it depends on k."""
+
+from __future__ import annotations
+
+import pytest
+
+from hw.config import EngineConfig
+from sim.energy import gemms_energy, inference_shapes
+from sim.events import command_events, split_rows
+
+# 2x2 array, B = A = 8, ACC = 32, accumulator 4 rows deep.
+CFG = EngineConfig(rows=2, cols=2, base_bits=8, act_bits=8, acc_bits=32, max_m=4, max_k=64, max_n=64)
+
+
+def test_hand_checked_command():
+    """One 2x2 by 2x2 GEMM (M = K = N = 2) at k = 4, j = 8, derived by hand:
+
+    tiles: ceil(2/2) * ceil(2/2) = 1, steady slots M*T = 2; cycles (T-1)L + M + 2R + C + 5 = 0+2+4+2+5 = 13.
+    multiply: 8 MACs * 0.2 pJ * (8*4)/64                                    =   0.8 pJ
+    add: 2 slots * 4 PEs * 0.1 pJ * 18/32 (psum = bits(2*255*255) + 1 = 18) =   0.45 pJ
+    registers: 13 cycles * 4 PEs * (8 act + 1 swap + 18 psum + 16 weights) bits * 0.1/32 pJ
+             = 13 * 172 * 0.003125                                          =   6.9875 pJ
+    accumulator: 4 rows * 64 bits = 32 bytes, 10/64 pJ/bit * sqrt(32/8192) = 0.009765625 pJ/bit;
+                 2 reads + 0 writes of 64-bit words: 128 * 0.009765625      =   1.25 pJ
+    requant: 4 outputs * (0.2 * 32*16/64 + 2 * 0.1) = 4 * 1.8               =   7.2 pJ
+    buffers: act 2*2*8 = 32, weight 2*2*8 = 32, param 2*(32+16+6) = 108, result 2*2*32 = 128: 300 bits
+             at 32 KB: 10/64 * sqrt(4) = 0.3125 pJ/bit                      =  93.75 pJ
+    total                                                                   = 110.4375 pJ
+    """
+    energy = gemms_energy(CFG, [(2, 2, 2)], k=4, j=8)
+    assert energy.multiply == pytest.approx(0.8)
+    assert energy.add == pytest.approx(0.45)
+    assert energy.registers == pytest.approx(6.9875)
+    assert energy.accumulator == pytest.approx(1.25)
+    assert energy.requant == pytest.approx(7.2)
+    assert energy.buffers == pytest.approx(93.75)
+    assert energy.total == pytest.approx(110.4375)
+
+
+def test_only_the_multipliers_get_cheaper_at_low_precision():
+    shapes = [(3, 5, 7), (4, 2, 2)]
+    full, low = gemms_energy(CFG, shapes, k=8), gemms_energy(CFG, shapes, k=2, j=4)
+    macs = 3 * 5 * 7 + 4 * 2 * 2
+    assert full.multiply == pytest.approx(macs * 0.2) and low.multiply == pytest.approx(macs * 0.2 * 8 / 64)
+    for part in ("add", "registers", "accumulator", "requant", "buffers"):
+        assert getattr(full, part) == getattr(low, part)
+
+
+def test_tall_gemms_run_as_several_commands():
+    assert split_rows(CFG, 9, 3, 2) == [(4, 3, 2), (4, 3, 2), (1, 3, 2)]
+    assert gemms_energy(CFG, [(9, 3, 2)], 5).total == pytest.approx(
+        2 * gemms_energy(CFG, [(4, 3, 2)], 5).total + gemms_energy(CFG, [(1, 3, 2)], 5).total)
+    # 3 K-tiles over 2 N-tiles: every K-tile but the last writes its row sums back
+    events = command_events(CFG, 4, 5, 3)
+    assert (events.acc_reads, events.acc_writes) == (4 * 3 * 2, 4 * 2 * 2)
+
+
+def test_precision_outside_the_engine_is_refused():
+    with pytest.raises(ValueError, match="outside"):
+        gemms_energy(CFG, [(1, 1, 1)], k=9)
+
+
+def test_inference_shapes_of_an_export(export_dir):
+    from golden.export import load_export
+
+    shapes = inference_shapes(load_export(export_dir))
+    assert shapes[0][0] > shapes[-1][0] == 1  # convolutions first (one row per pixel), a linear layer last
