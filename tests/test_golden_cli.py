@@ -67,19 +67,12 @@ def test_evaluate_rejects_a_missing_model(tmp_path):
     assert_one_line_error(run("golden.evaluate", str(tmp_path / "nothing.pt")))
 
 
-def test_evaluate_rejects_a_corrupted_npz(export_dir, tmp_path):
+@pytest.mark.parametrize("name", ["model.npz", "model.json"])
+def test_evaluate_rejects_a_truncated_export_file(export_dir, tmp_path, name):
     broken = tmp_path / "broken"
     shutil.copytree(export_dir, broken)
-    data = (broken / "model.npz").read_bytes()
-    (broken / "model.npz").write_bytes(data[: len(data) // 2])
-    assert_one_line_error(run("golden.evaluate", str(broken)))
-
-
-def test_evaluate_rejects_a_truncated_json(export_dir, tmp_path):
-    broken = tmp_path / "broken"
-    shutil.copytree(export_dir, broken)
-    text = (broken / "model.json").read_text()
-    (broken / "model.json").write_text(text[: len(text) // 2])
+    data = (broken / name).read_bytes()
+    (broken / name).write_bytes(data[: len(data) // 2])
     assert_one_line_error(run("golden.evaluate", str(broken)))
 
 
