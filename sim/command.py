@@ -10,6 +10,12 @@ from golden.nested import NumericsError, check_mode, check_scheme
 from hw.config import EngineConfig
 
 
+def row_slices(cfg: EngineConfig, m: int) -> list[slice]:
+    """How a host runs a GEMM with more rows than the accumulator holds: consecutive commands of at most
+    max_m rows each. Every place that splits a layer (commands, event counts, reference outputs) uses this."""
+    return [slice(first, min(first + cfg.max_m, m)) for first in range(0, m, cfg.max_m)]
+
+
 @dataclass(frozen=True, eq=False)
 class Command:
     """Y[m x n] = requant(X[m x k_dim] . W[k_dim x n]) at weight precision `wbits` and activation precision

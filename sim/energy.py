@@ -25,6 +25,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+import torch
+
+from golden.infer import layer_gemms
 from hw.config import EngineConfig
 from sim.events import CommandEvents, command_events, split_rows
 
@@ -99,9 +102,5 @@ def gemms_energy(cfg: EngineConfig, shapes: list[tuple[int, int, int]], k: int, 
 def inference_shapes(export) -> list[tuple[int, int, int]]:
     """(M, K, N) of every layer's GEMM for one input image of a golden.export model: the shapes do not
     depend on the image or on k, so a zero image at k = B gives them."""
-    import torch
-
-    from golden.infer import layer_gemms
-
     image = torch.zeros((1, *export.input_shape), dtype=torch.int64)
     return [(run.gemm.M, run.gemm.K, run.gemm.N) for run in layer_gemms(export, image, export.base_bits)]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from hw.config import EngineConfig
 from hw.interface import psum_bits
+from sim.command import row_slices
 from sim.model import ceil_div, command_cycles
 
 
@@ -60,6 +61,5 @@ def command_events(cfg: EngineConfig, m: int, k_dim: int, n: int) -> CommandEven
 
 
 def split_rows(cfg: EngineConfig, m: int, k_dim: int, n: int) -> list[tuple[int, int, int]]:
-    """A GEMM with more rows than the accumulator holds runs as several commands of at most max_m rows."""
-    full, rest = divmod(m, cfg.max_m)
-    return [(cfg.max_m, k_dim, n)] * full + ([(rest, k_dim, n)] if rest else [])
+    """The command shapes of a GEMM with more rows than the accumulator holds (sim.command.row_slices)."""
+    return [(rows.stop - rows.start, k_dim, n) for rows in row_slices(cfg, m)]

@@ -84,6 +84,11 @@ class CommandResult:
     accept_cycle: int          # relative to the first command's acceptance
     last_result_cycle: int
 
+    @property
+    def span(self) -> tuple[int, int]:
+        """(acceptance, last result beat): what a testbench measures to check the timing."""
+        return self.accept_cycle, self.last_result_cycle
+
 
 class EngineModel:
     """`EngineModel(cfg).run(commands)`: what the RTL computes and when, for back-to-back commands."""

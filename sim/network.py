@@ -15,7 +15,7 @@ import torch
 from golden.export import Export
 from golden.lowering import Gemm, lower
 from hw.config import EngineConfig
-from sim.command import Command
+from sim.command import Command, row_slices
 from sim.model import EngineModel, sequence_cycles
 
 
@@ -23,9 +23,8 @@ def gemm_commands(cfg: EngineConfig, gemm: Gemm) -> list[Command]:
     """The engine commands of one layer GEMM: row chunks of at most max_m rows."""
     X, W = gemm.act_codes.numpy(), gemm.weight_codes.numpy()
     params = dict(bias=gemm.bias.numpy(), mult=gemm.mult.numpy(), shift=gemm.shift.numpy())
-    return [Command(X=X[first:first + cfg.max_m], W=W, wbits=gemm.k, abits=gemm.j, scheme=gemm.scheme,
-                    mode=gemm.mode, **params)
-            for first in range(0, gemm.M, cfg.max_m)]
+    return [Command(X=X[rows], W=W, wbits=gemm.k, abits=gemm.j, scheme=gemm.scheme, mode=gemm.mode, **params)
+            for rows in row_slices(cfg, gemm.M)]
 
 
 def engine_config_for(export: Export, rows: int, cols: int, max_m: int) -> EngineConfig:

@@ -93,6 +93,11 @@ def pack_sequence(cfg: EngineConfig, commands: list[Command], rng: np.random.Gen
     return beats
 
 
+def last_result_beats(cfg: EngineConfig, commands: list[Command]) -> list[int]:
+    """Index, in the result stream, of each command's last beat (M beats per N-tile)."""
+    return (np.cumsum([c.m * ceil_div(c.n, cfg.cols) for c in commands]) - 1).tolist()
+
+
 def to_bits(cfg: EngineConfig, stream: str, beat: dict) -> int:
     """A beat as the integer on the stream's payload port (for cocotb or an Amaranth testbench)."""
     return LAYOUTS[stream](cfg).const(beat).as_value().value

@@ -15,7 +15,7 @@ from hw.config import EngineConfig
 from hw.engine import Engine
 from sim.command import Command
 from sim.model import EngineModel
-from sim.streams import LAYOUTS, pack_sequence, result_beat
+from sim.streams import LAYOUTS, last_result_beats, pack_sequence, result_beat
 from sim.workloads import random_command
 from tests.streams import receive, record_handshakes, send
 
@@ -74,10 +74,10 @@ def check(cfg, commands, seed=0, stall=None):
     if stall:
         return
     accepts, results = log["cmd"], log["result"]
-    ends = [results[i] for i in np.cumsum([c.m * -(-c.n // cfg.cols) for c in commands]) - 1]
+    ends = [results[i] for i in last_result_beats(cfg, commands)]
     for index, result in enumerate(model):
         measured = (accepts[index] - accepts[0], ends[index] - accepts[0])
-        modelled = (result.accept_cycle, result.last_result_cycle)
+        modelled = result.span
         assert measured == modelled, (
             f"command {index}: accepted/last beat at cycles {measured}, model says {modelled}: off by "
             f"{measured[1] - modelled[1]} ({result.cycles})")

@@ -16,9 +16,9 @@ from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 
 from hw.config import EngineConfig
 from sim.command import Command
-from sim.model import CommandResult, EngineModel, ceil_div
+from sim.model import EngineModel, ceil_div
 from sim.rtl.streams import CycleCounter, StreamSink, StreamSource
-from sim.streams import LAYOUTS, pack_sequence, result_beat
+from sim.streams import LAYOUTS, last_result_beats, pack_sequence, result_beat
 
 INPUTS = ("cmd", "param", "weight", "act")
 CLOCK_PERIOD_NS = 10
@@ -78,12 +78,8 @@ class Bench:
     def measured_cycles(self, commands: list[Command]) -> list[tuple[int, int]]:
         """(acceptance, last result beat) of each command, relative to the first acceptance."""
         accepts, results = self.sources["cmd"].cycles, self.sink.cycles
-        ends = np.cumsum([c.m * ceil_div(c.n, self.cfg.cols) for c in commands]) - 1
+        ends = last_result_beats(self.cfg, commands)
         return [(accepts[i] - accepts[0], results[end] - accepts[0]) for i, end in enumerate(ends)]
-
-
-def modelled_cycles(model: list[CommandResult]) -> list[tuple[int, int]]:
-    return [(result.accept_cycle, result.last_result_cycle) for result in model]
 
 
 def beats_to_outputs(cfg: EngineConfig, commands: list[Command], received: list[dict]) -> list[np.ndarray]:

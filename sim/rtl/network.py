@@ -15,7 +15,7 @@ import torch
 from golden.export import Export
 from golden.infer import layer_gemms
 from hw.config import EngineConfig
-from sim.command import Command
+from sim.command import Command, row_slices
 from sim.model import EngineModel
 from sim.network import run_batch
 from sim.rtl.execute import RtlExecution, execute_on_rtl
@@ -60,12 +60,12 @@ def check_network_on_rtl(simulator: str, cfg: EngineConfig, export: Export, inpu
             for command, output in run_batch(cfg, export, images, k).log:
                 commands.append(command)
                 model_outputs.append(output)
-            golden_outputs += [layer.output[row:row + cfg.max_m] for layer in layer_gemms(export, images, k)
-                               for row in range(0, layer.gemm.M, cfg.max_m)]
+            golden_outputs += [layer.output[rows] for layer in layer_gemms(export, images, k)
+                               for rows in row_slices(cfg, layer.gemm.M)]
     log(f"building the {cfg.rows}x{cfg.cols} engine on {simulator} (cached under build/rtl/)")
     build(simulator, cfg)
     start = time.perf_counter()
     rtl = execute_on_rtl(simulator, cfg, commands, run_name)
     seconds = time.perf_counter() - start
-    modelled = [(r.accept_cycle, r.last_result_cycle) for r in EngineModel(cfg).run(commands)]
+    modelled = [result.span for result in EngineModel(cfg).run(commands)]
     return NetworkCheck(simulator, commands, model_outputs, golden_outputs, rtl, modelled, seconds)
