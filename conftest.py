@@ -28,8 +28,9 @@ def trained():
 
     def get(method: str, scheme: str):
         if (method, scheme) not in cache:
-            cache[method, scheme] = train(QuantSpec(method, scheme), epochs=TEST_EPOCHS, seed=TEST_SEED,
-                                          log=lambda line: None)
+            cache[method, scheme] = train(
+                QuantSpec(method, scheme), epochs=TEST_EPOCHS, seed=TEST_SEED, log=lambda line: None
+            )
         return cache[method, scheme]
 
     return get

@@ -13,14 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.cli import Parser, run_main
-from hw.config import EngineConfig, parse_array
+from contract.cli import Parser, run_main
+from contract.config import EngineConfig, parse_array
 from hw.generate import generate
 from sim.model import EngineModel, command_cycles
-from sim.workloads import random_command
+from verif.scenarios import random_command
 
-UTILISATION_SHAPES = [(1, 4096, 4096), (16, 1024, 1024), (64, 256, 256), (256, 256, 256), (196, 576, 64),
-                      (1024, 1024, 1024)]
+UTILISATION_SHAPES = [
+    (1, 4096, 4096),
+    (16, 1024, 1024),
+    (64, 256, 256),
+    (256, 256, 256),
+    (196, 576, 64),
+    (1024, 1024, 1024),
+]
 
 
 def generation_times(arrays: list[tuple[int, int]]):
@@ -45,8 +51,10 @@ def model_speed():
     seconds = time.perf_counter() - start
     macs = sum(c.m * c.k_dim * c.n for c in commands)
     cycles = sum(r.cycles.total for r in results)
-    print(f"\ncycle model: {macs / seconds / 1e6:.0f} million simulated MACs/s "
-          f"({macs / 1e6:.0f} M MACs, {cycles} engine cycles, {seconds:.2f} s)")
+    print(
+        f"\ncycle model: {macs / seconds / 1e6:.0f} million simulated MACs/s "
+        f"({macs / 1e6:.0f} M MACs, {cycles} engine cycles, {seconds:.2f} s)"
+    )
 
 
 def utilisation_table():

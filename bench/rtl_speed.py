@@ -13,12 +13,12 @@ import time
 
 import numpy as np
 
-from golden.cli import Parser, run_main
-from hw.config import EngineConfig, parse_array
+from contract.cli import Parser, run_main
+from contract.config import EngineConfig, parse_array
 from sim.model import EngineModel
-from sim.rtl.execute import execute_on_rtl
-from sim.rtl.runner import SIMULATORS, build, check_simulator
-from sim.workloads import random_command
+from verif.rtl.execute import execute_on_rtl
+from verif.rtl.runner import SIMULATORS, build, check_simulator
+from verif.scenarios import random_command
 
 
 def main(argv=None):

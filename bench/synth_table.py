@@ -12,11 +12,11 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
-from golden.cli import CommandError, Parser, run_main
-from hw.config import EngineConfig, parse_array
-from hw.synth import DEFAULT_OUT, synthesize, tag_for
-from hw.synth_report import format_table, switching_overhead
-from hw.synth_targets import DEFAULT_MAX_M
+from contract.cli import CommandError, Parser, run_main
+from contract.config import EngineConfig, parse_array
+from eda.report import format_table, switching_overhead
+from eda.synth import DEFAULT_OUT, synthesize, tag_for
+from eda.targets import DEFAULT_MAX_M
 
 #: From this many PEs the FPGA runs keep every multiplier in DSP blocks (--dsp on) instead of retrying
 #: with LUT multipliers (--dsp auto): Yosys's ABC9 mapping of hundreds of LUT multipliers takes the
@@ -52,13 +52,26 @@ def main(argv=None) -> None:
         configs += [cfg, replace(cfg, switchable=False)]
     points = [(target, cfg) for cfg in configs for target in targets]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        reports = list(pool.map(point, *zip(*points), [args.fresh] * len(points)))
+        reports = list(pool.map(point, *zip(*points, strict=True), [args.fresh] * len(points)))
     by_tag = {report["tag"]: report for report in reports}
     for target in targets:
         rows, overheads = [], []
-        header = (["array", "engine", "pe_array", "skew", "accumulators", "requant", "control", "NAND2-eq",
-                   "transistors", "mm2 (45 nm)"] if target == "asic" else
-                  ["array", "engine", "LUT4", "FF", "carry", "DSP", "BRAM", "Fmax MHz"])
+        header = (
+            [
+                "array",
+                "engine",
+                "pe_array",
+                "skew",
+                "accumulators",
+                "requant",
+                "control",
+                "NAND2-eq",
+                "transistors",
+                "mm2 (45 nm)",
+            ]
+            if target == "asic"
+            else ["array", "engine", "LUT4", "FF", "carry", "DSP", "BRAM", "Fmax MHz"]
+        )
         for cfg in configs:
             report = by_tag[tag_for(cfg, target)]
             kind = "switchable" if cfg.switchable else "fixed"
@@ -67,8 +80,16 @@ def main(argv=None) -> None:
                 rows.append([array, kind, report["error"][:100]] + [""] * (len(header) - 3))
             elif target == "asic":
                 blocks = report["gates"]["blocks"]
-                rows.append([array, kind, *(blocks[b]["nand2_eq"] for b in blocks), report["gates"]["total_nand2_eq"],
-                             report["gates"]["total_transistors"], f"{report['area']['total_mm2']:.3f}"])
+                rows.append(
+                    [
+                        array,
+                        kind,
+                        *(blocks[b]["nand2_eq"] for b in blocks),
+                        report["gates"]["total_nand2_eq"],
+                        report["gates"]["total_transistors"],
+                        f"{report['area']['total_mm2']:.3f}",
+                    ]
+                )
             else:
                 r = report["resources"]
                 fmax = report["fmax_mhz"] if report["fits"] else f"does not fit ({report['fit_detail']})"
@@ -78,8 +99,9 @@ def main(argv=None) -> None:
                 if "error" not in fixed and "error" not in switchable:
                     overhead = switching_overhead(switchable, fixed)
                     names = list(overhead)
-                    overheads.append([array] + [f"{v['percent']}%" if v["percent"] is not None else "-"
-                                                for v in overhead.values()])
+                    overheads.append(
+                        [array] + [f"{v['percent']}%" if v["percent"] is not None else "-" for v in overhead.values()]
+                    )
         print(f"\n{target}")
         print(format_table(header, rows))
         if overheads:

@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
-from golden.cli import InputError, Parser, atomic_file, run_main
+from contract.cli import InputError, Parser, atomic_file, run_main
 from golden.data import digits_split
 from golden.evaluate import float_predictions, format_table, fraction_equal, integer_predictions
 from golden.export import build_export
@@ -32,8 +32,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 PRECISIONS = (8, 6, 4, 3, 2, 1)
 OUT = REPO / "build" / "bench"
-MODELS = {"qat": QuantSpec("qat", "offset"), "truncquant": QuantSpec("truncquant", "offset"),
-          "dqt_twos": QuantSpec("truncquant", "twos")}
+MODELS = {
+    "qat": QuantSpec("qat", "offset"),
+    "truncquant": QuantSpec("truncquant", "offset"),
+    "dqt_twos": QuantSpec("truncquant", "twos"),
+}
 
 
 def trained_model(name: str, epochs: int, seed: int, retrain: bool) -> DigitsNet:
@@ -63,12 +66,14 @@ def table_rows(models: dict[str, DigitsNet]) -> list[tuple[str, list[float]]]:
         export = build_export(model)
         return [fraction_equal(integer_predictions(export, split.test_x, k), split.test_y) for k in PRECISIONS]
 
-    return [("QAT -> Quant", float_row(models["qat"], "quant")),
-            ("QAT -> Trunc", float_row(models["qat"], "trunc")),
-            ("TruncQuant -> Trunc", float_row(models["truncquant"], "trunc")),
-            ("TruncQuant -> Trunc, integer path", integer_row(models["truncquant"])),
-            ("DQT twos -> Trunc", float_row(models["dqt_twos"], "trunc")),
-            ("DQT twos -> Trunc, integer path", integer_row(models["dqt_twos"]))]
+    return [
+        ("QAT -> Quant", float_row(models["qat"], "quant")),
+        ("QAT -> Trunc", float_row(models["qat"], "trunc")),
+        ("TruncQuant -> Trunc", float_row(models["truncquant"], "trunc")),
+        ("TruncQuant -> Trunc, integer path", integer_row(models["truncquant"])),
+        ("DQT twos -> Trunc", float_row(models["dqt_twos"], "trunc")),
+        ("DQT twos -> Trunc, integer path", integer_row(models["dqt_twos"])),
+    ]
 
 
 def write_csv(rows, path: Path) -> None:
@@ -83,8 +88,11 @@ def write_plot(rows, path: Path, test_size: int) -> None:
     for name, values in rows:
         style = ":" if "integer" in name else "-"
         axes.plot(PRECISIONS, [v * 100 for v in values], style, marker="o", label=name)
-    axes.set(xlabel="weight precision k (bits kept of the 8-bit code)", ylabel="test accuracy (%)",
-             title=f"Truncating stored 8-bit weights, digits ({test_size} test images)")
+    axes.set(
+        xlabel="weight precision k (bits kept of the 8-bit code)",
+        ylabel="test accuracy (%)",
+        title=f"Truncating stored 8-bit weights, digits ({test_size} test images)",
+    )
     axes.invert_xaxis()
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
@@ -105,13 +113,17 @@ def main(argv: list[str] | None = None) -> None:
     models = {name: trained_model(name, args.epochs, args.seed, args.retrain) for name in MODELS}
     rows = table_rows(models)
     test_size = len(digits_split().test_y)
-    print(f"\ntest accuracy % on digits ({test_size} test images; one image = {100 / test_size:.2f} points), "
-          f"B = 8, A = 8, seed {args.seed}, {args.epochs} epochs")
-    print(format_table(["model -> weights", *(f"k={k}" for k in PRECISIONS)],
-                       [[name, *values] for name, values in rows]))
+    print(
+        f"\ntest accuracy % on digits ({test_size} test images; one image = {100 / test_size:.2f} points), "
+        f"B = 8, A = 8, seed {args.seed}, {args.epochs} epochs"
+    )
+    print(
+        format_table(["model -> weights", *(f"k={k}" for k in PRECISIONS)], [[name, *values] for name, values in rows])
+    )
     write_csv(rows, OUT / "truncation_table.csv")
     write_plot(rows, OUT / "truncation_table.png", test_size)
-    print(f"wrote {(OUT / 'truncation_table.csv').relative_to(REPO)} and {(OUT / 'truncation_table.png').relative_to(REPO)}")
+    for name in ("truncation_table.csv", "truncation_table.png"):
+        print(f"wrote {(OUT / name).relative_to(REPO)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The PyTorch golden reference: nested quantizers, training, the integer-only path and the export."""

@@ -38,7 +38,8 @@ def digits_split() -> Split:
     x = torch.tensor(data.data, dtype=torch.float32).reshape(-1, *IMAGE_SHAPE) / PIXEL_MAX
     y = torch.tensor(data.target, dtype=torch.int64)
     train_idx, test_idx = train_test_split(
-        range(len(y)), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=data.target)
+        range(len(y)), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=data.target
+    )
     train_idx, test_idx = torch.tensor(train_idx), torch.tensor(test_idx)
     return Split(x[train_idx], y[train_idx], x[test_idx], y[test_idx])
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from golden.cli import Parser, parse_bits, run_main
+from contract.cli import Parser, parse_bits, run_main
 from golden.data import digits_split, input_codes
 from golden.export import Export, build_export, load_export
 from golden.infer import run_integer
@@ -39,20 +39,26 @@ def format_table(header: list[str], rows: list[list]) -> str:
     """Right-aligned plain-text table; floats are shown as percentages with one decimal."""
     cells = [header] + [[f"{v * 100:.1f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = Parser(prog="python -m golden.evaluate",
-                    description="Test-set accuracy (%) per weight precision k. Given a checkpoint (.pt): the "
-                                "float fake-quant model, the integer path of its export (derived in memory) and "
-                                "their prediction agreement. Given an export directory: the integer path only.")
+    parser = Parser(
+        prog="python -m golden.evaluate",
+        description="Test-set accuracy (%) per weight precision k. Given a checkpoint (.pt): the "
+        "float fake-quant model, the integer path of its export (derived in memory) and "
+        "their prediction agreement. Given an export directory: the integer path only.",
+    )
     parser.add_argument("model", help="checkpoint (.pt) from golden.train, or export directory from golden.export")
     parser.add_argument("--bits", help="comma-separated weight precisions, e.g. 8,6,4,3,2,1 (default: B..1)")
-    parser.add_argument("--view", choices=WEIGHT_VIEWS, default="trunc",
-                        help="float model's k-bit weights: truncated base code (default; what the engine "
-                             "runs) or re-quantized at k (differs only for QAT offset models; the integer "
-                             "path always truncates, so agreement is meaningful for 'trunc' only)")
+    parser.add_argument(
+        "--view",
+        choices=WEIGHT_VIEWS,
+        default="trunc",
+        help="float model's k-bit weights: truncated base code (default; what the engine "
+        "runs) or re-quantized at k (differs only for QAT offset models; the integer "
+        "path always truncates, so agreement is meaningful for 'trunc' only)",
+    )
     args = parser.parse_args(argv)
     model = None
     if Path(args.model).is_dir():
@@ -69,11 +75,19 @@ def main(argv: list[str] | None = None) -> None:
             rows.append([k, fraction_equal(ints, split.test_y)])
         else:
             floats = float_predictions(model, split.test_x, k, args.view)
-            rows.append([k, fraction_equal(floats, split.test_y), fraction_equal(ints, split.test_y),
-                         fraction_equal(floats, ints)])
+            rows.append(
+                [
+                    k,
+                    fraction_equal(floats, split.test_y),
+                    fraction_equal(ints, split.test_y),
+                    fraction_equal(floats, ints),
+                ]
+            )
     header = ["k", "integer"] if model is None else ["k", f"float ({args.view})", "integer", "agreement"]
-    print(f"{args.model}: {export.method}/{export.scheme}, B = {export.base_bits}, A = {export.act_bits}, "
-          f"{len(split.test_y)} test images, accuracy %")
+    print(
+        f"{args.model}: {export.method}/{export.scheme}, B = {export.base_bits}, A = {export.act_bits}, "
+        f"{len(split.test_y)} test images, accuracy %"
+    )
     print(format_table(header, rows))
 
 

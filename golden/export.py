@@ -27,21 +27,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from golden.cli import InputError, Parser, atomic_dir, run_main
+from contract.cli import InputError, Parser, atomic_dir, run_main
+from contract.numerics import (
+    ACC_BITS_RANGE,
+    ACT_BITS_RANGE,
+    BASE_BITS_RANGE,
+    CONTRACT_VERSION,
+    MODES,
+    MULT_BITS,
+    SCHEMES,
+)
 from golden.data import IMAGE_SHAPE, PIXEL_MAX
 from golden.layers import METHODS, QConv2d
 from golden.model import DigitsNet, load_checkpoint
-from golden.nested import (ACC_BITS_RANGE, ACT_BITS_RANGE, BASE_BITS_RANGE, CONTRACT_VERSION, MODES, MULT_BITS,
-                           SCHEMES)
 
 FORMAT = "nestmac-model"
 FORMAT_VERSION = 1
 ACC_BITS = 32
 JSON_NAME, NPZ_NAME = "model.json", "model.npz"
 MULT_MAX = (1 << (MULT_BITS - 1)) - 1
-LOWERING = ("conv: X[M, K] = im2col of the input codes with zero padding (code 0); K index = (c_in, kh, kw) "
-            "in PyTorch weight order, M index = (batch, oh, ow); the output [M, N] is NCHW after "
-            "reshape(batch, oh, ow, N). linear: X = previous codes flattened per sample in (c, h, w) order.")
+LOWERING = (
+    "conv: X[M, K] = im2col of the input codes with zero padding (code 0); K index = (c_in, kh, kw) "
+    "in PyTorch weight order, M index = (batch, oh, ow); the output [M, N] is NCHW after "
+    "reshape(batch, oh, ow, N). linear: X = previous codes flattened per sample in (c, h, w) order."
+)
 
 
 class ExportError(InputError):
@@ -75,8 +84,12 @@ class ExportedLayer:
         return self.bias[k - 1], self.mult[k - 1], self.shift[k - 1]
 
     def describe(self) -> dict:
-        entry = {"name": self.name, "kind": self.kind, "in_shape": list(self.in_shape),
-                 "out_shape": list(self.out_shape)}
+        entry = {
+            "name": self.name,
+            "kind": self.kind,
+            "in_shape": list(self.in_shape),
+            "out_shape": list(self.out_shape),
+        }
         if self.kind == "conv":
             entry.update(kernel=self.kernel, stride=self.stride, padding=self.padding)
         entry.update(K=self.K, N=self.N, mode=self.mode)
@@ -102,17 +115,28 @@ class Export:
         return self.layers[0].in_shape
 
     def describe(self) -> dict:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "numerics_contract": CONTRACT_VERSION,
-                "method": self.method, "scheme": self.scheme, "base_bits": self.base_bits,
-                "act_bits": self.act_bits, "acc_bits": self.acc_bits,
-                "weight_precisions": list(range(self.base_bits, 0, -1)), "act_precision": self.act_bits,
-                "input": {"shape": list(self.input_shape),
-                          "quantization": f"code = round_half_even(clamp(pixel / {PIXEL_MAX}, 0, 1) * "
-                                          f"(2^{self.act_bits} - 1))"},
-                "lowering": LOWERING, "layers": [layer.describe() for layer in self.layers]}
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "numerics_contract": CONTRACT_VERSION,
+            "method": self.method,
+            "scheme": self.scheme,
+            "base_bits": self.base_bits,
+            "act_bits": self.act_bits,
+            "acc_bits": self.acc_bits,
+            "weight_precisions": list(range(self.base_bits, 0, -1)),
+            "act_precision": self.act_bits,
+            "input": {
+                "shape": list(self.input_shape),
+                "quantization": f"code = round_half_even(clamp(pixel / {PIXEL_MAX}, 0, 1) * (2^{self.act_bits} - 1))",
+            },
+            "lowering": LOWERING,
+            "layers": [layer.describe() for layer in self.layers],
+        }
 
 
 # --- validation --------------------------------------------------------------------------------------
+
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
@@ -126,9 +150,11 @@ def _is_int(value) -> bool:
 def _validate(export: Export) -> None:
     _require(export.method in METHODS, f"unknown method {export.method!r}")
     _require(export.scheme in SCHEMES, f"unknown scheme {export.scheme!r}")
-    for name, value, (lo, hi) in (("base_bits", export.base_bits, BASE_BITS_RANGE),
-                                  ("act_bits", export.act_bits, ACT_BITS_RANGE),
-                                  ("acc_bits", export.acc_bits, ACC_BITS_RANGE)):
+    for name, value, (lo, hi) in (
+        ("base_bits", export.base_bits, BASE_BITS_RANGE),
+        ("act_bits", export.act_bits, ACT_BITS_RANGE),
+        ("acc_bits", export.acc_bits, ACC_BITS_RANGE),
+    ):
         _require(_is_int(value) and lo <= value <= hi, f"{name} must be an integer in {lo}..{hi}, got {value!r}")
     _require(len(export.layers) > 0, "the export has no layers")
     names = [layer.name for layer in export.layers]
@@ -138,12 +164,16 @@ def _validate(export: Export) -> None:
         last = index == len(export.layers) - 1
         _validate_layer(export, layer, last)
         if previous is not None:
-            _require(math.prod(layer.in_shape) == math.prod(previous.out_shape),
-                     f"layer {layer.name}: input shape {list(layer.in_shape)} does not match the previous "
-                     f"layer's output {list(previous.out_shape)}")
+            _require(
+                math.prod(layer.in_shape) == math.prod(previous.out_shape),
+                f"layer {layer.name}: input shape {list(layer.in_shape)} does not match the previous "
+                f"layer's output {list(previous.out_shape)}",
+            )
             if layer.kind == "conv":
-                _require(layer.in_shape == previous.out_shape,
-                         f"layer {layer.name}: a convolution needs input {list(previous.out_shape)}")
+                _require(
+                    layer.in_shape == previous.out_shape,
+                    f"layer {layer.name}: a convolution needs input {list(previous.out_shape)}",
+                )
         previous = layer
 
 
@@ -155,48 +185,63 @@ def _validate_layer(export: Export, layer: ExportedLayer, last: bool) -> None:
     shapes_ok = all(_is_int(d) and d > 0 for d in (*layer.in_shape, *layer.out_shape))
     _require(shapes_ok, f"{where}: shapes must be positive integers")
     codes = layer.weight_codes
-    _require(isinstance(codes, np.ndarray) and codes.dtype == np.uint16 and codes.ndim == 2,
-             f"{where}: weight codes must be a uint16 [K, N] array")
-    _require(int(codes.max(initial=0)) < 1 << export.base_bits,
-             f"{where}: weight codes exceed {export.base_bits} bits")
+    _require(
+        isinstance(codes, np.ndarray) and codes.dtype == np.uint16 and codes.ndim == 2,
+        f"{where}: weight codes must be a uint16 [K, N] array",
+    )
+    _require(int(codes.max(initial=0)) < 1 << export.base_bits, f"{where}: weight codes exceed {export.base_bits} bits")
     if layer.kind == "conv":
-        _require(all(_is_int(v) for v in (layer.kernel, layer.stride, layer.padding))
-                 and layer.kernel > 0 and layer.stride > 0 and layer.padding >= 0,
-                 f"{where}: kernel, stride and padding must be integers (kernel, stride > 0)")
+        _require(
+            all(_is_int(v) for v in (layer.kernel, layer.stride, layer.padding))
+            and layer.kernel > 0
+            and layer.stride > 0
+            and layer.padding >= 0,
+            f"{where}: kernel, stride and padding must be integers (kernel, stride > 0)",
+        )
         _require(len(layer.in_shape) == 3 and len(layer.out_shape) == 3, f"{where}: shapes must be [C, H, W]")
         c_in, h, w = layer.in_shape
         oh = (h + 2 * layer.padding - layer.kernel) // layer.stride + 1
         ow = (w + 2 * layer.padding - layer.kernel) // layer.stride + 1
-        expected = (c_in * layer.kernel ** 2, layer.out_shape[0])
+        expected = (c_in * layer.kernel**2, layer.out_shape[0])
         _require(tuple(layer.out_shape[1:]) == (oh, ow), f"{where}: output size should be {oh}x{ow}")
     else:
         _require(len(layer.out_shape) == 1, f"{where}: a linear layer's output shape is [N]")
         expected = (math.prod(layer.in_shape), layer.out_shape[0])
-    _require(codes.shape == expected, f"{where}: weight codes have shape {list(codes.shape)}, "
-                                      f"expected [K, N] = {list(expected)}")
+    _require(
+        codes.shape == expected,
+        f"{where}: weight codes have shape {list(codes.shape)}, expected [K, N] = {list(expected)}",
+    )
     worst = layer.K * ((1 << export.act_bits) - 1) * ((1 << export.base_bits) - 1)
-    _require(worst < 1 << (export.acc_bits - 1),
-             f"{where}: K = {layer.K} can overflow a {export.acc_bits}-bit accumulator")
+    _require(
+        worst < 1 << (export.acc_bits - 1), f"{where}: K = {layer.K} can overflow a {export.acc_bits}-bit accumulator"
+    )
     half_acc = 1 << (export.acc_bits - 1)
-    limits = {"bias": (-half_acc, half_acc - 1), "mult": (-MULT_MAX - 1, MULT_MAX),
-              "shift": (0, export.acc_bits + MULT_BITS - 2)}
+    limits = {
+        "bias": (-half_acc, half_acc - 1),
+        "mult": (-MULT_MAX - 1, MULT_MAX),
+        "shift": (0, export.acc_bits + MULT_BITS - 2),
+    }
     for name, (lo, hi) in limits.items():
         values = getattr(layer, name)
-        _require(isinstance(values, np.ndarray) and values.dtype == np.int64
-                 and values.shape == (export.base_bits, layer.N),
-                 f"{where}: {name} must be an int64 [{export.base_bits}, {layer.N}] array")
-        _require(values.size == 0 or (lo <= int(values.min()) and int(values.max()) <= hi),
-                 f"{where}: {name} values must lie in {lo}..{hi}")
+        _require(
+            isinstance(values, np.ndarray) and values.dtype == np.int64 and values.shape == (export.base_bits, layer.N),
+            f"{where}: {name} must be an int64 [{export.base_bits}, {layer.N}] array",
+        )
+        _require(
+            values.size == 0 or (lo <= int(values.min()) and int(values.max()) <= hi),
+            f"{where}: {name} values must lie in {lo}..{hi}",
+        )
 
 
 # --- from a trained model ----------------------------------------------------------------------------
+
 
 def quantize_multiplier(real: float, acc_bits: int, where: str) -> tuple[int, int]:
     """(mult, shift) with mult / 2^shift the closest 16-bit signed fraction to `real`: the largest shift
     (at most ACC + MULT_BITS - 2) whose rounded multiplier still fits."""
     _require(math.isfinite(real) and real != 0, f"{where}: requantization multiplier is {real}")
     for shift in range(acc_bits + MULT_BITS - 2, -1, -1):
-        mult = round(real * 2.0 ** shift)
+        mult = round(real * 2.0**shift)
         if abs(mult) <= MULT_MAX:
             return mult, shift
     raise ExportError(f"{where}: requantization multiplier {real:.6g} does not fit {MULT_BITS} signed bits")
@@ -204,8 +249,10 @@ def quantize_multiplier(real: float, acc_bits: int, where: str) -> tuple[int, in
 
 def _integer_bias(value: float, acc_bits: int, where: str) -> int:
     limit = 1 << (acc_bits - 1)
-    _require(math.isfinite(value) and -limit <= round(value) < limit,
-             f"{where}: bias {value:.6g} does not fit {acc_bits} signed bits")
+    _require(
+        math.isfinite(value) and -limit <= round(value) < limit,
+        f"{where}: bias {value:.6g} does not fit {acc_bits} signed bits",
+    )
     return round(value)
 
 
@@ -219,7 +266,7 @@ def _requant_params(layer, k: int, act_bits: int, acc_bits: int, where: str) -> 
         return bias, [0] * len(bias), [0] * len(bias)
     g, h = layer.folded_bn(k)
     bias, mult, shift = [], [], []
-    for gn, hn in zip(g.tolist(), h.tolist()):
+    for gn, hn in zip(g.tolist(), h.tolist(), strict=True):
         _require(gn != 0, f"{where}: BatchNorm scale is zero")
         bias.append(_integer_bias(hn / (sx * sw * gn), acc_bits, where))
         m, s = quantize_multiplier(sx * sw * gn * ((1 << act_bits) - 1), acc_bits, where)
@@ -239,23 +286,42 @@ def build_export(model: DigitsNet, acc_bits: int = ACC_BITS) -> Export:
             n = layer.weight.shape[0]
             if is_conv:
                 kernel, stride, padding = layer.kernel_size[0], layer.stride[0], layer.padding[0]
-                out_shape = (n, (shape[1] + 2 * padding - kernel) // stride + 1,
-                             (shape[2] + 2 * padding - kernel) // stride + 1)
+                out_shape = (
+                    n,
+                    (shape[1] + 2 * padding - kernel) // stride + 1,
+                    (shape[2] + 2 * padding - kernel) // stride + 1,
+                )
             else:
                 kernel = stride = padding = None
                 out_shape = (n,)
-            params = [_requant_params(layer, k, spec.act_bits, acc_bits, f"layer {name}, k = {k}")
-                      for k in range(1, spec.base_bits + 1)]
+            params = [
+                _requant_params(layer, k, spec.act_bits, acc_bits, f"layer {name}, k = {k}")
+                for k in range(1, spec.base_bits + 1)
+            ]
             bias, mult, shift = (np.array([p[i] for p in params], dtype=np.int64) for i in range(3))
             codes = layer.weight_codes().reshape(n, -1).T.numpy().astype(np.uint16)
-            layers.append(ExportedLayer(name, "conv" if is_conv else "linear", shape, out_shape, kernel, stride,
-                                        padding, "relu" if is_conv else "raw", np.ascontiguousarray(codes),
-                                        bias, mult, shift))
+            layers.append(
+                ExportedLayer(
+                    name,
+                    "conv" if is_conv else "linear",
+                    shape,
+                    out_shape,
+                    kernel,
+                    stride,
+                    padding,
+                    "relu" if is_conv else "raw",
+                    np.ascontiguousarray(codes),
+                    bias,
+                    mult,
+                    shift,
+                )
+            )
             shape = out_shape
     return Export(spec.method, spec.scheme, spec.base_bits, spec.act_bits, acc_bits, tuple(layers))
 
 
 # --- files -------------------------------------------------------------------------------------------
+
 
 def write_export(export: Export, directory) -> None:
     """Write model.json and model.npz atomically: `directory` is replaced only when both are complete."""
@@ -279,14 +345,20 @@ def _read_json(path: Path) -> dict:
         raise ExportError(f"{path} is not valid JSON ({exc})") from None
     _require(isinstance(meta, dict), f"{path} must hold a JSON object")
     _require(meta.get("format") == FORMAT, f"{path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
-    _require(meta.get("format_version") == FORMAT_VERSION,
-             f"{path}: format version {meta.get('format_version')!r} is not {FORMAT_VERSION}")
-    _require(meta.get("numerics_contract") == CONTRACT_VERSION,
-             f"{path}: numerics contract {meta.get('numerics_contract')!r} is not {CONTRACT_VERSION}")
+    _require(
+        meta.get("format_version") == FORMAT_VERSION,
+        f"{path}: format version {meta.get('format_version')!r} is not {FORMAT_VERSION}",
+    )
+    _require(
+        meta.get("numerics_contract") == CONTRACT_VERSION,
+        f"{path}: numerics contract {meta.get('numerics_contract')!r} is not {CONTRACT_VERSION}",
+    )
     for key in ("method", "scheme", "base_bits", "act_bits", "acc_bits", "layers"):
         _require(key in meta, f"{path}: missing key {key!r}")
-    _require(isinstance(meta["layers"], list) and all(isinstance(e, dict) for e in meta["layers"]),
-             f"{path}: 'layers' must be a list of objects")
+    _require(
+        isinstance(meta["layers"], list) and all(isinstance(e, dict) for e in meta["layers"]),
+        f"{path}: 'layers' must be a list of objects",
+    )
     return meta
 
 
@@ -302,22 +374,36 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 def _layer_from_files(entry: dict, arrays: dict[str, np.ndarray], where: Path) -> ExportedLayer:
     required = ("name", "kind", "in_shape", "out_shape", "mode") + (
-        ("kernel", "stride", "padding") if entry.get("kind") == "conv" else ())
+        ("kernel", "stride", "padding") if entry.get("kind") == "conv" else ()
+    )
     for key in required:
         _require(key in entry, f"{where}: a layer is missing key {key!r}")
     name = entry["name"]
     _require(isinstance(name, str) and name != "", f"{where}: layer names must be non-empty strings")
-    _require(all(isinstance(entry[key], list) for key in ("in_shape", "out_shape")),
-             f"{where}: layer {name}: shapes must be lists")
+    _require(
+        all(isinstance(entry[key], list) for key in ("in_shape", "out_shape")),
+        f"{where}: layer {name}: shapes must be lists",
+    )
     found = {}
     for array in ("weight_codes", "bias", "mult", "shift"):
         key = f"{name}.{array}"
         _require(key in arrays, f"{where.parent / NPZ_NAME}: missing array {key!r}")
         found[array] = arrays[key]
-    layer = ExportedLayer(name, entry["kind"], tuple(entry["in_shape"]), tuple(entry["out_shape"]),
-                          entry.get("kernel"), entry.get("stride"), entry.get("padding"), entry["mode"], **found)
-    _require(entry.get("K", layer.K) == layer.K and entry.get("N", layer.N) == layer.N,
-             f"{where}: layer {name}: K and N disagree with the weight codes' shape")
+    layer = ExportedLayer(
+        name,
+        entry["kind"],
+        tuple(entry["in_shape"]),
+        tuple(entry["out_shape"]),
+        entry.get("kernel"),
+        entry.get("stride"),
+        entry.get("padding"),
+        entry["mode"],
+        **found,
+    )
+    _require(
+        entry.get("K", layer.K) == layer.K and entry.get("N", layer.N) == layer.N,
+        f"{where}: layer {name}: K and N disagree with the weight codes' shape",
+    )
     return layer
 
 
@@ -333,21 +419,29 @@ def load_export(directory) -> Export:
 
 # --- command line ------------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> None:
-    parser = Parser(prog="python -m golden.export",
-                    description="Export a trained checkpoint (golden.train) as integer weight codes and "
-                                "requantization parameters: DIR/model.json and DIR/model.npz (no pickle).")
+    parser = Parser(
+        prog="python -m golden.export",
+        description="Export a trained checkpoint (golden.train) as integer weight codes and "
+        "requantization parameters: DIR/model.json and DIR/model.npz (no pickle).",
+    )
     parser.add_argument("model", help="checkpoint written by golden.train (.pt)")
     parser.add_argument("--out", required=True, help="output directory (replaced atomically)")
-    parser.add_argument("--acc-bits", type=int, default=ACC_BITS,
-                        help=f"ACC, the engine's accumulator width (default {ACC_BITS}); every layer's K must "
-                             "fit it without wrapping")
+    parser.add_argument(
+        "--acc-bits",
+        type=int,
+        default=ACC_BITS,
+        help=f"ACC, the engine's accumulator width (default {ACC_BITS}); every layer's K must fit it without wrapping",
+    )
     args = parser.parse_args(argv)
     model, _ = load_checkpoint(args.model)
     export = build_export(model, args.acc_bits)
     write_export(export, args.out)
-    print(f"wrote {args.out}/{JSON_NAME} and {NPZ_NAME}: {len(export.layers)} layers, {export.scheme} scheme, "
-          f"B = {export.base_bits}, A = {export.act_bits}, ACC = {export.acc_bits}, k = {export.base_bits}..1")
+    print(
+        f"wrote {args.out}/{JSON_NAME} and {NPZ_NAME}: {len(export.layers)} layers, {export.scheme} scheme, "
+        f"B = {export.base_bits}, A = {export.act_bits}, ACC = {export.acc_bits}, k = {export.base_bits}..1"
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ from golden.nested import int_gemm, requantize
 
 
 def execute_golden(gemm: Gemm) -> torch.Tensor:
-    acc = int_gemm(gemm.act_codes, gemm.weight_codes, gemm.k, gemm.j, gemm.scheme, gemm.base_bits,
-                   gemm.act_bits, gemm.acc_bits)
+    acc = int_gemm(
+        gemm.act_codes, gemm.weight_codes, gemm.k, gemm.j, gemm.scheme, gemm.base_bits, gemm.act_bits, gemm.acc_bits
+    )
     return requantize(acc, gemm.bias, gemm.mult, gemm.shift, gemm.mode, gemm.act_bits, gemm.acc_bits)
 
 

@@ -20,10 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from golden.cli import InputError
-from golden.nested import ACT_BITS_RANGE, BASE_BITS_RANGE, check_scheme
-from golden.quant import (offset_value, qat_code, qat_weight, truncquant_normalize, truncquant_weight,
-                          twos_step_init, twos_weight, weight_code)
+from contract.cli import InputError
+from contract.numerics import ACT_BITS_RANGE, BASE_BITS_RANGE, check_scheme
+from golden.quant import (
+    offset_value,
+    qat_code,
+    qat_weight,
+    truncquant_normalize,
+    truncquant_weight,
+    twos_step_init,
+    twos_weight,
+    weight_code,
+)
 
 METHODS = ("truncquant", "qat")
 WEIGHT_VIEWS = ("trunc", "quant")
@@ -43,8 +51,10 @@ class QuantSpec:
         if self.method not in METHODS:
             raise InputError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
         check_scheme(self.scheme)
-        for name, value, (lo, hi) in (("base_bits", self.base_bits, BASE_BITS_RANGE),
-                                      ("act_bits", self.act_bits, ACT_BITS_RANGE)):
+        for name, value, (lo, hi) in (
+            ("base_bits", self.base_bits, BASE_BITS_RANGE),
+            ("act_bits", self.act_bits, ACT_BITS_RANGE),
+        ):
             if not isinstance(value, int) or not lo <= value <= hi:
                 raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
 
@@ -112,8 +122,9 @@ class QConv2d(nn.Conv2d, NestedWeightMixin):
     bit-width because the pre-activation statistics change with k). A QAT model has a single BN, used at
     every k: a conventional model knows nothing about lower precisions."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int,
-                 spec: QuantSpec):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int, spec: QuantSpec
+    ):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
         self._init_quant(spec)
         self.bns = nn.ModuleDict({str(k): nn.BatchNorm2d(out_channels) for k in spec.trained_precisions})

@@ -16,12 +16,12 @@ torch's flatten does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-from golden.cli import InputError
+from contract.cli import InputError
 from golden.export import Export, ExportedLayer
 
 
@@ -96,14 +96,27 @@ def lower(export: Export, input_codes, k: int, j: int | None, execute: Executor)
         raise InputError(f"the export holds requantization parameters for j = {export.act_bits} only, got j = {j!r}")
     codes = torch.as_tensor(input_codes).to(torch.int64)
     if tuple(codes.shape[1:]) != export.input_shape:
-        raise InputError(f"input codes must have shape [batch, {', '.join(map(str, export.input_shape))}], "
-                         f"got {list(codes.shape)}")
+        raise InputError(
+            f"input codes must have shape [batch, {', '.join(map(str, export.input_shape))}], got {list(codes.shape)}"
+        )
     batch, runs = codes.shape[0], []
     for layer in export.layers:
         bias, mult, shift = (torch.from_numpy(p) for p in layer.requant(k))
-        gemm = Gemm(layer.name, layer.mode, k, j, export.scheme, export.base_bits, export.act_bits,
-                    export.acc_bits, _gemm_input(layer, codes),
-                    torch.from_numpy(layer.weight_codes.astype("int64")), bias, mult, shift)
+        gemm = Gemm(
+            layer.name,
+            layer.mode,
+            k,
+            j,
+            export.scheme,
+            export.base_bits,
+            export.act_bits,
+            export.acc_bits,
+            _gemm_input(layer, codes),
+            torch.from_numpy(layer.weight_codes.astype("int64")),
+            bias,
+            mult,
+            shift,
+        )
         out = execute(gemm)
         if tuple(out.shape) != (gemm.M, gemm.N):
             raise ValueError(f"layer {layer.name}: executor returned {list(out.shape)}, expected [{gemm.M}, {gemm.N}]")

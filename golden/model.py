@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from golden.cli import InputError, atomic_file
+from contract.cli import InputError, atomic_file
 from golden.data import CLASSES, IMAGE_SHAPE
 from golden.layers import WEIGHT_VIEWS, QConv2d, QLinear, QuantSpec
 from golden.quant import quantize_activation
@@ -46,8 +46,9 @@ class DigitsNet(nn.Module):
         channels, size = IMAGE_SHAPE[0], IMAGE_SHAPE[1]
         convs = []
         for geometry in CONVS:
-            convs.append(QConv2d(channels, geometry.out_channels, geometry.kernel, geometry.stride,
-                                 geometry.padding, spec))
+            convs.append(
+                QConv2d(channels, geometry.out_channels, geometry.kernel, geometry.stride, geometry.padding, spec)
+            )
             channels, size = geometry.out_channels, conv_output_size(size, geometry)
         self.convs = nn.ModuleList(convs)
         self.fc = QLinear(channels * size * size, CLASSES, spec)
@@ -76,8 +77,13 @@ class DigitsNet(nn.Module):
 def save_checkpoint(model: DigitsNet, path, training: dict) -> None:
     """Atomically write weights, quantization spec and training record (torch.save of plain types only,
     so it loads with weights_only=True)."""
-    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "spec": asdict(model.spec),
-               "training": training, "state_dict": model.state_dict()}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "spec": asdict(model.spec),
+        "training": training,
+        "state_dict": model.state_dict(),
+    }
     with atomic_file(path) as tmp:
         torch.save(payload, tmp)
 

@@ -11,37 +11,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-CONTRACT_VERSION = 1
-SCHEMES = ("offset", "twos")
-MODES = ("relu", "raw")
-BASE_BITS_RANGE = (2, 16)
-ACT_BITS_RANGE = (1, 16)
-ACC_BITS_RANGE = (8, 40)
-MULT_BITS = 16
-SHIFT_BITS = 6
+from contract.numerics import (
+    ACC_BITS_RANGE,
+    ACT_BITS_RANGE,
+    BASE_BITS_RANGE,
+    MULT_BITS,
+    NumericsError,
+    check_mode,
+    check_range,
+    check_scheme,
+)
 
 # float64 represents every integer below 2**53 exactly, so a float64 matmul is an exact integer GEMM
 # whenever the worst-case sum stays below that; it is far faster than torch's int64 matmul on a CPU.
 _FLOAT64_EXACT = 2**53
-
-
-class NumericsError(ValueError):
-    """A parameter outside the contract (bad k, scheme, width or code): callers print it as one line."""
-
-
-def _check_range(name: str, value: int, lo: int, hi: int) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not lo <= value <= hi:
-        raise NumericsError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
-
-
-def check_scheme(scheme: str) -> None:
-    if scheme not in SCHEMES:
-        raise NumericsError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
-
-
-def check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise NumericsError(f"unknown output mode {mode!r}; expected one of {', '.join(MODES)}")
 
 
 def _as_codes(codes, bits: int, what: str) -> torch.Tensor:
@@ -63,8 +46,8 @@ def wrap(value: torch.Tensor, bits: int) -> torch.Tensor:
 
 def truncate_weight(codes, k: int, scheme: str, base_bits: int = 8) -> torch.Tensor:
     """The k-bit weight value of each stored base code: the top k bits read per `scheme`."""
-    _check_range("base_bits", base_bits, *BASE_BITS_RANGE)
-    _check_range("k", k, 1, base_bits)
+    check_range("base_bits", base_bits, *BASE_BITS_RANGE)
+    check_range("k", k, 1, base_bits)
     check_scheme(scheme)
     c = _as_codes(codes, base_bits, "weight")
     drop = base_bits - k
@@ -77,15 +60,16 @@ def truncate_weight(codes, k: int, scheme: str, base_bits: int = 8) -> torch.Ten
 
 def truncate_act(codes, j: int, act_bits: int = 8) -> torch.Tensor:
     """The j-bit activation value of each A-bit activation code: its top j bits."""
-    _check_range("act_bits", act_bits, *ACT_BITS_RANGE)
-    _check_range("j", j, 1, act_bits)
+    check_range("act_bits", act_bits, *ACT_BITS_RANGE)
+    check_range("j", j, 1, act_bits)
     return _as_codes(codes, act_bits, "activation") >> (act_bits - j)
 
 
-def int_gemm(act_codes, weight_codes, k: int, j: int, scheme: str, base_bits: int = 8,
-             act_bits: int = 8, acc_bits: int = 32) -> torch.Tensor:
+def int_gemm(
+    act_codes, weight_codes, k: int, j: int, scheme: str, base_bits: int = 8, act_bits: int = 8, acc_bits: int = 32
+) -> torch.Tensor:
     """acc[M, N] = wrap_ACC(sum_t x[m, t] * w[t, n]) for activation codes [M, K] and weight codes [K, N]."""
-    _check_range("acc_bits", acc_bits, *ACC_BITS_RANGE)
+    check_range("acc_bits", acc_bits, *ACC_BITS_RANGE)
     x = truncate_act(act_codes, j, act_bits)
     w = truncate_weight(weight_codes, k, scheme, base_bits)
     if x.dim() != 2 or w.dim() != 2 or x.shape[1] != w.shape[0]:
@@ -101,8 +85,8 @@ def int_gemm(act_codes, weight_codes, k: int, j: int, scheme: str, base_bits: in
 def requantize(acc, bias, mult, shift, mode: str, act_bits: int = 8, acc_bits: int = 32) -> torch.Tensor:
     """Per-column requantization of acc[M, N]: relu -> A-bit activation codes, raw -> t = acc + bias."""
     check_mode(mode)
-    _check_range("act_bits", act_bits, *ACT_BITS_RANGE)
-    _check_range("acc_bits", acc_bits, *ACC_BITS_RANGE)
+    check_range("act_bits", act_bits, *ACT_BITS_RANGE)
+    check_range("acc_bits", acc_bits, *ACC_BITS_RANGE)
     acc = torch.as_tensor(np.asarray(acc) if not isinstance(acc, torch.Tensor) else acc).to(torch.int64)
     bias, mult, shift = (torch.as_tensor(np.asarray(p)).to(torch.int64).reshape(-1) for p in (bias, mult, shift))
     n = acc.shape[-1]

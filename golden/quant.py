@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from golden.nested import check_scheme
+from contract.numerics import check_scheme
 
 
 def ste(exact: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
@@ -21,6 +21,7 @@ def ste(exact: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
 
 
 # --- TruncQuant (offset scheme) -------------------------------------------------------------------
+
 
 def truncquant_normalize(weight: torch.Tensor) -> torch.Tensor:
     """w~ = tanh(W) / (2 max|tanh W|) + 0.5, in [0, 1]: the value whose binary digits are the nested codes."""
@@ -52,6 +53,7 @@ def truncquant_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
 
 # --- Conventional QAT baseline (offset scheme, round to nearest at the base precision) ---------------
 
+
 def qat_code(w_tilde: torch.Tensor, bits: int) -> torch.Tensor:
     """round(w~ * (2^bits - 1)): the usual uniform quantizer, which does *not* nest under truncation."""
     return torch.round(w_tilde * ((1 << bits) - 1))
@@ -65,6 +67,7 @@ def qat_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 # --- DQT-style signed nested weights (twos scheme) ---------------------------------------------------
+
 
 def twos_code(weight: torch.Tensor, step: torch.Tensor, base_bits: int) -> torch.Tensor:
     """Signed base code clamp(round(W / step), -2^(B-1), 2^(B-1) - 1)."""
@@ -92,6 +95,7 @@ def twos_step_init(weight: torch.Tensor, base_bits: int) -> torch.Tensor:
 
 # --- Activations ----------------------------------------------------------------------------------
 
+
 def activation_code(x: torch.Tensor, act_bits: int) -> torch.Tensor:
     """round_half_even(clamp(x, 0, 1) * (2^A - 1)): torch.round rounds half to even."""
     return torch.round(torch.clamp(x, 0, 1) * ((1 << act_bits) - 1))
@@ -103,8 +107,9 @@ def quantize_activation(x: torch.Tensor, act_bits: int) -> torch.Tensor:
     return ste(activation_code(x, act_bits) / levels, clamped)
 
 
-def weight_code(weight: torch.Tensor, method: str, scheme: str, base_bits: int,
-                step: torch.Tensor | None = None) -> torch.Tensor:
+def weight_code(
+    weight: torch.Tensor, method: str, scheme: str, base_bits: int, step: torch.Tensor | None = None
+) -> torch.Tensor:
     """The unsigned B-bit code stored for export (twos codes are taken modulo 2^B)."""
     check_scheme(scheme)
     if scheme == "twos":

@@ -15,12 +15,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from golden.cli import Parser, run_main
+from contract.cli import Parser, run_main
+from contract.numerics import SCHEMES
 from golden.data import digits_split
 from golden.evaluate import float_predictions, format_table, fraction_equal
 from golden.layers import METHODS, QuantSpec
 from golden.model import DigitsNet, save_checkpoint
-from golden.nested import SCHEMES
 
 DEFAULT_EPOCHS = 30
 DEFAULT_LR = 1e-2
@@ -59,8 +59,14 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
-def train(spec: QuantSpec, epochs: int = DEFAULT_EPOCHS, seed: int = 0, lr: float = DEFAULT_LR,
-          batch_size: int = DEFAULT_BATCH, log=print) -> DigitsNet:
+def train(
+    spec: QuantSpec,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = 0,
+    lr: float = DEFAULT_LR,
+    batch_size: int = DEFAULT_BATCH,
+    log=print,
+) -> DigitsNet:
     """A trained model in eval mode; `log` receives one progress line per epoch."""
     with one_thread():
         return _train(spec, epochs, seed, lr, batch_size, log)
@@ -80,7 +86,7 @@ def _train(spec: QuantSpec, epochs: int, seed: int, lr: float, batch_size: int, 
         started, total = time.perf_counter(), 0.0
         order = torch.randperm(len(split.train_y), generator=shuffle)
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             loss = nested_loss(model, split.train_x[batch], split.train_y[batch])
             optimizer.zero_grad()
             loss.backward()
@@ -88,8 +94,10 @@ def _train(spec: QuantSpec, epochs: int, seed: int, lr: float, batch_size: int, 
             schedule.step()
             total += float(loss.detach()) * len(batch)
         reached = ", ".join(f"k={k} {held_out_accuracy(model, k) * 100:.1f}%" for k in dict.fromkeys((highest, lowest)))
-        log(f"epoch {epoch}/{epochs}: loss {total / len(order):.4f}, test {reached} "
-            f"({time.perf_counter() - started:.1f} s)")
+        log(
+            f"epoch {epoch}/{epochs}: loss {total / len(order):.4f}, test {reached} "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
     model.eval()
     return model
 
@@ -108,8 +116,12 @@ def accuracy_rows(model: DigitsNet) -> tuple[list[str], list[list]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="python -m golden.train", description=__doc__.split("\n\n")[1].replace("\n", " "))
-    parser.add_argument("--method", choices=METHODS, required=True,
-                        help="truncquant: nested training of all k = B..1; qat: conventional, k = B only")
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        required=True,
+        help="truncquant: nested training of all k = B..1; qat: conventional, k = B only",
+    )
     parser.add_argument("--scheme", choices=SCHEMES, required=True, help="how a weight code is read (docs/numerics.md)")
     parser.add_argument("--out", required=True, help="checkpoint path (.pt), written atomically")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
@@ -127,8 +139,13 @@ def main(argv: list[str] | None = None) -> None:
     spec = QuantSpec(args.method, args.scheme, args.base_bits, args.act_bits)
     model = train(spec, args.epochs, args.seed, args.lr, args.batch_size)
     header, rows = accuracy_rows(model)
-    record = {"epochs": args.epochs, "seed": args.seed, "lr": args.lr, "batch_size": args.batch_size,
-              "test_accuracy": {str(row[0]): row[1] for row in rows}}
+    record = {
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "test_accuracy": {str(row[0]): row[1] for row in rows},
+    }
     save_checkpoint(model, args.out, record)
     print(f"test accuracy % ({spec.method}/{spec.scheme}, B = {spec.base_bits}, A = {spec.act_bits}, seed {args.seed})")
     print(format_table(header, rows))

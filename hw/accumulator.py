@@ -26,13 +26,15 @@ class Accumulator(wiring.Component):
     def __init__(self, cfg):
         self._cfg = cfg
         sums_layout = data.ArrayLayout(signed(cfg.acc_bits), cfg.cols)
-        super().__init__({
-            "colsums": In(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
-            "token": In(token_layout(cfg)),
-            "read_row": In(range(cfg.max_m)),
-            "sums": Out(sums_layout),
-            "sums_token": Out(token_layout(cfg)),
-        })
+        super().__init__(
+            {
+                "colsums": In(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
+                "token": In(token_layout(cfg)),
+                "read_row": In(range(cfg.max_m)),
+                "sums": Out(sums_layout),
+                "sums_token": Out(token_layout(cfg)),
+            }
+        )
         self.memory = Memory(shape=sums_layout, depth=cfg.max_m, init=[])
 
     def elaborate(self, platform):

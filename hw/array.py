@@ -30,11 +30,14 @@ def column_load_layout(cfg) -> data.StructLayout:
 class SystolicArray(wiring.Component):
     def __init__(self, cfg):
         self._cfg = cfg
-        super().__init__({
-            "rows": In(data.ArrayLayout(row_input_layout(cfg), cfg.rows)),
-            "load": In(data.ArrayLayout(column_load_layout(cfg), cfg.cols)),
-            "psums": Out(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
-        } | ({"decode": In(weight_decode_layout(cfg))} if cfg.switchable else {}))
+        super().__init__(
+            {
+                "rows": In(data.ArrayLayout(row_input_layout(cfg), cfg.rows)),
+                "load": In(data.ArrayLayout(column_load_layout(cfg), cfg.cols)),
+                "psums": Out(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
+            }
+            | ({"decode": In(weight_decode_layout(cfg))} if cfg.switchable else {})
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -45,7 +48,6 @@ class SystolicArray(wiring.Component):
             act, swap = self.rows[r].act, self.rows[r].swap
             for c in range(cfg.cols):
                 load = self.load[c]
-                act, swap, psums[c] = build_pe(m, f"pe_{r}_{c}", act, swap, psums[c], load.rows[r], load.code,
-                                               decode)
+                act, swap, psums[c] = build_pe(m, f"pe_{r}_{c}", act, swap, psums[c], load.rows[r], load.code, decode)
         m.d.comb += [self.psums[c].eq(psum) for c, psum in enumerate(psums)]
         return m

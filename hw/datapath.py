@@ -21,19 +21,21 @@ class Datapath(wiring.Component):
 
     def __init__(self, cfg):
         self._cfg = cfg
-        super().__init__({
-            "act_codes": In(data.ArrayLayout(cfg.act_bits, cfg.rows)),
-            "act_lanes": In(cfg.rows),
-            "token": In(token_layout(cfg)),
-            "weight_codes": In(data.ArrayLayout(cfg.base_bits, cfg.cols)),
-            "weight_rows": In(cfg.rows),
-            "precision": In(precision_layout(cfg)),
-            "params": In(param_layout(cfg)),
-            "param_wanted": Out(1),
-            "out_lanes": In(cfg.cols),
-            "result": Out(result_layout(cfg)),
-            "result_valid": Out(1),
-        })
+        super().__init__(
+            {
+                "act_codes": In(data.ArrayLayout(cfg.act_bits, cfg.rows)),
+                "act_lanes": In(cfg.rows),
+                "token": In(token_layout(cfg)),
+                "weight_codes": In(data.ArrayLayout(cfg.base_bits, cfg.cols)),
+                "weight_rows": In(cfg.rows),
+                "precision": In(precision_layout(cfg)),
+                "params": In(param_layout(cfg)),
+                "param_wanted": Out(1),
+                "out_lanes": In(cfg.cols),
+                "result": Out(result_layout(cfg)),
+                "result_valid": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()

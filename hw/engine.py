@@ -15,7 +15,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.config import EngineConfig
+from contract.config import EngineConfig
 from hw.datapath import Datapath
 from hw.interface import act_layout, command_layout, param_layout, result_layout, weight_layout
 from hw.sequencer import Sequencer
@@ -26,23 +26,27 @@ class Engine(wiring.Component):
 
     def __init__(self, config: EngineConfig):
         self.config = config
-        super().__init__({
-            "cmd": In(stream.Signature(command_layout(config))),
-            "weight": In(stream.Signature(weight_layout(config))),
-            "act": In(stream.Signature(act_layout(config))),
-            "param": In(stream.Signature(param_layout(config))),
-            "result": Out(stream.Signature(result_layout(config))),
-        })
+        super().__init__(
+            {
+                "cmd": In(stream.Signature(command_layout(config))),
+                "weight": In(stream.Signature(weight_layout(config))),
+                "act": In(stream.Signature(act_layout(config))),
+                "param": In(stream.Signature(param_layout(config))),
+                "result": Out(stream.Signature(result_layout(config))),
+            }
+        )
 
     def memory_summary(self) -> list[dict]:
         """On-chip memories, for the generator's manifest."""
         cfg = self.config
-        return [{
-            "name": "accumulator",
-            "depth": cfg.max_m,
-            "width": cfg.acc_bits * cfg.cols,
-            "purpose": "partial sums of one N-tile across K-tiles, one word = C columns of row m",
-        }]
+        return [
+            {
+                "name": "accumulator",
+                "depth": cfg.max_m,
+                "width": cfg.acc_bits * cfg.cols,
+                "purpose": "partial sums of one N-tile across K-tiles, one word = C columns of row m",
+            }
+        ]
 
     def elaborate(self, platform):
         m = Module()
@@ -54,9 +58,11 @@ class Engine(wiring.Component):
         m.submodules.out_fifo = out_fifo = SyncFIFO(width=result_width, depth=2)
 
         wiring.connect(m, wiring.flipped(self.cmd), sequencer.cmd)
-        inputs_present = ((~sequencer.want_act | self.act.valid)
-                          & (~sequencer.want_weight | self.weight.valid)
-                          & (~datapath.param_wanted | self.param.valid))
+        inputs_present = (
+            (~sequencer.want_act | self.act.valid)
+            & (~sequencer.want_weight | self.weight.valid)
+            & (~datapath.param_wanted | self.param.valid)
+        )
         output_room = ~datapath.result_valid | out_fifo.w_rdy
         m.d.comb += [
             advance.eq(sequencer.running & inputs_present & output_room),
@@ -64,7 +70,6 @@ class Engine(wiring.Component):
             self.act.ready.eq(advance & sequencer.want_act),
             self.weight.ready.eq(advance & sequencer.want_weight),
             self.param.ready.eq(advance & datapath.param_wanted),
-
             datapath.act_codes.eq(self.act.payload.codes),
             datapath.act_lanes.eq(sequencer.act_lanes),
             datapath.token.eq(sequencer.token),
@@ -73,7 +78,6 @@ class Engine(wiring.Component):
             datapath.precision.eq(sequencer.precision),
             datapath.params.eq(self.param.payload),
             datapath.out_lanes.eq(sequencer.out_lanes),
-
             out_fifo.w_data.eq(datapath.result),
             out_fifo.w_en.eq(advance & datapath.result_valid),
             self.result.payload.eq(out_fifo.r_data),

@@ -17,9 +17,9 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
-from golden.cli import Parser, atomic_dir, run_main
-from golden.nested import CONTRACT_VERSION
-from hw.config import EngineConfig, parse_array
+from contract.cli import Parser, atomic_dir, run_main
+from contract.config import EngineConfig, parse_array
+from contract.numerics import CONTRACT_VERSION
 from hw.engine import Engine
 
 TOP_NAME = "nestmac_engine"
@@ -39,12 +39,19 @@ def layout_fields(layout: data.Layout) -> list[dict]:
     for name, field in layout:
         shape = field.shape
         if isinstance(shape, data.Layout):
-            fields += [dict(f, name=f"{name}.{f['name']}", offset=field.offset + f["offset"])
-                       for f in layout_fields(shape)]
+            fields += [
+                dict(f, name=f"{name}.{f['name']}", offset=field.offset + f["offset"]) for f in layout_fields(shape)
+            ]
         elif isinstance(shape, data.ArrayLayout):
             elem = Shape.cast(shape.elem_shape)
-            fields.append(dict(name=name, offset=field.offset, width=field.width,
-                               array=dict(length=shape.length, elem_width=elem.width, elem_signed=elem.signed)))
+            fields.append(
+                dict(
+                    name=name,
+                    offset=field.offset,
+                    width=field.width,
+                    array=dict(length=shape.length, elem_width=elem.width, elem_signed=elem.signed),
+                )
+            )
         else:
             cast = Shape.cast(shape)
             fields.append(dict(name=name, offset=field.offset, width=cast.width, signed=cast.signed))
@@ -58,8 +65,11 @@ def describe_ports(signature: wiring.Signature) -> list[dict]:
         if not member.is_port:
             continue
         shape = member.shape
-        port = dict(name="__".join(str(p) for p in path), direction="input" if member.flow == wiring.In
-                    else "output", width=Shape.cast(shape).width)
+        port = dict(
+            name="__".join(str(p) for p in path),
+            direction="input" if member.flow == wiring.In else "output",
+            width=Shape.cast(shape).width,
+        )
         if isinstance(shape, data.Layout):
             port["fields"] = layout_fields(shape)
         ports.append(port)
@@ -93,25 +103,37 @@ def generate(cfg: EngineConfig, out_dir: Path) -> Generated:
 
 
 def add_config_arguments(parser: Parser, max_m: int = 1024) -> None:
-    """The engine's generation parameters as flags; shared with hw.synth so both build the same engines."""
+    """The engine's generation parameters as flags; shared with eda.synth so both build the same engines."""
     parser.add_argument("--bits", type=int, default=8, help="base weight bits B (2..16)")
     parser.add_argument("--array", default="16x16", help="ROWSxCOLS of the PE array, e.g. 16x16")
     parser.add_argument("--act-bits", type=int, default=8, help="activation bits A (1..16)")
     parser.add_argument("--acc-bits", type=int, default=32, help="accumulator bits ACC (8..40)")
-    parser.add_argument("--max-m", type=int, default=max_m, help=f"accumulator depth: largest M per command "
-                                                                 f"(default {max_m})")
+    parser.add_argument(
+        "--max-m", type=int, default=max_m, help=f"accumulator depth: largest M per command (default {max_m})"
+    )
     parser.add_argument("--max-k", type=int, default=4096, help="largest K per command")
     parser.add_argument("--max-n", type=int, default=4096, help="largest N per command")
-    parser.add_argument("--fixed-precision", action="store_true",
-                        help="build the fixed-precision baseline (k = B, j = A, twos only; no run-time "
-                             "precision logic) to measure what switchability costs")
+    parser.add_argument(
+        "--fixed-precision",
+        action="store_true",
+        help="build the fixed-precision baseline (k = B, j = A, twos only; no run-time "
+        "precision logic) to measure what switchability costs",
+    )
 
 
 def config_from_args(args) -> EngineConfig:
     rows, cols = parse_array(args.array)
-    return EngineConfig(rows=rows, cols=cols, base_bits=args.bits, act_bits=args.act_bits,
-                        acc_bits=args.acc_bits, max_m=args.max_m, max_k=args.max_k, max_n=args.max_n,
-                        switchable=not args.fixed_precision)
+    return EngineConfig(
+        rows=rows,
+        cols=cols,
+        base_bits=args.bits,
+        act_bits=args.act_bits,
+        acc_bits=args.acc_bits,
+        max_m=args.max_m,
+        max_k=args.max_k,
+        max_n=args.max_n,
+        switchable=not args.fixed_precision,
+    )
 
 
 def parse_args(argv: list[str] | None) -> tuple[EngineConfig, Path]:
@@ -125,10 +147,15 @@ def parse_args(argv: list[str] | None) -> tuple[EngineConfig, Path]:
 def main(argv: list[str] | None = None) -> None:
     cfg, out_dir = parse_args(argv)
     result = generate(cfg, out_dir)
-    precisions = (f"every weight precision 1..{cfg.base_bits}" if cfg.switchable
-                  else f"fixed precision k = {cfg.base_bits}, j = {cfg.act_bits} (twos)")
-    print(f"nestmac engine {cfg.rows}x{cfg.cols}, B={cfg.base_bits} A={cfg.act_bits} ACC={cfg.acc_bits}: "
-          f"{cfg.pe_count} PEs, peak {cfg.pe_count} MACs/cycle at {precisions}")
+    precisions = (
+        f"every weight precision 1..{cfg.base_bits}"
+        if cfg.switchable
+        else f"fixed precision k = {cfg.base_bits}, j = {cfg.act_bits} (twos)"
+    )
+    print(
+        f"nestmac engine {cfg.rows}x{cfg.cols}, B={cfg.base_bits} A={cfg.act_bits} ACC={cfg.acc_bits}: "
+        f"{cfg.pe_count} PEs, peak {cfg.pe_count} MACs/cycle at {precisions}"
+    )
     print(f"  verilog:  {result.verilog}")
     print(f"  manifest: {result.manifest}")
     print(f"  generated in {result.seconds:.1f} s")

@@ -11,17 +11,19 @@ from __future__ import annotations
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
-from hw.config import EngineConfig
+from contract.config import EngineConfig
 
 
 class Scheme(enum.Enum, shape=1):
     """How the top k bits of a weight code are read (docs/numerics.md, Weights)."""
+
     OFFSET = 0
     TWOS = 1
 
 
 class Mode(enum.Enum, shape=1):
     """Output of the requantizer: an A-bit activation code (relu) or the ACC-bit value t (raw)."""
+
     RELU = 0
     RAW = 1
 
@@ -31,15 +33,17 @@ def command_layout(cfg: EngineConfig) -> data.StructLayout:
 
     Sizes are stored as plain values (1..max); a command outside the config's limits is the host's error.
     """
-    return data.StructLayout({
-        "m": cfg.field_bits(cfg.max_m),
-        "k_dim": cfg.field_bits(cfg.max_k),
-        "n": cfg.field_bits(cfg.max_n),
-        "wbits": cfg.field_bits(cfg.base_bits),
-        "abits": cfg.field_bits(cfg.act_bits),
-        "scheme": Scheme,
-        "mode": Mode,
-    })
+    return data.StructLayout(
+        {
+            "m": cfg.field_bits(cfg.max_m),
+            "k_dim": cfg.field_bits(cfg.max_k),
+            "n": cfg.field_bits(cfg.max_n),
+            "wbits": cfg.field_bits(cfg.base_bits),
+            "abits": cfg.field_bits(cfg.act_bits),
+            "scheme": Scheme,
+            "mode": Mode,
+        }
+    )
 
 
 def weight_layout(cfg: EngineConfig) -> data.StructLayout:
@@ -54,12 +58,14 @@ def act_layout(cfg: EngineConfig) -> data.StructLayout:
 
 def param_layout(cfg: EngineConfig) -> data.StructLayout:
     """Requantization parameters of the C columns of one N-tile."""
-    return data.StructLayout({
-        "bias": data.ArrayLayout(signed(cfg.acc_bits), cfg.cols),
-        "mult": data.ArrayLayout(signed(cfg.mult_bits), cfg.cols),
-        "shift": data.ArrayLayout(unsigned(cfg.shift_bits), cfg.cols),
-        "last": 1,
-    })
+    return data.StructLayout(
+        {
+            "bias": data.ArrayLayout(signed(cfg.acc_bits), cfg.cols),
+            "mult": data.ArrayLayout(signed(cfg.mult_bits), cfg.cols),
+            "shift": data.ArrayLayout(unsigned(cfg.shift_bits), cfg.cols),
+            "last": 1,
+        }
+    )
 
 
 def result_layout(cfg: EngineConfig) -> data.StructLayout:
@@ -78,21 +84,25 @@ def psum_bits(cfg: EngineConfig) -> int:
 
 def weight_decode_layout(cfg: EngineConfig) -> data.StructLayout:
     """What a PE needs to decode a code at run-time precision k: hi_k, the bit 2^(B-k), and the scheme."""
-    return data.StructLayout({
-        "mask": cfg.base_bits,
-        "lsb": cfg.base_bits,
-        "scheme": Scheme,
-    })
+    return data.StructLayout(
+        {
+            "mask": cfg.base_bits,
+            "lsb": cfg.base_bits,
+            "scheme": Scheme,
+        }
+    )
 
 
 def precision_layout(cfg: EngineConfig) -> data.StructLayout:
     """Per-command settings derived from (wbits, abits, scheme, mode) when the command is accepted."""
-    return data.StructLayout({
-        "weight": weight_decode_layout(cfg),
-        "act_mask": cfg.act_bits,
-        "acc_shift": range(cfg.act_bits + cfg.base_bits - 1),
-        "mode": Mode,
-    })
+    return data.StructLayout(
+        {
+            "weight": weight_decode_layout(cfg),
+            "act_mask": cfg.act_bits,
+            "acc_shift": range(cfg.act_bits + cfg.base_bits - 1),
+            "mode": Mode,
+        }
+    )
 
 
 def token_layout(cfg: EngineConfig) -> data.StructLayout:
@@ -101,11 +111,13 @@ def token_layout(cfg: EngineConfig) -> data.StructLayout:
     Carrying it with the data (instead of recomputing it from counters at the far end) is what lets every
     stage be stalled by one global enable without any stage needing to know the schedule.
     """
-    return data.StructLayout({
-        "valid": 1,
-        "row": range(cfg.max_m),
-        "first_ktile": 1,
-        "last_ktile": 1,
-        "last_ntile": 1,
-        "last": 1,
-    })
+    return data.StructLayout(
+        {
+            "valid": 1,
+            "row": range(cfg.max_m),
+            "first_ktile": 1,
+            "last_ktile": 1,
+            "last_ntile": 1,
+            "last": 1,
+        }
+    )

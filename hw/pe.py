@@ -29,14 +29,20 @@ def decode_weight(m: Module, name: str, code: Value, decode) -> Signal:
     m.d.comb += [
         kept.eq(code & decode.mask),
         offset_binary.eq((kept << 1) | decode.lsb),
-        weight.eq(Mux(decode.scheme == Scheme.TWOS, kept.as_signed(),
-                      Cat(offset_binary[:width], ~offset_binary[width]).as_signed())),
+        weight.eq(
+            Mux(
+                decode.scheme == Scheme.TWOS,
+                kept.as_signed(),
+                Cat(offset_binary[:width], ~offset_binary[width]).as_signed(),
+            )
+        ),
     ]
     return weight
 
 
-def build_pe(m: Module, name: str, act_in: Value, swap_in: Value, psum_in: Value, load: Value, code: Value,
-             decode) -> tuple[Value, Value, Value]:
+def build_pe(
+    m: Module, name: str, act_in: Value, swap_in: Value, psum_in: Value, load: Value, code: Value, decode
+) -> tuple[Value, Value, Value]:
     """Adds one PE's registers and MAC to `m`; returns (act_out, swap_out, psum_out).
 
     `load` writes `code` into the shadow register (the next tile's weight). `swap_in` marks the first
@@ -72,20 +78,25 @@ class ProcessingElement(wiring.Component):
 
     def __init__(self, cfg, psum_bits: int):
         self._switchable = cfg.switchable
-        super().__init__({
-            "act_in": In(cfg.act_bits),
-            "swap_in": In(1),
-            "psum_in": In(signed(psum_bits)),
-            "load": In(1),
-            "code": In(cfg.base_bits),
-            "act_out": Out(cfg.act_bits),
-            "swap_out": Out(1),
-            "psum_out": Out(signed(psum_bits)),
-        } | ({"decode": In(weight_decode_layout(cfg))} if cfg.switchable else {}))
+        super().__init__(
+            {
+                "act_in": In(cfg.act_bits),
+                "swap_in": In(1),
+                "psum_in": In(signed(psum_bits)),
+                "load": In(1),
+                "code": In(cfg.base_bits),
+                "act_out": Out(cfg.act_bits),
+                "swap_out": Out(1),
+                "psum_out": Out(signed(psum_bits)),
+            }
+            | ({"decode": In(weight_decode_layout(cfg))} if cfg.switchable else {})
+        )
 
     def elaborate(self, platform):
         m = Module()
         decode = self.decode if self._switchable else None
         outputs = build_pe(m, "pe", self.act_in, self.swap_in, self.psum_in, self.load, self.code, decode)
-        m.d.comb += [port.eq(value) for port, value in zip((self.act_out, self.swap_out, self.psum_out), outputs)]
+        m.d.comb += [
+            port.eq(value) for port, value in zip((self.act_out, self.swap_out, self.psum_out), outputs, strict=True)
+        ]
         return m

@@ -19,16 +19,18 @@ from hw.interface import Mode, param_layout, precision_layout, result_layout, to
 class Requantizer(wiring.Component):
     def __init__(self, cfg):
         self._cfg = cfg
-        super().__init__({
-            "sums": In(data.ArrayLayout(signed(cfg.acc_bits), cfg.cols)),
-            "token": In(token_layout(cfg)),
-            "params": In(param_layout(cfg)),
-            "load_params": In(1),
-            "precision": In(precision_layout(cfg)),
-            "out_lanes": In(cfg.cols),
-            "result": Out(result_layout(cfg)),
-            "result_valid": Out(1),
-        })
+        super().__init__(
+            {
+                "sums": In(data.ArrayLayout(signed(cfg.acc_bits), cfg.cols)),
+                "token": In(token_layout(cfg)),
+                "params": In(param_layout(cfg)),
+                "load_params": In(1),
+                "precision": In(precision_layout(cfg)),
+                "out_lanes": In(cfg.cols),
+                "result": Out(result_layout(cfg)),
+                "result_valid": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()

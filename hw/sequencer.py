@@ -19,34 +19,27 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from contract.timing import drain_slots
 from hw.interface import command_layout, precision_layout, token_layout
-
-
-def drain_slots(cfg) -> int:
-    """Slots after the last activation beat until its result row is written into the output FIFO.
-
-    The column sums of the row consumed in slot s are complete and de-skewed in slot s + R + C (input
-    register, R - 1 rows down, C - 1 columns across, PE output register); accumulate, requantizer
-    stages 1 and 2 and the FIFO write then take slots s + R + C .. s + R + C + 3.
-    """
-    return cfg.rows + cfg.cols + 3
 
 
 class Sequencer(wiring.Component):
     def __init__(self, cfg):
         self._cfg = cfg
-        super().__init__({
-            "cmd": In(stream.Signature(command_layout(cfg))),
-            "advance": In(1),
-            "running": Out(1),
-            "want_act": Out(1),
-            "want_weight": Out(1),
-            "weight_row": Out(range(cfg.rows)),
-            "token": Out(token_layout(cfg)),
-            "act_lanes": Out(cfg.rows),
-            "out_lanes": Out(cfg.cols),
-            "precision": Out(precision_layout(cfg)),
-        })
+        super().__init__(
+            {
+                "cmd": In(stream.Signature(command_layout(cfg))),
+                "advance": In(1),
+                "running": Out(1),
+                "want_act": Out(1),
+                "want_weight": Out(1),
+                "weight_row": Out(range(cfg.rows)),
+                "token": Out(token_layout(cfg)),
+                "act_lanes": Out(cfg.rows),
+                "out_lanes": Out(cfg.cols),
+                "precision": Out(precision_layout(cfg)),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -57,7 +50,7 @@ class Sequencer(wiring.Component):
         k_left = Signal(range(cfg.max_k + 1))
         n_left = Signal(range(cfg.max_n + 1))
         first_ktile = Signal()
-        slot = Signal(range(max(cfg.max_m, rows, drain_slots(cfg))))
+        slot = Signal(range(max(cfg.max_m, rows, drain_slots(rows, cols))))
 
         last_ktile = k_left <= rows
         last_ntile = n_left <= cols
@@ -115,7 +108,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.running.eq(1)
                 with m.If(self.advance):
                     m.d.sync += slot.eq(slot + 1)
-                    with m.If(slot == drain_slots(cfg) - 1):
+                    with m.If(slot == drain_slots(rows, cols) - 1):
                         m.next = "IDLE"
         return m
 

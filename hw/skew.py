@@ -26,10 +26,12 @@ class Skew(wiring.Component):
 
     def __init__(self, shape, delays: list[int]):
         self._delays = list(delays)
-        super().__init__({
-            "i": In(data.ArrayLayout(shape, len(self._delays))),
-            "o": Out(data.ArrayLayout(shape, len(self._delays))),
-        })
+        super().__init__(
+            {
+                "i": In(data.ArrayLayout(shape, len(self._delays))),
+                "o": Out(data.ArrayLayout(shape, len(self._delays))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()

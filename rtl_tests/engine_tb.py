@@ -12,12 +12,12 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
+from contract.config import EngineConfig
 from golden.nested import int_gemm, requantize
-from hw.config import EngineConfig
 from sim.command import Command
-from sim.rtl.bench import Bench
-from sim.rtl.runner import load_scenario
-from sim.workloads import random_command
+from verif.rtl.bench import Bench
+from verif.rtl.runner import load_scenario
+from verif.scenarios import random_command
 
 
 def scenario_commands(cfg: EngineConfig, kind: str, rng: np.random.Generator) -> list[Command]:
@@ -26,22 +26,33 @@ def scenario_commands(cfg: EngineConfig, kind: str, rng: np.random.Generator) ->
     if kind == "precision_sweep":
         # every k with j sweeping the other way, both schemes: each command switches precision
         pairs = [(k, (k * 5) % cfg.act_bits + 1) for k in range(1, cfg.base_bits + 1)]
-        pairs += [(cfg.base_bits + 1 - k, j) for k, j in zip(range(1, cfg.base_bits + 1),
-                                                              range(1, cfg.act_bits + 1))]
-        return [random_command(cfg, rng, 3, R + 1, C + 1, k, j, scheme)
-                for scheme in ("offset", "twos") for k, j in pairs]
+        pairs += [
+            (cfg.base_bits + 1 - k, j)
+            for k, j in zip(range(1, cfg.base_bits + 1), range(1, cfg.act_bits + 1), strict=False)
+        ]
+        return [
+            random_command(cfg, rng, 3, R + 1, C + 1, k, j, scheme) for scheme in ("offset", "twos") for k, j in pairs
+        ]
     if kind == "extremes":
         commands = []
-        for fill, scheme, mode in [(0, "offset", "relu"), (1, "twos", "raw"), (1, "offset", "relu"),
-                                   (0, "twos", "raw")]:
+        for fill, scheme, mode in [
+            (0, "offset", "relu"),
+            (1, "twos", "raw"),
+            (1, "offset", "relu"),
+            (0, "twos", "raw"),
+        ]:
             base = random_command(cfg, rng, 1, 2 * R + 1, C + 1, None, None, scheme, mode)
             X = np.full_like(base.X, fill * ((1 << cfg.act_bits) - 1))
             W = np.full_like(base.W, fill * ((1 << cfg.base_bits) - 1))
             commands.append(Command(X, W, base.wbits, base.abits, scheme, mode, base.bias, base.mult, base.shift))
         return commands
     if kind in ("ideal", "stalls", "reset"):
-        shapes = [(1, 1, 1), (1, 2 * R + 1, C + 2), (R + 3, 2 * R - 1 or 1, 2 * C + 1),
-                  (int(rng.integers(1, cfg.max_m + 1)), int(rng.integers(1, 3 * R + 1)), int(rng.integers(1, 3 * C)))]
+        shapes = [
+            (1, 1, 1),
+            (1, 2 * R + 1, C + 2),
+            (R + 3, 2 * R - 1 or 1, 2 * C + 1),
+            (int(rng.integers(1, cfg.max_m + 1)), int(rng.integers(1, 3 * R + 1)), int(rng.integers(1, 3 * C))),
+        ]
         return [random_command(cfg, rng, *shape) for shape in shapes]
     raise ValueError(f"unknown scenario kind {kind!r}")
 
@@ -54,7 +65,7 @@ def golden_rows(cfg: EngineConfig, commands: list[Command]) -> list[list[int]]:
         out = requantize(acc, c.bias, c.mult, c.shift, c.mode, cfg.act_bits, cfg.acc_bits).numpy()
         for first in range(0, c.n, cfg.cols):
             block = np.zeros((c.m, cfg.cols), dtype=np.int64)
-            block[:, :min(cfg.cols, c.n - first)] = out[:, first:first + cfg.cols]
+            block[:, : min(cfg.cols, c.n - first)] = out[:, first : first + cfg.cols]
             rows += block.tolist()
     return rows
 
@@ -62,16 +73,20 @@ def golden_rows(cfg: EngineConfig, commands: list[Command]) -> list[list[int]]:
 def score(cfg, commands, expected, received, context: str):
     assert len(received) == len(expected), f"{len(received)} result beats, want {len(expected)} ({context})"
     golden = golden_rows(cfg, commands)
-    for index, (want, got, gold) in enumerate(zip(expected, received, golden)):
+    for index, (want, got, gold) in enumerate(zip(expected, received, golden, strict=True)):
         assert want["values"] == gold, f"model and golden disagree on beat {index} ({context})"
         assert got == want, f"result beat {index}: RTL {got}, golden/model {want} ({context})"
 
 
 def check_cycles(commands, model, bench: Bench, context: str):
     """With ideal streams: acceptance and last-beat cycles relative to the first acceptance, exactly."""
-    for index, (measured, modelled) in enumerate(zip(bench.measured_cycles(commands), [r.span for r in model])):
-        assert measured == modelled, (f"command {index}: accepted/last beat at cycles {measured}, model says "
-                                      f"{modelled}: off by {measured[1] - modelled[1]} ({context})")
+    for index, (measured, modelled) in enumerate(
+        zip(bench.measured_cycles(commands), [r.span for r in model], strict=True)
+    ):
+        assert measured == modelled, (
+            f"command {index}: accepted/last beat at cycles {measured}, model says "
+            f"{modelled}: off by {measured[1] - modelled[1]} ({context})"
+        )
 
 
 async def scenario_test(dut, kind: str):

@@ -10,9 +10,9 @@ import os
 
 import pytest
 
-from hw.config import EngineConfig
-from hw.tools import ToolError
-from sim.rtl.runner import check_simulator, run_cocotb
+from contract.config import EngineConfig
+from eda.tools import ToolError
+from verif.rtl.runner import check_simulator, run_cocotb
 
 
 def require_simulator(simulator: str) -> None:
@@ -28,7 +28,10 @@ def run(simulator: str, cfg: EngineConfig, test_module: str, testcases: list[str
     """Run the cocotb tests `testcases` in one simulation and fail unless every one ran and passed."""
     require_simulator(simulator)
     result = run_cocotb(simulator, cfg, test_module, testcases, scenario, f"seed{scenario['seed']}")
-    assert result.tests == len(testcases), \
+    assert result.tests == len(testcases), (
         f"{test_module} ran {result.tests} of {len(testcases)} cocotb tests (see {result.directory})"
-    assert result.failures == 0, (f"{result.failures} of {result.tests} cocotb tests failed, scenario "
-                                  f"{result.scenario}; the cocotb log above names them and their assertion")
+    )
+    assert result.failures == 0, (
+        f"{result.failures} of {result.tests} cocotb tests failed, scenario "
+        f"{result.scenario}; the cocotb log above names them and their assertion"
+    )

@@ -11,7 +11,7 @@ import pytest
 
 from rtl_tests import harness
 from rtl_tests.configs import CONFIGS
-from sim.rtl.runner import SIMULATORS
+from verif.rtl.runner import SIMULATORS
 
 KINDS = ("ideal", "precision_sweep", "extremes", "stalls", "reset")  # the cocotb tests of engine_tb
 
@@ -26,5 +26,6 @@ def heavy_stalls(seed: int) -> dict[str, float]:
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_engine_verilog(simulator, config):
     seed = zlib.crc32(config.encode())
-    harness.run(simulator, CONFIGS[config], "rtl_tests.engine_tb", list(KINDS),
-                {"seed": seed, "stall": heavy_stalls(seed)})
+    harness.run(
+        simulator, CONFIGS[config], "rtl_tests.engine_tb", list(KINDS), {"seed": seed, "stall": heavy_stalls(seed)}
+    )

@@ -12,7 +12,7 @@ from golden.export import build_export
 from golden.infer import run_integer
 from rtl_tests.configs import CONFIGS
 from rtl_tests.harness import require_simulator
-from sim.rtl.network import check_network_on_rtl
+from verif.rtl.network import check_network_on_rtl
 
 IMAGES = 3
 PRECISIONS = [8, 4, 2]
@@ -24,8 +24,7 @@ def test_trained_network_on_16x16_verilog(trained, training_settings, scheme):
     export = build_export(trained("truncquant", scheme))
     cfg = CONFIGS["16x16b8"]  # the engine regression's build, reused
     codes = input_codes(digits_split().test_x[:IMAGES], export.act_bits)
-    check = check_network_on_rtl("verilator", cfg, export, codes, PRECISIONS, batch=1,
-                                 run_name=f"network-{scheme}")
+    check = check_network_on_rtl("verilator", cfg, export, codes, PRECISIONS, batch=1, run_name=f"network-{scheme}")
     context = f"truncquant/{scheme} model trained with {training_settings}"
     assert check.mismatches() == [], context
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from golden.nested import NumericsError, check_mode, check_scheme
-from hw.config import EngineConfig
+from contract.config import EngineConfig
+from contract.numerics import NumericsError, check_mode, check_scheme
 
 
 def row_slices(cfg: EngineConfig, m: int) -> list[slice]:
@@ -50,9 +50,13 @@ class Command:
         check_mode(self.mode)
         if self.X.ndim != 2 or self.W.ndim != 2 or self.W.shape[0] != self.k_dim:
             raise NumericsError(f"X {self.X.shape} and W {self.W.shape} are not [M, K] and [K, N]")
-        for name, value, limit in (("m", self.m, cfg.max_m), ("k_dim", self.k_dim, cfg.max_k),
-                                   ("n", self.n, cfg.max_n), ("wbits", self.wbits, cfg.base_bits),
-                                   ("abits", self.abits, cfg.act_bits)):
+        for name, value, limit in (
+            ("m", self.m, cfg.max_m),
+            ("k_dim", self.k_dim, cfg.max_k),
+            ("n", self.n, cfg.max_n),
+            ("wbits", self.wbits, cfg.base_bits),
+            ("abits", self.abits, cfg.act_bits),
+        ):
             if not 1 <= value <= limit:
                 raise NumericsError(f"{name} must lie in 1..{limit} for this engine, got {value}")
         for name in ("bias", "mult", "shift"):
@@ -60,5 +64,7 @@ class Command:
                 raise NumericsError(f"{name} must have one entry per output column ({self.n})")
         fixed = (cfg.base_bits, cfg.act_bits, "twos")
         if not cfg.switchable and (self.wbits, self.abits, self.scheme) != fixed:
-            raise NumericsError(f"a fixed-precision engine runs only wbits={fixed[0]}, abits={fixed[1]}, twos; "
-                                f"got wbits={self.wbits}, abits={self.abits}, {self.scheme}")
+            raise NumericsError(
+                f"a fixed-precision engine runs only wbits={fixed[0]}, abits={fixed[1]}, twos; "
+                f"got wbits={self.wbits}, abits={self.abits}, {self.scheme}"
+            )

@@ -27,8 +27,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from contract.config import EngineConfig
 from golden.infer import layer_gemms
-from hw.config import EngineConfig
 from sim.events import CommandEvents, command_events, split_rows
 
 MULT_8X8_PJ = 0.2
@@ -55,18 +55,18 @@ def sram_bit_pj(size_bytes: float) -> float:
 class Energy:
     """pJ by where it is spent."""
 
-    multiply: float = 0.0      # PE multipliers, k x j toggling partial-product bits per useful MAC
-    add: float = 0.0           # PE partial-sum adders, every PE slot, full partial-sum width
-    registers: float = 0.0     # PE array flip-flops, every bit every cycle
-    accumulator: float = 0.0   # accumulator SRAM reads and write-backs, C x ACC-bit words
-    requant: float = 0.0       # ACC x MULT multiply and two ACC-bit adds per output value
-    buffers: float = 0.0       # operand buffer reads (activations, weights, parameters), result writes
+    multiply: float = 0.0  # PE multipliers, k x j toggling partial-product bits per useful MAC
+    add: float = 0.0  # PE partial-sum adders, every PE slot, full partial-sum width
+    registers: float = 0.0  # PE array flip-flops, every bit every cycle
+    accumulator: float = 0.0  # accumulator SRAM reads and write-backs, C x ACC-bit words
+    requant: float = 0.0  # ACC x MULT multiply and two ACC-bit adds per output value
+    buffers: float = 0.0  # operand buffer reads (activations, weights, parameters), result writes
 
     @property
     def total(self) -> float:
         return sum(getattr(self, f.name) for f in fields(self))
 
-    def __add__(self, other: "Energy") -> "Energy":
+    def __add__(self, other: Energy) -> Energy:
         return Energy(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
     def as_dict(self) -> dict[str, float]:

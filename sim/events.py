@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hw.config import EngineConfig
+from contract.config import EngineConfig
 from hw.interface import psum_bits
 from sim.command import row_slices
 from sim.model import ceil_div, command_cycles
@@ -18,16 +18,16 @@ from sim.model import ceil_div, command_cycles
 
 @dataclass(frozen=True)
 class CommandEvents:
-    cycles: int              # clock cycles of the command (sim.model.command_cycles)
-    macs: int                # useful multiply-accumulates, M * K * N
-    pe_slots: int            # PE-cycles that add a product into a partial sum: steady slots * R * C
-    pe_register_bits: int    # flip-flop bits of the PE array, all clocked every cycle
-    psum_bits: int           # width of the adder in each PE
-    acc_reads: int           # accumulator memory words read (one per steady slot)
-    acc_writes: int          # ... and written back (every K-tile but the last)
-    acc_word_bits: int       # C * ACC
-    requant_outputs: int     # output values that go through the requantizer, padded columns included
-    act_bits: int            # bits streamed in on each port
+    cycles: int  # clock cycles of the command (sim.model.command_cycles)
+    macs: int  # useful multiply-accumulates, M * K * N
+    pe_slots: int  # PE-cycles that add a product into a partial sum: steady slots * R * C
+    pe_register_bits: int  # flip-flop bits of the PE array, all clocked every cycle
+    psum_bits: int  # width of the adder in each PE
+    acc_reads: int  # accumulator memory words read (one per steady slot)
+    acc_writes: int  # ... and written back (every K-tile but the last)
+    acc_word_bits: int  # C * ACC
+    requant_outputs: int  # output values that go through the requantizer, padded columns included
+    act_bits: int  # bits streamed in on each port
     weight_bits: int
     param_bits: int
     result_bits: int

@@ -17,17 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
+from contract.config import EngineConfig
+from contract.timing import ACCEPT_CYCLES, OUTPUT_CYCLES, REQUANT_CYCLES, fill_drain_slots
 from golden.nested import int_gemm, requantize
-from hw.config import EngineConfig
 from sim.command import Command
-
-#: Cycles besides weight load, tile slots and array fill/drain: the command's acceptance cycle, the
-#: accumulate-to-FIFO stages that are not hidden (requantizer stages 1 and 2 and the FIFO write) and
-#: the FIFO-to-port cycle.
-ACCEPT_CYCLES = 1
-REQUANT_CYCLES = 3
-OUTPUT_CYCLES = 1
-OVERHEAD_CONSTANT = ACCEPT_CYCLES + REQUANT_CYCLES + OUTPUT_CYCLES
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -38,18 +31,25 @@ def ceil_div(a: int, b: int) -> int:
 class CycleBreakdown:
     """Where the cycles of one command go (ideal streams)."""
 
-    accept: int        # the cycle in which `cmd` is accepted
-    weight_load: int   # R: the first tile's weight rows, before any activation can enter
-    steady: int        # M * T: slots that feed one activation row into the array (useful work)
-    weight_wait: int   # (T - 1) * (L - M): tile slots without an activation while the next weights load (M < R)
-    fill_drain: int    # R + C: from the last activation row to its complete, accumulated column sums
-    requant: int       # 3: requantizer stages 1 and 2 and the write into the output FIFO
-    output: int        # 1: the output FIFO presents the last result beat
+    accept: int  # the cycle in which `cmd` is accepted
+    weight_load: int  # R: the first tile's weight rows, before any activation can enter
+    steady: int  # M * T: slots that feed one activation row into the array (useful work)
+    weight_wait: int  # (T - 1) * (L - M): tile slots without an activation while the next weights load (M < R)
+    fill_drain: int  # R + C: from the last activation row to its complete, accumulated column sums
+    requant: int  # 3: requantizer stages 1 and 2 and the write into the output FIFO
+    output: int  # 1: the output FIFO presents the last result beat
 
     @property
     def total(self) -> int:
-        return (self.accept + self.weight_load + self.steady + self.weight_wait + self.fill_drain
-                + self.requant + self.output)
+        return (
+            self.accept
+            + self.weight_load
+            + self.steady
+            + self.weight_wait
+            + self.fill_drain
+            + self.requant
+            + self.output
+        )
 
     @property
     def utilisation(self) -> float:
@@ -66,7 +66,7 @@ def command_cycles(cfg: EngineConfig, m: int, k_dim: int, n: int) -> CycleBreakd
         weight_load=cfg.rows,
         steady=m * tile_count,
         weight_wait=(tile_count - 1) * (tile_slots - m),
-        fill_drain=cfg.rows + cfg.cols,
+        fill_drain=fill_drain_slots(cfg.rows, cfg.cols),
         requant=REQUANT_CYCLES,
         output=OUTPUT_CYCLES,
     )
@@ -79,9 +79,9 @@ def sequence_cycles(cfg: EngineConfig, shapes: list[tuple[int, int, int]]) -> in
 
 @dataclass(frozen=True)
 class CommandResult:
-    outputs: torch.Tensor      # [M, N] int64: relu codes or raw t values
+    outputs: torch.Tensor  # [M, N] int64: relu codes or raw t values
     cycles: CycleBreakdown
-    accept_cycle: int          # relative to the first command's acceptance
+    accept_cycle: int  # relative to the first command's acceptance
     last_result_cycle: int
 
     @property
@@ -99,10 +99,17 @@ class EngineModel:
     def outputs(self, command: Command) -> torch.Tensor:
         cfg = self.cfg
         command.check(cfg)
-        acc = int_gemm(command.X, command.W, command.wbits, command.abits, command.scheme,
-                       cfg.base_bits, cfg.act_bits, cfg.acc_bits)
-        return requantize(acc, command.bias, command.mult, command.shift, command.mode, cfg.act_bits,
-                          cfg.acc_bits)
+        acc = int_gemm(
+            command.X,
+            command.W,
+            command.wbits,
+            command.abits,
+            command.scheme,
+            cfg.base_bits,
+            cfg.act_bits,
+            cfg.acc_bits,
+        )
+        return requantize(acc, command.bias, command.mult, command.shift, command.mode, cfg.act_bits, cfg.acc_bits)
 
     def run(self, commands: list[Command]) -> list[CommandResult]:
         results, accept = [], 0

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from contract.config import EngineConfig
 from golden.export import Export
 from golden.lowering import Gemm, lower
-from hw.config import EngineConfig
 from sim.command import Command, row_slices
 from sim.model import EngineModel, sequence_cycles
 
@@ -23,16 +23,24 @@ def gemm_commands(cfg: EngineConfig, gemm: Gemm) -> list[Command]:
     """The engine commands of one layer GEMM: row chunks of at most max_m rows."""
     X, W = gemm.act_codes.numpy(), gemm.weight_codes.numpy()
     params = dict(bias=gemm.bias.numpy(), mult=gemm.mult.numpy(), shift=gemm.shift.numpy())
-    return [Command(X=X[rows], W=W, wbits=gemm.k, abits=gemm.j, scheme=gemm.scheme, mode=gemm.mode, **params)
-            for rows in row_slices(cfg, gemm.M)]
+    return [
+        Command(X=X[rows], W=W, wbits=gemm.k, abits=gemm.j, scheme=gemm.scheme, mode=gemm.mode, **params)
+        for rows in row_slices(cfg, gemm.M)
+    ]
 
 
 def engine_config_for(export: Export, rows: int, cols: int, max_m: int) -> EngineConfig:
     """An engine that can run `export`: its widths, and K/N limits that cover every layer."""
-    return EngineConfig(rows=rows, cols=cols, base_bits=export.base_bits, act_bits=export.act_bits,
-                        acc_bits=export.acc_bits, max_m=max_m,
-                        max_k=max(layer.K for layer in export.layers),
-                        max_n=max(layer.N for layer in export.layers))
+    return EngineConfig(
+        rows=rows,
+        cols=cols,
+        base_bits=export.base_bits,
+        act_bits=export.act_bits,
+        acc_bits=export.acc_bits,
+        max_m=max_m,
+        max_k=max(layer.K for layer in export.layers),
+        max_n=max(layer.N for layer in export.layers),
+    )
 
 
 @dataclass
@@ -46,15 +54,15 @@ class ModelExecutor:
     def __call__(self, gemm: Gemm) -> torch.Tensor:
         commands = gemm_commands(self.cfg, gemm)
         outputs = [result.outputs for result in EngineModel(self.cfg).run(commands)]
-        self.log += zip(commands, outputs)
+        self.log += zip(commands, outputs, strict=True)
         return torch.cat(outputs)
 
 
 @dataclass(frozen=True)
 class BatchRun:
-    logits: torch.Tensor                        # [batch, classes], raw ACC-bit values of the last layer
-    log: list[tuple[Command, torch.Tensor]]     # every command and its model output, in engine order
-    cycles: int                                 # back to back, first acceptance to last result beat
+    logits: torch.Tensor  # [batch, classes], raw ACC-bit values of the last layer
+    log: list[tuple[Command, torch.Tensor]]  # every command and its model output, in engine order
+    cycles: int  # back to back, first acceptance to last result beat
 
     @property
     def macs(self) -> int:
@@ -73,7 +81,7 @@ def run_batch(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, k: i
 class PrecisionSummary:
     k: int
     images: int
-    passes: int                # engine passes of `batch` images (the last may be partial)
+    passes: int  # engine passes of `batch` images (the last may be partial)
     correct: int
     cycles: int
     macs: int
@@ -98,17 +106,23 @@ class PrecisionSummary:
         return self.macs / (self.cycles * self.pe_count)
 
 
-def run_precision(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, labels: torch.Tensor, k: int,
-                  batch: int, progress=None) -> PrecisionSummary:
+def run_precision(
+    cfg: EngineConfig,
+    export: Export,
+    input_codes: torch.Tensor,
+    labels: torch.Tensor,
+    k: int,
+    batch: int,
+    progress=None,
+) -> PrecisionSummary:
     """All images at precision k, `batch` images per engine pass (cycles are per pass, back to back)."""
     correct = cycles = macs = 0
     for first in range(0, len(input_codes), batch):
-        run = run_batch(cfg, export, input_codes[first:first + batch], k)
-        correct += int((run.logits.argmax(dim=1) == labels[first:first + batch]).sum())
+        run = run_batch(cfg, export, input_codes[first : first + batch], k)
+        correct += int((run.logits.argmax(dim=1) == labels[first : first + batch]).sum())
         cycles += run.cycles
         macs += run.macs
         if progress:
             progress(min(first + batch, len(input_codes)))
     passes = -(-len(input_codes) // batch)
     return PrecisionSummary(k, len(input_codes), passes, correct, cycles, macs, cfg.pe_count)
-

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hw.config import EngineConfig
-from hw.interface import (Mode, Scheme, act_layout, command_layout, param_layout, result_layout,
-                          weight_layout)
+from contract.config import EngineConfig
+from hw.interface import Mode, Scheme, act_layout, command_layout, param_layout, result_layout, weight_layout
 from sim.command import Command
 from sim.model import EngineModel, ceil_div
 
@@ -36,20 +35,25 @@ class HostBeats:
     act: list[dict]
     result: list[dict]
 
-    def extend(self, other: "HostBeats") -> "HostBeats":
+    def extend(self, other: HostBeats) -> HostBeats:
         """The beats of two back-to-back commands."""
         return HostBeats(*(getattr(self, f) + getattr(other, f) for f in STREAMS))
 
 
 STREAMS = ("cmd", "param", "weight", "act", "result")
-LAYOUTS = {"cmd": command_layout, "param": param_layout, "weight": weight_layout, "act": act_layout,
-           "result": result_layout}
+LAYOUTS = {
+    "cmd": command_layout,
+    "param": param_layout,
+    "weight": weight_layout,
+    "act": act_layout,
+    "result": result_layout,
+}
 
 
 def _padded(matrix: np.ndarray, rows: int, cols: int, rng: np.random.Generator | None, high: int) -> np.ndarray:
     """`matrix` in the top-left corner of a rows x cols array whose other entries are don't-care."""
     out = np.zeros((rows, cols), dtype=np.int64) if rng is None else rng.integers(0, high, (rows, cols))
-    out[:matrix.shape[0], :matrix.shape[1]] = matrix
+    out[: matrix.shape[0], : matrix.shape[1]] = matrix
     return out
 
 
@@ -66,13 +70,23 @@ def pack_command(cfg: EngineConfig, command: Command, outputs, rng: np.random.Ge
     kt_count, nt_count = ceil_div(command.k_dim, R), ceil_div(command.n, C)
     X = _padded(np.asarray(command.X), command.m, kt_count * R, rng, 1 << cfg.act_bits)
     W = _padded(np.asarray(command.W), kt_count * R, nt_count * C, rng, 1 << cfg.base_bits)
-    params = {name: _padded(np.asarray(getattr(command, name)).reshape(1, -1), 1, nt_count * C, None, 0)[0]
-              for name in ("bias", "mult", "shift")}
+    params = {
+        name: _padded(np.asarray(getattr(command, name)).reshape(1, -1), 1, nt_count * C, None, 0)[0]
+        for name in ("bias", "mult", "shift")
+    }
     Y = _padded(np.asarray(outputs), command.m, nt_count * C, None, 0)
 
-    cmd = [{"m": command.m, "k_dim": command.k_dim, "n": command.n, "wbits": command.wbits,
-            "abits": command.abits, "scheme": Scheme[command.scheme.upper()].value,
-            "mode": Mode[command.mode.upper()].value}]
+    cmd = [
+        {
+            "m": command.m,
+            "k_dim": command.k_dim,
+            "n": command.n,
+            "wbits": command.wbits,
+            "abits": command.abits,
+            "scheme": Scheme[command.scheme.upper()].value,
+            "mode": Mode[command.mode.upper()].value,
+        }
+    ]
     param, weight, act, result = [], [], [], []
     for nt in range(nt_count):
         columns = slice(nt * C, nt * C + C)
@@ -88,7 +102,7 @@ def pack_command(cfg: EngineConfig, command: Command, outputs, rng: np.random.Ge
 def pack_sequence(cfg: EngineConfig, commands: list[Command], rng: np.random.Generator | None = None) -> HostBeats:
     """The beats of back-to-back `commands`, with the result beats the model predicts."""
     beats = HostBeats([], [], [], [], [])
-    for command, expected in zip(commands, EngineModel(cfg).run(commands)):
+    for command, expected in zip(commands, EngineModel(cfg).run(commands), strict=True):
         beats = beats.extend(pack_command(cfg, command, expected.outputs, rng))
     return beats
 

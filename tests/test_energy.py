@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hw.config import EngineConfig
+from contract.config import EngineConfig
 from sim.energy import gemms_energy, inference_shapes
 from sim.events import command_events, split_rows
 
@@ -49,7 +49,8 @@ def test_only_the_multipliers_get_cheaper_at_low_precision():
 def test_tall_gemms_run_as_several_commands():
     assert split_rows(CFG, 9, 3, 2) == [(4, 3, 2), (4, 3, 2), (1, 3, 2)]
     assert gemms_energy(CFG, [(9, 3, 2)], 5).total == pytest.approx(
-        2 * gemms_energy(CFG, [(4, 3, 2)], 5).total + gemms_energy(CFG, [(1, 3, 2)], 5).total)
+        2 * gemms_energy(CFG, [(4, 3, 2)], 5).total + gemms_energy(CFG, [(1, 3, 2)], 5).total
+    )
     # 3 K-tiles over 2 N-tiles: every K-tile but the last writes its row sums back
     events = command_events(CFG, 4, 5, 3)
     assert (events.acc_reads, events.acc_writes) == (4 * 3 * 2, 4 * 2 * 2)

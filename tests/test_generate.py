@@ -7,28 +7,32 @@ from pathlib import Path
 
 import pytest
 
-from hw.tools import verilator_env
+from eda.tools import verilator_env
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def run_generate(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "hw.generate", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "hw.generate", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--array", "0x16"], "--array rows must be an integer in 1..256, got 0"),
-    (["--array", "16x0"], "--array columns must be"),
-    (["--array", "16"], "--array must look like ROWSxCOLS"),
-    (["--array", "axb"], "--array must look like ROWSxCOLS"),
-    (["--bits", "0"], "--bits must be an integer in 2..16, got 0"),
-    (["--bits", "17"], "--bits must be an integer in 2..16, got 17"),
-    (["--bits", "eight"], "argument --bits: invalid int value"),
-    (["--acc-bits", "16"], "--acc-bits 16 is too narrow for --max-k 4096"),
-    (["--max-k", "40000"], "--acc-bits 32 is too narrow for --max-k 40000"),
-    (["--frobnicate"], "unrecognized arguments"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--array", "0x16"], "--array rows must be an integer in 1..256, got 0"),
+        (["--array", "16x0"], "--array columns must be"),
+        (["--array", "16"], "--array must look like ROWSxCOLS"),
+        (["--array", "axb"], "--array must look like ROWSxCOLS"),
+        (["--bits", "0"], "--bits must be an integer in 2..16, got 0"),
+        (["--bits", "17"], "--bits must be an integer in 2..16, got 17"),
+        (["--bits", "eight"], "argument --bits: invalid int value"),
+        (["--acc-bits", "16"], "--acc-bits 16 is too narrow for --max-k 4096"),
+        (["--max-k", "40000"], "--acc-bits 32 is too narrow for --max-k 40000"),
+        (["--frobnicate"], "unrecognized arguments"),
+    ],
+)
 def test_bad_arguments_give_one_line_and_exit_2_and_write_nothing(tmp_path, args, message):
     out = tmp_path / "gen"
     result = run_generate(*args, "-o", str(out))
@@ -41,8 +45,9 @@ def test_bad_arguments_give_one_line_and_exit_2_and_write_nothing(tmp_path, args
 
 def test_generates_verilog_and_manifest_that_verilator_accepts(tmp_path):
     out = tmp_path / "gen"
-    result = run_generate("--bits", "4", "--array", "2x3", "--max-m", "16", "--max-k", "64", "--max-n", "64",
-                          "-o", str(out))
+    result = run_generate(
+        "--bits", "4", "--array", "2x3", "--max-m", "16", "--max-k", "64", "--max-n", "64", "-o", str(out)
+    )
     assert result.returncode == 0, result.stderr
     assert "6 PEs" in result.stdout and str(out / "nestmac_engine.v") in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"], "no staging directory may be left behind"
@@ -52,8 +57,13 @@ def test_generates_verilog_and_manifest_that_verilator_accepts(tmp_path):
     assert manifest["parameters"]["base_bits"] == 4
     ports = {p["name"]: p for p in manifest["ports"]}
     verilog_text = (out / "nestmac_engine.v").read_text()
-    for stream, direction in [("cmd", "input"), ("weight", "input"), ("act", "input"), ("param", "input"),
-                              ("result", "output")]:
+    for stream, direction in [
+        ("cmd", "input"),
+        ("weight", "input"),
+        ("act", "input"),
+        ("param", "input"),
+        ("result", "output"),
+    ]:
         payload = ports[f"{stream}__payload"]
         assert payload["direction"] == direction
         assert sum(f["width"] for f in payload["fields"]) == payload["width"]
@@ -64,8 +74,13 @@ def test_generates_verilog_and_manifest_that_verilator_accepts(tmp_path):
                 assert f"{port['direction']} {width}{name};" in verilog_text, name
 
     binary, env = verilator_env()
-    lint = subprocess.run([str(binary), "--lint-only", "-Wno-fatal", "--top-module", "nestmac_engine",
-                           str(out / "nestmac_engine.v")], env=env, capture_output=True, text=True, timeout=300)
+    lint = subprocess.run(
+        [str(binary), "--lint-only", "-Wno-fatal", "--top-module", "nestmac_engine", str(out / "nestmac_engine.v")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert lint.returncode == 0, lint.stderr[-3000:]
     assert "%Error" not in lint.stderr
 
@@ -74,7 +89,8 @@ def test_regeneration_replaces_the_previous_output(tmp_path):
     out = tmp_path / "gen"
     out.mkdir()
     (out / "stale.v").write_text("// from an older run\n")
-    result = run_generate("--bits", "8", "--array", "2x2", "--max-m", "8", "--max-k", "32", "--max-n", "32",
-                          "-o", str(out))
+    result = run_generate(
+        "--bits", "8", "--array", "2x2", "--max-m", "8", "--max-k", "32", "--max-n", "32", "-o", str(out)
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "nestmac_engine.v"]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from contract.cli import run_main
 from golden import evaluate, train
-from golden.cli import run_main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,18 +86,22 @@ def test_export_of_a_corrupted_checkpoint_fails_and_writes_nothing(checkpoint_fi
 
 def test_train_rejects_an_unknown_scheme_without_writing(tmp_path):
     out = tmp_path / "models" / "m.pt"
-    assert_one_line_error(run("golden.train", "--method", "truncquant", "--scheme", "sign-magnitude",
-                              "--out", str(out)))
+    assert_one_line_error(
+        run("golden.train", "--method", "truncquant", "--scheme", "sign-magnitude", "--out", str(out))
+    )
     assert not out.parent.exists()
 
 
-@pytest.mark.parametrize("args", [
-    ["--method", "pact", "--scheme", "offset"],
-    ["--method", "qat", "--scheme", "offset", "--base-bits", "17"],
-    ["--method", "qat", "--scheme", "offset", "--act-bits", "0"],
-    ["--method", "qat", "--scheme", "offset", "--epochs", "0"],
-    ["--scheme", "offset"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--method", "pact", "--scheme", "offset"],
+        ["--method", "qat", "--scheme", "offset", "--base-bits", "17"],
+        ["--method", "qat", "--scheme", "offset", "--act-bits", "0"],
+        ["--method", "qat", "--scheme", "offset", "--epochs", "0"],
+        ["--scheme", "offset"],
+    ],
+)
 def test_train_rejects_bad_settings_without_writing(tmp_path, args, capsys):
     out = tmp_path / "models" / "m.pt"
     assert_one_line_error(run_in_process(train.main, [*args, "--out", str(out)], capsys))

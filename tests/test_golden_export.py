@@ -19,7 +19,7 @@ def test_round_trip_preserves_every_array_and_field(trained, export_dir):
     built = build_export(trained("truncquant", "offset"))
     loaded = load_export(export_dir)
     assert loaded.describe() == built.describe()
-    for a, b in zip(built.layers, loaded.layers):
+    for a, b in zip(built.layers, loaded.layers, strict=True):
         for name in ("weight_codes", "bias", "mult", "shift"):
             assert getattr(a, name).dtype == getattr(b, name).dtype
             assert np.array_equal(getattr(a, name), getattr(b, name)), f"{a.name}.{name}"
@@ -46,7 +46,7 @@ def test_files_are_plain_json_and_pickle_free_npz(export_dir):
 def test_multiplier_is_the_finest_16_bit_fraction(real):
     mult, shift = quantize_multiplier(real, 32, "test")
     assert -32768 <= mult <= 32767 and 0 <= shift <= 46
-    assert abs(mult / 2 ** shift - real) <= 2 ** -(shift + 1)  # rounded, not truncated
+    assert abs(mult / 2**shift - real) <= 2 ** -(shift + 1)  # rounded, not truncated
     assert shift == 46 or abs(round(real * 2 ** (shift + 1))) > 32767  # one more bit would not fit
 
 
@@ -66,7 +66,7 @@ def test_requant_parameters_reproduce_the_folded_batchnorm(trained):
         sw, levels = conv.weight_scale(k), 255
         acc = 1000.0
         expected = (g * acc * sw / levels + h) * levels
-        got = (acc + bias) * mult / 2.0 ** shift
+        got = (acc + bias) * mult / 2.0**shift
         assert np.allclose(got, expected, rtol=1e-3, atol=0.5 * np.abs(g) * sw + 1e-3), f"k={k}"
 
 
@@ -87,24 +87,29 @@ def _set(mapping, key, value):
     mapping[key] = value
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda m, a: _set(m, "numerics_contract", 2), "numerics contract"),
-    (lambda m, a: _set(m, "format_version", 99), "format version"),
-    (lambda m, a: m.pop("scheme"), "missing key 'scheme'"),
-    (lambda m, a: _set(m, "scheme", "sign-magnitude"), "unknown scheme"),
-    (lambda m, a: _set(m, "base_bits", 17), "base_bits"),
-    (lambda m, a: m["layers"][0].pop("kernel"), "missing key 'kernel'"),
-    (lambda m, a: _set(m["layers"][1], "stride", 1), "output size"),
-    (lambda m, a: _set(m["layers"][0], "mode", "raw"), "only the last layer"),
-    (lambda m, a: a.pop("conv1.mult"), "missing array 'conv1.mult'"),
-    (lambda m, a: _set(a, "conv0.weight_codes", a["conv0.weight_codes"][:5]), "K and N disagree"),
-    (lambda m, a: (_set(m["layers"][0], "K", 5), _set(a, "conv0.weight_codes", a["conv0.weight_codes"][:5])),
-     "weight codes have shape"),
-    (lambda m, a: _set(a, "conv0.weight_codes", a["conv0.weight_codes"].astype(np.int32)), "uint16"),
-    (lambda m, a: _set(a, "conv0.weight_codes", a["conv0.weight_codes"] | np.uint16(256)), "exceed 8 bits"),
-    (lambda m, a: _set(a, "conv2.shift", a["conv2.shift"] + 60), "shift values"),
-    (lambda m, a: _set(a, "fc3.bias", a["fc3.bias"][:3]), "bias must be an int64"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda m, a: _set(m, "numerics_contract", 2), "numerics contract"),
+        (lambda m, a: _set(m, "format_version", 99), "format version"),
+        (lambda m, a: m.pop("scheme"), "missing key 'scheme'"),
+        (lambda m, a: _set(m, "scheme", "sign-magnitude"), "unknown scheme"),
+        (lambda m, a: _set(m, "base_bits", 17), "base_bits"),
+        (lambda m, a: m["layers"][0].pop("kernel"), "missing key 'kernel'"),
+        (lambda m, a: _set(m["layers"][1], "stride", 1), "output size"),
+        (lambda m, a: _set(m["layers"][0], "mode", "raw"), "only the last layer"),
+        (lambda m, a: a.pop("conv1.mult"), "missing array 'conv1.mult'"),
+        (lambda m, a: _set(a, "conv0.weight_codes", a["conv0.weight_codes"][:5]), "K and N disagree"),
+        (
+            lambda m, a: (_set(m["layers"][0], "K", 5), _set(a, "conv0.weight_codes", a["conv0.weight_codes"][:5])),
+            "weight codes have shape",
+        ),
+        (lambda m, a: _set(a, "conv0.weight_codes", a["conv0.weight_codes"].astype(np.int32)), "uint16"),
+        (lambda m, a: _set(a, "conv0.weight_codes", a["conv0.weight_codes"] | np.uint16(256)), "exceed 8 bits"),
+        (lambda m, a: _set(a, "conv2.shift", a["conv2.shift"] + 60), "shift values"),
+        (lambda m, a: _set(a, "fc3.bias", a["fc3.bias"][:3]), "bias must be an int64"),
+    ],
+)
 def test_loader_rejects_malformed_exports(export_dir, tmp_path, edit, message):
     with pytest.raises(ExportError, match=message):
         load_export(_corrupt(export_dir, tmp_path, edit))

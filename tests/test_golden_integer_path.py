@@ -25,8 +25,9 @@ def test_integer_path_agrees_with_fake_quant_model_at_every_k(trained, training_
     export = build_export(model)
     split = digits_split()
     for k in range(model.spec.base_bits, 0, -1):
-        agreement = fraction_equal(float_predictions(model, split.test_x, k),
-                                   integer_predictions(export, split.test_x, k))
+        agreement = fraction_equal(
+            float_predictions(model, split.test_x, k), integer_predictions(export, split.test_x, k)
+        )
         assert agreement >= 0.99, f"{method}/{scheme} k={k}: agreement {agreement:.4f} ({training_settings})"
 
 
@@ -48,8 +49,9 @@ def test_trunc_view_uses_the_value_of_the_truncated_stored_code(trained, method,
         for layer in model.quant_layers:
             with torch.no_grad():
                 expected = truncate_weight(layer.weight_codes(), k, scheme).double() * layer.weight_scale(k)
-                assert torch.allclose(layer.quantized_weight().double(), expected, rtol=1e-6, atol=1e-9), \
+                assert torch.allclose(layer.quantized_weight().double(), expected, rtol=1e-6, atol=1e-9), (
                     f"{method}/{scheme} k={k}"
+                )
 
 
 def test_quant_view_of_a_qat_model_rounds_instead_of_truncating(trained):

@@ -13,8 +13,10 @@ from golden.lowering import im2col
 from golden.nested import requantize, truncate_act, truncate_weight
 
 
-@pytest.mark.parametrize("channels,height,width,kernel,stride,padding", [
-    (1, 8, 8, 3, 1, 1), (3, 7, 6, 3, 2, 1), (4, 5, 5, 1, 1, 0), (2, 6, 9, 2, 3, 2)])
+@pytest.mark.parametrize(
+    "channels,height,width,kernel,stride,padding",
+    [(1, 8, 8, 3, 1, 1), (3, 7, 6, 3, 2, 1), (4, 5, 5, 1, 1, 0), (2, 6, 9, 2, 3, 2)],
+)
 def test_im2col_gemm_equals_conv2d(channels, height, width, kernel, stride, padding):
     generator = torch.Generator().manual_seed(1)
     codes = torch.randint(0, 256, (2, channels, height, width), generator=generator)
@@ -36,9 +38,14 @@ def test_first_conv_layer_matches_conv2d_of_decoded_codes(trained, scheme):
     for k in (8, 3, 1):
         run = layer_gemms(export, codes, k)[0]
         weights = torch.from_numpy(layer.weight_codes.astype("int64")).T.reshape(
-            layer.N, layer.in_shape[0], layer.kernel, layer.kernel)
-        acc = F.conv2d(truncate_act(codes, 8).double(), truncate_weight(weights, k, scheme).double(),
-                       stride=layer.stride, padding=layer.padding).to(torch.int64)
+            layer.N, layer.in_shape[0], layer.kernel, layer.kernel
+        )
+        acc = F.conv2d(
+            truncate_act(codes, 8).double(),
+            truncate_weight(weights, k, scheme).double(),
+            stride=layer.stride,
+            padding=layer.padding,
+        ).to(torch.int64)
         acc_rows = acc.permute(0, 2, 3, 1).reshape(-1, layer.N)  # rows (batch, oh, ow)
         bias, mult, shift = layer.requant(k)
         assert torch.equal(run.output, requantize(acc_rows, bias, mult, shift, "relu"))
@@ -54,8 +61,8 @@ def test_each_gemm_consumes_the_previous_output_in_torch_order(trained):
     runs = layer_gemms(export, codes, 4)
     logits, outputs = run_integer(export, codes, 4)
     assert logits.shape == (batch, 10) and torch.equal(logits, runs[-1].output)
-    assert all(torch.equal(o, r.output) for o, r in zip(outputs, runs))
-    for previous, current, layer in zip(runs, runs[1:], export.layers[1:]):
+    assert all(torch.equal(o, r.output) for o, r in zip(outputs, runs, strict=True))
+    for previous, current, layer in zip(runs, runs[1:], export.layers[1:], strict=True):
         c, h, w = layer.in_shape
         nchw = previous.output.reshape(batch, h, w, c).permute(0, 3, 1, 2)
         if layer.kind == "conv":

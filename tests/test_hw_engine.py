@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.config import EngineConfig
+from contract.config import EngineConfig
 from hw.engine import Engine
 from sim.command import Command
 from sim.model import EngineModel
 from sim.streams import LAYOUTS, last_result_beats, pack_sequence, result_beat
-from sim.workloads import random_command
-from tests.streams import receive, record_handshakes, send
+from verif.amaranth_streams import receive, record_handshakes, send
+from verif.scenarios import random_command
 
 SMALL = EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64)
 ODD = EngineConfig(rows=3, cols=5, base_bits=8, act_bits=8, acc_bits=32, max_m=16, max_k=64, max_n=64)
@@ -48,6 +48,7 @@ def simulate(cfg, commands, seed=0, stall=None):
 
         async def testbench(ctx):
             await send(ctx, getattr(dut, name), consts, rng, stall.get(name, 0.0))
+
         return testbench
 
     for name in INPUTS:
@@ -69,7 +70,7 @@ def check(cfg, commands, seed=0, stall=None):
     expected, received, log, model = simulate(cfg, commands, seed, stall)
     context = f"seed={seed} stall={stall} config={cfg}"
     assert len(received) == len(expected), context
-    for index, (want, got) in enumerate(zip(expected, received)):
+    for index, (want, got) in enumerate(zip(expected, received, strict=True)):
         assert got == want, f"result beat {index}: got {got}, want {want} ({context})"
     if stall:
         return
@@ -80,24 +81,38 @@ def check(cfg, commands, seed=0, stall=None):
         modelled = result.span
         assert measured == modelled, (
             f"command {index}: accepted/last beat at cycles {measured}, model says {modelled}: off by "
-            f"{measured[1] - modelled[1]} ({result.cycles})")
+            f"{measured[1] - modelled[1]} ({result.cycles})"
+        )
 
 
-@pytest.mark.parametrize("cfg", [SMALL, ODD, SQUARE, THIN, TALL, ONE],
-                         ids=["2x2b4", "3x5b8", "4x4b8", "1x2b3", "3x1b4", "1x1b2"])
+@pytest.mark.parametrize(
+    "cfg", [SMALL, ODD, SQUARE, THIN, TALL, ONE], ids=["2x2b4", "3x5b8", "4x4b8", "1x2b3", "3x1b4", "1x1b2"]
+)
 def test_random_gemms_back_to_back_match_golden_and_model(cfg):
     rng = np.random.default_rng(cfg.rows * 100 + cfg.cols)
     R, C = cfg.rows, cfg.cols
-    shapes = [(1, 1, 1), (1, 2 * R + 1, C + 2), (R - 1 or 1, R + 1, 2 * C - 1), (R + 3, 2 * R, C),
-              (2 * R + 1, 3 * R - 1, 2 * C + 1), (5, R, 1)]
+    shapes = [
+        (1, 1, 1),
+        (1, 2 * R + 1, C + 2),
+        (R - 1 or 1, R + 1, 2 * C - 1),
+        (R + 3, 2 * R, C),
+        (2 * R + 1, 3 * R - 1, 2 * C + 1),
+        (5, R, 1),
+    ]
     check(cfg, [random_command(cfg, rng, *shape) for shape in shapes])
 
 
 @pytest.mark.parametrize("cfg", [SMALL, ODD, SQUARE], ids=["2x2b4", "3x5b8", "4x4b8"])
 def test_random_shapes_and_precisions_cycle_exact(cfg):
     rng = np.random.default_rng(cfg.rows * 7 + cfg.cols + 1)
-    shapes = [(int(rng.integers(1, cfg.max_m + 1)), int(rng.integers(1, 4 * cfg.rows + 1)),
-               int(rng.integers(1, 3 * cfg.cols + 1))) for _ in range(8)]
+    shapes = [
+        (
+            int(rng.integers(1, cfg.max_m + 1)),
+            int(rng.integers(1, 4 * cfg.rows + 1)),
+            int(rng.integers(1, 3 * cfg.cols + 1)),
+        )
+        for _ in range(8)
+    ]
     check(cfg, [random_command(cfg, rng, *shape) for shape in shapes])
 
 
@@ -124,10 +139,19 @@ def test_extreme_codes_and_parameters(fill):
             X = np.zeros_like(command.X) if fill == "zeros" else np.full_like(command.X, (1 << cfg.act_bits) - 1)
             W = np.zeros_like(command.W) if fill == "zeros" else np.full_like(command.W, (1 << cfg.base_bits) - 1)
             top = (1 << (cfg.acc_bits - 1)) - 1
-            commands.append(Command(X=X, W=W, wbits=command.wbits, abits=command.abits, scheme=scheme,
-                                    mode=mode, bias=np.array([top, -top - 1, 0, 1, -1, 5]),
-                                    mult=np.array([32767, -32768, 1, -1, 0, 3]),
-                                    shift=np.array([cfg.acc_bits + 14, 0, 1, 2, 0, cfg.acc_bits])))
+            commands.append(
+                Command(
+                    X=X,
+                    W=W,
+                    wbits=command.wbits,
+                    abits=command.abits,
+                    scheme=scheme,
+                    mode=mode,
+                    bias=np.array([top, -top - 1, 0, 1, -1, 5]),
+                    mult=np.array([32767, -32768, 1, -1, 0, 3]),
+                    shift=np.array([cfg.acc_bits + 14, 0, 1, 2, 0, cfg.acc_bits]),
+                )
+            )
     check(cfg, commands)
 
 
@@ -138,9 +162,16 @@ def test_random_stalls_on_every_stream(cfg, seed):
     holding the pipeline back, including a full output FIFO."""
     rng = np.random.default_rng(seed)
     stall = {name: float(rng.choice([0.0, 0.3, 0.6, 0.9])) for name in (*INPUTS, "result")}
-    commands = [random_command(cfg, rng, int(rng.integers(1, 2 * cfg.rows + 3)),
-                               int(rng.integers(1, 3 * cfg.rows + 1)), int(rng.integers(1, 2 * cfg.cols + 2)))
-                for _ in range(3)]
+    commands = [
+        random_command(
+            cfg,
+            rng,
+            int(rng.integers(1, 2 * cfg.rows + 3)),
+            int(rng.integers(1, 3 * cfg.rows + 1)),
+            int(rng.integers(1, 2 * cfg.cols + 2)),
+        )
+        for _ in range(3)
+    ]
     check(cfg, commands, seed=seed, stall=stall)
 
 
@@ -157,6 +188,7 @@ def test_single_row_array_reads_the_sum_it_writes_in_the_same_cycle():
     back the sum that is being written in the same cycle (its read port is transparent)."""
     rng = np.random.default_rng(4)
     cfg = THIN
-    commands = [random_command(cfg, rng, 1, 5, 3, cfg.base_bits, cfg.act_bits, scheme, "raw")
-                for scheme in ("offset", "twos")]
+    commands = [
+        random_command(cfg, rng, 1, 5, 3, cfg.base_bits, cfg.act_bits, scheme, "raw") for scheme in ("offset", "twos")
+    ]
     check(cfg, commands)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from contract.config import EngineConfig
 from golden.nested import truncate_act, truncate_weight
-from hw.config import EngineConfig
 from hw.interface import Scheme, psum_bits
 from hw.pe import ProcessingElement
 
@@ -31,8 +31,10 @@ def test_every_code_every_precision_both_schemes(base_bits):
         for scheme in ("offset", "twos"):
             for k in range(1, B + 1):
                 drop = B - k
-                ctx.set(dut.decode, {"mask": ((1 << B) - 1) >> drop << drop, "lsb": 1 << drop,
-                                     "scheme": Scheme[scheme.upper()]})
+                ctx.set(
+                    dut.decode,
+                    {"mask": ((1 << B) - 1) >> drop << drop, "lsb": 1 << drop, "scheme": Scheme[scheme.upper()]},
+                )
                 weights = truncate_weight(codes, k, scheme, B).tolist()
                 ctx.set(dut.load, 1)
                 ctx.set(dut.code, int(codes[0]))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from contract.numerics import SCHEMES, NumericsError
 from golden import nested
 
 
@@ -34,7 +35,7 @@ def random_codes(rng, shape, bits, extreme):
     return rng.integers(0, 2**bits, size=shape)
 
 
-@pytest.mark.parametrize("scheme", nested.SCHEMES)
+@pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("base_bits,act_bits", [(4, 4), (8, 8), (4, 8), (8, 3)])
 @pytest.mark.parametrize("extreme", [False, True], ids=["random", "extreme"])
 def test_int_gemm_matches_float_reference_for_every_k_and_j(scheme, base_bits, act_bits, extreme):
@@ -114,21 +115,24 @@ def test_raw_mode_wraps_bias_addition():
     assert got.tolist() == [[-(2**31)]]
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda: nested.truncate_weight([1], 0, "offset", 8), "k must be"),
-    (lambda: nested.truncate_weight([1], 9, "offset", 8), "k must be"),
-    (lambda: nested.truncate_weight([1], 4, "sign-magnitude", 8), "unknown scheme"),
-    (lambda: nested.truncate_weight([256], 4, "twos", 8), "weight codes must lie"),
-    (lambda: nested.truncate_weight([-1], 4, "twos", 8), "weight codes must lie"),
-    (lambda: nested.truncate_weight([1.5], 4, "twos", 8), "must be integers"),
-    (lambda: nested.truncate_weight([1], 1, "twos", 17), "base_bits must be"),
-    (lambda: nested.truncate_act([1], 9, 8), "j must be"),
-    (lambda: nested.int_gemm([[1, 2]], [[1]], 8, 8, "offset"), "int_gemm needs"),
-    (lambda: nested.requantize([[1]], [0], [1], [0], "sigmoid"), "unknown output mode"),
-    (lambda: nested.requantize([[1]], [0], [1 << 15], [0], "relu"), "mult values"),
-    (lambda: nested.requantize([[1]], [0], [1], [47], "relu"), "shift values"),
-    (lambda: nested.requantize([[1, 2]], [0], [1], [0], "relu"), "bias has 1 entries"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: nested.truncate_weight([1], 0, "offset", 8), "k must be"),
+        (lambda: nested.truncate_weight([1], 9, "offset", 8), "k must be"),
+        (lambda: nested.truncate_weight([1], 4, "sign-magnitude", 8), "unknown scheme"),
+        (lambda: nested.truncate_weight([256], 4, "twos", 8), "weight codes must lie"),
+        (lambda: nested.truncate_weight([-1], 4, "twos", 8), "weight codes must lie"),
+        (lambda: nested.truncate_weight([1.5], 4, "twos", 8), "must be integers"),
+        (lambda: nested.truncate_weight([1], 1, "twos", 17), "base_bits must be"),
+        (lambda: nested.truncate_act([1], 9, 8), "j must be"),
+        (lambda: nested.int_gemm([[1, 2]], [[1]], 8, 8, "offset"), "int_gemm needs"),
+        (lambda: nested.requantize([[1]], [0], [1], [0], "sigmoid"), "unknown output mode"),
+        (lambda: nested.requantize([[1]], [0], [1 << 15], [0], "relu"), "mult values"),
+        (lambda: nested.requantize([[1]], [0], [1], [47], "relu"), "shift values"),
+        (lambda: nested.requantize([[1, 2]], [0], [1], [0], "relu"), "bias has 1 entries"),
+    ],
+)
 def test_out_of_contract_input_is_rejected_with_a_clear_message(call, message):
-    with pytest.raises(nested.NumericsError, match=message):
+    with pytest.raises(NumericsError, match=message):
         call()

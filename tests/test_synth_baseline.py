@@ -1,4 +1,4 @@
-"""The fixed-precision baseline (EngineConfig.switchable = False) that hw.synth compares against.
+"""The fixed-precision baseline (EngineConfig.switchable = False) that eda.synth compares against.
 
 It must be a working engine, or its area says nothing: it computes golden at k = B, j = A in the twos
 scheme, with the same streams and the same cycle counts as the switchable engine.
@@ -9,12 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw.config import ConfigError, EngineConfig
-from sim.workloads import random_command
+from contract.config import ConfigError, EngineConfig
 from tests.test_hw_engine import check
+from verif.scenarios import random_command
 
-FIXED = EngineConfig(rows=3, cols=2, base_bits=8, act_bits=6, acc_bits=28, max_m=16, max_k=64, max_n=64,
-                     switchable=False)
+FIXED = EngineConfig(
+    rows=3, cols=2, base_bits=8, act_bits=6, acc_bits=28, max_m=16, max_k=64, max_n=64, switchable=False
+)
 
 
 @pytest.mark.parametrize("mode", ["relu", "raw"])

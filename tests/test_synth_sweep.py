@@ -1,4 +1,4 @@
-"""`python -m hw.sweep` on the smallest possible point (1x1, ASIC) with a model: CSVs, plots, errors."""
+"""`python -m apps.sweep` on the smallest possible point (1x1, ASIC) with a model: CSVs, plots, errors."""
 
 from __future__ import annotations
 
@@ -6,14 +6,32 @@ import csv
 
 import pytest
 
-from golden.cli import run_main
-from hw.sweep import main
+from apps.sweep import main
+from contract.cli import run_main
 
 
 def test_sweep_writes_area_and_energy_csvs_and_plots(tmp_path, export_dir, capfd):
     out = tmp_path / "sweep"
-    assert run_main(main, ["--target", "asic", "--arrays", "1x1", "--bits", "4", "--max-m", "64",
-                           "--model", str(export_dir), "-o", str(out)]) == 0
+    assert (
+        run_main(
+            main,
+            [
+                "--target",
+                "asic",
+                "--arrays",
+                "1x1",
+                "--bits",
+                "4",
+                "--max-m",
+                "64",
+                "--model",
+                str(export_dir),
+                "-o",
+                str(out),
+            ],
+        )
+        == 0
+    )
     printed = capfd.readouterr().out  # progress comes from the worker process
     assert "asic-1x1-b4a8-m64-switchable: yosys: done" in printed
     area = list(csv.DictReader((out / "area-asic.csv").open()))
@@ -26,12 +44,15 @@ def test_sweep_writes_area_and_energy_csvs_and_plots(tmp_path, export_dir, capfd
     assert (out / "area-asic.png").stat().st_size > 0 and (out / "energy.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--arrays", "4x4,big"], "--array must look like ROWSxCOLS"),
-    (["--bits", "8,x"], "--bits must be a comma-separated list"),
-    (["--bits", "1"], "--bits must be an integer in 2..16, got 1"),
-    (["--jobs", "0"], "--jobs must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--arrays", "4x4,big"], "--array must look like ROWSxCOLS"),
+        (["--bits", "8,x"], "--bits must be a comma-separated list"),
+        (["--bits", "1"], "--bits must be an integer in 2..16, got 1"),
+        (["--jobs", "0"], "--jobs must be at least 1"),
+    ],
+)
 def test_bad_sweep_arguments(tmp_path, capsys, args, message):
     assert run_main(main, ["--target", "asic", *args, "-o", str(tmp_path / "sweep")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -31,8 +31,10 @@ def test_training_code_equals_truncated_base_code(base_bits, dtype):
         trained = quant.truncquant_code(w_tilde, k).to(torch.int64)
         truncated = base >> (base_bits - k)
         bad = (trained != truncated).nonzero()
-        assert bad.numel() == 0, f"B={base_bits} k={k}: w~={w_tilde[bad[0]].item()!r} trains to " \
+        assert bad.numel() == 0, (
+            f"B={base_bits} k={k}: w~={w_tilde[bad[0]].item()!r} trains to "
             f"{trained[bad[0]].item()} but truncates to {truncated[bad[0]].item()}"
+        )
 
 
 @pytest.mark.parametrize("base_bits", BASE_BITS)
@@ -71,8 +73,9 @@ def test_twos_weight_is_the_value_of_the_shifted_signed_code(seed):
     for k in range(1, base_bits + 1):
         coarse = 2 ** (base_bits - k)
         expected = nested.truncate_weight(codes, k, "twos", base_bits).double() * step * coarse
-        assert torch.allclose(quant.twos_weight(weight, step, k, base_bits), expected, rtol=1e-12, atol=0), \
+        assert torch.allclose(quant.twos_weight(weight, step, k, base_bits), expected, rtol=1e-12, atol=0), (
             f"seed={seed} k={k}"
+        )
 
 
 def test_straight_through_gradients_reach_weights_and_step():

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import torch
 
+from contract.config import EngineConfig
 from golden.export import Export
 from golden.infer import layer_gemms
-from hw.config import EngineConfig
 from sim.command import Command, row_slices
 from sim.model import EngineModel
 from sim.network import run_batch
-from sim.rtl.execute import RtlExecution, execute_on_rtl
-from sim.rtl.runner import build
+from verif.rtl.execute import RtlExecution, execute_on_rtl
+from verif.rtl.runner import build
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,10 @@ class NetworkCheck:
     simulator: str
     commands: list[Command]
     model_outputs: list[torch.Tensor]
-    golden_outputs: list[torch.Tensor]     # golden layer outputs cut into the same row chunks
+    golden_outputs: list[torch.Tensor]  # golden layer outputs cut into the same row chunks
     rtl: RtlExecution
     modelled_cycles: list[tuple[int, int]]
-    seconds: float                         # simulation only, the build excluded
+    seconds: float  # simulation only, the build excluded
 
     @property
     def total_cycles(self) -> int:
@@ -46,22 +46,32 @@ class NetworkCheck:
             if not torch.equal(torch.from_numpy(self.rtl.outputs[index]), self.model_outputs[index]):
                 found.append(f"{where}: the {self.simulator} output differs from the model")
             if self.rtl.cycles[index] != self.modelled_cycles[index]:
-                found.append(f"{where}: {self.simulator} cycles {self.rtl.cycles[index]} != model "
-                             f"{self.modelled_cycles[index]}")
+                found.append(
+                    f"{where}: {self.simulator} cycles {self.rtl.cycles[index]} != model {self.modelled_cycles[index]}"
+                )
         return found
 
 
-def check_network_on_rtl(simulator: str, cfg: EngineConfig, export: Export, input_codes: torch.Tensor,
-                         ks: list[int], batch: int, run_name: str, log=print) -> NetworkCheck:
+def check_network_on_rtl(
+    simulator: str,
+    cfg: EngineConfig,
+    export: Export,
+    input_codes: torch.Tensor,
+    ks: list[int],
+    batch: int,
+    run_name: str,
+    log=print,
+) -> NetworkCheck:
     commands, model_outputs, golden_outputs = [], [], []
     for k in ks:
         for first in range(0, len(input_codes), batch):
-            images = input_codes[first:first + batch]
+            images = input_codes[first : first + batch]
             for command, output in run_batch(cfg, export, images, k).log:
                 commands.append(command)
                 model_outputs.append(output)
-            golden_outputs += [layer.output[rows] for layer in layer_gemms(export, images, k)
-                               for rows in row_slices(cfg, layer.gemm.M)]
+            golden_outputs += [
+                layer.output[rows] for layer in layer_gemms(export, images, k) for rows in row_slices(cfg, layer.gemm.M)
+            ]
     log(f"building the {cfg.rows}x{cfg.cols} engine on {simulator} (cached under build/rtl/)")
     build(simulator, cfg)
     start = time.perf_counter()

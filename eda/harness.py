@@ -29,9 +29,12 @@ def ice40_harness(ports: list[dict], engine_top: str) -> tuple[str, HarnessCost]
     outputs = [p for p in ports if p["direction"] == "output"]
     chain_bits = sum(p["width"] for p in inputs)
     out_bits = sum(p["width"] for p in outputs)
-    lines = [f"module {HARNESS_TOP}(input clk, input sin, output sout);",
-             f"  wire [{chain_bits}:0] chain;", "  assign chain[0] = sin;",
-             f"  wire [{out_bits - 1}:0] outs;"]
+    lines = [
+        f"module {HARNESS_TOP}(input clk, input sin, output sout);",
+        f"  wire [{chain_bits}:0] chain;",
+        "  assign chain[0] = sin;",
+        f"  wire [{out_bits - 1}:0] outs;",
+    ]
     lines += [f"  SB_DFF shift{i} (.C(clk), .D(chain[{i}]), .Q(chain[{i + 1}]));" for i in range(chain_bits)]
     connections, offset = [], 1
     for port in inputs:
@@ -46,12 +49,15 @@ def ice40_harness(ports: list[dict], engine_top: str) -> tuple[str, HarnessCost]
     while len(level) > 1:
         next_level = []
         for start in range(0, len(level), 4):
-            group = (level[start:start + 4] + ["1'b0"] * 3)[:4]
+            group = (level[start : start + 4] + ["1'b0"] * 3)[:4]
             name = f"x{wires}"
             wires += 1
             lines.append(f"  wire {name};")
-            lines.append(f"  SB_LUT4 #(.LUT_INIT({XOR4_INIT})) lut_{name} (.O({name}), "
-                         + ", ".join(f".I{i}({bit})" for i, bit in enumerate(group)) + ");")
+            lines.append(
+                f"  SB_LUT4 #(.LUT_INIT({XOR4_INIT})) lut_{name} (.O({name}), "
+                + ", ".join(f".I{i}({bit})" for i, bit in enumerate(group))
+                + ");"
+            )
             next_level.append(name)
         luts += len(next_level)
         level = next_level

@@ -1,5 +1,5 @@
 """Running engine commands on the emitted Verilog under cocotb (Verilator or Icarus).
 
-Shared by `python -m sim.run --rtl` and the regression in rtl_tests/: the runner builds the Verilog through
+Shared by `python -m apps.run --rtl` and the regression in rtl_tests/: the runner builds the Verilog through
 `hw.generate`, the stream drivers and the bench drive it with the beats of `sim.streams`.
 """

@@ -21,8 +21,7 @@ async def send(ctx, port, payloads, rng: np.random.Generator, stall: float = 0.0
     ctx.set(port.valid, 0)
 
 
-async def receive(ctx, port, count: int, rng: np.random.Generator, stall: float = 0.0,
-                  timeout: int = 100_000) -> list:
+async def receive(ctx, port, count: int, rng: np.random.Generator, stall: float = 0.0, timeout: int = 100_000) -> list:
     """Take `count` payloads, dropping `ready` on a random fraction `stall` of cycles."""
     payloads = []
     for _ in range(timeout):
@@ -51,4 +50,5 @@ def record_handshakes(ports: dict, log: dict):
                 if values[2 * index] and values[2 * index + 1]:
                     log.setdefault(name, []).append(cycle)
             cycle += 1
+
     return testbench

@@ -1,6 +1,6 @@
 """cocotb test that executes a file of engine commands on the Verilog and saves what came out.
 
-Run through `sim.rtl.execute.execute_on_rtl`, never directly. Streams are ideal, so the recorded cycles are
+Run through `verif.rtl.execute.execute_on_rtl`, never directly. Streams are ideal, so the recorded cycles are
 the ones the cycle-exact model must predict exactly.
 """
 
@@ -11,9 +11,9 @@ import json
 import cocotb
 import numpy as np
 
-from sim.rtl.bench import Bench, beats_to_outputs
-from sim.rtl.execute import load_commands
-from sim.rtl.runner import load_scenario
+from verif.rtl.bench import Bench, beats_to_outputs
+from verif.rtl.execute import load_commands
+from verif.rtl.runner import load_scenario
 
 
 @cocotb.test()

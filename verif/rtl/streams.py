@@ -28,8 +28,7 @@ class CycleCounter:
 
 
 class _StreamPort:
-    def __init__(self, dut, name: str, layout: data.Layout, clock: CycleCounter, rng: random.Random,
-                 stall_rate: float):
+    def __init__(self, dut, name: str, layout: data.Layout, clock: CycleCounter, rng: random.Random, stall_rate: float):
         self.name = name
         self.layout = layout
         self.clock = clock

@@ -1,4 +1,4 @@
-"""`python -m hw.synth`: what one engine configuration costs on an FPGA (resources, Fmax) or as an ASIC
+"""`python -m eda.synth`: what one engine configuration costs on an FPGA (resources, Fmax) or as an ASIC
 (NAND2-equivalent gates per block, transistors, area at 45 nm).
 
 The Verilog comes from `hw.generate.generate`, the very code path users run, so the numbers describe
@@ -12,23 +12,35 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from golden.cli import InputError, Parser, atomic_dir, one_line, run_main
-from hw.config import EngineConfig
-from hw.eda import YOSYS, run_tool
+from contract.cli import InputError, Parser, atomic_dir, one_line, run_main
+from contract.config import EngineConfig
+from eda.harness import HARNESS_TOP, HarnessCost, ice40_harness
+from eda.report import (
+    BLOCK_ORDER,
+    asic_area,
+    format_table,
+    fpga_resources,
+    gate_counts,
+    memory_estimate,
+    nextpnr_timing,
+    nextpnr_utilisation,
+    read_stat,
+)
+from eda.runner import YOSYS, run_tool
+from eda.targets import DEFAULT_MAX_M, TARGETS, AsicTarget, FpgaTarget
 from hw.generate import TOP_NAME, add_config_arguments, config_from_args, generate
-from hw.synth_harness import HARNESS_TOP, HarnessCost, ice40_harness
-from hw.synth_report import (BLOCK_ORDER, asic_area, format_table, fpga_resources, gate_counts, memory_estimate,
-                             nextpnr_timing, nextpnr_utilisation, read_stat)
-from hw.synth_targets import DEFAULT_MAX_M, TARGETS, AsicTarget, FpgaTarget
 
 DEFAULT_OUT = Path("build/synth")
 DSP_POLICIES = ("auto", "on", "off")
 #: nextpnr errors that mean "the design is larger than the device", a result rather than a fault.
-DOES_NOT_FIT = re.compile(r"no Bels remaining|Unable to (find a placement location|place cell)|"
-                          r"exceeds? (the )?(device|available)|more .* than (are )?available", re.IGNORECASE)
+DOES_NOT_FIT = re.compile(
+    r"no Bels remaining|Unable to (find a placement location|place cell)|"
+    r"exceeds? (the )?(device|available)|more .* than (are )?available",
+    re.IGNORECASE,
+)
 
 ASIC_SCRIPT = f"""\
 read_verilog gen/{TOP_NAME}.v
@@ -60,9 +72,15 @@ class Progress:
         self.emit(f"[{time.perf_counter() - self.start:6.1f} s] {self.prefix}: {message}")
 
 
-def synthesize(cfg: EngineConfig, target_name: str, out_root: Path = DEFAULT_OUT, dsp: str = "auto",
-               freq_mhz: float | None = None, emit: Callable[[str], None] = print,
-               pnr_timeout: float | None = None) -> dict:
+def synthesize(
+    cfg: EngineConfig,
+    target_name: str,
+    out_root: Path = DEFAULT_OUT,
+    dsp: str = "auto",
+    freq_mhz: float | None = None,
+    emit: Callable[[str], None] = print,
+    pnr_timeout: float | None = None,
+) -> dict:
     """Build, synthesise (and for FPGAs place and route) one configuration; returns the report that is also
     written to <out_root>/<tag>/report.json."""
     if target_name not in TARGETS:
@@ -95,72 +113,115 @@ def asic_flow(work: Path, manifest: dict, progress: Progress) -> dict:
     run_tool(YOSYS, ["-q", "asic.ys"], work, "yosys", progress)
     blocks = gate_counts(read_stat(work / "stat.json"))
     memory = memory_estimate(accumulator_bits(manifest))
-    return {"gates": {"blocks": blocks, "total_nand2_eq": round(sum(b["nand2_eq"] for b in blocks.values()), 1),
-                      "total_transistors": sum(b["transistors"] for b in blocks.values())},
-            "memory": memory, "area": asic_area(blocks, memory)}
+    return {
+        "gates": {
+            "blocks": blocks,
+            "total_nand2_eq": round(sum(b["nand2_eq"] for b in blocks.values()), 1),
+            "total_transistors": sum(b["transistors"] for b in blocks.values()),
+        },
+        "memory": memory,
+        "area": asic_area(blocks, memory),
+    }
 
 
 def accumulator_bits(manifest: dict) -> int:
     return sum(m["depth"] * m["width"] for m in manifest["memories"] if m["name"] == "accumulator")
 
 
-def fpga_flow(target: FpgaTarget, work: Path, manifest: dict, progress: Progress, dsp: str, freq_mhz: float,
-              pnr_timeout: float | None) -> dict:
+def fpga_flow(
+    target: FpgaTarget,
+    work: Path,
+    manifest: dict,
+    progress: Progress,
+    dsp: str,
+    freq_mhz: float,
+    pnr_timeout: float | None,
+) -> dict:
     use_dsp = dsp != "off"
     resources, harness = fpga_synth(target, work, manifest, progress, use_dsp)
     dsp_note = f"DSP blocks {'used' if use_dsp else 'not used'} (--dsp {dsp})"
     if dsp == "auto" and resources["dsp"] > target.capacity["dsp"]:
-        dsp_note = (f"{resources['dsp']} DSP blocks needed, {target.capacity['dsp']} on the device: "
-                    f"multipliers kept in LUTs (--dsp auto)")
+        dsp_note = (
+            f"{resources['dsp']} DSP blocks needed, {target.capacity['dsp']} on the device: "
+            f"multipliers kept in LUTs (--dsp auto)"
+        )
         progress(dsp_note)
         use_dsp = False
         resources, harness = fpga_synth(target, work, manifest, progress, use_dsp)
-    report = {"resources": resources, "capacity": target.capacity, "dsp": dsp_note,
-              "utilisation_percent": {r: round(100 * needed / target.capacity[r], 1)
-                                      for r, needed in needed_sites(target, resources).items()},
-              "harness": None if harness is None else vars(harness), "notes": list(target.notes)}
+    report = {
+        "resources": resources,
+        "capacity": target.capacity,
+        "dsp": dsp_note,
+        "utilisation_percent": {
+            r: round(100 * needed / target.capacity[r], 1) for r, needed in needed_sites(target, resources).items()
+        },
+        "harness": None if harness is None else vars(harness),
+        "notes": list(target.notes),
+    }
     detail = overflow(target, resources, harness)
     if detail:
         progress(f"does not fit ({detail}): place and route skipped")
         return report | {"fits": False, "fit_detail": detail, "fmax_mhz": None, "target_mhz": freq_mhz}
-    args = [*target.device_args, "--json", "netlist.json", "--report", "pnr.json", "--freq", f"{freq_mhz:g}",
-            "--timing-allow-fail", "-q"]
+    args = [
+        *target.device_args,
+        "--json",
+        "netlist.json",
+        "--report",
+        "pnr.json",
+        "--freq",
+        f"{freq_mhz:g}",
+        "--timing-allow-fail",
+        "-q",
+    ]
     run = run_tool(target.nextpnr, args, work, "nextpnr", progress, timeout=pnr_timeout, check=False)
     if run.status != 0:
         errors = [line for line in run.text().splitlines() if "ERROR" in line]
         if errors and DOES_NOT_FIT.search(errors[0]):
-            return report | {"fits": False, "fit_detail": one_line(errors[0]), "fmax_mhz": None,
-                             "target_mhz": freq_mhz}
+            return report | {"fits": False, "fit_detail": one_line(errors[0]), "fmax_mhz": None, "target_mhz": freq_mhz}
         raise run.failure()
     pnr = json.loads((work / "pnr.json").read_text())
     fmax, constraint = nextpnr_timing(pnr)
-    return report | {"fits": True, "fit_detail": "placed and routed", "fmax_mhz": round(fmax, 2),
-                     "target_mhz": constraint, "timing_met": fmax >= constraint,
-                     "pnr_utilisation": nextpnr_utilisation(pnr)}
+    return report | {
+        "fits": True,
+        "fit_detail": "placed and routed",
+        "fmax_mhz": round(fmax, 2),
+        "target_mhz": constraint,
+        "timing_met": fmax >= constraint,
+        "pnr_utilisation": nextpnr_utilisation(pnr),
+    }
 
 
 def needed_sites(target: FpgaTarget, resources: dict, harness: HarnessCost | None = None) -> dict[str, int]:
     """Device sites the engine (plus harness) occupies, per capacity entry: a carry cell takes LUT sites
     of its own on ECP5 (CCU2C = 2 LUT4s) but shares the LUT's logic cell on iCE40."""
     extra_ff, extra_lut = (harness.flip_flops, harness.luts) if harness else (0, 0)
-    return {"lut": resources["lut"] + target.luts_per_carry * resources["carry"] + extra_lut,
-            "ff": resources["ff"] + extra_ff, "dsp": resources["dsp"], "bram": resources["bram"]}
+    return {
+        "lut": resources["lut"] + target.luts_per_carry * resources["carry"] + extra_lut,
+        "ff": resources["ff"] + extra_ff,
+        "dsp": resources["dsp"],
+        "bram": resources["bram"],
+    }
 
 
 def overflow(target: FpgaTarget, resources: dict, harness: HarnessCost | None) -> str:
     """Which device resources the netlist plainly exceeds ('' if none): then placement cannot succeed."""
     needed = needed_sites(target, resources, harness)
-    return ", ".join(f"{r}: {n:,} needed, {target.capacity[r]:,} available"
-                     for r, n in needed.items() if n > target.capacity[r])
+    return ", ".join(
+        f"{r}: {n:,} needed, {target.capacity[r]:,} available" for r, n in needed.items() if n > target.capacity[r]
+    )
 
 
-def fpga_synth(target: FpgaTarget, work: Path, manifest: dict, progress: Progress,
-               use_dsp: bool) -> tuple[dict, HarnessCost | None]:
+def fpga_synth(
+    target: FpgaTarget, work: Path, manifest: dict, progress: Progress, use_dsp: bool
+) -> tuple[dict, HarnessCost | None]:
     """Synthesise the engine alone (its resources), then add the harness if the device needs one, and
     write the netlist nextpnr places."""
     flags = " ".join(target.dsp_on if use_dsp else target.dsp_off)
-    lines = [f"read_verilog gen/{TOP_NAME}.v", f"{target.synth_command} -top {TOP_NAME} {flags}",
-             "tee -q -o stat.json stat -json"]
+    lines = [
+        f"read_verilog gen/{TOP_NAME}.v",
+        f"{target.synth_command} -top {TOP_NAME} {flags}",
+        "tee -q -o stat.json stat -json",
+    ]
     harness = None
     if target.pin_limited:
         text, harness = ice40_harness(manifest["ports"], TOP_NAME)
@@ -174,25 +235,39 @@ def fpga_synth(target: FpgaTarget, work: Path, manifest: dict, progress: Progres
 
 def print_report(report: dict) -> None:
     cfg = report["config"]
-    print(f"{report['tag']}: {cfg['rows']}x{cfg['cols']} PEs, B={cfg['base_bits']} A={cfg['act_bits']} "
-          f"ACC={cfg['acc_bits']}, accumulator {cfg['max_m']} rows, "
-          f"{'switchable' if cfg['switchable'] else 'fixed-precision baseline'}")
+    print(
+        f"{report['tag']}: {cfg['rows']}x{cfg['cols']} PEs, B={cfg['base_bits']} A={cfg['act_bits']} "
+        f"ACC={cfg['acc_bits']}, accumulator {cfg['max_m']} rows, "
+        f"{'switchable' if cfg['switchable'] else 'fixed-precision baseline'}"
+    )
     if "gates" in report:
         blocks, area = report["gates"]["blocks"], report["area"]
-        rows = [[name, blocks[name]["nand2_eq"], blocks[name]["transistors"],
-                 round(blocks[name]["nand2_eq"] * area["nand2_um2"], 1)] for name in BLOCK_ORDER]
-        rows.append(["logic total", report["gates"]["total_nand2_eq"], report["gates"]["total_transistors"],
-                     area["logic_um2"]])
+        rows = [
+            [
+                name,
+                blocks[name]["nand2_eq"],
+                blocks[name]["transistors"],
+                round(blocks[name]["nand2_eq"] * area["nand2_um2"], 1),
+            ]
+            for name in BLOCK_ORDER
+        ]
+        rows.append(
+            ["logic total", report["gates"]["total_nand2_eq"], report["gates"]["total_transistors"], area["logic_um2"]]
+        )
         print(format_table(["block", "NAND2-eq", "transistors", "um2"], rows))
         memory = report["memory"]
-        print(f"accumulator memory: {memory['bits']:,} bits as {memory['counted_as']}: {memory['sram_um2']:,.0f} um2 "
-              f"({memory['sram_um2_per_bit']} um2/bit; as flip-flops it would be "
-              f"{memory['as_flip_flops_nand2_eq']:,.0f} NAND2-eq)")
+        print(
+            f"accumulator memory: {memory['bits']:,} bits as {memory['counted_as']}: {memory['sram_um2']:,.0f} um2 "
+            f"({memory['sram_um2_per_bit']} um2/bit; as flip-flops it would be "
+            f"{memory['as_flip_flops_nand2_eq']:,.0f} NAND2-eq)"
+        )
         print(f"area at {area['node']}: {area['total_mm2']} mm2 (NAND2_X1 = {area['nand2_um2']} um2)")
         return
     needed = report["utilisation_percent"]
-    rows = [[name, count, report["capacity"].get(name, "-"), f"{needed[name]}%" if name in needed else "-"]
-            for name, count in report["resources"].items()]
+    rows = [
+        [name, count, report["capacity"].get(name, "-"), f"{needed[name]}%" if name in needed else "-"]
+        for name, count in report["resources"].items()
+    ]
     print(format_table(["resource", "engine", "device", "use"], rows))
     print(report["dsp"])
     if not report["fits"]:
@@ -205,17 +280,22 @@ def print_report(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = Parser(prog="python -m hw.synth", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m eda.synth", description=__doc__.splitlines()[0])
     add_config_arguments(parser, max_m=DEFAULT_MAX_M)
     parser.add_argument("--target", required=True, choices=list(TARGETS), help="device or 'asic'")
-    parser.add_argument("--dsp", choices=DSP_POLICIES, default="auto",
-                        help="FPGA multipliers in DSP blocks: auto (if they fit), on, off")
+    parser.add_argument(
+        "--dsp",
+        choices=DSP_POLICIES,
+        default="auto",
+        help="FPGA multipliers in DSP blocks: auto (if they fit), on, off",
+    )
     parser.add_argument("--freq", type=float, help="FPGA placement timing target in MHz (default per target)")
     parser.add_argument("--pnr-timeout", type=float, help="give up place and route after this many seconds")
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output root (default build/synth)")
     args = parser.parse_args(argv)
-    report = synthesize(config_from_args(args), args.target, args.out, args.dsp, args.freq,
-                        pnr_timeout=args.pnr_timeout)
+    report = synthesize(
+        config_from_args(args), args.target, args.out, args.dsp, args.freq, pnr_timeout=args.pnr_timeout
+    )
     print_report(report)
     print(f"report: {args.out / report['tag'] / 'report.json'}")
 

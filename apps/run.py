@@ -1,4 +1,4 @@
-"""`python -m sim.run EXPORT`: the digits test set through the engine, per weight precision k.
+"""`python -m apps.run EXPORT`: the digits test set through the engine, per weight precision k.
 
 Prints, per k, accuracy, cycles per inference, MAC utilisation and latency at a stated clock, from the
 cycle-exact model, and saves them as CSV and JSON. `--rtl N` also runs the first N images' commands on the
@@ -16,18 +16,18 @@ from pathlib import Path
 
 import torch
 
-from golden.cli import InputError, Parser, atomic_dir, parse_bits, run_main
+from contract.cli import InputError, Parser, atomic_dir, parse_bits, run_main
+from contract.config import parse_array
+from eda.tools import ToolError
 from golden.data import digits_split, input_codes
 from golden.export import load_export
-from hw.config import parse_array
-from hw.tools import ToolError
 from sim.network import PrecisionSummary, engine_config_for, run_precision
-from sim.rtl.network import check_network_on_rtl
-from sim.rtl.runner import SIMULATORS
+from verif.rtl.network import check_network_on_rtl
+from verif.rtl.runner import SIMULATORS
 
 
 def parse_args(argv):
-    parser = Parser(prog="python -m sim.run", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m apps.run", description=__doc__.splitlines()[0])
     parser.add_argument("export", type=Path, help="export directory written by python -m golden.export")
     parser.add_argument("--array", default="16x16", help="ROWSxCOLS of the engine")
     parser.add_argument("--bits", default="8,6,4,3,2,1", help="weight precisions k to run")
@@ -55,8 +55,12 @@ class Progress:
         now = time.perf_counter()
         if now - self.shown >= 0.5 or done == self.total:
             self.shown = now
-            print(f"\r{self.label}: {done}/{self.total} images, {now - self.start:.1f} s",
-                  end="", file=sys.stderr, flush=True)
+            print(
+                f"\r{self.label}: {done}/{self.total} images, {now - self.start:.1f} s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self):
         print(file=sys.stderr)
@@ -64,26 +68,48 @@ class Progress:
 
 def rtl_check(cfg, export, codes: torch.Tensor, ks: list[int], batch: int, simulator: str) -> dict:
     """The first images' commands on the Verilog; ToolError on the first mismatch."""
-    check = check_network_on_rtl(simulator, cfg, export, codes, ks, batch,
-                                 f"sim-run-{export.method}-{export.scheme}-{len(codes)}img",
-                                 log=lambda line: print(line, file=sys.stderr))
+    check = check_network_on_rtl(
+        simulator,
+        cfg,
+        export,
+        codes,
+        ks,
+        batch,
+        f"sim-run-{export.method}-{export.scheme}-{len(codes)}img",
+        log=lambda line: print(line, file=sys.stderr),
+    )
     mismatches = check.mismatches()
     if mismatches:
         raise ToolError(f"{len(mismatches)} mismatches, first: {mismatches[0]}")
     rate = check.total_cycles / check.seconds
-    print(f"RTL ({simulator}): {len(codes)} images x {len(ks)} precisions, {len(check.commands)} commands, "
-          f"{check.total_cycles} cycles: every layer output bit-identical to the model and the golden integer "
-          f"path, every command's cycle count equal ({rate:.0f} simulated cycles/s)")
-    return {"simulator": simulator, "images": len(codes), "commands": len(check.commands),
-            "cycles": check.total_cycles, "outputs_identical": True, "cycles_equal": True,
-            "simulated_cycles_per_second": rate}
+    print(
+        f"RTL ({simulator}): {len(codes)} images x {len(ks)} precisions, {len(check.commands)} commands, "
+        f"{check.total_cycles} cycles: every layer output bit-identical to the model and the golden integer "
+        f"path, every command's cycle count equal ({rate:.0f} simulated cycles/s)"
+    )
+    return {
+        "simulator": simulator,
+        "images": len(codes),
+        "commands": len(check.commands),
+        "cycles": check.total_cycles,
+        "outputs_identical": True,
+        "cycles_equal": True,
+        "simulated_cycles_per_second": rate,
+    }
 
 
 def table(summaries: list[PrecisionSummary], clock_mhz: float) -> list[dict]:
-    return [{"k": s.k, "accuracy": s.accuracy, "cycles_per_inference": s.cycles_per_inference,
-             "mac_utilisation": s.mac_utilisation, "latency_us": s.cycles_per_pass / clock_mhz,
-             "us_per_inference": s.cycles_per_inference / clock_mhz}
-            for s in summaries]
+    return [
+        {
+            "k": s.k,
+            "accuracy": s.accuracy,
+            "cycles_per_inference": s.cycles_per_inference,
+            "mac_utilisation": s.mac_utilisation,
+            "latency_us": s.cycles_per_pass / clock_mhz,
+            "us_per_inference": s.cycles_per_inference / clock_mhz,
+        }
+        for s in summaries
+    ]
 
 
 def main(argv=None):
@@ -93,30 +119,47 @@ def main(argv=None):
     ks = parse_bits(args.bits, export.base_bits)
     cfg = engine_config_for(export, rows, cols, args.max_m)
     split = digits_split()
-    codes, labels = input_codes(split.test_x[:args.images], export.act_bits), split.test_y[:args.images]
+    codes, labels = input_codes(split.test_x[: args.images], export.act_bits), split.test_y[: args.images]
     summaries = []
     for k in ks:
         progress = Progress(f"k={k}", len(codes))
         summaries.append(run_precision(cfg, export, codes, labels, k, args.batch, progress))
         progress.close()
     rows_out = table(summaries, args.clock_mhz)
-    print(f"{export.method}/{export.scheme} model on a {rows}x{cols} engine, {len(codes)} test images, "
-          f"batch {args.batch}, {args.clock_mhz:g} MHz")
-    print(f"{'k':>2} {'accuracy %':>10} {'cycles/inference':>17} {'MAC util %':>10} {'latency us':>10} "
-          f"{'us/inference':>12}")
+    print(
+        f"{export.method}/{export.scheme} model on a {rows}x{cols} engine, {len(codes)} test images, "
+        f"batch {args.batch}, {args.clock_mhz:g} MHz"
+    )
+    print(
+        f"{'k':>2} {'accuracy %':>10} {'cycles/inference':>17} {'MAC util %':>10} {'latency us':>10} "
+        f"{'us/inference':>12}"
+    )
     for row in rows_out:
-        print(f"{row['k']:>2} {100 * row['accuracy']:10.1f} {row['cycles_per_inference']:17.1f} "
-              f"{100 * row['mac_utilisation']:10.1f} {row['latency_us']:10.2f} {row['us_per_inference']:12.2f}")
-    rtl = rtl_check(cfg, export, codes[:args.rtl], ks, args.batch, args.simulator) if args.rtl else None
+        print(
+            f"{row['k']:>2} {100 * row['accuracy']:10.1f} {row['cycles_per_inference']:17.1f} "
+            f"{100 * row['mac_utilisation']:10.1f} {row['latency_us']:10.2f} {row['us_per_inference']:12.2f}"
+        )
+    rtl = rtl_check(cfg, export, codes[: args.rtl], ks, args.batch, args.simulator) if args.rtl else None
     out = args.out or Path("build/run") / args.export.resolve().name
     with atomic_dir(out) as staging:
         with open(staging / "results.csv", "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=list(rows_out[0]))
             writer.writeheader()
             writer.writerows(rows_out)
-        (staging / "results.json").write_text(json.dumps(
-            {"export": str(args.export), "engine": cfg.as_dict(), "batch": args.batch, "clock_mhz": args.clock_mhz,
-             "precisions": rows_out, "rtl": rtl}, indent=2) + "\n")
+        (staging / "results.json").write_text(
+            json.dumps(
+                {
+                    "export": str(args.export),
+                    "engine": cfg.as_dict(),
+                    "batch": args.batch,
+                    "clock_mhz": args.clock_mhz,
+                    "precisions": rows_out,
+                    "rtl": rtl,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
 
 

@@ -1,7 +1,7 @@
-"""`python -m hw.sweep`: area and Fmax against array size, and (with --model) accuracy against energy per
+"""`python -m apps.sweep`: area and Fmax against array size, and (with --model) accuracy against energy per
 inference for every weight precision k, as CSV files and PNG plots under build/sweep/.
 
-Each (array, bits) point is one `hw.synth.synthesize` run in its own process (--jobs at a time), so a
+Each (array, bits) point is one `eda.synth.synthesize` run in its own process (--jobs at a time), so a
 sweep costs what its points cost and one failing point does not lose the others: it is recorded with its
 error and the sweep exits with status 2 at the end.
 """
@@ -13,19 +13,32 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from golden.cli import CommandError, InputError, Parser, one_line, run_main
+from contract.cli import CommandError, InputError, Parser, one_line, run_main
+from contract.config import EngineConfig, parse_array
+from eda.report import format_table
+from eda.synth import synthesize
+from eda.targets import DEFAULT_MAX_M, TARGETS
 from golden.data import digits_split
 from golden.evaluate import fraction_equal, integer_predictions
 from golden.export import load_export
-from hw.config import EngineConfig, parse_array
-from hw.synth import synthesize
-from hw.synth_report import format_table
-from hw.synth_targets import DEFAULT_MAX_M, TARGETS
 from sim.energy import gemms_energy, inference_shapes
 
 DEFAULT_OUT = Path("build/sweep")
-AREA_FIELDS = ["target", "array", "pes", "bits", "fits", "luts", "ffs", "dsps", "brams", "nand2_eq", "area_mm2",
-               "fmax_mhz", "error"]
+AREA_FIELDS = [
+    "target",
+    "array",
+    "pes",
+    "bits",
+    "fits",
+    "luts",
+    "ffs",
+    "dsps",
+    "brams",
+    "nand2_eq",
+    "area_mm2",
+    "fmax_mhz",
+    "error",
+]
 
 
 def parse_list(text: str, parse, label: str) -> list:
@@ -37,19 +50,32 @@ def parse_list(text: str, parse, label: str) -> list:
 
 def area_point(target: str, rows: int, cols: int, bits: int, max_m: int, out: Path) -> dict:
     """One synthesis run, flattened into a CSV row (in a worker process: progress goes to stdout)."""
-    row = dict.fromkeys(AREA_FIELDS, "") | {"target": target, "array": f"{rows}x{cols}", "pes": rows * cols,
-                                            "bits": bits}
+    row = dict.fromkeys(AREA_FIELDS, "") | {
+        "target": target,
+        "array": f"{rows}x{cols}",
+        "pes": rows * cols,
+        "bits": bits,
+    }
     try:
         cfg = EngineConfig(rows=rows, cols=cols, base_bits=bits, max_m=max_m)
         report = synthesize(cfg, target, out / "synth", emit=lambda line: print(line, flush=True))
     except CommandError as exc:
         return row | {"error": one_line(exc)}
     if "gates" in report:
-        return row | {"fits": True, "nand2_eq": report["gates"]["total_nand2_eq"],
-                      "area_mm2": report["area"]["total_mm2"]}
+        return row | {
+            "fits": True,
+            "nand2_eq": report["gates"]["total_nand2_eq"],
+            "area_mm2": report["area"]["total_mm2"],
+        }
     resources = report["resources"]
-    return row | {"fits": report["fits"], "luts": resources["lut"], "ffs": resources["ff"],
-                  "dsps": resources["dsp"], "brams": resources["bram"], "fmax_mhz": report["fmax_mhz"] or ""}
+    return row | {
+        "fits": report["fits"],
+        "luts": resources["lut"],
+        "ffs": resources["ff"],
+        "dsps": resources["dsp"],
+        "brams": resources["bram"],
+        "fmax_mhz": report["fmax_mhz"] or "",
+    }
 
 
 def write_csv(path: Path, fieldnames: list[str], rows: list[dict]) -> None:
@@ -62,6 +88,7 @@ def write_csv(path: Path, fieldnames: list[str], rows: list[dict]) -> None:
 
 def plot_area(path: Path, target: str, rows: list[dict]) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -97,19 +124,32 @@ def energy_rows(export_dir: Path, arrays: list[tuple[int, int]], max_m: int) -> 
     for k in range(export.base_bits, 0, -1):
         accuracy = fraction_equal(integer_predictions(export, split.test_x, k), split.test_y)
         for r, c in arrays:
-            cfg = EngineConfig(rows=r, cols=c, base_bits=export.base_bits, act_bits=export.act_bits,
-                               acc_bits=export.acc_bits, max_m=max_m)
+            cfg = EngineConfig(
+                rows=r,
+                cols=c,
+                base_bits=export.base_bits,
+                act_bits=export.act_bits,
+                acc_bits=export.acc_bits,
+                max_m=max_m,
+            )
             energy = gemms_energy(cfg, shapes, k)
-            rows.append({"array": f"{r}x{c}", "k": k, "accuracy": round(accuracy, 4),
-                         "energy_nj": round(energy.total / 1000, 3),
-                         "pj_per_mac": round(energy.total / macs, 3), "macs": macs}
-                        | {f"{name}_nj": round(value / 1000, 3) for name, value in energy.as_dict().items()
-                           if name != "total"})
+            rows.append(
+                {
+                    "array": f"{r}x{c}",
+                    "k": k,
+                    "accuracy": round(accuracy, 4),
+                    "energy_nj": round(energy.total / 1000, 3),
+                    "pj_per_mac": round(energy.total / macs, 3),
+                    "macs": macs,
+                }
+                | {f"{name}_nj": round(value / 1000, 3) for name, value in energy.as_dict().items() if name != "total"}
+            )
     return rows
 
 
 def plot_energy(path: Path, rows: list[dict]) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -118,10 +158,18 @@ def plot_energy(path: Path, rows: list[dict]) -> None:
         points = [r for r in rows if r["array"] == array]
         ax.plot([r["energy_nj"] for r in points], [100 * r["accuracy"] for r in points], "o-", label=array)
         for r in points:
-            ax.annotate(f"k={r['k']}", (r["energy_nj"], 100 * r["accuracy"]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
-    ax.set(xlabel="energy per inference (nJ, 45 nm model)", ylabel="test accuracy (%)",
-           title="digits: accuracy against energy per weight precision k")
+            ax.annotate(
+                f"k={r['k']}",
+                (r["energy_nj"], 100 * r["accuracy"]),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(3, 3),
+            )
+    ax.set(
+        xlabel="energy per inference (nJ, 45 nm model)",
+        ylabel="test accuracy (%)",
+        title="digits: accuracy against energy per weight precision k",
+    )
     ax.legend(title="array")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
@@ -130,7 +178,7 @@ def plot_energy(path: Path, rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = Parser(prog="python -m hw.sweep", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m apps.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--target", required=True, choices=list(TARGETS))
     parser.add_argument("--arrays", default="4x4,8x8,16x16,32x32", help="comma-separated ROWSxCOLS")
     parser.add_argument("--bits", default="4,8", help="comma-separated base weight bits B")
@@ -150,18 +198,24 @@ def main(argv: list[str] | None = None) -> None:
         rows = energy_rows(args.model, arrays, args.max_m)
         write_csv(args.out / "energy.csv", list(rows[0]), rows)
         plot_energy(args.out / "energy.png", rows)
-        print(format_table(["array", "k", "accuracy %", "nJ/inference", "pJ/MAC"],
-                           [[r["array"], r["k"], round(100 * r["accuracy"], 1), r["energy_nj"], r["pj_per_mac"]]
-                            for r in rows]))
+        print(
+            format_table(
+                ["array", "k", "accuracy %", "nJ/inference", "pJ/MAC"],
+                [[r["array"], r["k"], round(100 * r["accuracy"], 1), r["energy_nj"], r["pj_per_mac"]] for r in rows],
+            )
+        )
         print(f"energy: {args.out / 'energy.csv'}, {args.out / 'energy.png'}")
     points = [(args.target, r, c, b, args.max_m, args.out) for b in bits for r, c in arrays]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(area_point, *zip(*points)))
+        rows = list(pool.map(area_point, *zip(*points, strict=True)))
     csv_path, png_path = args.out / f"area-{args.target}.csv", args.out / f"area-{args.target}.png"
     write_csv(csv_path, AREA_FIELDS, rows)
     plot_area(png_path, args.target, rows)
-    shown = ["array", "bits", "fits", "nand2_eq", "area_mm2"] if args.target == "asic" else \
-        ["array", "bits", "fits", "luts", "ffs", "dsps", "brams", "fmax_mhz"]
+    shown = (
+        ["array", "bits", "fits", "nand2_eq", "area_mm2"]
+        if args.target == "asic"
+        else ["array", "bits", "fits", "luts", "ffs", "dsps", "brams", "fmax_mhz"]
+    )
     print(format_table(shown + ["error"], [[r[f] for f in shown + ["error"]] for r in rows]))
     print(f"area: {csv_path}, {png_path}")
     failed = [r for r in rows if r["error"]]

@@ -13,10 +13,10 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
-from golden.nested import NumericsError
+from contract.numerics import NumericsError
 
 
 class CommandError(Exception):

