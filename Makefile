@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Tests that need neither a Verilog simulator, nor Yosys/nextpnr, nor more than seconds of training.
+FAST := not rtl and not synth and not slow
 
-.PHONY: generate test bench-truncation bench-hw bench-synth clean
+.PHONY: generate test test-fast lint wheel-check bench-truncation bench-hw bench-synth clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +19,18 @@ $(STAMP): pyproject.toml
 generate: $(STAMP)
 	$(PY) -m hw.generate --bits 8 --array 16x16
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# The full suite: lint gates first (seconds), then every test on both cores.
+test: lint
+	$(PY) -m pytest -q -n 2
+
+# The inner loop: everything but the simulator, synthesis and slow tests, in well under a minute.
+test-fast: lint
+	$(PY) -m pytest -q -n 2 -m "$(FAST)"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 bench-truncation: $(STAMP)
 	$(PY) bench/truncation_table.py
@@ -31,3 +43,7 @@ bench-synth: $(STAMP)
 
 clean:
 	rm -rf build
+
+# The built wheel in a fresh venv, base install only, run from outside the source tree (CI runs it too).
+wheel-check: $(STAMP)
+	.ci/wheel-check

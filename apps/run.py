@@ -14,16 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from contract.cli import InputError, Parser, atomic_dir, parse_bits, run_main
+from contract.cli import InputError, Parser, atomic_dir, parse_bits, require_extra, run_main
 from contract.config import parse_array
-from eda.tools import ToolError
-from golden.data import digits_split, input_codes
-from golden.export import load_export
-from sim.network import PrecisionSummary, engine_config_for, run_precision
-from verif.rtl.network import check_network_on_rtl
-from verif.rtl.runner import SIMULATORS
+from contract.paths import build_dir
+from eda.tools import SIMULATORS
 
 
 def parse_args(argv):
@@ -66,39 +60,7 @@ class Progress:
         print(file=sys.stderr)
 
 
-def rtl_check(cfg, export, codes: torch.Tensor, ks: list[int], batch: int, simulator: str) -> dict:
-    """The first images' commands on the Verilog; ToolError on the first mismatch."""
-    check = check_network_on_rtl(
-        simulator,
-        cfg,
-        export,
-        codes,
-        ks,
-        batch,
-        f"sim-run-{export.method}-{export.scheme}-{len(codes)}img",
-        log=lambda line: print(line, file=sys.stderr),
-    )
-    mismatches = check.mismatches()
-    if mismatches:
-        raise ToolError(f"{len(mismatches)} mismatches, first: {mismatches[0]}")
-    rate = check.total_cycles / check.seconds
-    print(
-        f"RTL ({simulator}): {len(codes)} images x {len(ks)} precisions, {len(check.commands)} commands, "
-        f"{check.total_cycles} cycles: every layer output bit-identical to the model and the golden integer "
-        f"path, every command's cycle count equal ({rate:.0f} simulated cycles/s)"
-    )
-    return {
-        "simulator": simulator,
-        "images": len(codes),
-        "commands": len(check.commands),
-        "cycles": check.total_cycles,
-        "outputs_identical": True,
-        "cycles_equal": True,
-        "simulated_cycles_per_second": rate,
-    }
-
-
-def table(summaries: list[PrecisionSummary], clock_mhz: float) -> list[dict]:
+def table(summaries, clock_mhz: float) -> list[dict]:
     return [
         {
             "k": s.k,
@@ -114,6 +76,14 @@ def table(summaries: list[PrecisionSummary], clock_mhz: float) -> list[dict]:
 
 def main(argv=None):
     args = parse_args(argv)
+    # The model needs torch (the `train` extra) and --rtl needs cocotb (the `rtl` extra). Importing them only
+    # now keeps --help and argument errors instant and working on a base install, and a run without --rtl
+    # free of cocotb.
+    require_extra("torch", "train")
+    from golden.data import digits_split, input_codes
+    from golden.export import load_export
+    from sim.network import engine_config_for, run_precision
+
     export = load_export(args.export)
     rows, cols = parse_array(args.array)
     ks = parse_bits(args.bits, export.base_bits)
@@ -139,8 +109,13 @@ def main(argv=None):
             f"{row['k']:>2} {100 * row['accuracy']:10.1f} {row['cycles_per_inference']:17.1f} "
             f"{100 * row['mac_utilisation']:10.1f} {row['latency_us']:10.2f} {row['us_per_inference']:12.2f}"
         )
-    rtl = rtl_check(cfg, export, codes[: args.rtl], ks, args.batch, args.simulator) if args.rtl else None
-    out = args.out or Path("build/run") / args.export.resolve().name
+    rtl = None
+    if args.rtl:
+        require_extra("cocotb", "rtl")
+        from apps.run_rtl import rtl_check
+
+        rtl = rtl_check(cfg, export, codes[: args.rtl], ks, args.batch, args.simulator)
+    out = args.out or build_dir("run", args.export.resolve().name)
     with atomic_dir(out) as staging:
         with open(staging / "results.csv", "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=list(rows_out[0]))

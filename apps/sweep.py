@@ -15,6 +15,7 @@ from pathlib import Path
 
 from contract.cli import CommandError, InputError, Parser, one_line, run_main
 from contract.config import EngineConfig, parse_array
+from contract.paths import build_dir
 from eda.report import format_table
 from eda.synth import synthesize
 from eda.targets import DEFAULT_MAX_M, TARGETS
@@ -23,7 +24,7 @@ from golden.evaluate import fraction_equal, integer_predictions
 from golden.export import load_export
 from sim.energy import gemms_energy, inference_shapes
 
-DEFAULT_OUT = Path("build/sweep")
+DEFAULT_OUT = build_dir("sweep")
 AREA_FIELDS = [
     "target",
     "array",

@@ -15,9 +15,10 @@ import numpy as np
 
 from contract.cli import Parser, run_main
 from contract.config import EngineConfig, parse_array
+from eda.tools import SIMULATORS
 from sim.model import EngineModel
 from verif.rtl.execute import execute_on_rtl
-from verif.rtl.runner import SIMULATORS, build, check_simulator
+from verif.rtl.runner import build, check_simulator
 from verif.scenarios import random_command
 
 

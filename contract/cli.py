@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -51,6 +52,12 @@ def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = 
         print(f"error: {one_line(exc.strerror or exc)}{where}", file=sys.stderr)
         return 2
     return 0
+
+
+def require_extra(module: str, extra: str) -> None:
+    """Raise CommandError naming the extra to install when an optional dependency is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise CommandError(f"{module} is not installed; this command needs: pip install 'nestmac[{extra}]'")
 
 
 def parse_bits(text: str, base_bits: int) -> list[int]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from contract.cli import InputError, Parser, atomic_dir, one_line, run_main
 from contract.config import EngineConfig
+from contract.paths import build_dir
 from eda.harness import HARNESS_TOP, HarnessCost, ice40_harness
 from eda.report import (
     BLOCK_ORDER,
@@ -33,7 +34,7 @@ from eda.runner import YOSYS, run_tool
 from eda.targets import DEFAULT_MAX_M, TARGETS, AsicTarget, FpgaTarget
 from hw.generate import TOP_NAME, add_config_arguments, config_from_args, generate
 
-DEFAULT_OUT = Path("build/synth")
+DEFAULT_OUT = build_dir("synth")
 DSP_POLICIES = ("auto", "on", "off")
 #: nextpnr errors that mean "the design is larger than the device", a result rather than a fault.
 DOES_NOT_FIT = re.compile(

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from contract.cli import CommandError
 
+#: The Verilog simulators the cocotb regression and `apps.run --rtl` can use.
+SIMULATORS = ("verilator", "icarus")
+
 
 class ToolError(CommandError, RuntimeError):
     """A required tool is missing or failed; the message names it and how to get it."""

@@ -20,10 +20,12 @@ from amaranth.lib import data, wiring
 from contract.cli import Parser, atomic_dir, run_main
 from contract.config import EngineConfig, parse_array
 from contract.numerics import CONTRACT_VERSION
+from contract.paths import build_dir
+from contract.versions import INTERFACE_VERSION, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, generator_version
 from hw.engine import Engine
 
 TOP_NAME = "nestmac_engine"
-DEFAULT_OUT = Path("build/gen")
+DEFAULT_OUT = build_dir("gen")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ def describe_ports(signature: wiring.Signature) -> list[dict]:
 
 def manifest_for(cfg: EngineConfig, engine: wiring.Component) -> dict:
     return {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_FORMAT_VERSION,
+        "interface_version": INTERFACE_VERSION,
+        "generator": {"name": "nestmac", "version": generator_version()},
         "top": TOP_NAME,
         "numerics_contract_version": CONTRACT_VERSION,
         "parameters": cfg.as_dict() | {"mult_bits": cfg.mult_bits, "shift_bits": cfg.shift_bits},

@@ -9,9 +9,9 @@ import zlib
 import numpy as np
 import pytest
 
+from eda.tools import SIMULATORS
 from rtl_tests import harness
 from rtl_tests.configs import CONFIGS
-from verif.rtl.runner import SIMULATORS
 
 KINDS = ("ideal", "precision_sweep", "extremes", "stalls", "reset")  # the cocotb tests of engine_tb
 

@@ -62,7 +62,7 @@ def test_each_gemm_consumes_the_previous_output_in_torch_order(trained):
     logits, outputs = run_integer(export, codes, 4)
     assert logits.shape == (batch, 10) and torch.equal(logits, runs[-1].output)
     assert all(torch.equal(o, r.output) for o, r in zip(outputs, runs, strict=True))
-    for previous, current, layer in zip(runs, runs[1:], export.layers[1:], strict=True):
+    for previous, current, layer in zip(runs[:-1], runs[1:], export.layers[1:], strict=True):
         c, h, w = layer.in_shape
         nchw = previous.output.reshape(batch, h, w, c).permute(0, 3, 1, 2)
         if layer.kind == "conv":

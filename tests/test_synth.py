@@ -51,6 +51,7 @@ def asic_reports(tmp_path_factory):
     )
 
 
+@pytest.mark.synth
 def test_asic_report_adds_up_and_matches_yosys(asic_reports):
     report, _, out = asic_reports
     work = out / tag_for(TINY, "asic")
@@ -68,6 +69,7 @@ def test_asic_report_adds_up_and_matches_yosys(asic_reports):
     assert area["total_mm2"] == pytest.approx((area["logic_nand2_eq"] * NAND2_UM2 + area["memory_um2"]) / 1e6, abs=1e-4)
 
 
+@pytest.mark.synth
 def test_switching_overhead_on_2x2(asic_reports):
     switchable, fixed, _ = asic_reports
     overhead = switching_overhead(switchable, fixed)
@@ -79,6 +81,7 @@ def test_switching_overhead_on_2x2(asic_reports):
         assert overhead[f"{block}_nand2_eq"]["percent"] > 0
 
 
+@pytest.mark.synth
 def test_ice40_2x2_places_and_reports_resources_and_fmax(tmp_path):
     lines = []
     report = synthesize(TINY, "ice40-up5k", tmp_path, emit=lines.append)

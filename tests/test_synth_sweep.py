@@ -10,6 +10,7 @@ from apps.sweep import main
 from contract.cli import run_main
 
 
+@pytest.mark.synth
 def test_sweep_writes_area_and_energy_csvs_and_plots(tmp_path, export_dir, capfd):
     out = tmp_path / "sweep"
     assert (

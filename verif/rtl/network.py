@@ -19,7 +19,7 @@ from sim.command import Command, row_slices
 from sim.model import EngineModel
 from sim.network import run_batch
 from verif.rtl.execute import RtlExecution, execute_on_rtl
-from verif.rtl.runner import build
+from verif.rtl.runner import BUILD, build
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def check_network_on_rtl(
             golden_outputs += [
                 layer.output[rows] for layer in layer_gemms(export, images, k) for rows in row_slices(cfg, layer.gemm.M)
             ]
-    log(f"building the {cfg.rows}x{cfg.cols} engine on {simulator} (cached under build/rtl/)")
+    log(f"building the {cfg.rows}x{cfg.cols} engine on {simulator} (cached under {BUILD})")
     build(simulator, cfg)
     start = time.perf_counter()
     rtl = execute_on_rtl(simulator, cfg, commands, run_name)

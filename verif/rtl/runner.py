@@ -18,12 +18,13 @@ from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import Runner, get_runner
 
 from contract.config import EngineConfig
-from eda.tools import ToolError, verilator_env
+from contract.paths import build_dir
+from eda.tools import SIMULATORS, ToolError, verilator_env
 from hw.generate import TOP_NAME, generate
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD = REPO / "build" / "rtl"
-SIMULATORS = ("verilator", "icarus")
+#: The directory that holds the packages, put on the simulator's PYTHONPATH (the source tree or site-packages).
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+BUILD = build_dir("rtl").absolute()  # cocotb runs the simulator from its own directories
 TIMESCALE = ("1ns", "1ps")
 
 
@@ -118,7 +119,7 @@ def run_cocotb(
     run_dir = run_directory(simulator, cfg, run_name)
     scenario_file = run_dir / "scenario.json"
     scenario_file.write_text(json.dumps(dict(scenario, config=cfg.as_dict()), indent=2))
-    python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    python_path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     results = runner.test(
         test_module=test_module,
         testcase=testcases,
