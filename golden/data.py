@@ -1,18 +1,25 @@
-"""The 8x8 digits data set (bundled with scikit-learn, so nothing is ever downloaded) and its input codes.
+"""The data sets, all installed offline, and their input codes.
 
-The split is fixed (stratified, seed 0) so that every model, export, test and benchmark is scored on
-the same 360 test images and their numbers can be compared with each other.
+- `digits`: the 8x8 digits bundled with scikit-learn, the tiny smoke set. The split is fixed (stratified,
+  seed 0) so that every model, export, test and benchmark is scored on the same 360 test images.
+- `fashion-mnist`: the standard 60,000 + 10,000 28x28 images from Debian's `dataset-fashion-mnist` package
+  (IDX files under /usr/share/datasets/fashion-mnist/), where precision matters.
+
+Nothing is ever downloaded: a missing data set is one error naming the package and its files.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from contract.cli import InputError
+from golden.idx import read_idx
 from golden.quant import activation_code
 
 SPLIT_SEED = 0
@@ -20,6 +27,18 @@ TEST_FRACTION = 0.2
 PIXEL_MAX = 16  # digits pixels are integers 0..16
 CLASSES = 10
 IMAGE_SHAPE = (1, 8, 8)
+
+DATASETS = ("digits", "fashion-mnist")
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
+#: Split field -> file name, as the data set's authors publish them.
+FASHION_MNIST_FILES = {
+    "train_x": "train-images-idx3-ubyte.gz",
+    "train_y": "train-labels-idx1-ubyte.gz",
+    "test_x": "t10k-images-idx3-ubyte.gz",
+    "test_y": "t10k-labels-idx1-ubyte.gz",
+}
+FASHION_MNIST_SHAPE = (1, 28, 28)
 
 
 @dataclass(frozen=True)
@@ -47,3 +66,60 @@ def digits_split() -> Split:
 def input_codes(images: torch.Tensor, act_bits: int) -> torch.Tensor:
     """A-bit activation codes (int64) of images in [0, 1]: what the host sends to the first layer."""
     return activation_code(images, act_bits).to(torch.int64)
+
+
+def load_split(name: str, data_dir: Path | None = None, limit: int | None = None) -> Split:
+    """The named data set's split; `limit` keeps the first N images of each half, for quick runs."""
+    if name == "digits":
+        split = digits_split()
+    elif name == "fashion-mnist":
+        split = fashion_mnist_split(Path(data_dir or FASHION_MNIST_DIR))
+    else:
+        raise InputError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
+    if limit is None:
+        return split
+    if limit < 1:
+        raise InputError(f"--limit must be at least 1, got {limit}")
+    return Split(split.train_x[:limit], split.train_y[:limit], split.test_x[:limit], split.test_y[:limit])
+
+
+@lru_cache(maxsize=2)
+def fashion_mnist_split(data_dir: Path) -> Split:
+    """Images as float32 [N, 1, 28, 28] in [0, 1] (pixel / 255), labels int64 [N], checked for agreement."""
+    missing = [name for name in FASHION_MNIST_FILES.values() if not (data_dir / name).is_file()]
+    if missing:
+        raise InputError(
+            f"Fashion-MNIST not found in {data_dir} (missing {', '.join(missing)}): install the Debian package "
+            f"{FASHION_MNIST_PACKAGE} (apt-get install {FASHION_MNIST_PACKAGE}) or pass --data-dir with the four "
+            f"files {', '.join(FASHION_MNIST_FILES.values())}"
+        )
+    arrays = {
+        field: read_idx(data_dir / name, 3 if field.endswith("_x") else 1)
+        for field, name in FASHION_MNIST_FILES.items()
+    }
+    for half in ("train", "test"):
+        images, labels = arrays[f"{half}_x"], arrays[f"{half}_y"]
+        if images.shape[1:] != FASHION_MNIST_SHAPE[1:] or len(images) != len(labels):
+            raise InputError(
+                f"{data_dir}: {half} images {images.shape} and labels {labels.shape} are not N x 28 x 28 and N"
+            )
+        if labels.max(initial=0) >= CLASSES:
+            raise InputError(f"{data_dir}: {half} labels must lie in 0..{CLASSES - 1}, found {labels.max()}")
+    images = {
+        field: torch.from_numpy(arrays[field].astype("float32") / 255).unsqueeze(1) for field in ("train_x", "test_x")
+    }
+    labels = {field: torch.from_numpy(arrays[field].astype("int64")) for field in ("train_y", "test_y")}
+    return Split(images["train_x"], labels["train_y"], images["test_x"], labels["test_y"])
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """The usual training augmentation: a random crop after zero padding by `pad`, and a random
+    horizontal flip, drawn per image from `generator` so that a seeded run is repeatable."""
+    n, _, height, width = images.shape
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    rows = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator) + torch.arange(height)
+    cols = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator) + torch.arange(width)
+    # Advanced indices around a slice put their broadcast shape first: [n, height, width, channels].
+    cropped = padded[torch.arange(n)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    flip = torch.rand(n, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], cropped.flip(-1), cropped)
