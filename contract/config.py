@@ -38,6 +38,11 @@ class EngineConfig:
     switching costs: the same engine with plain PEs that multiply the code read as a signed B-bit number
     (the twos scheme at k = B), no activation mask and no requantizer pre-shift. It computes every command
     at k = B, j = A, twos, whatever its wbits, abits and scheme fields say (docs/estimates.md).
+
+    digit_bits = D < B builds the digit-serial array (docs/architecture.md, "Digit-serial engines"): each PE
+    multiplies by one D-bit digit of its code per cycle, most significant first, so a command at precision k
+    holds each activation row for ceil(k/D) slots. None (or B, normalised to None so that configs, their
+    dicts and every existing manifest stay as they were) is the bit-parallel PE.
     """
 
     rows: int = 16
@@ -49,6 +54,7 @@ class EngineConfig:
     max_k: int = 4096
     max_n: int = 4096
     switchable: bool = True
+    digit_bits: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.switchable, bool):
@@ -66,6 +72,37 @@ class EngineConfig:
                 f"--acc-bits {self.acc_bits} is too narrow for --max-k {self.max_k}: the sum of up to "
                 f"{self.max_k} products of magnitude {self.max_product} needs {self.min_acc_bits} bits"
             )
+        self._check_digit_bits()
+
+    def _check_digit_bits(self) -> None:
+        if self.digit_bits == self.base_bits:
+            object.__setattr__(self, "digit_bits", None)  # D = B is the bit-parallel engine
+        if self.digit_bits is None:
+            return
+        if self.digit_bits not in (1, 2, 4) or isinstance(self.digit_bits, bool) or self.base_bits % self.digit_bits:
+            raise ConfigError(
+                f"--digit-bits must be one of 1, 2, 4 or B = {self.base_bits} and divide B, got {self.digit_bits!r}"
+            )
+        if not self.switchable:
+            raise ConfigError("--digit-bits below B needs the switchable engine, not --fixed-precision")
+
+    @property
+    def digit_serial(self) -> bool:
+        return self.digit_bits is not None
+
+    @property
+    def digit_width(self) -> int:
+        """D: the bits of a weight code a PE multiplies by per cycle (B for the bit-parallel PE)."""
+        return self.base_bits if self.digit_bits is None else self.digit_bits
+
+    @property
+    def digit_count(self) -> int:
+        """B / D: the digits of a stored code."""
+        return self.base_bits // self.digit_width
+
+    def digits(self, k: int) -> int:
+        """ceil(k/D): the digits (slots per activation row) a command at weight precision k takes."""
+        return -(-k // self.digit_width)
 
     @property
     def max_product(self) -> int:
@@ -93,7 +130,11 @@ class EngineConfig:
         return max(1, maximum.bit_length())
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields, without digit_bits for the bit-parallel engine (as every manifest before it had)."""
+        fields = asdict(self)
+        if self.digit_bits is None:
+            del fields["digit_bits"]
+        return fields
 
 
 def _check(label: str, value: int, lo: int, hi: int) -> None:

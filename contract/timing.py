@@ -14,13 +14,17 @@ ACCEPT_CYCLES = 1
 REQUANT_CYCLES = 3
 #: The cycle in which the output FIFO presents a beat on `result`.
 OUTPUT_CYCLES = 1
+#: Digit-serial engines: the shift-and-add register below the array (hw/accumulator.py, DigitShiftAdd)
+#: that turns the last digit's column sums into the row's.
+SHIFT_ADD_CYCLES = 1
 
 
-def fill_drain_slots(rows: int, cols: int) -> int:
-    """Slots from an activation row entering the array to its de-skewed column sums: R down, C across."""
-    return rows + cols
+def fill_drain_slots(rows: int, cols: int, digit_serial: bool = False) -> int:
+    """Slots from an activation row (its last digit) entering the array to its complete column sums:
+    R down, C across, and the shift-and-add stage of a digit-serial engine."""
+    return rows + cols + (SHIFT_ADD_CYCLES if digit_serial else 0)
 
 
-def drain_slots(rows: int, cols: int) -> int:
+def drain_slots(rows: int, cols: int, digit_serial: bool = False) -> int:
     """Slots after the last activation beat until its result row is written into the output FIFO."""
-    return fill_drain_slots(rows, cols) + REQUANT_CYCLES
+    return fill_drain_slots(rows, cols, digit_serial) + REQUANT_CYCLES

@@ -4,7 +4,9 @@ Activations enter each row from the left, one row of X per cycle, skewed so that
 behind row 0; every PE passes its activation right and its partial sum down, so the column sum of one row
 of X leaves column c at the bottom R + c cycles after it entered row 0. Weights are loaded into the PEs'
 shadow registers one array row at a time, column c one cycle after column c - 1, which keeps each load
-behind the diagonal wave of `swap` marks that retires the previous tile (docs/architecture.md).
+behind the diagonal wave of `swap` marks that retires the previous tile (docs/architecture.md). In a
+digit-serial array each activation carries the index of the weight digit it is multiplied by, so one
+column sum per cycle is one digit's: the shift-and-add below the array weights and adds them.
 """
 
 from __future__ import annotations
@@ -14,12 +16,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.interface import psum_bits, weight_decode_layout
-from hw.pe import build_pe
-
-
-def row_input_layout(cfg) -> data.StructLayout:
-    """What enters row r at the left edge: a masked activation code and the first-of-tile mark."""
-    return data.StructLayout({"act": cfg.act_bits, "swap": 1})
+from hw.pe import build_pe, row_input_layout
 
 
 def column_load_layout(cfg) -> data.StructLayout:
@@ -45,9 +42,11 @@ class SystolicArray(wiring.Component):
         psums = [Const(0, signed(psum_bits(cfg)))] * cfg.cols
         decode = self.decode if cfg.switchable else None
         for r in range(cfg.rows):
-            act, swap = self.rows[r].act, self.rows[r].swap
+            row = self.rows[r]
             for c in range(cfg.cols):
                 load = self.load[c]
-                act, swap, psums[c] = build_pe(m, f"pe_{r}_{c}", act, swap, psums[c], load.rows[r], load.code, decode)
+                row, psums[c] = build_pe(
+                    m, f"pe_{r}_{c}", row, psums[c], load.rows[r], load.code, decode, cfg.digit_bits
+                )
         m.d.comb += [self.psums[c].eq(psum) for c, psum in enumerate(psums)]
         return m

@@ -9,9 +9,10 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.accumulator import Accumulator
-from hw.array import SystolicArray, column_load_layout, row_input_layout
+from hw.accumulator import Accumulator, DigitShiftAdd
+from hw.array import SystolicArray, column_load_layout
 from hw.interface import param_layout, precision_layout, psum_bits, result_layout, token_layout
+from hw.pe import row_input_layout
 from hw.requant import Requantizer
 from hw.skew import Skew, delay_line
 
@@ -51,12 +52,16 @@ class Datapath(wiring.Component):
         m.submodules.requant = requant = Requantizer(cfg)
 
         first_row = self.token.valid & (self.token.row == 0)
+        if cfg.digit_serial:  # a tile's first row swaps in its weights with its first digit only
+            first_row &= self.token.place == cfg.digit_count - 1
         for r in range(rows):
             lane = self.act_codes[r] & self.act_lanes[r].replicate(cfg.act_bits)
             m.d.comb += [
                 act_skew.i[r].act.eq(lane & self.precision.act_mask if cfg.switchable else lane),
                 act_skew.i[r].swap.eq(first_row),
             ]
+            if cfg.digit_serial:
+                m.d.comb += act_skew.i[r].place.eq(self.token.place)
         for c in range(cols):
             m.d.comb += [load_skew.i[c].code.eq(self.weight_codes[c]), load_skew.i[c].rows.eq(self.weight_rows)]
         m.d.comb += [
@@ -68,11 +73,17 @@ class Datapath(wiring.Component):
             m.d.comb += array.decode.eq(self.precision.weight)
 
         tokens = delay_line(m, self.token, rows + cols, "token")
-        aligned = tokens[-1]
+        if cfg.digit_serial:
+            # One more stage: the row's column sums are complete one slot after its last digit's.
+            m.submodules.shift_add = shift_add = DigitShiftAdd(cfg)
+            m.d.comb += [shift_add.digit_sums.eq(deskew.o), shift_add.token.eq(tokens[-1])]
+            colsums, aligned, next_row = shift_add.sums, shift_add.sums_token, tokens[-1].row
+        else:
+            colsums, aligned, next_row = deskew.o, tokens[-1], tokens[-2].row
         m.d.comb += [
-            accumulator.colsums.eq(deskew.o),
+            accumulator.colsums.eq(colsums),
             accumulator.token.eq(aligned),
-            accumulator.read_row.eq(tokens[-2].row),
+            accumulator.read_row.eq(next_row),
             self.param_wanted.eq(aligned.valid & aligned.last_ktile & (aligned.row == 0)),
             requant.sums.eq(accumulator.sums),
             requant.token.eq(accumulator.sums_token),

@@ -67,7 +67,7 @@ class Engine(wiring.Component):
         m.d.comb += [
             advance.eq(sequencer.running & inputs_present & output_room),
             sequencer.advance.eq(advance),
-            self.act.ready.eq(advance & sequencer.want_act),
+            self.act.ready.eq(advance & sequencer.take_act),
             self.weight.ready.eq(advance & sequencer.want_weight),
             self.param.ready.eq(advance & datapath.param_wanted),
             datapath.act_codes.eq(self.act.payload.codes),

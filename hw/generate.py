@@ -125,6 +125,13 @@ def add_config_arguments(parser: Parser, max_m: int = 1024) -> None:
         help="build the fixed-precision baseline (k = B, j = A, twos only; no run-time "
         "precision logic) to measure what switchability costs",
     )
+    parser.add_argument(
+        "--digit-bits",
+        type=int,
+        default=None,
+        help="D in {1, 2, 4, B}, dividing B: weight bits a PE multiplies per cycle; a command at precision k "
+        "then takes ceil(k/D) cycles per activation row (default B: the bit-parallel PE)",
+    )
 
 
 def config_from_args(args) -> EngineConfig:
@@ -139,6 +146,7 @@ def config_from_args(args) -> EngineConfig:
         max_k=args.max_k,
         max_n=args.max_n,
         switchable=not args.fixed_precision,
+        digit_bits=args.digit_bits,
     )
 
 

@@ -74,16 +74,28 @@ def result_layout(cfg: EngineConfig) -> data.StructLayout:
 
 
 def psum_bits(cfg: EngineConfig) -> int:
-    """Width of a partial sum inside the array: a column adds at most R masked products.
+    """Width of a partial sum inside the array: a column adds at most R masked products of one digit.
 
     Each masked product is bounded by the full-precision one (docs/numerics.md), so this never exceeds
-    what the ACC-bit accumulator needs and saves flip-flops on every PE.
+    what the ACC-bit accumulator needs and saves flip-flops on every PE. A decoded D-bit digit has
+    magnitude at most 2^D - 1, so a digit-serial array's partial sums are B - D bits narrower.
     """
+    digit_product = ((1 << cfg.act_bits) - 1) * ((1 << cfg.digit_width) - 1)
+    return min(cfg.acc_bits, (cfg.rows * digit_product).bit_length() + 1)
+
+
+def column_sum_bits(cfg: EngineConfig) -> int:
+    """Width of one column's sum of R full products, which the accumulator adds: the digit-serial
+    engine's shift-and-add stage rebuilds it from the digit sums."""
     return min(cfg.acc_bits, (cfg.rows * cfg.max_product).bit_length() + 1)
 
 
 def weight_decode_layout(cfg: EngineConfig) -> data.StructLayout:
-    """What a PE needs to decode a code at run-time precision k: hi_k, the bit 2^(B-k), and the scheme."""
+    """What a PE needs to decode a code at run-time precision k: hi_k, the bit 2^(B-k), and the scheme.
+
+    Digit-serial engines: `lsb` has the lowest kept bit of every kept digit (bit 0 of each full digit,
+    bit 2^(B-k) in the last, partial one), which is what the offset decode of each digit adds.
+    """
     return data.StructLayout(
         {
             "mask": cfg.base_bits,
@@ -102,11 +114,13 @@ def precision_layout(cfg: EngineConfig) -> data.StructLayout:
             "acc_shift": range(cfg.act_bits + cfg.base_bits - 1),
             "mode": Mode,
         }
+        | ({"last_place": range(cfg.digit_count)} if cfg.digit_serial else {})
     )
 
 
 def token_layout(cfg: EngineConfig) -> data.StructLayout:
-    """Bookkeeping that travels through the pipeline beside one activation row.
+    """Bookkeeping that travels through the pipeline beside one activation row (one digit of it, in a
+    digit-serial engine: `place` is the digit's index in the code, B/D - 1 for the most significant).
 
     Carrying it with the data (instead of recomputing it from counters at the far end) is what lets every
     stage be stalled by one global enable without any stage needing to know the schedule.
@@ -120,4 +134,5 @@ def token_layout(cfg: EngineConfig) -> data.StructLayout:
             "last_ntile": 1,
             "last": 1,
         }
+        | ({"place": range(cfg.digit_count), "last_digit": 1} if cfg.digit_serial else {})
     )

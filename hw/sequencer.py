@@ -11,6 +11,10 @@ is a fixed function of (M, K, N, R, C), which is what makes the cycle count exac
 Tiles run N-tile outer, K-tile inner. Lanes of the last K-tile beyond K are masked here (`act_lanes`),
 columns of the last N-tile beyond N by the requantizer (`out_lanes`). Precision settings are decoded
 from the command once, when it is accepted, and hold until the pipeline has drained.
+
+A digit-serial engine (D < B) holds each activation row for n = ceil(k/D) slots, one per weight digit,
+most significant first: a tile takes max(M*n, R) slots (M*n for the last) and the activation beat is
+taken (`take_act`) in its row's last digit slot, its payload being stable while it waits.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class Sequencer(wiring.Component):
                 "advance": In(1),
                 "running": Out(1),
                 "want_act": Out(1),
+                "take_act": Out(1),
                 "want_weight": Out(1),
                 "weight_row": Out(range(cfg.rows)),
                 "token": Out(token_layout(cfg)),
@@ -46,23 +51,32 @@ class Sequencer(wiring.Component):
         cfg = self._cfg
         rows, cols = cfg.rows, cfg.cols
         command = Signal(command_layout(cfg))
-        tile_last_slot = Signal(range(max(cfg.max_m, rows)))
+        tile_last_slot = None if cfg.digit_serial else Signal(range(max(cfg.max_m, rows)))
         k_left = Signal(range(cfg.max_k + 1))
         n_left = Signal(range(cfg.max_n + 1))
         first_ktile = Signal()
-        slot = Signal(range(max(cfg.max_m, rows, drain_slots(rows, cols))))
+        drain = drain_slots(rows, cols, cfg.digit_serial)
+        slot = Signal(range(max(cfg.max_m, rows + cfg.digit_serial, drain)))
+        if cfg.digit_serial:
+            row = Signal(range(cfg.max_m + 1))  # the activation row of the tile; M once all are in
+            place = Signal(range(cfg.digit_count), init=cfg.digit_count - 1)  # its digit, counting down
+            last_digit = place == self.precision.last_place
+            m.d.comb += [self.token.place.eq(place), self.token.last_digit.eq(last_digit)]
+        else:
+            row, last_digit = slot, Const(1)
 
         last_ktile = k_left <= rows
         last_ntile = n_left <= cols
         last_tile = last_ktile & last_ntile
-        last_row = slot == command.m - 1
+        last_row = row == command.m - 1
         m.d.comb += [
+            self.take_act.eq(self.want_act & last_digit),
             self.act_lanes.eq(Cat(k_left > r for r in range(rows))),
-            self.token.row.eq(slot),
+            self.token.row.eq(row),
             self.token.first_ktile.eq(first_ktile),
             self.token.last_ktile.eq(last_ktile),
             self.token.last_ntile.eq(last_ntile),
-            self.token.last.eq(last_tile & last_row),
+            self.token.last.eq(last_tile & last_row & last_digit),
             self.weight_row.eq(slot),
         ]
 
@@ -77,6 +91,8 @@ class Sequencer(wiring.Component):
                         first_ktile.eq(1),
                         slot.eq(0),
                     ]
+                    if cfg.digit_serial:
+                        m.d.sync += row.eq(0)
                     m.next = "PRELOAD"
             with m.State("PRELOAD"):
                 m.d.comb += [self.running.eq(1), self.want_weight.eq(1)]
@@ -87,17 +103,33 @@ class Sequencer(wiring.Component):
             with m.State("TILES"):
                 m.d.comb += [
                     self.running.eq(1),
-                    self.want_act.eq(slot < command.m),
+                    self.want_act.eq(row < command.m),
                     self.want_weight.eq((slot < rows) & ~last_tile),
-                    self.token.valid.eq(slot < command.m),
+                    self.token.valid.eq(row < command.m),
                 ]
-                tile_done = Mux(last_tile, last_row, slot == tile_last_slot)
+                if cfg.digit_serial:
+                    # A tile that loads the next one's weights lasts at least R slots; `slot` only
+                    # counts those and stays at R after them.
+                    rows_in = (row == command.m) | (last_row & last_digit)
+                    tile_done = Mux(last_tile, last_row & last_digit, (slot >= rows - 1) & rows_in)
+                else:
+                    tile_done = Mux(last_tile, last_row, slot == tile_last_slot)
                 with m.If(self.advance):
-                    m.d.sync += slot.eq(slot + 1)
+                    if cfg.digit_serial:
+                        with m.If(slot != rows):
+                            m.d.sync += slot.eq(slot + 1)
+                        with m.If(self.want_act):
+                            m.d.sync += place.eq(Mux(last_digit, cfg.digit_count - 1, place - 1))
+                            with m.If(last_digit):
+                                m.d.sync += row.eq(row + 1)
+                    else:
+                        m.d.sync += slot.eq(slot + 1)
                     with m.If(last_ntile):
                         m.d.sync += self.out_lanes.eq(Cat(n_left > c for c in range(cols)))
                     with m.If(tile_done):
                         m.d.sync += [slot.eq(0), first_ktile.eq(last_ktile)]
+                        if cfg.digit_serial:
+                            m.d.sync += row.eq(0)
                         with m.If(last_ktile):
                             m.d.sync += [k_left.eq(command.k_dim), n_left.eq(n_left - cols)]
                         with m.Else():
@@ -108,7 +140,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.running.eq(1)
                 with m.If(self.advance):
                     m.d.sync += slot.eq(slot + 1)
-                    with m.If(slot == drain_slots(rows, cols) - 1):
+                    with m.If(slot == drain - 1):
                         m.next = "IDLE"
         return m
 
@@ -116,11 +148,9 @@ class Sequencer(wiring.Component):
         """Latch the command and decode its precision into masks and the column sum's exact shift."""
         cfg = self._cfg
         precision = self.precision
-        m.d.sync += [
-            command.eq(payload),
-            tile_last_slot.eq(Mux(payload.m > cfg.rows, payload.m, cfg.rows) - 1),
-            precision.mode.eq(payload.mode),
-        ]
+        m.d.sync += [command.eq(payload), precision.mode.eq(payload.mode)]
+        if tile_last_slot is not None:  # digit-serial tiles end on their rows and slots instead
+            m.d.sync += tile_last_slot.eq(Mux(payload.m > cfg.rows, payload.m, cfg.rows) - 1)
         if not cfg.switchable:
             return  # the fixed-precision baseline has no masks or pre-shift to decode
         weight_drop = Signal(range(cfg.base_bits), name="weight_drop")
@@ -129,10 +159,24 @@ class Sequencer(wiring.Component):
             weight_drop.eq(cfg.base_bits - payload.wbits),
             act_drop.eq(cfg.act_bits - payload.abits),
         ]
+        mask = Const((1 << cfg.base_bits) - 1, cfg.base_bits) << weight_drop
+        lsb = Const(1, cfg.base_bits) << weight_drop
         m.d.sync += [
-            precision.weight.mask.eq(Const((1 << cfg.base_bits) - 1, cfg.base_bits) << weight_drop),
-            precision.weight.lsb.eq(Const(1, cfg.base_bits) << weight_drop),
+            precision.weight.mask.eq(mask),
             precision.weight.scheme.eq(payload.scheme),
             precision.act_mask.eq(Const((1 << cfg.act_bits) - 1, cfg.act_bits) << act_drop),
-            precision.acc_shift.eq(weight_drop + act_drop),
+        ]
+        if not cfg.digit_serial:
+            m.d.sync += [precision.weight.lsb.eq(lsb), precision.acc_shift.eq(weight_drop + act_drop)]
+            return
+        # Digit-serial: each kept digit's lowest kept bit (bit 0 of the full ones, 2^(B-k) in the last,
+        # partial one); the last digit's place floor((B-k)/D); and the column sums, which the shift-and-add
+        # scales by 2^(D*place) less than the bit-parallel array's (hw/accumulator.py), need only the
+        # last digit's dropped bits, (B-k) mod D, shifted out.
+        digit_lows = Const(sum(1 << p * cfg.digit_width for p in range(cfg.digit_count)), cfg.base_bits)
+        log_d = cfg.digit_width.bit_length() - 1  # D is 1, 2 or 4
+        m.d.sync += [
+            precision.weight.lsb.eq((digit_lows & mask) | lsb),
+            precision.last_place.eq(weight_drop >> log_d),
+            precision.acc_shift.eq(weight_drop[:log_d] + act_drop),
         ]

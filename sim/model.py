@@ -7,7 +7,11 @@ input valid and `result.ready` high whenever the engine looks) its cycle count i
     cycles = 1 + R + ((T - 1) * L + M) + (R + C) + 3 + 1          (= (T-1)L + M + 2R + C + 5)
 
 counted from the cycle that accepts the command to the cycle that transfers its last result beat, both
-inclusive; `CycleBreakdown` names each term. Back to back, the next command is accepted in the cycle that
+inclusive; `CycleBreakdown` names each term. A digit-serial engine (EngineConfig.digit_bits = D < B)
+holds each activation row for n = ceil(k/D) slots and has one more pipeline stage (the shift-and-add):
+
+    L = max(M*n, R),  cycles = 1 + R + ((T - 1) * L + M*n) + (R + C + 1) + 3 + 1
+ Back to back, the next command is accepted in the cycle that
 transfers the previous command's last result beat, so a sequence takes sum(cycles) - (commands - 1).
 """
 
@@ -33,9 +37,9 @@ class CycleBreakdown:
 
     accept: int  # the cycle in which `cmd` is accepted
     weight_load: int  # R: the first tile's weight rows, before any activation can enter
-    steady: int  # M * T: slots that feed one activation row into the array (useful work)
-    weight_wait: int  # (T - 1) * (L - M): tile slots without an activation while the next weights load (M < R)
-    fill_drain: int  # R + C: from the last activation row to its complete, accumulated column sums
+    steady: int  # M * T * ceil(k/D): slots that feed an activation row (one digit of it) into the array
+    weight_wait: int  # (T - 1) * (L - M*n): tile slots without an activation while the next weights load
+    fill_drain: int  # R + C (+ 1, digit-serial): from the last activation row to its complete column sums
     requant: int  # 3: requantizer stages 1 and 2 and the write into the output FIFO
     output: int  # 1: the output FIFO presents the last result beat
 
@@ -57,23 +61,26 @@ class CycleBreakdown:
         return self.steady / self.total
 
 
-def command_cycles(cfg: EngineConfig, m: int, k_dim: int, n: int) -> CycleBreakdown:
-    """Cycles of one command of an M x K by K x N GEMM on an R x C engine with ideal streams."""
+def command_cycles(cfg: EngineConfig, m: int, k_dim: int, n: int, wbits: int | None = None) -> CycleBreakdown:
+    """Cycles of one command of an M x K by K x N GEMM at weight precision `wbits` (default B; only a
+    digit-serial engine's cycles depend on it) on an R x C engine with ideal streams."""
     tile_count = ceil_div(k_dim, cfg.rows) * ceil_div(n, cfg.cols)
-    tile_slots = max(m, cfg.rows)
+    row_slots = m * cfg.digits(cfg.base_bits if wbits is None else wbits)
+    tile_slots = max(row_slots, cfg.rows)
     return CycleBreakdown(
         accept=ACCEPT_CYCLES,
         weight_load=cfg.rows,
-        steady=m * tile_count,
-        weight_wait=(tile_count - 1) * (tile_slots - m),
-        fill_drain=fill_drain_slots(cfg.rows, cfg.cols),
+        steady=row_slots * tile_count,
+        weight_wait=(tile_count - 1) * (tile_slots - row_slots),
+        fill_drain=fill_drain_slots(cfg.rows, cfg.cols, cfg.digit_serial),
         requant=REQUANT_CYCLES,
         output=OUTPUT_CYCLES,
     )
 
 
-def sequence_cycles(cfg: EngineConfig, shapes: list[tuple[int, int, int]]) -> int:
-    """Cycles of back-to-back commands: each next one is accepted as the previous one's last beat leaves."""
+def sequence_cycles(cfg: EngineConfig, shapes: list[tuple[int, ...]]) -> int:
+    """Cycles of back-to-back commands (M, K, N) or (M, K, N, wbits): each next one is accepted as the
+    previous one's last beat leaves."""
     return sum(command_cycles(cfg, *shape).total for shape in shapes) - (len(shapes) - 1)
 
 
@@ -114,7 +121,7 @@ class EngineModel:
     def run(self, commands: list[Command]) -> list[CommandResult]:
         results, accept = [], 0
         for command in commands:
-            cycles = command_cycles(self.cfg, command.m, command.k_dim, command.n)
+            cycles = command_cycles(self.cfg, command.m, command.k_dim, command.n, command.wbits)
             last = accept + cycles.total - 1
             results.append(CommandResult(self.outputs(command), cycles, accept, last))
             accept = last

@@ -1,8 +1,11 @@
-"""The processing element against golden.nested: every code, every k, both schemes, B in {4, 8}.
+"""The processing element against golden.nested: every code, every k, both schemes, B in {4, 8}, for the
+bit-parallel PE and the digit-serial ones (D = 1, 2, 4).
 
 The PE multiplies masked codes, so its product is 2^((A-j)+(B-k)) times x*w; shifting that back must give
-golden's x*w exactly. Each code is loaded into the shadow register while the previous one is swapped
-in, then used once on the swap cycle and once after it, with the next code already in the shadow.
+golden's x*w exactly. A digit-serial PE is fed one digit place per cycle, most significant first, down to
+the last digit of the top k bits; its products weighted by 2^(D*place) must add up to the same scaled x*w.
+Each code is loaded into the shadow register while the previous one is swapped in, then used on the swap
+cycle (its first digit) and on the following ones, with the next code already in the shadow.
 """
 
 from __future__ import annotations
@@ -17,13 +20,24 @@ from hw.interface import Scheme, psum_bits
 from hw.pe import ProcessingElement
 
 
-@pytest.mark.parametrize("base_bits", [4, 8])
-def test_every_code_every_precision_both_schemes(base_bits):
-    cfg = EngineConfig(rows=2, cols=2, base_bits=base_bits, act_bits=8, acc_bits=32, max_k=64)
-    B, A = cfg.base_bits, cfg.act_bits
+def decode_inputs(cfg: EngineConfig, k: int, scheme: str) -> dict:
+    """The PE's broadcast decode at precision k, as docs/architecture.md specifies it: hi_k, and the lowest
+    kept bit of every kept digit (a bit-parallel code is one digit)."""
+    B, D = cfg.base_bits, cfg.digit_width
+    drop = B - k
+    lows = sum(1 << max(p * D, drop) for p in range(drop // D, B // D))
+    return {"mask": ((1 << B) - 1) >> drop << drop, "lsb": lows, "scheme": Scheme[scheme.upper()]}
+
+
+@pytest.mark.parametrize(
+    "base_bits,digit_bits", [(4, None), (8, None), (4, 1), (4, 2), (8, 1), (8, 2), (8, 4)], ids=lambda v: str(v)
+)
+def test_every_code_every_precision_both_schemes(base_bits, digit_bits):
+    cfg = EngineConfig(rows=2, cols=2, base_bits=base_bits, act_bits=8, acc_bits=32, max_k=64, digit_bits=digit_bits)
+    B, A, D = cfg.base_bits, cfg.act_bits, cfg.digit_width
     width = psum_bits(cfg)
     dut = ProcessingElement(cfg, width)
-    rng = np.random.default_rng(base_bits)
+    rng = np.random.default_rng(base_bits * 10 + D)
     codes = np.arange(1 << B)
     failures = []
 
@@ -31,10 +45,8 @@ def test_every_code_every_precision_both_schemes(base_bits):
         for scheme in ("offset", "twos"):
             for k in range(1, B + 1):
                 drop = B - k
-                ctx.set(
-                    dut.decode,
-                    {"mask": ((1 << B) - 1) >> drop << drop, "lsb": 1 << drop, "scheme": Scheme[scheme.upper()]},
-                )
+                places = list(range(B // D - 1, drop // D - 1, -1))  # most significant digit first
+                ctx.set(dut.decode, decode_inputs(cfg, k, scheme))
                 weights = truncate_weight(codes, k, scheme, B).tolist()
                 ctx.set(dut.load, 1)
                 ctx.set(dut.code, int(codes[0]))
@@ -43,18 +55,22 @@ def test_every_code_every_precision_both_schemes(base_bits):
                     for swap in (1, 0):
                         j = int(rng.integers(1, A + 1))
                         a = int(rng.integers(0, 1 << A))
-                        psum = int(rng.integers(-(1 << (width - 2)), 1 << (width - 2)))
-                        ctx.set(dut.swap_in, swap)
-                        ctx.set(dut.act_in, a >> (A - j) << (A - j))
-                        ctx.set(dut.psum_in, psum)
-                        ctx.set(dut.load, swap)
-                        ctx.set(dut.code, int(codes[(index + 1) % len(codes)]))
-                        await ctx.tick()
-                        product = ctx.get(dut.psum_out) - psum
+                        total = 0
+                        for place in places:
+                            first = place == places[0]
+                            psum = int(rng.integers(-(1 << (width - 2)), 1 << (width - 2)))
+                            ctx.set(dut.row_in, {"act": a >> (A - j) << (A - j), "swap": swap and first})
+                            if cfg.digit_serial:
+                                ctx.set(dut.row_in.place, place)
+                            ctx.set(dut.psum_in, psum)
+                            ctx.set(dut.load, swap and first)
+                            ctx.set(dut.code, int(codes[(index + 1) % len(codes)]))
+                            await ctx.tick()
+                            total += (ctx.get(dut.psum_out) - psum) << (D * place)
                         x = int(truncate_act([a], j, A)[0])
-                        exact = product >> ((A - j) + drop)
-                        if exact != x * weights[index] or product != exact << ((A - j) + drop):
-                            failures.append((scheme, k, code, a, j, swap, product, x * weights[index]))
+                        exact = total >> ((A - j) + drop)
+                        if exact != x * weights[index] or total != exact << ((A - j) + drop):
+                            failures.append((scheme, k, code, a, j, swap, total, x * weights[index]))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

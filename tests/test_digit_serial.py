@@ -1,0 +1,199 @@
+"""Digit-serial engines (EngineConfig.digit_bits = D < B) in the Amaranth simulator, against golden.nested
+and the cycle-exact model: every weight precision k in 1..B, both schemes, back to back on one engine,
+random stalls on every stream, a tile that waits for its weights, and the generator's --digit-bits.
+
+Each test drives the five streams with `sim.streams` beats through the `verif.amaranth_streams` helpers and
+compares every result beat with the model's and, with ideal streams, each command's acceptance and last
+result beat with the model's cycle formula (steady term M*T*ceil(k/D)).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from contract.config import ConfigError, EngineConfig
+from hw.engine import Engine
+from sim.model import EngineModel
+from sim.streams import LAYOUTS, STREAMS, last_result_beats, pack_sequence, result_beat
+from verif.amaranth_streams import receive, record_handshakes, send
+from verif.scenarios import random_command
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def config(array: str, base_bits: int, digit_bits: int) -> EngineConfig:
+    rows, cols = map(int, array.split("x"))
+    return EngineConfig(
+        rows=rows,
+        cols=cols,
+        base_bits=base_bits,
+        act_bits=base_bits,
+        acc_bits=16 if base_bits == 4 else 32,
+        max_m=16,
+        max_k=64,
+        max_n=64,
+        digit_bits=digit_bits,
+    )
+
+
+CONFIGS = {
+    f"{array}b{bits}d{digit}": config(array, bits, digit)
+    for array, bits, digit in [("2x2", 4, 1), ("2x2", 4, 2), ("3x5", 8, 1), ("3x5", 8, 2), ("3x5", 8, 4)]
+}
+
+
+def run_engine(cfg, commands, seed=0, stall=None):
+    """Result beats received, expected, and (acceptance, last result beat) per command, measured and modelled,
+    relative to the first acceptance. `stall` maps a stream to its stall probability (default: none)."""
+    stall = stall or {}
+    model = EngineModel(cfg).run(commands)
+    beats = pack_sequence(cfg, commands, np.random.default_rng(seed + 1))
+    dut = Engine(cfg)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    rngs = {name: np.random.default_rng([seed, index]) for index, name in enumerate(STREAMS)}
+    received, log = [], {}
+    timeout = 40 * sum(result.cycles.total for result in model) + 1000
+
+    def driver(name):
+        async def testbench(ctx):
+            payloads = [LAYOUTS[name](cfg).const(beat) for beat in getattr(beats, name)]
+            await send(ctx, getattr(dut, name), payloads, rngs[name], stall.get(name, 0.0))
+
+        return testbench
+
+    async def receiver(ctx):
+        payloads = await receive(ctx, dut.result, len(beats.result), rngs["result"], stall.get("result", 0.0), timeout)
+        received.extend(result_beat(cfg, payload) for payload in payloads)
+
+    for name in ("cmd", "param", "weight", "act"):
+        sim.add_testbench(driver(name))
+    sim.add_testbench(receiver)
+    sim.add_testbench(record_handshakes({"cmd": dut.cmd, "result": dut.result}, log), background=True)
+    sim.run()
+    ends = [log["result"][i] for i in last_result_beats(cfg, commands)]
+    measured = [(accept - log["cmd"][0], end - log["cmd"][0]) for accept, end in zip(log["cmd"], ends, strict=True)]
+    return received, beats.result, measured, [result.span for result in model]
+
+
+def check(cfg, commands, seed=0, stall=None):
+    received, expected, measured, modelled = run_engine(cfg, commands, seed, stall)
+    context = f"seed={seed} stall={stall} config={cfg}"
+    assert len(received) == len(expected), context
+    for index, (got, want) in enumerate(zip(received, expected, strict=True)):
+        assert got == want, f"result beat {index}: got {got}, want {want} ({context})"
+    if not stall:
+        assert measured == modelled, f"(accept, last beat) per command: measured {measured}, model {modelled}"
+
+
+@pytest.mark.parametrize("scheme", ["offset", "twos"])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_every_weight_precision_switching_each_command(name, scheme):
+    """One command per k (with j varying too), back to back: a switch of k costs no cycle beyond the
+    ceil(k/D) slots per row the model charges, and needs no reload."""
+    cfg = CONFIGS[name]
+    rng = np.random.default_rng(cfg.rows * 10 + cfg.digit_width)
+    B = cfg.base_bits
+    shapes = [(3, cfg.rows + 1, cfg.cols + 1), (cfg.rows + 2, 2 * cfg.rows, cfg.cols)]
+    commands = [
+        random_command(cfg, rng, *shapes[k % 2], k, (k * 3) % cfg.act_bits + 1, scheme) for k in [*range(1, B + 1), 1]
+    ]
+    check(cfg, commands)
+
+
+@pytest.mark.parametrize("seed", range(21, 24))
+@pytest.mark.parametrize("name", ["2x2b4d1", "3x5b8d2"])
+def test_random_stalls_on_every_stream(name, seed):
+    """Every stream, the result FIFO included, is at some point the one holding the pipeline back,
+    including while an activation beat is held for its row's digit slots."""
+    cfg = CONFIGS[name]
+    rng = np.random.default_rng(seed)
+    stall = dict(zip(STREAMS, rng.choice([0.0, 0.3, 0.6, 0.9], len(STREAMS)).tolist(), strict=True))
+    shapes = rng.integers(1, (2 * cfg.rows + 3, 3 * cfg.rows + 1, 2 * cfg.cols + 2), size=(3, 3)).tolist()
+    check(cfg, [random_command(cfg, rng, *shape) for shape in shapes], seed=seed, stall=stall)
+
+
+@pytest.mark.parametrize("digit_bits", [1, 2])
+def test_tiles_that_wait_for_weights_and_a_row_that_returns_next_slot(digit_bits):
+    """M * ceil(k/D) < R: a tile lasts R slots while the next tile's weights load. R = 1, M = 1, k <= D:
+    the accumulator reads back, one slot later, the row it is writing (transparent read port)."""
+    tall = EngineConfig(
+        rows=4, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=32, max_n=16, digit_bits=digit_bits
+    )
+    thin = EngineConfig(
+        rows=1, cols=2, base_bits=4, act_bits=3, acc_bits=16, max_m=8, max_k=16, max_n=16, digit_bits=digit_bits
+    )
+    rng = np.random.default_rng(5)
+    check(
+        tall, [random_command(tall, rng, 1, 9, 3, k, None, scheme) for k in (1, 4, 3) for scheme in ("offset", "twos")]
+    )
+    check(
+        thin,
+        [
+            random_command(thin, rng, 1, 5, 3, k, None, scheme, "raw")
+            for k in (1, 2, 4)
+            for scheme in ("offset", "twos")
+        ],
+    )
+
+
+def test_cycles_fall_with_the_weight_precision():
+    """On one D = 1 engine the same GEMM takes about k times the k = 1 cycles (measured on the RTL)."""
+    cfg = CONFIGS["2x2b4d1"]
+    rng = np.random.default_rng(8)
+    spans = []
+    for k in (1, 4):
+        _, _, measured, modelled = run_engine(cfg, [random_command(cfg, rng, 8, 4, 4, k)])
+        assert measured == modelled
+        spans.append(measured[0][1] + 1)
+    # 4 tiles of M = 8 rows: 32 slots per digit, plus 1 + R + (R + C + 1) + 3 + 1 = 12 cycles.
+    assert spans == [32 * 1 + 12, 32 * 4 + 12], spans
+
+
+@pytest.mark.parametrize(
+    "base_bits,digit_bits", [(8, 3), (8, 16), (8, 0), (6, 4), (4, True)], ids=["3", "16", "0", "4ofB6", "bool"]
+)
+def test_bad_digit_bits_is_a_config_error(base_bits, digit_bits):
+    with pytest.raises(ConfigError, match="--digit-bits must be one of 1, 2, 4 or B"):
+        EngineConfig(base_bits=base_bits, digit_bits=digit_bits)
+
+
+def test_digit_serial_needs_the_switchable_engine():
+    with pytest.raises(ConfigError, match="needs the switchable engine"):
+        EngineConfig(digit_bits=1, switchable=False)
+
+
+def test_digit_bits_equal_to_b_is_the_bit_parallel_engine():
+    assert EngineConfig(base_bits=8, digit_bits=8) == EngineConfig(base_bits=8)
+    assert "digit_bits" not in EngineConfig().as_dict()
+
+
+def run_generate(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "hw.generate", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_generate_with_bad_digit_bits_writes_nothing(tmp_path):
+    out = tmp_path / "gen"
+    result = run_generate("--bits", "8", "--digit-bits", "3", "-o", str(out))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: --digit-bits must be one of 1, 2, 4 or B = 8 and divide B, got 3")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_records_digit_bits_in_the_manifest(tmp_path):
+    out = tmp_path / "gen"
+    result = run_generate(
+        "--bits", "4", "--array", "2x2", "--max-m", "8", "--max-k", "32", "--digit-bits", "2", "-o", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "manifest.json").read_text())["parameters"]["digit_bits"] == 2
