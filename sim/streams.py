@@ -10,7 +10,8 @@ tests and the cocotb tests both drive the RTL with these beats and compare again
     result  for each N-tile: M beats, beat m = Y[m, nt*C : nt*C + C]
 
 Lanes beyond K or N in the last tile are don't-care on input (filled from `rng` if given, else 0) and 0 on
-output. `last` is set on the final beat of the command on each stream.
+output. `last` is set on the final beat of the command on each stream. A digit-serial engine takes the same
+beats: it only holds each activation beat (valid, not yet ready) for ceil(k/D) slots.
 """
 
 from __future__ import annotations

@@ -47,6 +47,25 @@ def test_back_to_back_commands_share_one_cycle():
     assert sequence_cycles(CFG44, [(8, 8, 4), (1, 8, 8)]) == 33 + 30 - 1
 
 
+@pytest.mark.parametrize("digit_bits,wbits,digits", [(1, 8, 8), (1, 1, 1), (2, 5, 3), (4, 5, 2), (4, 4, 1)])
+def test_cycles_of_a_digit_serial_engine(digit_bits, wbits, digits):
+    # 4x4, D-bit digits, M=8, K=8, N=4: 2 tiles of 8 rows, each row held for ceil(k/D) = `digits` slots.
+    # 1 accept + 4 weight rows + 2 * 8 * digits tile slots + (4 + 4 + 1 shift-and-add) + 3 + 1
+    cfg = EngineConfig(rows=4, cols=4, max_m=64, max_k=64, max_n=64, digit_bits=digit_bits)
+    cycles = command_cycles(cfg, 8, 8, 4, wbits)
+    assert (cycles.steady, cycles.weight_wait, cycles.fill_drain) == (16 * digits, 0, 9)
+    assert cycles.total == 1 + 4 + 16 * digits + 9 + 3 + 1
+
+
+def test_digit_serial_tiles_wait_for_weights_only_when_m_digits_fall_below_r():
+    # D=1, k=3, M=1, K=8, N=8 on 4x4: 4 tiles; a row takes 3 slots < R = 4, so each tile but the last
+    # lasts 4 slots: 3*4 + 3 = 15 tile slots, of which 12 feed the array. 1 + 4 + 15 + 9 + 3 + 1 = 33
+    cfg = EngineConfig(rows=4, cols=4, max_m=64, max_k=64, max_n=64, digit_bits=1)
+    cycles = command_cycles(cfg, 1, 8, 8, 3)
+    assert (cycles.steady, cycles.weight_wait, cycles.total) == (12, 3, 33)
+    assert sequence_cycles(cfg, [(1, 8, 8, 3), (8, 8, 4, 1)]) == 33 + (1 + 4 + 16 + 9 + 3 + 1) - 1
+
+
 def test_steady_state_utilisation_reaches_95_percent():
     """Once M * tiles >= 20 * (2R + C + 5) (and M >= R, so tiles are back to back), >= 95% of cycles feed
     the array."""
