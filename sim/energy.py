@@ -18,6 +18,11 @@ low B-k bits are constant zero, so only k x j partial-product bits can toggle. E
 at full width at every k, because the bit-parallel engine really does spend it: the same cycles, the same
 clocked registers (the partial sums keep their width), the same ACC-bit accumulator words and the same
 B-bit weight codes on the weight stream.
+
+A digit-serial engine (D < B) is where k pays: its array, PE adders and registers run ceil(k/D) cycles per
+activation row instead of one, with partial sums only as wide as one digit's products, plus a C-column
+shift-and-add stage of column-sum width per cycle; its multipliers toggle j x k bits per MAC in total (j x D
+per full digit). The accumulator, requantizer and stream traffic stay per row, as in the bit-parallel engine.
 """
 
 from __future__ import annotations
@@ -56,8 +61,8 @@ class Energy:
     """pJ by where it is spent."""
 
     multiply: float = 0.0  # PE multipliers, k x j toggling partial-product bits per useful MAC
-    add: float = 0.0  # PE partial-sum adders, every PE slot, full partial-sum width
-    registers: float = 0.0  # PE array flip-flops, every bit every cycle
+    add: float = 0.0  # PE partial-sum adders, every PE slot, full partial-sum width; shift-and-add adders
+    registers: float = 0.0  # PE array (and shift-and-add) flip-flops, every bit every cycle
     accumulator: float = 0.0  # accumulator SRAM reads and write-backs, C x ACC-bit words
     requant: float = 0.0  # ACC x MULT multiply and two ACC-bit adds per output value
     buffers: float = 0.0  # operand buffer reads (activations, weights, parameters), result writes
@@ -79,8 +84,8 @@ def events_energy(cfg: EngineConfig, events: CommandEvents, k: int, j: int) -> E
     streamed = events.act_bits + events.weight_bits + events.param_bits + events.result_bits
     return Energy(
         multiply=events.macs * multiply_pj(j, k),
-        add=events.pe_slots * add_pj(events.psum_bits),
-        registers=events.cycles * events.pe_register_bits * REGISTER_BIT_PJ,
+        add=events.pe_slots * add_pj(events.psum_bits) + events.shift_adds * add_pj(events.shift_add_bits),
+        registers=events.cycles * (events.pe_register_bits + cfg.cols * events.shift_add_bits) * REGISTER_BIT_PJ,
         accumulator=(events.acc_reads + events.acc_writes) * events.acc_word_bits * sram_bit_pj(acc_memory_bytes),
         requant=events.requant_outputs * (multiply_pj(cfg.acc_bits, cfg.mult_bits) + 2 * add_pj(cfg.acc_bits)),
         buffers=streamed * sram_bit_pj(BUFFER_BYTES),
@@ -95,7 +100,7 @@ def gemms_energy(cfg: EngineConfig, shapes: list[tuple[int, int, int]], k: int, 
     total = Energy()
     for shape in shapes:
         for command in split_rows(cfg, *shape):
-            total = total + events_energy(cfg, command_events(cfg, *command), k, j)
+            total = total + events_energy(cfg, command_events(cfg, *command, k), k, j)
     return total
 
 

@@ -3,7 +3,9 @@
 The energy model (sim.energy) prices these events; keeping the counting apart means the counts can be
 checked against the schedule in docs/architecture.md without any energy figure involved. All counts
 assume ideal streams, like `command_cycles`: every cycle from acceptance to the last result beat clocks
-the whole datapath once.
+the whole datapath once. A digit-serial engine (EngineConfig.digit_bits = D < B) clocks its array once per
+weight digit, ceil(k/D) times per activation row, with narrower partial sums, but reads its streams and
+its accumulator once per row like the bit-parallel engine: so the counts take the command's k.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contract.config import EngineConfig
-from hw.interface import psum_bits
+from hw.interface import column_sum_bits, psum_bits
 from sim.command import row_slices
 from sim.model import ceil_div, command_cycles
 
@@ -20,10 +22,12 @@ from sim.model import ceil_div, command_cycles
 class CommandEvents:
     cycles: int  # clock cycles of the command (sim.model.command_cycles)
     macs: int  # useful multiply-accumulates, M * K * N
-    pe_slots: int  # PE-cycles that add a product into a partial sum: steady slots * R * C
+    pe_slots: int  # PE-cycles that add a product (one digit's, digit-serial) into a partial sum: steady * R * C
     pe_register_bits: int  # flip-flop bits of the PE array, all clocked every cycle
     psum_bits: int  # width of the adder in each PE
-    acc_reads: int  # accumulator memory words read (one per steady slot)
+    shift_adds: int  # digit-serial: column additions in the shift-and-add stage, C per steady slot (else 0)
+    shift_add_bits: int  # width of each, and of its per-column register (0 for the bit-parallel engine)
+    acc_reads: int  # accumulator memory words read (one per activation row per tile)
     acc_writes: int  # ... and written back (every K-tile but the last)
     acc_word_bits: int  # C * ACC
     requant_outputs: int  # output values that go through the requantizer, padded columns included
@@ -34,26 +38,32 @@ class CommandEvents:
 
 
 def pe_register_bits(cfg: EngineConfig) -> int:
-    """Per PE: activation (A), swap mark (1), partial sum, and the active and shadow weight codes (2B)."""
-    return cfg.pe_count * (cfg.act_bits + 1 + psum_bits(cfg) + 2 * cfg.base_bits)
+    """Per PE: activation (A), swap mark (1), partial sum, the active and shadow weight codes (2B) and,
+    digit-serial, the digit's place that travels with the activation."""
+    place_bits = (cfg.digit_count - 1).bit_length() if cfg.digit_serial else 0
+    return cfg.pe_count * (cfg.act_bits + 1 + place_bits + psum_bits(cfg) + 2 * cfg.base_bits)
 
 
-def command_events(cfg: EngineConfig, m: int, k_dim: int, n: int) -> CommandEvents:
-    """Events of one M x K by K x N command (weight loads included: every tile streams its R x C codes)."""
+def command_events(cfg: EngineConfig, m: int, k_dim: int, n: int, wbits: int | None = None) -> CommandEvents:
+    """Events of one M x K by K x N command at weight precision `wbits` (default B), weight loads included:
+    every tile streams its R x C codes."""
     k_tiles, n_tiles = ceil_div(k_dim, cfg.rows), ceil_div(n, cfg.cols)
     tiles = k_tiles * n_tiles
-    steady = m * tiles
+    cycles = command_cycles(cfg, m, k_dim, n, wbits)
+    rows_in = m * tiles  # activation rows fed, each for ceil(k/D) slots
     return CommandEvents(
-        cycles=command_cycles(cfg, m, k_dim, n).total,
+        cycles=cycles.total,
         macs=m * k_dim * n,
-        pe_slots=steady * cfg.pe_count,
+        pe_slots=cycles.steady * cfg.pe_count,
         pe_register_bits=pe_register_bits(cfg),
         psum_bits=psum_bits(cfg),
-        acc_reads=steady,
+        shift_adds=cycles.steady * cfg.cols if cfg.digit_serial else 0,
+        shift_add_bits=column_sum_bits(cfg) if cfg.digit_serial else 0,
+        acc_reads=rows_in,
         acc_writes=m * (k_tiles - 1) * n_tiles,
         acc_word_bits=cfg.cols * cfg.acc_bits,
         requant_outputs=m * n_tiles * cfg.cols,
-        act_bits=steady * cfg.rows * cfg.act_bits,
+        act_bits=rows_in * cfg.rows * cfg.act_bits,
         weight_bits=tiles * cfg.rows * cfg.cols * cfg.base_bits,
         param_bits=n_tiles * cfg.cols * (cfg.acc_bits + cfg.mult_bits + cfg.shift_bits),
         result_bits=m * n_tiles * cfg.cols * cfg.acc_bits,

@@ -66,3 +66,34 @@ def test_inference_shapes_of_an_export(export_dir):
 
     shapes = inference_shapes(load_export(export_dir))
     assert shapes[0][0] > shapes[-1][0] == 1  # convolutions first (one row per pixel), a linear layer last
+
+
+def test_hand_checked_digit_serial_command():
+    """The same GEMM on the D = 1 engine at k = 4, j = 8, derived by hand:
+
+    each row is held for ceil(4/1) = 4 slots: steady 2 * 1 * 4 = 8; cycles 1 + 2 + 8 + (2 + 2 + 1) + 3 + 1 = 20.
+    multiply: unchanged, j x k bits per MAC in total                          =   0.8 pJ
+    add: 8 slots * 4 PEs * 0.1 * 10/32 (psum = bits(2*255*1) + 1 = 10)        =   1.0 pJ
+         + shift-and-add 8 slots * 2 columns * 0.1 * 18/32 (column sum 18)   =   0.9 pJ
+    registers: PE 8 act + 1 swap + 3 place + 10 psum + 16 weights = 38 bits, * 4 PEs + 2 * 18 shift-and-add
+               = 188 bits; 20 cycles * 188 * 0.003125                          =  11.75 pJ
+    accumulator, requant, buffers: per row, as on the bit-parallel engine     = 102.2 pJ
+    """
+    cfg = EngineConfig(rows=2, cols=2, base_bits=8, act_bits=8, acc_bits=32, max_m=4, max_k=64, digit_bits=1)
+    energy = gemms_energy(cfg, [(2, 2, 2)], k=4, j=8)
+    assert energy.multiply == pytest.approx(0.8)
+    assert energy.add == pytest.approx(1.9)
+    assert energy.registers == pytest.approx(11.75)
+    assert energy.accumulator + energy.requant + energy.buffers == pytest.approx(1.25 + 7.2 + 93.75)
+    assert energy.total == pytest.approx(116.65)
+
+
+def test_digit_serial_array_energy_falls_with_k_and_the_rest_does_not():
+    """D = 1: the array's adds and clocked registers scale with the ceil(k/D) digit cycles (up to the fixed
+    fill and drain); accumulator, requantizer and streams are charged per row at every k."""
+    cfg = EngineConfig(rows=4, cols=4, max_m=256, max_k=1024, max_n=1024, digit_bits=1)
+    shapes = [(256, 256, 64)]
+    full, low = gemms_energy(cfg, shapes, k=8), gemms_energy(cfg, shapes, k=1)
+    assert 7.5 < full.add / low.add <= 8 and 7 < full.registers / low.registers < 8
+    for part in ("accumulator", "requant", "buffers"):
+        assert getattr(full, part) == getattr(low, part)
