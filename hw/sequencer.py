@@ -56,7 +56,8 @@ class Sequencer(wiring.Component):
         n_left = Signal(range(cfg.max_n + 1))
         first_ktile = Signal()
         drain = drain_slots(rows, cols, cfg.digit_serial)
-        slot = Signal(range(max(cfg.max_m, rows + cfg.digit_serial, drain)))
+        # Digit-serial, `slot` counts only a tile's first R slots (its weight loads) and the drain.
+        slot = Signal(range(max(rows + 1, drain) if cfg.digit_serial else max(cfg.max_m, rows, drain)))
         if cfg.digit_serial:
             row = Signal(range(cfg.max_m + 1))  # the activation row of the tile; M once all are in
             place = Signal(range(cfg.digit_count), init=cfg.digit_count - 1)  # its digit, counting down
@@ -108,8 +109,8 @@ class Sequencer(wiring.Component):
                     self.token.valid.eq(row < command.m),
                 ]
                 if cfg.digit_serial:
-                    # A tile that loads the next one's weights lasts at least R slots; `slot` only
-                    # counts those and stays at R after them.
+                    # A tile that loads the next one's weights lasts at least R slots; `slot` stays at R
+                    # after them.
                     rows_in = (row == command.m) | (last_row & last_digit)
                     tile_done = Mux(last_tile, last_row & last_digit, (slot >= rows - 1) & rows_in)
                 else:
