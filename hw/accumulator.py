@@ -1,9 +1,9 @@
 """On-chip accumulators: one ACC-bit sum per (row m, column) of the current N-tile, summed over K-tiles.
 
 The array produces a complete row of column sums per cycle, so one memory word holds all C columns of
-row m: one read and one write per cycle. The read is issued a cycle ahead (the memory is synchronous) and
-is transparent to the write, which matters only when the same row comes back on the next cycle (R = 1,
-M = 1).
+row m: one read and one write per cycle (per row, not per digit, in a digit-serial engine: `read_enable`).
+The read is issued a cycle ahead (the memory is synchronous) and is transparent to the write, which
+matters only when the same row comes back on the next cycle (R = 1, M = 1).
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class Accumulator(wiring.Component):
                 "colsums": In(data.ArrayLayout(signed(column_sum_bits(cfg)), cfg.cols)),
                 "token": In(token_layout(cfg)),
                 "read_row": In(range(cfg.max_m)),
+                "read_enable": In(1, init=1),
                 "sums": Out(sums_layout),
                 "sums_token": Out(token_layout(cfg)),
             }
@@ -79,7 +80,7 @@ class Accumulator(wiring.Component):
         write = self.memory.write_port()
         read = self.memory.read_port(transparent_for=(write,))
         total = Signal.like(self.sums)
-        m.d.comb += read.addr.eq(self.read_row)
+        m.d.comb += [read.addr.eq(self.read_row), read.en.eq(self.read_enable)]
         for c in range(self._cfg.cols):
             prior = Mux(self.token.first_ktile, 0, read.data[c])
             m.d.comb += total[c].eq(prior + self.colsums[c])

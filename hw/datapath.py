@@ -76,7 +76,11 @@ class Datapath(wiring.Component):
         if cfg.digit_serial:
             # One more stage: the row's column sums are complete one slot after its last digit's.
             m.submodules.shift_add = shift_add = DigitShiftAdd(cfg)
-            m.d.comb += [shift_add.digit_sums.eq(deskew.o), shift_add.token.eq(tokens[-1])]
+            m.d.comb += [
+                shift_add.digit_sums.eq(deskew.o),
+                shift_add.token.eq(tokens[-1]),
+                accumulator.read_enable.eq(tokens[-1].last_digit),  # once per row, not per digit
+            ]
             colsums, aligned, next_row = shift_add.sums, shift_add.sums_token, tokens[-1].row
         else:
             colsums, aligned, next_row = deskew.o, tokens[-1], tokens[-2].row
