@@ -14,10 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from contract.cli import InputError, Parser, atomic_dir, parse_bits, require_extra, run_main
+from contract.cli import Parser, atomic_dir, number, parse_bits, require_extra, run_main
 from contract.config import parse_array
 from contract.paths import build_dir
 from eda.tools import SIMULATORS
+
+# Flag ranges: more images than any test set holds, and a clock no engine reaches, are typing mistakes.
+MAX_IMAGES = 1 << 20
+MAX_CLOCK_MHZ = 10_000.0
 
 
 def parse_args(argv):
@@ -26,16 +30,26 @@ def parse_args(argv):
     parser.add_argument("--array", default="16x16", help="ROWSxCOLS of the engine")
     parser.add_argument("--bits", default="8,6,4,3,2,1", help="weight precisions k to run")
     parser.add_argument("--max-m", type=int, default=1024, help="accumulator depth of the engine")
-    parser.add_argument("--batch", type=int, default=1, help="images per engine pass (1 = latency mode)")
-    parser.add_argument("--images", type=int, default=None, help="run only the first N test images")
-    parser.add_argument("--clock-mhz", type=float, default=100.0, help="clock for the latency column")
-    parser.add_argument("--rtl", type=int, default=0, metavar="N", help="also run the first N images on the Verilog")
+    parser.add_argument(
+        "--batch", type=number(int, 1, MAX_IMAGES), default=1, help="images per engine pass (1 = latency mode)"
+    )
+    parser.add_argument("--images", type=number(int, 1, MAX_IMAGES), help="run only the first N test images")
+    parser.add_argument(
+        "--clock-mhz",
+        type=number(float, 0, MAX_CLOCK_MHZ, above=True),
+        default=100.0,
+        help="clock for the latency column",
+    )
+    parser.add_argument(
+        "--rtl",
+        type=number(int, 0, MAX_IMAGES),
+        default=0,
+        metavar="N",
+        help="also run the first N images on the Verilog",
+    )
     parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     parser.add_argument("-o", "--out", type=Path, help="output directory (default build/run/EXPORT_NAME)")
-    args = parser.parse_args(argv)
-    if args.batch < 1 or args.rtl < 0 or args.clock_mhz <= 0 or (args.images is not None and args.images < 1):
-        raise InputError("--batch and --images must be >= 1, --rtl >= 0 and --clock-mhz > 0")
-    return args
+    return parser.parse_args(argv)
 
 
 class Progress:
@@ -80,6 +94,15 @@ def main(argv=None):
     # now keeps --help and argument errors instant and working on a base install, and a run without --rtl
     # free of cocotb.
     require_extra("torch", "train")
+    out = args.out or build_dir("run", args.export.resolve().name)
+    # The output is claimed before the run, so a path the output policy refuses costs no simulation.
+    with atomic_dir(out, "apps.run", "results", inputs=[args.export]) as staging:
+        run(args, staging)
+    print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
+
+
+def run(args, staging: Path) -> None:
+    """Simulate every requested precision, print the table, and write it into `staging`."""
     from golden.data import digits_split, input_codes
     from golden.export import load_export
     from sim.network import engine_config_for, run_precision
@@ -115,27 +138,19 @@ def main(argv=None):
         from apps.run_rtl import rtl_check
 
         rtl = rtl_check(cfg, export, codes[: args.rtl], ks, args.batch, args.simulator)
-    out = args.out or build_dir("run", args.export.resolve().name)
-    with atomic_dir(out) as staging:
-        with open(staging / "results.csv", "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(rows_out[0]))
-            writer.writeheader()
-            writer.writerows(rows_out)
-        (staging / "results.json").write_text(
-            json.dumps(
-                {
-                    "export": str(args.export),
-                    "engine": cfg.as_dict(),
-                    "batch": args.batch,
-                    "clock_mhz": args.clock_mhz,
-                    "precisions": rows_out,
-                    "rtl": rtl,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-    print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
+    with open(staging / "results.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows_out[0]))
+        writer.writeheader()
+        writer.writerows(rows_out)
+    summary = {
+        "export": str(args.export),
+        "engine": cfg.as_dict(),
+        "batch": args.batch,
+        "clock_mhz": args.clock_mhz,
+        "precisions": rows_out,
+        "rtl": rtl,
+    }
+    (staging / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 inference for every weight precision k, as CSV files and PNG plots under build/sweep/.
 
 Each (array, bits) point is one `eda.synth.synthesize` run in its own process (--jobs at a time), so a
-sweep costs what its points cost and one failing point does not lose the others: it is recorded with its
-error and the sweep exits with status 2 at the end.
+sweep costs what its points cost. A failing point does not stop the others: every point's numbers or error
+are printed, and then the sweep exits with status 2 and writes nothing, since a table with holes would be
+read as the whole story.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from contract.cli import CommandError, InputError, Parser, one_line, run_main
+from contract.cli import CommandError, InputError, Parser, atomic_dir, number, one_line, run_main
 from contract.config import EngineConfig, parse_array
 from contract.paths import build_dir
 from eda.report import format_table
@@ -43,10 +44,14 @@ AREA_FIELDS = [
 
 
 def parse_list(text: str, parse, label: str) -> list:
+    """A non-empty comma-separated list: an empty sweep would write empty tables and plots and look like success."""
     try:
-        return [parse(part.strip()) for part in text.split(",") if part.strip()]
+        items = [parse(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError:
         raise InputError(f"{label} must be a comma-separated list, got {text!r}") from None
+    if not items:
+        raise InputError(f"{label} must name at least one value, got {text!r}")
+    return items
 
 
 def area_point(target: str, rows: int, cols: int, bits: int, max_m: int, out: Path) -> dict:
@@ -184,44 +189,52 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arrays", default="4x4,8x8,16x16,32x32", help="comma-separated ROWSxCOLS")
     parser.add_argument("--bits", default="4,8", help="comma-separated base weight bits B")
     parser.add_argument("--max-m", type=int, default=DEFAULT_MAX_M, help=f"accumulator depth (default {DEFAULT_MAX_M})")
-    parser.add_argument("--jobs", type=int, default=1, help="synthesis runs in parallel (processes)")
+    parser.add_argument("--jobs", type=number(int, 1, 64), default=1, help="synthesis runs in parallel (1..64)")
     parser.add_argument("--model", type=Path, help="export directory (golden.export) for accuracy vs energy")
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output directory (default build/sweep)")
     args = parser.parse_args(argv)
-    arrays = [parse_array(a) for a in args.arrays.split(",")]
+    arrays = [parse_array(a) for a in parse_list(args.arrays, str, "--arrays")]
     bits = parse_list(args.bits, int, "--bits")
-    if args.jobs < 1:
-        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
     for r, c in arrays:  # validate every point before starting any tool
         for b in bits:
             EngineConfig(rows=r, cols=c, base_bits=b, max_m=args.max_m)
-    if args.model is not None:
-        rows = energy_rows(args.model, arrays, args.max_m)
-        write_csv(args.out / "energy.csv", list(rows[0]), rows)
-        plot_energy(args.out / "energy.png", rows)
-        print(
-            format_table(
-                ["array", "k", "accuracy %", "nJ/inference", "pJ/MAC"],
-                [[r["array"], r["k"], round(100 * r["accuracy"], 1), r["energy_nj"], r["pj_per_mac"]] for r in rows],
-            )
+    inputs = [] if args.model is None else [args.model]
+    with atomic_dir(args.out, "apps.sweep", "sweep", inputs) as staging:
+        if args.model is not None:
+            energy_sweep(args.model, arrays, args.max_m, staging)
+        area_sweep(args.target, arrays, bits, args.max_m, args.jobs, staging)
+    print(f"wrote {args.out}")
+
+
+def energy_sweep(model: Path, arrays: list[tuple[int, int]], max_m: int, out: Path) -> None:
+    rows = energy_rows(model, arrays, max_m)
+    write_csv(out / "energy.csv", list(rows[0]), rows)
+    plot_energy(out / "energy.png", rows)
+    print(
+        format_table(
+            ["array", "k", "accuracy %", "nJ/inference", "pJ/MAC"],
+            [[r["array"], r["k"], round(100 * r["accuracy"], 1), r["energy_nj"], r["pj_per_mac"]] for r in rows],
         )
-        print(f"energy: {args.out / 'energy.csv'}, {args.out / 'energy.png'}")
-    points = [(args.target, r, c, b, args.max_m, args.out) for b in bits for r, c in arrays]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    )
+
+
+def area_sweep(target: str, arrays: list[tuple[int, int]], bits: list[int], max_m: int, jobs: int, out: Path):
+    """Synthesise every point; a failing point is shown with its error and fails the whole sweep, which then
+    writes nothing (all or nothing, like every tool), after the others have run so their numbers are seen."""
+    points = [(target, r, c, b, max_m, out) for b in bits for r, c in arrays]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
         rows = list(pool.map(area_point, *zip(*points, strict=True)))
-    csv_path, png_path = args.out / f"area-{args.target}.csv", args.out / f"area-{args.target}.png"
-    write_csv(csv_path, AREA_FIELDS, rows)
-    plot_area(png_path, args.target, rows)
     shown = (
         ["array", "bits", "fits", "nand2_eq", "area_mm2"]
-        if args.target == "asic"
+        if target == "asic"
         else ["array", "bits", "fits", "luts", "ffs", "dsps", "brams", "fmax_mhz"]
     )
     print(format_table(shown + ["error"], [[r[f] for f in shown + ["error"]] for r in rows]))
-    print(f"area: {csv_path}, {png_path}")
     failed = [r for r in rows if r["error"]]
     if failed:
-        raise InputError(f"{len(failed)} of {len(rows)} points failed (see the error column of {csv_path})")
+        raise InputError(f"{len(failed)} of {len(rows)} points failed (see the error column above); nothing written")
+    write_csv(out / f"area-{target}.csv", AREA_FIELDS, rows)
+    plot_area(out / f"area-{target}.png", target, rows)
 
 
 if __name__ == "__main__":

@@ -76,8 +76,13 @@ def table_rows(models: dict[str, DigitsNet]) -> list[tuple[str, list[float]]]:
     ]
 
 
+def bench_output(path: Path) -> bool:
+    """Whether an existing file may be replaced: the tables live in OUT, this script's own build directory."""
+    return path.resolve().parent == OUT
+
+
 def write_csv(rows, path: Path) -> None:
-    with atomic_file(path) as tmp, open(tmp, "w", newline="") as handle:
+    with atomic_file(path, bench_output) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["model -> weights", *(f"k={k}" for k in PRECISIONS)])
         writer.writerows([name, *(f"{v * 100:.2f}" for v in values)] for name, values in rows)
@@ -97,7 +102,7 @@ def write_plot(rows, path: Path, test_size: int) -> None:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    with atomic_file(path) as tmp:
+    with atomic_file(path, bench_output) as tmp:
         figure.savefig(tmp, format="png", dpi=120)
     plt.close(figure)
 

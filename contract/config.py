@@ -12,7 +12,12 @@ from dataclasses import asdict, dataclass
 from contract.cli import InputError
 from contract.numerics import ACC_BITS_RANGE, ACT_BITS_RANGE, BASE_BITS_RANGE, MULT_BITS, SHIFT_BITS
 
-MAX_ARRAY_DIM = 256
+# Limits sized by what generation costs (README, "Limits"): a 64x64 array takes about a minute and 1 GB, and
+# the accumulator's memory initialiser costs about 25 s and 780 MB at MAX_ACCUMULATOR_BITS (2^16 x 16 x 32);
+# both grow linearly beyond, to hours and tens of GB at the old 256x256 and 2^20 limits.
+MAX_ARRAY_DIM = 64
+MAX_M = 1 << 16
+MAX_ACCUMULATOR_BITS = 1 << 25
 
 
 class ConfigError(InputError):
@@ -64,13 +69,18 @@ class EngineConfig:
         _check("--bits", self.base_bits, *BASE_BITS_RANGE)
         _check("--act-bits", self.act_bits, *ACT_BITS_RANGE)
         _check("--acc-bits", self.acc_bits, *ACC_BITS_RANGE)
-        _check("--max-m", self.max_m, 1, 1 << 20)
+        _check("--max-m", self.max_m, 1, MAX_M)
         _check("--max-k", self.max_k, 1, 1 << 24)
         _check("--max-n", self.max_n, 1, 1 << 24)
         if self.max_k * self.max_product >= 1 << (self.acc_bits - 1):
             raise ConfigError(
                 f"--acc-bits {self.acc_bits} is too narrow for --max-k {self.max_k}: the sum of up to "
                 f"{self.max_k} products of magnitude {self.max_product} needs {self.min_acc_bits} bits"
+            )
+        if self.max_m * self.cols * self.acc_bits > MAX_ACCUMULATOR_BITS:
+            raise ConfigError(
+                f"the accumulator (--max-m {self.max_m} x {self.cols} columns x {self.acc_bits} bits) exceeds "
+                f"{MAX_ACCUMULATOR_BITS} bits, the most that generates in under a minute; lower --max-m"
             )
         self._check_digit_bits()
 

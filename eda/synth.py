@@ -9,6 +9,7 @@ the engine they get. Everything lands in <out>/<tag>/ (report.json, tool logs, n
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import time
@@ -89,13 +90,13 @@ def synthesize(
     if dsp not in DSP_POLICIES:
         raise InputError(f"--dsp must be one of {', '.join(DSP_POLICIES)}, got {dsp!r}")
     for flag, value in (("--freq", freq_mhz), ("--pnr-timeout", pnr_timeout)):
-        if value is not None and not value > 0:
-            raise InputError(f"{flag} must be positive, got {value:g}")
+        if value is not None and not 0 < value < math.inf:  # checked before the tools run, not after
+            raise InputError(f"{flag} must be positive and finite, got {value:g}")
     target = TARGETS[target_name]
     tag = tag_for(cfg, target_name)
     progress = Progress(tag, emit)
     start = time.perf_counter()
-    with atomic_dir(Path(out_root) / tag) as work:
+    with atomic_dir(Path(out_root) / tag, "eda.synth", "synth-run") as work:
         generated = generate(cfg, work / "gen")
         progress(f"generate: done in {generated.seconds:.1f} s")
         manifest = json.loads(generated.manifest.read_text())

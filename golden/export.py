@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from contract.cli import InputError, Parser, atomic_dir, run_main
+from contract.cli import InputError, Parser, atomic_dir, number, read_json, run_main
 from contract.numerics import (
     ACC_BITS_RANGE,
     ACT_BITS_RANGE,
@@ -323,26 +323,20 @@ def build_export(model: DigitsNet, acc_bits: int = ACC_BITS) -> Export:
 # --- files -------------------------------------------------------------------------------------------
 
 
-def write_export(export: Export, directory) -> None:
-    """Write model.json and model.npz atomically: `directory` is replaced only when both are complete."""
+def write_export(export: Export, directory, inputs=()) -> None:
+    """Write model.json and model.npz atomically: `directory` is replaced only when both are complete, and only
+    if it is new or an earlier export (contract.cli's output policy; never one of `inputs`)."""
     arrays = {}
     for layer in export.layers:
         arrays[f"{layer.name}.weight_codes"] = layer.weight_codes
         arrays.update({f"{layer.name}.{name}": getattr(layer, name) for name in ("bias", "mult", "shift")})
-    with atomic_dir(directory) as tmp:
+    with atomic_dir(directory, "golden.export", FORMAT, inputs) as tmp:
         (tmp / JSON_NAME).write_text(json.dumps(export.describe(), indent=1) + "\n")
         np.savez(tmp / NPZ_NAME, **arrays)
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ExportError(f"{path} not found") from None
-    except OSError as exc:
-        raise ExportError(f"{path} cannot be read ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ExportError(f"{path} is not valid JSON ({exc})") from None
+    meta = read_json(path)
     _require(isinstance(meta, dict), f"{path} must hold a JSON object")
     _require(meta.get("format") == FORMAT, f"{path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
     _require(
@@ -389,6 +383,12 @@ def _layer_from_files(entry: dict, arrays: dict[str, np.ndarray], where: Path) -
         key = f"{name}.{array}"
         _require(key in arrays, f"{where.parent / NPZ_NAME}: missing array {key!r}")
         found[array] = arrays[key]
+        # Rank and dtype before anything reads a shape: a 0-d or float array is a bad file, not a crash.
+        _require(
+            found[array].ndim == 2 and found[array].dtype.kind in "iu",
+            f"{where.parent / NPZ_NAME}: {key!r} must be a 2-D integer array, got {found[array].ndim}-D "
+            f"{found[array].dtype}",
+        )
     layer = ExportedLayer(
         name,
         entry["kind"],
@@ -427,17 +427,20 @@ def main(argv: list[str] | None = None) -> None:
         "requantization parameters: DIR/model.json and DIR/model.npz (no pickle).",
     )
     parser.add_argument("model", help="checkpoint written by golden.train (.pt)")
-    parser.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    parser.add_argument(
+        "--out", required=True, help="output directory: a new path or an earlier export, replaced atomically"
+    )
     parser.add_argument(
         "--acc-bits",
-        type=int,
+        type=number(int, *ACC_BITS_RANGE),
         default=ACC_BITS,
-        help=f"ACC, the engine's accumulator width (default {ACC_BITS}); every layer's K must fit it without wrapping",
+        help=f"ACC, the engine's accumulator width ({ACC_BITS_RANGE[0]}..{ACC_BITS_RANGE[1]}, default {ACC_BITS}); "
+        "every layer's K must fit it without wrapping",
     )
     args = parser.parse_args(argv)
     model, _ = load_checkpoint(args.model)
     export = build_export(model, args.acc_bits)
-    write_export(export, args.out)
+    write_export(export, args.out, inputs=[args.model])
     print(
         f"wrote {args.out}/{JSON_NAME} and {NPZ_NAME}: {len(export.layers)} layers, {export.scheme} scheme, "
         f"B = {export.base_bits}, A = {export.act_bits}, ACC = {export.acc_bits}, k = {export.base_bits}..1"

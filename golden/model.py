@@ -76,20 +76,31 @@ class DigitsNet(nn.Module):
 
 def save_checkpoint(model: DigitsNet, path, training: dict) -> None:
     """Atomically write weights, quantization spec and training record (torch.save of plain types only,
-    so it loads with weights_only=True)."""
+    so it loads with weights_only=True), over nothing but an earlier checkpoint. A model whose training
+    diverged (NaN or infinite parameters) is refused: it would export as garbage codes without complaint."""
+    state = model.state_dict()
+    if not all(torch.isfinite(value).all() for value in state.values() if value.is_floating_point()):
+        raise InputError("training diverged (non-finite parameters); no checkpoint written, try a smaller --lr")
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "spec": asdict(model.spec),
         "training": training,
-        "state_dict": model.state_dict(),
+        "state_dict": state,
     }
-    with atomic_file(path) as tmp:
+    with atomic_file(path, is_checkpoint) as tmp:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path) -> tuple[DigitsNet, dict]:
-    """(model in eval mode, training record); InputError with one line for anything unusable."""
+def is_checkpoint(path) -> bool:
+    try:
+        _read_payload(path)
+    except InputError:
+        return False
+    return True
+
+
+def _read_payload(path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -100,6 +111,12 @@ def load_checkpoint(path) -> tuple[DigitsNet, dict]:
         raise InputError(f"{path} is not a readable model checkpoint ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path} is not a nestmac golden checkpoint")
+    return payload
+
+
+def load_checkpoint(path) -> tuple[DigitsNet, dict]:
+    """(model in eval mode, training record); InputError with one line for anything unusable."""
+    payload = _read_payload(path)
     if payload.get("version") != CHECKPOINT_VERSION:
         raise InputError(f"{path}: checkpoint version {payload.get('version')!r} is not {CHECKPOINT_VERSION}")
     try:

@@ -15,16 +15,21 @@ import time
 import torch
 import torch.nn.functional as F
 
-from contract.cli import Parser, run_main
+from contract.cli import Parser, claim_file, number, run_main
 from contract.numerics import SCHEMES
 from golden.data import digits_split
 from golden.evaluate import float_predictions, format_table, fraction_equal
 from golden.layers import METHODS, QuantSpec
-from golden.model import DigitsNet, save_checkpoint
+from golden.model import DigitsNet, is_checkpoint, save_checkpoint
 
 DEFAULT_EPOCHS = 30
 DEFAULT_LR = 1e-2
 DEFAULT_BATCH = 64
+# The flags' ranges: what the tool can do in finite time and memory, and seeds torch accepts.
+MAX_EPOCHS = 10_000
+MAX_SEED = (1 << 32) - 1
+MAX_LR = 1.0
+MAX_BATCH = 1 << 16
 
 
 def nested_loss(model: DigitsNet, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -124,19 +129,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--scheme", choices=SCHEMES, required=True, help="how a weight code is read (docs/numerics.md)")
     parser.add_argument("--out", required=True, help="checkpoint path (.pt), written atomically")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=number(int, 1, MAX_EPOCHS), default=DEFAULT_EPOCHS, help=f"1..{MAX_EPOCHS}")
+    parser.add_argument("--seed", type=number(int, 0, MAX_SEED), default=0, help=f"0..{MAX_SEED}")
     parser.add_argument("--base-bits", type=int, default=8, help="B, bits of a stored weight code")
     parser.add_argument("--act-bits", type=int, default=8, help="A, bits of an activation code")
-    parser.add_argument("--lr", type=float, default=DEFAULT_LR)
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--lr", type=number(float, 0, MAX_LR, above=True), default=DEFAULT_LR, help=f"(0, {MAX_LR:g}]")
+    parser.add_argument("--batch-size", type=number(int, 1, MAX_BATCH), default=DEFAULT_BATCH, help=f"1..{MAX_BATCH}")
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if not args.lr > 0:
-        parser.error("--lr must be positive")
     spec = QuantSpec(args.method, args.scheme, args.base_bits, args.act_bits)
+    claim_file(args.out, is_checkpoint)  # refuse a user's file at --out now, not after the training
     model = train(spec, args.epochs, args.seed, args.lr, args.batch_size)
     header, rows = accuracy_rows(model)
     record = {

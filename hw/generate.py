@@ -99,10 +99,11 @@ def manifest_for(cfg: EngineConfig, engine: wiring.Component) -> dict:
 def generate(cfg: EngineConfig, out_dir: Path) -> Generated:
     """Write <out_dir>/nestmac_engine.v and manifest.json, all or nothing."""
     start = time.perf_counter()
-    engine = Engine(cfg)
-    text = verilog.convert(engine, name=TOP_NAME, emit_src=False)
-    manifest = manifest_for(cfg, engine)
-    with atomic_dir(out_dir) as staging:
+    # The output path is claimed first, so one the output policy refuses costs no elaboration.
+    with atomic_dir(out_dir, "hw.generate", "verilog") as staging:
+        engine = Engine(cfg)
+        text = verilog.convert(engine, name=TOP_NAME, emit_src=False)
+        manifest = manifest_for(cfg, engine)
         (staging / f"{TOP_NAME}.v").write_text(text)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return Generated(out_dir / f"{TOP_NAME}.v", out_dir / "manifest.json", time.perf_counter() - start)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.config import EngineConfig
-from contract.numerics import NumericsError, check_mode, check_scheme
+from contract.numerics import ACT_BITS_RANGE, BASE_BITS_RANGE, NumericsError, check_mode, check_range, check_scheme
 
 
 def row_slices(cfg: EngineConfig, m: int) -> list[slice]:
@@ -31,6 +31,20 @@ class Command:
     mult: np.ndarray
     shift: np.ndarray
 
+    def __post_init__(self):
+        """Refuse wrong types at once (NumericsError), before any shape is read or value computed: numpy would
+        otherwise truncate a float bias 0.7 to 0, run a bool shift as 1, or fail with an IndexError on a 1-D X."""
+        for name, rank in (("X", 2), ("W", 2), ("bias", 1), ("mult", 1), ("shift", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray) or value.dtype.kind not in "iu" or value.ndim != rank:
+                shown = f"{value.ndim}-D {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
+                raise NumericsError(f"{name} must be a {rank}-D numpy array of integers, got {shown}")
+        for name, (_, most) in (("wbits", BASE_BITS_RANGE), ("abits", ACT_BITS_RANGE)):
+            check_range(name, getattr(self, name), 1, most)
+        for name in ("scheme", "mode"):
+            if not isinstance(getattr(self, name), str):
+                raise NumericsError(f"{name} must be a string, got {getattr(self, name)!r}")
+
     @property
     def m(self) -> int:
         return self.X.shape[0]
@@ -48,7 +62,7 @@ class Command:
         golden.nested when the outputs are computed)."""
         check_scheme(self.scheme)
         check_mode(self.mode)
-        if self.X.ndim != 2 or self.W.ndim != 2 or self.W.shape[0] != self.k_dim:
+        if self.W.shape[0] != self.k_dim:
             raise NumericsError(f"X {self.X.shape} and W {self.W.shape} are not [M, K] and [K, N]")
         for name, value, limit in (
             ("m", self.m, cfg.max_m),

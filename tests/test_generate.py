@@ -21,7 +21,7 @@ def run_generate(*args, cwd=REPO):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--array", "0x16"], "--array rows must be an integer in 1..256, got 0"),
+        (["--array", "0x16"], "--array rows must be an integer in 1..64, got 0"),
         (["--array", "16x0"], "--array columns must be"),
         (["--array", "16"], "--array must look like ROWSxCOLS"),
         (["--array", "axb"], "--array must look like ROWSxCOLS"),
@@ -87,10 +87,23 @@ def test_generates_verilog_and_manifest_that_verilator_accepts(tmp_path):
 
 def test_regeneration_replaces_the_previous_output(tmp_path):
     out = tmp_path / "gen"
-    out.mkdir()
+    args = ("--bits", "8", "--array", "2x2", "--max-m", "8", "--max-k", "32", "--max-n", "32", "-o", str(out))
+    assert run_generate(*args).returncode == 0
     (out / "stale.v").write_text("// from an older run\n")
-    result = run_generate(
-        "--bits", "8", "--array", "2x2", "--max-m", "8", "--max-k", "32", "--max-n", "32", "-o", str(out)
-    )
+    result = run_generate(*args)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "nestmac_engine.v"]
+    assert sorted(p.name for p in out.iterdir()) == [".nestmac-output", "manifest.json", "nestmac_engine.v"]
+
+
+def test_a_file_or_a_foreign_directory_at_the_output_path_is_refused_and_kept(tmp_path):
+    """issue 14: -o FILE turned the file into a directory (moving it to .FILE.old); -o DIR deleted DIR/models."""
+    (tmp_path / "notes.v").write_text("mine")
+    (tmp_path / "work" / "models").mkdir(parents=True)
+    (tmp_path / "work" / "models" / "m.pt").write_text("mine")
+    for out, message in [("notes.v", "is not a directory"), ("work", "not written by a nestmac tool")]:
+        result = run_generate("--bits", "4", "--array", "1x1", "-o", str(tmp_path / out))
+        assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
+    assert (tmp_path / "notes.v").read_text() == "mine" and (
+        tmp_path / "work" / "models" / "m.pt"
+    ).read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.v", "work"]

@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from contract.cli import run_main
-from golden import evaluate, train
+from golden import evaluate, export, train
+from golden.model import DigitsNet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +44,7 @@ def test_export_then_evaluate_both_forms(checkpoint_file, tmp_path, capsys):
     out = tmp_path / "export"
     exported = run("golden.export", str(checkpoint_file), "--out", str(out))
     assert exported.returncode == 0, exported.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.npz"]
+    assert sorted(p.name for p in out.iterdir()) == [".nestmac-output", "model.json", "model.npz"]
     from_checkpoint = run_in_process(evaluate.main, [str(checkpoint_file), "--bits", "8,1"], capsys)
     from_export = run_in_process(evaluate.main, [str(out), "--bits", "8,1"], capsys)
     assert from_checkpoint.returncode == 0 and from_export.returncode == 0, from_checkpoint.stderr + from_export.stderr
@@ -100,9 +102,61 @@ def test_train_rejects_an_unknown_scheme_without_writing(tmp_path):
         ["--method", "qat", "--scheme", "offset", "--act-bits", "0"],
         ["--method", "qat", "--scheme", "offset", "--epochs", "0"],
         ["--scheme", "offset"],
+        # issue 14: non-finite or astronomically large numbers are refused before training, not after
+        ["--method", "qat", "--scheme", "offset", "--lr", "inf"],
+        ["--method", "qat", "--scheme", "offset", "--lr", "nan"],
+        ["--method", "qat", "--scheme", "offset", "--lr", "1e308"],
+        ["--method", "qat", "--scheme", "offset", "--seed", "9" * 30],
+        ["--method", "qat", "--scheme", "offset", "--seed", "-1"],
     ],
 )
 def test_train_rejects_bad_settings_without_writing(tmp_path, args, capsys):
     out = tmp_path / "models" / "m.pt"
     assert_one_line_error(run_in_process(train.main, [*args, "--out", str(out)], capsys))
     assert not out.parent.exists()
+
+
+def test_train_refuses_to_save_a_diverged_model(tmp_path, capsys, monkeypatch):
+    """A NaN checkpoint must not be written with exit status 0, whatever made training diverge."""
+
+    def diverged(spec, *args):
+        model = DigitsNet(spec).eval()
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+        return model
+
+    monkeypatch.setattr(train, "train", diverged)
+    monkeypatch.setattr(train, "accuracy_rows", lambda model: (["k", "accuracy"], [[8, 0.0]]))
+    out = tmp_path / "m.pt"
+    result = run_in_process(train.main, ["--method", "qat", "--scheme", "offset", "--out", str(out)], capsys)
+    assert_one_line_error(result)
+    assert "training diverged" in result.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("acc_bits", ["0", "-3", "7", "41"])
+def test_export_refuses_an_accumulator_width_outside_its_range(checkpoint_file, tmp_path, acc_bits, capsys):
+    out = tmp_path / "export"
+    result = run_in_process(export.main, [str(checkpoint_file), "--out", str(out), "--acc-bits", acc_bits], capsys)
+    assert_one_line_error(result)
+    assert "--acc-bits: must be an integer in 8..40" in result.stderr and not out.exists()
+
+
+def test_export_never_writes_over_or_around_its_input_or_a_users_file(checkpoint_file, tmp_path, capsys):
+    """issue 14: `golden.export model.pt --out model.pt` moved the checkpoint aside; a file or a foreign
+    directory at --out was replaced."""
+    model = tmp_path / "model.pt"
+    shutil.copy(checkpoint_file, model)
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "keep.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for out, message in [
+        (model, "is or contains the input"),
+        (tmp_path, "is or contains the input"),
+        (tmp_path / "notes.txt", "is not a directory"),
+        (tmp_path / "work", "non-empty directory not written by a nestmac tool"),
+    ]:
+        result = run_in_process(export.main, [str(model), "--out", str(out)], capsys)
+        assert_one_line_error(result)
+        assert message in result.stderr
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

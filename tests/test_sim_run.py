@@ -2,11 +2,14 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from apps.run import main
+from contract.cli import run_main
 from golden.data import digits_split
 from golden.evaluate import integer_predictions
 from golden.export import load_export
@@ -41,7 +44,8 @@ def test_accuracy_per_k_matches_the_golden_integer_path(export_dir, tmp_path):
     [
         (["--bits", "9"], "--bits: precision 9 is outside 1..8"),
         (["--array", "0x4"], "--array rows must be"),
-        (["--batch", "0"], "--batch and --images must be >= 1"),
+        (["--batch", "0"], "--batch: must be an integer in 1..1048576, got '0'"),
+        (["--clock-mhz", "nan"], "--clock-mhz: must be a number in (0, 10000.0], got 'nan'"),
         (["--simulator", "modelsim"], "invalid choice: 'modelsim'"),
     ],
 )
@@ -55,3 +59,20 @@ def test_missing_export_gives_one_line(tmp_path):
     result = run_sim(tmp_path / "nowhere", "-o", tmp_path / "run")
     assert result.returncode == 2 and result.stderr.startswith("error: export directory not found"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_failed_run_keeps_the_earlier_results_and_never_writes_over_its_export(export_dir, tmp_path, capsys):
+    """issue 14: --clock-mhz nan wrote a bare NaN over a good results.json; -o EXPORT deleted the export."""
+    export = tmp_path / "export"
+    shutil.copytree(export_dir, export)
+    out = tmp_path / "run"
+    assert run_main(main, [str(export), "--images", "3", "--bits", "8", "-o", str(out)]) == 0
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    for args in (["--clock-mhz", "nan", "-o", str(out)], ["-o", str(export)], ["-o", str(tmp_path)]):
+        try:
+            code = run_main(main, [str(export), "--images", "3", "--bits", "8", *args])
+        except SystemExit as exc:  # argparse exits from inside the parser
+            code = exc.code
+        assert code == 2 and capsys.readouterr().err.startswith("error: ")
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

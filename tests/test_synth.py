@@ -119,9 +119,9 @@ def run_synth(*args):
     [
         (["--target", "virtex"], "argument --target: invalid choice: 'virtex'"),
         (["--target", "asic", "--array", "2by2"], "--array must look like ROWSxCOLS"),
-        (["--target", "asic", "--array", "0x2"], "--array rows must be an integer in 1..256, got 0"),
+        (["--target", "asic", "--array", "0x2"], "--array rows must be an integer in 1..64, got 0"),
         (["--array", "2x2"], "the following arguments are required: --target"),
-        (["--target", "ice40-up5k", "--freq", "0"], "--freq must be positive, got 0"),
+        (["--target", "ice40-up5k", "--freq", "0"], "--freq must be positive and finite, got 0"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args, message):

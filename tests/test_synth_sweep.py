@@ -51,7 +51,9 @@ def test_sweep_writes_area_and_energy_csvs_and_plots(tmp_path, export_dir, capfd
         (["--arrays", "4x4,big"], "--array must look like ROWSxCOLS"),
         (["--bits", "8,x"], "--bits must be a comma-separated list"),
         (["--bits", "1"], "--bits must be an integer in 2..16, got 1"),
-        (["--jobs", "0"], "--jobs must be at least 1"),
+        (["--jobs", "0"], "--jobs: must be an integer in 1..64, got '0'"),
+        (["--bits", ""], "--bits must name at least one value"),
+        (["--bits", " , "], "--bits must name at least one value"),
     ],
 )
 def test_bad_sweep_arguments(tmp_path, capsys, args, message):
