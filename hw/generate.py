@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.switchable
         else f"fixed precision k = {cfg.base_bits}, j = {cfg.act_bits} (twos)"
     )
+    if cfg.digit_serial:
+        precisions = f"k <= D = {cfg.digit_bits}, 1/ceil(k/D) of it above (digit-serial)"
     print(
         f"nestmac engine {cfg.rows}x{cfg.cols}, B={cfg.base_bits} A={cfg.act_bits} ACC={cfg.acc_bits}: "
         f"{cfg.pe_count} PEs, peak {cfg.pe_count} MACs/cycle at {precisions}"
