@@ -210,6 +210,9 @@ def _prepare(path: str | os.PathLike, inputs) -> Path:
         source = Path(given).resolve()
         if path.resolve() == source or path.resolve() in source.parents:
             raise InputError(f"the output {path} is or contains the input {given}; choose another output path")
+    container = next(parent for parent in path.parents if os.path.lexists(parent))
+    if not container.is_dir():
+        raise InputError(f"{container} is a file, so the output {path} cannot go inside it")
     _recover(path)
     return path
 

@@ -51,6 +51,13 @@ def test_a_new_output_follows_the_umask_and_leaves_no_staging(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "out"]
 
 
+def test_an_output_inside_a_file_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="notes.txt is a file"):
+        write_output(tmp_path / "notes.txt" / "sub" / "out")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_an_earlier_output_of_the_same_tool_is_replaced(tmp_path):
     write_output(tmp_path / "out", "old")
     write_output(tmp_path / "out", "new")
