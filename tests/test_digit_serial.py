@@ -109,7 +109,7 @@ def test_every_weight_precision_switching_each_command(name, scheme):
 
 
 @pytest.mark.parametrize("seed", range(21, 24))
-@pytest.mark.parametrize("name", ["2x2b4d1", "3x5b8d2"])
+@pytest.mark.parametrize("name", list(CONFIGS))
 def test_random_stalls_on_every_stream(name, seed):
     """Every stream, the result FIFO included, is at some point the one holding the pipeline back,
     including while an activation beat is held for its row's digit slots."""
