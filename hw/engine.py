@@ -10,7 +10,7 @@ combinationally on `result.ready`.
 
 from __future__ import annotations
 
-from amaranth.hdl import EnableInserter, Module, Signal
+from amaranth.hdl import Cat, EnableInserter, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -22,7 +22,8 @@ from hw.sequencer import Sequencer
 
 
 class Engine(wiring.Component):
-    """Ports: `cmd`, `weight`, `act`, `param` in and `result` out; docs/architecture.md has the order."""
+    """Ports: `cmd`, `weight`, `act`, `param` in, `result` out, and the sticky `error` flag;
+    docs/architecture.md has the order of the beats and what an illegal command does."""
 
     def __init__(self, config: EngineConfig):
         self.config = config
@@ -33,6 +34,7 @@ class Engine(wiring.Component):
                 "act": In(stream.Signature(act_layout(config))),
                 "param": In(stream.Signature(param_layout(config))),
                 "result": Out(stream.Signature(result_layout(config))),
+                "error": Out(1),
             }
         )
 
@@ -84,4 +86,11 @@ class Engine(wiring.Component):
             self.result.valid.eq(out_fifo.r_rdy),
             out_fifo.r_en.eq(self.result.ready),
         ]
+        # Sticky until reset: an illegal command was dropped, or a parameter beat carried a shift beyond the
+        # contract's range (that command still runs; the affected column's values are unspecified).
+        param_taken = self.param.valid & self.param.ready
+        shift_limit = cfg.acc_bits + cfg.mult_bits - 2
+        bad_shift = param_taken & Cat(shift > shift_limit for shift in self.param.payload.shift).any()
+        with m.If(sequencer.refused | bad_shift):
+            m.d.sync += self.error.eq(1)
         return m

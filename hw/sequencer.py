@@ -43,6 +43,7 @@ class Sequencer(wiring.Component):
                 "act_lanes": Out(cfg.rows),
                 "out_lanes": Out(cfg.cols),
                 "precision": Out(precision_layout(cfg)),
+                "refused": Out(1),
             }
         )
 
@@ -84,7 +85,10 @@ class Sequencer(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
-                with m.If(self.cmd.valid):
+                with m.If(self.cmd.valid & ~self._legal(self.cmd.payload)):
+                    # Taken and dropped: it takes no beat and makes none, so the next command starts clean.
+                    m.d.comb += self.refused.eq(1)
+                with m.Elif(self.cmd.valid):
                     self._accept(m, self.cmd.payload, command, tile_last_slot)
                     m.d.sync += [
                         k_left.eq(self.cmd.payload.k_dim),
@@ -144,6 +148,23 @@ class Sequencer(wiring.Component):
                     with m.If(slot == drain - 1):
                         m.next = "IDLE"
         return m
+
+    def _legal(self, payload):
+        """Whether a command lies within the contract and this engine's limits (docs/architecture.md,
+        "Illegal commands"). The fixed-precision baseline ignores wbits and abits, so it does not check them."""
+        cfg = self._cfg
+        legal = (
+            (payload.m >= 1)
+            & (payload.m <= cfg.max_m)
+            & (payload.k_dim >= 1)
+            & (payload.k_dim <= cfg.max_k)
+            & (payload.n >= 1)
+            & (payload.n <= cfg.max_n)
+        )
+        if cfg.switchable:
+            legal &= (payload.wbits >= 1) & (payload.wbits <= cfg.base_bits)
+            legal &= (payload.abits >= 1) & (payload.abits <= cfg.act_bits)
+        return legal
 
     def _accept(self, m, payload, command, tile_last_slot):
         """Latch the command and decode its precision into masks and the column sum's exact shift."""

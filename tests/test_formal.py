@@ -3,14 +3,16 @@
 Depths are chosen so that the suite's proofs finish in about a minute on two cores: the first command can
 end at step 12 and a second at step 23, so depth 20 covers one whole command under any stalls and the start
 of the next. `bench/formal_proofs.py --depth 26` runs the protocol proof two commands deep (about 10
-minutes). Each cover proves its assertions are not vacuous; the wrong-cycle-count runs prove the liveness
-assertion can fail.
+minutes). Each cover proves its assertions are not vacuous; the wrong-cycle-count runs and an engine patched
+to take every command prove the liveness and refusal assertions can fail.
 """
 
 from __future__ import annotations
 
 import pytest
+from amaranth.hdl import Const
 
+from hw.sequencer import Sequencer
 from sim.model import command_cycles
 from verif.formal import FORMAL_CONFIG, ProtocolHarness, Shape, prove
 
@@ -19,6 +21,7 @@ pytestmark = pytest.mark.formal
 PROTOCOL_DEPTH = 20
 PAYLOAD_DEPTH = 14
 COVER_DEPTH = 28
+ILLEGAL_DEPTH = 16
 SHAPES = [Shape(1, 1, 1), Shape(2, 4, 4), Shape(1, 3, 3)]
 
 
@@ -54,3 +57,21 @@ def test_the_liveness_proof_fails_on_a_wrong_cycle_count(error, tmp_path):
     cycles = command_cycles(FORMAL_CONFIG, shape.m, shape.k_dim, shape.n).total + error
     harness = ProtocolHarness(FORMAL_CONFIG, ideal=True, shape=shape, zero_data=True, cycles=cycles)
     check(harness, "wrong", "bmc", cycles + 2, tmp_path, want=False)
+
+
+def test_an_illegal_command_is_refused_and_the_next_one_runs(tmp_path):
+    harness = ProtocolHarness(FORMAL_CONFIG, zero_data=True, allow_illegal=True)
+    check(harness, "illegal", "bmc", ILLEGAL_DEPTH, tmp_path)
+    check(
+        ProtocolHarness(FORMAL_CONFIG, zero_data=True, allow_illegal=True),
+        "illegal_cover",
+        "cover",
+        COVER_DEPTH,
+        tmp_path,
+    )
+
+
+def test_the_refusal_proof_fails_on_an_engine_that_takes_every_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(Sequencer, "_legal", lambda self, payload: Const(1))
+    harness = ProtocolHarness(FORMAL_CONFIG, zero_data=True, allow_illegal=True)
+    check(harness, "accepts_all", "bmc", ILLEGAL_DEPTH, tmp_path, want=False)

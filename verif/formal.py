@@ -9,6 +9,9 @@ not change meanwhile) and by a legal command. Against all of that it asserts:
 - the engine transfers exactly M * ceil(N/C) result beats for each command, `last` on the final one only;
 - it takes no input beat beyond what the command needs: at most ceil(N/C) param beats, ceil(K/R) * R *
   ceil(N/C) weight beats and M * ceil(K/R) * ceil(N/C) act beats, and exactly those by the command's end;
+- with `allow_illegal=True` commands are free too: an illegal one (a size of 0 or beyond the engine's
+  maxima, k or j outside 1..B or 1..A) takes no beat and makes none, `error` rises the cycle after it and
+  never without a cause (an illegal command or a shift beyond ACC + 14), and the next command runs normally;
 - with `ideal=True` (every input valid, `result.ready` high) a command of a given shape ends exactly in the
   cycle the model's formula gives (`sim.model.command_cycles`): bounded liveness.
 
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Mux, ResetSignal, Signal, Value
+from amaranth.hdl import Assert, Assume, Cat, Cover, Elaboratable, Module, Mux, ResetSignal, Signal, Value
 
 from contract.config import EngineConfig
 from eda.runner import find_tool, run_tool, tool_search_path
@@ -68,12 +71,14 @@ class ProtocolHarness(Elaboratable):
         free_reset: bool = False,
         cycles: int | None = None,
         zero_data: bool = False,
+        allow_illegal: bool = False,
     ):
         if ideal != (shape is not None):
             raise ValueError("the liveness proof (ideal=True) needs a command shape, and only it takes one")
         self.cfg, self.ideal, self.shape, self.free_reset = cfg, ideal, shape, free_reset
         self.cycles = cycles  # the liveness proof's expected cycle count; None: the model's
         self.zero_data = zero_data
+        self.allow_illegal = allow_illegal  # commands are free too; illegal ones must be refused
         self.engine = Engine(cfg)
 
     def ports(self) -> list[Signal]:
@@ -131,15 +136,26 @@ class ProtocolHarness(Elaboratable):
         if self.ideal:
             m.d.comb += Assume(result.ready)
 
-    def _legal_command(self, m: Module, command) -> None:
+    def _legal(self, command):
+        """The contract's rule for a legal command, written here from docs/architecture.md, not taken from
+        the sequencer: the proof compares the two."""
         cfg = self.cfg
-        m.d.comb += [
-            Assume((command.m >= 1) & (command.m <= cfg.max_m)),
-            Assume((command.k_dim >= 1) & (command.k_dim <= cfg.max_k)),
-            Assume((command.n >= 1) & (command.n <= cfg.max_n)),
-            Assume((command.wbits >= 1) & (command.wbits <= cfg.base_bits)),
-            Assume((command.abits >= 1) & (command.abits <= cfg.act_bits)),
-        ]
+        return (
+            (command.m >= 1)
+            & (command.m <= cfg.max_m)
+            & (command.k_dim >= 1)
+            & (command.k_dim <= cfg.max_k)
+            & (command.n >= 1)
+            & (command.n <= cfg.max_n)
+            & (command.wbits >= 1)
+            & (command.wbits <= cfg.base_bits)
+            & (command.abits >= 1)
+            & (command.abits <= cfg.act_bits)
+        )
+
+    def _command_rules(self, m: Module, command) -> None:
+        if not self.allow_illegal:
+            m.d.comb += Assume(self._legal(command))
         if self.shape is not None:
             m.d.comb += [
                 Assume(command.m == self.shape.m),
@@ -158,8 +174,10 @@ class ProtocolHarness(Elaboratable):
         cfg = self.cfg
         cmd, result = engine.cmd, engine.result
         with m.If(cmd.valid):
-            self._legal_command(m, cmd.payload)
+            self._command_rules(m, cmd.payload)
         cmd_taken = cmd.valid & cmd.ready
+        legal = self._legal(cmd.payload)
+        self._refusals(m, engine, cmd_taken & ~legal)
         n_tiles = _ceil_div_signal(m, cmd.payload.n, cfg.cols, cfg.max_n, "n_tiles")
         k_tiles = _ceil_div_signal(m, cmd.payload.k_dim, cfg.rows, cfg.max_k, "k_tiles")
         budgets = {"param": n_tiles, "weight": k_tiles * n_tiles * cfg.rows, "act": cmd.payload.m * k_tiles * n_tiles}
@@ -178,12 +196,35 @@ class ProtocolHarness(Elaboratable):
                 # A new command is taken only once the previous one has had every input beat it needs.
                 m.d.comb += Assert(count + taken == limit)
             with m.If(cmd_taken):
-                m.d.sync += [limit.eq(budget), count.eq(0)]
+                # A refused command owes nothing: no input beat may follow it.
+                m.d.sync += [limit.eq(Mux(legal, budget, 0)), count.eq(0)]
             with m.Elif(taken):
                 m.d.sync += count.eq(count + 1)
-        done = self._result_boundaries(m, cmd_taken, cmd.payload.m * n_tiles, result)
+        done = self._result_boundaries(m, cmd_taken & legal, cmd.payload.m * n_tiles, result)
+        if self.allow_illegal:
+            refused_before = Signal()
+            with m.If(cmd_taken & ~legal):
+                m.d.sync += refused_before.eq(1)
+            m.d.comb += [Cover(engine.error), Cover(done & refused_before)]
         self._liveness(m, cmd_taken, done, rst)
         self._covers(m, done, rst)
+
+    def _refusals(self, m: Module, engine: Engine, refused) -> None:
+        """`error` rises in the cycle after an illegal command is taken, and never without a cause: an
+        illegal command, or a parameter beat with a shift beyond ACC + MULT_BITS - 2."""
+        cfg = self.cfg
+        param_taken = engine.param.valid & engine.param.ready
+        limit = cfg.acc_bits + cfg.mult_bits - 2
+        bad_shift = param_taken & Cat(shift > limit for shift in engine.param.payload.shift).any()
+        caused = Signal()
+        expect = Signal()
+        with m.If(refused | bad_shift):
+            m.d.sync += caused.eq(1)
+        m.d.sync += expect.eq(refused)
+        with m.If(expect):
+            m.d.comb += Assert(engine.error)
+        with m.If(engine.error):
+            m.d.comb += Assert(caused)
 
     def _result_boundaries(self, m: Module, cmd_taken, beats, result) -> Signal:
         """Assert that result beats come only for accepted commands and `last` marks each one's final
