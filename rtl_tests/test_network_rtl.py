@@ -10,9 +10,11 @@ import torch
 from golden.data import digits_split, input_codes
 from golden.export import build_export
 from golden.infer import run_integer
-from rtl_tests.configs import CONFIGS
 from rtl_tests.harness import require_simulator
+from verif.configs import NETWORK
 from verif.rtl.network import check_network_on_rtl
+
+pytestmark = pytest.mark.rtl
 
 IMAGES = 3
 PRECISIONS = [8, 4, 2]
@@ -22,7 +24,7 @@ PRECISIONS = [8, 4, 2]
 def test_trained_network_on_16x16_verilog(trained, training_settings, scheme):
     require_simulator("verilator")
     export = build_export(trained("truncquant", scheme))
-    cfg = CONFIGS["16x16b8"]  # the engine regression's build, reused
+    cfg = NETWORK  # the engine regression's 16x16 build, reused
     codes = input_codes(digits_split().test_x[:IMAGES], export.act_bits)
     check = check_network_on_rtl("verilator", cfg, export, codes, PRECISIONS, batch=1, run_name=f"network-{scheme}")
     context = f"truncquant/{scheme} model trained with {training_settings}"

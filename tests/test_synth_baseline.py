@@ -10,20 +10,22 @@ import numpy as np
 import pytest
 
 from contract.config import ConfigError, EngineConfig
-from tests.test_hw_engine import check
-from verif.scenarios import random_command
-
-FIXED = EngineConfig(
-    rows=3, cols=2, base_bits=8, act_bits=6, acc_bits=28, max_m=16, max_k=64, max_n=64, switchable=False
-)
+from verif.amaranth_streams import simulate
+from verif.configs import BASELINE, config_id
+from verif.scenarios import Scenario, base_seed, random_command, run_seed
+from verif.scoreboard import Scoreboard
 
 
 @pytest.mark.parametrize("mode", ["relu", "raw"])
-def test_fixed_engine_matches_golden_at_full_precision_twos(mode):
-    cfg = FIXED
-    rng = np.random.default_rng(21)
+def test_fixed_engine_matches_golden_at_full_precision_twos(mode, request):
+    cfg = BASELINE
+    seed = run_seed(base_seed(), config_id(cfg), f"full_precision_{mode}")
+    rng = np.random.default_rng(seed)
     shapes = [(1, 1, 1), (4, 2 * cfg.rows + 1, cfg.cols + 1), (cfg.rows + 2, cfg.rows, 2 * cfg.cols + 1)]
-    check(cfg, [random_command(cfg, rng, *shape, cfg.base_bits, cfg.act_bits, "twos", mode) for shape in shapes])
+    commands = [random_command(cfg, rng, *shape, cfg.base_bits, cfg.act_bits, "twos", mode) for shape in shapes]
+    scenario = Scenario(f"full precision {mode}", seed, commands)
+    where = f"the Amaranth simulator, {config_id(cfg)}"
+    Scoreboard(cfg, scenario, where, f'.venv/bin/pytest "{request.node.nodeid}"').check(simulate(cfg, scenario))
 
 
 def test_switchable_must_be_a_bool():

@@ -1,18 +1,31 @@
-"""Amaranth-simulator helpers for `lib.stream` ports: a driver, a receiver and a handshake recorder.
+"""The engine in the Amaranth simulator: stream drivers paced by `verif.stalls` objects, and a scenario run.
 
-Stalls come from a seeded numpy Generator, so a failing pattern can be replayed from its seed; with
-`stall=0` the driver keeps `valid` high and the receiver keeps `ready` high (ideal streams).
+`simulate(cfg, scenario)` drives the four input streams with the beats of `sim.streams` (the documented
+host order), takes the result beats, and records what `verif.scoreboard` checks: the cycle of every `cmd`
+and `result` transfer and `result`'s (valid, ready) in every cycle. The cocotb twin is `verif.rtl.bench`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from amaranth.hdl import Fragment
+from amaranth.sim import Simulator
+
+from contract.config import EngineConfig
+from hw.engine import Engine
+from sim.model import EngineModel
+from sim.streams import LAYOUTS, pack_sequence, result_beat
+from verif.scenarios import INPUTS, Scenario
+from verif.scoreboard import Observed
+from verif.stalls import Pauses
 
 
-async def send(ctx, port, payloads, rng: np.random.Generator, stall: float = 0.0):
-    """Offer each payload in turn; before each one, idle for a random number of cycles."""
+async def send(ctx, port, payloads, pauses: Pauses):
+    """Offer each payload in turn, holding `valid` until it is taken; idle while `pauses` says so."""
     for payload in payloads:
-        while stall and rng.random() < stall:
+        while pauses.pause():
             ctx.set(port.valid, 0)
             await ctx.tick()
         ctx.set(port.payload, payload)
@@ -21,34 +34,86 @@ async def send(ctx, port, payloads, rng: np.random.Generator, stall: float = 0.0
     ctx.set(port.valid, 0)
 
 
-async def receive(ctx, port, count: int, rng: np.random.Generator, stall: float = 0.0, timeout: int = 100_000) -> list:
-    """Take `count` payloads, dropping `ready` on a random fraction `stall` of cycles."""
+async def receive(ctx, port, count: int, pauses: Pauses, timeout: int, silence: int = 0) -> list:
+    """Take `count` payloads, with `ready` low in the cycles `pauses` says; then `silence` more cycles with
+    `ready` high, taking any further beat (the engine must offer none: a duplicated beat shows up here)."""
     payloads = []
     for _ in range(timeout):
         if len(payloads) == count:
             break
-        ready = not (stall and rng.random() < stall)
+        ready = not pauses.pause()
         ctx.set(port.ready, ready)
         _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
         if ready and valid:
             payloads.append(payload)
     else:
         raise TimeoutError(f"received {len(payloads)} of {count} beats in {timeout} cycles")
+    ctx.set(port.ready, 1)
+    for _ in range(silence):
+        _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
+        if valid:
+            payloads.append(payload)
     ctx.set(port.ready, 0)
     return payloads
 
 
-def record_handshakes(ports: dict, log: dict):
-    """A background testbench appending, per named port, the cycle index of every transfer."""
-    names = list(ports)
-    signals = [s for name in names for s in (ports[name].valid, ports[name].ready)]
+def recorder(dut, observed: Observed):
+    """A background testbench noting every `cmd` and `result` transfer and `result`'s handshake per cycle."""
 
     async def testbench(ctx):
         cycle = 0
-        async for _, _, *values in ctx.tick().sample(*signals):
-            for index, name in enumerate(names):
-                if values[2 * index] and values[2 * index + 1]:
-                    log.setdefault(name, []).append(cycle)
+        signals = (dut.cmd.valid, dut.cmd.ready, dut.result.valid, dut.result.ready)
+        async for _, _, cmd_valid, cmd_ready, valid, ready in ctx.tick().sample(*signals):
+            if cmd_valid and cmd_ready:
+                observed.accepts.append(cycle)
+            if valid and ready:
+                observed.results.append(cycle)
+            observed.result_trace.append((int(valid), int(ready)))
             cycle += 1
 
     return testbench
+
+
+def simulate(
+    cfg: EngineConfig,
+    scenario: Scenario,
+    engine: Callable[[EngineConfig], Engine] = Engine,
+    probes: tuple[Callable[[Fragment], Callable], ...] = (),
+) -> Observed:
+    """Run `scenario`'s commands back to back on `engine(cfg)`; `scenario.abort` is not supported here.
+
+    Each probe gets the elaborated design (to reach an internal signal through its `origins`, which the ports
+    do not show) and returns a background testbench."""
+    if scenario.abort is not None:
+        raise ValueError(f"scenario {scenario.name!r} resets the engine: run it on the cocotb bench")
+    commands = scenario.commands
+    beats = pack_sequence(cfg, commands, np.random.default_rng(scenario.seed + 1))  # fills don't-care lanes
+    dut = engine(cfg)
+    design = Fragment.get(dut, None)
+    sim = Simulator(design)
+    sim.add_clock(1e-6)
+    observed = Observed()
+
+    def driver(name):
+        async def testbench(ctx):
+            payloads = [LAYOUTS[name](cfg).const(beat) for beat in getattr(beats, name)]
+            await send(ctx, getattr(dut, name), payloads, scenario.pause(name))
+
+        return testbench
+
+    for name in INPUTS:
+        sim.add_testbench(driver(name))
+    ideal_cycles = sum(result.cycles.total for result in EngineModel(cfg).run(commands))
+    timeout = 40 * ideal_cycles + 1000  # even at 90% stalls
+
+    async def receiver(ctx):
+        silence = 2 * (cfg.rows + cfg.cols) + 10
+        payloads = await receive(ctx, dut.result, len(beats.result), scenario.pause("result"), timeout, silence)
+        observed.received.extend(result_beat(cfg, payload) for payload in payloads)
+
+    sim.add_testbench(receiver)
+    sim.add_testbench(recorder(dut, observed), background=True)
+    for probe in probes:
+        sim.add_testbench(probe(design), background=True)
+    sim.run()
+    return observed

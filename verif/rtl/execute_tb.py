@@ -20,10 +20,10 @@ from verif.rtl.runner import load_scenario
 async def execute(dut):
     cfg, scenario = load_scenario()
     commands = load_commands(scenario["commands"])
-    bench = Bench(dut, cfg, seed=scenario["seed"])
+    bench = Bench(dut, cfg)
     await bench.start()
-    _, _, received = await bench.run(commands, scenario["seed"])
-    outputs = beats_to_outputs(cfg, commands, received)
+    observed = await bench.run(commands, scenario["seed"])
+    outputs = beats_to_outputs(cfg, commands, observed.received)
     np.savez(scenario["outputs"], *outputs)
     with open(scenario["cycles"], "w") as file:
-        json.dump(bench.measured_cycles(commands), file)
+        json.dump(observed.spans(cfg, commands), file)
