@@ -29,8 +29,22 @@ def decode_inputs(cfg: EngineConfig, k: int, scheme: str) -> dict:
     return {"mask": ((1 << B) - 1) >> drop << drop, "lsb": lows, "scheme": Scheme[scheme.upper()]}
 
 
+# Every code at B = 8 and D < B simulates 8 x 255 x 256 digit-serial MACs per scheme: the slow part of the suite.
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
-    "base_bits,digit_bits", [(4, None), (8, None), (4, 1), (4, 2), (8, 1), (8, 2), (8, 4)], ids=lambda v: str(v)
+    "base_bits,digit_bits",
+    [
+        (4, None),
+        (8, None),
+        (4, 1),
+        (4, 2),
+        pytest.param(8, 1, marks=SLOW),
+        pytest.param(8, 2, marks=SLOW),
+        pytest.param(8, 4, marks=SLOW),
+    ],
+    ids=lambda v: str(v),
 )
 def test_every_code_every_precision_both_schemes(base_bits, digit_bits):
     cfg = EngineConfig(rows=2, cols=2, base_bits=base_bits, act_bits=8, acc_bits=32, max_k=64, digit_bits=digit_bits)
