@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from contract.cli import Parser, atomic_dir, number, parse_bits, require_extra, run_main
-from contract.config import parse_array
+from contract.config import EngineConfig, parse_array
 from contract.paths import build_dir
 from eda.tools import SIMULATORS
 
@@ -30,6 +30,12 @@ def parse_args(argv):
     parser.add_argument("--array", default="16x16", help="ROWSxCOLS of the engine")
     parser.add_argument("--bits", default="8,6,4,3,2,1", help="weight precisions k to run")
     parser.add_argument("--max-m", type=int, default=1024, help="accumulator depth of the engine")
+    parser.add_argument(
+        "--digit-bits",
+        type=int,
+        help="D in {1, 2, 4, B}, dividing the model's B: a digit-serial engine, whose cycles fall with k "
+        "(default B: the bit-parallel engine)",
+    )
     parser.add_argument(
         "--batch", type=number(int, 1, MAX_IMAGES), default=1, help="images per engine pass (1 = latency mode)"
     )
@@ -94,23 +100,28 @@ def main(argv=None):
     # now keeps --help and argument errors instant and working on a base install, and a run without --rtl
     # free of cocotb.
     require_extra("torch", "train")
-    out = args.out or build_dir("run", args.export.resolve().name)
-    # The output is claimed before the run, so a path the output policy refuses costs no simulation.
-    with atomic_dir(out, "apps.run", "results", inputs=[args.export]) as staging:
-        run(args, staging)
-    print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
-
-
-def run(args, staging: Path) -> None:
-    """Simulate every requested precision, print the table, and write it into `staging`."""
-    from golden.data import digits_split, input_codes
     from golden.export import load_export
-    from sim.network import engine_config_for, run_precision
+    from sim.network import engine_config_for
 
+    # The engine is built, and so every flag checked against the model's widths (--bits against B,
+    # --digit-bits in {1, 2, 4, B}), before the output is claimed: a bad flag writes nothing.
     export = load_export(args.export)
     rows, cols = parse_array(args.array)
     ks = parse_bits(args.bits, export.base_bits)
-    cfg = engine_config_for(export, rows, cols, args.max_m)
+    cfg = engine_config_for(export, rows, cols, args.max_m, args.digit_bits)
+    out = args.out or build_dir("run", args.export.resolve().name)
+    # The output is claimed before the run, so a path the output policy refuses costs no simulation.
+    with atomic_dir(out, "apps.run", "results", inputs=[args.export]) as staging:
+        run(args, export, cfg, ks, staging)
+    print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
+
+
+def run(args, export, cfg: EngineConfig, ks: list[int], staging: Path) -> None:
+    """Simulate every requested precision, print the table, and write it into `staging`."""
+    from golden.data import digits_split, input_codes
+    from sim.network import run_precision
+
+    rows, cols = cfg.rows, cfg.cols
     split = digits_split()
     codes, labels = input_codes(split.test_x[: args.images], export.act_bits), split.test_y[: args.images]
     summaries = []
@@ -119,8 +130,9 @@ def run(args, staging: Path) -> None:
         summaries.append(run_precision(cfg, export, codes, labels, k, args.batch, progress))
         progress.close()
     rows_out = table(summaries, args.clock_mhz)
+    kind = f"digit-serial D = {cfg.digit_bits}" if cfg.digit_serial else "bit-parallel"
     print(
-        f"{export.method}/{export.scheme} model on a {rows}x{cols} engine, {len(codes)} test images, "
+        f"{export.method}/{export.scheme} model on a {rows}x{cols} {kind} engine, {len(codes)} test images, "
         f"batch {args.batch}, {args.clock_mhz:g} MHz"
     )
     print(

@@ -3,7 +3,8 @@
 The layers are lowered by `golden.lowering.lower` (the same lowering the golden integer path uses), and
 each GEMM becomes one command, or several when its M exceeds the accumulator depth (row chunks of at
 most max_m, which is how a host would split it). Commands run back to back, so a batch of images takes
-sum(cycles) - (commands - 1) cycles (sim.model).
+sum(cycles) - (commands - 1) cycles (sim.model), each at its own weight precision, which a digit-serial
+engine turns into time.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def gemm_commands(cfg: EngineConfig, gemm: Gemm) -> list[Command]:
     ]
 
 
-def engine_config_for(export: Export, rows: int, cols: int, max_m: int) -> EngineConfig:
-    """An engine that can run `export`: its widths, and K/N limits that cover every layer."""
+def engine_config_for(export: Export, rows: int, cols: int, max_m: int, digit_bits: int | None = None) -> EngineConfig:
+    """An engine that can run `export`: its widths, and K/N limits that cover every layer; `digit_bits` D < B
+    builds the digit-serial engine (None or B, the bit-parallel one)."""
     return EngineConfig(
         rows=rows,
         cols=cols,
@@ -40,6 +42,7 @@ def engine_config_for(export: Export, rows: int, cols: int, max_m: int) -> Engin
         max_m=max_m,
         max_k=max(layer.K for layer in export.layers),
         max_n=max(layer.N for layer in export.layers),
+        digit_bits=digit_bits,
     )
 
 
@@ -73,7 +76,8 @@ def run_batch(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, k: i
     """One batch of images (input codes [batch, C, H, W]) through every layer at weight precision k."""
     executor = ModelExecutor(cfg)
     runs = lower(export, input_codes, k, None, executor)
-    shapes = [(c.m, c.k_dim, c.n) for c, _ in executor.log]
+    # Each command's own wbits: on a digit-serial engine its cycles fall with k (M*T*ceil(k/D) steady slots).
+    shapes = [(c.m, c.k_dim, c.n, c.wbits) for c, _ in executor.log]
     return BatchRun(runs[-1].output, executor.log, sequence_cycles(cfg, shapes))
 
 

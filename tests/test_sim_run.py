@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from contract.cli import run_main
 from golden.data import digits_split
 from golden.evaluate import integer_predictions
 from golden.export import load_export
+from sim.energy import inference_shapes
 
 
 def run_sim(*args):
@@ -39,6 +41,40 @@ def test_accuracy_per_k_matches_the_golden_integer_path(export_dir, tmp_path):
     assert "k accuracy %" in result.stdout.replace("  ", " ")
 
 
+def digit_serial_cycles(rows: int, cols: int, digit_bits: int, shapes, k: int) -> int:
+    """docs/architecture.md, "Digit-serial engines": a command takes
+    1 + R + ((T-1)*max(M*n, R) + M*n) + (R + C + 1) + 3 + 1 cycles, n = ceil(k/D) and T its K x N tiles, and
+    back-to-back commands overlap by one cycle."""
+    n = math.ceil(k / digit_bits)
+    commands = [
+        1 + rows + (tiles - 1) * max(m * n, rows) + m * n + (rows + cols + 1) + 3 + 1
+        for m, tiles in ((m, math.ceil(k_dim / rows) * math.ceil(n_dim / cols)) for m, k_dim, n_dim in shapes)
+    ]
+    return sum(commands) - (len(commands) - 1)
+
+
+@pytest.mark.parametrize("digit_bits", [1, 2])
+def test_a_digit_serial_engine_keeps_the_accuracy_and_its_cycles_fall_with_k(export_dir, tmp_path, digit_bits):
+    """issue 9: the digits model on a D-digit engine, every k: the same predictions as the golden integer path
+    (which the bit-parallel run above matches), in the cycles of the documented formula."""
+    out, images = tmp_path / "run", 12
+    result = run_sim(
+        export_dir, "--array", "4x8", "--digit-bits", digit_bits, "--bits", "8,7,6,5,4,3,2,1", "--images", images,
+        "-o", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {int(row["k"]): row for row in csv.DictReader(open(out / "results.csv"))}
+    split, export = digits_split(), load_export(export_dir)
+    shapes = inference_shapes(export)
+    assert all(m <= 1024 for m, _, _ in shapes)  # one command per layer at the default --max-m
+    for k, row in rows.items():
+        golden = integer_predictions(export, split.test_x[:images], k)
+        assert float(row["accuracy"]) == int((golden == split.test_y[:images]).sum()) / images, k
+        assert float(row["cycles_per_inference"]) == digit_serial_cycles(4, 8, digit_bits, shapes, k), k
+    assert float(rows[1]["cycles_per_inference"]) < float(rows[8]["cycles_per_inference"])
+    assert json.loads((out / "results.json").read_text())["engine"]["digit_bits"] == digit_bits
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -47,6 +83,8 @@ def test_accuracy_per_k_matches_the_golden_integer_path(export_dir, tmp_path):
         (["--batch", "0"], "--batch: must be an integer in 1..1048576, got '0'"),
         (["--clock-mhz", "nan"], "--clock-mhz: must be a number in (0, 10000.0], got 'nan'"),
         (["--simulator", "modelsim"], "invalid choice: 'modelsim'"),
+        (["--digit-bits", "3"], "--digit-bits must be one of 1, 2, 4 or B = 8 and divide B, got 3"),
+        (["--digit-bits", "0"], "--digit-bits must be one of 1, 2, 4 or B = 8 and divide B, got 0"),
     ],
 )
 def test_bad_arguments_give_one_line(export_dir, tmp_path, args, message):
