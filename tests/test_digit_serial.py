@@ -2,9 +2,9 @@
 and the cycle-exact model: every weight precision k in 1..B, both schemes, back to back on one engine,
 random stalls on every stream, a tile that waits for its weights, and the generator's --digit-bits.
 
-Each test drives the five streams with `sim.streams` beats through the `verif.amaranth_streams` helpers and
-compares every result beat with the model's and, with ideal streams, each command's acceptance and last
-result beat with the model's cycle formula (steady term M*T*ceil(k/D)).
+Each run is a `verif.scenarios.Scenario` driven by `verif.amaranth_streams.simulate` and scored by
+`verif.scoreboard` (every result beat; with ideal streams, each command's acceptance and last result beat
+against the model's cycle formula, whose steady term is M*T*ceil(k/D)).
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from contract.config import ConfigError, EngineConfig
-from hw.engine import Engine
-from sim.model import EngineModel
-from sim.streams import LAYOUTS, STREAMS, last_result_beats, pack_sequence, result_beat
-from verif.amaranth_streams import receive, record_handshakes, send
-from verif.scenarios import random_command
+from verif.amaranth_streams import simulate
+from verif.configs import config_id
+from verif.scenarios import INPUTS, Scenario, random_command
+from verif.scoreboard import Scoreboard
+from verif.stalls import Random
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,48 +48,15 @@ CONFIGS = {
 }
 
 
-def run_engine(cfg, commands, seed=0, stall=None):
-    """Result beats received, expected, and (acceptance, last result beat) per command, measured and modelled,
-    relative to the first acceptance. `stall` maps a stream to its stall probability (default: none)."""
-    stall = stall or {}
-    model = EngineModel(cfg).run(commands)
-    beats = pack_sequence(cfg, commands, np.random.default_rng(seed + 1))
-    dut = Engine(cfg)
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    rngs = {name: np.random.default_rng([seed, index]) for index, name in enumerate(STREAMS)}
-    received, log = [], {}
-    timeout = 40 * sum(result.cycles.total for result in model) + 1000
-
-    def driver(name):
-        async def testbench(ctx):
-            payloads = [LAYOUTS[name](cfg).const(beat) for beat in getattr(beats, name)]
-            await send(ctx, getattr(dut, name), payloads, rngs[name], stall.get(name, 0.0))
-
-        return testbench
-
-    async def receiver(ctx):
-        payloads = await receive(ctx, dut.result, len(beats.result), rngs["result"], stall.get("result", 0.0), timeout)
-        received.extend(result_beat(cfg, payload) for payload in payloads)
-
-    for name in ("cmd", "param", "weight", "act"):
-        sim.add_testbench(driver(name))
-    sim.add_testbench(receiver)
-    sim.add_testbench(record_handshakes({"cmd": dut.cmd, "result": dut.result}, log), background=True)
-    sim.run()
-    ends = [log["result"][i] for i in last_result_beats(cfg, commands)]
-    measured = [(accept - log["cmd"][0], end - log["cmd"][0]) for accept, end in zip(log["cmd"], ends, strict=True)]
-    return received, beats.result, measured, [result.span for result in model]
-
-
-def check(cfg, commands, seed=0, stall=None):
-    received, expected, measured, modelled = run_engine(cfg, commands, seed, stall)
-    context = f"seed={seed} stall={stall} config={cfg}"
-    assert len(received) == len(expected), context
-    for index, (got, want) in enumerate(zip(received, expected, strict=True)):
-        assert got == want, f"result beat {index}: got {got}, want {want} ({context})"
-    if not stall:
-        assert measured == modelled, f"(accept, last beat) per command: measured {measured}, model {modelled}"
+def check(cfg, commands, pauses=None, seed=0):
+    """Run `commands` back to back (streams paced by `pauses`, default ideal) and score them; returns what
+    the bench observed."""
+    scenario = Scenario("digit_serial", seed, commands, pauses or {})
+    observed = simulate(cfg, scenario)
+    Scoreboard(cfg, scenario, f"the Amaranth simulator, {config_id(cfg)}", "pytest tests/test_digit_serial.py").check(
+        observed
+    )
+    return observed
 
 
 @pytest.mark.parametrize("scheme", ["offset", "twos"])
@@ -115,9 +81,12 @@ def test_random_stalls_on_every_stream(name, seed):
     including while an activation beat is held for its row's digit slots."""
     cfg = CONFIGS[name]
     rng = np.random.default_rng(seed)
-    stall = dict(zip(STREAMS, rng.choice([0.0, 0.3, 0.6, 0.9], len(STREAMS)).tolist(), strict=True))
+    rates = rng.choice([0.0, 0.3, 0.6, 0.9], len(INPUTS) + 1).tolist()
+    pauses = {
+        name: Random(rate, seed * 10 + i) for i, (name, rate) in enumerate(zip((*INPUTS, "result"), rates, strict=True))
+    }
     shapes = rng.integers(1, (2 * cfg.rows + 3, 3 * cfg.rows + 1, 2 * cfg.cols + 2), size=(3, 3)).tolist()
-    check(cfg, [random_command(cfg, rng, *shape) for shape in shapes], seed=seed, stall=stall)
+    check(cfg, [random_command(cfg, rng, *shape) for shape in shapes], pauses, seed)
 
 
 @pytest.mark.parametrize("digit_bits", [1, 2])
@@ -150,9 +119,8 @@ def test_cycles_fall_with_the_weight_precision():
     rng = np.random.default_rng(8)
     spans = []
     for k in (1, 4):
-        _, _, measured, modelled = run_engine(cfg, [random_command(cfg, rng, 8, 4, 4, k)])
-        assert measured == modelled
-        spans.append(measured[0][1] + 1)
+        commands = [random_command(cfg, rng, 8, 4, 4, k)]
+        spans.append(check(cfg, commands).spans(cfg, commands)[0][1] + 1)
     # 4 tiles of M = 8 rows: 32 slots per digit, plus 1 + R + (R + C + 1) + 3 + 1 = 12 cycles.
     assert spans == [32 * 1 + 12, 32 * 4 + 12], spans
 
