@@ -35,6 +35,9 @@ AMARANTH = _registry(
     EngineConfig(rows=1, cols=2, base_bits=3, act_bits=2, acc_bits=12, max_m=8, max_k=16, max_n=16),
     EngineConfig(rows=3, cols=1, base_bits=4, act_bits=3, acc_bits=16, max_m=8, max_k=32, max_n=16),
     EngineConfig(rows=1, cols=1, base_bits=2, act_bits=1, acc_bits=10, max_m=8, max_k=16, max_n=16),
+    # Digit-serial: one digit per bit, and two bits per digit on a non-square array.
+    EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64, digit_bits=1),
+    EngineConfig(rows=3, cols=5, base_bits=8, act_bits=8, acc_bits=32, max_m=16, max_k=64, max_n=64, digit_bits=2),
 )
 
 #: Run as Verilog on Verilator and Icarus. The 16x16 build also runs the digits network (K <= 288, N <= 32,
@@ -44,6 +47,9 @@ RTL = _registry(
     EngineConfig(rows=4, cols=4, base_bits=8, act_bits=8, acc_bits=32, max_m=16, max_k=128, max_n=128),
     EngineConfig(rows=3, cols=5, base_bits=8, act_bits=6, acc_bits=28, max_m=16, max_k=128, max_n=128),
     EngineConfig(rows=16, cols=16, base_bits=8, act_bits=8, acc_bits=32, max_m=64, max_k=512, max_n=512),
+    # Digit-serial (issue 9): D = 1 on the 2x2, D = 2 on the non-square 3x5.
+    EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64, digit_bits=1),
+    EngineConfig(rows=3, cols=5, base_bits=8, act_bits=6, acc_bits=28, max_m=16, max_k=128, max_n=128, digit_bits=2),
 )
 
 NETWORK = RTL["16x16-b8a8acc32-m64k512n512"]
