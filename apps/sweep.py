@@ -1,7 +1,7 @@
 """`python -m apps.sweep`: area and Fmax against array size, and (with --model) accuracy against energy per
 inference for every weight precision k, as CSV files and PNG plots under build/sweep/.
 
-Each (array, bits) point is one `eda.synth.synthesize` run in its own process (--jobs at a time), so a
+Each (array, bits, digit bits) point is one `eda.synth.synthesize` run in its own process (--jobs at a time), so a
 sweep costs what its points cost. A failing point does not stop the others: every point's numbers or error
 are printed, and then the sweep exits with status 2 and writes nothing, since a table with holes would be
 read as the whole story.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from itertools import product
 from pathlib import Path
 
 from contract.cli import CommandError, InputError, Parser, atomic_dir, number, one_line, run_main
@@ -31,6 +32,7 @@ AREA_FIELDS = [
     "array",
     "pes",
     "bits",
+    "digit_bits",
     "fits",
     "luts",
     "ffs",
@@ -54,16 +56,17 @@ def parse_list(text: str, parse, label: str) -> list:
     return items
 
 
-def area_point(target: str, rows: int, cols: int, bits: int, max_m: int, out: Path) -> dict:
+def area_point(target: str, rows: int, cols: int, bits: int, digit_bits: int | None, max_m: int, out: Path) -> dict:
     """One synthesis run, flattened into a CSV row (in a worker process: progress goes to stdout)."""
     row = dict.fromkeys(AREA_FIELDS, "") | {
         "target": target,
         "array": f"{rows}x{cols}",
         "pes": rows * cols,
         "bits": bits,
+        "digit_bits": digit_bits or bits,
     }
     try:
-        cfg = EngineConfig(rows=rows, cols=cols, base_bits=bits, max_m=max_m)
+        cfg = EngineConfig(rows=rows, cols=cols, base_bits=bits, max_m=max_m, digit_bits=digit_bits)
         report = synthesize(cfg, target, out / "synth", emit=lambda line: print(line, flush=True))
     except CommandError as exc:
         return row | {"error": one_line(exc)}
@@ -102,13 +105,14 @@ def plot_area(path: Path, target: str, rows: list[dict]) -> None:
     metric, label = ("nand2_eq", "NAND2 equivalents (logic)") if asic else ("luts", "LUT4s")
     panels = 1 if asic else 2
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
-    for bits in sorted({r["bits"] for r in rows}):
-        points = [r for r in rows if r["bits"] == bits and r[metric] != ""]
+    for bits, digit_bits in sorted({(r["bits"], r["digit_bits"]) for r in rows}):
+        points = [r for r in rows if (r["bits"], r["digit_bits"]) == (bits, digit_bits) and r[metric] != ""]
         pes = [r["pes"] for r in points]
-        axes[0][0].plot(pes, [r[metric] for r in points], "o-", label=f"B = {bits}")
+        label = f"B = {bits}" + (f", D = {digit_bits}" if digit_bits != bits else "")
+        axes[0][0].plot(pes, [r[metric] for r in points], "o-", label=label)
         if not asic:
             timed = [r for r in points if r["fmax_mhz"] != ""]
-            axes[0][1].plot([r["pes"] for r in timed], [r["fmax_mhz"] for r in timed], "o-", label=f"B = {bits}")
+            axes[0][1].plot([r["pes"] for r in timed], [r["fmax_mhz"] for r in timed], "o-", label=label)
     axes[0][0].set(xscale="log", yscale="log", xlabel="PEs", ylabel=label, title=f"{target}: area")
     if not asic:
         axes[0][1].set(xscale="log", xlabel="PEs", ylabel="Fmax (MHz)", title=f"{target}: Fmax (placed designs)")
@@ -120,8 +124,11 @@ def plot_area(path: Path, target: str, rows: list[dict]) -> None:
     plt.close(fig)
 
 
-def energy_rows(export_dir: Path, arrays: list[tuple[int, int]], max_m: int) -> list[dict]:
-    """Accuracy (golden integer path, digits test set) and energy per inference for k = B..1."""
+def energy_rows(
+    export_dir: Path, arrays: list[tuple[int, int]], digit_widths: list[int | None], max_m: int
+) -> list[dict]:
+    """Accuracy (golden integer path, digits test set) and energy per inference for k = B..1, per array and
+    digit width (the accuracy is the same on every engine: the digits compute exactly the truncation)."""
     export = load_export(export_dir)
     split = digits_split()
     shapes = inference_shapes(export)
@@ -129,7 +136,7 @@ def energy_rows(export_dir: Path, arrays: list[tuple[int, int]], max_m: int) -> 
     rows = []
     for k in range(export.base_bits, 0, -1):
         accuracy = fraction_equal(integer_predictions(export, split.test_x, k), split.test_y)
-        for r, c in arrays:
+        for (r, c), digit_bits in product(arrays, digit_widths):
             cfg = EngineConfig(
                 rows=r,
                 cols=c,
@@ -137,11 +144,13 @@ def energy_rows(export_dir: Path, arrays: list[tuple[int, int]], max_m: int) -> 
                 act_bits=export.act_bits,
                 acc_bits=export.acc_bits,
                 max_m=max_m,
+                digit_bits=digit_bits,
             )
             energy = gemms_energy(cfg, shapes, k)
             rows.append(
                 {
                     "array": f"{r}x{c}",
+                    "digit_bits": cfg.digit_width,
                     "k": k,
                     "accuracy": round(accuracy, 4),
                     "energy_nj": round(energy.total / 1000, 3),
@@ -160,9 +169,10 @@ def plot_energy(path: Path, rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for array in dict.fromkeys(r["array"] for r in rows):
-        points = [r for r in rows if r["array"] == array]
-        ax.plot([r["energy_nj"] for r in points], [100 * r["accuracy"] for r in points], "o-", label=array)
+    for array, digit_bits in dict.fromkeys((r["array"], r["digit_bits"]) for r in rows):
+        points = [r for r in rows if (r["array"], r["digit_bits"]) == (array, digit_bits)]
+        label = f"{array}, D = {digit_bits}"
+        ax.plot([r["energy_nj"] for r in points], [100 * r["accuracy"] for r in points], "o-", label=label)
         for r in points:
             ax.annotate(
                 f"k={r['k']}",
@@ -176,7 +186,7 @@ def plot_energy(path: Path, rows: list[dict]) -> None:
         ylabel="test accuracy (%)",
         title="digits: accuracy against energy per weight precision k",
     )
-    ax.legend(title="array")
+    ax.legend(title="array, digit bits")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -188,6 +198,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", required=True, choices=list(TARGETS))
     parser.add_argument("--arrays", default="4x4,8x8,16x16,32x32", help="comma-separated ROWSxCOLS")
     parser.add_argument("--bits", default="4,8", help="comma-separated base weight bits B")
+    parser.add_argument(
+        "--digit-bits",
+        help="comma-separated digit widths D, each in {1, 2, 4, B} and dividing every B (default: B, the "
+        "bit-parallel engine only)",
+    )
     parser.add_argument("--max-m", type=int, default=DEFAULT_MAX_M, help=f"accumulator depth (default {DEFAULT_MAX_M})")
     parser.add_argument("--jobs", type=number(int, 1, 64), default=1, help="synthesis runs in parallel (1..64)")
     parser.add_argument("--model", type=Path, help="export directory (golden.export) for accuracy vs energy")
@@ -195,39 +210,52 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     arrays = [parse_array(a) for a in parse_list(args.arrays, str, "--arrays")]
     bits = parse_list(args.bits, int, "--bits")
-    for r, c in arrays:  # validate every point before starting any tool
-        for b in bits:
-            EngineConfig(rows=r, cols=c, base_bits=b, max_m=args.max_m)
+    digit_widths = [None] if args.digit_bits is None else parse_list(args.digit_bits, int, "--digit-bits")
+    for (r, c), b, d in product(arrays, bits, digit_widths):  # validate every point before starting any tool
+        EngineConfig(rows=r, cols=c, base_bits=b, max_m=args.max_m, digit_bits=d)
     inputs = [] if args.model is None else [args.model]
     with atomic_dir(args.out, "apps.sweep", "sweep", inputs) as staging:
         if args.model is not None:
-            energy_sweep(args.model, arrays, args.max_m, staging)
-        area_sweep(args.target, arrays, bits, args.max_m, args.jobs, staging)
+            energy_sweep(args.model, arrays, digit_widths, args.max_m, staging)
+        area_sweep(args.target, arrays, bits, digit_widths, args.max_m, args.jobs, staging)
     print(f"wrote {args.out}")
 
 
-def energy_sweep(model: Path, arrays: list[tuple[int, int]], max_m: int, out: Path) -> None:
-    rows = energy_rows(model, arrays, max_m)
+def energy_sweep(
+    model: Path, arrays: list[tuple[int, int]], digit_widths: list[int | None], max_m: int, out: Path
+) -> None:
+    rows = energy_rows(model, arrays, digit_widths, max_m)
     write_csv(out / "energy.csv", list(rows[0]), rows)
     plot_energy(out / "energy.png", rows)
     print(
         format_table(
-            ["array", "k", "accuracy %", "nJ/inference", "pJ/MAC"],
-            [[r["array"], r["k"], round(100 * r["accuracy"], 1), r["energy_nj"], r["pj_per_mac"]] for r in rows],
+            ["array", "D", "k", "accuracy %", "nJ/inference", "pJ/MAC"],
+            [
+                [r["array"], r["digit_bits"], r["k"], round(100 * r["accuracy"], 1), r["energy_nj"], r["pj_per_mac"]]
+                for r in rows
+            ],
         )
     )
 
 
-def area_sweep(target: str, arrays: list[tuple[int, int]], bits: list[int], max_m: int, jobs: int, out: Path):
+def area_sweep(
+    target: str,
+    arrays: list[tuple[int, int]],
+    bits: list[int],
+    digit_widths: list[int | None],
+    max_m: int,
+    jobs: int,
+    out: Path,
+):
     """Synthesise every point; a failing point is shown with its error and fails the whole sweep, which then
     writes nothing (all or nothing, like every tool), after the others have run so their numbers are seen."""
-    points = [(target, r, c, b, max_m, out) for b in bits for r, c in arrays]
+    points = [(target, r, c, b, d, max_m, out) for b, d, (r, c) in product(bits, digit_widths, arrays)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         rows = list(pool.map(area_point, *zip(*points, strict=True)))
     shown = (
-        ["array", "bits", "fits", "nand2_eq", "area_mm2"]
+        ["array", "bits", "digit_bits", "fits", "nand2_eq", "area_mm2"]
         if target == "asic"
-        else ["array", "bits", "fits", "luts", "ffs", "dsps", "brams", "fmax_mhz"]
+        else ["array", "bits", "digit_bits", "fits", "luts", "ffs", "dsps", "brams", "fmax_mhz"]
     )
     print(format_table(shown + ["error"], [[r[f] for f in shown + ["error"]] for r in rows]))
     failed = [r for r in rows if r["error"]]

@@ -108,6 +108,14 @@ def test_a_design_larger_than_the_device_is_a_result():
     assert DOES_NOT_FIT.search("ERROR: Unable to find a placement location for cell 'x'")
 
 
+def test_digit_serial_and_bit_parallel_reports_have_their_own_directories():
+    """issue 9: the tag named no digit width, so a D = 2 synthesis overwrote the bit-parallel report."""
+    assert tag_for(TINY, "asic") == "asic-2x2-b4a4-m8-switchable"
+    assert tag_for(replace(TINY, digit_bits=4), "asic") == "asic-2x2-b4a4-m8-switchable"  # D = B is bit-parallel
+    assert tag_for(replace(TINY, digit_bits=2), "ecp5-85k") == "ecp5-85k-2x2-b4a4-m8-switchable-d2"
+    assert tag_for(replace(TINY, digit_bits=1), "asic") == "asic-2x2-b4a4-m8-switchable-d1"
+
+
 def run_synth(*args):
     return subprocess.run(
         [sys.executable, "-m", "eda.synth", *args], cwd=REPO, capture_output=True, text=True, timeout=120
@@ -122,6 +130,7 @@ def run_synth(*args):
         (["--target", "asic", "--array", "0x2"], "--array rows must be an integer in 1..64, got 0"),
         (["--array", "2x2"], "the following arguments are required: --target"),
         (["--target", "ice40-up5k", "--freq", "0"], "--freq must be positive and finite, got 0"),
+        (["--target", "asic", "--digit-bits", "3"], "--digit-bits must be one of 1, 2, 4 or B = 8 and divide B, got 3"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args, message):

@@ -23,6 +23,8 @@ def test_sweep_writes_area_and_energy_csvs_and_plots(tmp_path, export_dir, capfd
                 "1x1",
                 "--bits",
                 "4",
+                "--digit-bits",
+                "1,4",
                 "--max-m",
                 "64",
                 "--model",
@@ -35,13 +37,21 @@ def test_sweep_writes_area_and_energy_csvs_and_plots(tmp_path, export_dir, capfd
     )
     printed = capfd.readouterr().out  # progress comes from the worker process
     assert "asic-1x1-b4a8-m64-switchable: yosys: done" in printed
+    assert "asic-1x1-b4a8-m64-switchable-d1: yosys: done" in printed
     area = list(csv.DictReader((out / "area-asic.csv").open()))
-    assert len(area) == 1 and float(area[0]["nand2_eq"]) > 0 and area[0]["error"] == ""
+    assert [row["digit_bits"] for row in area] == ["1", "4"]
+    assert all(float(row["nand2_eq"]) > 0 and row["error"] == "" for row in area)
     energy = list(csv.DictReader((out / "energy.csv").open()))
-    assert [int(row["k"]) for row in energy] == list(range(8, 0, -1))
-    assert all(0 <= float(row["accuracy"]) <= 1 for row in energy)
-    totals = [float(row["energy_nj"]) for row in energy]
-    assert totals == sorted(totals, reverse=True) and totals[0] > totals[-1]  # only the multipliers save
+    # The model's B is 8, so D = 4 here is a digit-serial engine too: two digits at k > 4, one below.
+    for digit_bits in ("1", "4"):
+        rows = [row for row in energy if row["digit_bits"] == digit_bits]
+        assert [int(row["k"]) for row in rows] == list(range(8, 0, -1))
+        assert all(0 <= float(row["accuracy"]) <= 1 for row in rows)
+        totals = [float(row["energy_nj"]) for row in rows]
+        assert totals == sorted(totals, reverse=True) and totals[0] > totals[-1]
+    assert [row["accuracy"] for row in energy if row["digit_bits"] == "1"] == [
+        row["accuracy"] for row in energy if row["digit_bits"] == "4"
+    ]
     assert (out / "area-asic.png").stat().st_size > 0 and (out / "energy.png").stat().st_size > 0
 
 
@@ -54,6 +64,9 @@ def test_sweep_writes_area_and_energy_csvs_and_plots(tmp_path, export_dir, capfd
         (["--jobs", "0"], "--jobs: must be an integer in 1..64, got '0'"),
         (["--bits", ""], "--bits must name at least one value"),
         (["--bits", " , "], "--bits must name at least one value"),
+        (["--digit-bits", "3"], "--digit-bits must be one of 1, 2, 4 or B = 4 and divide B, got 3"),
+        (["--digit-bits", "1,8"], "--digit-bits must be one of 1, 2, 4 or B = 4 and divide B, got 8"),
+        (["--digit-bits", ","], "--digit-bits must name at least one value"),
     ],
 )
 def test_bad_sweep_arguments(tmp_path, capsys, args, message):
