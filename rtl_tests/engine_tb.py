@@ -30,6 +30,9 @@ async def scenario(dut, name: str):
     await bench.start()
     if scenario.abort is not None:
         await bench.abort(scenario.abort, scenario.abort_after, seed)
+    await bench.refuse(scenario.refused)
     bench.set_pauses(scenario.pauses)
     scoreboard.check(await bench.run(scenario.commands, seed + 1))
+    # Sticky until reset: high after a refused command, and never raised by a legal run.
+    assert int(dut.error.value) == bool(scenario.refused), f"error is {dut.error.value} after {name}"
     scoreboard.coverage.save(Path(run["coverage"]) / f"{name}.json")

@@ -19,12 +19,20 @@ from verif.scenarios import base_seed, plan_bins
 pytestmark = pytest.mark.rtl
 
 COVERAGE = BUILD.parent.resolve() / "coverage" / "rtl"
-FULL = ("shapes", "precision_sweep", "extremes", "stalls", "backpressure", "reset")
+FULL = ("shapes", "precision_sweep", "extremes", "stalls", "backpressure", "reset", "illegal")
 #: Scenarios per configuration (long_gemm runs in the Amaranth simulator). A 16x16 engine costs ~10 ms a cycle
 #: on Icarus: it walks the precisions (each k and j in both schemes) instead of sweeping all 256
 #: (k, j, scheme, mode), which the 4x4 B = A = 8 build does.
 PLAN = {config: FULL for config in RTL} | {
-    "16x16-b8a8acc32-m64k512n512": ("shapes", "precision_walk", "extremes", "stalls", "backpressure", "reset")
+    "16x16-b8a8acc32-m64k512n512": (
+        "shapes",
+        "precision_walk",
+        "extremes",
+        "stalls",
+        "backpressure",
+        "reset",
+        "illegal",
+    )
 }
 
 

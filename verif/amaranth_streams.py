@@ -84,8 +84,11 @@ def simulate(
 
     Each probe gets the elaborated design (to reach an internal signal through its `origins`, which the ports
     do not show) and returns a background testbench."""
-    if scenario.abort is not None:
-        raise ValueError(f"scenario {scenario.name!r} resets the engine: run it on the cocotb bench")
+    if scenario.abort is not None or scenario.refused:
+        raise ValueError(
+            f"scenario {scenario.name!r} resets the engine or offers raw illegal commands: run it on "
+            f"the cocotb bench (tests/test_illegal_commands.py covers the latter here)"
+        )
     commands = scenario.commands
     beats = pack_sequence(cfg, commands, np.random.default_rng(scenario.seed + 1))  # fills don't-care lanes
     dut = engine(cfg)

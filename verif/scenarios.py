@@ -45,7 +45,8 @@ class Scenario:
     """Commands to run back to back, the pause generator of each stream, and what the run must cover.
 
     `abort`, if set, is a command started and then cut off by a reset (`abort_after` cycles in) before
-    `commands` run; only a bench that can reset the engine runs such a scenario."""
+    `commands` run; only a bench that can reset the engine runs such a scenario. `refused` are raw `cmd`
+    beats of illegal commands, offered before `commands`: the engine must drop each and raise `error`."""
 
     name: str
     seed: int
@@ -54,6 +55,7 @@ class Scenario:
     targets: list[str] = field(default_factory=list)
     abort: Command | None = None
     abort_after: int = 0
+    refused: list[dict] = field(default_factory=list)
 
     def pause(self, stream: str) -> Pauses:
         return self.pauses.get(stream) or Never()
@@ -266,6 +268,20 @@ def reset(cfg, rng):
     abort = random_command(cfg, rng, min(R + 3, cfg.max_m), 2 * R - 1 or 1, 2 * C + 1)
     commands = [random_command(cfg, rng, 1, 1, 1), random_command(cfg, rng, 1, 2 * R + 1, C + 2)]
     return Scenario("reset", 0, commands, abort=abort, abort_after=max(2, abort.m * R // 2 + 3))
+
+
+@_scenario
+def illegal(cfg, rng):
+    """Illegal commands (docs/architecture.md, "Illegal commands"), each dropped with `error` raised; the
+    legal commands after them must run exactly as modelled."""
+    legal = {"m": 1, "k_dim": 1, "n": 1, "wbits": cfg.base_bits, "abits": cfg.act_bits, "scheme": 0, "mode": 0}
+    beyond = {"m": cfg.max_m, "k_dim": cfg.max_k, "n": cfg.max_n, "wbits": cfg.base_bits, "abits": cfg.act_bits}
+    refused = [legal | {name: 0} for name in beyond]
+    # One past each maximum, where the command field is wide enough to hold it.
+    refused += [legal | {name: top + 1} for name, top in beyond.items() if top + 1 < 1 << cfg.field_bits(top)]
+    R, C = cfg.rows, cfg.cols
+    commands = [random_command(cfg, rng, 2, R + 1, C + 1), random_command(cfg, rng, 1, 1, 1)]
+    return Scenario("illegal", 0, commands, refused=refused)
 
 
 NAMES = tuple(_BUILDERS)

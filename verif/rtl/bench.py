@@ -71,6 +71,14 @@ class Bench:
             task.cancel()
         await self.reset()
 
+    async def refuse(self, beats: list[dict]) -> None:
+        """Offer raw illegal `cmd` beats; each must be taken at once (and dropped) and raise `error`."""
+        for beat in beats:
+            await with_timeout(self.sources["cmd"].send([beat]), 10 * CLOCK_PERIOD_NS, "ns")
+            await ClockCycles(self.dut.clk, 2)
+            if int(self.dut.error.value) != 1:
+                raise AssertionError(f"the illegal command {beat} did not raise error")
+
     async def run(self, commands: list[Command], seed: int) -> Observed:
         """Stream `commands` back to back and take their result beats, then watch for any extra one."""
         beats, tasks = self._start(commands, seed)

