@@ -25,6 +25,7 @@ from golden.data import digits_split
 from golden.evaluate import fraction_equal, integer_predictions
 from golden.export import load_export
 from sim.energy import gemms_energy, inference_shapes
+from sim.network import engine_config_for
 
 DEFAULT_OUT = build_dir("sweep")
 AREA_FIELDS = [
@@ -137,15 +138,7 @@ def energy_rows(
     for k in range(export.base_bits, 0, -1):
         accuracy = fraction_equal(integer_predictions(export, split.test_x, k), split.test_y)
         for (r, c), digit_bits in product(arrays, digit_widths):
-            cfg = EngineConfig(
-                rows=r,
-                cols=c,
-                base_bits=export.base_bits,
-                act_bits=export.act_bits,
-                acc_bits=export.acc_bits,
-                max_m=max_m,
-                digit_bits=digit_bits,
-            )
+            cfg = engine_config_for(export, r, c, max_m, digit_bits)
             energy = gemms_energy(cfg, shapes, k)
             rows.append(
                 {
