@@ -40,6 +40,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
 
 
+@pytest.mark.slow  # a real `python -m` subprocess: a few seconds of imports each
 def test_export_then_evaluate_both_forms(checkpoint_file, tmp_path, capsys):
     out = tmp_path / "export"
     exported = run("golden.export", str(checkpoint_file), "--out", str(out))
@@ -55,6 +56,7 @@ def test_export_then_evaluate_both_forms(checkpoint_file, tmp_path, capsys):
     assert integer_in_memory == integer_from_disk and len(integer_in_memory) == 2
 
 
+@pytest.mark.slow  # a real `python -m` subprocess: a few seconds of imports each
 @pytest.mark.parametrize("bits", ["0", "9"])
 def test_evaluate_rejects_a_precision_outside_1_to_B(export_dir, bits):
     assert_one_line_error(run("golden.evaluate", str(export_dir), "--bits", bits))
@@ -65,10 +67,12 @@ def test_evaluate_rejects_malformed_bit_lists(export_dir, bits, capsys):
     assert_one_line_error(run_in_process(evaluate.main, [str(export_dir), "--bits", bits], capsys))
 
 
+@pytest.mark.slow  # a real `python -m` subprocess: a few seconds of imports each
 def test_evaluate_rejects_a_missing_model(tmp_path):
     assert_one_line_error(run("golden.evaluate", str(tmp_path / "nothing.pt")))
 
 
+@pytest.mark.slow  # a real `python -m` subprocess: a few seconds of imports each
 @pytest.mark.parametrize("name", ["model.npz", "model.json"])
 def test_evaluate_rejects_a_truncated_export_file(export_dir, tmp_path, name):
     broken = tmp_path / "broken"
@@ -78,6 +82,7 @@ def test_evaluate_rejects_a_truncated_export_file(export_dir, tmp_path, name):
     assert_one_line_error(run("golden.evaluate", str(broken)))
 
 
+@pytest.mark.slow  # a real `python -m` subprocess: a few seconds of imports each
 def test_export_of_a_corrupted_checkpoint_fails_and_writes_nothing(checkpoint_file, tmp_path):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(checkpoint_file.read_bytes()[:1000])
@@ -86,6 +91,7 @@ def test_export_of_a_corrupted_checkpoint_fails_and_writes_nothing(checkpoint_fi
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pt"]
 
 
+@pytest.mark.slow  # a real `python -m` subprocess: a few seconds of imports each
 def test_train_rejects_an_unknown_scheme_without_writing(tmp_path):
     out = tmp_path / "models" / "m.pt"
     assert_one_line_error(

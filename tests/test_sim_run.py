@@ -23,6 +23,7 @@ def run_sim(*args):
     )
 
 
+@pytest.mark.slow  # a real `python -m` subprocess: a few seconds of imports each
 def test_accuracy_per_k_matches_the_golden_integer_path(export_dir, tmp_path):
     out = tmp_path / "run"
     result = run_sim(export_dir, "--array", "4x4", "--bits", "8,2", "--images", "40", "--batch", "4", "-o", out)
@@ -53,6 +54,7 @@ def digit_serial_cycles(rows: int, cols: int, digit_bits: int, shapes, k: int) -
     return sum(commands) - (len(commands) - 1)
 
 
+@pytest.mark.slow  # a real `python -m` subprocess: a few seconds of imports each
 @pytest.mark.parametrize("digit_bits", [1, 2])
 def test_a_digit_serial_engine_keeps_the_accuracy_and_its_cycles_fall_with_k(export_dir, tmp_path, digit_bits):
     """issue 9: the digits model on a D-digit engine, every k: the same predictions as the golden integer path
@@ -75,6 +77,7 @@ def test_a_digit_serial_engine_keeps_the_accuracy_and_its_cycles_fall_with_k(exp
     assert json.loads((out / "results.json").read_text())["engine"]["digit_bits"] == digit_bits
 
 
+@pytest.mark.slow  # a real `python -m` subprocess: a few seconds of imports each
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -93,6 +96,7 @@ def test_bad_arguments_give_one_line(export_dir, tmp_path, args, message):
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # a real `python -m` subprocess: a few seconds of imports each
 def test_missing_export_gives_one_line(tmp_path):
     result = run_sim(tmp_path / "nowhere", "-o", tmp_path / "run")
     assert result.returncode == 2 and result.stderr.startswith("error: export directory not found"), result.stderr
