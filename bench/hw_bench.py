@@ -1,7 +1,7 @@
 """Engine benchmark: Verilog generation time per array size, the cycle model's speed, and utilisation.
 
 Prints figures; asserts nothing (speed targets belong here, not in timed tests).
-Usage: python bench/hw_bench.py [--arrays 8x8,16x16,32x32,64x64] [--skip-generate]
+Usage: python bench/hw_bench.py [--arrays 8x8,16x16,32x32,48x48] [--skip-generate]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def model_speed():
 
 def utilisation_table():
     print("\nMAC utilisation with ideal streams (useful cycles / all cycles)")
-    arrays = [EngineConfig(rows=16, cols=16, max_m=1024), EngineConfig(rows=64, cols=64, max_m=1024)]
+    arrays = [EngineConfig(rows=16, cols=16, max_m=1024), EngineConfig(rows=48, cols=48, max_m=1024)]
     print(f"{'M x K x N':>18} " + " ".join(f"{c.rows}x{c.cols:<8}" for c in arrays))
     for shape in UTILISATION_SHAPES:
         cells = [f"{command_cycles(cfg, *shape).utilisation:>10.1%}" for cfg in arrays]
@@ -68,7 +68,7 @@ def utilisation_table():
 
 def main(argv=None):
     parser = Parser(prog="python bench/hw_bench.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--arrays", default="8x8,16x16,32x32,64x64")
+    parser.add_argument("--arrays", default="8x8,16x16,32x32,48x48")
     parser.add_argument("--skip-generate", action="store_true")
     args = parser.parse_args(argv)
     if not args.skip_generate:

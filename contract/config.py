@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass
 from contract.cli import InputError
 from contract.numerics import ACC_BITS_RANGE, ACT_BITS_RANGE, BASE_BITS_RANGE, MULT_BITS, SHIFT_BITS
 
-# Limits sized by what generation costs (README, "Limits"): a 64x64 array takes about a minute and 1 GB, and
+# Limits sized by what generation costs (README, "Limits"): a 48x48 array takes about 40 s and 650 MB (64x64
+# took 78 s and 1 GB, over the minute a generation may take), and
 # the accumulator's memory initialiser costs about 25 s and 780 MB at MAX_ACCUMULATOR_BITS (2^16 x 16 x 32);
 # both grow linearly beyond, to hours and tens of GB at the old 256x256 and 2^20 limits.
-MAX_ARRAY_DIM = 64
+MAX_ARRAY_DIM = 48
 MAX_M = 1 << 16
 MAX_ACCUMULATOR_BITS = 1 << 25
 

@@ -21,7 +21,7 @@ def run_generate(*args, cwd=REPO):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--array", "0x16"], "--array rows must be an integer in 1..64, got 0"),
+        (["--array", "0x16"], "--array rows must be an integer in 1..48, got 0"),
         (["--array", "16x0"], "--array columns must be"),
         (["--array", "16"], "--array must look like ROWSxCOLS"),
         (["--array", "axb"], "--array must look like ROWSxCOLS"),

@@ -127,7 +127,7 @@ def run_synth(*args):
     [
         (["--target", "virtex"], "argument --target: invalid choice: 'virtex'"),
         (["--target", "asic", "--array", "2by2"], "--array must look like ROWSxCOLS"),
-        (["--target", "asic", "--array", "0x2"], "--array rows must be an integer in 1..64, got 0"),
+        (["--target", "asic", "--array", "0x2"], "--array rows must be an integer in 1..48, got 0"),
         (["--array", "2x2"], "the following arguments are required: --target"),
         (["--target", "ice40-up5k", "--freq", "0"], "--freq must be positive and finite, got 0"),
         (["--target", "asic", "--digit-bits", "3"], "--digit-bits must be one of 1, 2, 4 or B = 8 and divide B, got 3"),
