@@ -116,11 +116,8 @@ class ProtocolHarness(Elaboratable):
         With `zero_data`, the data payloads (all but `cmd`) are driven with zero rather than left free: the
         timing properties do not depend on them, and Yosys then folds the multipliers and the accumulator
         away, so the solver reaches two commands deep in a fraction of the time."""
-        held = Signal(name=f"{port.payload.as_value().name}_held")
-        payload = Signal.like(port.payload.as_value(), name=f"{port.payload.as_value().name}_was")
-        m.d.sync += [held.eq(port.valid & ~port.ready), payload.eq(port.payload.as_value())]
-        with m.If(checking & held):
-            m.d.comb += [Assume(port.valid), Assume(port.payload.as_value() == payload)]
+        kept = _kept_until_ready(m, port, checking)
+        m.d.comb += [Assume(rule) for rule in kept]
         if self.ideal:
             with m.If(checking):
                 m.d.comb += Assume(port.valid)
@@ -128,11 +125,8 @@ class ProtocolHarness(Elaboratable):
             m.d.comb += port.payload.eq(0)
 
     def _result_is_stable(self, m: Module, result, checking: Signal) -> None:
-        held = Signal()
-        payload = Signal.like(result.payload.as_value(), name="result_was")
-        m.d.sync += [held.eq(result.valid & ~result.ready), payload.eq(result.payload.as_value())]
-        with m.If(checking & held):
-            m.d.comb += [Assert(result.valid), Assert(result.payload.as_value() == payload)]
+        """The same rule, asserted of the engine as a source: what a sink relies on."""
+        m.d.comb += [Assert(rule) for rule in _kept_until_ready(m, result, checking)]
         if self.ideal:
             m.d.comb += Assume(result.ready)
 
@@ -292,6 +286,17 @@ class ProtocolHarness(Elaboratable):
         m.d.comb += [Cover(done), Cover(done & (completed == 1))]
         if self.free_reset:
             m.d.comb += Cover(done & reset_hit)
+
+
+def _kept_until_ready(m: Module, port, checking: Signal) -> list[Value]:
+    """The AXI-Stream source rule for `port` as two conditions that must hold every cycle: if a beat was
+    offered and not taken in the previous (clean) cycle, `valid` is still high and the payload unchanged."""
+    payload = port.payload.as_value()
+    held = Signal(name=f"{payload.name}_held")
+    was = Signal.like(payload, name=f"{payload.name}_was")
+    m.d.sync += [held.eq(port.valid & ~port.ready), was.eq(payload)]
+    waiting = checking & held
+    return [~waiting | port.valid, ~waiting | (payload == was)]
 
 
 def _ceil_div_signal(m: Module, value, divisor: int, maximum: int, name: str) -> Signal:
