@@ -1,9 +1,11 @@
-"""`python -m apps.run EXPORT`: the digits test set through the engine, per weight precision k.
+"""`python -m apps.run EXPORT`: a test set (digits or Fashion-MNIST) through the engine, per weight precision k.
 
-Prints, per k, accuracy, cycles per inference, MAC utilisation and latency at a stated clock, from the
-cycle-exact model, and saves them as CSV and JSON. `--rtl N` also runs the first N images' commands on the
-emitted Verilog and checks every layer's output against the model and the golden integer path, and every
-command's cycles against the model.
+Prints, per k, accuracy, engine and host cycles per inference, MAC utilisation, latency at a stated clock
+and energy per inference (engine and host adds), and saves them as CSV and JSON. Outputs come from the
+batched integer path and cycles from the cycle model's formula per pass shape (sim.network.run_precision),
+so the 10,000 Fashion-MNIST test images take seconds. `--rtl N` also runs the first N images' commands on
+the emitted Verilog and checks every layer's output against the model and the golden integer path, and
+every command's cycles against the model.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from contract.cli import Parser, atomic_dir, number, parse_bits, require_extra, run_main
+from contract.cli import InputError, Parser, atomic_dir, number, parse_bits, require_extra, run_main
 from contract.config import EngineConfig, parse_array
+from contract.datasets import add_data_arguments
 from contract.paths import build_dir
 from eda.tools import SIMULATORS
 
@@ -39,7 +42,7 @@ def parse_args(argv):
     parser.add_argument(
         "--batch", type=number(int, 1, MAX_IMAGES), default=1, help="images per engine pass (1 = latency mode)"
     )
-    parser.add_argument("--images", type=number(int, 1, MAX_IMAGES), help="run only the first N test images")
+    add_data_arguments(parser, limit_help="run only the first N test images", limit_aliases=("--images",))
     parser.add_argument(
         "--clock-mhz",
         type=number(float, 0, MAX_CLOCK_MHZ, above=True),
@@ -59,25 +62,26 @@ def parse_args(argv):
 
 
 class Progress:
-    """One line on stderr, redrawn at most every half second, for long runs."""
+    """Progress on stderr for long runs: one line redrawn in place on a terminal (at most every half
+    second); on a pipe or a log file, a plain line at most every PIPE_SECONDS, so nothing smears."""
+
+    PIPE_SECONDS = 5.0
 
     def __init__(self, label: str, total: int):
         self.label, self.total = label, total
         self.start = self.shown = time.perf_counter()
+        self.tty = sys.stderr.isatty()
 
     def __call__(self, done: int):
         now = time.perf_counter()
-        if now - self.shown >= 0.5 or done == self.total:
+        if now - self.shown >= (0.5 if self.tty else self.PIPE_SECONDS) or done == self.total:
             self.shown = now
-            print(
-                f"\r{self.label}: {done}/{self.total} images, {now - self.start:.1f} s",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
+            text = f"{self.label}: {done}/{self.total} images, {now - self.start:.1f} s"
+            print(f"\r{text}" if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
 
     def close(self):
-        print(file=sys.stderr)
+        if self.tty:
+            print(file=sys.stderr)
 
 
 def table(summaries, clock_mhz: float) -> list[dict]:
@@ -86,9 +90,12 @@ def table(summaries, clock_mhz: float) -> list[dict]:
             "k": s.k,
             "accuracy": s.accuracy,
             "cycles_per_inference": s.cycles_per_inference,
+            "host_cycles_per_inference": s.host_cycles_per_inference,
             "mac_utilisation": s.mac_utilisation,
             "latency_us": s.cycles_per_pass / clock_mhz,
-            "us_per_inference": s.cycles_per_inference / clock_mhz,
+            "us_per_inference": (s.cycles_per_inference + s.host_cycles_per_inference) / clock_mhz,
+            "energy_nj_per_inference": s.energy_per_inference_pj / 1000,
+            "host_energy_nj_per_inference": s.host_energy_per_inference_pj / 1000,
         }
         for s in summaries
     ]
@@ -100,50 +107,61 @@ def main(argv=None):
     # now keeps --help and argument errors instant and working on a base install, and a run without --rtl
     # free of cocotb.
     require_extra("torch", "train")
+    from golden.data import data_split
     from golden.export import load_export
     from sim.network import engine_config_for
 
     # The engine is built, and so every flag checked against the model's widths (--bits against B,
     # --digit-bits in {1, 2, 4, B}), before the output is claimed: a bad flag writes nothing.
     export = load_export(args.export)
+    split = data_split(args)
+    if tuple(split.test_x.shape[1:]) != export.input_shape:
+        raise InputError(
+            f"{args.export} takes inputs {list(export.input_shape)}, but {args.data} images are "
+            f"{list(split.test_x.shape[1:])}"
+        )
     rows, cols = parse_array(args.array)
     ks = parse_bits(args.bits, export.base_bits)
     cfg = engine_config_for(export, rows, cols, args.max_m, args.digit_bits)
     out = args.out or build_dir("run", args.export.resolve().name)
     # The output is claimed before the run, so a path the output policy refuses costs no simulation.
     with atomic_dir(out, "apps.run", "results", inputs=[args.export]) as staging:
-        run(args, export, cfg, ks, staging)
+        run(args, export, cfg, ks, split, staging)
     print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
 
 
-def run(args, export, cfg: EngineConfig, ks: list[int], staging: Path) -> None:
+def run(args, export, cfg: EngineConfig, ks: list[int], split, staging: Path) -> None:
     """Simulate every requested precision, print the table, and write it into `staging`."""
-    from golden.data import digits_split, input_codes
+    from golden.data import input_codes
     from sim.network import run_precision
 
     rows, cols = cfg.rows, cfg.cols
-    split = digits_split()
-    codes, labels = input_codes(split.test_x[: args.images], export.act_bits), split.test_y[: args.images]
-    summaries = []
+    codes, labels = input_codes(split.test_x, export.act_bits), split.test_y
+    summaries, started = [], time.perf_counter()
     for k in ks:
         progress = Progress(f"k={k}", len(codes))
         summaries.append(run_precision(cfg, export, codes, labels, k, args.batch, progress))
         progress.close()
+    seconds = time.perf_counter() - started
     rows_out = table(summaries, args.clock_mhz)
     kind = f"digit-serial D = {cfg.digit_bits}" if cfg.digit_serial else "bit-parallel"
     print(
-        f"{export.method}/{export.scheme} model on a {rows}x{cols} {kind} engine, {len(codes)} test images, "
-        f"batch {args.batch}, {args.clock_mhz:g} MHz"
+        f"{export.method}/{export.scheme} model on a {rows}x{cols} {kind} engine, {args.data}, {len(codes)} test "
+        f"images, batch {args.batch}, {args.clock_mhz:g} MHz; host adds on a scalar host at the same clock"
     )
     print(
-        f"{'k':>2} {'accuracy %':>10} {'cycles/inference':>17} {'MAC util %':>10} {'latency us':>10} "
-        f"{'us/inference':>12}"
+        f"{'k':>2} {'accuracy %':>10} {'engine cyc/inf':>14} {'host cyc/inf':>12} {'MAC util %':>10} "
+        f"{'latency us':>10} {'us/inf':>8} {'engine nJ/inf':>13} {'host nJ/inf':>11}"
     )
     for row in rows_out:
         print(
-            f"{row['k']:>2} {100 * row['accuracy']:10.1f} {row['cycles_per_inference']:17.1f} "
-            f"{100 * row['mac_utilisation']:10.1f} {row['latency_us']:10.2f} {row['us_per_inference']:12.2f}"
+            f"{row['k']:>2} {100 * row['accuracy']:10.2f} {row['cycles_per_inference']:14.1f} "
+            f"{row['host_cycles_per_inference']:12.1f} {100 * row['mac_utilisation']:10.1f} "
+            f"{row['latency_us']:10.2f} {row['us_per_inference']:8.2f} {row['energy_nj_per_inference']:13.1f} "
+            f"{row['host_energy_nj_per_inference']:11.2f}"
         )
+    macs = sum(summary.macs for summary in summaries)
+    print(f"simulated {macs:.3g} MACs in {seconds:.1f} s: {macs / seconds:.3g} MAC/s")
     rtl = None
     if args.rtl:
         require_extra("cocotb", "rtl")
@@ -157,6 +175,8 @@ def run(args, export, cfg: EngineConfig, ks: list[int], staging: Path) -> None:
     summary = {
         "export": str(args.export),
         "engine": cfg.as_dict(),
+        "data": args.data,
+        "images": len(codes),
         "batch": args.batch,
         "clock_mhz": args.clock_mhz,
         "precisions": rows_out,

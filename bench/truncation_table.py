@@ -1,79 +1,156 @@
-"""TruncQuant's truncation table on the digits data: what happens to accuracy when a stored 8-bit model is
-run at k bits by keeping the top k bits of each weight code, as the nested engine does.
+"""TruncQuant's truncation table: what happens to accuracy when a stored 8-bit model is run at k bits by
+keeping the top k bits of each weight code, as the nested engine does.
 
 Rows: a conventional QAT model re-quantized at k (QAT -> Quant, needs a separate model per k) and
 truncated (QAT -> Trunc, what a nested engine would do with it), TruncQuant truncated, and the DQT-style
 twos-scheme model truncated; the nested models also through the integer-only path (golden.infer), which
-is what the hardware computes. Trains what it needs with fixed seeds into build/bench/models (reused
-when the stored training settings match), and writes build/bench/truncation_table.{csv,png}.
+is what the hardware computes; and the same network trained in float on the same recipe, the baseline.
+Trains what it needs with fixed seeds into build/bench/models/DATA-NET (reused when the stored training
+settings match), and writes build/bench/truncation_table[-DATA-NET].{csv,png}.
 
-Usage: python bench/truncation_table.py [--epochs N] [--seed S] [--retrain]
+Recipes (the defaults per data set; every flag overrides):
+  digits:        digits CNN, 30 epochs, Adam lr 1e-2, batch 64, all precisions every step, no augmentation;
+  fashion-mnist: ResNet-20 (stride-2 stem, golden.nets), 1 epoch, Adam lr 2e-3 cosine, batch 128, nested
+                 models train B = 8 plus one of 7..1 drawn per step (Any-Precision style), random crop (pad 1)
+                 and horizontal flip.
+
+Usage: python bench/truncation_table.py [--data digits|fashion-mnist] [--net digits|resnet20] [--epochs N]
+       [--seed S] [--retrain]
 """
 
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+import torch  # noqa: E402
 
-from contract.cli import InputError, Parser, atomic_file, run_main
-from golden.data import digits_split
-from golden.evaluate import float_predictions, format_table, fraction_equal, integer_predictions
-from golden.export import build_export
-from golden.layers import QuantSpec
-from golden.model import DigitsNet, load_checkpoint, save_checkpoint
-from golden.train import DEFAULT_EPOCHS, train
+from contract.cli import InputError, Parser, atomic_file, number, run_main  # noqa: E402
+from contract.datasets import add_data_arguments  # noqa: E402
+from golden.data import data_split  # noqa: E402
+from golden.evaluate import CHUNK, float_predictions, format_table, fraction_equal, integer_predictions  # noqa: E402
+from golden.export import build_export  # noqa: E402
+from golden.layers import QuantSpec  # noqa: E402
+from golden.model import load_checkpoint, save_checkpoint  # noqa: E402
+from golden.nets import NETS, float_net  # noqa: E402
+from golden.train import one_thread, train, train_float  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
-PRECISIONS = (8, 6, 4, 3, 2, 1)
+PRECISIONS = (8, 7, 6, 5, 4, 3, 2, 1)
 OUT = REPO / "build" / "bench"
 MODELS = {
     "qat": QuantSpec("qat", "offset"),
     "truncquant": QuantSpec("truncquant", "offset"),
     "dqt_twos": QuantSpec("truncquant", "twos"),
 }
+RECIPES = {
+    "digits": {"net": "digits", "epochs": 30, "lr": 1e-2, "batch_size": 64, "sampled": None},
+    "fashion-mnist": {"net": "resnet20", "epochs": 1, "lr": 2e-3, "batch_size": 128, "sampled": 1},
+}
 
 
-def trained_model(name: str, epochs: int, seed: int, retrain: bool) -> DigitsNet:
-    """The checkpoint in build/bench/models if it was trained with these settings, else a fresh one."""
-    path = OUT / "models" / f"{name}.pt"
+def recipe(args) -> dict:
+    chosen = dict(RECIPES[args.data])
+    for key in chosen:
+        if getattr(args, key) is not None:
+            chosen[key] = getattr(args, key)
+    return chosen | {"seed": args.seed, "data": args.data, "limit": args.limit, "augmentation": args.data != "digits"}
+
+
+def trained_model(name: str, settings: dict, split, retrain: bool, models: Path):
+    """The checkpoint in `models` if it was trained with these settings, else a fresh one."""
+    path = models / f"{name}.pt"
     if path.exists() and not retrain:
         try:
             model, record = load_checkpoint(path)
-            if model.spec == MODELS[name] and (record.get("epochs"), record.get("seed")) == (epochs, seed):
+            if model.spec == MODELS[name] and record == settings:
                 print(f"reusing {path.relative_to(REPO)}")
                 return model
         except InputError:
             pass  # unreadable or from another version: retrain below
-    print(f"training {name} ({epochs} epochs, seed {seed})")
-    model = train(MODELS[name], epochs, seed, log=lambda line: print(f"  {line}"))
-    save_checkpoint(model, path, {"epochs": epochs, "seed": seed})
+    print(f"training {name} ({settings})", flush=True)
+    model = train(
+        MODELS[name],
+        settings["epochs"],
+        settings["seed"],
+        settings["lr"],
+        settings["batch_size"],
+        lambda line: print(f"  {line}", flush=True),
+        net=settings["net"],
+        split=split,
+        sampled=settings["sampled"] if MODELS[name].method == "truncquant" else None,
+        augmentation=settings["augmentation"],
+    )
+    save_checkpoint(model, path, settings)
     return model
 
 
-def table_rows(models: dict[str, DigitsNet]) -> list[tuple[str, list[float]]]:
-    split = digits_split()
+def float_baseline(settings: dict, split, retrain: bool, models: Path) -> torch.nn.Module:
+    path = models / "float.pt"
+    if path.exists() and not retrain:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("settings") == settings:
+            print(f"reusing {path.relative_to(REPO)}")
+            model = float_net(settings["net"], tuple(split.train_x.shape[1:]))
+            model.load_state_dict(payload["state_dict"])
+            return model.eval()
+    print(f"training float ({settings})", flush=True)
+    model = train_float(
+        settings["net"],
+        split,
+        settings["epochs"],
+        settings["seed"],
+        settings["lr"],
+        settings["batch_size"],
+        settings["augmentation"],
+        lambda line: print(f"  {line}", flush=True),
+    )
+    with atomic_file(path, lambda p: p.resolve().parent == models.resolve()) as tmp:
+        torch.save({"settings": settings, "state_dict": model.state_dict()}, tmp)
+    return model
+
+
+def float_accuracy(model: torch.nn.Module, split) -> float:
+    with torch.no_grad():
+        x = split.test_x
+        predictions = torch.cat([model(x[first : first + CHUNK]).argmax(1) for first in range(0, len(x), CHUNK)])
+    return fraction_equal(predictions, split.test_y)
+
+
+def table_rows(models: dict, baseline: float, split) -> tuple[list[tuple[str, list[float]]], list[str]]:
+    """The table rows and, per nested model, the integer path's prediction agreement with the float model."""
+    agreement = []
 
     def float_row(model, view):
         return [fraction_equal(float_predictions(model, split.test_x, k, view), split.test_y) for k in PRECISIONS]
 
-    def integer_row(model):
-        export = build_export(model)
-        return [fraction_equal(integer_predictions(export, split.test_x, k), split.test_y) for k in PRECISIONS]
+    def integer_row(name):
+        model, export, values, agrees = models[name], build_export(models[name]), [], []
+        for k in PRECISIONS:
+            ints = integer_predictions(export, split.test_x, k)
+            values.append(fraction_equal(ints, split.test_y))
+            agrees.append(fraction_equal(ints, float_predictions(model, split.test_x, k)))
+        agreement.append(
+            f"{name}: " + ", ".join(f"k={k} {a * 100:.2f}%" for k, a in zip(PRECISIONS, agrees, strict=True))
+        )
+        return values
 
-    return [
+    rows = [
+        ("Float (same net and recipe)", [baseline] * len(PRECISIONS)),
         ("QAT -> Quant", float_row(models["qat"], "quant")),
         ("QAT -> Trunc", float_row(models["qat"], "trunc")),
         ("TruncQuant -> Trunc", float_row(models["truncquant"], "trunc")),
-        ("TruncQuant -> Trunc, integer path", integer_row(models["truncquant"])),
+        ("TruncQuant -> Trunc, integer path", integer_row("truncquant")),
         ("DQT twos -> Trunc", float_row(models["dqt_twos"], "trunc")),
-        ("DQT twos -> Trunc, integer path", integer_row(models["dqt_twos"])),
+        ("DQT twos -> Trunc, integer path", integer_row("dqt_twos")),
     ]
+    return rows, agreement
 
 
 def bench_output(path: Path) -> bool:
@@ -88,16 +165,12 @@ def write_csv(rows, path: Path) -> None:
         writer.writerows([name, *(f"{v * 100:.2f}" for v in values)] for name, values in rows)
 
 
-def write_plot(rows, path: Path, test_size: int) -> None:
+def write_plot(rows, path: Path, title: str) -> None:
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for name, values in rows:
-        style = ":" if "integer" in name else "-"
+        style = "--" if name.startswith("Float") else ":" if "integer" in name else "-"
         axes.plot(PRECISIONS, [v * 100 for v in values], style, marker="o", label=name)
-    axes.set(
-        xlabel="weight precision k (bits kept of the 8-bit code)",
-        ylabel="test accuracy (%)",
-        title=f"Truncating stored 8-bit weights, digits ({test_size} test images)",
-    )
+    axes.set(xlabel="weight precision k (bits kept of the 8-bit code)", ylabel="test accuracy (%)", title=title)
     axes.invert_xaxis()
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
@@ -109,26 +182,60 @@ def write_plot(rows, path: Path, test_size: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="bench/truncation_table.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    add_data_arguments(parser)
+    parser.add_argument("--net", choices=NETS, help="network (default: the data set's recipe)")
+    parser.add_argument("--epochs", type=number(int, 1, 1000))
+    parser.add_argument("--lr", type=number(float, 0, 1, above=True))
+    parser.add_argument("--batch-size", type=number(int, 1, 1 << 16))
+    parser.add_argument("--sampled", type=number(int, 1, 15), help="lower precisions drawn per nested step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retrain", action="store_true", help="ignore checkpoints in build/bench/models")
+    parser.add_argument(
+        "--train-only",
+        help="comma-separated models to train (or reuse) and stop, e.g. to train in parallel processes: "
+        f"float,{','.join(MODELS)}",
+    )
     args = parser.parse_args(argv)
-    if args.epochs < 1:
-        parser.error("--epochs must be at least 1")
-    models = {name: trained_model(name, args.epochs, args.seed, args.retrain) for name in MODELS}
-    rows = table_rows(models)
-    test_size = len(digits_split().test_y)
+    split = data_split(args)
+    settings = recipe(args)
+    suffix = "" if (args.data, settings["net"]) == ("digits", "digits") else f"-{args.data}-{settings['net']}"
+    models_dir = OUT / "models" / f"{args.data}-{settings['net']}"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if args.train_only is not None:
+        wanted = args.train_only.split(",")
+        unknown = sorted(set(wanted) - {"float", *MODELS})
+        if unknown:
+            raise InputError(
+                f"--train-only: unknown model {unknown[0]!r}; expected float or one of {', '.join(MODELS)}"
+            )
+        for name in wanted:
+            if name == "float":
+                float_baseline(settings, split, args.retrain, models_dir)
+            else:
+                trained_model(name, settings, split, args.retrain, models_dir)
+        print(f"trained {args.train_only} in {time.perf_counter() - started:.0f} s")
+        return
+    baseline = float_baseline(settings, split, args.retrain, models_dir)
+    models = {name: trained_model(name, settings, split, args.retrain, models_dir) for name in MODELS}
+    print(f"training done in {time.perf_counter() - started:.0f} s; scoring", flush=True)
+    with one_thread():
+        rows, agreement = table_rows(models, float_accuracy(baseline, split), split)
+    test_size = len(split.test_y)
     print(
-        f"\ntest accuracy % on digits ({test_size} test images; one image = {100 / test_size:.2f} points), "
-        f"B = 8, A = 8, seed {args.seed}, {args.epochs} epochs"
+        f"\ntest accuracy % on {args.data} ({test_size} test images; one image = {100 / test_size:.3f} points), "
+        f"B = 8, A = 8, recipe {settings}"
     )
     print(
         format_table(["model -> weights", *(f"k={k}" for k in PRECISIONS)], [[name, *values] for name, values in rows])
     )
-    write_csv(rows, OUT / "truncation_table.csv")
-    write_plot(rows, OUT / "truncation_table.png", test_size)
-    for name in ("truncation_table.csv", "truncation_table.png"):
+    print("integer path == fake-quant predictions:\n  " + "\n  ".join(agreement))
+    write_csv(rows, OUT / f"truncation_table{suffix}.csv")
+    title = f"Truncating stored 8-bit weights, {settings['net']} on {args.data} ({test_size} test images)"
+    write_plot(rows, OUT / f"truncation_table{suffix}.png", title)
+    for name in (f"truncation_table{suffix}.csv", f"truncation_table{suffix}.png"):
         print(f"wrote {(OUT / name).relative_to(REPO)}")
+    print(f"total {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from contract.cli import InputError
+from contract.datasets import DATASETS
 from golden.idx import read_idx
 from golden.quant import activation_code
 
@@ -28,7 +29,6 @@ PIXEL_MAX = 16  # digits pixels are integers 0..16
 CLASSES = 10
 IMAGE_SHAPE = (1, 8, 8)
 
-DATASETS = ("digits", "fashion-mnist")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
 #: Split field -> file name, as the data set's authors publish them.
@@ -123,3 +123,10 @@ def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 2) -> t
     cropped = padded[torch.arange(n)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     flip = torch.rand(n, generator=generator) < 0.5
     return torch.where(flip[:, None, None, None], cropped.flip(-1), cropped)
+
+
+def data_split(args) -> Split:
+    """The split chosen by contract.datasets' flags."""
+    if args.data_dir is not None and args.data != "fashion-mnist":
+        raise InputError("--data-dir applies to --data fashion-mnist only")
+    return load_split(args.data, args.data_dir, args.limit)

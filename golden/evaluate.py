@@ -12,23 +12,31 @@ from pathlib import Path
 import torch
 
 from contract.cli import Parser, parse_bits, run_main
-from golden.data import digits_split, input_codes
+from contract.datasets import add_data_arguments
+from golden.data import data_split, input_codes
 from golden.export import Export, build_export, load_export
-from golden.infer import run_integer
+from golden.fastpath import fast_logits
 from golden.layers import WEIGHT_VIEWS
-from golden.model import DigitsNet, load_checkpoint
+from golden.model import QuantNet, load_checkpoint
+
+#: Images per chunk: bounds memory (a ResNet's im2col of 10,000 images would need gigabytes) at full speed.
+CHUNK = 500
 
 
-def float_predictions(model: DigitsNet, images: torch.Tensor, k: int, view: str = "trunc") -> torch.Tensor:
+def float_predictions(model: QuantNet, images: torch.Tensor, k, view: str = "trunc") -> torch.Tensor:
+    """The fake-quant model's predictions at k (one k, or one per layer)."""
     model.eval()
     model.set_precision(k, view)
     with torch.no_grad():
-        return model(images).argmax(dim=1)
+        return torch.cat([model(images[first : first + CHUNK]).argmax(dim=1) for first in range(0, len(images), CHUNK)])
 
 
-def integer_predictions(export: Export, images: torch.Tensor, k: int) -> torch.Tensor:
-    logits, _ = run_integer(export, input_codes(images, export.act_bits), k)
-    return logits.argmax(dim=1)
+def integer_predictions(export: Export, images: torch.Tensor, k) -> torch.Tensor:
+    """The integer path's predictions at k (one k, or one per GEMM layer), batched (golden.fastpath)."""
+    codes = input_codes(images, export.act_bits)
+    return torch.cat(
+        [fast_logits(export, codes[first : first + CHUNK], k).argmax(dim=1) for first in range(0, len(codes), CHUNK)]
+    )
 
 
 def fraction_equal(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -59,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
         "runs) or re-quantized at k (differs only for QAT offset models; the integer "
         "path always truncates, so agreement is meaningful for 'trunc' only)",
     )
+    add_data_arguments(parser)
     args = parser.parse_args(argv)
+    split = data_split(args)
     model = None
     if Path(args.model).is_dir():
         export = load_export(args.model)
@@ -67,7 +77,6 @@ def main(argv: list[str] | None = None) -> None:
         model, _ = load_checkpoint(args.model)
         export = build_export(model)
     bits = list(range(export.base_bits, 0, -1)) if args.bits is None else parse_bits(args.bits, export.base_bits)
-    split = digits_split()
     rows = []
     for k in bits:
         ints = integer_predictions(export, split.test_x, k)
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     header = ["k", "integer"] if model is None else ["k", f"float ({args.view})", "integer", "agreement"]
     print(
         f"{args.model}: {export.method}/{export.scheme}, B = {export.base_bits}, A = {export.act_bits}, "
-        f"{len(split.test_y)} test images, accuracy %"
+        f"{args.data}, {len(split.test_y)} test images, accuracy %"
     )
     print(format_table(header, rows))
 

@@ -3,17 +3,22 @@
 An export directory holds two files and nothing executable (no pickle), so the hardware flow, the cycle
 model and other languages can read it:
 
-model.json  {"format": "nestmac-model", "format_version": 1, "numerics_contract": <contract version>,
+model.json  {"format": "nestmac-model", "format_version": 2, "numerics_contract": <contract version>,
              "method", "scheme", "base_bits" (B), "act_bits" (A), "acc_bits" (ACC),
              "weight_precisions": [B..1], "act_precision": A (requantization is derived for j = A),
              "input": {"shape": [C, H, W], "quantization": ...}, "lowering": ...,
              "layers": [{"name", "kind": "conv"|"linear", "in_shape", "out_shape",
-                         "kernel", "stride", "padding" (conv only), "K", "N", "mode": "relu"|"raw"}]}
+                         "kernel", "stride", "padding" (conv only), "K", "N", "mode": "relu"|"raw"}],
+             "graph": [{"name", "op": "gemm"|"add", "inputs": [names]}], "host_ops": ...}
 model.npz   per layer NAME: "NAME.weight_codes" uint16 [K, N] (unsigned B-bit codes) and
             "NAME.bias", "NAME.mult", "NAME.shift" int64 [B, N], row k-1 holding precision k.
 
-Layers run in order; each is one GEMM (golden.lowering) whose output feeds the next. The parameters
-follow docs/numerics.md, "From a trained model to integer parameters".
+Layers run in order, each one GEMM (golden.lowering). The graph says what each reads: a "gemm" node (named
+like its layer) reads one earlier node's output or "input"; an "add" node is a host operation, the
+residual add (docs/numerics.md, "Host operations"). Format version 1 had no graph (each layer read the
+previous one); such exports still load, as that chain. The parameters follow docs/numerics.md, "From a
+trained model to integer parameters"; global average pooling before a linear layer is folded into it
+(its weight codes repeated over the pooled pixels, 1/(H*W) in its requantization).
 """
 
 from __future__ import annotations
@@ -37,12 +42,18 @@ from contract.numerics import (
     MULT_BITS,
     SCHEMES,
 )
-from golden.data import IMAGE_SHAPE, PIXEL_MAX
+from golden.data import PIXEL_MAX
 from golden.layers import METHODS, QConv2d
-from golden.model import DigitsNet, load_checkpoint
+from golden.model import QuantNet, load_checkpoint
 
 FORMAT = "nestmac-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+INPUT = "input"
+HOST_OPS = (
+    "add: out = clamp(sum of operands, 0, 2^A - 1) per element; an operand is activation codes, or a raw "
+    "layer's t = acc + bias requantized without clamp: (t * mult + 2^(shift-1)) >> shift (round half up)"
+)
 ACC_BITS = 32
 JSON_NAME, NPZ_NAME = "model.json", "model.npz"
 MULT_MAX = (1 << (MULT_BITS - 1)) - 1
@@ -97,8 +108,21 @@ class ExportedLayer:
 
 
 @dataclass(frozen=True)
+class GraphNode:
+    """What one step of the network reads: a GEMM layer (same name) or a host add, by node name or INPUT."""
+
+    name: str
+    op: str  # "gemm" | "add"
+    inputs: tuple[str, ...]
+
+    def describe(self) -> dict:
+        return {"name": self.name, "op": self.op, "inputs": list(self.inputs)}
+
+
+@dataclass(frozen=True)
 class Export:
-    """A validated export: constructing one checks every shape and range, so no bad export can exist."""
+    """A validated export: constructing one checks every shape and range, so no bad export can exist.
+    An empty `graph` is the chain of format version 1: each layer reads the previous one."""
 
     method: str
     scheme: str
@@ -106,6 +130,7 @@ class Export:
     act_bits: int
     acc_bits: int
     layers: tuple[ExportedLayer, ...]
+    graph: tuple[GraphNode, ...] = ()
 
     def __post_init__(self):
         _validate(self)
@@ -113,6 +138,17 @@ class Export:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return self.layers[0].in_shape
+
+    @property
+    def nodes(self) -> tuple[GraphNode, ...]:
+        """The graph in execution order (the chain when none was given)."""
+        if self.graph:
+            return self.graph
+        names = [INPUT] + [layer.name for layer in self.layers]
+        return tuple(GraphNode(name, "gemm", (previous,)) for previous, name in zip(names[:-1], names[1:], strict=True))
+
+    def layer(self, name: str) -> ExportedLayer:
+        return next(layer for layer in self.layers if layer.name == name)
 
     def describe(self) -> dict:
         return {
@@ -131,7 +167,9 @@ class Export:
                 "quantization": f"code = round_half_even(clamp(pixel / {PIXEL_MAX}, 0, 1) * (2^{self.act_bits} - 1))",
             },
             "lowering": LOWERING,
+            "host_ops": HOST_OPS,
             "layers": [layer.describe() for layer in self.layers],
+            "graph": [node.describe() for node in self.nodes],
         }
 
 
@@ -159,29 +197,67 @@ def _validate(export: Export) -> None:
     _require(len(export.layers) > 0, "the export has no layers")
     names = [layer.name for layer in export.layers]
     _require(len(set(names)) == len(names), "layer names must be unique")
-    previous = None
-    for index, layer in enumerate(export.layers):
-        last = index == len(export.layers) - 1
-        _validate_layer(export, layer, last)
-        if previous is not None:
+    for layer in export.layers:
+        _validate_layer(export, layer)
+    _validate_graph(export)
+
+
+def _validate_graph(export: Export) -> None:
+    """Every layer runs once, in the layers' order; every operand exists earlier and fits; a raw output is the
+    network's last or feeds exactly one add."""
+    nodes = export.nodes
+    _require(
+        [node.name for node in nodes if node.op == "gemm"] == [layer.name for layer in export.layers],
+        "the graph must run every layer exactly once, in the order of 'layers'",
+    )
+    shapes: dict[str, tuple[int, ...]] = {INPUT: export.input_shape}
+    raw: dict[str, int] = {}
+    for node in nodes:
+        where = f"graph node {node.name}"
+        _require(node.op in ("gemm", "add"), f"{where}: unknown op {node.op!r}")
+        _require(node.name not in shapes, f"{where}: the name is used twice (or is {INPUT!r})")
+        _require(all(name in shapes for name in node.inputs), f"{where}: reads a node that does not run before it")
+        if node.op == "gemm":
+            layer = export.layer(node.name)
+            _require(len(node.inputs) == 1, f"{where}: a GEMM reads exactly one node")
+            (source,) = node.inputs
             _require(
-                math.prod(layer.in_shape) == math.prod(previous.out_shape),
-                f"layer {layer.name}: input shape {list(layer.in_shape)} does not match the previous "
-                f"layer's output {list(previous.out_shape)}",
+                source not in raw,
+                f"{where}: reads {source}'s raw output; only the last layer, or one feeding exactly one add, "
+                "may output raw values",
             )
-            if layer.kind == "conv":
-                _require(
-                    layer.in_shape == previous.out_shape,
-                    f"layer {layer.name}: a convolution needs input {list(previous.out_shape)}",
-                )
-        previous = layer
+            needed = shapes[source] if layer.kind == "conv" else (math.prod(shapes[source]),)
+            got = layer.in_shape if layer.kind == "conv" else (math.prod(layer.in_shape),)
+            _require(
+                got == needed,
+                f"layer {layer.name}: input shape {list(layer.in_shape)} does not match "
+                f"{source}'s output {list(shapes[source])}",
+            )
+            shapes[node.name] = layer.out_shape
+            if layer.mode == "raw":
+                raw[node.name] = 0
+        else:
+            _require(len(node.inputs) >= 2, f"{where}: an add needs at least two operands")
+            operand_shapes = {shapes[name] for name in node.inputs}
+            _require(len(operand_shapes) == 1, f"{where}: operands of different shapes {sorted(operand_shapes)}")
+            for name in node.inputs:
+                if name in raw:
+                    _require(export.layer(name).kind == "conv", f"{where}: operand {name} is not a convolution")
+                    raw[name] += 1
+            shapes[node.name] = shapes[node.inputs[0]]
+    last = nodes[-1].name
+    for name, readers in raw.items():
+        _require(
+            readers == 1 or (name == last and readers == 0),
+            f"layer {name}: only the last layer, or one feeding exactly one add, may output raw values",
+        )
+    _require(nodes[-1].op == "gemm", "the network's last node must be a GEMM (its raw output, the logits)")
 
 
-def _validate_layer(export: Export, layer: ExportedLayer, last: bool) -> None:
+def _validate_layer(export: Export, layer: ExportedLayer) -> None:
     where = f"layer {layer.name}"
     _require(layer.kind in ("conv", "linear"), f"{where}: unknown kind {layer.kind!r}")
     _require(layer.mode in MODES, f"{where}: unknown mode {layer.mode!r}")
-    _require(last or layer.mode == "relu", f"{where}: only the last layer may output raw values")
     shapes_ok = all(_is_int(d) and d > 0 for d in (*layer.in_shape, *layer.out_shape))
     _require(shapes_ok, f"{where}: shapes must be positive integers")
     codes = layer.weight_codes
@@ -256,17 +332,18 @@ def _integer_bias(value: float, acc_bits: int, where: str) -> int:
     return round(value)
 
 
-def _requant_params(layer, k: int, act_bits: int, acc_bits: int, where: str) -> tuple[list, list, list]:
-    """Per output channel (bias, mult, shift) at precision k and j = A (Sx = 1 / (2^A - 1))."""
+def _requant_params(layer, k: int, act_bits: int, acc_bits: int, pool: int, where: str) -> tuple[list, list, list]:
+    """Per output channel (bias, mult, shift) at precision k and j = A (Sx = 1 / (2^A - 1)). A linear layer's
+    folded global average pooling over `pool` pixels divides its real scale by `pool`."""
     sx = 1.0 / ((1 << act_bits) - 1)
     sw = layer.weight_scale(k)
     _require(math.isfinite(sw) and sw > 0, f"{where}: weight scale {sw} is not positive")
-    if not isinstance(layer, QConv2d):  # the last layer: raw logits, mult and shift are unused
-        bias = [_integer_bias(b / (sx * sw), acc_bits, where) for b in layer.bias.detach().double().tolist()]
-        return bias, [0] * len(bias), [0] * len(bias)
-    g, h = layer.folded_bn(k)
+    if isinstance(layer, QConv2d):
+        g, h = (v.tolist() for v in layer.folded_bn(k))
+    else:  # y = Sx * Sw / pool * t + b: a unit BatchNorm with the linear bias as its shift
+        g, h = [1.0 / pool] * layer.out_features, layer.bias.detach().double().tolist()
     bias, mult, shift = [], [], []
-    for gn, hn in zip(g.tolist(), h.tolist(), strict=True):
+    for gn, hn in zip(g, h, strict=True):
         _require(gn != 0, f"{where}: BatchNorm scale is zero")
         bias.append(_integer_bias(hn / (sx * sw * gn), acc_bits, where))
         m, s = quantize_multiplier(sx * sw * gn * ((1 << act_bits) - 1), acc_bits, where)
@@ -275,49 +352,51 @@ def _requant_params(layer, k: int, act_bits: int, acc_bits: int, where: str) -> 
     return bias, mult, shift
 
 
-def build_export(model: DigitsNet, acc_bits: int = ACC_BITS) -> Export:
-    """The integer form of `model` (in memory): weight codes [K, N] and per-k requantization."""
+def _weight_codes(layer, node) -> np.ndarray:
+    """W[K, N] in the lowering's K order; a pooled linear layer's codes repeat over the H x W pixels (K index =
+    (c, h, w), as the flattened activations)."""
+    n = layer.weight.shape[0]
+    codes = layer.weight_codes().reshape(n, -1)
+    if node.pool:
+        pixels = node.in_shape[1] * node.in_shape[2]
+        codes = codes[:, :, None].expand(n, codes.shape[1], pixels).reshape(n, -1)
+    return np.ascontiguousarray(codes.T.numpy().astype(np.uint16))
+
+
+def build_export(model: QuantNet, acc_bits: int = ACC_BITS) -> Export:
+    """The integer form of `model` (in memory): weight codes [K, N], per-k requantization and the graph."""
     spec = model.spec
-    layers, shape = [], tuple(IMAGE_SHAPE)
+    layers, graph = [], []
     with torch.no_grad():
-        for index, layer in enumerate(model.quant_layers):
-            is_conv = isinstance(layer, QConv2d)
-            name = f"conv{index}" if is_conv else f"fc{index}"
-            n = layer.weight.shape[0]
-            if is_conv:
-                kernel, stride, padding = layer.kernel_size[0], layer.stride[0], layer.padding[0]
-                out_shape = (
-                    n,
-                    (shape[1] + 2 * padding - kernel) // stride + 1,
-                    (shape[2] + 2 * padding - kernel) // stride + 1,
-                )
-            else:
-                kernel = stride = padding = None
-                out_shape = (n,)
+        for node in model.nodes:
+            graph.append(GraphNode(node.name, "add" if node.op == "add" else "gemm", node.inputs))
+            if node.op == "add":
+                continue
+            layer = model.layers[node.name]
+            pool = node.in_shape[1] * node.in_shape[2] if node.pool else 1
             params = [
-                _requant_params(layer, k, spec.act_bits, acc_bits, f"layer {name}, k = {k}")
+                _requant_params(layer, k, spec.act_bits, acc_bits, pool, f"layer {node.name}, k = {k}")
                 for k in range(1, spec.base_bits + 1)
             ]
             bias, mult, shift = (np.array([p[i] for p in params], dtype=np.int64) for i in range(3))
-            codes = layer.weight_codes().reshape(n, -1).T.numpy().astype(np.uint16)
+            is_conv = node.op == "conv"
             layers.append(
                 ExportedLayer(
-                    name,
+                    node.name,
                     "conv" if is_conv else "linear",
-                    shape,
-                    out_shape,
-                    kernel,
-                    stride,
-                    padding,
-                    "relu" if is_conv else "raw",
-                    np.ascontiguousarray(codes),
+                    node.in_shape,
+                    node.out_shape,
+                    node.kernel if is_conv else None,
+                    node.stride if is_conv else None,
+                    node.padding if is_conv else None,
+                    "relu" if node.relu else "raw",
+                    _weight_codes(layer, node),
                     bias,
                     mult,
                     shift,
                 )
             )
-            shape = out_shape
-    return Export(spec.method, spec.scheme, spec.base_bits, spec.act_bits, acc_bits, tuple(layers))
+    return Export(spec.method, spec.scheme, spec.base_bits, spec.act_bits, acc_bits, tuple(layers), tuple(graph))
 
 
 # --- files -------------------------------------------------------------------------------------------
@@ -340,8 +419,8 @@ def _read_json(path: Path) -> dict:
     _require(isinstance(meta, dict), f"{path} must hold a JSON object")
     _require(meta.get("format") == FORMAT, f"{path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
     _require(
-        meta.get("format_version") == FORMAT_VERSION,
-        f"{path}: format version {meta.get('format_version')!r} is not {FORMAT_VERSION}",
+        meta.get("format_version") in READABLE_VERSIONS,
+        f"{path}: format version {meta.get('format_version')!r} is not one of {', '.join(map(str, READABLE_VERSIONS))}",
     )
     _require(
         meta.get("numerics_contract") == CONTRACT_VERSION,
@@ -414,7 +493,25 @@ def load_export(directory) -> Export:
     meta = _read_json(directory / JSON_NAME)
     arrays = _read_npz(directory / NPZ_NAME)
     layers = tuple(_layer_from_files(entry, arrays, directory / JSON_NAME) for entry in meta["layers"])
-    return Export(meta["method"], meta["scheme"], meta["base_bits"], meta["act_bits"], meta["acc_bits"], layers)
+    graph = _graph_from_json(meta, directory / JSON_NAME) if meta["format_version"] >= 2 else ()
+    return Export(meta["method"], meta["scheme"], meta["base_bits"], meta["act_bits"], meta["acc_bits"], layers, graph)
+
+
+def _graph_from_json(meta: dict, where: Path) -> tuple[GraphNode, ...]:
+    entries = meta.get("graph")
+    _require(isinstance(entries, list) and entries, f"{where}: format version 2 needs a non-empty 'graph' list")
+    nodes = []
+    for entry in entries:
+        _require(
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and isinstance(entry.get("op"), str)
+            and isinstance(entry.get("inputs"), list)
+            and all(isinstance(name, str) for name in entry["inputs"]),
+            f"{where}: a graph node needs a string 'name' and 'op' and a list of string 'inputs'",
+        )
+        nodes.append(GraphNode(entry["name"], entry["op"], tuple(entry["inputs"])))
+    return tuple(nodes)
 
 
 # --- command line ------------------------------------------------------------------------------------

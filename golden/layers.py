@@ -91,6 +91,12 @@ class NestedWeightMixin:
             # magnitude, and it can never become zero or negative.
             self.log_step = nn.Parameter(torch.log(twos_step_init(self.weight, spec.base_bits)))
 
+    def reset_step(self) -> None:
+        """Recalibrate the twos scheme's step to the current weights (after they were set from a float model)."""
+        if self.spec.scheme == "twos":
+            with torch.no_grad():
+                self.log_step.copy_(torch.log(twos_step_init(self.weight, self.spec.base_bits)))
+
     @property
     def step(self) -> torch.Tensor:
         return torch.exp(self.log_step)

@@ -1,4 +1,5 @@
-"""Lowering an exported network to the GEMMs the engine executes, one per layer.
+"""Lowering an exported network to the GEMMs the engine executes, one per layer, and the host operations
+between them.
 
 The lowering is separate from who computes the GEMMs: `lower()` takes an `execute` function, so the
 golden integer reference (golden.infer), the cycle model and the RTL flow all run the very same GEMMs
@@ -12,17 +13,20 @@ Convolutions become GEMMs by im2col on activation *codes*:
   - the output [M, N] is reshaped to (batch, oh, ow, N) and permuted to NCHW for the next layer.
 A linear layer's X is the previous layer's NCHW codes flattened per sample in (c, h, w) order, as
 torch's flatten does.
+
+A residual add is a host operation (docs/numerics.md, "Host operations"), done here between executor
+calls, so whoever executes the GEMMs sees every engine command with its true inputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from contract.cli import InputError
-from golden.export import Export, ExportedLayer
+from golden.export import INPUT, Export, ExportedLayer
 
 
 def im2col(codes: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor:
@@ -86,12 +90,38 @@ def _layer_output(layer: ExportedLayer, out: torch.Tensor, batch: int) -> torch.
     return out
 
 
-def lower(export: Export, input_codes, k: int, j: int | None, execute: Executor) -> list[LayerRun]:
-    """Run the network on `input_codes` [batch, *input_shape] at weight precision k, one GEMM per layer
-    computed by `execute`; returns every layer's GEMM and output in order."""
+def precisions_for(export: Export, k: int | Sequence[int]) -> list[int]:
+    """One weight precision per GEMM layer, in execution order: k for all, or a sequence with one per layer."""
+    if isinstance(k, Sequence) and not isinstance(k, str):
+        ks = list(k)
+        if len(ks) != len(export.layers):
+            raise InputError(f"{len(ks)} weight precisions given for {len(export.layers)} layers")
+    else:
+        ks = [k] * len(export.layers)
+    for value in ks:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= export.base_bits:
+            raise InputError(f"weight precision k must be an integer in 1..{export.base_bits}, got {value!r}")
+    return ks
+
+
+def host_requantize(raw: torch.Tensor, mult: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """A raw output t [.., N] in activation code units, without clamp: (t * mult + 2^(shift-1)) >> shift, the
+    requantizer's formula (docs/numerics.md) without its ReLU and clamp, so it may be negative."""
+    rounding = torch.where(shift > 0, torch.ones_like(shift) << (shift - 1).clamp(min=0), torch.zeros_like(shift))
+    return (raw * mult + rounding) >> shift
+
+
+def host_add(operands: list[torch.Tensor], act_bits: int) -> torch.Tensor:
+    """The residual add: the operands' sum clamped to the activation codes 0..2^A - 1."""
+    return torch.stack(operands).sum(dim=0).clamp(0, (1 << act_bits) - 1)
+
+
+def lower(export: Export, input_codes, k, j: int | None, execute: Executor) -> list[LayerRun]:
+    """Run the network on `input_codes` [batch, *input_shape] at weight precision k (one for all layers, or a
+    sequence with one per GEMM layer in execution order), one GEMM per layer computed by `execute` and the
+    residual adds on the host; returns every layer's GEMM and output in order."""
     j = export.act_bits if j is None else j
-    if not isinstance(k, int) or not 1 <= k <= export.base_bits:
-        raise InputError(f"weight precision k must be an integer in 1..{export.base_bits}, got {k!r}")
+    ks = precisions_for(export, k)
     if j != export.act_bits:
         raise InputError(f"the export holds requantization parameters for j = {export.act_bits} only, got j = {j!r}")
     codes = torch.as_tensor(input_codes).to(torch.int64)
@@ -100,18 +130,25 @@ def lower(export: Export, input_codes, k: int, j: int | None, execute: Executor)
             f"input codes must have shape [batch, {', '.join(map(str, export.input_shape))}], got {list(codes.shape)}"
         )
     batch, runs = codes.shape[0], []
-    for layer in export.layers:
-        bias, mult, shift = (torch.from_numpy(p) for p in layer.requant(k))
+    values = {INPUT: codes}  # NCHW codes, or a raw layer's output in code units (NCHW) for an add
+    precision = dict(zip((layer.name for layer in export.layers), ks, strict=True))
+    for node in export.nodes:
+        if node.op == "add":
+            values[node.name] = host_add([values[name] for name in node.inputs], export.act_bits)
+            continue
+        layer = export.layer(node.name)
+        layer_k = precision[node.name]
+        bias, mult, shift = (torch.from_numpy(p) for p in layer.requant(layer_k))
         gemm = Gemm(
             layer.name,
             layer.mode,
-            k,
+            layer_k,
             j,
             export.scheme,
             export.base_bits,
             export.act_bits,
             export.acc_bits,
-            _gemm_input(layer, codes),
+            _gemm_input(layer, values[node.inputs[0]]),
             torch.from_numpy(layer.weight_codes.astype("int64")),
             bias,
             mult,
@@ -121,5 +158,7 @@ def lower(export: Export, input_codes, k: int, j: int | None, execute: Executor)
         if tuple(out.shape) != (gemm.M, gemm.N):
             raise ValueError(f"layer {layer.name}: executor returned {list(out.shape)}, expected [{gemm.M}, {gemm.N}]")
         runs.append(LayerRun(gemm, out))
-        codes = _layer_output(layer, out, batch)
+        if layer.mode == "raw" and node is not export.nodes[-1]:
+            out = host_requantize(out, mult, shift)
+        values[node.name] = _layer_output(layer, out, batch)
     return runs

@@ -1,80 +1,120 @@
-"""The digits CNN, built only from operations the engine runs, and its checkpoint format.
+"""The nested-quantized network: a small graph of engine GEMMs and host adds, and its checkpoint format.
 
-Every layer is a GEMM after lowering (convolutions by im2col), followed by folded BatchNorm and
-ReLU+clamp, which the requantizer does in one step; downsampling is by strided convolution because the
-engine has no pooling. All layers are quantized, the first and last included, and the input is quantized
-to A-bit codes, so the float model and the integer path see the same numbers everywhere.
+`golden.convert.convert` builds it from a float PyTorch model. Every convolution and linear layer is a
+GEMM after lowering (convolutions by im2col) followed by folded BatchNorm and ReLU+clamp, which the
+requantizer does in one step. A convolution whose output feeds a residual add stays a pre-activation
+(rounded to the activation grid, unclamped; the engine's raw mode plus a host requantization); the add's
+sum is clamped to [0, 1] and quantized, as ReLU+clamp. Global average pooling is folded into the linear
+layer after it. All layers are quantized, the first and last included, and the input is quantized to
+A-bit codes, so the float model and the integer path see the same numbers everywhere.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from contract.cli import InputError, atomic_file
-from golden.data import CLASSES, IMAGE_SHAPE
 from golden.layers import WEIGHT_VIEWS, QConv2d, QLinear, QuantSpec
-from golden.quant import quantize_activation
+from golden.quant import grid_activation, quantize_activation
 
 CHECKPOINT_FORMAT = "nestmac-golden-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+INPUT = "input"  # the name under which nodes refer to the network's input
+OPS = ("conv", "linear", "add")
 
 
 @dataclass(frozen=True)
-class ConvGeometry:
-    out_channels: int
-    kernel: int
-    stride: int
-    padding: int
+class Node:
+    """One operation of a quantized network, reading the outputs of earlier nodes (or INPUT) by name."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    relu: bool  # False: a pre-activation (a conv feeding an add) or raw logits (the last layer)
+    kernel: int = 0  # conv only
+    stride: int = 0
+    padding: int = 0
+    pool: bool = False  # linear only: global average pooling over in_shape's H x W comes first
+
+    def as_dict(self) -> dict:
+        entry = asdict(self)
+        return entry | {key: list(entry[key]) for key in ("inputs", "in_shape", "out_shape")}
+
+    @classmethod
+    def from_dict(cls, entry: dict) -> Node:
+        return cls(**entry | {key: tuple(entry[key]) for key in ("inputs", "in_shape", "out_shape")})
 
 
-# 8x8 -> 8x8 -> 4x4 -> 2x2, then a linear layer on the 32*2*2 flattened codes.
-CONVS = (ConvGeometry(16, 3, 1, 1), ConvGeometry(32, 3, 2, 1), ConvGeometry(32, 3, 2, 1))
+def _make_layer(node: Node, spec: QuantSpec) -> nn.Module:
+    if node.op == "conv":
+        return QConv2d(node.in_shape[0], node.out_shape[0], node.kernel, node.stride, node.padding, spec)
+    features = node.in_shape[0] if node.pool else int(torch.Size(node.in_shape).numel())
+    return QLinear(features, node.out_shape[0], spec)
 
 
-def conv_output_size(size: int, geometry: ConvGeometry) -> int:
-    return math.floor((size + 2 * geometry.padding - geometry.kernel) / geometry.stride) + 1
-
-
-class DigitsNet(nn.Module):
-    def __init__(self, spec: QuantSpec):
+class QuantNet(nn.Module):
+    def __init__(self, spec: QuantSpec, input_shape: tuple[int, ...], nodes: Sequence[Node]):
         super().__init__()
-        self.spec = spec
-        channels, size = IMAGE_SHAPE[0], IMAGE_SHAPE[1]
-        convs = []
-        for geometry in CONVS:
-            convs.append(
-                QConv2d(channels, geometry.out_channels, geometry.kernel, geometry.stride, geometry.padding, spec)
-            )
-            channels, size = geometry.out_channels, conv_output_size(size, geometry)
-        self.convs = nn.ModuleList(convs)
-        self.fc = QLinear(channels * size * size, CLASSES, spec)
+        self.spec, self.input_shape, self.nodes = spec, tuple(input_shape), tuple(nodes)
+        self.layers = nn.ModuleDict({n.name: _make_layer(n, spec) for n in self.nodes if n.op != "add"})
+
+    @property
+    def gemm_nodes(self) -> list[Node]:
+        return [node for node in self.nodes if node.op != "add"]
 
     @property
     def quant_layers(self) -> list[QConv2d | QLinear]:
         """In execution order, as the export lists them."""
-        return [*self.convs, self.fc]
+        return [self.layers[node.name] for node in self.gemm_nodes]
 
-    def set_precision(self, k: int, view: str = "trunc") -> None:
-        """Select the weight precision k (and, for QAT models, how its k-bit weights are obtained)."""
-        self.spec.check_precision(k)
+    def set_precision(self, k: int | Sequence[int], view: str = "trunc") -> None:
+        """Select the weight precision k, one for all layers or one per layer in execution order (and, for
+        QAT models, how its k-bit weights are obtained)."""
+        layers = self.quant_layers
+        ks = per_layer_precisions(k, len(layers))
+        for value in ks:
+            self.spec.check_precision(value)
         if view not in WEIGHT_VIEWS:
             raise InputError(f"unknown weight view {view!r}; expected one of {', '.join(WEIGHT_VIEWS)}")
-        for layer in self.quant_layers:
-            layer.bits, layer.view = k, view
+        for layer, value in zip(layers, ks, strict=True):
+            layer.bits, layer.view = value, view
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         act_bits = self.spec.act_bits
-        x = quantize_activation(images, act_bits)
-        for conv in self.convs:
-            x = quantize_activation(conv(x), act_bits)  # ReLU and clamp to [0, 1] are inside the quantizer
-        return self.fc(x.flatten(1))
+        values = {INPUT: quantize_activation(images, act_bits)}
+        for node in self.nodes:
+            if node.op == "add":
+                z = sum(values[name] for name in node.inputs)
+            elif node.op == "conv":
+                z = self.layers[node.name](values[node.inputs[0]])
+            else:
+                x = values[node.inputs[0]]
+                z = self.layers[node.name](x.mean(dim=(2, 3)) if node.pool else x.flatten(1))
+            if node.relu:  # ReLU and clamp to [0, 1] are inside the quantizer
+                values[node.name] = quantize_activation(z, act_bits)
+            elif node is self.nodes[-1]:
+                values[node.name] = z  # logits
+            else:
+                values[node.name] = grid_activation(z, act_bits)
+        return values[self.nodes[-1].name]
 
 
-def save_checkpoint(model: DigitsNet, path, training: dict) -> None:
+def per_layer_precisions(k: int | Sequence[int], layers: int) -> list[int]:
+    """k for every GEMM layer: one k for all, or a sequence with exactly one k per layer."""
+    if isinstance(k, Sequence) and not isinstance(k, str):
+        if len(k) != layers:
+            raise InputError(f"{len(k)} weight precisions given for {layers} layers")
+        return list(k)
+    return [k] * layers
+
+
+def save_checkpoint(model: QuantNet, path, training: dict) -> None:
     """Atomically write weights, quantization spec and training record (torch.save of plain types only,
     so it loads with weights_only=True), over nothing but an earlier checkpoint. A model whose training
     diverged (NaN or infinite parameters) is refused: it would export as garbage codes without complaint."""
@@ -85,6 +125,8 @@ def save_checkpoint(model: DigitsNet, path, training: dict) -> None:
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "spec": asdict(model.spec),
+        "input_shape": list(model.input_shape),
+        "nodes": [node.as_dict() for node in model.nodes],
         "training": training,
         "state_dict": state,
     }
@@ -114,15 +156,19 @@ def _read_payload(path) -> dict:
     return payload
 
 
-def load_checkpoint(path) -> tuple[DigitsNet, dict]:
+def load_checkpoint(path) -> tuple[QuantNet, dict]:
     """(model in eval mode, training record); InputError with one line for anything unusable."""
     payload = _read_payload(path)
     if payload.get("version") != CHECKPOINT_VERSION:
-        raise InputError(f"{path}: checkpoint version {payload.get('version')!r} is not {CHECKPOINT_VERSION}")
+        raise InputError(
+            f"{path}: checkpoint version {payload.get('version')!r} is not {CHECKPOINT_VERSION} "
+            "(version 1 held the fixed digits net without its graph); retrain it with golden.train"
+        )
     try:
-        model = DigitsNet(QuantSpec(**payload["spec"]))
+        nodes = [Node.from_dict(entry) for entry in payload["nodes"]]
+        model = QuantNet(QuantSpec(**payload["spec"]), tuple(payload["input_shape"]), nodes)
         model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         raise InputError(f"{path}: checkpoint does not match the model ({type(exc).__name__})") from None
     model.eval()
     return model, payload.get("training", {})

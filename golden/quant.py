@@ -117,3 +117,10 @@ def weight_code(
     w_tilde = truncquant_normalize(weight)
     code = truncquant_code(w_tilde, base_bits) if method == "truncquant" else qat_code(w_tilde, base_bits)
     return code.to(torch.int64)
+
+
+def grid_activation(x: torch.Tensor, act_bits: int) -> torch.Tensor:
+    """x rounded to the activation grid 1/(2^A - 1) but not clamped: a pre-activation branch of a residual
+    add, which the host requantizes to signed code units before adding (docs/numerics.md, host operations)."""
+    levels = (1 << act_bits) - 1
+    return ste(torch.round(x * levels) / levels, x)

@@ -27,7 +27,7 @@ import golden.train
 import hw.generate
 from contract.cli import run_main
 from eda.tools import ToolError
-from golden.model import DigitsNet
+from golden.convert import build_net
 
 FUZZ = settings(
     derandomize=True,
@@ -149,8 +149,10 @@ ARGUMENT_FUZZ = {
 
 @pytest.mark.parametrize("tool", sorted(ARGUMENT_FUZZ))
 def test_fuzz_arguments(tool, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(golden.train, "train", lambda spec, *args: DigitsNet(spec).eval())  # no real training
-    monkeypatch.setattr(golden.train, "accuracy_rows", lambda model: (["k", "accuracy"], [[8, 0.1]]))
+    monkeypatch.setattr(
+        golden.train, "train", lambda spec, *args, **kwargs: build_net("digits", spec).eval()
+    )  # no real training
+    monkeypatch.setattr(golden.train, "accuracy_rows", lambda model, split: (["k", "accuracy"], [[8, 0.1]]))
     main, base, out_flag, out_name, fuzzed = ARGUMENT_FUZZ[tool]
     out = tmp_path / out_name
     assert run_main(main, [*base, out_flag, str(out)]) == 0  # an earlier good output, to be kept

@@ -5,7 +5,9 @@ re-imports torch and costs seconds."""
 
 from __future__ import annotations
 
+import gzip
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import apps.run
 from contract.cli import run_main
 from golden import evaluate, export, train
-from golden.model import DigitsNet
+from golden.convert import build_net
+from golden.data import FASHION_MNIST_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,14 +129,14 @@ def test_train_rejects_bad_settings_without_writing(tmp_path, args, capsys):
 def test_train_refuses_to_save_a_diverged_model(tmp_path, capsys, monkeypatch):
     """A NaN checkpoint must not be written with exit status 0, whatever made training diverge."""
 
-    def diverged(spec, *args):
-        model = DigitsNet(spec).eval()
+    def diverged(spec, *args, **kwargs):
+        model = build_net("digits", spec).eval()
         with torch.no_grad():
             next(model.parameters()).fill_(float("nan"))
         return model
 
     monkeypatch.setattr(train, "train", diverged)
-    monkeypatch.setattr(train, "accuracy_rows", lambda model: (["k", "accuracy"], [[8, 0.0]]))
+    monkeypatch.setattr(train, "accuracy_rows", lambda model, split: (["k", "accuracy"], [[8, 0.0]]))
     out = tmp_path / "m.pt"
     result = run_in_process(train.main, ["--method", "qat", "--scheme", "offset", "--out", str(out)], capsys)
     assert_one_line_error(result)
@@ -166,3 +170,97 @@ def test_export_never_writes_over_or_around_its_input_or_a_users_file(checkpoint
         assert_one_line_error(result)
         assert message in result.stderr
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+# --- data and model flags: a missing data set, a wrong data set for a model, a user model file with an
+# unsupported layer or a wrong shape ----------------------------------------------------------------------
+
+USER_MODELS = """
+import torch
+from torch import nn
+
+class Gelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.GELU(), nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.fc(self.act(self.conv(x)).flatten(1))
+
+class TooWide(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(5, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+"""
+
+
+@pytest.fixture
+def user_models(tmp_path):
+    path = tmp_path / "user_models.py"
+    path.write_text(USER_MODELS)
+    return path
+
+
+def data_dir(path, magic_kind: int):
+    """All four Fashion-MNIST files present, each a 10-item header (element kind `magic_kind`) and no data."""
+    path.mkdir()
+    for field, name in FASHION_MNIST_FILES.items():
+        shape = (10, 28, 28) if field.endswith("_x") else (10,)
+        header = struct.pack(">HBB", 0, magic_kind, len(shape)) + struct.pack(f">{len(shape)}I", *shape)
+        (path / name).write_bytes(gzip.compress(header))
+    return path
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--net", "{models}:Gelu"], "unsupported operation GELU at node 'act' (module 'act')"),
+        (["--net", "{models}:TooWide"], "does not run on input shape [1, 8, 8]"),
+        (["--net", "{models}:Missing"], "no torch.nn.Module subclass named 'Missing'"),
+        (["--net", "nowhere.py:Net"], "model file not found"),
+        (["--net", "resnet"], "unknown network 'resnet'"),
+        (["--data", "fashion-mnist", "--data-dir", "{tmp}/empty"], "install the Debian package dataset-fashion-mnist"),
+        (["--data", "fashion-mnist", "--data-dir", "{truncated}"], "the file holds 0"),
+        (["--data", "fashion-mnist", "--data-dir", "{wrong_magic}"], "wrong magic number"),
+        (["--data-dir", "{tmp}"], "--data-dir applies to --data fashion-mnist only"),
+        (["--data", "cifar"], "invalid choice"),
+        (["--limit", "0"], "must be an integer in 1.."),
+    ],
+)
+def test_train_refuses_bad_data_and_models_without_writing(tmp_path, capsys, user_models, extra, message):
+    (tmp_path / "empty").mkdir()
+    names = {
+        "models": user_models,
+        "tmp": tmp_path,
+        "truncated": data_dir(tmp_path / "truncated", 0x08),
+        "wrong_magic": data_dir(tmp_path / "wrong_magic", 0x0D),  # float32 elements: not these files
+    }
+    argv = [arg.format(**names) for arg in extra]
+    out = tmp_path / "models" / "m.pt"
+    result = run_in_process(
+        train.main, ["--method", "truncquant", "--scheme", "offset", "--epochs", "1", *argv, "--out", str(out)], capsys
+    )
+    assert_one_line_error(result)
+    assert message in result.stderr
+    assert not out.parent.exists()
+
+
+def test_evaluate_refuses_a_missing_data_set(checkpoint_file, tmp_path, capsys):
+    result = run_in_process(
+        evaluate.main, [str(checkpoint_file), "--data", "fashion-mnist", "--data-dir", str(tmp_path)], capsys
+    )
+    assert_one_line_error(result)
+    assert "dataset-fashion-mnist" in result.stderr
+
+
+def test_run_refuses_images_the_model_does_not_take(export_dir, tmp_path, capsys):
+    """A digits export fed 28x28 Fashion-MNIST images: refused before anything is written."""
+    out = tmp_path / "run"
+    result = run_in_process(
+        apps.run.main, [str(export_dir), "--data", "fashion-mnist", "--limit", "5", "-o", str(out)], capsys
+    )
+    assert_one_line_error(result)
+    assert "takes inputs [1, 8, 8]" in result.stderr and not out.exists()

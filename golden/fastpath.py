@@ -1,0 +1,71 @@
+"""The integer path computed by whole-batch convolutions: the same numbers as golden.infer, much faster.
+
+golden.infer lowers every layer to an explicit im2col GEMM, which is what the engine receives and what
+the hardware is checked against, but an im2col of a ResNet layer for thousands of images is gigabytes of
+int64. Here each layer is a float32 convolution (or matmul) of the truncated activation values by the
+truncated weight values. It is exact: when K * max|x| * max|w| < 2^24 every product and every partial
+sum, in whatever order the library adds them, is an integer that float32 represents exactly; when not,
+the activations are split into high and low halves (x = 2^s * hi + lo) whose two convolutions each meet
+that bound, and float64 (exact below 2^53) is the last resort. The accumulator wrap, requantization and
+host adds are golden.nested's and golden.lowering's own functions. Tests compare it with golden.infer on
+real images; apps.run and the benchmarks score whole test sets with it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from golden.export import INPUT, Export
+from golden.lowering import host_add, host_requantize, precisions_for
+from golden.nested import requantize, truncate_act, truncate_weight, wrap
+
+
+def fast_logits(export: Export, input_codes: torch.Tensor, k, j: int | None = None) -> torch.Tensor:
+    """Raw logits [batch, classes] for input codes [batch, C, H, W] at k (one, or one per GEMM layer)."""
+    j = export.act_bits if j is None else j
+    ks = dict(zip((layer.name for layer in export.layers), precisions_for(export, k), strict=True))
+    values = {INPUT: torch.as_tensor(input_codes).to(torch.int64)}
+    last = export.nodes[-1]
+    for node in export.nodes:
+        if node.op == "add":
+            values[node.name] = host_add([values[name] for name in node.inputs], export.act_bits)
+            continue
+        layer, layer_k = export.layer(node.name), ks[node.name]
+        x = truncate_act(values[node.inputs[0]], j, export.act_bits)
+        w = truncate_weight(layer.weight_codes.astype("int64"), layer_k, export.scheme, export.base_bits)
+        if layer.kind == "conv":
+            kernel = w.T.reshape(layer.N, layer.in_shape[0], layer.kernel, layer.kernel)
+
+            def product(a, b, layer=layer):
+                return F.conv2d(a, b, stride=layer.stride, padding=layer.padding).permute(0, 2, 3, 1)
+
+            acc = exact_product(product, x, kernel, layer.K)
+        else:
+            acc = exact_product(torch.matmul, x.reshape(x.shape[0], -1), w, layer.K)
+        acc = wrap(acc, export.acc_bits)
+        bias, mult, shift = (torch.from_numpy(p) for p in layer.requant(layer_k))
+        out = requantize(acc, bias, mult, shift, layer.mode, export.act_bits, export.acc_bits)
+        if layer.mode == "raw" and node is not last:
+            out = host_requantize(out, mult, shift)
+        values[node.name] = out.permute(0, 3, 1, 2) if layer.kind == "conv" else out
+    return values[last.name]
+
+
+def exact_product(product, x: torch.Tensor, w: torch.Tensor, depth: int) -> torch.Tensor:
+    """product(x, w) of integer tensors, exactly, as int64: a bilinear `product` (conv or matmul) summing
+    `depth` products per output, computed in float32 (split when needed) or float64 (module docstring)."""
+    x_max = int(x.max()) if x.numel() else 0
+    w_max = int(w.abs().max()) if w.numel() else 0
+    if depth * x_max * w_max < _FLOAT32_EXACT:
+        return product(x.float(), w.float()).to(torch.int64)
+    low_bits = max(x_max.bit_length() // 2, 1)
+    if depth * ((1 << low_bits) - 1) * w_max < _FLOAT32_EXACT and depth * (x_max >> low_bits) * w_max < _FLOAT32_EXACT:
+        wf = w.float()
+        high = product((x >> low_bits).float(), wf).to(torch.int64)
+        low = product((x & ((1 << low_bits) - 1)).float(), wf).to(torch.int64)
+        return (high << low_bits) + low
+    return product(x.double(), w.double()).to(torch.int64)
+
+
+_FLOAT32_EXACT = 1 << 24

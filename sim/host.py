@@ -1,0 +1,80 @@
+"""The host's share of a network: the residual adds between engine commands, counted and priced.
+
+The engine runs every GEMM; a residual add (docs/numerics.md, "Host operations") runs on the host
+between commands, and its cost is reported next to the engine's, never hidden. Per output element of an
+add with operands that are activation codes or raw layer outputs:
+  - per raw operand: one ACC x MULT multiply, one ACC-bit rounding add and one shift (the requantization
+    without clamp), and one ACC-bit read;
+  - per activation-code operand: one A-bit read;
+  - the sum: one ACC-bit add per operand after the first; the clamp: two compares (priced as ACC-bit adds);
+  - one A-bit write of the result.
+Cycles assume an in-order scalar host at the engine's clock doing one operation (ALU, load or store) per
+cycle, with no overlap with the engine (the next command needs the add's output): an explicit, pessimistic
+assumption. Energy uses sim.energy's 45 nm prices (Horowitz, ISSCC 2014) and its operand buffer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from contract.config import EngineConfig
+from golden.export import Export
+from sim.energy import BUFFER_BYTES, add_pj, multiply_pj, sram_bit_pj
+
+
+@dataclass(frozen=True)
+class HostOps:
+    """Operation counts of the host adds for some number of images."""
+
+    elements: int = 0  # add outputs
+    multiplies: int = 0
+    adds: int = 0  # rounding adds, sums and clamp compares
+    shifts: int = 0
+    loads: int = 0
+    stores: int = 0
+    read_bits: int = 0
+    write_bits: int = 0
+
+    @property
+    def cycles(self) -> int:
+        """One operation per cycle (module docstring)."""
+        return self.multiplies + self.adds + self.shifts + self.loads + self.stores
+
+    def scaled(self, factor: int) -> HostOps:
+        return HostOps(*(factor * getattr(self, name) for name in self.__dataclass_fields__))
+
+    def energy_pj(self, cfg: EngineConfig) -> float:
+        return (
+            self.multiplies * multiply_pj(cfg.acc_bits, cfg.mult_bits)
+            + (self.adds + self.shifts) * add_pj(cfg.acc_bits)
+            + (self.read_bits + self.write_bits) * sram_bit_pj(BUFFER_BYTES)
+        )
+
+
+def host_ops(export: Export, images: int = 1) -> HostOps:
+    """The host adds' operations for `images` images (they do not depend on the data or on k)."""
+    raw = {layer.name for layer in export.layers if layer.mode == "raw"}
+    shapes = {layer.name: layer.out_shape for layer in export.layers}
+    shapes["input"] = export.input_shape
+    totals = dict.fromkeys(HostOps.__dataclass_fields__, 0)
+    for node in export.nodes:
+        if node.op != "add":
+            continue
+        elements = math.prod(shapes[node.inputs[0]])
+        shapes[node.name] = shapes[node.inputs[0]]
+        raw_operands = sum(name in raw for name in node.inputs)
+        code_operands = len(node.inputs) - raw_operands
+        per_element = {
+            "elements": 1,
+            "multiplies": raw_operands,
+            "adds": raw_operands + (len(node.inputs) - 1) + 2,
+            "shifts": raw_operands,
+            "loads": len(node.inputs),
+            "stores": 1,
+            "read_bits": raw_operands * export.acc_bits + code_operands * export.act_bits,
+            "write_bits": export.act_bits,
+        }
+        for name, count in per_element.items():
+            totals[name] += elements * count
+    return HostOps(**totals).scaled(images)

@@ -1,0 +1,206 @@
+"""Model conversion (golden.convert), the ResNet's integer path with host adds, per-layer k and host-op costs.
+
+The three models of the issue go through the one converter: the digits CNN, the ResNet-20 and a user-style
+model written with functional calls. Expected graphs are written down from the architectures, not read
+back from the converter; the integer path is compared with the fake-quant model and with itself computed
+two ways (im2col GEMMs, golden.infer; batched convolutions, golden.fastpath).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from contract.cli import InputError
+from contract.config import EngineConfig
+from golden.convert import build_net, convert
+from golden.data import input_codes, load_split
+from golden.evaluate import float_predictions, fraction_equal, integer_predictions
+from golden.export import build_export
+from golden.fastpath import fast_logits
+from golden.infer import layer_gemms, run_integer
+from golden.layers import QuantSpec
+from golden.train import train
+from sim.host import host_ops
+from sim.network import pass_cost, run_batch
+
+SEED = 0
+FASHION = (1, 28, 28)
+
+
+class UserNet(nn.Module):
+    """How a user might write a small residual net: functional ReLU, a conv with bias and no BatchNorm,
+    an identity skip, the mean over (H, W) as pooling and torch.flatten."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, stride=2, padding=1)
+        self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        x = torch.relu(self.body(x) + x)
+        return self.head(torch.flatten(x.mean((2, 3)), 1))
+
+
+def test_digits_net_converts_to_a_chain():
+    model = build_net("digits", QuantSpec("truncquant", "offset"))
+    assert [(n.name, n.op, n.inputs, n.relu) for n in model.nodes] == [
+        ("conv0", "conv", ("input",), True),
+        ("conv1", "conv", ("conv0",), True),
+        ("conv2", "conv", ("conv1",), True),
+        ("fc3", "linear", ("conv2",), False),
+    ]
+    assert [n.out_shape for n in model.nodes] == [(16, 8, 8), (32, 4, 4), (32, 2, 2), (10,)]
+
+
+def test_resnet20_converts_with_residual_adds_and_folded_pooling():
+    model = build_net("resnet20", QuantSpec("truncquant", "offset"), FASHION)
+    convs = [n for n in model.nodes if n.op == "conv"]
+    adds = [n for n in model.nodes if n.op == "add"]
+    # ResNet-20: a stem, 9 blocks of two 3x3 convs, 1x1 projections where the stage changes, one linear.
+    assert len(convs) == 1 + 18 + 2 and len(adds) == 9
+    assert [n.out_shape for n in adds] == [(16, 14, 14)] * 3 + [(32, 7, 7)] * 3 + [(64, 4, 4)] * 3
+    for add in adds:  # each add sums its block's second conv (pre-activation) and the skip
+        second = next(n for n in model.nodes if n.name == add.inputs[0])
+        assert second.op == "conv" and not second.relu and add.relu
+    fc = model.nodes[-1]
+    assert (fc.op, fc.pool, fc.in_shape, fc.out_shape) == ("linear", True, (64, 4, 4), (10,))
+
+
+def test_user_model_converts_and_keeps_its_weights():
+    torch.manual_seed(SEED)
+    user = UserNet()
+    model = convert(user, QuantSpec("truncquant", "twos"), FASHION)
+    assert [(n.name, n.op, n.inputs, n.relu, n.pool) for n in model.nodes] == [
+        ("stem", "conv", ("input",), True, False),
+        ("body_0", "conv", ("stem",), False, False),
+        ("add", "add", ("body_0", "stem"), True, False),
+        ("head", "linear", ("add",), False, True),
+    ]
+    assert torch.equal(model.layers["body_0"].weight, user.body[0].weight)
+    assert torch.equal(model.layers["head"].bias, user.head.bias)
+    bn = model.layers["body_0"].bns["3"]
+    assert torch.equal(bn.weight, user.body[1].weight) and torch.equal(bn.running_var, user.body[1].running_var)
+    export = build_export(model.eval())
+    assert [node.op for node in export.nodes] == ["gemm", "gemm", "add", "gemm"]
+    assert export.layers[-1].K == 8 * 14 * 14  # the pooled linear layer's codes repeat over the 14x14 pixels
+
+
+class Sigmoid(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Sigmoid())
+        self.fc = nn.Linear(4 * 26 * 26, 10)
+
+    def forward(self, x):
+        return self.fc(self.features(x).flatten(1))
+
+
+class NoRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3)
+        self.fc = nn.Linear(4 * 24 * 24, 10)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.b(self.a(x))).flatten(1))
+
+
+class MaxPool(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4 * 13 * 13, 10)
+
+    def forward(self, x):
+        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 2).flatten(1))
+
+
+class WrongShape(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(17, 10)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.conv(x)).flatten(1))
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (Sigmoid(), r"unsupported operation Sigmoid at node 'features_1' \(module 'features.1'\)"),
+        (NoRelu(), r"node 'b' \(module 'b'\): Conv2d reads 'a' before a ReLU"),
+        (MaxPool(), r"unsupported operation max_pool2d .* at node 'max_pool2d'"),
+        (WrongShape(), r"does not run on input shape \[1, 28, 28\]"),
+    ],
+)
+def test_unsupported_models_are_refused_naming_the_operation_and_where(model, message):
+    with pytest.raises(InputError, match=message):
+        convert(model, QuantSpec("truncquant", "offset"), FASHION)
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return load_split("fashion-mnist", limit=384)
+
+
+@pytest.fixture(scope="module")
+def resnet(fashion):
+    """A ResNet-20 trained for one short epoch: enough for varied predictions, not for accuracy."""
+    spec = QuantSpec("truncquant", "offset")
+    return train(spec, 1, SEED, 2e-3, 128, lambda line: None, net="resnet20", split=fashion, sampled=1)
+
+
+@pytest.mark.train
+def test_resnet_integer_path_equals_the_fake_quant_model(resnet, fashion):
+    export = build_export(resnet)
+    images = fashion.test_x[:200]
+    codes = input_codes(images, export.act_bits)
+    for k in range(8, 0, -1):
+        ints, floats = integer_predictions(export, images, k), float_predictions(resnet, images, k)
+        agreement = fraction_equal(ints, floats)
+        assert agreement >= 0.99, f"k={k}: integer path agrees with fake-quant on {agreement:.1%} (seed {SEED})"
+        assert len(set(floats.tolist())) >= 3, f"k={k}: degenerate predictions, the comparison shows nothing"
+        if k in (8, 2):  # the explicit im2col GEMMs give the very same logits as the batched convolutions
+            assert torch.equal(run_integer(export, codes[:20], k)[0], fast_logits(export, codes[:20], k))
+
+
+@pytest.mark.train
+def test_per_layer_precisions(resnet, fashion):
+    export = build_export(resnet)
+    layers = len(export.layers)
+    ks = [8 - index % 8 for index in range(layers)]
+    codes = input_codes(fashion.test_x[:20], export.act_bits)
+    runs = layer_gemms(export, codes, ks)
+    assert [run.gemm.k for run in runs] == ks
+    assert torch.equal(runs[-1].output, fast_logits(export, codes, ks))
+    assert torch.equal(fast_logits(export, codes, [5] * layers), fast_logits(export, codes, 5))
+    agreement = fraction_equal(
+        integer_predictions(export, fashion.test_x[:200], ks), float_predictions(resnet, fashion.test_x[:200], ks)
+    )
+    assert agreement >= 0.99
+    with pytest.raises(InputError, match=f"3 weight precisions given for {layers} layers"):
+        layer_gemms(export, codes, [8, 8, 8])
+
+
+@pytest.mark.train
+def test_host_ops_are_counted_and_batched_costs_equal_the_cycle_model(resnet, fashion):
+    export = build_export(resnet)
+    # 9 adds, each of one raw conv output and one operand that is codes or a second raw conv (the 2 projections).
+    elements = 3 * 16 * 14 * 14 + 3 * 32 * 7 * 7 + 3 * 64 * 4 * 4
+    projected = 32 * 7 * 7 + 64 * 4 * 4
+    ops = host_ops(export, 2)
+    assert ops.elements == 2 * elements
+    assert ops.multiplies == 2 * (elements + projected)
+    assert ops.stores == 2 * elements and ops.loads == 2 * 2 * elements
+    assert ops.cycles > 0 and ops.energy_pj(EngineConfig(rows=8, cols=8, max_m=256, max_k=1024, max_n=64)) > 0
+    cfg = EngineConfig(rows=8, cols=8, max_m=256, max_k=1024, max_n=64)
+    codes = input_codes(fashion.test_x[:2], export.act_bits)
+    for k in (8, [3] * len(export.layers)):
+        batch = run_batch(cfg, export, codes, k)
+        cost = pass_cost(cfg, export, 2, k)
+        assert (cost.cycles, cost.macs, cost.host) == (batch.cycles, batch.macs, batch.host)
+        assert torch.equal(batch.logits, fast_logits(export, codes, k))
