@@ -133,6 +133,7 @@ def main(argv=None):
 def run(args, export, cfg: EngineConfig, ks: list[int], split, staging: Path) -> None:
     """Simulate every requested precision, print the table, and write it into `staging`."""
     from golden.data import input_codes
+    from golden.train import one_thread
     from sim.network import run_precision
 
     rows, cols = cfg.rows, cfg.cols
@@ -140,7 +141,8 @@ def run(args, export, cfg: EngineConfig, ks: list[int], split, staging: Path) ->
     summaries, started = [], time.perf_counter()
     for k in ks:
         progress = Progress(f"k={k}", len(codes))
-        summaries.append(run_precision(cfg, export, codes, labels, k, args.batch, progress))
+        with one_thread():
+            summaries.append(run_precision(cfg, export, codes, labels, k, args.batch, progress))
         progress.close()
     seconds = time.perf_counter() - started
     rows_out = table(summaries, args.clock_mhz)

@@ -21,12 +21,14 @@ def execute_golden(gemm: Gemm) -> torch.Tensor:
     return requantize(acc, gemm.bias, gemm.mult, gemm.shift, gemm.mode, gemm.act_bits, gemm.acc_bits)
 
 
-def layer_gemms(export: Export, act_codes, k: int, j: int | None = None) -> list[LayerRun]:
-    """Every layer's GEMM with its golden output: the reference a hardware run is checked against."""
+def layer_gemms(export: Export, act_codes, k, j: int | None = None) -> list[LayerRun]:
+    """Every layer's GEMM with its golden output: the reference a hardware run is checked against. k is one
+    weight precision for all layers or one per GEMM layer in execution order; residual adds run on the host
+    between the GEMMs (golden.lowering)."""
     return lower(export, act_codes, k, j, execute_golden)
 
 
-def run_integer(export: Export, act_codes, k: int, j: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def run_integer(export: Export, act_codes, k, j: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(raw logits t [batch, classes], per-layer outputs [M, N]) for input codes [batch, C, H, W]."""
     outputs = [run.output for run in layer_gemms(export, act_codes, k, j)]
     return outputs[-1], outputs

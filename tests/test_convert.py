@@ -22,6 +22,7 @@ from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.infer import layer_gemms, run_integer
 from golden.layers import QuantSpec
+from golden.model import load_checkpoint, save_checkpoint
 from golden.train import train
 from sim.host import host_ops
 from sim.network import pass_cost, run_batch
@@ -204,3 +205,20 @@ def test_host_ops_are_counted_and_batched_costs_equal_the_cycle_model(resnet, fa
         cost = pass_cost(cfg, export, 2, k)
         assert (cost.cycles, cost.macs, cost.host) == (batch.cycles, batch.macs, batch.host)
         assert torch.equal(batch.logits, fast_logits(export, codes, k))
+
+
+def test_a_version_1_checkpoint_is_refused_with_advice(tmp_path):
+    """Version 1 checkpoints held the fixed digits net without its graph: refused, naming the way out."""
+    path = tmp_path / "old.pt"
+    torch.save({"format": "nestmac-golden-checkpoint", "version": 1, "spec": {}, "state_dict": {}}, path)
+    with pytest.raises(InputError, match="checkpoint version 1 is not 2 .* retrain it with golden.train"):
+        load_checkpoint(path)
+
+
+def test_checkpoints_keep_the_graph(tmp_path):
+    model = convert(UserNet(), QuantSpec("truncquant", "offset"), FASHION)
+    save_checkpoint(model, tmp_path / "user.pt", {})
+    loaded, _ = load_checkpoint(tmp_path / "user.pt")
+    assert loaded.nodes == model.nodes
+    images = torch.rand(4, *FASHION)
+    assert torch.equal(loaded(images), model.eval()(images))

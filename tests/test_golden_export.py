@@ -108,6 +108,11 @@ def _set(mapping, key, value):
         (lambda m, a: _set(a, "conv0.weight_codes", a["conv0.weight_codes"] | np.uint16(256)), "exceed 8 bits"),
         (lambda m, a: _set(a, "conv2.shift", a["conv2.shift"] + 60), "shift values"),
         (lambda m, a: _set(a, "fc3.bias", a["fc3.bias"][:3]), "bias must be an int64"),
+        (lambda m, a: _set(m, "graph", m["graph"][::-1]), "in the order of 'layers'"),
+        (lambda m, a: _set(m["graph"][1], "inputs", ["conv2"]), "does not run before it"),
+        (lambda m, a: _set(m["graph"][1], "inputs", ["input"]), "does not match input's output"),
+        (lambda m, a: m["graph"].insert(3, {"name": "sum", "op": "add", "inputs": ["conv2", "input"]}), "different"),
+        (lambda m, a: m.pop("graph"), "needs a non-empty 'graph'"),
     ],
 )
 def test_loader_rejects_malformed_exports(export_dir, tmp_path, edit, message):
@@ -143,3 +148,21 @@ def test_bias_out_of_accumulator_range_fails_clearly(trained):
     finally:
         with torch.no_grad():
             bn.bias.copy_(saved)
+
+
+def test_format_version_1_exports_load_as_a_chain(export_dir, tmp_path):
+    """An export written before the graph existed (no 'graph', format_version 1) runs as it always did."""
+
+    def to_version_1(meta, arrays):
+        meta["format_version"] = 1
+        del meta["graph"], meta["host_ops"]
+
+    current, old = load_export(export_dir), load_export(_corrupt(export_dir, tmp_path, to_version_1))
+    assert [(n.name, n.op, n.inputs) for n in old.nodes] == [
+        ("conv0", "gemm", ("input",)),
+        ("conv1", "gemm", ("conv0",)),
+        ("conv2", "gemm", ("conv1",)),
+        ("fc3", "gemm", ("conv2",)),
+    ]
+    codes = input_codes(digits_split().test_x[:16], current.act_bits)
+    assert torch.equal(run_integer(old, codes, 4)[0], run_integer(current, codes, 4)[0])

@@ -118,3 +118,17 @@ def test_a_failed_run_keeps_the_earlier_results_and_never_writes_over_its_export
             code = exc.code
         assert code == 2 and capsys.readouterr().err.startswith("error: ")
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_progress_on_a_pipe_is_plain_lines(capsys, monkeypatch):
+    """A log file or pipe gets whole lines, never carriage returns that smear into one."""
+    from apps.run import Progress
+
+    monkeypatch.setattr(Progress, "PIPE_SECONDS", 0.0)
+    progress = Progress("k=8", 3)
+    for done in (1, 2, 3):
+        progress(done)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.splitlines()[-1].startswith("k=8: 3/3 images")
+    assert len(err.splitlines()) == 3
