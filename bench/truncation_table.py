@@ -22,6 +22,7 @@ Usage: python bench/truncation_table.py [--data digits|fashion-mnist] [--net dig
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from contract.datasets import add_data_arguments  # noqa: E402
 from golden.data import Split, data_split  # noqa: E402
 from golden.evaluate import CHUNK, float_predictions, format_table, fraction_equal, integer_predictions  # noqa: E402
 from golden.export import build_export  # noqa: E402
-from golden.layers import QuantSpec  # noqa: E402
+from golden.layers import WEIGHT_VIEWS, QuantSpec  # noqa: E402
 from golden.model import load_checkpoint, save_checkpoint  # noqa: E402
 from golden.nets import NETS, float_net  # noqa: E402
 from golden.train import one_thread, train, train_float  # noqa: E402
@@ -124,41 +125,53 @@ def float_baseline(settings: dict, split, retrain: bool, models: Path) -> torch.
     return model
 
 
-def float_accuracy(model: torch.nn.Module, split) -> float:
-    with torch.no_grad():
-        x = split.test_x
-        predictions = torch.cat([model(x[first : first + CHUNK]).argmax(1) for first in range(0, len(x), CHUNK)])
-    return fraction_equal(predictions, split.test_y)
+LABELS = {
+    "float": ("Float (same net and recipe)",),
+    "qat": ("QAT -> Quant", "QAT -> Trunc"),
+    "truncquant": ("TruncQuant -> Trunc", "TruncQuant -> Trunc, integer path"),
+    "dqt_twos": ("DQT twos -> Trunc", "DQT twos -> Trunc, integer path"),
+}
 
 
-def table_rows(models: dict, baseline: float, split) -> tuple[list[tuple[str, list[float]]], list[str]]:
-    """The table rows and, per nested model, the integer path's prediction agreement with the float model."""
-    agreement = []
+def model_scores(name: str, model, split) -> dict:
+    """One model's table rows {label: accuracy per k} and, for the nested models, the integer path's
+    prediction agreement with the fake-quant model per k."""
+    if name == "float":
+        with torch.no_grad():
+            x = split.test_x
+            predictions = torch.cat([model(x[first : first + CHUNK]).argmax(1) for first in range(0, len(x), CHUNK)])
+        return {"rows": {LABELS[name][0]: [fraction_equal(predictions, split.test_y)] * len(PRECISIONS)}}
 
-    def float_row(model, view):
-        return [float_predictions(model, split.test_x, k, view) for k in PRECISIONS]
+    def accuracy(predictions):
+        return [fraction_equal(p, split.test_y) for p in predictions]
 
-    def integer_row(name, floats):
-        export = build_export(models[name])
-        ints = [integer_predictions(export, split.test_x, k) for k in PRECISIONS]
-        agrees = [fraction_equal(a, b) for a, b in zip(ints, floats, strict=True)]
-        agreement.append(
-            f"{name}: " + ", ".join(f"k={k} {a * 100:.2f}%" for k, a in zip(PRECISIONS, agrees, strict=True))
+    if name == "qat":
+        quant, trunc = (
+            [float_predictions(model, split.test_x, k, view) for k in PRECISIONS] for view in WEIGHT_VIEWS[::-1]
         )
-        return ints
+        return {"rows": dict(zip(LABELS[name], (accuracy(quant), accuracy(trunc)), strict=True))}
+    floats = [float_predictions(model, split.test_x, k) for k in PRECISIONS]
+    export = build_export(model)
+    ints = [integer_predictions(export, split.test_x, k) for k in PRECISIONS]
+    agreement = [fraction_equal(a, b) for a, b in zip(ints, floats, strict=True)]
+    return {"rows": dict(zip(LABELS[name], (accuracy(floats), accuracy(ints)), strict=True)), "agreement": agreement}
 
-    truncquant, twos = float_row(models["truncquant"], "trunc"), float_row(models["dqt_twos"], "trunc")
-    predictions = [
-        ("QAT -> Quant", float_row(models["qat"], "quant")),
-        ("QAT -> Trunc", float_row(models["qat"], "trunc")),
-        ("TruncQuant -> Trunc", truncquant),
-        ("TruncQuant -> Trunc, integer path", integer_row("truncquant", truncquant)),
-        ("DQT twos -> Trunc", twos),
-        ("DQT twos -> Trunc, integer path", integer_row("dqt_twos", twos)),
-    ]
-    rows = [("Float (same net and recipe)", [baseline] * len(PRECISIONS))]
-    rows += [(name, [fraction_equal(p, split.test_y) for p in row]) for name, row in predictions]
-    return rows, agreement
+
+def scores(name: str, model, split, settings: dict, models: Path) -> dict:
+    """model_scores, cached next to the checkpoint for these settings and test images."""
+    path = models / f"{name}.scores.json"
+    key = {"settings": settings, "test_images": len(split.test_y)}
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            print(f"reusing {path.relative_to(REPO)}")
+            return cached
+    print(f"scoring {name} on {len(split.test_y)} test images", flush=True)
+    with one_thread():
+        result = {"key": key} | model_scores(name, model, split)
+    with atomic_file(path, lambda p: p.resolve().parent == models.resolve()) as tmp:
+        Path(tmp).write_text(json.dumps(result) + "\n")
+    return result
 
 
 def bench_output(path: Path) -> bool:
@@ -203,9 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         "--score-images", type=number(int, 1, 1 << 30), help="score on the first N test images (default: all)"
     )
     parser.add_argument(
-        "--train-only",
-        help="comma-separated models to train (or reuse) and stop, e.g. to train in parallel processes: "
-        f"float,{','.join(MODELS)}",
+        "--only",
+        help="comma-separated models to train and score (or reuse) without writing the table, e.g. to run them in "
+        f"parallel processes: float,{','.join(MODELS)}",
     )
     args = parser.parse_args(argv)
     split = data_split(args)
@@ -216,30 +229,30 @@ def main(argv: list[str] | None = None) -> None:
     suffix = "" if (args.data, settings["net"]) == ("digits", "digits") else f"-{args.data}-{settings['net']}"
     models_dir = OUT / "models" / f"{args.data}-{settings['net']}"
     models_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    if args.train_only is not None:
-        wanted = args.train_only.split(",")
-        unknown = sorted(set(wanted) - {"float", *MODELS})
-        if unknown:
-            raise InputError(
-                f"--train-only: unknown model {unknown[0]!r}; expected float or one of {', '.join(MODELS)}"
-            )
-        for name in wanted:
-            if name == "float":
-                float_baseline(settings, split, args.retrain, models_dir)
-            else:
-                trained_model(name, settings, split, args.retrain, models_dir)
-        print(f"trained {args.train_only} in {time.perf_counter() - started:.0f} s")
-        return
-    baseline = float_baseline(settings, split, args.retrain, models_dir)
-    models = {name: trained_model(name, settings, split, args.retrain, models_dir) for name in MODELS}
-    print(f"training done in {time.perf_counter() - started:.0f} s; scoring", flush=True)
     if args.score_images is not None:
-        split = Split(
-            split.train_x, split.train_y, split.test_x[: args.score_images], split.test_y[: args.score_images]
-        )
-    with one_thread():
-        rows, agreement = table_rows(models, float_accuracy(baseline, split), split)
+        test = slice(0, args.score_images)
+        split = Split(split.train_x, split.train_y, split.test_x[test], split.test_y[test])
+    started = time.perf_counter()
+    names = ["float", *MODELS] if args.only is None else args.only.split(",")
+    unknown = sorted(set(names) - set(LABELS))
+    if unknown:
+        raise InputError(f"--only: unknown model {unknown[0]!r}; expected float or one of {', '.join(MODELS)}")
+    results = {}
+    for name in names:
+        if name == "float":
+            model = float_baseline(settings, split, args.retrain, models_dir)
+        else:
+            model = trained_model(name, settings, split, args.retrain, models_dir)
+        results[name] = scores(name, model, split, settings, models_dir)
+    print(f"trained and scored {', '.join(names)} in {time.perf_counter() - started:.0f} s", flush=True)
+    if args.only is not None:
+        return
+    rows = [(label, results[name]["rows"][label]) for name in LABELS for label in LABELS[name]]
+    agreement = [
+        f"{name}: "
+        + ", ".join(f"k={k} {a * 100:.2f}%" for k, a in zip(PRECISIONS, results[name]["agreement"], strict=True))
+        for name in ("truncquant", "dqt_twos")
+    ]
     test_size = len(split.test_y)
     print(
         f"\ntest accuracy % on {args.data} ({test_size} test images; one image = {100 / test_size:.3f} points), "
