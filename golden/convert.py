@@ -18,6 +18,8 @@ Anything else is an InputError naming the operation and the graph node (and modu
 
 from __future__ import annotations
 
+import contextlib
+import io
 import operator
 import re
 from dataclasses import dataclass
@@ -79,14 +81,17 @@ class _Converter:
         self.builders: dict[str, _Builder] = {}
 
     def _propagate_shapes(self, module: nn.Module) -> None:
+        """Every node's output shape for one input of `input_shape` (ShapeProp, in eval mode). ShapeProp prints a
+        traceback itself before re-raising; that is swallowed, and the failing operation's own error reported."""
         training = module.training
         module.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
                 ShapeProp(self.graph_module).propagate(torch.zeros(1, *self.input_shape))
         except Exception as exc:  # a shape mismatch surfaces as whatever the failing op raises
+            cause = exc.__cause__ or exc
             raise InputError(
-                f"the model does not run on input shape {list(self.input_shape)} ({type(exc).__name__}: {exc})"
+                f"the model does not run on input shape {list(self.input_shape)} ({type(cause).__name__}: {cause})"
             ) from None
         finally:
             module.train(training)

@@ -539,7 +539,8 @@ def main(argv: list[str] | None = None) -> None:
     export = build_export(model, args.acc_bits)
     write_export(export, args.out, inputs=[args.model])
     print(
-        f"wrote {args.out}/{JSON_NAME} and {NPZ_NAME}: {len(export.layers)} layers, {export.scheme} scheme, "
+        f"wrote {args.out}/{JSON_NAME} and {NPZ_NAME}: {len(export.layers)} GEMM layers, "
+        f"{sum(node.op == 'add' for node in export.nodes)} host adds, {export.scheme} scheme, "
         f"B = {export.base_bits}, A = {export.act_bits}, ACC = {export.acc_bits}, k = {export.base_bits}..1"
     )
 

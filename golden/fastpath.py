@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from contract.cli import InputError
 from golden.export import INPUT, Export
 from golden.lowering import host_add, host_requantize, precisions_for
 from golden.nested import requantize, truncate_act, truncate_weight, wrap
@@ -25,7 +26,12 @@ def fast_logits(export: Export, input_codes: torch.Tensor, k, j: int | None = No
     """Raw logits [batch, classes] for input codes [batch, C, H, W] at k (one, or one per GEMM layer)."""
     j = export.act_bits if j is None else j
     ks = dict(zip((layer.name for layer in export.layers), precisions_for(export, k), strict=True))
-    values = {INPUT: torch.as_tensor(input_codes).to(torch.int64)}
+    codes = torch.as_tensor(input_codes).to(torch.int64)
+    if tuple(codes.shape[1:]) != export.input_shape:
+        raise InputError(
+            f"the model takes inputs {list(export.input_shape)}, got images of shape {list(codes.shape[1:])}"
+        )
+    values = {INPUT: codes}
     last = export.nodes[-1]
     for node in export.nodes:
         if node.op == "add":

@@ -264,3 +264,9 @@ def test_run_refuses_images_the_model_does_not_take(export_dir, tmp_path, capsys
     )
     assert_one_line_error(result)
     assert "takes inputs [1, 8, 8]" in result.stderr and not out.exists()
+
+
+def test_evaluate_refuses_images_the_model_does_not_take(checkpoint_file, capsys):
+    result = run_in_process(evaluate.main, [str(checkpoint_file), "--data", "fashion-mnist", "--limit", "5"], capsys)
+    assert_one_line_error(result)
+    assert "takes inputs [1, 8, 8], got images of shape [1, 28, 28]" in result.stderr
