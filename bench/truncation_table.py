@@ -39,7 +39,7 @@ from golden.evaluate import CHUNK, float_predictions, format_table, fraction_equ
 from golden.export import build_export  # noqa: E402
 from golden.layers import WEIGHT_VIEWS, QuantSpec  # noqa: E402
 from golden.model import load_checkpoint, save_checkpoint  # noqa: E402
-from golden.nets import NETS, float_net  # noqa: E402
+from golden.nets import NETS, RESIDUAL_BN_INIT, float_net  # noqa: E402
 from golden.train import one_thread, train, train_float  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,6 +60,7 @@ RECIPES = {
         "batch_size": 128,
         "sampled": 1,
         "train_images": 30_000,
+        "residual_bn_init": RESIDUAL_BN_INIT,  # part of the net (golden.nets): a change must not reuse old models
     },
 }
 
@@ -67,7 +68,7 @@ RECIPES = {
 def recipe(args) -> dict:
     chosen = dict(RECIPES[args.data])
     for key in chosen:
-        if getattr(args, key) is not None:
+        if getattr(args, key, None) is not None:
             chosen[key] = getattr(args, key)
     return chosen | {"seed": args.seed, "data": args.data, "limit": args.limit, "augmentation": args.data != "digits"}
 

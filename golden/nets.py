@@ -22,6 +22,7 @@ from torch import nn
 from contract.cli import InputError
 
 NETS = ("digits", "resnet20")
+RESIDUAL_BN_INIT = 0.1
 
 
 class DigitsCNN(nn.Module):
@@ -53,6 +54,10 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
+        # A small residual-branch scale at the start (as torchvision's zero_init_residual, but not zero, so that
+        # a BatchNorm of a precision never drawn in a short run still folds): every activation is clamped to
+        # [0, 1], and a sum of a full-scale branch and the skip would saturate block after block.
+        nn.init.constant_(self.bn2.weight, RESIDUAL_BN_INIT)
         self.relu = nn.ReLU()
         self.shortcut = None
         if stride != 1 or in_channels != out_channels:
