@@ -12,8 +12,9 @@ Recipes (the defaults per data set; every flag overrides):
   digits:        digits CNN, 30 epochs, Adam lr 1e-2, batch 64, all precisions every step, no augmentation;
   fashion-mnist: ResNet-20 (stride-2 stem, golden.nets), 1 epoch over the first 30,000 training images (all
                  that a shared, loaded 2-core machine affords in the hour), Adam lr 2e-3 cosine, batch 128, nested
-                 models train B = 8 plus one of 7..1 drawn per step (Any-Precision style), random crop (pad 1)
-                 and horizontal flip.
+                 models train B = 8 plus one of 7..1 drawn per step (Any-Precision style), then each precision's
+                 BatchNorm statistics are re-estimated on 1,024 training images; random crop (pad 1) and
+                 horizontal flip.
 
 Usage: python bench/truncation_table.py [--data digits|fashion-mnist] [--net digits|resnet20] [--epochs N]
        [--seed S] [--retrain]
@@ -40,7 +41,7 @@ from golden.export import build_export  # noqa: E402
 from golden.layers import WEIGHT_VIEWS, QuantSpec  # noqa: E402
 from golden.model import load_checkpoint, save_checkpoint  # noqa: E402
 from golden.nets import NETS, RESIDUAL_BN_INIT, float_net  # noqa: E402
-from golden.train import one_thread, train, train_float  # noqa: E402
+from golden.train import CALIBRATION_IMAGES, one_thread, train, train_float  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,6 +62,7 @@ RECIPES = {
         "sampled": 1,
         "train_images": 30_000,
         "residual_bn_init": RESIDUAL_BN_INIT,  # part of the net (golden.nets): a change must not reuse old models
+        "calibration_images": CALIBRATION_IMAGES,  # golden.train re-estimates sampled models' per-k BatchNorms
     },
 }
 

@@ -25,7 +25,7 @@ from contract.numerics import SCHEMES
 from golden.convert import build_net
 from golden.data import Split, augment, data_split, load_split
 from golden.evaluate import float_predictions, format_table, fraction_equal
-from golden.layers import METHODS, QuantSpec
+from golden.layers import METHODS, QConv2d, QuantSpec
 from golden.model import QuantNet, is_checkpoint, save_checkpoint
 from golden.nets import NETS
 
@@ -39,6 +39,8 @@ MAX_LR = 1.0
 MAX_BATCH = 1 << 16
 #: Test images scored after each epoch for the progress line (the final table uses the whole test set).
 PROGRESS_TEST_IMAGES = 2000
+#: Training images that re-estimate each precision's BatchNorm statistics after sampled nested training.
+CALIBRATION_IMAGES = 1024
 
 
 def nested_loss(model: QuantNet, images: torch.Tensor, labels: torch.Tensor, precisions: Sequence[int]) -> torch.Tensor:
@@ -107,7 +109,31 @@ def train(
 
     with one_thread():
         fit(model, loss, split, epochs, seed, lr, batch_size, augmentation, progress, log)
+        if sampled is not None:
+            calibrate_batchnorm(model, split.train_x[:CALIBRATION_IMAGES], batch_size)
+            log(f"BatchNorm statistics re-estimated on {CALIBRATION_IMAGES} training images: test {progress()}")
     return model
+
+
+def calibrate_batchnorm(model: QuantNet, images: torch.Tensor, batch_size: int) -> None:
+    """Re-estimate every trained precision's BatchNorm running statistics on `images` (a cumulative average;
+    weights and affine parameters untouched), then leave eval mode. With a sampled schedule a lower
+    precision's BatchNorm takes part in only a fraction of the steps, and its running statistics (momentum
+    0.1) still remember their initial mean 0 and variance 1 at the end: measured on the ResNet, k = 7 scored
+    13% before and 77% after, against 80% at k = 8 (as slimmable and any-precision networks calibrate)."""
+    model.train()
+    for k in model.spec.trained_precisions:
+        model.set_precision(k)
+        norms = [layer.bn_for(k) for layer in model.quant_layers if isinstance(layer, QConv2d)]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative moving average over the calibration batches
+        with torch.no_grad():
+            for first in range(0, len(images), batch_size):
+                model(images[first : first + batch_size])
+        for norm in norms:
+            norm.momentum = 0.1
+    model.eval()
 
 
 def train_float(
