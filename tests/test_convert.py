@@ -223,3 +223,24 @@ def test_checkpoints_keep_the_graph(tmp_path):
     assert loaded.nodes == model.nodes
     images = torch.rand(4, *FASHION)
     assert torch.equal(loaded(images), model.eval()(images))
+
+
+def test_batchnorm_calibration_measures_each_precision(tmp_path):
+    """After calibration, the first layer's BatchNorm at each k holds the mean and variance of that layer's
+    pre-activation at k over the calibration images, computed here directly from the quantized operands."""
+    from golden.quant import quantize_activation
+    from golden.train import calibrate_batchnorm
+
+    torch.manual_seed(SEED)
+    model = build_net("digits", QuantSpec("truncquant", "offset"))
+    images = torch.rand(64, 1, 8, 8)
+    calibrate_batchnorm(model, images, batch_size=64)
+    first = model.layers["conv0"]
+    x = quantize_activation(images, 8)
+    for k in (8, 3, 1):
+        first.bits = k
+        z = F.conv2d(x, first.quantized_weight(), None, first.stride, first.padding)
+        norm = first.bns[str(k)]
+        assert torch.allclose(norm.running_mean, z.mean(dim=(0, 2, 3)), atol=1e-5), f"k={k}"
+        assert torch.allclose(norm.running_var, z.var(dim=(0, 2, 3), unbiased=True), rtol=1e-4), f"k={k}"
+    assert not model.training
