@@ -1,0 +1,79 @@
+"""Static mixed precision: which k per layer is best under a BitOPs budget (the static Pareto front).
+
+A network of L layers has B^L static allocations, too many to evaluate beyond a few layers, so the search
+is greedy by sensitivity, as HAWQ-style and DQT's static baselines do: start with every layer at B and, step
+by step, lower by one bit the layer whose step loses the least accuracy per BitOP saved. Each step is one
+point of the front, from B everywhere down to 1 everywhere; the best allocation under a budget is the most
+accurate point that fits. Where the space is small it is searched exhaustively instead, which also shows
+how far greedy falls from the true front.
+
+The search knows nothing of torch or the engine: it calls `accuracy(ks)` and `cost(ks)` for precision
+vectors ks, so the same code ranks allocations by fake-quant accuracy, integer-path accuracy or cycles.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from contract.numerics import NumericsError
+
+Allocation = tuple[int, ...]
+EXHAUSTIVE_LIMIT = 4096  # allocations; beyond this the search is greedy
+
+
+@dataclass(frozen=True)
+class Point:
+    bits: Allocation
+    accuracy: float
+    cost: float
+
+
+def pareto_front(points: Sequence[Point]) -> list[Point]:
+    """The points no other point beats on both accuracy and cost, cheapest first."""
+    front: list[Point] = []
+    for point in sorted(points, key=lambda p: (p.cost, -p.accuracy)):
+        if not front or point.accuracy > front[-1].accuracy:
+            front.append(point)
+    return front
+
+
+def greedy_front(
+    layers: int, base_bits: int, accuracy: Callable[[Allocation], float], cost: Callable[[Allocation], float]
+) -> list[Point]:
+    """One point per greedy step from (B,)*L to (1,)*L: L*(B-1)+1 points, about L^2*B/2 evaluations."""
+    bits = (base_bits,) * layers
+    points = [Point(bits, accuracy(bits), cost(bits))]
+    while any(k > 1 for k in bits):
+        current = points[-1]
+        candidates = []
+        for layer in (i for i, k in enumerate(bits) if k > 1):
+            lower = bits[:layer] + (bits[layer] - 1,) + bits[layer + 1 :]
+            step = Point(lower, accuracy(lower), cost(lower))
+            saved = max(current.cost - step.cost, 1e-12)
+            candidates.append(((current.accuracy - step.accuracy) / saved, layer, step))
+        _, _, best = min(candidates, key=lambda c: (c[0], c[1]))
+        bits = best.bits
+        points.append(best)
+    return points
+
+
+def exhaustive_points(
+    layers: int, base_bits: int, accuracy: Callable[[Allocation], float], cost: Callable[[Allocation], float]
+) -> list[Point]:
+    """Every allocation; refused beyond EXHAUSTIVE_LIMIT of them."""
+    if base_bits**layers > EXHAUSTIVE_LIMIT:
+        raise NumericsError(f"{base_bits}^{layers} allocations are too many to search exhaustively")
+    return [
+        Point(bits, accuracy(bits), cost(bits)) for bits in itertools.product(range(1, base_bits + 1), repeat=layers)
+    ]
+
+
+def best_under(points: Sequence[Point], budget: float) -> Point:
+    """The most accurate point whose cost is within `budget` (ties: the cheaper one)."""
+    fitting = [p for p in points if p.cost <= budget]
+    if not fitting:
+        cheapest = min(p.cost for p in points)
+        raise NumericsError(f"no allocation meets the budget {budget:g}; the cheapest costs {cheapest:g}")
+    return max(fitting, key=lambda p: (p.accuracy, -p.cost))

@@ -1,0 +1,52 @@
+"""The static allocation search on accuracy functions whose best allocations are known by construction."""
+
+import pytest
+
+from contract.numerics import NumericsError
+from golden.allocation import Point, best_under, exhaustive_points, greedy_front, pareto_front
+
+
+def _separable(sensitivity):
+    """Accuracy falls by sensitivity[i] per bit removed from layer i below 8: the cheapest loss is known."""
+    return lambda ks: 1.0 - sum(s * (8 - k) for s, k in zip(sensitivity, ks, strict=True))
+
+
+def _macs_cost(macs):
+    return lambda ks: sum(m * k for m, k in zip(macs, ks, strict=True))
+
+
+def test_greedy_lowers_the_least_sensitive_layer_per_bitop_first():
+    # Same MACs: layer 1 (sensitivity 0.001) goes down to 1 bit before layer 0 (0.01) loses a bit.
+    points = greedy_front(2, 8, _separable([0.01, 0.001]), _macs_cost([100, 100]))
+    assert [p.bits for p in points[:8]] == [(8, k) for k in range(8, 0, -1)]
+    assert points[-1].bits == (1, 1)
+    assert len(points) == 2 * 7 + 1
+
+
+def test_greedy_weighs_loss_against_bitops_saved():
+    # Layer 0 is 10x as sensitive but holds 100x the MACs: lowering it saves more per accuracy lost.
+    points = greedy_front(2, 4, _separable([0.01, 0.001]), _macs_cost([1000, 10]))
+    assert points[1].bits == (3, 4)
+
+
+def test_greedy_matches_exhaustive_on_a_separable_problem():
+    accuracy, cost = _separable([0.02, 0.005, 0.01]), _macs_cost([10, 40, 20])
+    exhaustive = pareto_front(exhaustive_points(3, 4, accuracy, cost))
+    greedy = greedy_front(3, 4, accuracy, cost)
+    for budget in (70, 140, 210, 280):
+        assert best_under(greedy, budget).accuracy == pytest.approx(best_under(exhaustive, budget).accuracy)
+
+
+def test_pareto_front_drops_dominated_points():
+    points = [Point((1,), 0.5, 10), Point((2,), 0.4, 20), Point((3,), 0.9, 30), Point((4,), 0.9, 40)]
+    assert [p.bits for p in pareto_front(points)] == [(1,), (3,)]
+
+
+def test_a_budget_no_allocation_meets_is_refused():
+    with pytest.raises(NumericsError, match="no allocation meets the budget 5; the cheapest costs 10"):
+        best_under([Point((1,), 0.5, 10)], 5)
+
+
+def test_exhaustive_search_is_bounded():
+    with pytest.raises(NumericsError, match="too many"):
+        exhaustive_points(5, 8, lambda ks: 0.0, lambda ks: 0.0)
