@@ -3,7 +3,7 @@
 import pytest
 
 from contract.numerics import NumericsError
-from golden.allocation import Point, best_under, exhaustive_points, greedy_front, pareto_front
+from golden.allocation import Point, additive_front, best_under, exhaustive_points, greedy_front, pareto_front
 
 
 def _separable(sensitivity):
@@ -50,3 +50,17 @@ def test_a_budget_no_allocation_meets_is_refused():
 def test_exhaustive_search_is_bounded():
     with pytest.raises(NumericsError, match="too many"):
         exhaustive_points(5, 8, lambda ks: 0.0, lambda ks: 0.0)
+
+
+def test_additive_walk_equals_greedy_when_losses_do_add_up():
+    accuracy, cost = _separable([0.02, 0.005, 0.01]), _macs_cost([10, 40, 20])
+    calls = []
+
+    def counted(ks):
+        calls.append(ks)
+        return accuracy(ks)
+
+    additive = additive_front(3, 4, counted, cost)
+    assert [p.bits for p in additive] == [p.bits for p in greedy_front(3, 4, accuracy, cost)]
+    assert [p.accuracy for p in additive] == [accuracy(p.bits) for p in additive]
+    assert len(calls) == 1 + 3 * 3 + (3 * 3 + 1)  # top, each layer alone at k < B, then every step
