@@ -20,6 +20,7 @@ from contract.cli import InputError, Parser, atomic_dir, number, parse_bits, req
 from contract.config import EngineConfig, parse_array
 from contract.datasets import add_data_arguments
 from contract.paths import build_dir
+from contract.policy import bitops, parse_policy
 from eda.tools import SIMULATORS
 
 # Flag ranges: more images than any test set holds, and a clock no engine reaches, are typing mistakes.
@@ -31,7 +32,14 @@ def parse_args(argv):
     parser = Parser(prog="python -m apps.run", description=__doc__.splitlines()[0])
     parser.add_argument("export", type=Path, help="export directory written by python -m golden.export")
     parser.add_argument("--array", default="16x16", help="ROWSxCOLS of the engine")
-    parser.add_argument("--bits", default="8,6,4,3,2,1", help="weight precisions k to run")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--bits", help="weight precisions k to run, each as uniform:k (default 8,6,4,3,2,1)")
+    precision.add_argument(
+        "--policy",
+        action="append",
+        help="a precision policy to run (contract.policy): uniform:K, or static:K1,K2,... with one k per GEMM "
+        "layer; repeat for several. dynamic[:BUDGET] needs an export with a controller",
+    )
     parser.add_argument("--max-m", type=int, default=1024, help="accumulator depth of the engine")
     parser.add_argument(
         "--digit-bits",
@@ -84,11 +92,16 @@ class Progress:
             print(file=sys.stderr)
 
 
-def table(summaries, clock_mhz: float) -> list[dict]:
+def table(summaries, clock_mhz: float, export) -> list[dict]:
+    from golden.lowering import precisions_for
+    from sim.network import layer_shapes
+
+    shapes = layer_shapes(export, 1)
     return [
         {
-            "k": s.k,
+            "k": s.k if isinstance(s.k, int) else ",".join(map(str, s.k)),
             "accuracy": s.accuracy,
+            "mbitops_per_inference": bitops(shapes, precisions_for(export, s.k), export.act_bits) / 1e6,
             "cycles_per_inference": s.cycles_per_inference,
             "host_cycles_per_inference": s.host_cycles_per_inference,
             "mac_utilisation": s.mac_utilisation,
@@ -99,6 +112,20 @@ def table(summaries, clock_mhz: float) -> list[dict]:
         }
         for s in summaries
     ]
+
+
+def policies(args, export) -> list:
+    """What to run, each as run_precision's k: an int (uniform) or a tuple with one k per GEMM layer."""
+    if not args.policy:
+        return parse_bits(args.bits or "8,6,4,3,2,1", export.base_bits)
+    chosen = []
+    for text in args.policy:
+        policy = parse_policy(text, export.base_bits)
+        if policy.kind == "dynamic":
+            raise InputError(f"{args.export} holds no controller, so it cannot run {text!r}: dynamic needs one")
+        per_layer = policy.per_layer(len(export.layers))
+        chosen.append(per_layer[0] if policy.kind == "uniform" else per_layer)
+    return chosen
 
 
 def main(argv=None):
@@ -121,7 +148,7 @@ def main(argv=None):
             f"{list(split.test_x.shape[1:])}"
         )
     rows, cols = parse_array(args.array)
-    ks = parse_bits(args.bits, export.base_bits)
+    ks = policies(args, export)
     cfg = engine_config_for(export, rows, cols, args.max_m, args.digit_bits)
     out = args.out or build_dir("run", args.export.resolve().name)
     # The output is claimed before the run, so a path the output policy refuses costs no simulation.
@@ -140,27 +167,27 @@ def run(args, export, cfg: EngineConfig, ks: list[int], split, staging: Path) ->
     codes, labels = input_codes(split.test_x, export.act_bits), split.test_y
     summaries, started = [], time.perf_counter()
     for k in ks:
-        progress = Progress(f"k={k}", len(codes))
+        progress = Progress(f"k={k if isinstance(k, int) else ','.join(map(str, k))}", len(codes))
         with one_thread():
             summaries.append(run_precision(cfg, export, codes, labels, k, args.batch, progress))
         progress.close()
     seconds = time.perf_counter() - started
-    rows_out = table(summaries, args.clock_mhz)
+    rows_out = table(summaries, args.clock_mhz, export)
     kind = f"digit-serial D = {cfg.digit_bits}" if cfg.digit_serial else "bit-parallel"
     print(
         f"{export.method}/{export.scheme} model on a {rows}x{cols} {kind} engine, {args.data}, {len(codes)} test "
         f"images, batch {args.batch}, {args.clock_mhz:g} MHz; host adds on a scalar host at the same clock"
     )
     print(
-        f"{'k':>2} {'accuracy %':>10} {'engine cyc/inf':>14} {'host cyc/inf':>12} {'MAC util %':>10} "
-        f"{'latency us':>10} {'us/inf':>8} {'engine nJ/inf':>13} {'host nJ/inf':>11}"
+        f"{'accuracy %':>10} {'MBitOPs':>8} {'engine cyc/inf':>14} {'host cyc/inf':>12} {'MAC util %':>10} "
+        f"{'latency us':>10} {'us/inf':>8} {'engine nJ/inf':>13} {'host nJ/inf':>11}  k (per layer)"
     )
     for row in rows_out:
         print(
-            f"{row['k']:>2} {100 * row['accuracy']:10.2f} {row['cycles_per_inference']:14.1f} "
+            f"{100 * row['accuracy']:10.2f} {row['mbitops_per_inference']:8.2f} {row['cycles_per_inference']:14.1f} "
             f"{row['host_cycles_per_inference']:12.1f} {100 * row['mac_utilisation']:10.1f} "
             f"{row['latency_us']:10.2f} {row['us_per_inference']:8.2f} {row['energy_nj_per_inference']:13.1f} "
-            f"{row['host_energy_nj_per_inference']:11.2f}"
+            f"{row['host_energy_nj_per_inference']:11.2f}  {row['k']}"
         )
     macs = sum(summary.macs for summary in summaries)
     print(f"simulated {macs:.3g} MACs in {seconds:.1f} s: {macs / seconds:.3g} MAC/s")

@@ -13,6 +13,7 @@ import torch
 
 from contract.cli import Parser, parse_bits, run_main
 from contract.datasets import add_data_arguments
+from contract.policy import parse_policy
 from golden.data import data_split, input_codes
 from golden.export import Export, build_export, load_export
 from golden.fastpath import fast_logits
@@ -58,7 +59,15 @@ def main(argv: list[str] | None = None) -> None:
         "their prediction agreement. Given an export directory: the integer path only.",
     )
     parser.add_argument("model", help="checkpoint (.pt) from golden.train, or export directory from golden.export")
-    parser.add_argument("--bits", help="comma-separated weight precisions, e.g. 8,6,4,3,2,1 (default: B..1)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--bits", help="comma-separated weight precisions, e.g. 8,6,4,3,2,1 (default: B..1)")
+    precision.add_argument(
+        "--bits-per-layer",
+        action="append",
+        metavar="K1,K2,...",
+        help="one weight precision per GEMM layer in execution order (a static mixed-precision allocation); "
+        "repeat for several",
+    )
     parser.add_argument(
         "--view",
         choices=WEIGHT_VIEWS,
@@ -76,17 +85,22 @@ def main(argv: list[str] | None = None) -> None:
     else:
         model, _ = load_checkpoint(args.model)
         export = build_export(model)
-    bits = list(range(export.base_bits, 0, -1)) if args.bits is None else parse_bits(args.bits, export.base_bits)
+    if args.bits_per_layer:
+        layers = len(export.layers)
+        bits = [parse_policy(f"static:{v}", export.base_bits).per_layer(layers) for v in args.bits_per_layer]
+    else:
+        bits = list(range(export.base_bits, 0, -1)) if args.bits is None else parse_bits(args.bits, export.base_bits)
     rows = []
     for k in bits:
+        label = k if isinstance(k, int) else ",".join(map(str, k))
         ints = integer_predictions(export, split.test_x, k)
         if model is None:
-            rows.append([k, fraction_equal(ints, split.test_y)])
+            rows.append([label, fraction_equal(ints, split.test_y)])
         else:
             floats = float_predictions(model, split.test_x, k, args.view)
             rows.append(
                 [
-                    k,
+                    label,
                     fraction_equal(floats, split.test_y),
                     fraction_equal(ints, split.test_y),
                     fraction_equal(floats, ints),
