@@ -57,7 +57,7 @@ def main(argv=None):
     print(f"{'simulator':>10} {'array':>6} {'method':>12} {'build s':>8} {'cycles':>9} {'seconds':>8} {'cycles/s':>9}")
     for simulator, rows, cols in args.runs:
         check_simulator(simulator)
-        cfg = EngineConfig(rows=rows, cols=cols, max_m=64, max_k=256, max_n=256)
+        cfg = EngineConfig(rows=rows, cols=cols, max_m=64, max_k=512, max_n=512)  # as bench/soak.py: one build
         if args.fresh:
             shutil.rmtree(BUILD / simulator / build_name(cfg), ignore_errors=True)
         rng = np.random.default_rng(args.seed)

@@ -13,7 +13,7 @@ from verif.configs import RTL
 from verif.rtl.beat_arrays import beat_counts, command_arrays, concatenate
 from verif.rtl.hexbeats import CaptureError, pack_hex, unpack_hex
 from verif.rtl.player_top import STREAMS, Depths, player_verilog
-from verif.rtl.players import Batch, Capture, PlayerMemoryError, problems, split
+from verif.rtl.players import Batch, Capture, PlayerMemoryError, modelled_spans, problems, split
 from verif.scenarios import random_command
 
 CONFIGS = [RTL["3x5-b8a6acc28-m16k128n128"], RTL["2x2-b4a4acc16-m8k64n64"]]
@@ -118,3 +118,9 @@ def test_problems_finds_each_kind_of_failure():
     # With stalls the cycles are not the model's, and an aborted run need only be right as far as it went.
     assert problems(cfg, Batch(commands, {"act": 0.5}), late) == []
     assert problems(cfg, Batch(commands, abort_at=9), _capture(cfg, commands, results=1, aborted=1)) == []
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.rows}x{c.cols}")
+def test_modelled_spans_are_the_models(cfg):
+    commands = _commands(cfg, 4, 8)
+    assert modelled_spans(cfg, commands) == [result.span for result in EngineModel(cfg).run(commands)]
