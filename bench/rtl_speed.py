@@ -63,6 +63,9 @@ def main(argv=None):
     parser.add_argument("--commands", type=number(int, 1, 100_000), default=300)
     parser.add_argument("--driven-commands", type=number(int, 1, 100_000), default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--methods", default="per-cycle,players", help="which of per-cycle,players to run (default both)"
+    )
     parser.add_argument("--fresh", action="store_true", help="delete the builds first, to time them from scratch")
     args = parser.parse_args(argv)
     print(f"every stream pauses on {100 * args.stall:g}% of cycles; seed {args.seed}")
@@ -79,24 +82,37 @@ def main(argv=None):
         commands = [random_command(cfg, rng, 64, 3 * rows, 2 * cols) for _ in range(args.commands)]
         model = EngineModel(cfg).run(commands)
 
-        driven_build = timed(build, simulator, cfg)
-        driven = commands[: args.driven_commands]
-        execution, wall, cpu = timed(execute_on_rtl, simulator, cfg, driven, "bench-speed", args.seed, args.stall)
-        for index, output in enumerate(execution.outputs):
-            if not np.array_equal(output, model[index].outputs.numpy()):
-                raise ToolError(f"per-cycle run: command {index} differs from the model")
-        cycles = execution.cycles[-1][1] + 1
-        print(line(simulator, rows, cols, "per-cycle", driven_build, cycles, wall, cpu), flush=True)
+        if "per-cycle" in args.methods:
+            per_cycle(args, simulator, cfg, commands, model)
+        if "players" in args.methods:
+            players(args, simulator, cfg, commands)
 
-        players_build = timed(build, simulator, cfg, DEPTHS)
-        stall = dict.fromkeys(STREAMS, args.stall)
-        batches = [Batch(part, stall, args.seed + i) for i, part in enumerate(split(cfg, commands))]
-        captures, wall, cpu = timed(play, simulator, cfg, batches, "bench-speed")
-        found = [p for batch, capture in zip(batches, captures, strict=True) for p in problems(cfg, batch, capture)]
-        if found:
-            raise ToolError(f"players run: {found[0]}")
-        cycles = sum(capture.status["cycles"] for capture in captures)
-        print(line(simulator, rows, cols, "players", players_build, cycles, wall, cpu), flush=True)
+
+def per_cycle(args, simulator: str, cfg: EngineConfig, commands, model) -> None:
+    """The first `--driven-commands` commands through the per-cycle cocotb drivers."""
+    rows, cols = cfg.rows, cfg.cols
+    driven_build = timed(build, simulator, cfg)
+    driven = commands[: args.driven_commands]
+    execution, wall, cpu = timed(execute_on_rtl, simulator, cfg, driven, "bench-speed", args.seed, args.stall)
+    for index, output in enumerate(execution.outputs):
+        if not np.array_equal(output, model[index].outputs.numpy()):
+            raise ToolError(f"per-cycle run: command {index} differs from the model")
+    cycles = execution.cycles[-1][1] + 1
+    print(line(simulator, rows, cols, "per-cycle", driven_build, cycles, wall, cpu), flush=True)
+
+
+def players(args, simulator: str, cfg: EngineConfig, commands) -> None:
+    """All the commands through the stream players, in batches that fit their memories."""
+    rows, cols = cfg.rows, cfg.cols
+    players_build = timed(build, simulator, cfg, DEPTHS)
+    stall = dict.fromkeys(STREAMS, args.stall)
+    batches = [Batch(part, stall, args.seed + i) for i, part in enumerate(split(cfg, commands))]
+    captures, wall, cpu = timed(play, simulator, cfg, batches, "bench-speed")
+    found = [p for batch, capture in zip(batches, captures, strict=True) for p in problems(cfg, batch, capture)]
+    if found:
+        raise ToolError(f"players run: {found[0]}")
+    cycles = sum(capture.status["cycles"] for capture in captures)
+    print(line(simulator, rows, cols, "players", players_build, cycles, wall, cpu), flush=True)
 
 
 if __name__ == "__main__":
