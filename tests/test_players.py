@@ -69,7 +69,7 @@ def test_player_top_names_every_stream_of_the_manifest():
         "top": "nestmac_engine",
         "ports": [{"name": f"{s}__payload", "width": 7 + i} for i, s in enumerate(STREAMS)],
     }
-    text = player_verilog(manifest, Depths().as_dict())
+    text = player_verilog(manifest, Depths().as_dict(), 10)
     for index, stream in enumerate(STREAMS):
         assert f".{stream}__payload({stream}_payload)" in text
         assert f"[{7 + index - 1}:0] {stream}_" in text

