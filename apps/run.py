@@ -59,10 +59,10 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--rtl",
-        type=number(int, 0, MAX_IMAGES),
+        type=lambda text: text if text == "all" else number(int, 0, MAX_IMAGES)(text),
         default=0,
-        metavar="N",
-        help="also run the first N images on the Verilog",
+        metavar="N|all",
+        help="also run the first N images (or all) on the Verilog, through the stream players",
     )
     parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     parser.add_argument("-o", "--out", type=Path, help="output directory (default build/run/EXPORT_NAME)")
@@ -165,6 +165,11 @@ def run(args, export, cfg: EngineConfig, ks: list[int], split, staging: Path) ->
 
     rows, cols = cfg.rows, cfg.cols
     codes, labels = input_codes(split.test_x, export.act_bits), split.test_y
+    if args.rtl:  # checked before the model runs: a bad count or a missing simulator costs nothing
+        require_extra("cocotb", "rtl")
+        from apps.run_rtl import rtl_check, rtl_images
+
+        rtl_count = rtl_images(args.rtl, len(codes), args.simulator)
     summaries, started = [], time.perf_counter()
     for k in ks:
         progress = Progress(f"k={k if isinstance(k, int) else ','.join(map(str, k))}", len(codes))
@@ -193,10 +198,7 @@ def run(args, export, cfg: EngineConfig, ks: list[int], split, staging: Path) ->
     print(f"simulated {macs:.3g} MACs in {seconds:.1f} s: {macs / seconds:.3g} MAC/s")
     rtl = None
     if args.rtl:
-        require_extra("cocotb", "rtl")
-        from apps.run_rtl import rtl_check
-
-        rtl = rtl_check(cfg, export, codes[: args.rtl], ks, args.batch, args.simulator)
+        rtl = rtl_check(cfg, export, codes[:rtl_count], ks, args.batch, args.simulator)
     with open(staging / "results.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows_out[0]))
         writer.writeheader()

@@ -1,4 +1,4 @@
-"""`apps.run --rtl N`: the first images' commands on the emitted Verilog, checked against the model.
+"""`apps.run --rtl N|all`: the images' layer commands on the emitted Verilog, through the stream players.
 
 Its own module because it needs cocotb (the `rtl` extra), which a run on the model alone must not import.
 """
@@ -9,12 +9,26 @@ import sys
 
 import torch
 
+from contract.cli import InputError
 from eda.tools import ToolError
 from verif.rtl.network import check_network_on_rtl
+from verif.rtl.runner import check_simulator
+
+
+def rtl_images(requested: str | int, available: int, simulator: str) -> int:
+    """How many images `--rtl` asks for: `all` of the test set, or N of them (InputError if N is more);
+    ToolError if `simulator` cannot run here."""
+    check_simulator(simulator)
+    if requested == "all":
+        return available
+    if requested > available:
+        raise InputError(f"--rtl {requested}: the test set has only {available} images")
+    return requested
 
 
 def rtl_check(cfg, export, codes: torch.Tensor, ks: list[int], batch: int, simulator: str) -> dict:
-    """The first images' commands on the Verilog; ToolError on the first mismatch."""
+    """The images' commands on the Verilog; ToolError on any mismatch, PlayerMemoryError (before any build)
+    if a command does not fit the players' memories."""
     check = check_network_on_rtl(
         simulator,
         cfg,
@@ -30,16 +44,19 @@ def rtl_check(cfg, export, codes: torch.Tensor, ks: list[int], batch: int, simul
         raise ToolError(f"{len(mismatches)} mismatches, first: {mismatches[0]}")
     rate = check.total_cycles / check.seconds
     print(
-        f"RTL ({simulator}): {len(codes)} images x {len(ks)} precisions, {len(check.commands)} commands, "
-        f"{check.total_cycles} cycles: every layer output bit-identical to the model and the golden integer "
-        f"path, every command's cycle count equal ({rate:.0f} simulated cycles/s)"
+        f"RTL ({simulator}, stream players): {len(codes)} images x {len(ks)} precisions, {len(check.commands)} "
+        f"commands in {len(check.batches)} batches, {check.total_cycles} cycles in {check.seconds:.1f} s: every "
+        f"layer output bit-identical to the model and the golden integer path, every command's cycle count "
+        f"equal ({rate:.0f} simulated cycles/s)"
     )
     return {
         "simulator": simulator,
         "images": len(codes),
         "commands": len(check.commands),
+        "batches": len(check.batches),
         "cycles": check.total_cycles,
         "outputs_identical": True,
         "cycles_equal": True,
+        "seconds": check.seconds,
         "simulated_cycles_per_second": rate,
     }

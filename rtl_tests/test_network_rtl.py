@@ -36,5 +36,5 @@ def test_trained_network_on_16x16_verilog(trained, training_settings, scheme):
         golden_logits, _ = run_integer(export, codes, k)
         for image in range(IMAGES):
             command = (index * IMAGES + image + 1) * layers - 1
-            logits = torch.from_numpy(check.rtl.outputs[command])
+            logits = torch.from_numpy(check.rtl_outputs[command])
             assert torch.equal(logits[0], golden_logits[image]), f"k={k} image {image}: {context}"

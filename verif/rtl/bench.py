@@ -17,12 +17,11 @@ from contract.config import EngineConfig
 from sim.command import Command
 from sim.model import EngineModel, ceil_div
 from sim.streams import LAYOUTS, pack_sequence, result_beat
+from verif.rtl.runner import CLOCK_PERIOD_NS
 from verif.rtl.streams import CycleCounter, StreamSink, StreamSource
 from verif.scenarios import INPUTS
 from verif.scoreboard import Observed
 from verif.stalls import Pauses
-
-CLOCK_PERIOD_NS = 10
 
 
 class Bench:

@@ -44,13 +44,16 @@ class RtlExecution:
 
 
 def execute_on_rtl(
-    simulator: str, cfg: EngineConfig, commands: list[Command], run_name: str, seed: int = 0
+    simulator: str, cfg: EngineConfig, commands: list[Command], run_name: str, seed: int = 0, stall: float = 0.0
 ) -> RtlExecution:
-    """Run `commands` back to back, with ideal streams, on the Verilog of `cfg`."""
+    """Run `commands` back to back on the Verilog of `cfg`, driven cycle by cycle from Python, every stream
+    pausing with probability `stall` (ideal streams by default). `verif.rtl.players` is the fast way; this
+    one stays for the comparison in bench/rtl_speed.py."""
     run_dir = run_directory(simulator, cfg, run_name)
     save_commands(commands, run_dir / "commands")
     scenario = {
         "seed": seed,
+        "stall": stall,
         "commands": str(run_dir / "commands"),
         "outputs": str(run_dir / "outputs.npz"),
         "cycles": str(run_dir / "cycles.json"),

@@ -1,7 +1,7 @@
 """cocotb test that executes a file of engine commands on the Verilog and saves what came out.
 
-Run through `verif.rtl.execute.execute_on_rtl`, never directly. Streams are ideal, so the recorded cycles are
-the ones the cycle-exact model must predict exactly.
+Run through `verif.rtl.execute.execute_on_rtl`, never directly. With ideal streams (stall 0) the recorded
+cycles are the ones the cycle-exact model must predict exactly.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import numpy as np
 from verif.rtl.bench import Bench, beats_to_outputs
 from verif.rtl.execute import load_commands
 from verif.rtl.runner import load_scenario
+from verif.scenarios import INPUTS
+from verif.stalls import Random
 
 
 @cocotb.test()
@@ -21,6 +23,7 @@ async def execute(dut):
     cfg, scenario = load_scenario()
     commands = load_commands(scenario["commands"])
     bench = Bench(dut, cfg)
+    bench.set_pauses({s: Random(scenario["stall"], scenario["seed"] + i) for i, s in enumerate((*INPUTS, "result"))})
     await bench.start()
     observed = await bench.run(commands, scenario["seed"])
     outputs = beats_to_outputs(cfg, commands, observed.received)

