@@ -164,10 +164,10 @@ def run_point(point: Point, cache: Path) -> Outcome:
     """Compute one point, or read it from the cache (runs on a Dask worker, or in-process when serial)."""
     start = time.perf_counter()
     verilog = verilog_sha256(point)
-    note_verilog(cache, point, verilog)
     entry = entry_path(cache, cache_key(verilog, point))
     stored = entry / "area.json"
     if stored.is_file():
+        note_verilog(cache, point, verilog)
         return Outcome(point, json.loads(stored.read_text()), True, time.perf_counter() - start)
     area = dict.fromkeys(AREA_FIELDS, "")
     try:
@@ -181,7 +181,8 @@ def run_point(point: Point, cache: Path) -> Outcome:
             (staging / "point.json").write_text(json.dumps(asdict(point), indent=2) + "\n")
             (staging / "area.json").write_text(json.dumps(area, indent=2) + "\n")  # last: the entry is complete
     except CommandError as exc:  # tool failures and missing tools carry the tool's last log lines
-        area["error"] = one_line(exc)
+        return Outcome(point, area | {"error": one_line(exc)}, False, time.perf_counter() - start)
+    note_verilog(cache, point, verilog)  # only now: a failed point leaves nothing in the cache
     return Outcome(point, area, False, time.perf_counter() - start)
 
 
