@@ -21,7 +21,7 @@ from pathlib import Path
 from apps.sweep_cluster import Progress, dask_client, local_workers, run_points
 from apps.sweep_points import Outcome, Point, cached_outcome
 from apps.sweep_table import plot_area, plot_energy, tidy_rows, write_csv
-from contract.cli import InputError, Parser, atomic_dir, number, run_main
+from contract.cli import InputError, Parser, atomic_dir, number, require_extra, run_main
 from contract.config import parse_array
 from contract.paths import build_dir
 from eda.report import format_table
@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output directory (default build/sweep)")
     args = parser.parse_args(argv)
+    require_extra("matplotlib", "plots")
     points = plan(args)
     cache = check_cache(args.cache, args.out)
     if args.scheduler is None and local_workers(args.jobs) < args.jobs:
@@ -165,6 +166,7 @@ def executor(args):
 def model_costs(export_dir: Path):
     """apps.sweep_model.ModelCosts, imported here: torch costs seconds to import, which a sweep without a model
     (and a re-run from the cache) need not pay."""
+    require_extra("torch", "train")
     from apps.sweep_model import ModelCosts
 
     return ModelCosts(export_dir)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 from apps.sweep_points import AREA_FIELDS, Outcome, Point, run_point
@@ -72,7 +73,7 @@ class Progress:
         self.done += 1
         self.failed += outcome.failed
         how = "cache" if outcome.cached else f"{outcome.seconds:.1f} s"
-        result = f"FAILED: {outcome.area['error'][:200]}" if outcome.failed else f"done ({how})"
+        result = f"FAILED: {outcome.area['error']}" if outcome.failed else f"done ({how})"
         self.line(running, f"{outcome.point.name} {result}")
 
     def line(self, running: int, what: str = "") -> None:
@@ -94,7 +95,9 @@ def run_points(points: list[Point], cache, client, progress: Progress) -> list[O
         return outcomes
     from distributed import wait
 
-    futures = [client.submit(run_point, point, cache, key=f"sweep-{point.name}", pure=False) for point in points]
+    # Keys unique to this sweep: two sweeps on one scheduler must not share (or cancel) each other's tasks.
+    run = uuid.uuid4().hex[:8]
+    futures = [client.submit(run_point, point, cache, key=f"sweep-{run}-{point.name}", pure=False) for point in points]
     by_key = {future.key: index for index, future in enumerate(futures)}
     outcomes: list[Outcome | None] = [None] * len(points)
     pending = set(futures)

@@ -77,8 +77,8 @@ def dask_processes(workers: int, logs: Path):
 
 
 def kill_a_worker_mid_point(address: str, killed: list[str]) -> None:
-    """Wait until a worker has computed a point for 2 s (its Verilog generated, Yosys running), then SIGKILL
-    that worker's process group."""
+    """Once a worker has been computing a point for 2 s (its Verilog generated, Yosys running) and still is,
+    SIGKILL that worker's process group: the point is then unfinished and must be run again elsewhere."""
     from distributed import Client
 
     with Client(address, timeout=30) as client:
@@ -86,13 +86,22 @@ def kill_a_worker_mid_point(address: str, killed: list[str]) -> None:
         pids = client.run(os.getpid)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            busy = [worker for worker, keys in client.processing().items() if any("sweep-" in str(k) for k in keys)]
+            busy = sweep_points_on_workers(client)
             if busy:
                 time.sleep(2)
-                os.killpg(pids[busy[0]], signal.SIGKILL)
-                killed.append(busy[0])
-                return
+                still = sweep_points_on_workers(client)
+                worker = next((w for w, keys in still.items() if keys & busy.get(w, set())), None)
+                if worker is not None:
+                    os.killpg(pids[worker], signal.SIGKILL)
+                    killed.append(worker)
+                    return
             time.sleep(0.1)
+
+
+def sweep_points_on_workers(client) -> dict[str, set]:
+    """Worker address -> the sweep points it is computing now."""
+    processing = client.processing()
+    return {worker: {k for k in keys if "sweep-" in str(k)} for worker, keys in processing.items() if keys}
 
 
 def test_separate_process_cluster_with_a_worker_killed_mid_point_gives_the_serial_csv(serial_csv, tmp_path, capsys):
