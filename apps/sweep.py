@@ -57,14 +57,15 @@ def choice(label: str, options) -> Callable[[str], str]:
 
 def plan(args) -> list[Point]:
     """Every point of the axes, each checked (EngineConfig) before any tool starts. The fixed-precision engine
-    is bit-parallel only, so it is one point per (target, array, bits), whatever --digit-bits says."""
+    is bit-parallel only, so it is one point per (target, array, bits), whatever --digit-bits says; D = B is the
+    bit-parallel engine (digit_bits None), one point however it is named."""
     targets = parse_list(args.target, choice("--target", TARGETS), "--target")
     arrays = [parse_array(a) for a in parse_list(args.arrays, str, "--arrays")]
     bits = parse_list(args.bits, int, "--bits")
     digit_widths = [None] if args.digit_bits is None else parse_list(args.digit_bits, int, "--digit-bits")
     engines = parse_list(args.engines, choice("--engines", ENGINES), "--engines")
     points = (
-        Point(target, r, c, b, d if engine == "switchable" else None, engine == "switchable", args.max_m)
+        Point(target, r, c, b, d if engine == "switchable" and d != b else None, engine == "switchable", args.max_m)
         for target, b, engine, d, (r, c) in product(targets, bits, engines, digit_widths, arrays)
     )
     return list(dict.fromkeys(points))
