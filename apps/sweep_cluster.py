@@ -67,11 +67,12 @@ class Progress:
 
     def __init__(self, total: int, emit: Callable[[str], None]):
         self.total, self.emit, self.start = total, emit, time.perf_counter()
-        self.done = self.failed = 0
+        self.done = self.failed = self.computed = 0
 
     def finished(self, outcome: Outcome, running: int) -> None:
         self.done += 1
         self.failed += outcome.failed
+        self.computed += not outcome.cached
         how = "cache" if outcome.cached else f"{outcome.seconds:.1f} s"
         result = f"FAILED: {outcome.area['error']}" if outcome.failed else f"done ({how})"
         self.line(running, f"{outcome.point.name} {result}")
@@ -79,7 +80,8 @@ class Progress:
     def line(self, running: int, what: str = "") -> None:
         elapsed = time.perf_counter() - self.start
         left = self.total - self.done
-        eta = f"{elapsed * left / self.done:.0f} s" if self.done else "?"
+        # Cache hits cost nothing: the time so far is what the computed points took.
+        eta = "?" if left and not self.computed else f"{elapsed * left / max(self.computed, 1):.0f} s"
         status = f"{self.done}/{self.total} done, {running} running, {self.failed} failed, ETA {eta}"
         self.emit(f"[{elapsed:7.1f} s] {status}" + (f": {what}" if what else ""))
 
