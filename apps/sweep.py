@@ -21,7 +21,7 @@ from pathlib import Path
 from apps.sweep_cluster import Progress, dask_client, local_workers, run_points
 from apps.sweep_points import Outcome, Point, cached_outcome
 from apps.sweep_table import plot_area, plot_energy, tidy_rows, write_csv
-from contract.cli import InputError, Parser, atomic_dir, number, require_extra, run_main
+from contract.cli import CommandError, InputError, Parser, atomic_dir, number, require_extra, run_main
 from contract.config import parse_array
 from contract.paths import build_dir
 from eda.report import format_table
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         failed = [o for o in outcomes if o.failed]
         show(outcomes)
         if failed and not args.allow_failed:
-            raise InputError(
+            raise CommandError(
                 f"{len(failed)} of {len(outcomes)} points failed (see above); nothing written (the finished points "
                 f"are cached: a re-run computes only the failed ones; --allow-failed writes the table with them)"
             )
