@@ -182,6 +182,12 @@ def run_point(point: Point, cache: Path) -> Outcome:
             (staging / "area.json").write_text(json.dumps(area, indent=2) + "\n")  # last: the entry is complete
     except CommandError as exc:  # tool failures and missing tools carry the tool's last log lines
         return Outcome(point, area | {"error": one_line(exc)}, False, time.perf_counter() - start)
+    except OSError:
+        if not stored.is_file():
+            raise
+        # Another sweep sharing the cache stored this very point while we computed it (the rename onto its
+        # entry fails): the same Verilog, target and tools, so its figures are ours.
+        return Outcome(point, json.loads(stored.read_text()), True, time.perf_counter() - start)
     note_verilog(cache, point, verilog)  # only now: a failed point leaves nothing in the cache
     return Outcome(point, area, False, time.perf_counter() - start)
 
