@@ -127,5 +127,10 @@ def outcome_of(future, point: Point) -> Outcome:
 
 
 def running(client, keys: dict) -> int:
-    """Points being computed on a worker right now."""
-    return sum(key in keys for on_worker in client.processing().values() for key in on_worker)
+    """Points being computed on a worker right now: the scheduler may hand a worker more tasks than it has
+    threads (the rest wait there), so each worker counts for at most its threads."""
+    threads = client.nthreads()
+    return sum(
+        min(sum(key in keys for key in on_worker), threads.get(worker, 1))
+        for worker, on_worker in client.processing().items()
+    )
