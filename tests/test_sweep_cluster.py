@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from apps.sweep import main
 from contract.cli import run_main
@@ -29,9 +30,17 @@ def sweep(root: Path, *extra: str) -> bytes:
     return (root / "out" / "sweep.csv").read_bytes()
 
 
-@pytest.fixture(scope="module")
-def serial_csv(tmp_path_factory) -> bytes:
-    return sweep(tmp_path_factory.mktemp("serial"))
+@pytest.fixture(scope="session")
+def serial_csv(tmp_path_factory, worker_id) -> bytes:
+    """The serial run's CSV, computed once per session even when pytest-xdist spreads the tests over workers."""
+    if worker_id == "master":
+        return sweep(tmp_path_factory.mktemp("serial"))
+    shared = tmp_path_factory.getbasetemp().parent  # the same for every xdist worker of this session
+    with FileLock(shared / "sweep-serial.lock"):
+        done = shared / "sweep-serial.csv"
+        if not done.is_file():
+            done.write_bytes(sweep(tmp_path_factory.mktemp("serial")))
+        return done.read_bytes()
 
 
 def test_local_cluster_gives_the_serial_csv_and_a_rerun_hits_the_cache(serial_csv, tmp_path, capsys):
