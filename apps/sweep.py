@@ -1,55 +1,44 @@
-"""`python -m apps.sweep`: area and Fmax against array size, and (with --model) accuracy against energy per
-inference for every weight precision k, as CSV files and PNG plots under build/sweep/.
+"""`python -m apps.sweep`: the design space (arrays, bits, digit widths, targets, switchable/fixed, and with a
+model every weight precision k) as one tidy CSV and Pareto-front plots under build/sweep/.
 
-Each (array, bits, digit bits) point is one `eda.synth.synthesize` run in its own process (--jobs at a time), so a
-sweep costs what its points cost. A failing point does not stop the others: every point's numbers or error
-are printed, and then the sweep exits with status 2 and writes nothing, since a table with holes would be
-read as the whole story.
+Each point is one `eda.synth.synthesize` run. With --jobs N > 1 the points are Dask tasks on a local cluster of N
+workers (at most one per core), with --scheduler on an existing Dask cluster, and with --jobs 1 they run one after
+another in this process. Every finished point is cached (apps.sweep_points), so a re-run or a crashed sweep redoes
+only what is missing. A failing point is shown with its error and the tool's last lines as soon as it fails, the
+sweep goes on, and then nothing is written unless --allow-failed: a table with holes would be read as the whole
+story, but with --allow-failed the failed points are rows whose `error` column says why.
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
+import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from itertools import product
 from pathlib import Path
 
-from contract.cli import CommandError, InputError, Parser, atomic_dir, number, one_line, run_main
-from contract.config import EngineConfig, parse_array
+from apps.sweep_cluster import Progress, dask_client, local_workers, run_points
+from apps.sweep_points import Outcome, Point, cached_outcome
+from apps.sweep_table import plot_area, plot_energy, tidy_rows, write_csv
+from contract.cli import CommandError, InputError, Parser, atomic_dir, number, require_extra, run_main
+from contract.config import parse_array
 from contract.paths import build_dir
 from eda.report import format_table
-from eda.synth import synthesize
 from eda.targets import DEFAULT_MAX_M, TARGETS
-from golden.data import digits_split
-from golden.evaluate import fraction_equal, integer_predictions
-from golden.export import load_export
-from sim.energy import gemms_energy, inference_shapes
-from sim.network import engine_config_for
 
 DEFAULT_OUT = build_dir("sweep")
-AREA_FIELDS = [
-    "target",
-    "array",
-    "pes",
-    "bits",
-    "digit_bits",
-    "fits",
-    "luts",
-    "ffs",
-    "dsps",
-    "brams",
-    "nand2_eq",
-    "area_mm2",
-    "fmax_mhz",
-    "error",
-]
+DEFAULT_CACHE = build_dir("sweep-cache")
+ENGINES = ("switchable", "fixed")
+MAX_JOBS = 64
 
 
 def parse_list(text: str, parse, label: str) -> list:
     """A non-empty comma-separated list: an empty sweep would write empty tables and plots and look like success."""
     try:
         items = [parse(part.strip()) for part in text.split(",") if part.strip()]
+    except InputError:
+        raise
     except ValueError:
         raise InputError(f"{label} must be a comma-separated list, got {text!r}") from None
     if not items:
@@ -57,138 +46,44 @@ def parse_list(text: str, parse, label: str) -> list:
     return items
 
 
-def area_point(target: str, rows: int, cols: int, bits: int, digit_bits: int | None, max_m: int, out: Path) -> dict:
-    """One synthesis run, flattened into a CSV row (in a worker process: progress goes to stdout)."""
-    row = dict.fromkeys(AREA_FIELDS, "") | {
-        "target": target,
-        "array": f"{rows}x{cols}",
-        "pes": rows * cols,
-        "bits": bits,
-        "digit_bits": digit_bits or bits,
-    }
-    try:
-        cfg = EngineConfig(rows=rows, cols=cols, base_bits=bits, max_m=max_m, digit_bits=digit_bits)
-        report = synthesize(cfg, target, out / "synth", emit=lambda line: print(line, flush=True))
-    except CommandError as exc:
-        return row | {"error": one_line(exc)}
-    if "gates" in report:
-        return row | {
-            "fits": True,
-            "nand2_eq": report["gates"]["total_nand2_eq"],
-            "area_mm2": report["area"]["total_mm2"],
-        }
-    resources = report["resources"]
-    return row | {
-        "fits": report["fits"],
-        "luts": resources["lut"],
-        "ffs": resources["ff"],
-        "dsps": resources["dsp"],
-        "brams": resources["bram"],
-        "fmax_mhz": report["fmax_mhz"] or "",
-    }
+def choice(label: str, options) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise InputError(f"{label}: {text!r} is not one of {', '.join(options)}")
+        return text
+
+    return parse
 
 
-def write_csv(path: Path, fieldnames: list[str], rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=fieldnames)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def plot_area(path: Path, target: str, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    asic = target == "asic"
-    metric, label = ("nand2_eq", "NAND2 equivalents (logic)") if asic else ("luts", "LUT4s")
-    panels = 1 if asic else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
-    for bits, digit_bits in sorted({(r["bits"], r["digit_bits"]) for r in rows}):
-        points = [r for r in rows if (r["bits"], r["digit_bits"]) == (bits, digit_bits) and r[metric] != ""]
-        pes = [r["pes"] for r in points]
-        label = f"B = {bits}" + (f", D = {digit_bits}" if digit_bits != bits else "")
-        axes[0][0].plot(pes, [r[metric] for r in points], "o-", label=label)
-        if not asic:
-            timed = [r for r in points if r["fmax_mhz"] != ""]
-            axes[0][1].plot([r["pes"] for r in timed], [r["fmax_mhz"] for r in timed], "o-", label=label)
-    axes[0][0].set(xscale="log", yscale="log", xlabel="PEs", ylabel=label, title=f"{target}: area")
-    if not asic:
-        axes[0][1].set(xscale="log", xlabel="PEs", ylabel="Fmax (MHz)", title=f"{target}: Fmax (placed designs)")
-    for ax in axes[0]:
-        ax.legend()
-        ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def energy_rows(
-    export_dir: Path, arrays: list[tuple[int, int]], digit_widths: list[int | None], max_m: int
-) -> list[dict]:
-    """Accuracy (golden integer path, digits test set) and energy per inference for k = B..1, per array and
-    digit width (the accuracy is the same on every engine: the digits compute exactly the truncation)."""
-    export = load_export(export_dir)
-    split = digits_split()
-    shapes = inference_shapes(export)
-    macs = sum(m * k * n for m, k, n in shapes)
-    rows = []
-    for k in range(export.base_bits, 0, -1):
-        accuracy = fraction_equal(integer_predictions(export, split.test_x, k), split.test_y)
-        for (r, c), digit_bits in product(arrays, digit_widths):
-            cfg = engine_config_for(export, r, c, max_m, digit_bits)
-            energy = gemms_energy(cfg, shapes, k)
-            rows.append(
-                {
-                    "array": f"{r}x{c}",
-                    "digit_bits": cfg.digit_width,
-                    "k": k,
-                    "accuracy": round(accuracy, 4),
-                    "energy_nj": round(energy.total / 1000, 3),
-                    "pj_per_mac": round(energy.total / macs, 3),
-                    "macs": macs,
-                }
-                | {f"{name}_nj": round(value / 1000, 3) for name, value in energy.as_dict().items() if name != "total"}
-            )
-    return rows
-
-
-def plot_energy(path: Path, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for array, digit_bits in dict.fromkeys((r["array"], r["digit_bits"]) for r in rows):
-        points = [r for r in rows if (r["array"], r["digit_bits"]) == (array, digit_bits)]
-        label = f"{array}, D = {digit_bits}"
-        ax.plot([r["energy_nj"] for r in points], [100 * r["accuracy"] for r in points], "o-", label=label)
-        for r in points:
-            ax.annotate(
-                f"k={r['k']}",
-                (r["energy_nj"], 100 * r["accuracy"]),
-                fontsize=7,
-                textcoords="offset points",
-                xytext=(3, 3),
-            )
-    ax.set(
-        xlabel="energy per inference (nJ, 45 nm model)",
-        ylabel="test accuracy (%)",
-        title="digits: accuracy against energy per weight precision k",
+def plan(args) -> list[Point]:
+    """Every point of the axes, each checked (EngineConfig) before any tool starts. The fixed-precision engine
+    is bit-parallel only, so it is one point per (target, array, bits), whatever --digit-bits says; D = B is the
+    bit-parallel engine (digit_bits None), one point however it is named."""
+    targets = parse_list(args.target, choice("--target", TARGETS), "--target")
+    arrays = [parse_array(a) for a in parse_list(args.arrays, str, "--arrays")]
+    bits = parse_list(args.bits, int, "--bits")
+    digit_widths = [None] if args.digit_bits is None else parse_list(args.digit_bits, int, "--digit-bits")
+    engines = parse_list(args.engines, choice("--engines", ENGINES), "--engines")
+    points = (
+        Point(target, r, c, b, d if engine == "switchable" and d != b else None, engine == "switchable", args.max_m)
+        for target, b, engine, d, (r, c) in product(targets, bits, engines, digit_widths, arrays)
     )
-    ax.legend(title="array, digit bits")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return list(dict.fromkeys(points))
+
+
+def check_cache(cache: Path, out: Path) -> Path:
+    """The cache directory, refused when it is a file or overlaps the output (replacing one would delete the other)."""
+    cache, out = Path(os.path.abspath(cache)), Path(os.path.abspath(out))
+    if cache.exists() and not cache.is_dir():
+        raise InputError(f"--cache {cache} is not a directory")
+    if cache == out or out in cache.parents or cache in out.parents:
+        raise InputError(f"--cache {cache} and the output {out} must not contain each other")
+    return cache
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="python -m apps.sweep", description=__doc__.splitlines()[0])
-    parser.add_argument("--target", required=True, choices=list(TARGETS))
+    parser.add_argument("--target", required=True, help=f"comma-separated targets: {', '.join(TARGETS)}")
     parser.add_argument("--arrays", default="4x4,8x8,16x16,32x32", help="comma-separated ROWSxCOLS")
     parser.add_argument("--bits", default="4,8", help="comma-separated base weight bits B")
     parser.add_argument(
@@ -196,66 +91,109 @@ def main(argv: list[str] | None = None) -> None:
         help="comma-separated digit widths D, each in {1, 2, 4, B} and dividing every B (default: B, the "
         "bit-parallel engine only)",
     )
+    parser.add_argument("--engines", default="switchable", help="comma-separated: switchable, fixed")
     parser.add_argument("--max-m", type=int, default=DEFAULT_MAX_M, help=f"accumulator depth (default {DEFAULT_MAX_M})")
-    parser.add_argument("--jobs", type=number(int, 1, 64), default=1, help="synthesis runs in parallel (1..64)")
-    parser.add_argument("--model", type=Path, help="export directory (golden.export) for accuracy vs energy")
+    parser.add_argument(
+        "--jobs",
+        type=number(int, 1, MAX_JOBS),
+        default=1,
+        help=f"local Dask workers (1..{MAX_JOBS}, at most one per core); 1 runs the points in this process",
+    )
+    parser.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786)")
+    parser.add_argument(
+        "--scheduler-timeout",
+        type=number(float, 0, 600, above=True),
+        default=10.0,
+        help="seconds to wait for the scheduler and a worker (default 10)",
+    )
+    parser.add_argument("--model", type=Path, help="export directory (golden.export): accuracy, energy, cycles per k")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help="point cache that every worker sees (default build/sweep-cache)",
+    )
+    parser.add_argument(
+        "--allow-failed", action="store_true", help="write the table even if points failed (their error column)"
+    )
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output directory (default build/sweep)")
     args = parser.parse_args(argv)
-    arrays = [parse_array(a) for a in parse_list(args.arrays, str, "--arrays")]
-    bits = parse_list(args.bits, int, "--bits")
-    digit_widths = [None] if args.digit_bits is None else parse_list(args.digit_bits, int, "--digit-bits")
-    for (r, c), b, d in product(arrays, bits, digit_widths):  # validate every point before starting any tool
-        EngineConfig(rows=r, cols=c, base_bits=b, max_m=args.max_m, digit_bits=d)
+    require_extra("matplotlib", "plots")
+    points = plan(args)
+    cache = check_cache(args.cache, args.out)
+    if args.scheduler is None and local_workers(args.jobs) < args.jobs:
+        print(f"--jobs {args.jobs}: {local_workers(args.jobs)} workers, one per core of this machine")
     inputs = [] if args.model is None else [args.model]
     with atomic_dir(args.out, "apps.sweep", "sweep", inputs) as staging:
-        if args.model is not None:
-            energy_sweep(args.model, arrays, digit_widths, args.max_m, staging)
-        area_sweep(args.target, arrays, bits, digit_widths, args.max_m, args.jobs, staging)
+        model = None if args.model is None else model_costs(args.model)  # a bad model fails before any synthesis
+        outcomes = sweep_points(points, cache, args)
+        failed = [o for o in outcomes if o.failed]
+        show(outcomes)
+        if failed and not args.allow_failed:
+            raise CommandError(
+                f"{len(failed)} of {len(outcomes)} points failed (see above); nothing written (the finished points "
+                f"are cached: a re-run computes only the failed ones; --allow-failed writes the table with them)"
+            )
+        write_sweep(staging, outcomes, model)
     print(f"wrote {args.out}")
 
 
-def energy_sweep(
-    model: Path, arrays: list[tuple[int, int]], digit_widths: list[int | None], max_m: int, out: Path
-) -> None:
-    rows = energy_rows(model, arrays, digit_widths, max_m)
-    write_csv(out / "energy.csv", list(rows[0]), rows)
-    plot_energy(out / "energy.png", rows)
+def sweep_points(points: list[Point], cache: Path, args) -> list[Outcome]:
+    """Every point's outcome in plan order: cached ones looked up here, the rest computed (a cluster is
+    started, or reached, only when some point is missing)."""
+    progress = Progress(len(points), print)
+    outcomes = [cached_outcome(point, cache) for point in points]
+    for outcome in filter(None, outcomes):
+        progress.finished(outcome, running=0)
+    missing = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    if missing:
+        with executor(args) as client:
+            computed = run_points([points[i] for i in missing], cache, client, progress)
+        for index, outcome in zip(missing, computed, strict=True):
+            outcomes[index] = outcome
+    return outcomes
+
+
+@contextlib.contextmanager
+def executor(args):
+    """A Dask client, or None for --jobs 1 without --scheduler (the points then run in this process)."""
+    if args.scheduler is None and args.jobs == 1:
+        yield None
+        return
+    with dask_client(args.scheduler, args.jobs, args.scheduler_timeout) as client:
+        yield client
+
+
+def model_costs(export_dir: Path):
+    """apps.sweep_model.ModelCosts, imported here: torch costs seconds to import, which a sweep without a model
+    (and a re-run from the cache) need not pay."""
+    require_extra("torch", "train")
+    from apps.sweep_model import ModelCosts
+
+    return ModelCosts(export_dir)
+
+
+def write_sweep(out: Path, outcomes: list[Outcome], model) -> None:
+    """sweep.csv, one area Pareto plot per target and, with a model, the energy-accuracy Pareto plot."""
+    rows = tidy_rows(outcomes, model)
+    write_csv(out / "sweep.csv", rows)
+    for target in dict.fromkeys(o.point.target for o in outcomes if not o.failed):
+        plot_area(out / f"pareto-{target}.png", target, [r for r in rows if r["target"] == target])
+    if model is not None and rows:
+        plot_energy(out / "pareto-energy.png", rows)
+
+
+def show(outcomes: list[Outcome]) -> None:
+    columns = ["fits", "luts", "ffs", "dsps", "brams", "nand2_eq", "area_mm2", "fmax_mhz"]
     print(
         format_table(
-            ["array", "D", "k", "accuracy %", "nJ/inference", "pJ/MAC"],
+            ["point", *columns, "cached", "error"],
             [
-                [r["array"], r["digit_bits"], r["k"], round(100 * r["accuracy"], 1), r["energy_nj"], r["pj_per_mac"]]
-                for r in rows
+                [o.point.name, *(o.area[c] for c in columns), "yes" if o.cached else "", o.area["error"][:80]]
+                for o in outcomes
             ],
         )
     )
-
-
-def area_sweep(
-    target: str,
-    arrays: list[tuple[int, int]],
-    bits: list[int],
-    digit_widths: list[int | None],
-    max_m: int,
-    jobs: int,
-    out: Path,
-):
-    """Synthesise every point; a failing point is shown with its error and fails the whole sweep, which then
-    writes nothing (all or nothing, like every tool), after the others have run so their numbers are seen."""
-    points = [(target, r, c, b, d, max_m, out) for b, d, (r, c) in product(bits, digit_widths, arrays)]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        rows = list(pool.map(area_point, *zip(*points, strict=True)))
-    shown = (
-        ["array", "bits", "digit_bits", "fits", "nand2_eq", "area_mm2"]
-        if target == "asic"
-        else ["array", "bits", "digit_bits", "fits", "luts", "ffs", "dsps", "brams", "fmax_mhz"]
-    )
-    print(format_table(shown + ["error"], [[r[f] for f in shown + ["error"]] for r in rows]))
-    failed = [r for r in rows if r["error"]]
-    if failed:
-        raise InputError(f"{len(failed)} of {len(rows)} points failed (see the error column above); nothing written")
-    write_csv(out / f"area-{target}.csv", AREA_FIELDS, rows)
-    plot_area(out / f"area-{target}.png", target, rows)
 
 
 if __name__ == "__main__":
