@@ -8,10 +8,14 @@ from __future__ import annotations
 
 #: The cycle in which the engine accepts a command (the sequencer's IDLE state).
 ACCEPT_CYCLES = 1
-#: Register stages behind the array that a result row passes before it is in the output FIFO:
-#: the accumulator write, requantizer stages 1 and 2 (hw/requant.py); counted from the slot in which the
-#: de-skewed column sums are complete.
-REQUANT_CYCLES = 3
+#: The requantizer's register stages (hw/requant.py): pre-shift, bias, partial products, their sum,
+#: output shift. Five short stages rather than two long ones: the 48-bit variable shift and the 32 x 16
+#: multiply had limited every placed design to 55-68 MHz on an ECP5 (docs/estimates.md).
+REQUANT_STAGES = 5
+#: Register stages behind the array that a result row passes before it is in the output FIFO: the
+#: accumulator's sum register and the requantizer's stages; counted from the slot in which the de-skewed
+#: column sums are complete (the accumulate slot), up to and including the FIFO write.
+REQUANT_CYCLES = 1 + REQUANT_STAGES
 #: The cycle in which the output FIFO presents a beat on `result`.
 OUTPUT_CYCLES = 1
 #: Digit-serial engines: the shift-and-add register below the array (hw/accumulator.py, DigitShiftAdd)
