@@ -16,7 +16,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.interface import psum_bits, weight_decode_layout
-from hw.pe import build_pe, row_input_layout
+from hw.pe import build_pe, pe_decodes, row_input_layout
 
 
 def column_load_layout(cfg) -> data.StructLayout:
@@ -33,14 +33,14 @@ class SystolicArray(wiring.Component):
                 "load": In(data.ArrayLayout(column_load_layout(cfg), cfg.cols)),
                 "psums": Out(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
             }
-            | ({"decode": In(weight_decode_layout(cfg))} if cfg.switchable else {})
+            | ({"decode": In(weight_decode_layout(cfg))} if pe_decodes(cfg) else {})
         )
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
         psums = [Const(0, signed(psum_bits(cfg)))] * cfg.cols
-        decode = self.decode if cfg.switchable else None
+        decode = self.decode if pe_decodes(cfg) else None
         for r in range(cfg.rows):
             row = self.rows[r]
             for c in range(cfg.cols):

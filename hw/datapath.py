@@ -5,14 +5,15 @@ consumes is present and the output FIFO can take what it produces (EnableInserte
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Cat, Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.accumulator import Accumulator, DigitShiftAdd
 from hw.array import SystolicArray, column_load_layout
 from hw.interface import param_layout, precision_layout, psum_bits, result_layout, token_layout
-from hw.pe import row_input_layout
+from hw.offset import OffsetTerm
+from hw.pe import load_value, pe_decodes, row_input_layout
 from hw.requant import Requantizer
 from hw.skew import Skew, delay_line
 
@@ -62,14 +63,19 @@ class Datapath(wiring.Component):
             ]
             if cfg.digit_serial:
                 m.d.comb += act_skew.i[r].place.eq(self.token.place)
+        # A switchable bit-parallel engine decodes each column's code here, once, instead of in every PE.
+        decode_at_load = cfg.switchable and not pe_decodes(cfg)
         for c in range(cols):
-            m.d.comb += [load_skew.i[c].code.eq(self.weight_codes[c]), load_skew.i[c].rows.eq(self.weight_rows)]
+            code = self.weight_codes[c]
+            if decode_at_load:
+                code = load_value(m, f"load{c}", code, self.precision.weight)
+            m.d.comb += [load_skew.i[c].code.eq(code), load_skew.i[c].rows.eq(self.weight_rows)]
         m.d.comb += [
             array.rows.eq(act_skew.o),
             array.load.eq(load_skew.o),
             deskew.i.eq(array.psums),
         ]
-        if cfg.switchable:
+        if pe_decodes(cfg):
             m.d.comb += array.decode.eq(self.precision.weight)
 
         tokens = delay_line(m, self.token, rows + cols, "token")
@@ -82,6 +88,14 @@ class Datapath(wiring.Component):
                 accumulator.read_enable.eq(tokens[-1].last_digit),  # once per row, not per digit
             ]
             colsums, aligned, next_row = shift_add.sums, shift_add.sums_token, tokens[-1].row
+        elif decode_at_load:
+            m.submodules.offset_term = offset_term = OffsetTerm(cfg)
+            m.d.comb += [
+                offset_term.lanes.eq(Cat(row.act for row in act_skew.i)),
+                offset_term.decode.eq(self.precision.weight),
+                offset_term.psums.eq(deskew.o),
+            ]
+            colsums, aligned, next_row = offset_term.sums, tokens[-1], tokens[-2].row
         else:
             colsums, aligned, next_row = deskew.o, tokens[-1], tokens[-2].row
         m.d.comb += [

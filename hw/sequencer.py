@@ -182,14 +182,13 @@ class Sequencer(wiring.Component):
             act_drop.eq(cfg.act_bits - payload.abits),
         ]
         mask = Const((1 << cfg.base_bits) - 1, cfg.base_bits) << weight_drop
-        lsb = Const(1, cfg.base_bits) << weight_drop
         m.d.sync += [
             precision.weight.mask.eq(mask),
             precision.weight.scheme.eq(payload.scheme),
             precision.act_mask.eq(Const((1 << cfg.act_bits) - 1, cfg.act_bits) << act_drop),
         ]
         if not cfg.digit_serial:
-            m.d.sync += [precision.weight.lsb.eq(lsb), precision.acc_shift.eq(weight_drop + act_drop)]
+            m.d.sync += [precision.weight.drop.eq(weight_drop), precision.acc_shift.eq(weight_drop + act_drop)]
             return
         # Digit-serial: each kept digit's lowest kept bit (bit 0 of the full ones, 2^(B-k) in the last,
         # partial one); the last digit's place floor((B-k)/D); and the column sums, which the shift-and-add
@@ -198,7 +197,7 @@ class Sequencer(wiring.Component):
         digit_lows = Const(sum(1 << p * cfg.digit_width for p in range(cfg.digit_count)), cfg.base_bits)
         log_d = cfg.digit_width.bit_length() - 1  # D is 1, 2 or 4
         m.d.sync += [
-            precision.weight.lsb.eq((digit_lows & mask) | lsb),
+            precision.weight.lsb.eq((digit_lows & mask) | (Const(1, cfg.base_bits) << weight_drop)),
             precision.last_place.eq(weight_drop >> log_d),
             precision.acc_shift.eq(weight_drop[:log_d] + act_drop),
         ]
