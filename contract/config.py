@@ -49,6 +49,11 @@ class EngineConfig:
     multiplies by one D-bit digit of its code per cycle, most significant first, so a command at precision k
     holds each activation row for ceil(k/D) slots. None (or B, normalised to None so that configs, their
     dicts and every existing manifest stay as they were) is the bit-parallel PE.
+
+    pipelined_mac = True registers each PE's product before its add: one more slot through the array
+    (contract/timing.py) and an (A + B + 1)-bit register per PE, so that nothing but the multiplier lies
+    between two registers; on an FPGA the multiplier is a DSP block whose delay alone is about 4 ns
+    (docs/estimates.md, "Timing closure"). Omitted from the config's dict when False, like digit_bits.
     """
 
     rows: int = 16
@@ -61,10 +66,13 @@ class EngineConfig:
     max_n: int = 4096
     switchable: bool = True
     digit_bits: int | None = None
+    pipelined_mac: bool = False
 
     def __post_init__(self):
         if not isinstance(self.switchable, bool):
             raise ConfigError(f"switchable must be True or False, got {self.switchable!r}")
+        if not isinstance(self.pipelined_mac, bool):
+            raise ConfigError(f"pipelined_mac must be True or False, got {self.pipelined_mac!r}")
         _check("--array rows", self.rows, 1, MAX_ARRAY_DIM)
         _check("--array columns", self.cols, 1, MAX_ARRAY_DIM)
         _check("--bits", self.base_bits, *BASE_BITS_RANGE)
@@ -141,10 +149,13 @@ class EngineConfig:
         return max(1, maximum.bit_length())
 
     def as_dict(self) -> dict:
-        """The fields, without digit_bits for the bit-parallel engine (as every manifest before it had)."""
+        """The fields, without digit_bits for the bit-parallel engine and pipelined_mac when False (as every
+        manifest before them had)."""
         fields = asdict(self)
         if self.digit_bits is None:
             del fields["digit_bits"]
+        if not self.pipelined_mac:
+            del fields["pipelined_mac"]
         return fields
 
 

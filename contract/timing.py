@@ -6,6 +6,8 @@ cycle formula (sim/model.py, docs/architecture.md) adds the same stages: if eith
 
 from __future__ import annotations
 
+from contract.config import EngineConfig
+
 #: The cycle in which the engine accepts a command (the sequencer's IDLE state).
 ACCEPT_CYCLES = 1
 #: The requantizer's register stages (hw/requant.py): pre-shift, bias, partial products, their sum,
@@ -23,12 +25,23 @@ OUTPUT_CYCLES = 1
 SHIFT_ADD_CYCLES = 1
 
 
-def fill_drain_slots(rows: int, cols: int, digit_serial: bool = False) -> int:
+#: A pipelined-MAC engine's product register in every PE (EngineConfig.pipelined_mac): a row's column sums
+#: leave the array one slot later.
+MAC_PIPELINE_CYCLES = 1
+
+
+def array_slots(cfg: EngineConfig) -> int:
+    """Slots from an activation row (one digit of it) entering the array to its de-skewed column sums:
+    R down, C across, and a pipelined-MAC engine's product register."""
+    return cfg.rows + cfg.cols + (MAC_PIPELINE_CYCLES if cfg.pipelined_mac else 0)
+
+
+def fill_drain_slots(cfg: EngineConfig) -> int:
     """Slots from an activation row (its last digit) entering the array to its complete column sums:
-    R down, C across, and the shift-and-add stage of a digit-serial engine."""
-    return rows + cols + (SHIFT_ADD_CYCLES if digit_serial else 0)
+    the array, and the shift-and-add stage of a digit-serial engine."""
+    return array_slots(cfg) + (SHIFT_ADD_CYCLES if cfg.digit_serial else 0)
 
 
-def drain_slots(rows: int, cols: int, digit_serial: bool = False) -> int:
+def drain_slots(cfg: EngineConfig) -> int:
     """Slots after the last activation beat until its result row is written into the output FIFO."""
-    return fill_drain_slots(rows, cols, digit_serial) + REQUANT_CYCLES
+    return fill_drain_slots(cfg) + REQUANT_CYCLES

@@ -46,6 +46,7 @@ BLOCKS = {
     "load_skew": "skew",
     "deskew": "skew",
     "accumulator": "accumulators",
+    "offset_term": "accumulators",
     "requant": "requantization",
 }
 BLOCK_ORDER = ("pe_array", "skew", "accumulators", "requantization", "control")

@@ -9,6 +9,7 @@ from amaranth.hdl import Cat, Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from contract.timing import array_slots
 from hw.accumulator import Accumulator, DigitShiftAdd
 from hw.array import SystolicArray, column_load_layout
 from hw.interface import param_layout, precision_layout, psum_bits, result_layout, token_layout
@@ -29,7 +30,7 @@ class Datapath(wiring.Component):
                 "act_lanes": In(cfg.rows),
                 "token": In(token_layout(cfg)),
                 "weight_codes": In(data.ArrayLayout(cfg.base_bits, cfg.cols)),
-                "weight_rows": In(cfg.rows),
+                "weight_load": In(1),
                 "precision": In(precision_layout(cfg)),
                 "params": In(param_layout(cfg)),
                 "param_wanted": Out(1),
@@ -69,7 +70,7 @@ class Datapath(wiring.Component):
             code = self.weight_codes[c]
             if decode_at_load:
                 code = load_value(m, f"load{c}", code, self.precision.weight)
-            m.d.comb += [load_skew.i[c].code.eq(code), load_skew.i[c].rows.eq(self.weight_rows)]
+            m.d.comb += [load_skew.i[c].code.eq(code), load_skew.i[c].load.eq(self.weight_load)]
         m.d.comb += [
             array.rows.eq(act_skew.o),
             array.load.eq(load_skew.o),
@@ -78,7 +79,7 @@ class Datapath(wiring.Component):
         if pe_decodes(cfg):
             m.d.comb += array.decode.eq(self.precision.weight)
 
-        tokens = delay_line(m, self.token, rows + cols, "token")
+        tokens = delay_line(m, self.token, array_slots(cfg), "token")
         if cfg.digit_serial:
             # One more stage: the row's column sums are complete one slot after its last digit's.
             m.submodules.shift_add = shift_add = DigitShiftAdd(cfg)

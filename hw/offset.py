@@ -6,10 +6,11 @@ A switchable bit-parallel PE multiplies by v = kept XOR 2^(B-1) for an offset co
     sum_r act_r * (2 v_r + 2^(B-k)) = 2 * (the array's column sum) + 2^(B-k) * S,   S = sum_r act_r,
 
 and S is the same for every column of one activation row. So S is computed once per row from the masked
-activations entering the array, travels beside the row's token for the R + C slots the row spends in the
-array, and each de-skewed column sum is doubled and gets 2^(B-k) * S added before the accumulator. For
-the twos scheme the column sum is already the scaled one, and S is held at zero. The numbers are the
-same, bit for bit, as a PE that decodes the (B+1)-bit offset weight itself (docs/numerics.md).
+activations entering the array, travels beside the row's token for the slots the row spends in the array
+(contract/timing.py, array_slots), and each de-skewed column sum is doubled and gets 2^(B-k) * S added
+before the accumulator. For the twos scheme the column sum is already the scaled one, and S is held at
+zero. The numbers are the same, bit for bit, as a PE that decodes the (B+1)-bit offset weight itself
+(docs/numerics.md).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from contract.timing import array_slots
 from hw.interface import Scheme, column_sum_bits, psum_bits, weight_decode_layout
 from hw.skew import delay_line
 
@@ -30,7 +32,7 @@ def tree_sum(values: list[Value]) -> Value:
 
 
 class OffsetTerm(wiring.Component):
-    """`lanes` in: one masked activation row as it enters the array; `sums` out, R + C slots later: its
+    """`lanes` in: one masked activation row as it enters the array; `sums` out, array_slots later: its
     de-skewed `psums`, doubled plus 2^(B-k) * sum(lanes) for the offset scheme, unchanged for twos."""
 
     def __init__(self, cfg):
@@ -51,7 +53,7 @@ class OffsetTerm(wiring.Component):
         row_sum = Signal(unsigned((cfg.rows * ((1 << cfg.act_bits) - 1)).bit_length()))
         m.d.comb += row_sum.eq(Mux(offset, tree_sum(list(self.lanes)), 0))
         # The row's sum waits as long as its row is in the array; the last stage also scales it by 2^(B-k).
-        taps = delay_line(m, row_sum, cfg.rows + cfg.cols - 1, "row_sum")
+        taps = delay_line(m, row_sum, array_slots(cfg) - 1, "row_sum")
         term = Signal(unsigned(len(row_sum) + cfg.base_bits - 1))
         m.d.sync += term.eq(taps[-1] << self.decode.drop)
         width = column_sum_bits(cfg)

@@ -107,7 +107,15 @@ def digit_product(m: Module, name: str, act: Value, weight: Value) -> Value:
 
 
 def build_pe(
-    m: Module, name: str, row_in, psum_in: Value, load: Value, code: Value, decode, digit_bits: int | None = None
+    m: Module,
+    name: str,
+    row_in,
+    psum_in: Value,
+    load: Value,
+    code: Value,
+    decode,
+    digit_bits: int | None = None,
+    pipelined: bool = False,
 ) -> tuple[Value, Value]:
     """Adds one PE's registers and MAC to `m`; returns (row_out, psum_out), `row_in` delayed one cycle
     and psum_in + act * weight.
@@ -118,6 +126,8 @@ def build_pe(
     keeps Verilog generation of large arrays fast. `decode` None builds the bit-parallel PE: `code` is
     read as a signed B-bit weight (a fixed engine's code, or a switchable engine's `load_value`).
     `digit_bits` D, with `decode`, builds the digit-serial PE: the weight is digit `row_in.place` of the code.
+    `pipelined` registers the product and adds it one cycle later (EngineConfig.pipelined_mac): psum_in
+    must then arrive one cycle later too, which it does, since every PE above is delayed alike.
     """
     active = Signal(len(code), name=f"{name}_active")
     shadow = Signal(len(code), name=f"{name}_shadow")
@@ -132,6 +142,10 @@ def build_pe(
     else:
         weight = decode_digit(m, name, code_now, row_in.place, decode, digit_bits)
     product = row_in.act * weight if digit_bits is None else digit_product(m, name, row_in.act, weight)
+    if pipelined:
+        registered = Signal(product.shape(), name=f"{name}_product")
+        m.d.sync += registered.eq(product)
+        product = registered
     with m.If(row_in.swap):
         m.d.sync += active.eq(shadow)
     with m.If(load):
@@ -165,6 +179,8 @@ class ProcessingElement(wiring.Component):
         m = Module()
         cfg = self._cfg
         decode = self.decode if pe_decodes(cfg) else None
-        row_out, psum_out = build_pe(m, "pe", self.row_in, self.psum_in, self.load, self.code, decode, cfg.digit_bits)
+        row_out, psum_out = build_pe(
+            m, "pe", self.row_in, self.psum_in, self.load, self.code, decode, cfg.digit_bits, cfg.pipelined_mac
+        )
         m.d.comb += [self.row_out.eq(row_out), self.psum_out.eq(psum_out)]
         return m

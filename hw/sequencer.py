@@ -38,7 +38,6 @@ class Sequencer(wiring.Component):
                 "want_act": Out(1),
                 "take_act": Out(1),
                 "want_weight": Out(1),
-                "weight_row": Out(range(cfg.rows)),
                 "token": Out(token_layout(cfg)),
                 "act_lanes": Out(cfg.rows),
                 "out_lanes": Out(cfg.cols),
@@ -56,7 +55,7 @@ class Sequencer(wiring.Component):
         k_left = Signal(range(cfg.max_k + 1))
         n_left = Signal(range(cfg.max_n + 1))
         first_ktile = Signal()
-        drain = drain_slots(rows, cols, cfg.digit_serial)
+        drain = drain_slots(cfg)
         # Digit-serial, `slot` counts only a tile's first R slots (its weight loads) and the drain.
         slot = Signal(range(max(rows + 1, drain) if cfg.digit_serial else max(cfg.max_m, rows, drain)))
         if cfg.digit_serial:
@@ -79,7 +78,6 @@ class Sequencer(wiring.Component):
             self.token.last_ktile.eq(last_ktile),
             self.token.last_ntile.eq(last_ntile),
             self.token.last.eq(last_tile & last_row & last_digit),
-            self.weight_row.eq(slot),
         ]
 
         with m.FSM():

@@ -41,7 +41,7 @@ class CycleBreakdown:
     weight_load: int  # R: the first tile's weight rows, before any activation can enter
     steady: int  # M * T * ceil(k/D): slots that feed an activation row (one digit of it) into the array
     weight_wait: int  # (T - 1) * (L - M*n): tile slots without an activation while the next weights load
-    fill_drain: int  # R + C (+ 1, digit-serial): from the last activation row to its complete column sums
+    fill_drain: int  # R + C (+ 1 digit-serial, + 1 pipelined MAC): last activation row to complete column sums
     requant: int  # 6: accumulator register, requantizer stages 1-5; the last is the output FIFO write
     output: int  # 1: the output FIFO presents the last result beat
 
@@ -74,7 +74,7 @@ def command_cycles(cfg: EngineConfig, m: int, k_dim: int, n: int, wbits: int | N
         weight_load=cfg.rows,
         steady=row_slots * tile_count,
         weight_wait=(tile_count - 1) * (tile_slots - row_slots),
-        fill_drain=fill_drain_slots(cfg.rows, cfg.cols, cfg.digit_serial),
+        fill_drain=fill_drain_slots(cfg),
         requant=REQUANT_CYCLES,
         output=OUTPUT_CYCLES,
     )
