@@ -50,10 +50,12 @@ class EngineConfig:
     holds each activation row for ceil(k/D) slots. None (or B, normalised to None so that configs, their
     dicts and every existing manifest stay as they were) is the bit-parallel PE.
 
-    pipelined_mac = True registers each PE's product before its add: one more slot through the array
-    (contract/timing.py) and an (A + B + 1)-bit register per PE, so that nothing but the multiplier lies
-    between two registers; on an FPGA the multiplier is a DSP block whose delay alone is about 4 ns
-    (docs/estimates.md, "Timing closure"). Omitted from the config's dict when False, like digit_bits.
+    pipelined = True adds the registers an FPGA needs for its clock rate (docs/estimates.md, "Timing
+    closure"): each PE's product is registered before its add, so a DSP block (about 4 ns alone on an
+    ECP5) is the only thing between two registers, at one more slot through the array (contract/timing.py)
+    and an (A + B + 1)-bit register per PE; and the accumulator's memory read is registered (a block RAM's
+    clock-to-output is about 6 ns), issued one slot earlier, at no cycle. Omitted from the config's dict
+    when False, like digit_bits.
     """
 
     rows: int = 16
@@ -66,13 +68,13 @@ class EngineConfig:
     max_n: int = 4096
     switchable: bool = True
     digit_bits: int | None = None
-    pipelined_mac: bool = False
+    pipelined: bool = False
 
     def __post_init__(self):
         if not isinstance(self.switchable, bool):
             raise ConfigError(f"switchable must be True or False, got {self.switchable!r}")
-        if not isinstance(self.pipelined_mac, bool):
-            raise ConfigError(f"pipelined_mac must be True or False, got {self.pipelined_mac!r}")
+        if not isinstance(self.pipelined, bool):
+            raise ConfigError(f"pipelined must be True or False, got {self.pipelined!r}")
         _check("--array rows", self.rows, 1, MAX_ARRAY_DIM)
         _check("--array columns", self.cols, 1, MAX_ARRAY_DIM)
         _check("--bits", self.base_bits, *BASE_BITS_RANGE)
@@ -149,13 +151,13 @@ class EngineConfig:
         return max(1, maximum.bit_length())
 
     def as_dict(self) -> dict:
-        """The fields, without digit_bits for the bit-parallel engine and pipelined_mac when False (as every
+        """The fields, without digit_bits for the bit-parallel engine and pipelined when False (as every
         manifest before them had)."""
         fields = asdict(self)
         if self.digit_bits is None:
             del fields["digit_bits"]
-        if not self.pipelined_mac:
-            del fields["pipelined_mac"]
+        if not self.pipelined:
+            del fields["pipelined"]
         return fields
 
 

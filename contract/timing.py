@@ -25,15 +25,15 @@ OUTPUT_CYCLES = 1
 SHIFT_ADD_CYCLES = 1
 
 
-#: A pipelined-MAC engine's product register in every PE (EngineConfig.pipelined_mac): a row's column sums
-#: leave the array one slot later.
-MAC_PIPELINE_CYCLES = 1
+#: A pipelined engine's product register in every PE (EngineConfig.pipelined): a row's column sums leave
+#: the array one slot later. (Its registered accumulator read is issued a slot earlier and costs none.)
+PIPELINE_CYCLES = 1
 
 
 def array_slots(cfg: EngineConfig) -> int:
     """Slots from an activation row (one digit of it) entering the array to its de-skewed column sums:
-    R down, C across, and a pipelined-MAC engine's product register."""
-    return cfg.rows + cfg.cols + (MAC_PIPELINE_CYCLES if cfg.pipelined_mac else 0)
+    R down, C across, and a pipelined engine's product register."""
+    return cfg.rows + cfg.cols + (PIPELINE_CYCLES if cfg.pipelined else 0)
 
 
 def fill_drain_slots(cfg: EngineConfig) -> int:

@@ -61,11 +61,11 @@ tee -q -o stat.json stat -json -tech cmos
 
 def tag_for(cfg: EngineConfig, target: str) -> str:
     """The report directory's name: every generation parameter that changes the netlist, so that two
-    engines never overwrite each other's reports (a digit-serial engine carries -d<D>, a pipelined-MAC one
-    -p; the bit-parallel tag is unchanged, so existing reports keep their names)."""
+    engines never overwrite each other's reports (a digit-serial engine carries -d<D>, a pipelined one -p;
+    the bit-parallel tag is unchanged, so existing reports keep their names)."""
     kind = "switchable" if cfg.switchable else "fixed"
     digits = f"-d{cfg.digit_bits}" if cfg.digit_serial else ""
-    pipelined = "-p" if cfg.pipelined_mac else ""
+    pipelined = "-p" if cfg.pipelined else ""
     return f"{target}-{cfg.rows}x{cfg.cols}-b{cfg.base_bits}a{cfg.act_bits}-m{cfg.max_m}-{kind}{digits}{pipelined}"
 
 

@@ -56,7 +56,7 @@ class SystolicArray(wiring.Component):
             for c, load in enumerate(self.load):
                 writes = load.load & (next_rows[c] == r)
                 row, psums[c] = build_pe(
-                    m, f"pe_{r}_{c}", row, psums[c], writes, load.code, decode, cfg.digit_bits, cfg.pipelined_mac
+                    m, f"pe_{r}_{c}", row, psums[c], writes, load.code, decode, cfg.digit_bits, cfg.pipelined
                 )
         m.d.comb += [self.psums[c].eq(psum) for c, psum in enumerate(psums)]
         return m

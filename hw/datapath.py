@@ -80,15 +80,18 @@ class Datapath(wiring.Component):
             m.d.comb += array.decode.eq(self.precision.weight)
 
         tokens = delay_line(m, self.token, array_slots(cfg), "token")
+        read_ahead = -3 if cfg.pipelined else -2  # the accumulator's read, one or two slots ahead
         if cfg.digit_serial:
             # One more stage: the row's column sums are complete one slot after its last digit's.
             m.submodules.shift_add = shift_add = DigitShiftAdd(cfg)
+            # The read is issued one slot before the row's sums leave the shift-and-add, two when registered.
+            ahead = tokens[-2] if cfg.pipelined else tokens[-1]
             m.d.comb += [
                 shift_add.digit_sums.eq(deskew.o),
                 shift_add.token.eq(tokens[-1]),
-                accumulator.read_enable.eq(tokens[-1].last_digit),  # once per row, not per digit
+                accumulator.read_enable.eq(ahead.last_digit),  # once per row, not per digit
             ]
-            colsums, aligned, next_row = shift_add.sums, shift_add.sums_token, tokens[-1].row
+            colsums, aligned, next_row = shift_add.sums, shift_add.sums_token, ahead.row
         elif decode_at_load:
             m.submodules.offset_term = offset_term = OffsetTerm(cfg)
             m.d.comb += [
@@ -96,9 +99,9 @@ class Datapath(wiring.Component):
                 offset_term.decode.eq(self.precision.weight),
                 offset_term.psums.eq(deskew.o),
             ]
-            colsums, aligned, next_row = offset_term.sums, tokens[-1], tokens[-2].row
+            colsums, aligned, next_row = offset_term.sums, tokens[-1], tokens[read_ahead].row
         else:
-            colsums, aligned, next_row = deskew.o, tokens[-1], tokens[-2].row
+            colsums, aligned, next_row = deskew.o, tokens[-1], tokens[read_ahead].row
         m.d.comb += [
             accumulator.colsums.eq(colsums),
             accumulator.token.eq(aligned),

@@ -134,10 +134,10 @@ def add_config_arguments(parser: Parser, max_m: int = 1024) -> None:
         "then takes ceil(k/D) cycles per activation row (default B: the bit-parallel PE)",
     )
     parser.add_argument(
-        "--pipelined-mac",
+        "--pipelined",
         action="store_true",
-        help="register each PE's product before its add: one more cycle of latency, and the multiplier "
-        "alone between registers (for FPGA clock rates)",
+        help="FPGA clock rates: register each PE's product before its add (one more cycle of latency) and "
+        "the accumulator's memory read",
     )
 
 
@@ -154,7 +154,7 @@ def config_from_args(args) -> EngineConfig:
         max_n=args.max_n,
         switchable=not args.fixed_precision,
         digit_bits=args.digit_bits,
-        pipelined_mac=args.pipelined_mac,
+        pipelined=args.pipelined,
     )
 
 

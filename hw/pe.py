@@ -106,6 +106,12 @@ def digit_product(m: Module, name: str, act: Value, weight: Value) -> Value:
     return inverted + negative
 
 
+def _registered(m: Module, name: str, value: Value) -> Signal:
+    register = Signal(value.shape(), name=name)
+    m.d.sync += register.eq(value)
+    return register
+
+
 def build_pe(
     m: Module,
     name: str,
@@ -126,8 +132,9 @@ def build_pe(
     keeps Verilog generation of large arrays fast. `decode` None builds the bit-parallel PE: `code` is
     read as a signed B-bit weight (a fixed engine's code, or a switchable engine's `load_value`).
     `digit_bits` D, with `decode`, builds the digit-serial PE: the weight is digit `row_in.place` of the code.
-    `pipelined` registers the product and adds it one cycle later (EngineConfig.pipelined_mac): psum_in
-    must then arrive one cycle later too, which it does, since every PE above is delayed alike.
+    `pipelined` registers the product and adds it one cycle later (EngineConfig.pipelined): psum_in
+    must then arrive one cycle later too, which it does, since every PE above is delayed alike (the top
+    row, whose psum_in is a constant, registers the multiplier's inputs instead).
     """
     active = Signal(len(code), name=f"{name}_active")
     shadow = Signal(len(code), name=f"{name}_shadow")
@@ -141,11 +148,15 @@ def build_pe(
         weight = code_now.as_signed()
     else:
         weight = decode_digit(m, name, code_now, row_in.place, decode, digit_bits)
-    product = row_in.act * weight if digit_bits is None else digit_product(m, name, row_in.act, weight)
-    if pipelined:
-        registered = Signal(product.shape(), name=f"{name}_product")
-        m.d.sync += registered.eq(product)
-        product = registered
+    act = row_in.act
+    if pipelined and isinstance(psum_in, Const):
+        # The top row adds nothing to its product, so a product register would feed the psum register
+        # directly; Yosys 0.70's ABC9 (synth_ecp5) fails an assertion on that chain. Registering the
+        # multiplier's inputs instead gives the same latency, and the multiplier still stands alone.
+        act, weight = _registered(m, f"{name}_act_in", act), _registered(m, f"{name}_weight_in", weight)
+    product = act * weight if digit_bits is None else digit_product(m, name, act, weight)
+    if pipelined and not isinstance(psum_in, Const):
+        product = _registered(m, f"{name}_product", product)
     with m.If(row_in.swap):
         m.d.sync += active.eq(shadow)
     with m.If(load):
@@ -180,7 +191,7 @@ class ProcessingElement(wiring.Component):
         cfg = self._cfg
         decode = self.decode if pe_decodes(cfg) else None
         row_out, psum_out = build_pe(
-            m, "pe", self.row_in, self.psum_in, self.load, self.code, decode, cfg.digit_bits, cfg.pipelined_mac
+            m, "pe", self.row_in, self.psum_in, self.load, self.code, decode, cfg.digit_bits, cfg.pipelined
         )
         m.d.comb += [self.row_out.eq(row_out), self.psum_out.eq(psum_out)]
         return m

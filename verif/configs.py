@@ -38,10 +38,10 @@ AMARANTH = _registry(
     # Digit-serial: one digit per bit, and two bits per digit on a non-square array.
     EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64, digit_bits=1),
     EngineConfig(rows=3, cols=5, base_bits=8, act_bits=8, acc_bits=32, max_m=16, max_k=64, max_n=64, digit_bits=2),
-    # Pipelined MAC (a product register in every PE), bit-parallel and digit-serial.
-    EngineConfig(
-        rows=3, cols=5, base_bits=8, act_bits=8, acc_bits=32, max_m=16, max_k=64, max_n=64, pipelined_mac=True
-    ),
+    # Pipelined (a product register in every PE, a registered accumulator read): bit-parallel, digit-serial,
+    # and one row, where a row comes back to the accumulator in the next slot.
+    EngineConfig(rows=1, cols=2, base_bits=3, act_bits=2, acc_bits=12, max_m=8, max_k=16, max_n=16, pipelined=True),
+    EngineConfig(rows=3, cols=5, base_bits=8, act_bits=8, acc_bits=32, max_m=16, max_k=64, max_n=64, pipelined=True),
     EngineConfig(
         rows=2,
         cols=2,
@@ -52,7 +52,7 @@ AMARANTH = _registry(
         max_k=64,
         max_n=64,
         digit_bits=1,
-        pipelined_mac=True,
+        pipelined=True,
     ),
 )
 
@@ -67,7 +67,7 @@ RTL = _registry(
     EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64, digit_bits=1),
     EngineConfig(rows=3, cols=5, base_bits=8, act_bits=6, acc_bits=28, max_m=16, max_k=128, max_n=128, digit_bits=2),
     # Pipelined MAC: the FPGA-timing option.
-    EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64, pipelined_mac=True),
+    EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64, pipelined=True),
 )
 
 NETWORK = RTL["16x16-b8a8acc32-m64k512n512"]
