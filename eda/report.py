@@ -79,6 +79,23 @@ def nextpnr_timing(report: dict) -> tuple[float, float]:
     return float(clocks[0]["achieved"]), float(clocks[0]["constraint"])
 
 
+def nextpnr_critical_path(report: dict) -> dict:
+    """Where the slowest register-to-register path of nextpnr's --report JSON starts and ends, its delay
+    in ns, and how much of it is logic and how much routing: what to pipeline next."""
+    paths = [p["path"] for p in report.get("critical_paths", []) if p["path"]]
+    if not paths:
+        return {}
+    path = max(paths, key=lambda segments: sum(s["delay"] for s in segments))
+    delay = {kind: sum(s["delay"] for s in path if s["type"] == kind) for kind in ("logic", "routing")}
+    return {
+        "from": path[0]["from"]["cell"],
+        "to": path[-1]["to"]["cell"],
+        "ns": round(sum(s["delay"] for s in path), 2),
+        "logic_ns": round(delay["logic"], 2),
+        "routing_ns": round(delay["routing"], 2),
+    }
+
+
 def nextpnr_utilisation(report: dict) -> dict[str, dict[str, int]]:
     return {
         bel: {"used": u["used"], "available": u["available"]} for bel, u in report["utilization"].items() if u["used"]

@@ -27,6 +27,7 @@ from eda.report import (
     fpga_resources,
     gate_counts,
     memory_estimate,
+    nextpnr_critical_path,
     nextpnr_timing,
     nextpnr_utilisation,
     read_stat,
@@ -195,6 +196,7 @@ def fpga_flow(
         "target_mhz": constraint,
         "timing_met": fmax >= constraint,
         "pnr_utilisation": nextpnr_utilisation(pnr),
+        "critical_path": nextpnr_critical_path(pnr),
     }
 
 
@@ -282,6 +284,9 @@ def print_report(report: dict) -> None:
     else:
         met = "met" if report["timing_met"] else "not met"
         print(f"Fmax {report['fmax_mhz']} MHz (target {report['target_mhz']:g} MHz, {met})")
+        path = report.get("critical_path")
+        if path:
+            print(f"critical path {path['ns']} ns ({path['logic_ns']} logic): {path['from']} -> {path['to']}")
     for note in report["notes"]:
         print(f"note: {note}")
 

@@ -4,7 +4,7 @@ Five register stages, each short enough for 100 MHz on an ECP5 (docs/estimates.m
 
 1. u = sum >> shift_kj, undoing the precision scaling (a barrel shifter; a plain register when fixed);
 2. t = wrap_ACC(u + bias);
-3. t * mult as partial products of at most 17 x 16 bits, one DSP block each on an FPGA;
+3. t * mult as partial products of at most 16 x 16 signed bits, one DSP block each on an FPGA;
 4. p = their sum + 2^(shift-1);
 5. y = p >> shift;
 
@@ -26,14 +26,15 @@ from contract.timing import REQUANT_STAGES
 from hw.interface import Mode, param_layout, precision_layout, result_layout, token_layout
 from hw.skew import delay_line
 
-#: The widest unsigned low part of t that one signed 18 x 18 DSP multiplier (ECP5 MULT18X18D, and the
-#: 16 x 16 of an iCE40 SB_MAC16 after Yosys's split) takes with the 16-bit signed mult.
-_PART_BITS = 17
+#: The widest unsigned low slice of t whose product with the signed 16-bit mult is a signed 16 x 16 one:
+#: one iCE40 SB_MAC16 or ECP5 MULT18X18D each. (17 bits would need two SB_MAC16: the 2x2 engine, which
+#: fits the UP5K's 8 DSP blocks with 2 per requantizer column, would need 10.)
+_PART_BITS = 15
 
 
 def product_parts(acc_bits: int) -> list[tuple[int, int]]:
-    """(start, width) of the slices of t whose products with mult sum to t * mult: unsigned 17-bit low
-    slices, and a signed top slice of at most 18 bits."""
+    """(start, width) of the slices of t whose products with mult sum to t * mult: unsigned 15-bit low
+    slices, and a signed top slice of at most 16 bits (ACC = 32: 15 + 15 + 2, the last in LUTs)."""
     parts, start = [], 0
     while acc_bits - start > _PART_BITS + 1:
         parts.append((start, _PART_BITS))
