@@ -4,7 +4,9 @@ Five register stages, each short enough for 100 MHz on an ECP5 (docs/estimates.m
 
 1. u = sum >> shift_kj, undoing the precision scaling (a barrel shifter; a plain register when fixed);
 2. t = wrap_ACC(u + bias);
-3. t * mult as partial products of at most 16 x 16 signed bits, one DSP block each on an FPGA;
+3. t * mult as partial products of 16 x 16 bits, one DSP block each on an FPGA (an iCE40 SB_MAC16 or an
+   ECP5 MULT18X18D): t in 16-bit slices, each low (unsigned) slice s times mult computed as
+   s * (mult + 2^15), an unsigned product, less s * 2^15, so that every product is one multiplier;
 4. p = their sum + 2^(shift-1);
 5. y = p >> shift;
 
@@ -26,19 +28,14 @@ from contract.timing import REQUANT_STAGES
 from hw.interface import Mode, param_layout, precision_layout, result_layout, token_layout
 from hw.skew import delay_line
 
-#: The widest unsigned low slice of t whose product with the signed 16-bit mult is a signed 16 x 16 one:
-#: one iCE40 SB_MAC16 or ECP5 MULT18X18D each. (17 bits would need two SB_MAC16: the 2x2 engine, which
-#: fits the UP5K's 8 DSP blocks with 2 per requantizer column, would need 10.)
-_PART_BITS = 15
 
-
-def product_parts(acc_bits: int) -> list[tuple[int, int]]:
-    """(start, width) of the slices of t whose products with mult sum to t * mult: unsigned 15-bit low
-    slices, and a signed top slice of at most 16 bits (ACC = 32: 15 + 15 + 2, the last in LUTs)."""
+def product_parts(acc_bits: int, part_bits: int) -> list[tuple[int, int]]:
+    """(start, width) of the slices of t whose products with mult add up to t * mult: unsigned low slices
+    of `part_bits` (the mult's width), and a signed top slice of at most as many bits."""
     parts, start = [], 0
-    while acc_bits - start > _PART_BITS + 1:
-        parts.append((start, _PART_BITS))
-        start += _PART_BITS
+    while acc_bits - start > part_bits:
+        parts.append((start, part_bits))
+        start += part_bits
     return [*parts, (start, acc_bits - start)]
 
 
@@ -68,7 +65,8 @@ class Requantizer(wiring.Component):
 
         raw = self.precision.mode == Mode.RAW
         top_code = (1 << cfg.act_bits) - 1
-        parts = product_parts(acc)
+        parts = product_parts(acc, cfg.mult_bits)
+        offset = 1 << (cfg.mult_bits - 1)
         tokens = delay_line(m, self.token, REQUANT_STAGES, "requant_token")
         out_token = tokens[-1]
         for c in range(cols):
@@ -92,13 +90,20 @@ class Requantizer(wiring.Component):
                 t_mult.eq(Mux(raw, 1, u_mult)),
                 t_shift.eq(Mux(raw, 0, u_shift)),
             ]
-            # Stage 3: partial products, the low slices of t unsigned, the top one signed.
-            products = []
+            # Stage 3: partial products: the top slice signed, the low ones unsigned against mult + 2^15.
+            mult_offset = Signal(cfg.mult_bits, name=f"mult_offset{c}")
+            m.d.comb += mult_offset.eq(t_mult.as_unsigned() ^ offset)
+            terms = []
             for start, width in parts:
-                piece = t[start : start + width] if start + width < acc else t[start:].as_signed()
-                product = Signal(signed(width + cfg.mult_bits + 1), name=f"product{c}_{start}")
-                m.d.sync += product.eq(piece * t_mult)
-                products.append((start, product))
+                if start + width == acc:
+                    product = Signal(signed(width + cfg.mult_bits), name=f"product{c}_{start}")
+                    m.d.sync += product.eq(t[start:].as_signed() * t_mult)
+                    terms.append(product << start)
+                    continue
+                product = Signal(width + cfg.mult_bits, name=f"product{c}_{start}")
+                piece = Signal(width, name=f"piece{c}_{start}")
+                m.d.sync += [product.eq(t[start : start + width] * mult_offset), piece.eq(t[start : start + width])]
+                terms.append((product << start) - (piece << (start + cfg.mult_bits - 1)))
             x_shift = Signal(unsigned(cfg.shift_bits), name=f"x_shift{c}")
             m.d.sync += x_shift.eq(t_shift)
             # Stage 4: p = t * mult + 2^(shift-1).
@@ -106,7 +111,7 @@ class Requantizer(wiring.Component):
             p_shift = Signal(unsigned(cfg.shift_bits), name=f"p_shift{c}")
             rounding = (Const(1, unsigned(1)) << x_shift) >> 1
             m.d.sync += [
-                p.eq(sum(product << start for start, product in products) + rounding),
+                p.eq(sum(terms) + rounding),
                 p_shift.eq(x_shift),
             ]
             # Stage 5: the output shift; then the clamp (relu) and the padded-column mask.
