@@ -13,11 +13,12 @@ column sum per cycle is one digit's: the shift-and-add below the array weights a
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.interface import psum_bits, weight_decode_layout
+from hw.offset import has_offset_term, row_sum_bits
 from hw.pe import build_pe, pe_decodes, row_input_layout
 
 
@@ -37,6 +38,7 @@ class SystolicArray(wiring.Component):
                 "psums": Out(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
             }
             | ({"decode": In(weight_decode_layout(cfg))} if pe_decodes(cfg) else {})
+            | ({"row_sum": Out(row_sum_bits(cfg))} if has_offset_term(cfg) else {})
         )
 
     def elaborate(self, platform):
@@ -51,12 +53,28 @@ class SystolicArray(wiring.Component):
             with m.If(load.load):
                 m.d.sync += next_row.eq(Mux(next_row == cfg.rows - 1, 0, next_row + 1))
             next_rows.append(next_row)
+        row_sum = Const(0, 1)
         for r in range(cfg.rows):
             row = self.rows[r]
             for c, load in enumerate(self.load):
+                if c == cfg.cols - 1 and not cfg.pipelined:
+                    row_sum = _add_row(m, r, row_sum, row.act)
                 writes = load.load & (next_rows[c] == r)
                 row, psums[c] = build_pe(
                     m, f"pe_{r}_{c}", row, psums[c], writes, load.code, decode, cfg.digit_bits, cfg.pipelined
                 )
+            if cfg.pipelined:  # the column sums come a slot later, and so does the activation past the edge
+                row_sum = _add_row(m, r, row_sum, row.act)
         m.d.comb += [self.psums[c].eq(psum) for c, psum in enumerate(psums)]
+        if has_offset_term(cfg):
+            m.d.comb += self.row_sum.eq(row_sum)
         return m
+
+
+def _add_row(m: Module, r: int, row_sum: Value, act: Value) -> Signal:
+    """One step of the row-sum chain that runs down the array's right edge beside the last column: the
+    activation of row r as it reaches that column, added to the sum of the rows above, a slot behind like
+    a partial sum (hw/offset.py)."""
+    total = Signal(range((r + 1) * ((1 << len(act)) - 1) + 1), name=f"row_sum_{r}")
+    m.d.sync += total.eq(row_sum + act)
+    return total

@@ -5,7 +5,7 @@ consumes is present and the output FIFO can take what it produces (EnableInserte
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, signed
+from amaranth.hdl import Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -13,7 +13,7 @@ from contract.timing import array_slots
 from hw.accumulator import Accumulator, DigitShiftAdd
 from hw.array import SystolicArray, column_load_layout
 from hw.interface import param_layout, precision_layout, psum_bits, result_layout, token_layout
-from hw.offset import OffsetTerm
+from hw.offset import OffsetTerm, has_offset_term
 from hw.pe import load_value, pe_decodes, row_input_layout
 from hw.requant import Requantizer
 from hw.skew import Skew, delay_line
@@ -65,10 +65,9 @@ class Datapath(wiring.Component):
             if cfg.digit_serial:
                 m.d.comb += act_skew.i[r].place.eq(self.token.place)
         # A switchable bit-parallel engine decodes each column's code here, once, instead of in every PE.
-        decode_at_load = cfg.switchable and not pe_decodes(cfg)
         for c in range(cols):
             code = self.weight_codes[c]
-            if decode_at_load:
+            if has_offset_term(cfg):
                 code = load_value(m, f"load{c}", code, self.precision.weight)
             m.d.comb += [load_skew.i[c].code.eq(code), load_skew.i[c].load.eq(self.weight_load)]
         m.d.comb += [
@@ -92,10 +91,10 @@ class Datapath(wiring.Component):
                 accumulator.read_enable.eq(ahead.last_digit),  # once per row, not per digit
             ]
             colsums, aligned, next_row = shift_add.sums, shift_add.sums_token, ahead.row
-        elif decode_at_load:
+        elif has_offset_term(cfg):
             m.submodules.offset_term = offset_term = OffsetTerm(cfg)
             m.d.comb += [
-                offset_term.lanes.eq(Cat(row.act for row in act_skew.i)),
+                offset_term.row_sum.eq(array.row_sum),
                 offset_term.decode.eq(self.precision.weight),
                 offset_term.psums.eq(deskew.o),
             ]
