@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from contract.config import EngineConfig
@@ -97,3 +99,13 @@ def test_digit_serial_array_energy_falls_with_k_and_the_rest_does_not():
     assert 7.5 < full.add / low.add <= 8 and 7 < full.registers / low.registers < 8
     for part in ("accumulator", "requant", "buffers"):
         assert getattr(full, part) == getattr(low, part)
+
+
+def test_hand_checked_pipelined_command():
+    """The same GEMM as test_hand_checked_command on the pipelined engine (EngineConfig.pipelined): one
+    more cycle through the array, 2 + 4 + 2 + 8 + 1 = 17 cycles, and a 17-bit product register per PE:
+    registers 17 cycles * 4 PEs * (43 + 8 + 8 + 1) bits * 0.1/32 pJ = 12.75 pJ; nothing else changes."""
+    pipelined = gemms_energy(replace(CFG, pipelined=True), [(2, 2, 2)], k=4, j=8)
+    plain = gemms_energy(CFG, [(2, 2, 2)], k=4, j=8)
+    assert pipelined.registers == pytest.approx(12.75)
+    assert pipelined.total - pipelined.registers == pytest.approx(plain.total - plain.registers)
