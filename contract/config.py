@@ -50,9 +50,9 @@ class EngineConfig:
     holds each activation row for ceil(k/D) slots. None (or B, normalised to None so that configs, their
     dicts and every existing manifest stay as they were) is the bit-parallel PE.
 
-    pipelined = True adds the registers an FPGA needs for its clock rate (docs/estimates.md, "Timing
-    closure"): each PE's product is registered before its add, so a DSP block (about 4 ns alone on an
-    ECP5) is the only thing between two registers, at one more slot through the array (contract/timing.py)
+    pipelined = True adds the registers an FPGA needs for its clock rate (docs/estimates.md, "Issue 13"):
+    each PE's product is registered before its add, so a DSP block (about 4 ns alone on an ECP5) is the
+    only thing between two registers, at one more slot through the array (contract/timing.py)
     and an (A + B + 1)-bit register per PE; and the accumulator's memory read is registered (a block RAM's
     clock-to-output is about 6 ns), issued one slot earlier, at no cycle. Omitted from the config's dict
     when False, like digit_bits.

@@ -1,6 +1,6 @@
 """Requantization of complete column sums into one result beat (docs/numerics.md, Requantization).
 
-Five register stages, each short enough for 100 MHz on an ECP5 (docs/estimates.md, "Timing closure"):
+Five register stages, each short enough for 100 MHz on an ECP5 (docs/estimates.md, "Issue 13"):
 
 1. u = sum >> shift_kj, undoing the precision scaling (a barrel shifter; a plain register when fixed);
 2. t = wrap_ACC(u + bias);
