@@ -82,7 +82,8 @@ def nextpnr_timing(report: dict) -> tuple[float, float]:
 def nextpnr_critical_path(report: dict) -> dict:
     """Where the slowest register-to-register path of nextpnr's --report JSON starts and ends, its delay
     in ns, and how much of it is logic and how much routing: what to pipeline next."""
-    paths = [p["path"] for p in report.get("critical_paths", []) if p["path"]]
+    clocked = [p for p in report.get("critical_paths", []) if p["from"].startswith("posedge clk")]
+    paths = [p["path"] for p in clocked if p["to"].startswith("posedge clk") and p["path"]]
     if not paths:
         return {}
     path = max(paths, key=lambda segments: sum(s["delay"] for s in segments))
