@@ -3,6 +3,10 @@ docs/estimates.md: every (target, array) point synthesised switchable and as the
 baseline, then printed as tables. Points already in build/synth are reused unless --fresh.
 
     python bench/synth_table.py [--targets asic,ice40-up5k,ecp5-85k] [--arrays 4x4,16x16] [--jobs 2] [--fresh]
+                                [--pipelined]
+
+--pipelined builds the engines with EngineConfig.pipelined (the FPGA-timing registers); the Fmax column
+then comes with the critical path's delay and its two ends.
 """
 
 from __future__ import annotations
@@ -43,12 +47,13 @@ def main(argv=None) -> None:
     parser.add_argument("--bits", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="re-run points that already have a report")
+    parser.add_argument("--pipelined", action="store_true", help="engines with the FPGA-timing registers")
     args = parser.parse_args(argv)
     targets = args.targets.split(",")
     configs = []
     for text in args.arrays.split(","):
         rows, cols = parse_array(text)
-        cfg = EngineConfig(rows=rows, cols=cols, base_bits=args.bits, max_m=DEFAULT_MAX_M)
+        cfg = EngineConfig(rows=rows, cols=cols, base_bits=args.bits, max_m=DEFAULT_MAX_M, pipelined=args.pipelined)
         configs += [cfg, replace(cfg, switchable=False)]
     points = [(target, cfg) for cfg in configs for target in targets]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -70,7 +75,7 @@ def main(argv=None) -> None:
                 "mm2 (45 nm)",
             ]
             if target == "asic"
-            else ["array", "engine", "LUT4", "FF", "carry", "DSP", "BRAM", "Fmax MHz"]
+            else ["array", "engine", "LUT4", "FF", "carry", "DSP", "BRAM", "Fmax MHz", "critical path"]
         )
         for cfg in configs:
             report = by_tag[tag_for(cfg, target)]
@@ -93,7 +98,9 @@ def main(argv=None) -> None:
             else:
                 r = report["resources"]
                 fmax = report["fmax_mhz"] if report["fits"] else f"does not fit ({report['fit_detail']})"
-                rows.append([array, kind, r["lut"], r["ff"], r["carry"], r["dsp"], r["bram"], fmax])
+                path = report.get("critical_path") or {}
+                ends = f"{path['ns']} ns: {path['from']} -> {path['to']}" if path else ""
+                rows.append([array, kind, r["lut"], r["ff"], r["carry"], r["dsp"], r["bram"], fmax, ends])
             if not cfg.switchable:
                 fixed, switchable = report, by_tag[tag_for(replace(cfg, switchable=True), target)]
                 if "error" not in fixed and "error" not in switchable:

@@ -49,6 +49,13 @@ class EngineConfig:
     multiplies by one D-bit digit of its code per cycle, most significant first, so a command at precision k
     holds each activation row for ceil(k/D) slots. None (or B, normalised to None so that configs, their
     dicts and every existing manifest stay as they were) is the bit-parallel PE.
+
+    pipelined = True adds the registers an FPGA needs for its clock rate (docs/estimates.md, "Issue 13"):
+    each PE's product is registered before its add, so a DSP block (about 4 ns alone on an ECP5) is the
+    only thing between two registers, at one more slot through the array (contract/timing.py)
+    and an (A + B + 1)-bit register per PE; and the accumulator's memory read is registered (a block RAM's
+    clock-to-output is about 6 ns), issued one slot earlier, at no cycle. Omitted from the config's dict
+    when False, like digit_bits.
     """
 
     rows: int = 16
@@ -61,10 +68,13 @@ class EngineConfig:
     max_n: int = 4096
     switchable: bool = True
     digit_bits: int | None = None
+    pipelined: bool = False
 
     def __post_init__(self):
         if not isinstance(self.switchable, bool):
             raise ConfigError(f"switchable must be True or False, got {self.switchable!r}")
+        if not isinstance(self.pipelined, bool):
+            raise ConfigError(f"pipelined must be True or False, got {self.pipelined!r}")
         _check("--array rows", self.rows, 1, MAX_ARRAY_DIM)
         _check("--array columns", self.cols, 1, MAX_ARRAY_DIM)
         _check("--bits", self.base_bits, *BASE_BITS_RANGE)
@@ -141,10 +151,13 @@ class EngineConfig:
         return max(1, maximum.bit_length())
 
     def as_dict(self) -> dict:
-        """The fields, without digit_bits for the bit-parallel engine (as every manifest before it had)."""
+        """The fields, without digit_bits for the bit-parallel engine and pipelined when False (as every
+        manifest before them had)."""
         fields = asdict(self)
         if self.digit_bits is None:
             del fields["digit_bits"]
+        if not self.pipelined:
+            del fields["pipelined"]
         return fields
 
 

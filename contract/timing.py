@@ -6,12 +6,18 @@ cycle formula (sim/model.py, docs/architecture.md) adds the same stages: if eith
 
 from __future__ import annotations
 
+from contract.config import EngineConfig
+
 #: The cycle in which the engine accepts a command (the sequencer's IDLE state).
 ACCEPT_CYCLES = 1
-#: Register stages behind the array that a result row passes before it is in the output FIFO:
-#: the accumulator write, requantizer stages 1 and 2 (hw/requant.py); counted from the slot in which the
-#: de-skewed column sums are complete.
-REQUANT_CYCLES = 3
+#: The requantizer's register stages (hw/requant.py): pre-shift, bias, partial products, their sum,
+#: output shift. Five short stages rather than two long ones: the 48-bit variable shift and the 32 x 16
+#: multiply had limited every placed design to 55-68 MHz on an ECP5 (docs/estimates.md).
+REQUANT_STAGES = 5
+#: Register stages behind the array that a result row passes before it is in the output FIFO: the
+#: accumulator's sum register and the requantizer's stages; counted from the slot in which the de-skewed
+#: column sums are complete (the accumulate slot), up to and including the FIFO write.
+REQUANT_CYCLES = 1 + REQUANT_STAGES
 #: The cycle in which the output FIFO presents a beat on `result`.
 OUTPUT_CYCLES = 1
 #: Digit-serial engines: the shift-and-add register below the array (hw/accumulator.py, DigitShiftAdd)
@@ -19,12 +25,23 @@ OUTPUT_CYCLES = 1
 SHIFT_ADD_CYCLES = 1
 
 
-def fill_drain_slots(rows: int, cols: int, digit_serial: bool = False) -> int:
+#: A pipelined engine's product register in every PE (EngineConfig.pipelined): a row's column sums leave
+#: the array one slot later. (Its registered accumulator read is issued a slot earlier and costs none.)
+PIPELINE_CYCLES = 1
+
+
+def array_slots(cfg: EngineConfig) -> int:
+    """Slots from an activation row (one digit of it) entering the array to its de-skewed column sums:
+    R down, C across, and a pipelined engine's product register."""
+    return cfg.rows + cfg.cols + (PIPELINE_CYCLES if cfg.pipelined else 0)
+
+
+def fill_drain_slots(cfg: EngineConfig) -> int:
     """Slots from an activation row (its last digit) entering the array to its complete column sums:
-    R down, C across, and the shift-and-add stage of a digit-serial engine."""
-    return rows + cols + (SHIFT_ADD_CYCLES if digit_serial else 0)
+    the array, and the shift-and-add stage of a digit-serial engine."""
+    return array_slots(cfg) + (SHIFT_ADD_CYCLES if cfg.digit_serial else 0)
 
 
-def drain_slots(rows: int, cols: int, digit_serial: bool = False) -> int:
+def drain_slots(cfg: EngineConfig) -> int:
     """Slots after the last activation beat until its result row is written into the output FIFO."""
-    return fill_drain_slots(rows, cols, digit_serial) + REQUANT_CYCLES
+    return fill_drain_slots(cfg) + REQUANT_CYCLES

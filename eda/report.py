@@ -46,6 +46,7 @@ BLOCKS = {
     "load_skew": "skew",
     "deskew": "skew",
     "accumulator": "accumulators",
+    "offset_term": "accumulators",
     "requant": "requantization",
 }
 BLOCK_ORDER = ("pe_array", "skew", "accumulators", "requantization", "control")
@@ -76,6 +77,24 @@ def nextpnr_timing(report: dict) -> tuple[float, float]:
     if len(clocks) != 1:
         raise ValueError(f"expected one clock 'clk' in the nextpnr report, got {sorted(report['fmax'])}")
     return float(clocks[0]["achieved"]), float(clocks[0]["constraint"])
+
+
+def nextpnr_critical_path(report: dict) -> dict:
+    """Where the slowest register-to-register path of nextpnr's --report JSON starts and ends, its delay
+    in ns, and how much of it is logic and how much routing: what to pipeline next."""
+    clocked = [p for p in report.get("critical_paths", []) if p["from"].startswith("posedge clk")]
+    paths = [p["path"] for p in clocked if p["to"].startswith("posedge clk") and p["path"]]
+    if not paths:
+        return {}
+    path = max(paths, key=lambda segments: sum(s["delay"] for s in segments))
+    delay = {kind: sum(s["delay"] for s in path if s["type"] == kind) for kind in ("logic", "routing")}
+    return {
+        "from": path[0]["from"]["cell"],
+        "to": path[-1]["to"]["cell"],
+        "ns": round(sum(s["delay"] for s in path), 2),
+        "logic_ns": round(delay["logic"], 2),
+        "routing_ns": round(delay["routing"], 2),
+    }
 
 
 def nextpnr_utilisation(report: dict) -> dict[str, dict[str, int]]:

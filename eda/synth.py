@@ -27,6 +27,7 @@ from eda.report import (
     fpga_resources,
     gate_counts,
     memory_estimate,
+    nextpnr_critical_path,
     nextpnr_timing,
     nextpnr_utilisation,
     read_stat,
@@ -61,11 +62,12 @@ tee -q -o stat.json stat -json -tech cmos
 
 def tag_for(cfg: EngineConfig, target: str) -> str:
     """The report directory's name: every generation parameter that changes the netlist, so that two
-    engines never overwrite each other's reports (a digit-serial engine carries -d<D>; the bit-parallel tag
-    is unchanged, so existing reports keep their names)."""
+    engines never overwrite each other's reports (a digit-serial engine carries -d<D>, a pipelined one -p;
+    the bit-parallel tag is unchanged, so existing reports keep their names)."""
     kind = "switchable" if cfg.switchable else "fixed"
     digits = f"-d{cfg.digit_bits}" if cfg.digit_serial else ""
-    return f"{target}-{cfg.rows}x{cfg.cols}-b{cfg.base_bits}a{cfg.act_bits}-m{cfg.max_m}-{kind}{digits}"
+    pipelined = "-p" if cfg.pipelined else ""
+    return f"{target}-{cfg.rows}x{cfg.cols}-b{cfg.base_bits}a{cfg.act_bits}-m{cfg.max_m}-{kind}{digits}{pipelined}"
 
 
 class Progress:
@@ -194,6 +196,7 @@ def fpga_flow(
         "target_mhz": constraint,
         "timing_met": fmax >= constraint,
         "pnr_utilisation": nextpnr_utilisation(pnr),
+        "critical_path": nextpnr_critical_path(pnr),
     }
 
 
@@ -281,6 +284,9 @@ def print_report(report: dict) -> None:
     else:
         met = "met" if report["timing_met"] else "not met"
         print(f"Fmax {report['fmax_mhz']} MHz (target {report['target_mhz']:g} MHz, {met})")
+        path = report.get("critical_path")
+        if path:
+            print(f"critical path {path['ns']} ns ({path['logic_ns']} logic): {path['from']} -> {path['to']}")
     for note in report["notes"]:
         print(f"note: {note}")
 

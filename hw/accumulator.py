@@ -3,7 +3,10 @@
 The array produces a complete row of column sums per cycle, so one memory word holds all C columns of
 row m: one read and one write per cycle (per row, not per digit, in a digit-serial engine: `read_enable`).
 The read is issued a cycle ahead (the memory is synchronous) and is transparent to the write, which
-matters only when the same row comes back on the next cycle (R = 1, M = 1).
+matters only when the same row comes back on the next cycle (R = 1, M = 1). A pipelined engine
+(EngineConfig.pipelined) registers the read data as well, so the read is issued two cycles ahead; the
+row written in the cycle between is then forwarded from the sum register, which again matters only
+for R = 1, the one shape in which a row comes back within two cycles (a tile lasts max(M, R) slots).
 """
 
 from __future__ import annotations
@@ -76,13 +79,25 @@ class Accumulator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        cfg = self._cfg
         m.submodules.memory = self.memory
         write = self.memory.write_port()
         read = self.memory.read_port(transparent_for=(write,))
         total = Signal.like(self.sums)
         m.d.comb += [read.addr.eq(self.read_row), read.en.eq(self.read_enable)]
-        for c in range(self._cfg.cols):
-            prior = Mux(self.token.first_ktile, 0, read.data[c])
+        stored = read.data
+        if cfg.pipelined:
+            stored = Signal.like(read.data)
+            m.d.sync += stored.eq(read.data)
+            if cfg.rows == 1:
+                written = Signal(range(cfg.max_m))
+                written_valid = Signal()
+                m.d.sync += [written.eq(self.token.row), written_valid.eq(write.en)]
+                forwarded = Signal.like(read.data)
+                m.d.comb += forwarded.eq(Mux(written_valid & (written == self.token.row), self.sums, stored))
+                stored = forwarded
+        for c in range(cfg.cols):
+            prior = Mux(self.token.first_ktile, 0, stored[c])
             m.d.comb += total[c].eq(prior + self.colsums[c])
         m.d.comb += [
             write.addr.eq(self.token.row),

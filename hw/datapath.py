@@ -9,10 +9,12 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from contract.timing import array_slots
 from hw.accumulator import Accumulator, DigitShiftAdd
 from hw.array import SystolicArray, column_load_layout
 from hw.interface import param_layout, precision_layout, psum_bits, result_layout, token_layout
-from hw.pe import row_input_layout
+from hw.offset import OffsetTerm, has_offset_term
+from hw.pe import load_value, pe_decodes, row_input_layout
 from hw.requant import Requantizer
 from hw.skew import Skew, delay_line
 
@@ -28,7 +30,7 @@ class Datapath(wiring.Component):
                 "act_lanes": In(cfg.rows),
                 "token": In(token_layout(cfg)),
                 "weight_codes": In(data.ArrayLayout(cfg.base_bits, cfg.cols)),
-                "weight_rows": In(cfg.rows),
+                "weight_load": In(1),
                 "precision": In(precision_layout(cfg)),
                 "params": In(param_layout(cfg)),
                 "param_wanted": Out(1),
@@ -62,28 +64,43 @@ class Datapath(wiring.Component):
             ]
             if cfg.digit_serial:
                 m.d.comb += act_skew.i[r].place.eq(self.token.place)
+        # A switchable bit-parallel engine decodes each column's code here, once, instead of in every PE.
         for c in range(cols):
-            m.d.comb += [load_skew.i[c].code.eq(self.weight_codes[c]), load_skew.i[c].rows.eq(self.weight_rows)]
+            code = self.weight_codes[c]
+            if has_offset_term(cfg):
+                code = load_value(m, f"load{c}", code, self.precision.weight)
+            m.d.comb += [load_skew.i[c].code.eq(code), load_skew.i[c].load.eq(self.weight_load)]
         m.d.comb += [
             array.rows.eq(act_skew.o),
             array.load.eq(load_skew.o),
             deskew.i.eq(array.psums),
         ]
-        if cfg.switchable:
+        if pe_decodes(cfg):
             m.d.comb += array.decode.eq(self.precision.weight)
 
-        tokens = delay_line(m, self.token, rows + cols, "token")
+        tokens = delay_line(m, self.token, array_slots(cfg), "token")
+        read_ahead = -3 if cfg.pipelined else -2  # the accumulator's read, one or two slots ahead
         if cfg.digit_serial:
             # One more stage: the row's column sums are complete one slot after its last digit's.
             m.submodules.shift_add = shift_add = DigitShiftAdd(cfg)
+            # The read is issued one slot before the row's sums leave the shift-and-add, two when registered.
+            ahead = tokens[-2] if cfg.pipelined else tokens[-1]
             m.d.comb += [
                 shift_add.digit_sums.eq(deskew.o),
                 shift_add.token.eq(tokens[-1]),
-                accumulator.read_enable.eq(tokens[-1].last_digit),  # once per row, not per digit
+                accumulator.read_enable.eq(ahead.last_digit),  # once per row, not per digit
             ]
-            colsums, aligned, next_row = shift_add.sums, shift_add.sums_token, tokens[-1].row
+            colsums, aligned, next_row = shift_add.sums, shift_add.sums_token, ahead.row
+        elif has_offset_term(cfg):
+            m.submodules.offset_term = offset_term = OffsetTerm(cfg)
+            m.d.comb += [
+                offset_term.row_sum.eq(array.row_sum),
+                offset_term.decode.eq(self.precision.weight),
+                offset_term.psums.eq(deskew.o),
+            ]
+            colsums, aligned, next_row = offset_term.sums, tokens[-1], tokens[read_ahead].row
         else:
-            colsums, aligned, next_row = deskew.o, tokens[-1], tokens[-2].row
+            colsums, aligned, next_row = deskew.o, tokens[-1], tokens[read_ahead].row
         m.d.comb += [
             accumulator.colsums.eq(colsums),
             accumulator.token.eq(aligned),

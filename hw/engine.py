@@ -76,7 +76,7 @@ class Engine(wiring.Component):
             datapath.act_lanes.eq(sequencer.act_lanes),
             datapath.token.eq(sequencer.token),
             datapath.weight_codes.eq(self.weight.payload.codes),
-            datapath.weight_rows.eq(sequencer.want_weight.replicate(cfg.rows) & (1 << sequencer.weight_row)),
+            datapath.weight_load.eq(sequencer.want_weight),
             datapath.precision.eq(sequencer.precision),
             datapath.params.eq(self.param.payload),
             datapath.out_lanes.eq(sequencer.out_lanes),

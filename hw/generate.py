@@ -133,6 +133,12 @@ def add_config_arguments(parser: Parser, max_m: int = 1024) -> None:
         help="D in {1, 2, 4, B}, dividing B: weight bits a PE multiplies per cycle; a command at precision k "
         "then takes ceil(k/D) cycles per activation row (default B: the bit-parallel PE)",
     )
+    parser.add_argument(
+        "--pipelined",
+        action="store_true",
+        help="FPGA clock rates: register each PE's product before its add (one more cycle of latency) and "
+        "the accumulator's memory read",
+    )
 
 
 def config_from_args(args) -> EngineConfig:
@@ -148,6 +154,7 @@ def config_from_args(args) -> EngineConfig:
         max_n=args.max_n,
         switchable=not args.fixed_precision,
         digit_bits=args.digit_bits,
+        pipelined=args.pipelined,
     )
 
 

@@ -91,18 +91,15 @@ def column_sum_bits(cfg: EngineConfig) -> int:
 
 
 def weight_decode_layout(cfg: EngineConfig) -> data.StructLayout:
-    """What a PE needs to decode a code at run-time precision k: hi_k, the bit 2^(B-k), and the scheme.
+    """What decodes a code at run-time precision k: hi_k (`mask`) and the scheme, and
 
-    Digit-serial engines: `lsb` has the lowest kept bit of every kept digit (bit 0 of each full digit,
-    bit 2^(B-k) in the last, partial one), which is what the offset decode of each digit adds.
+    bit-parallel engines, which decode at the load port: `drop` = B - k, by which the column scales the
+    offset scheme's constant term (hw/offset.py);
+    digit-serial engines, whose PEs decode: `lsb`, the lowest kept bit of every kept digit (bit 0 of each
+    full digit, bit 2^(B-k) in the last, partial one), which is what the offset decode of each digit adds.
     """
-    return data.StructLayout(
-        {
-            "mask": cfg.base_bits,
-            "lsb": cfg.base_bits,
-            "scheme": Scheme,
-        }
-    )
+    own = {"lsb": cfg.base_bits} if cfg.digit_serial else {"drop": range(cfg.base_bits)}
+    return data.StructLayout({"mask": cfg.base_bits, "scheme": Scheme} | own)
 
 
 def precision_layout(cfg: EngineConfig) -> data.StructLayout:

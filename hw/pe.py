@@ -1,10 +1,14 @@
-"""One processing element: a double-buffered B-bit weight code and one multiply-accumulate per cycle.
+"""One processing element: a double-buffered B-bit weight and one multiply-accumulate per cycle.
 
-The PE stores the code, never a decoded weight, and decodes it with the run-time precision on every
-cycle by masking (docs/numerics.md, "How the hardware computes the same numbers"): switching k or the
-scheme is a change of three broadcast signals, not a reload. A digit-serial PE (EngineConfig.digit_bits
-= D < B) multiplies by one D-bit digit of the code per cycle, the digit whose index travels with the
-activation, so the same stored code serves every k in ceil(k/D) cycles.
+A bit-parallel PE multiplies the activation by a signed B-bit value, the same B x A multiplier as the
+fixed-precision baseline's. In a switchable engine that value is the code decoded once per column at the
+load port with the command's precision (`load_value`): the code's top k bits, read as two's complement
+(twos) or with the top bit inverted (offset, which leaves a constant term that the column adds once per
+row, hw/offset.py). Every command streams its own weights, so decoding at load time costs no reload.
+
+A digit-serial PE (EngineConfig.digit_bits = D < B) stores the whole code and decodes, every cycle, the
+D-bit digit whose index travels with the activation, so the same stored code serves every k in
+ceil(k/D) cycles.
 """
 
 from __future__ import annotations
@@ -45,11 +49,27 @@ def decode_kept(m: Module, name: str, kept: Value, lsb: Value, scheme: Value, si
     return weight
 
 
-def decode_weight(m: Module, name: str, code: Value, decode) -> Signal:
-    """2^(B-k) times the k-bit weight of `code`, as a signed (B+1)-bit signal (docs/numerics.md)."""
-    kept = Signal(len(code), name=f"{name}_kept")
-    m.d.comb += kept.eq(code & decode.mask)
-    return decode_kept(m, name, kept, decode.lsb, decode.scheme)
+def pe_decodes(cfg) -> bool:
+    """Whether the PEs decode the stored code themselves: only digit-serial ones, whose digit changes every
+    cycle; a bit-parallel engine decodes at the load port (`load_value`), a fixed one not at all."""
+    return cfg.switchable and cfg.digit_serial
+
+
+def load_value(m: Module, name: str, code: Value, decode) -> Signal:
+    """The signed B-bit value v that a bit-parallel PE stores for `code` at run-time precision k.
+
+    With kept = code AND hi_k, 2^(B-k) times the k-bit weight (docs/numerics.md) is, by scheme,
+    twos: kept read as signed, so v = kept;
+    offset: 2*kept + 2^(B-k) - 2^B = 2*(kept - 2^(B-1)) + 2^(B-k), and kept - 2^(B-1) is kept with its top
+    bit inverted read as signed, so v = kept XOR 2^(B-1) and the weight is 2v + 2^(B-k). The array sums
+    act * v; the factor 2 and the row's 2^(B-k) * sum(act) are added once per column (hw/offset.py),
+    which keeps the PE's multiplier B bits wide instead of B + 1.
+    """
+    top = 1 << (len(code) - 1)
+    kept = code & decode.mask
+    value = Signal(len(code), name=f"{name}_value")
+    m.d.comb += value.eq(Mux(decode.scheme == Scheme.TWOS, kept, kept ^ top))
+    return value
 
 
 def decode_digit(m: Module, name: str, code: Value, place: Value, decode, digit_bits: int) -> Signal:
@@ -86,8 +106,22 @@ def digit_product(m: Module, name: str, act: Value, weight: Value) -> Value:
     return inverted + negative
 
 
+def _registered(m: Module, name: str, value: Value) -> Signal:
+    register = Signal(value.shape(), name=name)
+    m.d.sync += register.eq(value)
+    return register
+
+
 def build_pe(
-    m: Module, name: str, row_in, psum_in: Value, load: Value, code: Value, decode, digit_bits: int | None = None
+    m: Module,
+    name: str,
+    row_in,
+    psum_in: Value,
+    load: Value,
+    code: Value,
+    decode,
+    digit_bits: int | None = None,
+    pipelined: bool = False,
 ) -> tuple[Value, Value]:
     """Adds one PE's registers and MAC to `m`; returns (row_out, psum_out), `row_in` delayed one cycle
     and psum_in + act * weight.
@@ -95,9 +129,12 @@ def build_pe(
     `load` writes `code` into the shadow register (the next tile's weight). `row_in.swap` marks the first
     activation of a tile: that cycle already multiplies by the shadow code, which becomes the active one.
     The array builds its PEs with this function inside one module rather than as R*C submodules, which
-    keeps Verilog generation of large arrays fast. `decode` None builds the fixed-precision baseline's PE
-    (EngineConfig.switchable = False): the code is read as a signed B-bit weight, with no decode logic.
-    `digit_bits` D builds the digit-serial PE: the weight is digit `row_in.place` of the code.
+    keeps Verilog generation of large arrays fast. `decode` None builds the bit-parallel PE: `code` is
+    read as a signed B-bit weight (a fixed engine's code, or a switchable engine's `load_value`).
+    `digit_bits` D, with `decode`, builds the digit-serial PE: the weight is digit `row_in.place` of the code.
+    `pipelined` registers the product and adds it one cycle later (EngineConfig.pipelined): psum_in
+    must then arrive one cycle later too, which it does, since every PE above is delayed alike (the top
+    row, whose psum_in is a constant, registers the multiplier's inputs instead).
     """
     active = Signal(len(code), name=f"{name}_active")
     shadow = Signal(len(code), name=f"{name}_shadow")
@@ -109,11 +146,17 @@ def build_pe(
     m.d.comb += code_now.eq(Mux(row_in.swap, shadow, active))
     if decode is None:
         weight = code_now.as_signed()
-    elif digit_bits is None:
-        weight = decode_weight(m, name, code_now, decode)
     else:
         weight = decode_digit(m, name, code_now, row_in.place, decode, digit_bits)
-    product = row_in.act * weight if digit_bits is None else digit_product(m, name, row_in.act, weight)
+    act = row_in.act
+    if pipelined and isinstance(psum_in, Const):
+        # The top row adds nothing to its product, so a product register would feed the psum register
+        # directly; Yosys 0.70's ABC9 (synth_ecp5) fails an assertion on that chain. Registering the
+        # multiplier's inputs instead gives the same latency, and the multiplier still stands alone.
+        act, weight = _registered(m, f"{name}_act_in", act), _registered(m, f"{name}_weight_in", weight)
+    product = act * weight if digit_bits is None else digit_product(m, name, act, weight)
+    if pipelined and not isinstance(psum_in, Const):
+        product = _registered(m, f"{name}_product", product)
     with m.If(row_in.swap):
         m.d.sync += active.eq(shadow)
     with m.If(load):
@@ -126,7 +169,8 @@ def build_pe(
 
 
 class ProcessingElement(wiring.Component):
-    """One PE as a component of its own (the array inlines `build_pe`): psum_out <= psum_in + act * w."""
+    """One PE as a component of its own (the array inlines `build_pe`): psum_out <= psum_in + act * w,
+    `code` being a digit-serial PE's code or a bit-parallel PE's signed value."""
 
     def __init__(self, cfg, psum_bits: int):
         self._cfg = cfg
@@ -139,13 +183,15 @@ class ProcessingElement(wiring.Component):
                 "row_out": Out(row_input_layout(cfg)),
                 "psum_out": Out(signed(psum_bits)),
             }
-            | ({"decode": In(weight_decode_layout(cfg))} if cfg.switchable else {})
+            | ({"decode": In(weight_decode_layout(cfg))} if pe_decodes(cfg) else {})
         )
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        decode = self.decode if cfg.switchable else None
-        row_out, psum_out = build_pe(m, "pe", self.row_in, self.psum_in, self.load, self.code, decode, cfg.digit_bits)
+        decode = self.decode if pe_decodes(cfg) else None
+        row_out, psum_out = build_pe(
+            m, "pe", self.row_in, self.psum_in, self.load, self.code, decode, cfg.digit_bits, cfg.pipelined
+        )
         m.d.comb += [self.row_out.eq(row_out), self.psum_out.eq(psum_out)]
         return m

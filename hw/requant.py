@@ -1,10 +1,21 @@
 """Requantization of complete column sums into one result beat (docs/numerics.md, Requantization).
 
-Two register stages: (1) undo the precision scaling and add the bias, t = wrap_ACC((sum >> shift_kj) +
-bias); (2) p = t * mult + 2^(shift-1), or t itself in raw mode; then combinationally y = p >> shift,
-clamped for relu. The parameter register holds one N-tile's columns and is reloaded when that tile's
-first complete row arrives, while the previous tile's last rows may still be in stage 2: that is why
-mult and shift travel with the data instead of being read from the register in stage 2.
+Five register stages, each short enough for 100 MHz on an ECP5 (docs/estimates.md, "Issue 13"):
+
+1. u = sum >> shift_kj, undoing the precision scaling (a barrel shifter; a plain register when fixed);
+2. t = wrap_ACC(u + bias);
+3. t * mult as partial products of 16 x 16 bits, one DSP block each on an FPGA (an iCE40 SB_MAC16 or an
+   ECP5 MULT18X18D): t in 16-bit slices, each low (unsigned) slice s times mult computed as
+   s * (mult + 2^15), an unsigned product, less s * 2^15, so that every product is one multiplier;
+4. p = their sum + 2^(shift-1);
+5. y = p >> shift;
+
+then combinationally the relu clamp into the output FIFO. Raw mode reuses the same stages with mult = 1,
+shift = 0 (so p = y = t, bit for bit what the contract says), chosen in stage 2 so nothing later needs
+the mode but the clamp. The parameter register holds one N-tile's columns and is reloaded when that
+tile's first complete row arrives, while the previous tile's last rows may still be in the pipeline (M =
+1 reloads it every slot): that is why bias, mult and shift are copied into stage 1 and travel with the
+data instead of being read from the register later.
 """
 
 from __future__ import annotations
@@ -13,7 +24,19 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from contract.timing import REQUANT_STAGES
 from hw.interface import Mode, param_layout, precision_layout, result_layout, token_layout
+from hw.skew import delay_line
+
+
+def product_parts(acc_bits: int, part_bits: int) -> list[tuple[int, int]]:
+    """(start, width) of the slices of t whose products with mult add up to t * mult: unsigned low slices
+    of `part_bits` (the mult's width), and a signed top slice of at most as many bits."""
+    parts, start = [], 0
+    while acc_bits - start > part_bits:
+        parts.append((start, part_bits))
+        start += part_bits
+    return [*parts, (start, acc_bits - start)]
 
 
 class Requantizer(wiring.Component):
@@ -36,37 +59,70 @@ class Requantizer(wiring.Component):
         m = Module()
         cfg = self._cfg
         acc, cols = cfg.acc_bits, cfg.cols
-        product_shape = signed(acc + cfg.mult_bits + 1)
-        lane = data.StructLayout({"mult": signed(cfg.mult_bits), "shift": unsigned(cfg.shift_bits)})
         params = Signal(param_layout(cfg))
         with m.If(self.load_params):
             m.d.sync += params.eq(self.params)
 
-        t = Signal(data.ArrayLayout(signed(acc), cols))
-        t_lane = Signal(data.ArrayLayout(lane, cols))
-        t_token = Signal.like(self.token)
-        p = Signal(data.ArrayLayout(product_shape, cols))
-        p_shift = Signal(data.ArrayLayout(unsigned(cfg.shift_bits), cols))
-        p_token = Signal.like(self.token)
         raw = self.precision.mode == Mode.RAW
         top_code = (1 << cfg.act_bits) - 1
+        parts = product_parts(acc, cfg.mult_bits)
+        offset = 1 << (cfg.mult_bits - 1)
+        tokens = delay_line(m, self.token, REQUANT_STAGES, "requant_token")
+        out_token = tokens[-1]
         for c in range(cols):
-            unscaled = self.sums[c] >> self.precision.acc_shift if cfg.switchable else self.sums[c]
-            y = p[c] >> p_shift[c]
-            clamped = Mux(y < 0, 0, Mux(y > top_code, top_code, y))
-            value = Mux(raw, p[c], clamped)
-            shown = ~p_token.last_ntile | self.out_lanes[c]
+            # Stage 1: the exact pre-shift; this column's parameters join the data.
+            u = Signal(signed(acc), name=f"u{c}")
+            bias = Signal(signed(acc), name=f"bias{c}")
+            u_mult = Signal(signed(cfg.mult_bits), name=f"u_mult{c}")
+            u_shift = Signal(unsigned(cfg.shift_bits), name=f"u_shift{c}")
             m.d.sync += [
-                t[c].eq((unscaled + params.bias[c])[:acc].as_signed()),
-                t_lane[c].mult.eq(params.mult[c]),
-                t_lane[c].shift.eq(params.shift[c]),
-                p[c].eq(Mux(raw, t[c], t[c] * t_lane[c].mult + ((Const(1, unsigned(1)) << t_lane[c].shift) >> 1))),
-                p_shift[c].eq(t_lane[c].shift),
+                u.eq(self.sums[c] >> self.precision.acc_shift if cfg.switchable else self.sums[c]),
+                bias.eq(params.bias[c]),
+                u_mult.eq(params.mult[c]),
+                u_shift.eq(params.shift[c]),
             ]
+            # Stage 2: the bias; raw mode becomes mult = 1, shift = 0.
+            t = Signal(signed(acc), name=f"t{c}")
+            t_mult = Signal(signed(cfg.mult_bits), name=f"t_mult{c}")
+            t_shift = Signal(unsigned(cfg.shift_bits), name=f"t_shift{c}")
+            m.d.sync += [
+                t.eq((u + bias)[:acc].as_signed()),
+                t_mult.eq(Mux(raw, 1, u_mult)),
+                t_shift.eq(Mux(raw, 0, u_shift)),
+            ]
+            # Stage 3: partial products: the top slice signed, the low ones unsigned against mult + 2^15.
+            mult_offset = Signal(cfg.mult_bits, name=f"mult_offset{c}")
+            m.d.comb += mult_offset.eq(t_mult.as_unsigned() ^ offset)
+            terms = []
+            for start, width in parts:
+                if start + width == acc:
+                    product = Signal(signed(width + cfg.mult_bits), name=f"product{c}_{start}")
+                    m.d.sync += product.eq(t[start:].as_signed() * t_mult)
+                    terms.append(product << start)
+                    continue
+                product = Signal(width + cfg.mult_bits, name=f"product{c}_{start}")
+                piece = Signal(width, name=f"piece{c}_{start}")
+                m.d.sync += [product.eq(t[start : start + width] * mult_offset), piece.eq(t[start : start + width])]
+                terms.append((product << start) - (piece << (start + cfg.mult_bits - 1)))
+            x_shift = Signal(unsigned(cfg.shift_bits), name=f"x_shift{c}")
+            m.d.sync += x_shift.eq(t_shift)
+            # Stage 4: p = t * mult + 2^(shift-1).
+            p = Signal(signed(acc + cfg.mult_bits + 1), name=f"p{c}")
+            p_shift = Signal(unsigned(cfg.shift_bits), name=f"p_shift{c}")
+            rounding = (Const(1, unsigned(1)) << x_shift) >> 1
+            m.d.sync += [
+                p.eq(sum(terms) + rounding),
+                p_shift.eq(x_shift),
+            ]
+            # Stage 5: the output shift; then the clamp (relu) and the padded-column mask.
+            y = Signal.like(p, name=f"y{c}")
+            m.d.sync += y.eq(p >> p_shift)
+            clamped = Mux(y < 0, 0, Mux(y > top_code, top_code, y))
+            value = Mux(raw, y, clamped)
+            shown = ~out_token.last_ntile | self.out_lanes[c]
             m.d.comb += self.result.values[c].eq(Mux(shown, value, 0))
-        m.d.sync += [t_token.eq(self.token), p_token.eq(t_token)]
         m.d.comb += [
-            self.result.last.eq(p_token.last),
-            self.result_valid.eq(p_token.valid),
+            self.result.last.eq(out_token.last),
+            self.result_valid.eq(out_token.valid),
         ]
         return m

@@ -38,7 +38,6 @@ class Sequencer(wiring.Component):
                 "want_act": Out(1),
                 "take_act": Out(1),
                 "want_weight": Out(1),
-                "weight_row": Out(range(cfg.rows)),
                 "token": Out(token_layout(cfg)),
                 "act_lanes": Out(cfg.rows),
                 "out_lanes": Out(cfg.cols),
@@ -56,7 +55,7 @@ class Sequencer(wiring.Component):
         k_left = Signal(range(cfg.max_k + 1))
         n_left = Signal(range(cfg.max_n + 1))
         first_ktile = Signal()
-        drain = drain_slots(rows, cols, cfg.digit_serial)
+        drain = drain_slots(cfg)
         # Digit-serial, `slot` counts only a tile's first R slots (its weight loads) and the drain.
         slot = Signal(range(max(rows + 1, drain) if cfg.digit_serial else max(cfg.max_m, rows, drain)))
         if cfg.digit_serial:
@@ -79,7 +78,6 @@ class Sequencer(wiring.Component):
             self.token.last_ktile.eq(last_ktile),
             self.token.last_ntile.eq(last_ntile),
             self.token.last.eq(last_tile & last_row & last_digit),
-            self.weight_row.eq(slot),
         ]
 
         with m.FSM():
@@ -182,14 +180,13 @@ class Sequencer(wiring.Component):
             act_drop.eq(cfg.act_bits - payload.abits),
         ]
         mask = Const((1 << cfg.base_bits) - 1, cfg.base_bits) << weight_drop
-        lsb = Const(1, cfg.base_bits) << weight_drop
         m.d.sync += [
             precision.weight.mask.eq(mask),
             precision.weight.scheme.eq(payload.scheme),
             precision.act_mask.eq(Const((1 << cfg.act_bits) - 1, cfg.act_bits) << act_drop),
         ]
         if not cfg.digit_serial:
-            m.d.sync += [precision.weight.lsb.eq(lsb), precision.acc_shift.eq(weight_drop + act_drop)]
+            m.d.sync += [precision.weight.drop.eq(weight_drop), precision.acc_shift.eq(weight_drop + act_drop)]
             return
         # Digit-serial: each kept digit's lowest kept bit (bit 0 of the full ones, 2^(B-k) in the last,
         # partial one); the last digit's place floor((B-k)/D); and the column sums, which the shift-and-add
@@ -198,7 +195,7 @@ class Sequencer(wiring.Component):
         digit_lows = Const(sum(1 << p * cfg.digit_width for p in range(cfg.digit_count)), cfg.base_bits)
         log_d = cfg.digit_width.bit_length() - 1  # D is 1, 2 or 4
         m.d.sync += [
-            precision.weight.lsb.eq((digit_lows & mask) | lsb),
+            precision.weight.lsb.eq((digit_lows & mask) | (Const(1, cfg.base_bits) << weight_drop)),
             precision.last_place.eq(weight_drop >> log_d),
             precision.acc_shift.eq(weight_drop[:log_d] + act_drop),
         ]

@@ -4,14 +4,16 @@ The RTL's schedule is a fixed function of (M, K, N, R, C) (hw/sequencer.py), so 
 input valid and `result.ready` high whenever the engine looks) its cycle count is a closed formula:
 
     T = ceil(K/R) * ceil(N/C) tiles,  L = max(M, R) slots per tile (weights load in R beats)
-    cycles = 1 + R + ((T - 1) * L + M) + (R + C) + 3 + 1          (= (T-1)L + M + 2R + C + 5)
+    cycles = 1 + R + ((T - 1) * L + M) + (R + C) + 6 + 1          (= (T-1)L + M + 2R + C + 8)
 
 counted from the cycle that accepts the command to the cycle that transfers its last result beat, both
 inclusive; `CycleBreakdown` names each term. A digit-serial engine (EngineConfig.digit_bits = D < B)
 holds each activation row for n = ceil(k/D) slots and has one more pipeline stage (the shift-and-add):
 
-    L = max(M*n, R),  cycles = 1 + R + ((T - 1) * L + M*n) + (R + C + 1) + 3 + 1
- Back to back, the next command is accepted in the cycle that
+    L = max(M*n, R),  cycles = 1 + R + ((T - 1) * L + M*n) + (R + C + 1) + 6 + 1
+
+(6 = contract.timing.REQUANT_CYCLES: the accumulator's register and the requantizer's five stages.)
+Back to back, the next command is accepted in the cycle that
 transfers the previous command's last result beat, so a sequence takes sum(cycles) - (commands - 1).
 """
 
@@ -39,8 +41,8 @@ class CycleBreakdown:
     weight_load: int  # R: the first tile's weight rows, before any activation can enter
     steady: int  # M * T * ceil(k/D): slots that feed an activation row (one digit of it) into the array
     weight_wait: int  # (T - 1) * (L - M*n): tile slots without an activation while the next weights load
-    fill_drain: int  # R + C (+ 1, digit-serial): from the last activation row to its complete column sums
-    requant: int  # 3: requantizer stages 1 and 2 and the write into the output FIFO
+    fill_drain: int  # R + C (+ 1 digit-serial, + 1 pipelined MAC): last activation row to complete column sums
+    requant: int  # 6: accumulator register, requantizer stages 1-5; the last is the output FIFO write
     output: int  # 1: the output FIFO presents the last result beat
 
     @property
@@ -72,7 +74,7 @@ def command_cycles(cfg: EngineConfig, m: int, k_dim: int, n: int, wbits: int | N
         weight_load=cfg.rows,
         steady=row_slots * tile_count,
         weight_wait=(tile_count - 1) * (tile_slots - row_slots),
-        fill_drain=fill_drain_slots(cfg.rows, cfg.cols, cfg.digit_serial),
+        fill_drain=fill_drain_slots(cfg),
         requant=REQUANT_CYCLES,
         output=OUTPUT_CYCLES,
     )

@@ -31,6 +31,9 @@ PLAN = {
     "1x1-b2a1acc10-m8k16n16": ALL,
     "2x2-b4a4acc16-m8k64n64-digit_bits=1": ALL,
     "3x5-b8a8acc32-m16k64n64-digit_bits=2": ("shapes", "precision_walk", "extremes", "backpressure", "stalls"),
+    "1x2-b3a2acc12-m8k16n16-pipelined=True": ALL,
+    "3x5-b8a8acc32-m16k64n64-pipelined=True": ("shapes", "precision_walk", "extremes", "backpressure", "stalls"),
+    "2x2-b4a4acc16-m8k64n64-digit_bits=1-pipelined=True": ALL,
 }
 #: Random stalls get several rounds (each with its own rates and commands) where they ran before.
 STALL_ROUNDS = {"2x2-b4a4acc16-m8k64n64": 3, "3x5-b8a8acc32-m16k64n64": 3, "1x2-b3a2acc12-m8k16n16": 3}

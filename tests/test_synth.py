@@ -91,6 +91,9 @@ def test_ice40_2x2_places_and_reports_resources_and_fmax(tmp_path):
     assert report["harness"]["flip_flops"] > 0
     assert report["pnr_utilisation"]["ICESTORM_LC"]["used"] >= resources["lut"]
     assert [line.split(": ")[1] for line in lines] == ["generate", "yosys", "nextpnr"]
+    path = report["critical_path"]  # the slowest path explains Fmax: 1000 / ns, from one register to another
+    assert 1000 / path["ns"] == pytest.approx(report["fmax_mhz"], rel=0.02)
+    assert path["from"] and path["to"] and 0 < path["logic_ns"] < path["ns"]
 
 
 def test_a_design_larger_than_the_device_is_a_result():
@@ -114,6 +117,7 @@ def test_digit_serial_and_bit_parallel_reports_have_their_own_directories():
     assert tag_for(replace(TINY, digit_bits=4), "asic") == "asic-2x2-b4a4-m8-switchable"  # D = B is bit-parallel
     assert tag_for(replace(TINY, digit_bits=2), "ecp5-85k") == "ecp5-85k-2x2-b4a4-m8-switchable-d2"
     assert tag_for(replace(TINY, digit_bits=1), "asic") == "asic-2x2-b4a4-m8-switchable-d1"
+    assert tag_for(replace(TINY, pipelined=True), "ecp5-85k") == "ecp5-85k-2x2-b4a4-m8-switchable-p"
 
 
 def run_synth(*args):

@@ -23,7 +23,17 @@ from verif.stalls import Bursts, Never, Random
 SMALL = AMARANTH["2x2-b4a4acc16-m8k64n64"]
 #: A valid other value for each EngineConfig field (on a 2x2, B = A = 4, ACC = 16 engine).
 OTHER_VALUE = dict(
-    rows=3, cols=3, base_bits=3, act_bits=3, acc_bits=18, max_m=4, max_k=32, max_n=32, switchable=False, digit_bits=2
+    rows=3,
+    cols=3,
+    base_bits=3,
+    act_bits=3,
+    acc_bits=18,
+    max_m=4,
+    max_k=32,
+    max_n=32,
+    switchable=False,
+    digit_bits=2,
+    pipelined=True,
 )
 
 

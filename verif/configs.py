@@ -38,6 +38,22 @@ AMARANTH = _registry(
     # Digit-serial: one digit per bit, and two bits per digit on a non-square array.
     EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64, digit_bits=1),
     EngineConfig(rows=3, cols=5, base_bits=8, act_bits=8, acc_bits=32, max_m=16, max_k=64, max_n=64, digit_bits=2),
+    # Pipelined (a product register in every PE, a registered accumulator read): bit-parallel, digit-serial,
+    # and one row, where a row comes back to the accumulator in the next slot.
+    EngineConfig(rows=1, cols=2, base_bits=3, act_bits=2, acc_bits=12, max_m=8, max_k=16, max_n=16, pipelined=True),
+    EngineConfig(rows=3, cols=5, base_bits=8, act_bits=8, acc_bits=32, max_m=16, max_k=64, max_n=64, pipelined=True),
+    EngineConfig(
+        rows=2,
+        cols=2,
+        base_bits=4,
+        act_bits=4,
+        acc_bits=16,
+        max_m=8,
+        max_k=64,
+        max_n=64,
+        digit_bits=1,
+        pipelined=True,
+    ),
 )
 
 #: Run as Verilog on Verilator and Icarus. The 16x16 build also runs the digits network (K <= 288, N <= 32,
@@ -50,6 +66,8 @@ RTL = _registry(
     # Digit-serial (issue 9): D = 1 on the 2x2, D = 2 on the non-square 3x5.
     EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64, digit_bits=1),
     EngineConfig(rows=3, cols=5, base_bits=8, act_bits=6, acc_bits=28, max_m=16, max_k=128, max_n=128, digit_bits=2),
+    # Pipelined MAC: the FPGA-timing option.
+    EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64, pipelined=True),
 )
 
 NETWORK = RTL["16x16-b8a8acc32-m64k512n512"]
