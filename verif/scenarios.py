@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contract.config import EngineConfig
+from contract.timing import REQUANT_CYCLES
 from sim.command import Command
 from verif import coverage
 from verif.stalls import Bursts, Never, Pauses, Random
@@ -247,10 +248,17 @@ def backpressure(cfg, rng):
     FIFO fills, the pipeline must stop, and resume without losing or repeating a row."""
     R, C = cfg.rows, cfg.cols
     commands = [random_command(cfg, rng, min(R + 2, cfg.max_m), R + 1, C + 1) for _ in range(2)]
-    # Ready until the first result beat is about to appear (M >= 1 rows: 2R + C + 5 cycles from acceptance),
+    # Ready until the first result beat is about to appear (M >= 1 rows: 2R + C + 2 + REQUANT_CYCLES cycles
+    # from acceptance, one more on a pipelined engine),
     # then low for twice the fill time: the hold may begin a little before that beat is offered.
     hold = 2 * coverage.fifo_fill_cycles(cfg, commands)
-    return Scenario("backpressure", 0, commands, {"result": Bursts(run=2 * R + C + 5, hold=hold)}, [coverage.FIFO_FULL])
+    return Scenario(
+        "backpressure",
+        0,
+        commands,
+        {"result": Bursts(run=2 * R + C + 2 + REQUANT_CYCLES, hold=hold)},
+        [coverage.FIFO_FULL],
+    )
 
 
 @_scenario
