@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Tests that need neither a Verilog simulator, nor Yosys/nextpnr/SymbiYosys, nor more than seconds of training.
 FAST := not rtl and not synth and not formal and not slow
 
-.PHONY: generate test test-fast lint wheel-check bench-truncation bench-hw bench-synth clean
+.PHONY: generate test test-fast lint wheel-check bench-truncation bench-hw bench-synth bench-soak bench-rtl-speed bench-sweep clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ bench-hw: $(STAMP)
 
 bench-synth: $(STAMP)
 	$(PY) bench/synth_table.py
+
+bench-soak: $(STAMP)
+	$(PY) bench/soak.py
+
+bench-rtl-speed: $(STAMP)
+	$(PY) bench/rtl_speed.py
+
+bench-sweep: $(STAMP)
+	$(PY) bench/sweep_speed.py
 
 clean:
 	rm -rf build

@@ -5,11 +5,9 @@ run at k = 8, 4, 2 in both schemes, every layer as engine commands on Verilator.
 """
 
 import pytest
-import torch
 
 from golden.data import digits_split, input_codes
 from golden.export import build_export
-from golden.infer import run_integer
 from rtl_tests.harness import require_simulator
 from verif.configs import NETWORK
 from verif.rtl.network import check_network_on_rtl
@@ -31,10 +29,4 @@ def test_trained_network_on_16x16_verilog(trained, training_settings, scheme):
     assert check.mismatches() == [], context
 
     # The logits the Verilog computed (last layer of each image) against golden's own chain of layers.
-    layers = len(export.layers)
-    for index, k in enumerate(PRECISIONS):
-        golden_logits, _ = run_integer(export, codes, k)
-        for image in range(IMAGES):
-            command = (index * IMAGES + image + 1) * layers - 1
-            logits = torch.from_numpy(check.rtl_outputs[command])
-            assert torch.equal(logits[0], golden_logits[image]), f"k={k} image {image}: {context}"
+    assert check.logits_mismatches(export, codes, PRECISIONS) == [], context

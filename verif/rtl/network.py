@@ -16,7 +16,7 @@ import torch
 
 from contract.config import EngineConfig
 from golden.export import Export
-from golden.infer import layer_gemms
+from golden.infer import layer_gemms, run_integer
 from sim.command import Command, row_slices
 from sim.network import run_batch
 from verif.rtl.player_top import Depths
@@ -61,6 +61,21 @@ class NetworkCheck:
             outputs = [o.numpy() for o in self.model_outputs[first : first + len(batch.commands)]]
             found += [f"{self.simulator} batch {number}: {p}" for p in problems(self.cfg, batch, capture, outputs)]
             first += len(batch.commands)
+        return found
+
+    def logits_mismatches(self, export: Export, input_codes: torch.Tensor, ks: list[int]) -> list[str]:
+        """The Verilog's logits (each image's last command, one image per pass and one command per layer)
+        against golden's own chain of layers (golden.infer, host adds included), per image and k."""
+        images, layers = len(input_codes), len(export.layers)
+        if len(self.commands) != len(ks) * images * layers:
+            raise ValueError("logits are located for one image per pass and one command per layer only")
+        found = []
+        for index, k in enumerate(ks):
+            golden_logits = run_integer(export, input_codes, k)[0]
+            for image in range(images):
+                logits = torch.from_numpy(self.rtl_outputs[(index * images + image + 1) * layers - 1])
+                if not torch.equal(logits[0], golden_logits[image]):
+                    found.append(f"k={k} image {image}: the Verilog's logits differ from golden's")
         return found
 
 
