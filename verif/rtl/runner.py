@@ -7,6 +7,8 @@ keyed by a hash of its Verilog, so it is compiled once and reused by every run a
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -123,6 +125,18 @@ def _sources(directory: Path, texts: dict[str, str]) -> list[Path]:
     return [directory / name for name in texts]
 
 
+@contextlib.contextmanager
+def _exclusive(lock: Path):
+    """Hold an exclusive lock on `lock` (created if need be) across processes; the kernel drops it if we die."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @functools.cache
 def build(simulator: str, cfg: EngineConfig, players: Depths | None = None) -> Built:
     """Generate and compile the engine for `cfg`, alone or (`players` = the memories' depths) inside the
@@ -132,6 +146,12 @@ def build(simulator: str, cfg: EngineConfig, players: Depths | None = None) -> B
     _simulator_environment(simulator)
     # A traced binary is a different binary: keep it apart so neither kind is ever reused for the other.
     root = BUILD / simulator / (build_name(cfg) + ("-waves" if waves_requested() else ""))
+    # Test workers wanting the same engine take turns: one generates and compiles it, the others find it built.
+    with _exclusive(root.with_name(root.name + ".lock")):
+        return _build(simulator, cfg, players, root)
+
+
+def _build(simulator: str, cfg: EngineConfig, players: Depths | None, root: Path) -> Built:
     generated = generate(cfg, root / "gen")
     manifest = json.loads(generated.manifest.read_text())
     texts = {}
