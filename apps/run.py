@@ -20,7 +20,7 @@ from contract.cli import InputError, Parser, atomic_dir, number, parse_bits, req
 from contract.config import EngineConfig, parse_array
 from contract.datasets import add_data_arguments
 from contract.paths import build_dir
-from contract.policy import bitops, parse_policy
+from contract.policy import bitops, parse_policy, precision_label
 from eda.tools import SIMULATORS
 
 # Flag ranges: more images than any test set holds, and a clock no engine reaches, are typing mistakes.
@@ -99,7 +99,7 @@ def table(summaries, clock_mhz: float, export) -> list[dict]:
     shapes = layer_shapes(export, 1)
     return [
         {
-            "k": s.k if isinstance(s.k, int) else ",".join(map(str, s.k)),
+            "k": precision_label(s.k),
             "accuracy": s.accuracy,
             "mbitops_per_inference": bitops(shapes, precisions_for(export, s.k), export.act_bits) / 1e6,
             "cycles_per_inference": s.cycles_per_inference,
@@ -172,7 +172,7 @@ def run(args, export, cfg: EngineConfig, ks: list[int], split, staging: Path) ->
         rtl_count = rtl_images(args.rtl, len(codes), args.simulator)
     summaries, started = [], time.perf_counter()
     for k in ks:
-        progress = Progress(f"k={k if isinstance(k, int) else ','.join(map(str, k))}", len(codes))
+        progress = Progress(f"k={precision_label(k)}", len(codes))
         with one_thread():
             summaries.append(run_precision(cfg, export, codes, labels, k, args.batch, progress))
         progress.close()

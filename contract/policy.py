@@ -80,6 +80,11 @@ def parse_policy(text: str, base_bits: int) -> Policy:
     return Policy("dynamic", budget=budget)
 
 
+def precision_label(k: int | Sequence[int]) -> int | str:
+    """How tables name a run: k itself for one precision, "K1,K2,..." for one k per layer."""
+    return k if isinstance(k, int) else ",".join(map(str, k))
+
+
 def bitops(shapes: Sequence[tuple[int, int, int]], ks: Sequence[int], act_bits: int) -> int:
     """Sum of M*K*N*k*j over GEMMs of shape (M, K, N) at weight bits k and activation bits j = act_bits."""
     if len(shapes) != len(ks):

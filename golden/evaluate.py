@@ -13,7 +13,7 @@ import torch
 
 from contract.cli import Parser, parse_bits, run_main
 from contract.datasets import add_data_arguments
-from contract.policy import parse_policy
+from contract.policy import parse_policy, precision_label
 from golden.data import data_split, input_codes
 from golden.export import Export, build_export, load_export
 from golden.fastpath import fast_logits
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         bits = list(range(export.base_bits, 0, -1)) if args.bits is None else parse_bits(args.bits, export.base_bits)
     rows = []
     for k in bits:
-        label = k if isinstance(k, int) else ",".join(map(str, k))
+        label = precision_label(k)
         ints = integer_predictions(export, split.test_x, k)
         if model is None:
             rows.append([label, fraction_equal(ints, split.test_y)])
