@@ -3,22 +3,33 @@
 An export directory holds two files and nothing executable (no pickle), so the hardware flow, the cycle
 model and other languages can read it:
 
-model.json  {"format": "nestmac-model", "format_version": 2, "numerics_contract": <contract version>,
+model.json  {"format": "nestmac-model", "format_version": 3, "numerics_contract": <contract version>,
              "method", "scheme", "base_bits" (B), "act_bits" (A), "acc_bits" (ACC),
              "weight_precisions": [B..1], "act_precision": A (requantization is derived for j = A),
              "input": {"shape": [C, H, W], "quantization": ...}, "lowering": ...,
              "layers": [{"name", "kind": "conv"|"linear", "in_shape", "out_shape",
                          "kernel", "stride", "padding" (conv only), "K", "N", "mode": "relu"|"raw"}],
-             "graph": [{"name", "op": "gemm"|"add", "inputs": [names]}], "host_ops": ...}
+             "graph": [{"name", "op": "gemm"|"add", "inputs": [names]}], "host_ops": ...,
+             "controllers": [{"name", "budget", "reads", "candidates", "controls", "fixed", "k",
+                              "layer": {a layer entry as above}}]}
 model.npz   per layer NAME: "NAME.weight_codes" uint16 [K, N] (unsigned B-bit codes) and
-            "NAME.bias", "NAME.mult", "NAME.shift" int64 [B, N], row k-1 holding precision k.
+            "NAME.bias", "NAME.mult", "NAME.shift" int64 [B, N], row k-1 holding precision k; the same
+            per controller under the controller's name.
 
 Layers run in order, each one GEMM (golden.lowering). The graph says what each reads: a "gemm" node (named
 like its layer) reads one earlier node's output or "input"; an "add" node is a host operation, the
 residual add (docs/numerics.md, "Host operations"). Format version 1 had no graph (each layer read the
-previous one); such exports still load, as that chain. The parameters follow docs/numerics.md, "From a
-trained model to integer parameters"; global average pooling before a linear layer is folded into it
-(its weight codes repeated over the pooled pixels, 1/(H*W) in its requantization).
+previous one); such exports still load, as that chain, and so do those of version 2 (no "controllers").
+
+A controller (docs/numerics.md, "Dynamic precision: the controller"; golden.dynamic runs it) chooses a weight
+precision per image for each layer in "controls" from "candidates" (ascending), at a mean BitOPs "budget"
+given as the equivalent uniform k; every other layer runs at its k in "fixed". Its "layer" is a linear
+layer with the global average pooling over the output of "reads" folded in, in raw mode, with N =
+len(controls) * len(candidates) logits laid out layer-major; it runs at weight precision "k".
+
+The parameters follow docs/numerics.md, "From a trained model to integer parameters"; global average pooling
+before a linear layer is folded into it (its weight codes repeated over the pooled pixels, 1/(H*W) in its
+requantization).
 """
 
 from __future__ import annotations
@@ -47,8 +58,10 @@ from golden.layers import METHODS, QConv2d
 from golden.model import QuantNet, load_checkpoint
 
 FORMAT = "nestmac-model"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+#: Two budgets closer than this are the same budget (Export.controller).
+BUDGET_TOLERANCE = 1e-9
 INPUT = "input"
 HOST_OPS = (
     "add: out = clamp(sum of operands, 0, 2^A - 1) per element; an operand is activation codes, or a raw "
@@ -120,6 +133,32 @@ class GraphNode:
 
 
 @dataclass(frozen=True)
+class ExportedController:
+    """A per-image precision controller (module docstring); `fixed` maps every uncontrolled layer to its k."""
+
+    name: str
+    budget: float
+    reads: str
+    candidates: tuple[int, ...]
+    controls: tuple[str, ...]
+    fixed: dict[str, int]
+    k: int
+    layer: ExportedLayer
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "budget": self.budget,
+            "reads": self.reads,
+            "candidates": list(self.candidates),
+            "controls": list(self.controls),
+            "fixed": dict(self.fixed),
+            "k": self.k,
+            "layer": self.layer.describe(),
+        }
+
+
+@dataclass(frozen=True)
 class Export:
     """A validated export: constructing one checks every shape and range, so no bad export can exist.
     An empty `graph` is the chain of format version 1: each layer reads the previous one."""
@@ -131,6 +170,7 @@ class Export:
     acc_bits: int
     layers: tuple[ExportedLayer, ...]
     graph: tuple[GraphNode, ...] = ()
+    controllers: tuple[ExportedController, ...] = ()
 
     def __post_init__(self):
         _validate(self)
@@ -149,6 +189,21 @@ class Export:
 
     def layer(self, name: str) -> ExportedLayer:
         return next(layer for layer in self.layers if layer.name == name)
+
+    def controller(self, budget: float | None = None) -> ExportedController:
+        """The controller for `budget` (equal within BUDGET_TOLERANCE), or the only one for None; InputError
+        (one line, naming the budgets there are) when there is no such controller or None is ambiguous."""
+        budgets = ", ".join(f"{c.budget:g}" for c in self.controllers)
+        if not self.controllers:
+            raise InputError("EXPORT holds no controller (train one with golden.train_controller)")
+        if budget is None:
+            if len(self.controllers) > 1:
+                raise InputError(f"the export holds controllers for budgets {budgets}; choose one (dynamic:BUDGET)")
+            return self.controllers[0]
+        for controller in self.controllers:
+            if abs(controller.budget - budget) <= BUDGET_TOLERANCE:
+                return controller
+        raise InputError(f"the export holds no controller for budget {budget:g}; its budgets: {budgets}")
 
     def describe(self) -> dict:
         return {
@@ -170,6 +225,7 @@ class Export:
             "host_ops": HOST_OPS,
             "layers": [layer.describe() for layer in self.layers],
             "graph": [node.describe() for node in self.nodes],
+            "controllers": [controller.describe() for controller in self.controllers],
         }
 
 
@@ -200,6 +256,62 @@ def _validate(export: Export) -> None:
     for layer in export.layers:
         _validate_layer(export, layer)
     _validate_graph(export)
+    controllers = [controller.name for controller in export.controllers]
+    _require(
+        len(set(controllers)) == len(controllers) and not set(controllers) & {*names, INPUT},
+        "controller names must be unique and differ from the layers' names",
+    )
+    for controller in export.controllers:
+        _validate_controller(export, controller)
+
+
+def _validate_controller(export: Export, controller: ExportedController) -> None:
+    where = f"controller {controller.name}"
+    _require(isinstance(controller.name, str) and controller.name != "", "controller names must be non-empty strings")
+    names = [layer.name for layer in export.layers]
+    _require(
+        controller.reads in names and export.layer(controller.reads).mode == "relu",
+        f"{where}: reads {controller.reads!r}, which is not a layer with a ReLU output",
+    )
+    after = names[names.index(controller.reads) + 1 :]
+    _require(
+        len(controller.controls) > 0
+        and list(controller.controls) == [name for name in after if name in controller.controls],
+        f"{where}: controls must be distinct layers after {controller.reads}, in execution order",
+    )
+    fixed = controller.fixed
+    _require(
+        isinstance(fixed, dict) and sorted([*fixed, *controller.controls]) == sorted(names),
+        f"{where}: every layer must be either controlled or fixed, exactly once",
+    )
+    base = export.base_bits
+    candidates = controller.candidates
+    _require(
+        len(candidates) > 0 and list(candidates) == sorted(set(candidates)),
+        f"{where}: candidates must be distinct and ascending, got {list(candidates)}",
+    )
+    for k in (*candidates, *fixed.values(), controller.k):
+        _require(_is_int(k) and 1 <= k <= base, f"{where}: weight precision {k!r} is not an integer in 1..{base}")
+    budget = controller.budget
+    _require(
+        isinstance(budget, float) and 1 <= budget <= base,
+        f"{where}: budget {budget!r} is not an equivalent uniform k in 1..{base}",
+    )
+    layer = controller.layer
+    _validate_layer(export, layer)
+    _require(
+        layer.name == controller.name and layer.kind == "linear" and layer.mode == "raw",
+        f"{where}: its layer must be a raw linear layer named like the controller",
+    )
+    _require(
+        layer.in_shape == export.layer(controller.reads).out_shape,
+        f"{where}: its input shape {list(layer.in_shape)} is not {controller.reads}'s output",
+    )
+    _require(
+        layer.N == len(controller.controls) * len(candidates),
+        f"{where}: N = {layer.N}, expected len(controls) * len(candidates) = "
+        f"{len(controller.controls) * len(candidates)}",
+    )
 
 
 def _validate_graph(export: Export) -> None:
@@ -352,15 +464,48 @@ def _requant_params(layer, k: int, act_bits: int, acc_bits: int, pool: int, wher
     return bias, mult, shift
 
 
-def _weight_codes(layer, node) -> np.ndarray:
-    """W[K, N] in the lowering's K order; a pooled linear layer's codes repeat over the H x W pixels (K index =
-    (c, h, w), as the flattened activations)."""
+def _weight_codes(layer, pixels: int) -> np.ndarray:
+    """W[K, N] in the lowering's K order; a pooled linear layer's codes repeat over its `pixels` (H x W) input
+    pixels (K index = (c, h, w), as the flattened activations)."""
     n = layer.weight.shape[0]
     codes = layer.weight_codes().reshape(n, -1)
-    if node.pool:
-        pixels = node.in_shape[1] * node.in_shape[2]
+    if pixels > 1:
         codes = codes[:, :, None].expand(n, codes.shape[1], pixels).reshape(n, -1)
     return np.ascontiguousarray(codes.T.numpy().astype(np.uint16))
+
+
+def _requant_table(layer, spec, acc_bits: int, pool: int, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """bias, mult, shift as int64 [B, N], row k-1 for precision k."""
+    params = [
+        _requant_params(layer, k, spec.act_bits, acc_bits, pool, f"{where}, k = {k}")
+        for k in range(1, spec.base_bits + 1)
+    ]
+    return tuple(np.array([p[i] for p in params], dtype=np.int64) for i in range(3))
+
+
+def _exported_controller(model: QuantNet, controller, acc_bits: int) -> ExportedController:
+    """A controller's linear layer with the global average pooling over its read layer's output folded in."""
+    spec = controller.spec
+    shape = next(node.out_shape for node in model.gemm_nodes if node.name == spec.reads)
+    pixels = shape[1] * shape[2]
+    bias, mult, shift = _requant_table(controller.linear, model.spec, acc_bits, pixels, f"controller {spec.name}")
+    layer = ExportedLayer(
+        spec.name,
+        "linear",
+        shape,
+        (spec.outputs,),
+        None,
+        None,
+        None,
+        "raw",
+        _weight_codes(controller.linear, pixels),
+        bias,
+        mult,
+        shift,
+    )
+    return ExportedController(
+        spec.name, spec.budget, spec.reads, spec.candidates, spec.controls, dict(spec.fixed), spec.k, layer
+    )
 
 
 def build_export(model: QuantNet, acc_bits: int = ACC_BITS) -> Export:
@@ -374,11 +519,7 @@ def build_export(model: QuantNet, acc_bits: int = ACC_BITS) -> Export:
                 continue
             layer = model.layers[node.name]
             pool = node.in_shape[1] * node.in_shape[2] if node.pool else 1
-            params = [
-                _requant_params(layer, k, spec.act_bits, acc_bits, pool, f"layer {node.name}, k = {k}")
-                for k in range(1, spec.base_bits + 1)
-            ]
-            bias, mult, shift = (np.array([p[i] for p in params], dtype=np.int64) for i in range(3))
+            bias, mult, shift = _requant_table(layer, spec, acc_bits, pool, f"layer {node.name}")
             is_conv = node.op == "conv"
             layers.append(
                 ExportedLayer(
@@ -390,13 +531,16 @@ def build_export(model: QuantNet, acc_bits: int = ACC_BITS) -> Export:
                     node.stride if is_conv else None,
                     node.padding if is_conv else None,
                     "relu" if node.relu else "raw",
-                    _weight_codes(layer, node),
+                    _weight_codes(layer, pool),
                     bias,
                     mult,
                     shift,
                 )
             )
-    return Export(spec.method, spec.scheme, spec.base_bits, spec.act_bits, acc_bits, tuple(layers), tuple(graph))
+        controllers = tuple(_exported_controller(model, c, acc_bits) for c in model.controllers.values())
+    return Export(
+        spec.method, spec.scheme, spec.base_bits, spec.act_bits, acc_bits, tuple(layers), tuple(graph), controllers
+    )
 
 
 # --- files -------------------------------------------------------------------------------------------
@@ -406,7 +550,7 @@ def write_export(export: Export, directory, inputs=()) -> None:
     """Write model.json and model.npz atomically: `directory` is replaced only when both are complete, and only
     if it is new or an earlier export (contract.cli's output policy; never one of `inputs`)."""
     arrays = {}
-    for layer in export.layers:
+    for layer in (*export.layers, *(controller.layer for controller in export.controllers)):
         arrays[f"{layer.name}.weight_codes"] = layer.weight_codes
         arrays.update({f"{layer.name}.{name}": getattr(layer, name) for name in ("bias", "mult", "shift")})
     with atomic_dir(directory, "golden.export", FORMAT, inputs) as tmp:
@@ -494,7 +638,53 @@ def load_export(directory) -> Export:
     arrays = _read_npz(directory / NPZ_NAME)
     layers = tuple(_layer_from_files(entry, arrays, directory / JSON_NAME) for entry in meta["layers"])
     graph = _graph_from_json(meta, directory / JSON_NAME) if meta["format_version"] >= 2 else ()
-    return Export(meta["method"], meta["scheme"], meta["base_bits"], meta["act_bits"], meta["acc_bits"], layers, graph)
+    controllers = _controllers_from_files(meta, arrays, directory / JSON_NAME) if meta["format_version"] >= 3 else ()
+    return Export(
+        meta["method"],
+        meta["scheme"],
+        meta["base_bits"],
+        meta["act_bits"],
+        meta["acc_bits"],
+        layers,
+        graph,
+        controllers,
+    )
+
+
+def _controllers_from_files(meta: dict, arrays: dict[str, np.ndarray], where: Path) -> tuple[ExportedController, ...]:
+    entries = meta.get("controllers")
+    _require(isinstance(entries, list), f"{where}: format version 3 needs a 'controllers' list (it may be empty)")
+    controllers = []
+    for entry in entries:
+        keys = ("name", "budget", "reads", "candidates", "controls", "fixed", "k", "layer")
+        _require(
+            isinstance(entry, dict) and all(key in entry for key in keys),
+            f"{where}: a controller needs the keys {', '.join(keys)}",
+        )
+        _require(
+            isinstance(entry["candidates"], list)
+            and isinstance(entry["controls"], list)
+            and isinstance(entry["fixed"], dict)
+            and isinstance(entry["layer"], dict)
+            and isinstance(entry["budget"], int | float)
+            and not isinstance(entry["budget"], bool),
+            f"{where}: controller {entry['name']!r}: candidates and controls must be lists, fixed and layer objects, "
+            "budget a number",
+        )
+        layer = _layer_from_files(entry["layer"], arrays, where)
+        controllers.append(
+            ExportedController(
+                entry["name"],
+                float(entry["budget"]),
+                entry["reads"],
+                tuple(entry["candidates"]),
+                tuple(entry["controls"]),
+                dict(entry["fixed"]),
+                entry["k"],
+                layer,
+            )
+        )
+    return tuple(controllers)
 
 
 def _graph_from_json(meta: dict, where: Path) -> tuple[GraphNode, ...]:
@@ -540,7 +730,8 @@ def main(argv: list[str] | None = None) -> None:
     write_export(export, args.out, inputs=[args.model])
     print(
         f"wrote {args.out}/{JSON_NAME} and {NPZ_NAME}: {len(export.layers)} GEMM layers, "
-        f"{sum(node.op == 'add' for node in export.nodes)} host adds, {export.scheme} scheme, "
+        f"{sum(node.op == 'add' for node in export.nodes)} host adds, {len(export.controllers)} controllers, "
+        f"{export.scheme} scheme, "
         f"B = {export.base_bits}, A = {export.act_bits}, ACC = {export.acc_bits}, k = {export.base_bits}..1"
     )
 

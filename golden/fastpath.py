@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from contract.cli import InputError
-from golden.export import INPUT, Export
+from golden.export import INPUT, Export, ExportedLayer
 from golden.lowering import host_add, host_requantize, precisions_for
 from golden.nested import requantize, truncate_act, truncate_weight, wrap
 
@@ -37,25 +37,31 @@ def fast_logits(export: Export, input_codes: torch.Tensor, k, j: int | None = No
         if node.op == "add":
             values[node.name] = host_add([values[name] for name in node.inputs], export.act_bits)
             continue
-        layer, layer_k = export.layer(node.name), ks[node.name]
-        x = truncate_act(values[node.inputs[0]], j, export.act_bits)
-        w = truncate_weight(layer.weight_codes.astype("int64"), layer_k, export.scheme, export.base_bits)
-        if layer.kind == "conv":
-            kernel = w.T.reshape(layer.N, layer.in_shape[0], layer.kernel, layer.kernel)
-
-            def product(a, b, layer=layer):
-                return F.conv2d(a, b, stride=layer.stride, padding=layer.padding).permute(0, 2, 3, 1)
-
-            acc = exact_product(product, x, kernel, layer.K)
-        else:
-            acc = exact_product(torch.matmul, x.reshape(x.shape[0], -1), w, layer.K)
-        acc = wrap(acc, export.acc_bits)
-        bias, mult, shift = (torch.from_numpy(p) for p in layer.requant(layer_k))
-        out = requantize(acc, bias, mult, shift, layer.mode, export.act_bits, export.acc_bits)
-        if layer.mode == "raw" and node is not last:
-            out = host_requantize(out, mult, shift)
-        values[node.name] = out.permute(0, 3, 1, 2) if layer.kind == "conv" else out
+        layer = export.layer(node.name)
+        values[node.name] = fast_layer(export, layer, values[node.inputs[0]], ks[node.name], j, node is last)
     return values[last.name]
+
+
+def fast_layer(export: Export, layer: ExportedLayer, codes: torch.Tensor, k: int, j: int, last: bool) -> torch.Tensor:
+    """One layer on the codes [batch, *in_shape] it reads, as golden.lowering.run_layer's value: NCHW codes, a
+    raw output requantized to code units unless `last` (then the raw logits t)."""
+    x = truncate_act(codes, j, export.act_bits)
+    w = truncate_weight(layer.weight_codes.astype("int64"), k, export.scheme, export.base_bits)
+    if layer.kind == "conv":
+        kernel = w.T.reshape(layer.N, layer.in_shape[0], layer.kernel, layer.kernel)
+
+        def product(a, b):
+            return F.conv2d(a, b, stride=layer.stride, padding=layer.padding).permute(0, 2, 3, 1)
+
+        acc = exact_product(product, x, kernel, layer.K)
+    else:
+        acc = exact_product(torch.matmul, x.reshape(x.shape[0], -1), w, layer.K)
+    acc = wrap(acc, export.acc_bits)
+    bias, mult, shift = (torch.from_numpy(p) for p in layer.requant(k))
+    out = requantize(acc, bias, mult, shift, layer.mode, export.act_bits, export.acc_bits)
+    if layer.mode == "raw" and not last:
+        out = host_requantize(out, mult, shift)
+    return out.permute(0, 3, 1, 2) if layer.kind == "conv" else out
 
 
 def exact_product(product, x: torch.Tensor, w: torch.Tensor, depth: int) -> torch.Tensor:

@@ -116,49 +116,71 @@ def host_add(operands: list[torch.Tensor], act_bits: int) -> torch.Tensor:
     return torch.stack(operands).sum(dim=0).clamp(0, (1 << act_bits) - 1)
 
 
-def lower(export: Export, input_codes, k, j: int | None, execute: Executor) -> list[LayerRun]:
-    """Run the network on `input_codes` [batch, *input_shape] at weight precision k (one for all layers, or a
-    sequence with one per GEMM layer in execution order), one GEMM per layer computed by `execute` and the
-    residual adds on the host; returns every layer's GEMM and output in order."""
-    j = export.act_bits if j is None else j
-    ks = precisions_for(export, k)
-    if j != export.act_bits:
-        raise InputError(f"the export holds requantization parameters for j = {export.act_bits} only, got j = {j!r}")
+def check_input(export: Export, input_codes) -> torch.Tensor:
+    """The input codes as int64 [batch, *input_shape]; InputError for any other shape."""
     codes = torch.as_tensor(input_codes).to(torch.int64)
     if tuple(codes.shape[1:]) != export.input_shape:
         raise InputError(
             f"input codes must have shape [batch, {', '.join(map(str, export.input_shape))}], got {list(codes.shape)}"
         )
-    batch, runs = codes.shape[0], []
+    return codes
+
+
+def check_j(export: Export, j: int | None) -> int:
+    j = export.act_bits if j is None else j
+    if j != export.act_bits:
+        raise InputError(f"the export holds requantization parameters for j = {export.act_bits} only, got j = {j!r}")
+    return j
+
+
+def run_layer(
+    export: Export, layer: ExportedLayer, codes: torch.Tensor, k: int, j: int, execute: Executor, last: bool
+) -> tuple[LayerRun, torch.Tensor]:
+    """One layer on the codes [batch, *in_shape] it reads: its GEMM, computed by `execute`, and the value the
+    next nodes read (NCHW codes; a raw output requantized to code units unless `last`, the logits)."""
+    bias, mult, shift = (torch.from_numpy(p) for p in layer.requant(k))
+    gemm = Gemm(
+        layer.name,
+        layer.mode,
+        k,
+        j,
+        export.scheme,
+        export.base_bits,
+        export.act_bits,
+        export.acc_bits,
+        _gemm_input(layer, codes),
+        torch.from_numpy(layer.weight_codes.astype("int64")),
+        bias,
+        mult,
+        shift,
+    )
+    out = execute(gemm)
+    if tuple(out.shape) != (gemm.M, gemm.N):
+        raise ValueError(f"layer {layer.name}: executor returned {list(out.shape)}, expected [{gemm.M}, {gemm.N}]")
+    run = LayerRun(gemm, out)
+    if layer.mode == "raw" and not last:
+        out = host_requantize(out, mult, shift)
+    return run, _layer_output(layer, out, codes.shape[0])
+
+
+def lower(export: Export, input_codes, k, j: int | None, execute: Executor) -> list[LayerRun]:
+    """Run the network on `input_codes` [batch, *input_shape] at weight precision k (one for all layers, or a
+    sequence with one per GEMM layer in execution order), one GEMM per layer computed by `execute` and the
+    residual adds on the host; returns every layer's GEMM and output in order."""
+    j = check_j(export, j)
+    ks = precisions_for(export, k)
+    codes = check_input(export, input_codes)
+    runs = []
     values = {INPUT: codes}  # NCHW codes, or a raw layer's output in code units (NCHW) for an add
     precision = dict(zip((layer.name for layer in export.layers), ks, strict=True))
+    last = export.nodes[-1]
     for node in export.nodes:
         if node.op == "add":
             values[node.name] = host_add([values[name] for name in node.inputs], export.act_bits)
             continue
         layer = export.layer(node.name)
-        layer_k = precision[node.name]
-        bias, mult, shift = (torch.from_numpy(p) for p in layer.requant(layer_k))
-        gemm = Gemm(
-            layer.name,
-            layer.mode,
-            layer_k,
-            j,
-            export.scheme,
-            export.base_bits,
-            export.act_bits,
-            export.acc_bits,
-            _gemm_input(layer, values[node.inputs[0]]),
-            torch.from_numpy(layer.weight_codes.astype("int64")),
-            bias,
-            mult,
-            shift,
+        run, values[node.name] = run_layer(
+            export, layer, values[node.inputs[0]], precision[node.name], j, execute, node is last
         )
-        out = execute(gemm)
-        if tuple(out.shape) != (gemm.M, gemm.N):
-            raise ValueError(f"layer {layer.name}: executor returned {list(out.shape)}, expected [{gemm.M}, {gemm.N}]")
-        runs.append(LayerRun(gemm, out))
-        if layer.mode == "raw" and node is not export.nodes[-1]:
-            out = host_requantize(out, mult, shift)
-        values[node.name] = _layer_output(layer, out, batch)
+        runs.append(run)
     return runs

@@ -6,7 +6,8 @@ requantizer does in one step. A convolution whose output feeds a residual add st
 (rounded to the activation grid, unclamped; the engine's raw mode plus a host requantization); the add's
 sum is clamped to [0, 1] and quantized, as ReLU+clamp. Global average pooling is folded into the linear
 layer after it. All layers are quantized, the first and last included, and the input is quantized to
-A-bit codes, so the float model and the integer path see the same numbers everywhere.
+A-bit codes, so the float model and the integer path see the same numbers everywhere. A network may also
+hold precision controllers (golden.controller), which the checkpoint and the export carry with it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import torch
 from torch import nn
 
 from contract.cli import InputError, atomic_file
+from golden.controller import Controller, ControllerSpec, Mixer, check_controller_spec
 from golden.layers import WEIGHT_VIEWS, QConv2d, QLinear, QuantSpec
 from golden.quant import grid_activation, quantize_activation
 
 CHECKPOINT_FORMAT = "nestmac-golden-checkpoint"
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
+READABLE_CHECKPOINTS = (2, 3)  # version 3 added "controllers"; a version-2 checkpoint has none
 INPUT = "input"  # the name under which nodes refer to the network's input
 OPS = ("conv", "linear", "add")
 
@@ -59,10 +62,30 @@ def _make_layer(node: Node, spec: QuantSpec) -> nn.Module:
 
 
 class QuantNet(nn.Module):
-    def __init__(self, spec: QuantSpec, input_shape: tuple[int, ...], nodes: Sequence[Node]):
+    def __init__(
+        self,
+        spec: QuantSpec,
+        input_shape: tuple[int, ...],
+        nodes: Sequence[Node],
+        controllers: Sequence[ControllerSpec] = (),
+    ):
         super().__init__()
         self.spec, self.input_shape, self.nodes = spec, tuple(input_shape), tuple(nodes)
         self.layers = nn.ModuleDict({n.name: _make_layer(n, spec) for n in self.nodes if n.op != "add"})
+        self.controllers = nn.ModuleDict()
+        for controller in controllers:
+            self.add_controller(controller)
+
+    def add_controller(self, spec: ControllerSpec) -> Controller:
+        """A new, randomly initialised controller (golden.controller) under spec.name; InputError if it does not
+        fit this network or the name is taken."""
+        names = [node.name for node in self.gemm_nodes]
+        check_controller_spec(spec, self.spec, names, {node.name for node in self.gemm_nodes if node.relu})
+        if spec.name in self.controllers or spec.name in self.layers:
+            raise InputError(f"the network already has a controller or layer named {spec.name!r}")
+        reads = next(node for node in self.gemm_nodes if node.name == spec.reads)
+        self.controllers[spec.name] = Controller(spec, reads.out_shape[0], self.spec)
+        return self.controllers[spec.name]
 
     @property
     def gemm_nodes(self) -> list[Node]:
@@ -85,24 +108,44 @@ class QuantNet(nn.Module):
         for layer, value in zip(layers, ks, strict=True):
             layer.bits, layer.view = value, view
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        act_bits = self.spec.act_bits
-        values = {INPUT: quantize_activation(images, act_bits)}
+    def forward(self, images: torch.Tensor, mixer: Mixer | None = None) -> torch.Tensor:
+        """Logits at the set precisions. With a `mixer` (a controller's, golden.controller), each layer it
+        controls is computed at every candidate k and its outputs mixed by the mixer's per-image weights."""
+        values = {INPUT: quantize_activation(images, self.spec.act_bits)}
         for node in self.nodes:
-            if node.op == "add":
-                z = sum(values[name] for name in node.inputs)
-            elif node.op == "conv":
-                z = self.layers[node.name](values[node.inputs[0]])
+            weights = None if mixer is None else mixer.weights(node.name)
+            if weights is None:
+                values[node.name] = self._node_value(node, values)
             else:
-                x = values[node.inputs[0]]
-                z = self.layers[node.name](x.mean(dim=(2, 3)) if node.pool else x.flatten(1))
-            if node.relu:  # ReLU and clamp to [0, 1] are inside the quantizer
-                values[node.name] = quantize_activation(z, act_bits)
-            elif node is self.nodes[-1]:
-                values[node.name] = z  # logits
-            else:
-                values[node.name] = grid_activation(z, act_bits)
+                values[node.name] = self._mixed_value(node, values, mixer.candidates, weights)
+            if mixer is not None:
+                mixer.seen(node.name, values[node.name])
         return values[self.nodes[-1].name]
+
+    def _mixed_value(self, node: Node, values: dict, candidates: Sequence[int], weights: torch.Tensor) -> torch.Tensor:
+        layer, bits = self.layers[node.name], self.layers[node.name].bits
+        mixed = 0.0
+        for column, k in enumerate(candidates):
+            layer.bits = k
+            out = self._node_value(node, values)
+            mixed = mixed + weights[:, column].reshape(-1, *([1] * (out.dim() - 1))) * out
+        layer.bits = bits
+        return mixed
+
+    def _node_value(self, node: Node, values: dict) -> torch.Tensor:
+        act_bits = self.spec.act_bits
+        if node.op == "add":
+            z = sum(values[name] for name in node.inputs)
+        elif node.op == "conv":
+            z = self.layers[node.name](values[node.inputs[0]])
+        else:
+            x = values[node.inputs[0]]
+            z = self.layers[node.name](x.mean(dim=(2, 3)) if node.pool else x.flatten(1))
+        if node.relu:  # ReLU and clamp to [0, 1] are inside the quantizer
+            return quantize_activation(z, act_bits)
+        if node is self.nodes[-1]:
+            return z  # logits
+        return grid_activation(z, act_bits)
 
 
 def per_layer_precisions(k: int | Sequence[int], layers: int) -> list[int]:
@@ -127,6 +170,7 @@ def save_checkpoint(model: QuantNet, path, training: dict) -> None:
         "spec": asdict(model.spec),
         "input_shape": list(model.input_shape),
         "nodes": [node.as_dict() for node in model.nodes],
+        "controllers": [controller.spec.as_dict() for controller in model.controllers.values()],
         "training": training,
         "state_dict": state,
     }
@@ -159,14 +203,16 @@ def _read_payload(path) -> dict:
 def load_checkpoint(path) -> tuple[QuantNet, dict]:
     """(model in eval mode, training record); InputError with one line for anything unusable."""
     payload = _read_payload(path)
-    if payload.get("version") != CHECKPOINT_VERSION:
+    if payload.get("version") not in READABLE_CHECKPOINTS:
         raise InputError(
-            f"{path}: checkpoint version {payload.get('version')!r} is not {CHECKPOINT_VERSION} "
-            "(version 1 held the fixed digits net without its graph); retrain it with golden.train"
+            f"{path}: checkpoint version {payload.get('version')!r} is not "
+            f"{' or '.join(map(str, READABLE_CHECKPOINTS))} (version 1 held the fixed digits net without its graph); "
+            "retrain it with golden.train"
         )
     try:
         nodes = [Node.from_dict(entry) for entry in payload["nodes"]]
-        model = QuantNet(QuantSpec(**payload["spec"]), tuple(payload["input_shape"]), nodes)
+        controllers = [ControllerSpec.from_dict(entry) for entry in payload.get("controllers", [])]
+        model = QuantNet(QuantSpec(**payload["spec"]), tuple(payload["input_shape"]), nodes, controllers)
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         raise InputError(f"{path}: checkpoint does not match the model ({type(exc).__name__})") from None

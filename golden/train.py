@@ -5,8 +5,11 @@ every step: the highest, B, on the labels, each lower one on the KL divergence t
 precision's detached prediction (progressive self-distillation, as in Any-Precision / TruncQuant), so the
 one stored code serves every k. By default all of B..1 are trained in every step; `--sampled N` trains B and
 N precisions drawn at random from B-1..1 per step (as Any-Precision does), which is what makes a ResNet on
-Fashion-MNIST affordable on a CPU. The qat baseline trains at B only. Everything is seeded, so the same
-command gives the same checkpoint.
+Fashion-MNIST affordable on a CPU. `--mixed` (issue 11, item 2) makes the lower pass a per-layer mix instead:
+every layer draws its own k from B..1 independently in every step, distilled from the uniform-B pass, so the one
+stored code serves any per-layer allocation (static or chosen per image by a controller), not only one k for
+the whole network; each layer's BatchNorm is already per layer and per k. The qat baseline trains at B only.
+Everything is seeded, so the same command gives the same checkpoint.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contract.cli import Parser, claim_file, number, run_main
+from contract.cli import InputError, Parser, claim_file, number, run_main
 from contract.datasets import add_data_arguments
 from contract.numerics import SCHEMES
 from golden.convert import build_net
@@ -43,8 +46,13 @@ PROGRESS_TEST_IMAGES = 2000
 CALIBRATION_IMAGES = 1024
 
 
-def nested_loss(model: QuantNet, images: torch.Tensor, labels: torch.Tensor, precisions: Sequence[int]) -> torch.Tensor:
-    """Sum over `precisions` (highest first) of CE on labels, then KL to the next higher k."""
+Precision = int | tuple[int, ...]  # one k for the whole network, or one k per GEMM layer
+
+
+def nested_loss(
+    model: QuantNet, images: torch.Tensor, labels: torch.Tensor, precisions: Sequence[Precision]
+) -> torch.Tensor:
+    """Sum over `precisions` (highest first) of CE on labels, then KL to the previous pass's prediction."""
     loss, teacher = 0.0, None
     for k in precisions:
         model.set_precision(k)
@@ -65,6 +73,14 @@ def step_precisions(spec: QuantSpec, sampled: int | None, generator: torch.Gener
     lower = torch.tensor(trained[1:])
     picked = lower[torch.randperm(len(lower), generator=generator)[:sampled]]
     return [trained[0], *sorted(picked.tolist(), reverse=True)]
+
+
+def mixed_precisions(spec: QuantSpec, layers: int, generator: torch.Generator) -> list[Precision]:
+    """What one --mixed step trains: B everywhere (on the labels), then one k per layer drawn independently and
+    uniformly from B..1 (distilled from B): a random point of the whole per-layer space in every step."""
+    trained = torch.tensor(spec.trained_precisions)
+    drawn = trained[torch.randint(len(trained), (layers,), generator=generator)]
+    return [spec.trained_precisions[0], tuple(drawn.tolist())]
 
 
 @contextlib.contextmanager
@@ -91,15 +107,21 @@ def train(
     split: Split | None = None,
     sampled: int | None = None,
     augmentation: bool = False,
+    mixed: bool = False,
 ) -> QuantNet:
-    """A trained quantized `net` in eval mode; `log` receives one progress line per epoch."""
+    """A trained quantized `net` in eval mode; `log` receives one progress line per epoch. `mixed`: per-layer
+    sampling (module docstring) instead of `sampled` uniform lower precisions."""
     split = split or load_split("digits")
     torch.manual_seed(seed)
     model = build_net(net, spec, tuple(split.train_x.shape[1:]))
     draws = torch.Generator().manual_seed(seed + 1)
     highest, lowest = spec.trained_precisions[0], spec.trained_precisions[-1]
 
+    layers = len(model.gemm_nodes)
+
     def loss(images, labels):
+        if mixed:
+            return nested_loss(model, images, labels, mixed_precisions(spec, layers, draws))
         return nested_loss(model, images, labels, step_precisions(spec, sampled, draws))
 
     def progress():
@@ -109,30 +131,45 @@ def train(
 
     with one_thread():
         fit(model, loss, split, epochs, seed, lr, batch_size, augmentation, progress, log)
-        if sampled is not None:
-            calibrate_batchnorm(model, split.train_x[:CALIBRATION_IMAGES], batch_size)
+        if sampled is not None or mixed:
+            mixing = torch.Generator().manual_seed(seed + 2) if mixed else None
+            calibrate_batchnorm(model, split.train_x[:CALIBRATION_IMAGES], batch_size, mixing)
             log(f"BatchNorm statistics re-estimated on {CALIBRATION_IMAGES} training images: test {progress()}")
     return model
 
 
-def calibrate_batchnorm(model: QuantNet, images: torch.Tensor, batch_size: int) -> None:
+def calibrate_batchnorm(
+    model: QuantNet, images: torch.Tensor, batch_size: int, mixing: torch.Generator | None = None
+) -> None:
     """Re-estimate every trained precision's BatchNorm running statistics on `images` (a cumulative average;
     weights and affine parameters untouched), then leave eval mode. With a sampled schedule a lower
     precision's BatchNorm takes part in only a fraction of the steps, and its running statistics (momentum
     0.1) still remember their initial mean 0 and variance 1 at the end: measured on the ResNet, k = 7 scored
-    13% before and 77% after, against 80% at k = 8 (as slimmable and any-precision networks calibrate)."""
+    13% before and 77% after, against 80% at k = 8 (as slimmable and any-precision networks calibrate).
+
+    With `mixing` (a --mixed model) the passes are per-layer mixes, as in training: for every batch each layer
+    draws a random permutation of the precisions and pass p runs layer l at its p-th entry, so every (layer, k)
+    BatchNorm still sees every calibration image exactly once, behind a random mix of upstream precisions."""
+    trained = model.spec.trained_precisions
+    conv_layers = [layer for layer in model.quant_layers if isinstance(layer, QConv2d)]
+    norms = {id(layer.bns[str(k)]): layer.bns[str(k)] for layer in conv_layers for k in trained}.values()
     model.train()
-    for k in model.spec.trained_precisions:
-        model.set_precision(k)
-        norms = [layer.bn_for(k) for layer in model.quant_layers if isinstance(layer, QConv2d)]
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # cumulative moving average over the calibration batches
-        with torch.no_grad():
-            for first in range(0, len(images), batch_size):
-                model(images[first : first + batch_size])
-        for norm in norms:
-            norm.momentum = 0.1
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative moving average over the calibration batches
+    with torch.no_grad():
+        for first in range(0, len(images), batch_size):
+            batch = images[first : first + batch_size]
+            if mixing is None:
+                passes = list(trained)
+            else:
+                orders = [torch.randperm(len(trained), generator=mixing) for _ in model.quant_layers]
+                passes = [tuple(trained[int(order[p])] for order in orders) for p in range(len(trained))]
+            for precision in passes:
+                model.set_precision(precision)
+                model(batch)
+    for norm in norms:
+        norm.momentum = 0.1
     model.eval()
 
 
@@ -258,7 +295,14 @@ def main(argv: list[str] | None = None) -> None:
         type=number(int, 1, 15),
         help="nested training: B plus N lower precisions drawn per step (default: all of B..1 every step)",
     )
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="nested training of per-layer mixes: B, then one k per layer drawn from B..1 in every step",
+    )
     args = parser.parse_args(argv)
+    if args.mixed and (args.method != "truncquant" or args.sampled is not None):
+        raise InputError("--mixed needs --method truncquant and replaces --sampled (give one of them)")
     spec = QuantSpec(args.method, args.scheme, args.base_bits, args.act_bits)
     split = data_split(args)  # a missing or bad data set is refused before anything is claimed
     claim_file(args.out, is_checkpoint)  # refuse a user's file at --out now, not after the training
@@ -273,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         split=split,
         sampled=args.sampled,
         augmentation=augmentation,
+        mixed=args.mixed,
     )
     header, rows = accuracy_rows(model, split)
     record = {
@@ -284,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
         "lr": args.lr,
         "batch_size": args.batch_size,
         "sampled": args.sampled,
+        "mixed": args.mixed,
         "augmentation": augmentation,
         "test_accuracy": {str(row[0]): row[1] for row in rows},
     }
