@@ -1,11 +1,15 @@
-"""`python -m apps.run EXPORT`: a test set (digits or Fashion-MNIST) through the engine, per weight precision k.
+"""`python -m apps.run EXPORT`: a test set (digits or Fashion-MNIST) through the engine, per precision policy.
 
-Prints, per k, accuracy, engine and host cycles per inference, MAC utilisation, latency at a stated clock
-and energy per inference (engine and host adds), and saves them as CSV and JSON. Outputs come from the
-batched integer path and cycles from the cycle model's formula per pass shape (sim.network.run_precision),
-so the 10,000 Fashion-MNIST test images take seconds. `--rtl N` also runs the first N images' commands on
-the emitted Verilog and checks every layer's output against the model and the golden integer path, and
-every command's cycles against the model.
+A policy is a weight precision k for every layer (`--bits`, `--policy uniform:K`), one k per GEMM layer
+(`--policy static:...`), or the export's run-time controller (`--policy dynamic[:BUDGET]`), which picks a k
+per layer for each image (contract.policy). Prints, per policy, accuracy, BitOPs, engine and host cycles
+per inference, MAC utilisation, latency at a stated clock and energy per inference (engine and host
+adds), and for a controller the share of images at each k per layer; saves them as CSV and JSON. Outputs
+come from the batched integer path and cycles from the cycle model's formula per distinct pass
+(sim.network.run_policy), so the 10,000 Fashion-MNIST test images take seconds. `--rtl N` also runs the
+first N images' commands on the emitted Verilog and checks every layer's output against the model and the
+golden integer path, every command's cycles against the model, and measures what changing k between
+consecutive commands costs.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from contract.cli import InputError, Parser, atomic_dir, number, parse_bits, req
 from contract.config import EngineConfig, parse_array
 from contract.datasets import add_data_arguments
 from contract.paths import build_dir
-from contract.policy import bitops, parse_policy, precision_label
+from contract.policy import parse_policy
 from eda.tools import SIMULATORS
 
 # Flag ranges: more images than any test set holds, and a clock no engine reaches, are typing mistakes.
@@ -92,16 +96,12 @@ class Progress:
             print(file=sys.stderr)
 
 
-def table(summaries, clock_mhz: float, export) -> list[dict]:
-    from golden.lowering import precisions_for
-    from sim.network import layer_shapes
-
-    shapes = layer_shapes(export, 1)
+def table(summaries, clock_mhz: float) -> list[dict]:
     return [
         {
-            "k": precision_label(s.k),
+            "k": s.label,
             "accuracy": s.accuracy,
-            "mbitops_per_inference": bitops(shapes, precisions_for(export, s.k), export.act_bits) / 1e6,
+            "mbitops_per_inference": s.bitops_per_inference / 1e6,
             "cycles_per_inference": s.cycles_per_inference,
             "host_cycles_per_inference": s.host_cycles_per_inference,
             "mac_utilisation": s.mac_utilisation,
@@ -114,17 +114,38 @@ def table(summaries, clock_mhz: float, export) -> list[dict]:
     ]
 
 
-def policies(args, export) -> list:
-    """What to run, each as run_precision's k: an int (uniform) or a tuple with one k per GEMM layer."""
+def k_distribution(export, summary) -> dict[str, dict[str, float]]:
+    """Per GEMM layer, the fraction of images that ran it at each k they used."""
+    return {
+        layer.name: {str(k): count / summary.images for k, count in enumerate(counts, 1) if count}
+        for layer, counts in zip(export.layers, summary.k_counts, strict=True)
+    }
+
+
+def print_distribution(export, summary) -> None:
+    print(f"{summary.label}: share of images at each k, per layer")
+    for layer, shares in k_distribution(export, summary).items():
+        print(f"  {layer:>12}  " + "  ".join(f"k={k}: {100 * share:5.1f}%" for k, share in shares.items()))
+
+
+def policies(args, export) -> list[tuple[str, object]]:
+    """What to run, each as (label, sim.network.run_policy's policy): an int (uniform), a tuple with one k per
+    GEMM layer (static), or the export's controller for the budget asked (dynamic)."""
+    from sim.network import policy_label
+
     if not args.policy:
-        return parse_bits(args.bits or "8,6,4,3,2,1", export.base_bits)
+        return [(str(k), k) for k in parse_bits(args.bits or "8,6,4,3,2,1", export.base_bits)]
     chosen = []
     for text in args.policy:
         policy = parse_policy(text, export.base_bits)
         if policy.kind == "dynamic":
-            raise InputError(f"{args.export} holds no controller, so it cannot run {text!r}: dynamic needs one")
+            if not export.controllers:
+                raise InputError(f"{args.export} holds no controller, so it cannot run {text!r}: dynamic needs one")
+            chosen.append((str(policy), export.controller(policy.budget)))
+            continue
         per_layer = policy.per_layer(len(export.layers))
-        chosen.append(per_layer[0] if policy.kind == "uniform" else per_layer)
+        k = per_layer[0] if policy.kind == "uniform" else per_layer
+        chosen.append((policy_label(k), k))
     return chosen
 
 
@@ -148,20 +169,20 @@ def main(argv=None):
             f"{list(split.test_x.shape[1:])}"
         )
     rows, cols = parse_array(args.array)
-    ks = policies(args, export)
+    chosen = policies(args, export)
     cfg = engine_config_for(export, rows, cols, args.max_m, args.digit_bits)
     out = args.out or build_dir("run", args.export.resolve().name)
     # The output is claimed before the run, so a path the output policy refuses costs no simulation.
     with atomic_dir(out, "apps.run", "results", inputs=[args.export]) as staging:
-        run(args, export, cfg, ks, split, staging)
+        run(args, export, cfg, chosen, split, staging)
     print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
 
 
-def run(args, export, cfg: EngineConfig, ks: list[int], split, staging: Path) -> None:
-    """Simulate every requested precision, print the table, and write it into `staging`."""
+def run(args, export, cfg: EngineConfig, chosen: list[tuple[str, object]], split, staging: Path) -> None:
+    """Simulate every requested policy, print the table, and write it into `staging`."""
     from golden.data import input_codes
     from golden.train import one_thread
-    from sim.network import run_precision
+    from sim.network import run_policy
 
     rows, cols = cfg.rows, cfg.cols
     codes, labels = input_codes(split.test_x, export.act_bits), split.test_y
@@ -171,13 +192,13 @@ def run(args, export, cfg: EngineConfig, ks: list[int], split, staging: Path) ->
 
         rtl_count = rtl_images(args.rtl, len(codes), args.simulator)
     summaries, started = [], time.perf_counter()
-    for k in ks:
-        progress = Progress(f"k={precision_label(k)}", len(codes))
+    for label, policy in chosen:
+        progress = Progress(f"k={label}", len(codes))
         with one_thread():
-            summaries.append(run_precision(cfg, export, codes, labels, k, args.batch, progress))
+            summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress, label))
         progress.close()
     seconds = time.perf_counter() - started
-    rows_out = table(summaries, args.clock_mhz, export)
+    rows_out = table(summaries, args.clock_mhz)
     kind = f"digit-serial D = {cfg.digit_bits}" if cfg.digit_serial else "bit-parallel"
     print(
         f"{export.method}/{export.scheme} model on a {rows}x{cols} {kind} engine, {args.data}, {len(codes)} test "
@@ -194,11 +215,14 @@ def run(args, export, cfg: EngineConfig, ks: list[int], split, staging: Path) ->
             f"{row['latency_us']:10.2f} {row['us_per_inference']:8.2f} {row['energy_nj_per_inference']:13.1f} "
             f"{row['host_energy_nj_per_inference']:11.2f}  {row['k']}"
         )
+    for (_, policy), summary in zip(chosen, summaries, strict=True):
+        if not isinstance(policy, int | tuple):  # a fixed k needs no distribution
+            print_distribution(export, summary)
     macs = sum(summary.macs for summary in summaries)
     print(f"simulated {macs:.3g} MACs in {seconds:.1f} s: {macs / seconds:.3g} MAC/s")
     rtl = None
     if args.rtl:
-        rtl = rtl_check(cfg, export, codes[:rtl_count], ks, args.batch, args.simulator)
+        rtl = rtl_check(cfg, export, codes[:rtl_count], chosen, args.batch, args.simulator)
     with open(staging / "results.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows_out[0]))
         writer.writeheader()
@@ -210,8 +234,11 @@ def run(args, export, cfg: EngineConfig, ks: list[int], split, staging: Path) ->
         "images": len(codes),
         "batch": args.batch,
         "clock_mhz": args.clock_mhz,
-        "precisions": rows_out,
+        "precisions": [
+            row | {"k_distribution": k_distribution(export, s)} for row, s in zip(rows_out, summaries, strict=True)
+        ],
         "rtl": rtl,
+        "transition_cycles": rtl["transition_cycles"] if rtl else None,
     }
     (staging / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
 

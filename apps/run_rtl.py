@@ -26,28 +26,40 @@ def rtl_images(requested: str | int, available: int, simulator: str) -> int:
     return requested
 
 
-def rtl_check(cfg, export, codes: torch.Tensor, ks: list[int], batch: int, simulator: str) -> dict:
-    """The images' commands on the Verilog; ToolError on any mismatch, PlayerMemoryError (before any build)
-    if a command does not fit the players' memories."""
+def rtl_check(cfg, export, codes: torch.Tensor, chosen: list[tuple[str, object]], batch: int, simulator: str) -> dict:
+    """The images' commands under each (label, policy) on the Verilog; ToolError on any mismatch,
+    PlayerMemoryError (before any build) if a command does not fit the players' memories. Also measures the
+    cycles spent on precision transitions (verif.rtl.network.NetworkCheck.transitions)."""
+    policies = [policy for _, policy in chosen]
     check = check_network_on_rtl(
         simulator,
         cfg,
         export,
         codes,
-        ks,
+        policies,
         batch,
         f"sim-run-{export.method}-{export.scheme}-{len(codes)}img",
         log=lambda line: print(line, file=sys.stderr),
     )
     mismatches = check.mismatches()
+    if batch == 1:  # one image per pass: its last command's output is its logits
+        mismatches += check.logits_mismatches(export, codes, policies)
     if mismatches:
         raise ToolError(f"{len(mismatches)} mismatches, first: {mismatches[0]}")
+    transitions = check.transitions()
     rate = check.total_cycles / check.seconds
     print(
-        f"RTL ({simulator}, stream players): {len(codes)} images x {len(ks)} precisions, {len(check.commands)} "
+        f"RTL ({simulator}, stream players): {len(codes)} images x {len(chosen)} policies, {len(check.commands)} "
         f"commands in {len(check.batches)} batches, {check.total_cycles} cycles in {check.seconds:.1f} s: every "
-        f"layer output bit-identical to the model and the golden integer path, every command's cycle count "
-        f"equal ({rate:.0f} simulated cycles/s)"
+        f"layer output bit-identical to the model and the golden integer path"
+        f"{', logits equal to golden' if batch == 1 else ''}, every command's cycle count equal "
+        f"({rate:.0f} simulated cycles/s)"
+    )
+    print(
+        f"precision transitions on the Verilog: {transitions.changes} consecutive commands changed k, "
+        f"{transitions.change_cycles} cycles spent beyond the formula's (which charges none); "
+        f"{transitions.repeats} kept k, {transitions.repeat_cycles} extra cycles. DQT's ResNet50 transition "
+        "costs 28.3M shifts; here k is a field of each command"
     )
     return {
         "simulator": simulator,
@@ -56,7 +68,12 @@ def rtl_check(cfg, export, codes: torch.Tensor, ks: list[int], batch: int, simul
         "batches": len(check.batches),
         "cycles": check.total_cycles,
         "outputs_identical": True,
+        "logits_identical": True if batch == 1 else None,
         "cycles_equal": True,
+        "precision_changes": transitions.changes,
+        "transition_cycles": transitions.change_cycles,
+        "same_precision_pairs": transitions.repeats,
+        "same_precision_extra_cycles": transitions.repeat_cycles,
         "seconds": check.seconds,
         "simulated_cycles_per_second": rate,
     }

@@ -1,17 +1,21 @@
-"""The static mixed-precision Pareto front of an exported network: DQT's static baseline, on the engine.
+"""The mixed-precision Pareto front of an exported network: uniform k, DQT's static baseline and its dynamic
+policy (a run-time controller), on the engine.
 
 A per-layer precision vector is searched greedily by sensitivity (golden.allocation): from k = B in every
 layer, each step lowers by one bit the layer that loses the least accuracy per BitOP saved (`--search
 greedy` measures every candidate; `additive`, the default, measures each layer alone at each k and steers
 the walk by their sum, L*(B-1) measurements instead of about L^2*B/2). The accuracy
 that steers the search is measured on the first N *training* images, never on the test set, so the choice
-is not fitted to what it is scored on; every step's allocation is then scored on the test set through the
-integer path (golden.fastpath, bit-exact with the engine), with its BitOPs per image (contract.policy),
-engine cycles per inference on the chosen engine (the cycle model's formula, sim.network.pass_cost) and
-energy. Uniform k = B..1 is scored the same way, and for budgets equal to uniform k's BitOPs the best
-static allocation is set beside uniform k.
+is not fitted to what it is scored on. Every policy is then scored on the test set by sim.network.run_policy:
+accuracy through the integer path (golden.fastpath and golden.dynamic, bit-exact with the engine), BitOPs
+per image (contract.policy), cycles per inference on the chosen engine (the cycle model's formula, host
+adds included) and engine energy; a controller's own GEMM and decision are counted in its point. Uniform
+k = B..1 is scored, the best static allocation at each uniform k's BitOPs and at each controller's mean
+BitOPs, and each controller of the export (one per budget): the dynamic points are set against the static
+and uniform ones at equal BitOPs. On a digit-serial engine (default D = 1) it also checks whether cycles
+per inference are proportional to BitOPs (within 10%), and where the cycles go if not.
 
-Writes build/bench/static_pareto-NAME.{csv,png}. Prints figures; asserts nothing.
+Writes build/bench/static_pareto-NAME.{csv,json,png}. Prints figures; asserts nothing.
 Usage: python bench/static_pareto.py EXPORT_DIR [--data fashion-mnist] [--search-images 1000]
        [--array 16x16] [--digit-bits 1] [--batch 16]
 """
@@ -19,6 +23,7 @@ Usage: python bench/static_pareto.py EXPORT_DIR [--data fashion-mnist] [--search
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -37,7 +42,7 @@ from golden.allocation import additive_front, best_under, greedy_front, pareto_f
 from golden.data import data_split, input_codes  # noqa: E402
 from golden.export import Export, load_export  # noqa: E402
 from golden.fastpath import fast_logits  # noqa: E402
-from sim.network import engine_config_for, layer_shapes, pass_cost  # noqa: E402
+from sim.network import engine_config_for, layer_shapes, run_policy  # noqa: E402
 
 CHUNK = 500  # images per fastpath call: memory only, the results do not depend on it
 
@@ -50,16 +55,69 @@ def accuracy(export: Export, codes: torch.Tensor, labels: torch.Tensor, ks: tupl
     return correct / len(codes)
 
 
-def score(export: Export, cfg: EngineConfig, batch: int, test, ks: tuple[int, ...]) -> dict:
-    """One allocation on the test set: accuracy, BitOPs, engine cycles and energy per inference."""
-    cost = pass_cost(cfg, export, batch, ks)
+def score(export: Export, cfg: EngineConfig, batch: int, test, policy, kind: str, label: str | None = None) -> dict:
+    """One policy on the test set (sim.network.run_policy): accuracy, BitOPs, cycles (engine and host adds)
+    and engine energy per inference, the controller's GEMM and decision included under a controller."""
+    summary = run_policy(cfg, export, *test, policy, batch, label=label)
     return {
-        "bits": ",".join(map(str, ks)),
-        "accuracy": accuracy(export, *test, ks),
-        "bitops": bitops(layer_shapes(export, 1), ks, export.act_bits),
-        "cycles": (cost.cycles + cost.host.cycles) / batch,
-        "energy_pj": cost.energy.total / batch,
+        "policy": kind,
+        "bits": summary.label,
+        "accuracy": summary.accuracy,
+        "bitops": summary.bitops_per_inference,
+        "cycles": summary.cycles_per_inference + summary.host_cycles_per_inference,
+        "engine_cycles": summary.cycles_per_inference,
+        "steady_cycles": summary.steady_cycles / summary.images,
+        "host_cycles": summary.host_cycles_per_inference,
+        "energy_pj": summary.energy_per_inference_pj,
     }
+
+
+def proportionality(rows: list[dict], digit_bits: int) -> None:
+    """The issue's D = 1 check: are mean cycles per inference proportional to mean BitOPs (within 10%)?
+    Each point's cycles per BitOP against the most expensive point's, and where the cycles go."""
+    reference = max(rows, key=lambda row: row["bitops"])
+    ratio = reference["cycles"] / reference["bitops"]
+    print(
+        f"cycles against BitOPs on D = {digit_bits}, relative to {reference['policy']} {reference['bits']} "
+        f"({ratio:.3g} cycles per BitOP); steady = cycles that feed the array, the rest per-command overhead "
+        "(weight load, fill and drain, requantizer, weight waits) and host adds:"
+    )
+    print(
+        f"{'policy':>8} {'MBitOPs':>8} {'cycles':>10} {'ratio':>6} {'steady %':>8} {'overhead %':>10} "
+        f"{'host %':>6}  bits"
+    )
+    worst = 0.0
+    for row in sorted(rows, key=lambda row: row["bitops"]):
+        relative = row["cycles"] / row["bitops"] / ratio
+        worst = max(worst, abs(relative - 1))
+        overhead = row["engine_cycles"] - row["steady_cycles"]
+        print(
+            f"{row['policy']:>8} {row['bitops'] / 1e6:>8.2f} {row['cycles']:>10.0f} {relative:>6.3f} "
+            f"{100 * row['steady_cycles'] / row['cycles']:>8.1f} {100 * overhead / row['cycles']:>10.1f} "
+            f"{100 * row['host_cycles'] / row['cycles']:>6.1f}  {row['bits']}"
+        )
+    verdict = "within" if worst <= 0.10 else "NOT within"
+    print(f"cycles per BitOP vary by at most {100 * worst:.1f}% across the points: {verdict} 10%")
+
+
+def matched(dynamic: list[dict], uniform: list[dict], front, static_row) -> None:
+    """Each dynamic point against the best static allocation within its BitOPs and the uniform k nearest in
+    BitOPs (the issue's target: at equal BitOPs within 5%, dynamic accuracy >= both)."""
+    print("dynamic against static and uniform at its mean BitOPs:")
+    print(
+        f"{'policy':>12} {'accuracy':>8} {'MBitOPs':>8} {'static':>8} {'MBitOPs':>8} {'uniform':>8} "
+        f"{'MBitOPs':>8}  verdict"
+    )
+    for row in dynamic:
+        static = static_row(best_under(front, row["bitops"]).bits)
+        near = min(uniform, key=lambda other: abs(other["bitops"] - row["bitops"]))
+        equal = abs(near["bitops"] - row["bitops"]) <= 0.05 * row["bitops"]
+        beats = row["accuracy"] >= static["accuracy"] and (not equal or row["accuracy"] >= near["accuracy"])
+        print(
+            f"{row['bits']:>12} {row['accuracy']:>8.2%} {row['bitops'] / 1e6:>8.2f} {static['accuracy']:>8.2%} "
+            f"{static['bitops'] / 1e6:>8.2f} {near['accuracy']:>8.2%} {near['bitops'] / 1e6:>8.2f}  "
+            f"{'met' if beats else 'MISSED'}{'' if equal else ' (no uniform k within 5% of its BitOPs)'}"
+        )
 
 
 def main(argv=None) -> None:
@@ -91,50 +149,80 @@ def main(argv=None) -> None:
     )
     print(f"{args.search} search: {len(steps)} steps over {layers} layers in {time.monotonic() - started:.0f} s")
 
-    # Only the allocations that matter are scored on the test set (10,000 images each): uniform k, and the
-    # best static allocation (chosen on the search images) at each uniform k's BitOPs.
+    # Only the allocations that matter are scored on the test set (10,000 images each): uniform k, the best
+    # static allocation (chosen on the search images) at each uniform k's BitOPs and at each controller's
+    # mean BitOPs, and each controller.
     front = pareto_front(steps)
-    uniform = [score(export, cfg, args.batch, test, (k,) * layers) | {"policy": "uniform"} for k in range(base, 0, -1)]
-    chosen = {row["bits"]: best_under(front, row["bitops"]) for row in uniform}
-    scored = {
-        point.bits: score(export, cfg, args.batch, test, point.bits) | {"policy": "static"}
-        for point in {point.bits: point for point in chosen.values()}.values()
-    }
+    uniform = [score(export, cfg, args.batch, test, k, "uniform") for k in range(base, 0, -1)]
+    scored = {}
+
+    def static_row(bits: tuple[int, ...]) -> dict:
+        if bits not in scored:
+            scored[bits] = score(export, cfg, args.batch, test, bits, "static")
+        return scored[bits]
+
+    beside = {row["bits"]: static_row(best_under(front, row["bitops"]).bits) for row in uniform}
+    dynamic = [
+        score(export, cfg, args.batch, test, controller, "dynamic", f"dynamic:{controller.budget:g}")
+        for controller in export.controllers
+    ]
+    for row in dynamic:
+        static_row(best_under(front, row["bitops"]).bits)
     static = sorted(scored.values(), key=lambda row: row["bitops"])
     print(f"{args.array} engine, D = {args.digit_bits}, {args.batch} images per pass, test images {len(test[1])}")
-    print("at the BitOPs of uniform k, the best static allocation (chosen on the search images), on the test set:")
-    print(f"{'policy':>8} {'accuracy':>8} {'MBitOPs':>8} {'cycles':>10} {'nJ':>8}  bits per layer")
-    for row in uniform:
-        for shown in (row, scored[chosen[row["bits"]].bits]):
-            print(
-                f"{shown['policy']:>8} {shown['accuracy']:>8.2%} {shown['bitops'] / 1e6:>8.2f} "
-                f"{shown['cycles']:>10.0f} {shown['energy_pj'] / 1e3:>8.1f}  {shown['bits']}"
-            )
+    print("at the BitOPs of uniform k, the best static allocation (chosen on the search images), on the test set;")
+    print("cycles per inference: engine and host adds; energy: engine")
+    header = f"{'policy':>8} {'accuracy':>8} {'MBitOPs':>8} {'cycles':>10} {'nJ':>8}  bits per layer"
+    print(header)
+    for row in [shown for point in uniform for shown in (point, beside[point["bits"]])] + dynamic:
+        print(
+            f"{row['policy']:>8} {row['accuracy']:>8.2%} {row['bitops'] / 1e6:>8.2f} "
+            f"{row['cycles']:>10.0f} {row['energy_pj'] / 1e3:>8.1f}  {row['bits']}"
+        )
+    if dynamic:
+        matched(dynamic, uniform, front, static_row)
+    else:
+        print(f"{name_of(args.export)} holds no controller: no dynamic points")
+    proportionality(uniform + dynamic, args.digit_bits)
 
-    name = args.export.name
+    name = name_of(args.export)
     out = build_dir("bench").resolve()
 
     def ours(path: Path) -> bool:  # the tables live in this script's own build directory
         return path.resolve().parent == out
 
+    rows = uniform + static + dynamic
     with atomic_file(out / f"static_pareto-{name}.csv", ours) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["policy", "bits", "accuracy", "bitops", "cycles", "energy_pj"])
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(uniform + static)
+        writer.writerows(rows)
+    settings = {"engine": cfg.as_dict(), "batch": args.batch, "data": args.data, "test_images": len(test[1])}
+    with atomic_file(out / f"static_pareto-{name}.json", ours) as tmp:
+        Path(tmp).write_text(json.dumps(settings | {"points": rows}, indent=2) + "\n")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    curves = (
+        (uniform, "o-", "uniform k"),
+        (static, "s-", "best static (chosen on training images)"),
+        (sorted(dynamic, key=lambda row: row["bitops"]), "D-", "dynamic (controller included)"),
+    )
     for axis, key, label in ((axes[0], "bitops", "BitOPs per image"), (axes[1], "cycles", "cycles per inference")):
-        for rows_, style, policy in ((uniform, "o-", "uniform k"), (static, "s-", "best static at uniform k's BitOPs")):
-            axis.plot([r[key] for r in rows_], [100 * r["accuracy"] for r in rows_], style, label=policy)
-        axis.set_xlabel(label + (f" (D = {args.digit_bits})" if key == "cycles" else ""))
+        for rows_, style, policy in curves:
+            if rows_:
+                axis.plot([r[key] for r in rows_], [100 * r["accuracy"] for r in rows_], style, label=policy)
+        axis.set_xlabel(label + (f" (D = {args.digit_bits}, host adds included)" if key == "cycles" else ""))
         axis.set_ylabel("test accuracy %")
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.suptitle(f"{name}: static mixed precision against uniform k")
+    figure.suptitle(f"{name}: uniform k, static mixed precision and dynamic precision")
     figure.tight_layout()
     with atomic_file(out / f"static_pareto-{name}.png", ours) as tmp:
         figure.savefig(tmp, format="png", dpi=120)
     plt.close(figure)
-    print(f"wrote {out}/static_pareto-{name}.csv and .png")
+    print(f"wrote {out}/static_pareto-{name}.csv, .json and .png")
+
+
+def name_of(export_dir: Path) -> str:
+    return export_dir.resolve().name
 
 
 if __name__ == "__main__":

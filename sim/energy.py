@@ -74,6 +74,9 @@ class Energy:
     def __add__(self, other: Energy) -> Energy:
         return Energy(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
+    def scaled(self, factor: float) -> Energy:
+        return Energy(**{f.name: getattr(self, f.name) * factor for f in fields(self)})
+
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {"total": self.total}
 

@@ -8,6 +8,7 @@ add with operands that are activation codes or raw layer outputs:
   - per activation-code operand: one A-bit read;
   - the sum: one ACC-bit add per operand after the first; the clamp: two compares (priced as ACC-bit adds);
   - one A-bit write of the result.
+A run-time controller adds its decision (`decision_ops`): an argmax over its raw outputs per image.
 Cycles assume an in-order scalar host at the engine's clock doing one operation (ALU, load or store) per
 cycle, with no overlap with the engine (the next command needs the add's output): an explicit, pessimistic
 assumption. Energy uses sim.energy's 45 nm prices (Horowitz, ISSCC 2014) and its operand buffer.
@@ -44,6 +45,9 @@ class HostOps:
     def scaled(self, factor: int) -> HostOps:
         return HostOps(*(factor * getattr(self, name) for name in self.__dataclass_fields__))
 
+    def __add__(self, other: HostOps) -> HostOps:
+        return HostOps(*(getattr(self, name) + getattr(other, name) for name in self.__dataclass_fields__))
+
     def energy_pj(self, cfg: EngineConfig) -> float:
         return (
             self.multiplies * multiply_pj(cfg.acc_bits, cfg.mult_bits)
@@ -78,3 +82,18 @@ def host_ops(export: Export, images: int = 1) -> HostOps:
         for name, count in per_element.items():
             totals[name] += elements * count
     return HostOps(**totals).scaled(images)
+
+
+def decision_ops(export: Export, controller, images: int = 1) -> HostOps:
+    """The host's share of a run-time controller (golden.export.ExportedController) for `images` images: per
+    image and controlled layer, the argmax over the controller's raw outputs for its candidate k (one
+    ACC-bit read each, one compare per candidate after the first, priced as an ACC-bit add) and one write
+    of the chosen k (a byte). The controller's GEMM itself runs on the engine."""
+    candidates, decisions = len(controller.candidates), len(controller.controls)
+    return HostOps(
+        adds=decisions * (candidates - 1),
+        loads=decisions * candidates,
+        stores=decisions,
+        read_bits=decisions * candidates * export.acc_bits,
+        write_bits=decisions * 8,
+    ).scaled(images)

@@ -6,26 +6,36 @@ most max_m, which is how a host would split it). Commands run back to back, so a
 sum(cycles) - (commands - 1) cycles (sim.model), each at its own weight precision, which a digit-serial
 engine turns into time. Residual adds run on the host between commands (sim.host), counted beside.
 
+A precision policy is one k, one k per GEMM layer (static), or a run-time controller (dynamic,
+golden.dynamic): the controller's GEMM runs on the engine after the layers it reads, the host takes the
+argmax of its outputs, and every later layer runs as one command group per distinct k among the pass's
+images. Every policy is costed the same way, from the [images, L] table of the k each image ran each
+layer at (a static policy's rows are all equal).
+
 `run_batch` runs every command through the cycle-exact model (what the RTL is compared with);
-`run_precision` scores a whole test set fast: outputs from the batched integer path (golden.fastpath,
-equal to the commands' outputs) and cycles from the formula for each distinct pass shape, which depend
-only on the shapes and k, never on the data. Tests hold the two to each other on a sample.
+`run_policy` scores a whole test set fast: outputs from the batched integer path (golden.fastpath and
+golden.dynamic, equal to the commands' outputs) and cycles from the formula for each distinct pass, which
+depend only on the shapes and the k, never on the data. Tests hold the two to each other on a sample.
 """
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, field, fields
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import torch
 
 from contract.config import EngineConfig
-from golden.export import Export
+from contract.policy import bitops, precision_label
+from golden.dynamic import fast_dynamic_logits, lower_dynamic
+from golden.export import Export, ExportedController, ExportedLayer
 from golden.fastpath import fast_logits
-from golden.lowering import Gemm, lower, precisions_for
+from golden.lowering import Gemm, LayerRun, lower, precisions_for
 from sim.command import Command, row_slices
 from sim.energy import Energy, gemms_energy
-from sim.host import HostOps, host_ops
-from sim.model import EngineModel, sequence_cycles
+from sim.host import HostOps, decision_ops, host_ops
+from sim.model import EngineModel, command_cycles, sequence_cycles
 
 
 def gemm_commands(cfg: EngineConfig, gemm: Gemm) -> list[Command]:
@@ -39,8 +49,9 @@ def gemm_commands(cfg: EngineConfig, gemm: Gemm) -> list[Command]:
 
 
 def engine_config_for(export: Export, rows: int, cols: int, max_m: int, digit_bits: int | None = None) -> EngineConfig:
-    """An engine that can run `export`: its widths, and K/N limits that cover every layer; `digit_bits` D < B
-    builds the digit-serial engine (None or B, the bit-parallel one)."""
+    """An engine that can run `export`: its widths, and K/N limits that cover every layer and every
+    controller's layer; `digit_bits` D < B builds the digit-serial engine (None or B, the bit-parallel one)."""
+    layers = [*export.layers, *(controller.layer for controller in export.controllers)]
     return EngineConfig(
         rows=rows,
         cols=cols,
@@ -48,8 +59,8 @@ def engine_config_for(export: Export, rows: int, cols: int, max_m: int, digit_bi
         act_bits=export.act_bits,
         acc_bits=export.acc_bits,
         max_m=max_m,
-        max_k=max(layer.K for layer in export.layers),
-        max_n=max(layer.N for layer in export.layers),
+        max_k=max(layer.K for layer in layers),
+        max_n=max(layer.N for layer in layers),
         digit_bits=digit_bits,
     )
 
@@ -81,54 +92,129 @@ class BatchRun:
         return sum(c.m * c.k_dim * c.n for c, _ in self.log)
 
 
-def run_batch(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, k) -> BatchRun:
-    """One batch of images (input codes [batch, C, H, W]) through every layer at weight precision k (one k,
-    or one per GEMM layer in execution order)."""
+def lower_policy(export: Export, input_codes: torch.Tensor, policy, execute) -> tuple[list[LayerRun], torch.Tensor]:
+    """(every GEMM run in engine order, raw logits) of a batch under `policy`: one k, one per GEMM layer in
+    execution order, or a controller (golden.dynamic's engine order: the layers it reads at fixed k, its
+    GEMM, then each remaining layer as one GEMM per distinct k among the images, ascending)."""
+    if isinstance(policy, ExportedController):
+        run = lower_dynamic(export, input_codes, policy, execute)
+        return run.runs, run.logits
+    runs = lower(export, input_codes, policy, None, execute)
+    return runs, runs[-1].output
+
+
+def run_batch(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, policy) -> BatchRun:
+    """One batch of images (input codes [batch, C, H, W]) through every layer under `policy` (lower_policy),
+    every command on the cycle-exact model."""
     executor = ModelExecutor(cfg)
-    runs = lower(export, input_codes, k, None, executor)
+    _, logits = lower_policy(export, input_codes, policy, executor)
     # Each command's own wbits: on a digit-serial engine its cycles fall with k (M*T*ceil(k/D) steady slots).
     shapes = [(c.m, c.k_dim, c.n, c.wbits) for c, _ in executor.log]
-    return BatchRun(runs[-1].output, executor.log, sequence_cycles(cfg, shapes), host_ops(export, len(input_codes)))
+    host = host_ops(export, len(input_codes))
+    if isinstance(policy, ExportedController):
+        host = host + decision_ops(export, policy, len(input_codes))
+    return BatchRun(logits, executor.log, sequence_cycles(cfg, shapes), host)
+
+
+def gemm_shape(layer: ExportedLayer, images: int) -> tuple[int, int, int]:
+    """(M, K, N) of one layer's GEMM for `images` images: one row per output pixel of a convolution, one per
+    image of a linear layer."""
+    return images * (layer.out_shape[1] * layer.out_shape[2] if layer.kind == "conv" else 1), layer.K, layer.N
 
 
 def layer_shapes(export: Export, images: int) -> list[tuple[int, int, int]]:
     """(M, K, N) of every layer's GEMM for a pass of `images` images, from the export's shapes alone."""
-    return [
-        (images * (layer.out_shape[1] * layer.out_shape[2] if layer.kind == "conv" else 1), layer.K, layer.N)
-        for layer in export.layers
-    ]
+    return [gemm_shape(layer, images) for layer in export.layers]
 
 
 @dataclass(frozen=True)
 class PassCost:
-    """What one engine pass of a given number of images costs (independent of the images)."""
+    """What one engine pass of some images costs (independent of the images' values)."""
 
     cycles: int
     macs: int
     energy: Energy
     host: HostOps
+    steady: int  # of `cycles`, the slots that feed an activation row (digit) into the array: M*T*ceil(k/D)
+
+
+@dataclass(frozen=True)
+class GroupCost:
+    """One command group (a layer's GEMM for some images at one k): its commands' total cycles (each
+    counted alone), steady slots, MACs and engine energy."""
+
+    commands: int
+    cycles: int
+    steady: int
+    macs: int
+    energy: Energy
+
+
+@lru_cache(maxsize=4096)
+def group_cost(cfg: EngineConfig, m: int, k_dim: int, n: int, k: int) -> GroupCost:
+    """The cost of an M x K by K x N GEMM at weight precision k, split into commands of at most max_m rows.
+    Cached: a test set has few distinct groups (layers x k x images per pass), however many passes."""
+    shapes = [(rows.stop - rows.start, k_dim, n, k) for rows in row_slices(cfg, m)]
+    breakdowns = [command_cycles(cfg, *shape) for shape in shapes]
+    return GroupCost(
+        len(shapes),
+        sum(cycles.total for cycles in breakdowns),
+        sum(cycles.steady for cycles in breakdowns),
+        m * k_dim * n,
+        gemms_energy(cfg, [(m, k_dim, n)], k),
+    )
+
+
+def grouped_cost(cfg: EngineConfig, export: Export, ks: torch.Tensor, controller=None) -> PassCost:
+    """One engine pass of len(ks) images in which image i runs GEMM layer l at ks[i, l]: each layer is one
+    command group per distinct k among the images (the rows of those images, split at max_m), as
+    golden.dynamic lowers it; a controller (golden.export.ExportedController) adds its own GEMM, one row per
+    image, at its k, and its decision on the host. Cycles are the cycle model's formula for the commands
+    back to back (sim.model.sequence_cycles: the sum of each command's cycles less one per command after
+    the first, whatever the order), energy sim.energy's per command group."""
+    images = len(ks)
+    columns = list(zip(layer_shapes(export, 1), ks.T.tolist(), strict=True))
+    if controller is not None:
+        columns.append((gemm_shape(controller.layer, 1), [controller.k] * images))
+    groups = [
+        group_cost(cfg, m * count, k_dim, n, k)
+        for (m, k_dim, n), column in columns
+        for k, count in sorted(Counter(column).items())
+    ]
+    host = host_ops(export, images) + (decision_ops(export, controller, images) if controller else HostOps())
+    return PassCost(
+        sum(group.cycles for group in groups) - (sum(group.commands for group in groups) - 1),
+        sum(group.macs for group in groups),
+        sum((group.energy for group in groups), Energy()),
+        host,
+        sum(group.steady for group in groups),
+    )
+
+
+def static_precisions(export: Export, k, images: int) -> torch.Tensor:
+    """k (one for all layers, or one per GEMM layer) as the [images, L] table of a dynamic run: equal rows."""
+    return torch.tensor(precisions_for(export, k), dtype=torch.int64).expand(images, -1)
 
 
 def pass_cost(cfg: EngineConfig, export: Export, images: int, k) -> PassCost:
-    """Engine cycles (the cycle model's formula over the pass's commands), MACs, engine energy and host ops."""
-    ks = precisions_for(export, k)
-    commands, energy = [], Energy()
-    for (m, k_dim, n), layer_k in zip(layer_shapes(export, images), ks, strict=True):
-        commands += [(rows.stop - rows.start, k_dim, n, layer_k) for rows in row_slices(cfg, m)]
-        energy = energy + gemms_energy(cfg, [(m, k_dim, n)], layer_k)
-    macs = sum(m * k_dim * n for m, k_dim, n, _ in commands)
-    return PassCost(sequence_cycles(cfg, commands), macs, energy, host_ops(export, images))
+    """Engine cycles, MACs, engine energy and host ops of a pass of `images` images all at k."""
+    return grouped_cost(cfg, export, static_precisions(export, k, images))
 
 
 @dataclass(frozen=True)
 class PrecisionSummary:
-    k: int | tuple[int, ...]
+    """A policy over a test set: what it scored, what it cost, and which k its images ran at."""
+
+    label: str  # the policy as tables name it: k, "K1,K2,..." or "dynamic:BUDGET"
     images: int
     passes: int  # engine passes of `batch` images (the last may be partial)
     correct: int
     cycles: int  # engine
+    steady_cycles: int  # of `cycles`, those that feed the array (the rest: per-command overheads, weight waits)
     macs: int
     pe_count: int
+    bitops: int  # over all images, MACs x k x j, the controller's included
+    k_counts: tuple[tuple[int, ...], ...]  # per GEMM layer, images that ran it at k = 1..B
     host: HostOps = HostOps()
     energy: Energy = Energy()  # engine, pJ
     host_energy_pj: float = 0.0
@@ -136,6 +222,10 @@ class PrecisionSummary:
     @property
     def accuracy(self) -> float:
         return self.correct / self.images
+
+    @property
+    def bitops_per_inference(self) -> float:
+        return self.bitops / self.images
 
     @property
     def cycles_per_inference(self) -> float:
@@ -168,39 +258,66 @@ class PrecisionSummary:
 CHUNK = 500
 
 
-def run_precision(
+def policy_label(policy, budget: float | None = None) -> str:
+    """How tables name a policy: k, "K1,K2,..." for one k per layer, "dynamic[:BUDGET]" for a controller."""
+    if isinstance(policy, ExportedController):
+        return "dynamic" if budget is None else f"dynamic:{budget:g}"
+    return str(precision_label(tuple(policy) if not isinstance(policy, int) else policy))
+
+
+def infer(export: Export, input_codes: torch.Tensor, policy) -> tuple[torch.Tensor, torch.Tensor]:
+    """(raw logits [batch, classes], k [batch, L] each image ran each GEMM layer at) under `policy`: k (one,
+    or one per GEMM layer) or a controller, which chooses per image (golden.dynamic's exact batched path)."""
+    if isinstance(policy, ExportedController):
+        return fast_dynamic_logits(export, input_codes, policy)
+    return fast_logits(export, input_codes, policy), static_precisions(export, policy, len(input_codes))
+
+
+def run_policy(
     cfg: EngineConfig,
     export: Export,
     input_codes: torch.Tensor,
     labels: torch.Tensor,
-    k,
+    policy,
     batch: int,
     progress=None,
+    label: str | None = None,
 ) -> PrecisionSummary:
-    """All images at precision k (one, or one per GEMM layer), `batch` images per engine pass (cycles are
-    per pass, back to back). Outputs come from golden.fastpath in chunks, costs from `pass_cost` per
-    distinct pass size (module docstring)."""
+    """All images under `policy` (k, one per GEMM layer, or a controller), `batch` images per engine pass
+    (cycles are per pass, back to back). Outputs and each image's k come from the batched integer path in
+    chunks, costs from `grouped_cost` once per distinct pass (the same images' k give the same cost)."""
     total = len(input_codes)
-    correct = 0
+    correct, chosen = 0, []
     for first in range(0, total, CHUNK):
-        logits = fast_logits(export, input_codes[first : first + CHUNK], k)
+        logits, ks = infer(export, input_codes[first : first + CHUNK], policy)
         correct += int((logits.argmax(dim=1) == labels[first : first + CHUNK]).sum())
+        chosen.append(ks)
         if progress:
             progress(min(first + CHUNK, total))
-    full, rest = divmod(total, batch)
-    costs = [(pass_cost(cfg, export, batch, k), full)] + ([(pass_cost(cfg, export, rest, k), 1)] if rest else [])
-    energy, host = Energy(), HostOps()
-    for cost, count in costs:
-        energy = energy + Energy(**{f.name: getattr(cost.energy, f.name) * count for f in fields(Energy)})
-        host = HostOps(*(a + b for a, b in zip(astuple(host), astuple(cost.host.scaled(count)), strict=True)))
+    ks = torch.cat(chosen)
+    controller = policy if isinstance(policy, ExportedController) else None
+    passes = Counter(tuple(sorted(map(tuple, ks[first : first + batch].tolist()))) for first in range(0, total, batch))
+    energy, host, cycles, steady, macs = Energy(), HostOps(), 0, 0, 0
+    for rows, count in passes.items():
+        cost = grouped_cost(cfg, export, torch.tensor(rows, dtype=torch.int64), controller)
+        energy = energy + cost.energy.scaled(count)
+        host = host + cost.host.scaled(count)
+        cycles, steady, macs = cycles + cost.cycles * count, steady + cost.steady * count, macs + cost.macs * count
+    controller_bitops = (
+        bitops([gemm_shape(controller.layer, total)], [controller.k], export.act_bits) if controller else 0
+    )
+    counts = torch.stack([torch.bincount(column, minlength=export.base_bits + 1)[1:] for column in ks.T])
     return PrecisionSummary(
-        tuple(k) if not isinstance(k, int) else k,
+        label or policy_label(policy),
         total,
-        full + (1 if rest else 0),
+        sum(passes.values()),
         correct,
-        sum(cost.cycles * count for cost, count in costs),
-        sum(cost.macs * count for cost, count in costs),
+        cycles,
+        steady,
+        macs,
         cfg.pe_count,
+        bitops(layer_shapes(export, 1), ks.sum(dim=0).tolist(), export.act_bits) + controller_bitops,
+        tuple(map(tuple, counts.tolist())),
         host,
         energy,
         host.energy_pj(cfg),

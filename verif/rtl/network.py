@@ -4,6 +4,12 @@ The commands of every layer are derived from the model's run (each layer's input
 model output), so all of them can run back to back in one simulation; if every layer's Verilog output
 equals the model's, the Verilog run alone would have produced the same chain, layer by layer. Streams are
 ideal, so every command's cycles must equal the model's (relative to its batch's first acceptance).
+
+A policy is one k, one k per GEMM layer, or a run-time controller (sim.network.lower_policy): under a
+controller each image's layers run at the k it chose, so consecutive commands change precision wherever
+the images' choices differ. What such a change costs is measured, not assumed (`NetworkCheck.transitions`):
+the Verilog's cycles between consecutive commands against the formula, which charges a command the same
+cycles whatever precision ran before it.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ import torch
 
 from contract.config import EngineConfig
 from golden.export import Export
-from golden.infer import layer_gemms, run_integer
+from golden.infer import execute_golden
 from sim.command import Command, row_slices
-from sim.network import run_batch
+from sim.model import command_cycles
+from sim.network import infer, lower_policy, policy_label, run_batch
 from verif.rtl.player_top import Depths
-from verif.rtl.players import Batch, Capture, outputs_of, play, problems, split
+from verif.rtl.players import Batch, Capture, outputs_of, play, problems, spans, split
 from verif.rtl.runner import BUILD, build
 
 
@@ -31,6 +38,7 @@ class NetworkCheck:
     commands: list[Command]
     model_outputs: list[torch.Tensor]
     golden_outputs: list[torch.Tensor]  # golden layer outputs cut into the same row chunks
+    pass_ends: list[int]  # the index after each pass's last command
     batches: list[Batch]
     captures: list[Capture]
     seconds: float  # batch files, simulation and reading the captures back; the build excluded
@@ -63,35 +71,60 @@ class NetworkCheck:
             first += len(batch.commands)
         return found
 
-    def logits_mismatches(self, export: Export, input_codes: torch.Tensor, ks: list[int]) -> list[str]:
-        """The Verilog's logits (each image's last command, one image per pass and one command per layer)
-        against golden's own chain of layers (golden.infer, host adds included), per image and k."""
-        images, layers = len(input_codes), len(export.layers)
-        if len(self.commands) != len(ks) * images * layers:
-            raise ValueError("logits are located for one image per pass and one command per layer only")
-        found = []
-        for index, k in enumerate(ks):
-            golden_logits = run_integer(export, input_codes, k)[0]
-            for image in range(images):
-                logits = torch.from_numpy(self.rtl_outputs[(index * images + image + 1) * layers - 1])
-                if not torch.equal(logits[0], golden_logits[image]):
-                    found.append(f"k={k} image {image}: the Verilog's logits differ from golden's")
+    def logits_mismatches(self, export: Export, input_codes: torch.Tensor, policies: list) -> list[str]:
+        """The Verilog's logits (the last command of each one-image pass) against golden's batched integer
+        path (golden.fastpath, or golden.dynamic's under a controller), per image and policy."""
+        if len(self.pass_ends) != len(policies) * len(input_codes):
+            raise ValueError("logits are located for one image per pass only")
+        outputs, found = self.rtl_outputs, []
+        for index, policy in enumerate(policies):
+            golden_logits, _ = infer(export, input_codes, policy)
+            for image in range(len(input_codes)):
+                logits = torch.from_numpy(outputs[self.pass_ends[index * len(input_codes) + image] - 1])
+                if logits.shape[0] != 1 or not torch.equal(logits[0], golden_logits[image]):
+                    found.append(f"{policy_label(policy)} image {image}: the Verilog's logits differ from golden's")
         return found
 
+    def transitions(self) -> Transitions:
+        """The cycles the Verilog spent between consecutive commands beyond the formula's, split by whether
+        the weight precision changed (a transition) or not; each batch's first command has no predecessor."""
+        steps = {True: [0, 0], False: [0, 0]}  # changed -> [pairs, extra cycles]
+        for batch, capture in zip(self.batches, self.captures, strict=True):
+            measured = spans(self.cfg, batch.commands, capture)
+            for index in range(1, len(batch.commands)):
+                command, before = batch.commands[index], batch.commands[index - 1]
+                formula = command_cycles(self.cfg, command.m, command.k_dim, command.n, command.wbits).total - 1
+                step = steps[command.wbits != before.wbits]
+                step[0] += 1
+                step[1] += measured[index][1] - measured[index - 1][1] - formula
+        return Transitions(*steps[True], *steps[False])
 
-def network_commands(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, ks: list[int], batch: int):
-    """Every layer command of `input_codes` at each k, with the model's and golden's output of each."""
-    commands, model_outputs, golden_outputs = [], [], []
-    for k in ks:
+
+@dataclass(frozen=True)
+class Transitions:
+    """Consecutive command pairs on the Verilog, and the cycles between their last result beats beyond the
+    formula's cycles for the second command (0 when a command costs what it costs whatever ran before)."""
+
+    changes: int  # pairs whose weight precision differs
+    change_cycles: int  # extra cycles over those pairs: the measured cost of precision transitions
+    repeats: int  # pairs at the same precision, the control
+    repeat_cycles: int
+
+
+def network_commands(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, policies: list, batch: int):
+    """Every command of `input_codes` under each policy (k, one k per GEMM layer, or a controller), `batch`
+    images per pass, with the model's and golden's output of each and the index after each pass's last."""
+    commands, model_outputs, golden_outputs, pass_ends = [], [], [], []
+    for policy in policies:
         for first in range(0, len(input_codes), batch):
             images = input_codes[first : first + batch]
-            for command, output in run_batch(cfg, export, images, k).log:
+            for command, output in run_batch(cfg, export, images, policy).log:
                 commands.append(command)
                 model_outputs.append(output)
-            golden_outputs += [
-                layer.output[rows] for layer in layer_gemms(export, images, k) for rows in row_slices(cfg, layer.gemm.M)
-            ]
-    return commands, model_outputs, golden_outputs
+            runs, _ = lower_policy(export, images, policy, execute_golden)
+            golden_outputs += [run.output[rows] for run in runs for rows in row_slices(cfg, run.gemm.M)]
+            pass_ends.append(len(commands))
+    return commands, model_outputs, golden_outputs, pass_ends
 
 
 def check_network_on_rtl(
@@ -99,12 +132,12 @@ def check_network_on_rtl(
     cfg: EngineConfig,
     export: Export,
     input_codes: torch.Tensor,
-    ks: list[int],
+    policies: list,
     batch: int,
     run_name: str,
     log=print,
 ) -> NetworkCheck:
-    commands, model_outputs, golden_outputs = network_commands(cfg, export, input_codes, ks, batch)
+    commands, model_outputs, golden_outputs, pass_ends = network_commands(cfg, export, input_codes, policies, batch)
     batches = [Batch(part, seed=index) for index, part in enumerate(split(cfg, commands, Depths()))]
     log(f"building the {cfg.rows}x{cfg.cols} engine in the stream players on {simulator} (cached under {BUILD})")
     build(simulator, cfg, Depths())
@@ -112,4 +145,4 @@ def check_network_on_rtl(
     start = time.perf_counter()
     captures = play(simulator, cfg, batches, run_name)
     seconds = time.perf_counter() - start
-    return NetworkCheck(simulator, cfg, commands, model_outputs, golden_outputs, batches, captures, seconds)
+    return NetworkCheck(simulator, cfg, commands, model_outputs, golden_outputs, pass_ends, batches, captures, seconds)
