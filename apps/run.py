@@ -191,13 +191,13 @@ def run(args, export, cfg: EngineConfig, chosen: list[tuple[str, object]], split
         from apps.run_rtl import rtl_check, rtl_images
 
         rtl_count = rtl_images(args.rtl, len(codes), args.simulator)
-    summaries, started = [], time.perf_counter()
+    summaries, seconds = [], []
     for label, policy in chosen:
-        progress = Progress(f"k={label}", len(codes))
+        progress, started = Progress(f"k={label}", len(codes)), time.perf_counter()
         with one_thread():
             summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress, label))
+        seconds.append(time.perf_counter() - started)
         progress.close()
-    seconds = time.perf_counter() - started
     rows_out = table(summaries, args.clock_mhz)
     kind = f"digit-serial D = {cfg.digit_bits}" if cfg.digit_serial else "bit-parallel"
     print(
@@ -218,8 +218,10 @@ def run(args, export, cfg: EngineConfig, chosen: list[tuple[str, object]], split
     for (_, policy), summary in zip(chosen, summaries, strict=True):
         if not isinstance(policy, int | tuple):  # a fixed k needs no distribution
             print_distribution(export, summary)
+    for summary, spent in zip(summaries, seconds, strict=True):
+        print(f"{summary.label}: simulated {summary.macs:.3g} MACs in {spent:.1f} s: {summary.macs / spent:.3g} MAC/s")
     macs = sum(summary.macs for summary in summaries)
-    print(f"simulated {macs:.3g} MACs in {seconds:.1f} s: {macs / seconds:.3g} MAC/s")
+    print(f"simulated {macs:.3g} MACs in {sum(seconds):.1f} s: {macs / sum(seconds):.3g} MAC/s")
     rtl = None
     if args.rtl:
         rtl = rtl_check(cfg, export, codes[:rtl_count], chosen, args.batch, args.simulator)
