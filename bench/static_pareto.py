@@ -72,29 +72,34 @@ def score(export: Export, cfg: EngineConfig, batch: int, test, policy, kind: str
     }
 
 
-def proportionality(rows: list[dict], digit_bits: int) -> None:
+def proportionality(rows: list[dict], cfg: EngineConfig) -> None:
     """The issue's D = 1 check: are mean cycles per inference proportional to mean BitOPs (within 10%)?
-    Each point's cycles per BitOP against the most expensive point's, and where the cycles go."""
+    Each point's cycles per BitOP against the most expensive point's, and where the cycles go: steady slots
+    (an activation digit enters the array; of these, the share of PE slots left idle by tiles the GEMM does
+    not fill, K % R or N % C, or by digits of ceil(k/D) beyond k/D), per-command overhead and host adds."""
     reference = max(rows, key=lambda row: row["bitops"])
     ratio = reference["cycles"] / reference["bitops"]
     print(
-        f"cycles against BitOPs on D = {digit_bits}, relative to {reference['policy']} {reference['bits']} "
-        f"({ratio:.3g} cycles per BitOP); steady = cycles that feed the array, the rest per-command overhead "
-        "(weight load, fill and drain, requantizer, weight waits) and host adds:"
+        f"cycles against BitOPs on D = {cfg.digit_bits}, relative to {reference['policy']} {reference['bits']} "
+        f"({ratio:.3g} cycles per BitOP); steady = cycles that feed the array (idle = PE slots in them that "
+        "do no MAC bit), overhead = weight load, fill and drain, requantizer, weight waits; host = host adds and "
+        "the controller's decision:"
     )
     print(
-        f"{'policy':>8} {'MBitOPs':>8} {'cycles':>10} {'ratio':>6} {'steady %':>8} {'overhead %':>10} "
-        f"{'host %':>6}  bits"
+        f"{'policy':>8} {'MBitOPs':>8} {'cycles':>10} {'ratio':>6} {'steady %':>8} {'idle %':>6} "
+        f"{'overhead %':>10} {'host %':>6}  bits"
     )
     worst = 0.0
     for row in sorted(rows, key=lambda row: row["bitops"]):
         relative = row["cycles"] / row["bitops"] / ratio
         worst = max(worst, abs(relative - 1))
         overhead = row["engine_cycles"] - row["steady_cycles"]
+        # A steady slot offers R*C PEs a D-bit digit each; BitOPs / A is the MAC-bits the network needs.
+        useful = row["bitops"] / cfg.act_bits / (cfg.pe_count * cfg.digit_bits)
         print(
             f"{row['policy']:>8} {row['bitops'] / 1e6:>8.2f} {row['cycles']:>10.0f} {relative:>6.3f} "
-            f"{100 * row['steady_cycles'] / row['cycles']:>8.1f} {100 * overhead / row['cycles']:>10.1f} "
-            f"{100 * row['host_cycles'] / row['cycles']:>6.1f}  {row['bits']}"
+            f"{100 * row['steady_cycles'] / row['cycles']:>8.1f} {100 * (1 - useful / row['steady_cycles']):>6.1f} "
+            f"{100 * overhead / row['cycles']:>10.1f} {100 * row['host_cycles'] / row['cycles']:>6.1f}  {row['bits']}"
         )
     verdict = "within" if worst <= 0.10 else "NOT within"
     print(f"cycles per BitOP vary by at most {100 * worst:.1f}% across the points: {verdict} 10%")
@@ -183,7 +188,8 @@ def main(argv=None) -> None:
         matched(dynamic, uniform, front, static_row)
     else:
         print(f"{name_of(args.export)} holds no controller: no dynamic points")
-    proportionality(uniform + dynamic, args.digit_bits)
+    if cfg.digit_serial:
+        proportionality(uniform + dynamic, cfg)
 
     name = name_of(args.export)
     out = build_dir("bench").resolve()
