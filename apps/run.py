@@ -128,24 +128,21 @@ def print_distribution(export, summary) -> None:
         print(f"  {layer:>12}  " + "  ".join(f"k={k}: {100 * share:5.1f}%" for k, share in shares.items()))
 
 
-def policies(args, export) -> list[tuple[str, object]]:
-    """What to run, each as (label, sim.network.run_policy's policy): an int (uniform), a tuple with one k per
-    GEMM layer (static), or the export's controller for the budget asked (dynamic)."""
-    from sim.network import policy_label
-
+def policies(args, export) -> list:
+    """What to run, each as sim.network.run_policy's policy: an int (uniform), a tuple with one k per GEMM
+    layer (static), or the export's controller for the budget asked (dynamic)."""
     if not args.policy:
-        return [(str(k), k) for k in parse_bits(args.bits or "8,6,4,3,2,1", export.base_bits)]
+        return parse_bits(args.bits or "8,6,4,3,2,1", export.base_bits)
     chosen = []
     for text in args.policy:
         policy = parse_policy(text, export.base_bits)
         if policy.kind == "dynamic":
             if not export.controllers:
                 raise InputError(f"{args.export} holds no controller, so it cannot run {text!r}: dynamic needs one")
-            chosen.append((str(policy), export.controller(policy.budget)))
+            chosen.append(export.controller(policy.budget))
             continue
         per_layer = policy.per_layer(len(export.layers))
-        k = per_layer[0] if policy.kind == "uniform" else per_layer
-        chosen.append((policy_label(k), k))
+        chosen.append(per_layer[0] if policy.kind == "uniform" else per_layer)
     return chosen
 
 
@@ -178,11 +175,11 @@ def main(argv=None):
     print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
 
 
-def run(args, export, cfg: EngineConfig, chosen: list[tuple[str, object]], split, staging: Path) -> None:
+def run(args, export, cfg: EngineConfig, chosen: list, split, staging: Path) -> None:
     """Simulate every requested policy, print the table, and write it into `staging`."""
     from golden.data import input_codes
     from golden.train import one_thread
-    from sim.network import run_policy
+    from sim.network import policy_label, run_policy
 
     rows, cols = cfg.rows, cfg.cols
     codes, labels = input_codes(split.test_x, export.act_bits), split.test_y
@@ -192,10 +189,10 @@ def run(args, export, cfg: EngineConfig, chosen: list[tuple[str, object]], split
 
         rtl_count = rtl_images(args.rtl, len(codes), args.simulator)
     summaries, seconds = [], []
-    for label, policy in chosen:
-        progress, started = Progress(f"k={label}", len(codes)), time.perf_counter()
+    for policy in chosen:
+        progress, started = Progress(f"k={policy_label(policy)}", len(codes)), time.perf_counter()
         with one_thread():
-            summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress, label))
+            summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress))
         seconds.append(time.perf_counter() - started)
         progress.close()
     rows_out = table(summaries, args.clock_mhz)
@@ -215,7 +212,7 @@ def run(args, export, cfg: EngineConfig, chosen: list[tuple[str, object]], split
             f"{row['latency_us']:10.2f} {row['us_per_inference']:8.2f} {row['energy_nj_per_inference']:13.1f} "
             f"{row['host_energy_nj_per_inference']:11.2f}  {row['k']}"
         )
-    for (_, policy), summary in zip(chosen, summaries, strict=True):
+    for policy, summary in zip(chosen, summaries, strict=True):
         if not isinstance(policy, int | tuple):  # a fixed k needs no distribution
             print_distribution(export, summary)
     for summary, spent in zip(summaries, seconds, strict=True):

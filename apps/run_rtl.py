@@ -26,11 +26,10 @@ def rtl_images(requested: str | int, available: int, simulator: str) -> int:
     return requested
 
 
-def rtl_check(cfg, export, codes: torch.Tensor, chosen: list[tuple[str, object]], batch: int, simulator: str) -> dict:
-    """The images' commands under each (label, policy) on the Verilog; ToolError on any mismatch,
-    PlayerMemoryError (before any build) if a command does not fit the players' memories. Also measures the
-    cycles spent on precision transitions (verif.rtl.network.NetworkCheck.transitions)."""
-    policies = [policy for _, policy in chosen]
+def rtl_check(cfg, export, codes: torch.Tensor, policies: list, batch: int, simulator: str) -> dict:
+    """The images' commands under each policy (k, one k per GEMM layer, or a controller) on the Verilog;
+    ToolError on any mismatch, PlayerMemoryError (before any build) if a command does not fit the players'
+    memories. Also measures the cycles spent on precision transitions (NetworkCheck.transitions)."""
     check = check_network_on_rtl(
         simulator,
         cfg,
@@ -49,7 +48,7 @@ def rtl_check(cfg, export, codes: torch.Tensor, chosen: list[tuple[str, object]]
     transitions = check.transitions()
     rate = check.total_cycles / check.seconds
     print(
-        f"RTL ({simulator}, stream players): {len(codes)} images x {len(chosen)} policies, {len(check.commands)} "
+        f"RTL ({simulator}, stream players): {len(codes)} images x {len(policies)} policies, {len(check.commands)} "
         f"commands in {len(check.batches)} batches, {check.total_cycles} cycles in {check.seconds:.1f} s: every "
         f"layer output bit-identical to the model and the golden integer path"
         f"{', logits equal to golden' if batch == 1 else ''}, every command's cycle count equal "

@@ -55,10 +55,10 @@ def accuracy(export: Export, codes: torch.Tensor, labels: torch.Tensor, ks: tupl
     return correct / len(codes)
 
 
-def score(export: Export, cfg: EngineConfig, batch: int, test, policy, kind: str, label: str | None = None) -> dict:
+def score(export: Export, cfg: EngineConfig, batch: int, test, policy, kind: str) -> dict:
     """One policy on the test set (sim.network.run_policy): accuracy, BitOPs, cycles (engine and host adds)
     and engine energy per inference, the controller's GEMM and decision included under a controller."""
-    summary = run_policy(cfg, export, *test, policy, batch, label=label)
+    summary = run_policy(cfg, export, *test, policy, batch)
     return {
         "policy": kind,
         "bits": summary.label,
@@ -167,10 +167,7 @@ def main(argv=None) -> None:
         return scored[bits]
 
     beside = {row["bits"]: static_row(best_under(front, row["bitops"]).bits) for row in uniform}
-    dynamic = [
-        score(export, cfg, args.batch, test, controller, "dynamic", f"dynamic:{controller.budget:g}")
-        for controller in export.controllers
-    ]
+    dynamic = [score(export, cfg, args.batch, test, controller, "dynamic") for controller in export.controllers]
     for row in dynamic:
         static_row(best_under(front, row["bitops"]).bits)
     static = sorted(scored.values(), key=lambda row: row["bitops"])

@@ -258,10 +258,10 @@ class PrecisionSummary:
 CHUNK = 500
 
 
-def policy_label(policy, budget: float | None = None) -> str:
-    """How tables name a policy: k, "K1,K2,..." for one k per layer, "dynamic[:BUDGET]" for a controller."""
+def policy_label(policy) -> str:
+    """How tables name a policy: k, "K1,K2,..." for one k per layer, "dynamic:BUDGET" for a controller."""
     if isinstance(policy, ExportedController):
-        return "dynamic" if budget is None else f"dynamic:{budget:g}"
+        return f"dynamic:{policy.budget:g}"
     return str(precision_label(tuple(policy) if not isinstance(policy, int) else policy))
 
 
@@ -281,7 +281,6 @@ def run_policy(
     policy,
     batch: int,
     progress=None,
-    label: str | None = None,
 ) -> PrecisionSummary:
     """All images under `policy` (k, one per GEMM layer, or a controller), `batch` images per engine pass
     (cycles are per pass, back to back). Outputs and each image's k come from the batched integer path in
@@ -308,7 +307,7 @@ def run_policy(
     )
     counts = torch.stack([torch.bincount(column, minlength=export.base_bits + 1)[1:] for column in ks.T])
     return PrecisionSummary(
-        label or policy_label(policy),
+        policy_label(policy),
         total,
         sum(passes.values()),
         correct,
