@@ -45,7 +45,7 @@ DEFAULTS = {
     "calibration_images": 3000,
 }
 CHUNK = 500  # images per integer-path call: memory only
-DELTA_LIMIT = 256.0  # calibration shifts (relative cost units) beyond which every choice is already made
+DELTA_LIMIT = 64.0  # calibration shifts (relative cost units) beyond which every choice is already made
 
 
 def bitops_costs(export: Export, controller) -> tuple[torch.Tensor, float]:
@@ -95,10 +95,27 @@ def train_one(model: QuantNet, controller: Controller, split: Split, settings: d
                 seen, total, spent = 0, 0.0, 0.0
 
 
+def check_budget(model: QuantNet, controller: Controller) -> tuple[float, float]:
+    """(cheapest, costliest) BitOPs per image / budget: every controlled layer at its smallest or its largest
+    candidate; InputError if even the cheapest is above the budget."""
+    spec = controller.spec
+    export = build_export(model)
+    cost, fixed = bitops_costs(export, export.controller(spec.budget))
+    budget = budget_bitops(export, spec.budget)
+    cheapest, costliest = (float((cost[:, column].sum() + fixed) / budget) for column in (0, -1))
+    if cheapest > 1:
+        raise InputError(
+            f"budget {spec.budget:g} cannot be met: with every controlled layer at k = {spec.candidates[0]} an image "
+            f"costs {cheapest:.3f} x the budget (lower the candidates, the controller's k or the fixed layers' k)"
+        )
+    return cheapest, costliest
+
+
 def calibrate(model: QuantNet, controller: Controller, codes: torch.Tensor, log) -> float:
     """Shift the controller's outputs by -delta x (MACs x k) until its mean BitOPs on `codes` (training images,
     integer path) is the largest not above the budget (module docstring); returns that mean / budget."""
     spec = controller.spec
+    _, costliest = check_budget(model, controller)
     export = build_export(model)
     cost, _ = bitops_costs(export, export.controller(spec.budget))
     shape = (cost / cost.sum() * len(spec.controls)).flatten().float()  # relative cost per output column
@@ -114,33 +131,25 @@ def calibrate(model: QuantNet, controller: Controller, codes: torch.Tensor, log)
         )
         return float(image_bitops(current, exported, ks).double().mean()) / budget
 
-    fixed = bitops_costs(export, export.controller(spec.budget))[1]
-    cheapest, costliest = (float((cost[:, column].sum() + fixed) / budget) for column in (0, -1))
-    if cheapest > 1:
-        raise InputError(
-            f"budget {spec.budget:g} cannot be met: with every controlled layer at k = {spec.candidates[0]} an image "
-            f"costs {cheapest:.3f} x the budget (lower the candidates, the controller's k or the fixed layers' k)"
-        )
-    before = mean_bitops(0.0)
-
     def fits(delta: float) -> bool:
-        return abs(delta) >= DELTA_LIMIT or mean_bitops(delta) <= 1
+        return mean_bitops(delta) <= 1
 
-    # Bracket: mean_bitops(low) > 1 >= mean_bitops(high); a large enough |delta| makes every layer choose its
-    # cheapest (delta > 0) or costliest (delta < 0) candidate.
-    if before <= 1:
+    before = mean_bitops(0.0)
+    # Bracket low < high with fits(high) and not fits(low): a large enough shift makes every layer choose its
+    # cheapest (delta > 0) or its costliest (delta < 0) candidate.
+    if costliest <= 1:
+        low = high = -DELTA_LIMIT  # everything at its largest candidate fits
+    elif before <= 1:
         high, low = 0.0, -1.0
-        while fits(low) and abs(low) < DELTA_LIMIT and costliest > 1:
+        while fits(low) and low > -DELTA_LIMIT:
             high, low = low, low * 2
-        if costliest <= 1:
-            high = low = -DELTA_LIMIT
     else:
         low, high = 0.0, 1.0
-        while not fits(high):
+        while not fits(high) and high < DELTA_LIMIT:
             low, high = high, high * 2
     for _ in range(30 if low != high else 0):
         middle = (low + high) / 2
-        low, high = (middle, high) if not fits(middle) else (low, middle)
+        low, high = (low, middle) if fits(middle) else (middle, high)
     after = mean_bitops(high)
     log(
         f"  {spec.name}: calibrated on {len(codes)} training images: mean BitOPs {before:.3f} -> {after:.3f} x budget "
@@ -210,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     for budget, chosen in zip(args.budget, candidates, strict=True):  # every spec is checked before any training
         attach_controller(model, budget, chosen, args.reads, args.seed, args.controller_bits, args.fixed_bits)
+    for controller in model.controllers.values():
+        check_budget(model, controller)
     claim_file(args.out, is_checkpoint)
     for parameter in model.layers.parameters():
         parameter.requires_grad_(False)
