@@ -79,8 +79,11 @@ class DynamicRun:
 Compute = Callable[[ExportedLayer, torch.Tensor, int, bool, torch.Tensor], torch.Tensor]
 
 
-def _schedule(export: Export, codes: torch.Tensor, controller: ExportedController, compute: Compute):
-    """Walk the graph as the engine does (module docstring); returns (logits, ks)."""
+def _schedule(
+    export: Export, codes: torch.Tensor, controller: ExportedController, compute: Compute, decide_only: bool = False
+):
+    """Walk the graph as the engine does (module docstring); returns (logits, ks), or (the controller's raw
+    outputs, ks) when `decide_only`, which stops there."""
     if controller not in export.controllers:
         raise InputError(f"controller {controller.name} is not one of this export's controllers")
     batch = len(codes)
@@ -110,6 +113,8 @@ def _schedule(export: Export, codes: torch.Tensor, controller: ExportedControlle
         if node.name == controller.reads:
             raw = compute(controller.layer, values[node.name], controller.k, True, everyone)
             ks = precisions(export, controller, decide(controller, raw))
+            if decide_only:
+                return raw, ks
     return values[last.name], ks
 
 
@@ -135,12 +140,20 @@ def fast_dynamic_logits(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(raw logits [batch, classes], ks [batch, len(export.layers)]) of the same schedule as lower_dynamic,
     by golden.fastpath's exact whole-batch products: for scoring test sets."""
-    codes = check_input(export, input_codes)
+    return _schedule(export, check_input(export, input_codes), controller, _fast_compute(export))
 
+
+def fast_decisions(export: Export, input_codes, controller: ExportedController) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the controller's raw outputs [batch, N], ks [batch, len(export.layers)]): fast_dynamic_logits stopped
+    at the decision, which costs only the layers up to `reads` and the controller."""
+    return _schedule(export, check_input(export, input_codes), controller, _fast_compute(export), decide_only=True)
+
+
+def _fast_compute(export: Export) -> Compute:
     def compute(layer, source, k, last, rows):
         return fast_layer(export, layer, source, k, export.act_bits, last)
 
-    return _schedule(export, codes, controller, compute)
+    return compute
 
 
 # --- BitOPs ---------------------------------------------------------------------------------------
