@@ -28,9 +28,10 @@ SHIFT_ADD_CYCLES = 1
 COLSUM_REGISTER_CYCLES = 1
 
 
-#: A pipelined engine's product register in every PE (EngineConfig.pipelined): a row's column sums leave
-#: the array one slot later. (Its registered accumulator read is issued a slot earlier and costs none.)
-PIPELINE_CYCLES = 1
+#: A pipelined engine's registers around every PE's multiplier (EngineConfig.pipelined), one for its
+#: weight input and one for its product: a row's column sums leave the array two slots later. (Its
+#: registered accumulator read is issued a slot earlier and costs none.)
+PIPELINE_CYCLES = 2
 
 
 def array_slots(cfg: EngineConfig) -> int:

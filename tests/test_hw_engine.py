@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from contract.config import EngineConfig
 from sim.model import EngineModel
 from verif.amaranth_streams import simulate
 from verif.configs import AMARANTH
@@ -79,19 +78,3 @@ def test_long_gemm_scenario_has_no_weight_wait():
     cfg = AMARANTH["4x4-b8a6acc24-m16k64n64"]
     commands = build("long_gemm", cfg, 0).commands
     assert [r.cycles.weight_wait for r in EngineModel(cfg).run(commands)] == [0]
-
-
-#: The fixed-precision baseline, pipelined: no offset term, but the same column-sum register below the array.
-FIXED_PIPELINED = EngineConfig(
-    rows=3, cols=2, base_bits=8, act_bits=6, acc_bits=28, max_m=16, max_k=64, max_n=64, switchable=False, pipelined=True
-)
-
-
-@pytest.mark.parametrize("name", ["shapes", "stalls", "backpressure"])
-def test_fixed_precision_pipelined(name, request):
-    """The pipelined fixed-precision engine, which `eda.synth --fixed-precision --pipelined` prices, is scored
-    against golden and the cycle model like the switchable ones."""
-    cfg = FIXED_PIPELINED
-    scenario = build(name, cfg, run_seed(base_seed(), "fixed-pipelined", name))
-    reproduce = f'.venv/bin/pytest "{request.node.nodeid}"'
-    Scoreboard(cfg, scenario, "the Amaranth simulator, fixed pipelined", reproduce).check(simulate(cfg, scenario))
