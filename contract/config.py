@@ -51,11 +51,12 @@ class EngineConfig:
     dicts and every existing manifest stay as they were) is the bit-parallel PE.
 
     pipelined = True adds the registers an FPGA needs for its clock rate (docs/estimates.md, "Issue 13"):
-    each PE's product is registered before its add, so a DSP block (about 4 ns alone on an ECP5) is the
-    only thing between two registers, at one more slot through the array (contract/timing.py)
-    and an (A + B + 1)-bit register per PE; and the accumulator's memory read is registered (a block RAM's
-    clock-to-output is about 6 ns), issued one slot earlier, at no cycle. Omitted from the config's dict
-    when False, like digit_bits.
+    each PE registers its multiplier's weight input and its product, so a DSP block (about 4 ns alone on
+    an ECP5) is the only thing between two registers, at two more slots through the array
+    (contract/timing.py) and (A + 2B + 1) register bits per PE; a bit-parallel engine registers its
+    column sums below the array (one more slot); and the accumulator's memory read is registered (a block
+    RAM's clock-to-output is about 6 ns), issued one slot earlier, at no cycle. Omitted from the config's
+    dict when False, like digit_bits.
     """
 
     rows: int = 16

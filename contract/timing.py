@@ -23,11 +23,15 @@ OUTPUT_CYCLES = 1
 #: Digit-serial engines: the shift-and-add register below the array (hw/accumulator.py, DigitShiftAdd)
 #: that turns the last digit's column sums into the row's.
 SHIFT_ADD_CYCLES = 1
+#: Pipelined bit-parallel engines: a register of the complete column sums (after the offset term) below
+#: the array, so that the accumulator's add into its memory's write port is the only adder on that path.
+COLSUM_REGISTER_CYCLES = 1
 
 
-#: A pipelined engine's product register in every PE (EngineConfig.pipelined): a row's column sums leave
-#: the array one slot later. (Its registered accumulator read is issued a slot earlier and costs none.)
-PIPELINE_CYCLES = 1
+#: A pipelined engine's registers around every PE's multiplier (EngineConfig.pipelined), one for its
+#: weight input and one for its product: a row's column sums leave the array two slots later. (Its
+#: registered accumulator read is issued a slot earlier and costs none.)
+PIPELINE_CYCLES = 2
 
 
 def array_slots(cfg: EngineConfig) -> int:
@@ -36,10 +40,18 @@ def array_slots(cfg: EngineConfig) -> int:
     return cfg.rows + cfg.cols + (PIPELINE_CYCLES if cfg.pipelined else 0)
 
 
+def below_array_slots(cfg: EngineConfig) -> int:
+    """The register stage between the array and the accumulator: a digit-serial engine's shift-and-add,
+    a pipelined bit-parallel engine's column-sum register, none otherwise."""
+    if cfg.digit_serial:
+        return SHIFT_ADD_CYCLES
+    return COLSUM_REGISTER_CYCLES if cfg.pipelined else 0
+
+
 def fill_drain_slots(cfg: EngineConfig) -> int:
     """Slots from an activation row (its last digit) entering the array to its complete column sums:
-    the array, and the shift-and-add stage of a digit-serial engine."""
-    return array_slots(cfg) + (SHIFT_ADD_CYCLES if cfg.digit_serial else 0)
+    the array and the stage below it."""
+    return array_slots(cfg) + below_array_slots(cfg)
 
 
 def drain_slots(cfg: EngineConfig) -> int:

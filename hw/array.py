@@ -63,10 +63,14 @@ class SystolicArray(wiring.Component):
                 row, psums[c] = build_pe(
                     m, f"pe_{r}_{c}", row, psums[c], writes, load.code, decode, cfg.digit_bits, cfg.pipelined
                 )
-            if cfg.pipelined:  # the column sums come a slot later, and so does the activation past the edge
+            if cfg.pipelined:  # the column sums come two slots later: take the activation past the edge,
                 row_sum = _add_row(m, r, row_sum, row.act)
         m.d.comb += [self.psums[c].eq(psum) for c, psum in enumerate(psums)]
         if has_offset_term(cfg):
+            if cfg.pipelined:  # and delay the sum by one more slot at the bottom
+                delayed = Signal.like(row_sum, name="row_sum_delayed")
+                m.d.sync += delayed.eq(row_sum)
+                row_sum = delayed
             m.d.comb += self.row_sum.eq(row_sum)
         return m
 

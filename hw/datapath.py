@@ -5,11 +5,11 @@ consumes is present and the output FIFO can take what it produces (EnableInserte
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from contract.timing import array_slots
+from contract.timing import array_slots, below_array_slots, fill_drain_slots
 from hw.accumulator import Accumulator, DigitShiftAdd
 from hw.array import SystolicArray, column_load_layout
 from hw.interface import param_layout, precision_layout, psum_bits, result_layout, token_layout
@@ -78,7 +78,9 @@ class Datapath(wiring.Component):
         if pe_decodes(cfg):
             m.d.comb += array.decode.eq(self.precision.weight)
 
-        tokens = delay_line(m, self.token, array_slots(cfg), "token")
+        # Tokens as far as the accumulator (a digit-serial engine's shift-and-add delays its own).
+        token_slots = array_slots(cfg) if cfg.digit_serial else fill_drain_slots(cfg)
+        tokens = delay_line(m, self.token, token_slots, "token")
         read_ahead = -3 if cfg.pipelined else -2  # the accumulator's read, one or two slots ahead
         if cfg.digit_serial:
             # One more stage: the row's column sums are complete one slot after its last digit's.
@@ -101,11 +103,24 @@ class Datapath(wiring.Component):
             colsums, aligned, next_row = offset_term.sums, tokens[-1], tokens[read_ahead].row
         else:
             colsums, aligned, next_row = deskew.o, tokens[-1], tokens[read_ahead].row
+        if below_array_slots(cfg) and not cfg.digit_serial:
+            # The column-sum register of a pipelined engine: the offset term's adder and the accumulator's
+            # are no longer in series on the path into the accumulator memory.
+            registered = Signal(colsums.shape(), name="colsums")
+            m.d.sync += registered.eq(colsums)
+            colsums = registered
+        # Whether `aligned` is an N-tile's first complete row (its parameters are due), registered from
+        # the token that enters `aligned` next (a digit-serial row's with its last digit), so that the
+        # engine's `advance` waits for no row comparison.
+        feeding = tokens[-1] if cfg.digit_serial else tokens[-2]
+        feeding_valid = feeding.valid & feeding.last_digit if cfg.digit_serial else feeding.valid
+        param_due = Signal()
+        m.d.sync += param_due.eq(feeding_valid & feeding.last_ktile & (feeding.row == 0))
         m.d.comb += [
             accumulator.colsums.eq(colsums),
             accumulator.token.eq(aligned),
             accumulator.read_row.eq(next_row),
-            self.param_wanted.eq(aligned.valid & aligned.last_ktile & (aligned.row == 0)),
+            self.param_wanted.eq(param_due),
             requant.sums.eq(accumulator.sums),
             requant.token.eq(accumulator.sums_token),
             requant.params.eq(self.params),

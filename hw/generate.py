@@ -136,8 +136,8 @@ def add_config_arguments(parser: Parser, max_m: int = 1024) -> None:
     parser.add_argument(
         "--pipelined",
         action="store_true",
-        help="FPGA clock rates: register each PE's product before its add (one more cycle of latency) and "
-        "the accumulator's memory read",
+        help="FPGA clock rates: register each PE's multiplier inputs and product, the column sums and the "
+        "accumulator's memory read (3 more cycles of latency bit-parallel, 2 digit-serial)",
     )
 
 

@@ -132,9 +132,12 @@ def build_pe(
     keeps Verilog generation of large arrays fast. `decode` None builds the bit-parallel PE: `code` is
     read as a signed B-bit weight (a fixed engine's code, or a switchable engine's `load_value`).
     `digit_bits` D, with `decode`, builds the digit-serial PE: the weight is digit `row_in.place` of the code.
-    `pipelined` registers the product and adds it one cycle later (EngineConfig.pipelined): psum_in
-    must then arrive one cycle later too, which it does, since every PE above is delayed alike (the top
-    row, whose psum_in is a constant, registers the multiplier's inputs instead).
+    `pipelined` (EngineConfig.pipelined) registers the weight in front of the multiplier and the product
+    behind it, and adds the product two cycles later: psum_in must then arrive two cycles later too, which
+    it does, since every PE above is delayed alike. The weight register takes the multiplexed (and
+    decoded) weight, so the multiplier's inputs both come straight from flip-flops: the activation is
+    then `row_out`'s. The top row, whose psum_in is a constant, registers the multiplier's inputs once
+    more instead of its product.
     """
     active = Signal(len(code), name=f"{name}_active")
     shadow = Signal(len(code), name=f"{name}_shadow")
@@ -149,11 +152,13 @@ def build_pe(
     else:
         weight = decode_digit(m, name, code_now, row_in.place, decode, digit_bits)
     act = row_in.act
+    if pipelined:
+        act, weight = row_out.act, _registered(m, f"{name}_weight_in", weight)
     if pipelined and isinstance(psum_in, Const):
         # The top row adds nothing to its product, so a product register would feed the psum register
         # directly; Yosys 0.70's ABC9 (synth_ecp5) fails an assertion on that chain. Registering the
-        # multiplier's inputs instead gives the same latency, and the multiplier still stands alone.
-        act, weight = _registered(m, f"{name}_act_in", act), _registered(m, f"{name}_weight_in", weight)
+        # multiplier's inputs once more instead gives the same latency.
+        act, weight = _registered(m, f"{name}_act_in", act), _registered(m, f"{name}_weight_in2", weight)
     product = act * weight if digit_bits is None else digit_product(m, name, act, weight)
     if pipelined and not isinstance(psum_in, Const):
         product = _registered(m, f"{name}_product", product)

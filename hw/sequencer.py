@@ -66,11 +66,23 @@ class Sequencer(wiring.Component):
         else:
             row, last_digit = slot, Const(1)
 
-        last_ktile = k_left <= rows
-        last_ntile = n_left <= cols
+        # Registered flags, so that the wants feeding the engine's `advance` (an enable of every datapath
+        # register) come straight from flip-flops: each is set from its counters' next values.
+        last_ktile = Signal()  # k_left <= R
+        last_ntile = Signal()  # n_left <= C
+        rows_left = Signal()  # in TILES, row < M: an activation row is due
+        weights_left = Signal()  # PRELOAD, or in TILES slot < R and not the last tile: a weight row is due
         last_tile = last_ktile & last_ntile
         last_row = row == command.m - 1
+        # The last-tile flag of the tile that follows this one (used only when this one is not the last).
+        next_last_tile = Mux(
+            last_ktile,
+            (command.k_dim <= rows) & (n_left <= 2 * cols),
+            (k_left <= 2 * rows) & last_ntile,
+        )
         m.d.comb += [
+            self.want_act.eq(rows_left),
+            self.want_weight.eq(weights_left),
             self.take_act.eq(self.want_act & last_digit),
             self.act_lanes.eq(Cat(k_left > r for r in range(rows))),
             self.token.row.eq(row),
@@ -91,33 +103,36 @@ class Sequencer(wiring.Component):
                     m.d.sync += [
                         k_left.eq(self.cmd.payload.k_dim),
                         n_left.eq(self.cmd.payload.n),
+                        last_ktile.eq(self.cmd.payload.k_dim <= rows),
+                        last_ntile.eq(self.cmd.payload.n <= cols),
                         first_ktile.eq(1),
                         slot.eq(0),
+                        weights_left.eq(1),
                     ]
                     if cfg.digit_serial:
                         m.d.sync += row.eq(0)
                     m.next = "PRELOAD"
             with m.State("PRELOAD"):
-                m.d.comb += [self.running.eq(1), self.want_weight.eq(1)]
+                m.d.comb += self.running.eq(1)
                 with m.If(self.advance):
                     m.d.sync += slot.eq(Mux(slot == rows - 1, 0, slot + 1))
                     with m.If(slot == rows - 1):
+                        m.d.sync += [rows_left.eq(1), weights_left.eq(~last_tile)]
                         m.next = "TILES"
             with m.State("TILES"):
-                m.d.comb += [
-                    self.running.eq(1),
-                    self.want_act.eq(row < command.m),
-                    self.want_weight.eq((slot < rows) & ~last_tile),
-                    self.token.valid.eq(row < command.m),
-                ]
+                m.d.comb += [self.running.eq(1), self.token.valid.eq(rows_left)]
                 if cfg.digit_serial:
                     # A tile that loads the next one's weights lasts at least R slots; `slot` stays at R
                     # after them.
-                    rows_in = (row == command.m) | (last_row & last_digit)
+                    rows_in = ~rows_left | (last_row & last_digit)
                     tile_done = Mux(last_tile, last_row & last_digit, (slot >= rows - 1) & rows_in)
                 else:
                     tile_done = Mux(last_tile, last_row, slot == tile_last_slot)
                 with m.If(self.advance):
+                    with m.If(slot == rows - 1):
+                        m.d.sync += weights_left.eq(0)
+                    with m.If(self.take_act & last_row):
+                        m.d.sync += rows_left.eq(0)
                     if cfg.digit_serial:
                         with m.If(slot != rows):
                             m.d.sync += slot.eq(slot + 1)
@@ -130,13 +145,23 @@ class Sequencer(wiring.Component):
                     with m.If(last_ntile):
                         m.d.sync += self.out_lanes.eq(Cat(n_left > c for c in range(cols)))
                     with m.If(tile_done):
-                        m.d.sync += [slot.eq(0), first_ktile.eq(last_ktile)]
+                        m.d.sync += [
+                            slot.eq(0),
+                            first_ktile.eq(last_ktile),
+                            rows_left.eq(~last_tile),
+                            weights_left.eq(~last_tile & ~next_last_tile),
+                        ]
                         if cfg.digit_serial:
                             m.d.sync += row.eq(0)
                         with m.If(last_ktile):
-                            m.d.sync += [k_left.eq(command.k_dim), n_left.eq(n_left - cols)]
+                            m.d.sync += [
+                                k_left.eq(command.k_dim),
+                                n_left.eq(n_left - cols),
+                                last_ktile.eq(command.k_dim <= rows),
+                                last_ntile.eq(n_left <= 2 * cols),
+                            ]
                         with m.Else():
-                            m.d.sync += k_left.eq(k_left - rows)
+                            m.d.sync += [k_left.eq(k_left - rows), last_ktile.eq(k_left <= 2 * rows)]
                         with m.If(last_tile):
                             m.next = "DRAIN"
             with m.State("DRAIN"):

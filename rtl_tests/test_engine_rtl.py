@@ -10,8 +10,9 @@ import shutil
 
 import pytest
 
+from contract.config import EngineConfig
 from rtl_tests import harness
-from verif.configs import RTL
+from verif.configs import RTL, config_id
 from verif.coverage import write_report
 from verif.rtl.runner import BUILD, SIMULATORS
 from verif.scenarios import base_seed, plan_bins
@@ -36,10 +37,45 @@ PLAN = {config: FULL for config in RTL} | {
 }
 
 
-@pytest.mark.parametrize("config", RTL)
+#: Pipelined digit-serial engines (verif.configs.RTL has the pipelined bit-parallel 2x2): the registers
+#: around the PE's multiplier, the registered wants, at D = 1 and 4.
+PIPELINED = {
+    config_id(cfg): cfg
+    for cfg in (
+        EngineConfig(
+            rows=2,
+            cols=2,
+            base_bits=4,
+            act_bits=4,
+            acc_bits=16,
+            max_m=8,
+            max_k=64,
+            max_n=64,
+            digit_bits=1,
+            pipelined=True,
+        ),
+        EngineConfig(
+            rows=3,
+            cols=5,
+            base_bits=8,
+            act_bits=6,
+            acc_bits=28,
+            max_m=16,
+            max_k=128,
+            max_n=128,
+            digit_bits=4,
+            pipelined=True,
+        ),
+    )
+}
+ENGINES = RTL | PIPELINED
+PLAN |= {config: FULL for config in PIPELINED}
+
+
+@pytest.mark.parametrize("config", ENGINES)
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_engine_verilog(simulator, config, request):
-    cfg = RTL[config]
+    cfg = ENGINES[config]
     coverage = COVERAGE / f"{simulator}-{config}"
     shutil.rmtree(coverage, ignore_errors=True)  # this run's scenarios only
     run = {

@@ -41,7 +41,9 @@ class CycleBreakdown:
     weight_load: int  # R: the first tile's weight rows, before any activation can enter
     steady: int  # M * T * ceil(k/D): slots that feed an activation row (one digit of it) into the array
     weight_wait: int  # (T - 1) * (L - M*n): tile slots without an activation while the next weights load
-    fill_drain: int  # R + C (+ 1 digit-serial, + 1 pipelined MAC): last activation row to complete column sums
+    fill_drain: (
+        int  # R + C (+ 1 digit-serial; pipelined + 2, + 1 bit-parallel): last activation row to complete column sums
+    )
     requant: int  # 6: accumulator register, requantizer stages 1-5; the last is the output FIFO write
     output: int  # 1: the output FIFO presents the last result beat
 

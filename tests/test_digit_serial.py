@@ -27,7 +27,7 @@ from verif.stalls import Random
 REPO = Path(__file__).resolve().parent.parent
 
 
-def config(array: str, base_bits: int, digit_bits: int) -> EngineConfig:
+def config(array: str, base_bits: int, digit_bits: int, pipelined: bool = False) -> EngineConfig:
     rows, cols = map(int, array.split("x"))
     return EngineConfig(
         rows=rows,
@@ -39,12 +39,22 @@ def config(array: str, base_bits: int, digit_bits: int) -> EngineConfig:
         max_k=64,
         max_n=64,
         digit_bits=digit_bits,
+        pipelined=pipelined,
     )
 
 
+#: D = 1, 2, 4, and pipelined at D = 2 and 4 (D = 1 pipelined is in verif.configs.AMARANTH).
 CONFIGS = {
-    f"{array}b{bits}d{digit}": config(array, bits, digit)
-    for array, bits, digit in [("2x2", 4, 1), ("2x2", 4, 2), ("3x5", 8, 1), ("3x5", 8, 2), ("3x5", 8, 4)]
+    f"{array}b{bits}d{digit}{'p' if pipelined else ''}": config(array, bits, digit, pipelined)
+    for array, bits, digit, pipelined in [
+        ("2x2", 4, 1, False),
+        ("2x2", 4, 2, False),
+        ("3x5", 8, 1, False),
+        ("3x5", 8, 2, False),
+        ("3x5", 8, 4, False),
+        ("2x2", 4, 2, True),
+        ("3x5", 8, 4, True),
+    ]
 }
 
 
@@ -89,16 +99,15 @@ def test_random_stalls_on_every_stream(name, seed):
     check(cfg, [random_command(cfg, rng, *shape) for shape in shapes], pauses, seed)
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("digit_bits", [1, 2])
-def test_tiles_that_wait_for_weights_and_a_row_that_returns_next_slot(digit_bits):
+def test_tiles_that_wait_for_weights_and_a_row_that_returns_next_slot(digit_bits, pipelined):
     """M * ceil(k/D) < R: a tile lasts R slots while the next tile's weights load. R = 1, M = 1, k <= D:
-    the accumulator reads back, one slot later, the row it is writing (transparent read port)."""
-    tall = EngineConfig(
-        rows=4, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=32, max_n=16, digit_bits=digit_bits
-    )
-    thin = EngineConfig(
-        rows=1, cols=2, base_bits=4, act_bits=3, acc_bits=16, max_m=8, max_k=16, max_n=16, digit_bits=digit_bits
-    )
+    the accumulator reads back, one slot later, the row it is writing (transparent read port; pipelined,
+    the forwarded sum)."""
+    sizes = dict(base_bits=4, acc_bits=16, max_m=8, max_n=16, digit_bits=digit_bits, pipelined=pipelined)
+    tall = EngineConfig(rows=4, cols=2, act_bits=4, max_k=32, **sizes)
+    thin = EngineConfig(rows=1, cols=2, act_bits=3, max_k=16, **sizes)
     rng = np.random.default_rng(5)
     check(
         tall, [random_command(tall, rng, 1, 9, 3, k, None, scheme) for k in (1, 4, 3) for scheme in ("offset", "twos")]

@@ -6,6 +6,8 @@ scheme, with the same streams and the same cycle counts as the switchable engine
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -16,9 +18,12 @@ from verif.scenarios import Scenario, base_seed, random_command, run_seed
 from verif.scoreboard import Scoreboard
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("mode", ["relu", "raw"])
-def test_fixed_engine_matches_golden_at_full_precision_twos(mode, request):
-    cfg = BASELINE
+def test_fixed_engine_matches_golden_at_full_precision_twos(mode, pipelined, request):
+    """Also pipelined, as `eda.synth --fixed-precision --pipelined` prices it: no offset term, but the
+    same registers and cycles as the pipelined switchable engine."""
+    cfg = replace(BASELINE, pipelined=pipelined)
     seed = run_seed(base_seed(), config_id(cfg), f"full_precision_{mode}")
     rng = np.random.default_rng(seed)
     shapes = [(1, 1, 1), (4, 2 * cfg.rows + 1, cfg.cols + 1), (cfg.rows + 2, cfg.rows, 2 * cfg.cols + 1)]
