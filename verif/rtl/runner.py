@@ -103,7 +103,7 @@ def _visible_ports(top: str, ports: list[str]) -> str:
 # Amaranth emits never run at time 0 (outputs stay X until an input changes); Verilog-2005 semantics
 # turn the initialiser into a time-0 event, as Verilator and synthesis tools assume.
 # Verilator: -fno-merge-cond skips the pass that merges conditionals, which took 47 of Verilator's 51 CPU
-# seconds on the 16x16 players top (3 s without it), for no measurable simulation speed.
+# seconds on the 16x16 players top (3 s without it), at no measurable cost in simulation speed.
 BUILD_ARGS = {
     "verilator": ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-fno-merge-cond", "--no-timing"],
     "icarus": ["-g2005"],
