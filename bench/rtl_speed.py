@@ -1,8 +1,9 @@
 """Simulation speed of the emitted Verilog: per-cycle cocotb drivers and the stream players, side by side.
 
-For each simulator and array: build both testbench tops (timed; a build whose Verilog is unchanged is a
-cache hit, `--fresh` deletes the builds first), then run random commands with every stream pausing on a
-fraction `--stall` of cycles, the same commands both ways (the per-cycle drivers only the first
+For each simulator and array: build both testbench tops (timed: wall and CPU seconds of generating the
+Verilog, Verilator or Icarus, make and the C++ compiler; a build whose Verilog is unchanged is a cache hit,
+`--fresh` deletes the builds first), then run random commands with every stream pausing on a fraction
+`--stall` of cycles, the same commands both ways (the per-cycle drivers only the first
 `--driven-commands` of them: at some 500 cycles/s they would take hours). Cycles/s is simulated clock
 cycles per wall-clock second of the whole run: the simulator's start (Python and cocotb inside it), the
 batch files and reading the capture back included, the build excluded; and per CPU second of the simulator
@@ -40,13 +41,17 @@ def parse_runs(text: str) -> list[tuple[str, int, int]]:
     return runs
 
 
-def timed(function, *args):
-    """`function(*args)`, its wall-clock seconds and the CPU seconds of the processes it ran (the simulator)."""
-    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+def _cpu(*who: int) -> float:
+    return sum(usage.ru_utime + usage.ru_stime for usage in map(resource.getrusage, who))
+
+
+def timed(function, *args, own: bool = False):
+    """`function(*args)`, its wall-clock seconds and the CPU seconds of the processes it ran (the simulator;
+    with `own`, this process's too: a build generates the Verilog here, then runs Verilator, make, g++)."""
+    who = (resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF) if own else (resource.RUSAGE_CHILDREN,)
+    start, before = time.perf_counter(), _cpu(*who)
     result = function(*args)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return result, time.perf_counter() - start, cpu
+    return result, time.perf_counter() - start, _cpu(*who) - before
 
 
 def line(simulator: str, rows: int, cols: int, method: str, build: tuple, cycles: int, wall, cpu) -> str:
@@ -91,7 +96,7 @@ def main(argv=None):
 def per_cycle(args, simulator: str, cfg: EngineConfig, commands, model) -> None:
     """The first `--driven-commands` commands through the per-cycle cocotb drivers."""
     rows, cols = cfg.rows, cfg.cols
-    driven_build = timed(build, simulator, cfg)
+    driven_build = timed(build, simulator, cfg, own=True)
     driven = commands[: args.driven_commands]
     execution, wall, cpu = timed(execute_on_rtl, simulator, cfg, driven, "bench-speed", args.seed, args.stall)
     for index, output in enumerate(execution.outputs):
@@ -104,7 +109,7 @@ def per_cycle(args, simulator: str, cfg: EngineConfig, commands, model) -> None:
 def players(args, simulator: str, cfg: EngineConfig, commands) -> None:
     """All the commands through the stream players, in batches that fit their memories."""
     rows, cols = cfg.rows, cfg.cols
-    players_build = timed(build, simulator, cfg, DEPTHS)
+    players_build = timed(build, simulator, cfg, DEPTHS, own=True)
     stall = dict.fromkeys(STREAMS, args.stall)
     batches = [Batch(part, stall, args.seed + i) for i, part in enumerate(split(cfg, commands))]
     captures, wall, cpu = timed(play, simulator, cfg, batches, "bench-speed")

@@ -12,7 +12,7 @@ from pathlib import Path
 import cocotb
 
 from verif.rtl.bench import Bench
-from verif.rtl.runner import load_scenario
+from verif.rtl.scenario_file import load_scenario
 from verif.scenarios import NAMES, build, run_seed
 from verif.scoreboard import Scoreboard
 

@@ -6,6 +6,9 @@ streams, cycle by cycle against the model; a reset in mid-command (an aborted ba
 batch exact. The soak slice runs random shapes, precisions, stalls and resets (bench/soak.py runs 10^7 MACs).
 """
 
+import subprocess
+import sys
+
 import pytest
 
 from rtl_tests.harness import require_simulator
@@ -52,3 +55,14 @@ def test_soak_slice(simulator):
     print(f"soak slice on {simulator}: {result}")
     assert result.mismatches == [], f"seed {seed} (NESTMAC_SEED): {result.mismatches[:5]}"
     assert result.macs >= SOAK_MACS and result.batches > result.aborted > 0
+
+
+def test_players_test_module_starts_light():
+    """The simulator starts a Python of its own for every run, and its imports are part of the run: torch and
+    scikit-learn, once pulled in through conftest.py by cocotb's pytest setup (which the runner now turns
+    off), took 15 of 16 CPU seconds of an 85,000-cycle run. The players' test module itself needs neither
+    them nor amaranth."""
+    heavy = ("torch", "sklearn", "amaranth", "cocotb_tools.runner")
+    probe = f"import sys, verif.rtl.players_tb; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.split() == []

@@ -13,7 +13,7 @@ import numpy as np
 
 from verif.rtl.bench import Bench, beats_to_outputs
 from verif.rtl.execute import load_commands
-from verif.rtl.runner import load_scenario
+from verif.rtl.scenario_file import load_scenario
 from verif.scenarios import INPUTS
 from verif.stalls import Random
 

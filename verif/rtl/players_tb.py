@@ -2,7 +2,8 @@
 
 Per batch it touches the simulator three times: reset with `load` (the top reads the batch's files), release,
 and wait for `done` (the top has written what it captured). Everything per cycle happens inside the HDL,
-the clock too. Imports stay light (no torch): the simulator starts a Python of its own.
+the clock too. Imports stay light (cocotb and the scenario file; no torch, no amaranth): the simulator
+starts a Python of its own, and its start is part of every run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
-from verif.rtl.runner import load_scenario
+from verif.rtl.scenario_file import load_scenario
 
 RESET_CYCLES = 3
 PLAYERS = Path("players")  # the directory the top reads and writes, relative to the simulator's directory
