@@ -13,8 +13,8 @@ adds included) and engine energy; a controller's own GEMM and decision are count
 k = B..1 is scored, the best static allocation at each uniform k's BitOPs, each controller of the export
 (one per budget), and at each controller's mean BitOPs two static allocations: the front's most accurate
 within it and the walk's own step at it (within a step's BitOPs of the budget). The dynamic points are set
-against those and against the uniform k of equal BitOPs. On a digit-serial engine (default D = 1) it also checks whether cycles
-per inference are proportional to BitOPs (within 10%), and where the cycles go if not.
+against those and against the uniform k of equal BitOPs. On a digit-serial engine (default D = 1) it also
+checks whether cycles per inference are proportional to BitOPs (within 10%), and where the cycles go if not.
 
 Writes build/bench/static_pareto-NAME.{csv,json,png}. Prints figures; asserts nothing.
 Usage: python bench/static_pareto.py EXPORT_DIR [--data fashion-mnist] [--search-images 1000]
