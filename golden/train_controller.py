@@ -245,11 +245,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"  dynamic:{budget:g}: accuracy {result['accuracy'] * 100:.2f}%, mean BitOPs "
                 f"{result['bitops'] / 1e6:.2f}M = {result['bitops_ratio']:.3f} x budget"
             )
-    save_checkpoint(model, args.out, record | {"controllers": record.get("controllers", {}) | trained})
-    print(f"saved {args.out}")
-    if args.export:
+    if args.export:  # first: an --export path that is not ours is refused before the checkpoint is written
         write_export(export, args.export, inputs=[args.model, args.out])
         print(f"wrote {args.export}")
+    save_checkpoint(model, args.out, record | {"controllers": record.get("controllers", {}) | trained})
+    print(f"saved {args.out}")
 
 
 if __name__ == "__main__":

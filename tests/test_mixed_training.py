@@ -128,6 +128,15 @@ def test_train_controller_bad_input(controlled, extra, message, tmp_path, capsys
     assert message in result.stderr and not out.exists() and not (tmp_path / "e").exists()
 
 
+def test_train_controller_refuses_an_export_path_that_is_not_its_own(controlled, tmp_path, capsys):
+    out, mine = tmp_path / "never.pt", tmp_path / "notes.txt"
+    mine.write_text("the user's")
+    argv = [str(controlled / "base.pt"), "--out", str(out), "--export", str(mine), "--budget", "2"]
+    result = run_in_process(train_controller.main, argv + ["--candidates", "1,2", "--train-images", "64"], capsys)
+    assert_one_line_error(result)
+    assert not out.exists() and mine.read_text() == "the user's"
+
+
 def test_controller_spec_round_trips_through_a_dict():
     spec = ControllerSpec("controller_2_5", 2.5, "conv0", (1, 2), ("conv1", "fc3"), (("conv0", 8), ("conv2", 4)), 3)
     assert ControllerSpec.from_dict(spec.as_dict()) == spec
