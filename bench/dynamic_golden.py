@@ -1,6 +1,9 @@
 """An export's controllers on the golden integer path: test accuracy, mean BitOPs against the budget, and the
 k each controlled layer gets, beside uniform k of the same backbone at the neighbouring BitOPs.
 
+Each controller's per-layer majority k is also scored as a static allocation (no controller, no per-image
+choice): what the per-image choice adds beyond the per-layer allocation the controller learned.
+
 The engine-side figures (cycles, energy, the Pareto plot against the best static allocation) come from
 `sim.run --policy dynamic`; this is the quick golden view that golden.train_controller's choices are judged by.
 The best static allocation at a uniform k's BitOPs comes from bench/static_pareto.py on the same export.
@@ -17,6 +20,7 @@ import time
 from contract.cli import Parser, run_main
 from contract.datasets import add_data_arguments
 from golden.data import data_split
+from golden.dynamic import budget_bitops, gemm_macs
 from golden.evaluate import fraction_equal, integer_predictions
 from golden.export import load_export
 from golden.train import one_thread
@@ -50,6 +54,13 @@ def main(argv=None) -> None:
                 f"\ndynamic:{controller.budget:g} ({controller.name}, candidates {list(controller.candidates)}, "
                 f"controller k = {controller.k}): accuracy {result['accuracy']:.2%}, mean BitOPs "
                 f"{result['bitops'] / 1e6:.2f}M = {result['bitops_ratio']:.3f} x budget; {neighbours}"
+            )
+            majority = result["majority"]
+            static = fraction_equal(integer_predictions(export, split.test_x, majority), split.test_y)
+            cost = sum(gemm_macs(layer) * k for layer, k in zip(export.layers, majority, strict=True)) * export.act_bits
+            print(
+                f"  its per-layer majority as a static allocation: accuracy {static:.2%}, BitOPs {cost / 1e6:.2f}M = "
+                f"{cost / budget_bitops(export, controller.budget):.3f} x budget; {','.join(map(str, majority))}"
             )
             width = max(len(name) for name in controller.controls)
             print(
