@@ -159,7 +159,8 @@ def calibrate(model: QuantNet, controller: Controller, codes: torch.Tensor, log)
 
 
 def score(export: Export, split: Split, budget: float) -> dict:
-    """Test accuracy, mean BitOPs / budget and the k distribution per controlled layer, on the integer path."""
+    """Test accuracy, mean BitOPs / budget, the k distribution per controlled layer and each layer's most frequent
+    k ("majority", every layer in export order), on the integer path."""
     controller = export.controller(budget)
     codes = input_codes(split.test_x, export.act_bits)
     parts = [fast_dynamic_logits(export, codes[i : i + CHUNK], controller) for i in range(0, len(codes), CHUNK)]
@@ -175,6 +176,7 @@ def score(export: Export, split: Split, budget: float) -> dict:
         "bitops": mean,
         "bitops_ratio": mean / budget_bitops(export, budget),
         "distribution": distribution,
+        "majority": [int(value) for value in torch.mode(ks, dim=0).values],
     }
 
 
@@ -245,11 +247,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"  dynamic:{budget:g}: accuracy {result['accuracy'] * 100:.2f}%, mean BitOPs "
                 f"{result['bitops'] / 1e6:.2f}M = {result['bitops_ratio']:.3f} x budget"
             )
-    save_checkpoint(model, args.out, record | {"controllers": record.get("controllers", {}) | trained})
-    print(f"saved {args.out}")
-    if args.export:
+    if args.export:  # first: an --export path that is not ours is refused before the checkpoint is written
         write_export(export, args.export, inputs=[args.model, args.out])
         print(f"wrote {args.export}")
+    save_checkpoint(model, args.out, record | {"controllers": record.get("controllers", {}) | trained})
+    print(f"saved {args.out}")
 
 
 if __name__ == "__main__":
