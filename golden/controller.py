@@ -26,6 +26,20 @@ from golden.layers import QLinear, QuantSpec
 from golden.quant import ste
 
 
+def controller_record(controller) -> dict:
+    """The JSON fields of a controller (a checkpoint's ControllerSpec or an export's ExportedController, which
+    share them): the export adds its layer, the checkpoint its weights."""
+    return {
+        "name": controller.name,
+        "budget": controller.budget,
+        "reads": controller.reads,
+        "candidates": list(controller.candidates),
+        "controls": list(controller.controls),
+        "fixed": dict(controller.fixed),
+        "k": controller.k,
+    }
+
+
 @dataclass(frozen=True)
 class ControllerSpec:
     """Everything about a controller but its weights (the export's "controllers" entry without "layer")."""
@@ -39,15 +53,7 @@ class ControllerSpec:
     k: int  # the controller's own weight precision
 
     def as_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "budget": self.budget,
-            "reads": self.reads,
-            "candidates": list(self.candidates),
-            "controls": list(self.controls),
-            "fixed": dict(self.fixed),
-            "k": self.k,
-        }
+        return controller_record(self)
 
     @classmethod
     def from_dict(cls, entry: dict) -> ControllerSpec:

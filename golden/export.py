@@ -53,6 +53,7 @@ from contract.numerics import (
     MULT_BITS,
     SCHEMES,
 )
+from golden.controller import controller_record
 from golden.data import PIXEL_MAX
 from golden.layers import METHODS, QConv2d
 from golden.model import QuantNet, load_checkpoint
@@ -146,16 +147,7 @@ class ExportedController:
     layer: ExportedLayer
 
     def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "budget": self.budget,
-            "reads": self.reads,
-            "candidates": list(self.candidates),
-            "controls": list(self.controls),
-            "fixed": dict(self.fixed),
-            "k": self.k,
-            "layer": self.layer.describe(),
-        }
+        return controller_record(self) | {"layer": self.layer.describe()}
 
 
 @dataclass(frozen=True)
