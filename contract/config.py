@@ -53,7 +53,8 @@ class EngineConfig:
     pipelined = True adds the registers an FPGA needs for its clock rate (docs/estimates.md, "Issue 13"):
     each PE registers its multiplier's weight input and its product, so a DSP block (about 4 ns alone on
     an ECP5) is the only thing between two registers, at two more slots through the array
-    (contract/timing.py) and (A + 2B + 1) register bits per PE; a bit-parallel engine registers its
+    (contract/timing.py) and (A + B + 1) register bits per PE (the bit-parallel weight register equals the
+    active weight register, and synthesis merges them); a bit-parallel engine registers its
     column sums below the array (one more slot); and the accumulator's memory read is registered (a block
     RAM's clock-to-output is about 6 ns), issued one slot earlier, at no cycle. Omitted from the config's
     dict when False, like digit_bits.

@@ -136,8 +136,10 @@ def build_pe(
     behind it, and adds the product two cycles later: psum_in must then arrive two cycles later too, which
     it does, since every PE above is delayed alike. The weight register takes the multiplexed (and
     decoded) weight, so the multiplier's inputs both come straight from flip-flops: the activation is
-    then `row_out`'s. The top row, whose psum_in is a constant, registers the multiplier's inputs once
-    more instead of its product.
+    then `row_out`'s. (Bit-parallel, that register always equals `active`, since both take
+    `swap ? shadow : active`, and synthesis merges the two; digit-serial, it holds the decoded digit.)
+    The top row, whose psum_in is a constant, registers the multiplier's inputs once more instead of its
+    product.
     """
     active = Signal(len(code), name=f"{name}_active")
     shadow = Signal(len(code), name=f"{name}_shadow")

@@ -40,10 +40,11 @@ class CommandEvents:
 def pe_register_bits(cfg: EngineConfig) -> int:
     """Per PE: activation (A), swap mark (1), partial sum, the active and shadow weight codes (2B),
     digit-serial, the digit's place that travels with the activation, and pipelined, the product register
-    (A + B + 1 bits; A + D + 1 for a digit) and the multiplier's weight register (B bits; D + 1 for a
-    digit); the top row's second input registers are counted alike."""
+    (A + B + 1 bits; A + D + 1 for a digit) and, digit-serial, the multiplier's weight register (D + 1
+    bits; a bit-parallel PE's always equals its active weight register, and synthesis merges the two);
+    the top row's second input registers are counted alike."""
     place_bits = (cfg.digit_count - 1).bit_length() if cfg.digit_serial else 0
-    weight_bits = cfg.digit_width + 1 if cfg.digit_serial else cfg.base_bits
+    weight_bits = cfg.digit_width + 1 if cfg.digit_serial else 0
     pipeline_bits = cfg.act_bits + cfg.digit_width + 1 + weight_bits if cfg.pipelined else 0
     return cfg.pe_count * (cfg.act_bits + 1 + place_bits + psum_bits(cfg) + 2 * cfg.base_bits + pipeline_bits)
 
