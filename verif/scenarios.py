@@ -249,7 +249,7 @@ def backpressure(cfg, rng):
     R, C = cfg.rows, cfg.cols
     commands = [random_command(cfg, rng, min(R + 2, cfg.max_m), R + 1, C + 1) for _ in range(2)]
     # Ready until the first result beat is about to appear (M >= 1 rows: 2R + C + 2 + REQUANT_CYCLES cycles
-    # from acceptance, one more on a pipelined engine),
+    # from acceptance, a few more on a pipelined engine: contract.timing),
     # then low for twice the fill time: the hold may begin a little before that beat is offered.
     hold = 2 * coverage.fifo_fill_cycles(cfg, commands)
     return Scenario(
