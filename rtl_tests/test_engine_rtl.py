@@ -12,7 +12,7 @@ import pytest
 
 from contract.config import EngineConfig
 from rtl_tests import harness
-from verif.configs import RTL, config_id
+from verif.configs import AMARANTH, RTL, config_id
 from verif.coverage import write_report
 from verif.rtl.runner import BUILD, SIMULATORS
 from verif.scenarios import base_seed, plan_bins
@@ -38,22 +38,11 @@ PLAN = {config: FULL for config in RTL} | {
 
 
 #: Pipelined digit-serial engines (verif.configs.RTL has the pipelined bit-parallel 2x2): the registers
-#: around the PE's multiplier, the registered wants, at D = 1 and 4.
+#: around the PE's multiplier, the registered wants, at D = 1 (the Amaranth suite's engine) and 4.
 PIPELINED = {
     config_id(cfg): cfg
     for cfg in (
-        EngineConfig(
-            rows=2,
-            cols=2,
-            base_bits=4,
-            act_bits=4,
-            acc_bits=16,
-            max_m=8,
-            max_k=64,
-            max_n=64,
-            digit_bits=1,
-            pipelined=True,
-        ),
+        *(cfg for cfg in AMARANTH.values() if cfg.pipelined and cfg.digit_serial),
         EngineConfig(
             rows=3,
             cols=5,
