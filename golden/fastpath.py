@@ -16,9 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contract.cli import InputError
-from golden.export import INPUT, Export, ExportedLayer
-from golden.lowering import host_add, host_requantize, precisions_for
+from golden.export import Export, ExportedLayer
+from golden.lowering import check_input, host_requantize, precisions_for, walk_graph
 from golden.nested import requantize, truncate_act, truncate_weight, wrap
 
 
@@ -26,20 +25,11 @@ def fast_logits(export: Export, input_codes: torch.Tensor, k, j: int | None = No
     """Raw logits [batch, classes] for input codes [batch, C, H, W] at k (one, or one per GEMM layer)."""
     j = export.act_bits if j is None else j
     ks = dict(zip((layer.name for layer in export.layers), precisions_for(export, k), strict=True))
-    codes = torch.as_tensor(input_codes).to(torch.int64)
-    if tuple(codes.shape[1:]) != export.input_shape:
-        raise InputError(
-            f"the model takes inputs {list(export.input_shape)}, got images of shape {list(codes.shape[1:])}"
-        )
-    values = {INPUT: codes}
-    last = export.nodes[-1]
-    for node in export.nodes:
-        if node.op == "add":
-            values[node.name] = host_add([values[name] for name in node.inputs], export.act_bits)
-            continue
-        layer = export.layer(node.name)
-        values[node.name] = fast_layer(export, layer, values[node.inputs[0]], ks[node.name], j, node is last)
-    return values[last.name]
+    return walk_graph(
+        export,
+        check_input(export, input_codes),
+        lambda layer, source, last: fast_layer(export, layer, source, ks[layer.name], j, last),
+    )
 
 
 def fast_layer(export: Export, layer: ExportedLayer, codes: torch.Tensor, k: int, j: int, last: bool) -> torch.Tensor:

@@ -121,9 +121,25 @@ def check_input(export: Export, input_codes) -> torch.Tensor:
     codes = torch.as_tensor(input_codes).to(torch.int64)
     if tuple(codes.shape[1:]) != export.input_shape:
         raise InputError(
-            f"input codes must have shape [batch, {', '.join(map(str, export.input_shape))}], got {list(codes.shape)}"
+            f"the model takes inputs {list(export.input_shape)}, got images of shape {list(codes.shape[1:])}"
         )
     return codes
+
+
+def walk_graph(
+    export: Export, codes: torch.Tensor, layer_value: Callable[[ExportedLayer, torch.Tensor, bool], torch.Tensor]
+) -> torch.Tensor:
+    """The network's nodes in order on input `codes`: each add on the host, each GEMM layer by
+    `layer_value(layer, what it reads, whether it is the last node)`; returns the last node's value. One walk
+    for every executor (lower's engine GEMMs, golden.fastpath's whole-batch products)."""
+    values = {INPUT: codes}  # NCHW codes, or a raw layer's output in code units (NCHW) for an add
+    last = export.nodes[-1]
+    for node in export.nodes:
+        if node.op == "add":
+            values[node.name] = host_add([values[name] for name in node.inputs], export.act_bits)
+        else:
+            values[node.name] = layer_value(export.layer(node.name), values[node.inputs[0]], node is last)
+    return values[last.name]
 
 
 def check_j(export: Export, j: int | None) -> int:
@@ -168,19 +184,13 @@ def lower(export: Export, input_codes, k, j: int | None, execute: Executor) -> l
     sequence with one per GEMM layer in execution order), one GEMM per layer computed by `execute` and the
     residual adds on the host; returns every layer's GEMM and output in order."""
     j = check_j(export, j)
-    ks = precisions_for(export, k)
-    codes = check_input(export, input_codes)
+    precision = dict(zip((layer.name for layer in export.layers), precisions_for(export, k), strict=True))
     runs = []
-    values = {INPUT: codes}  # NCHW codes, or a raw layer's output in code units (NCHW) for an add
-    precision = dict(zip((layer.name for layer in export.layers), ks, strict=True))
-    last = export.nodes[-1]
-    for node in export.nodes:
-        if node.op == "add":
-            values[node.name] = host_add([values[name] for name in node.inputs], export.act_bits)
-            continue
-        layer = export.layer(node.name)
-        run, values[node.name] = run_layer(
-            export, layer, values[node.inputs[0]], precision[node.name], j, execute, node is last
-        )
+
+    def layer_value(layer, source, last):
+        run, value = run_layer(export, layer, source, precision[layer.name], j, execute, last)
         runs.append(run)
+        return value
+
+    walk_graph(export, check_input(export, input_codes), layer_value)
     return runs
