@@ -273,7 +273,11 @@ def _alive(pid: int) -> bool:
 
 
 def _discard(entry: Path) -> None:
+    """Delete a staging entry. A directory loses its completion marker first (one atomic unlink), so a deletion
+    stopped halfway leaves something that is never taken for a complete output, only deleted later."""
     if entry.is_dir() and not entry.is_symlink():
+        with contextlib.suppress(FileNotFoundError):
+            (entry / MARKER).unlink()
         shutil.rmtree(entry)
     elif os.path.lexists(entry):
         entry.unlink()

@@ -137,6 +137,26 @@ def test_the_next_run_puts_back_an_output_left_aside_between_the_two_renames(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_an_old_output_whose_deletion_is_interrupted_is_never_taken_for_complete(tmp_path, monkeypatch):
+    """A Ctrl-C while the replaced output is being deleted (the swap is done) leaves part of it behind; it has
+    lost its marker first, so neither the old-or-new rule nor the next run's recovery takes it for an output."""
+    write_output(tmp_path / "out", "old")
+
+    def interrupted_rmtree(directory):
+        (directory / "data").unlink()  # deleted halfway
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("contract.cli.shutil.rmtree", interrupted_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        write_output(tmp_path / "out", "new")
+    monkeypatch.undo()
+    (left,) = tmp_path.glob(".out.nestmac-old-*")
+    assert not (left / MARKER).exists() and (tmp_path / "out" / "data").read_text() == "new"
+    write_output(tmp_path / "out", "next")  # the next run deletes what is left and keeps its own output
+    assert (tmp_path / "out" / "data").read_text() == "next"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_stale_staging_of_dead_runs_is_cleaned_and_live_ones_are_left(tmp_path):
     write_output(tmp_path / "out", "current")
     pid = dead_pid()
