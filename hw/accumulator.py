@@ -1,7 +1,9 @@
 """On-chip accumulators: one ACC-bit sum per (row m, column) of the current N-tile, summed over K-tiles.
 
 The array produces a complete row of column sums per cycle, so one memory word holds all C columns of
-row m: one read and one write per cycle (per row, not per digit, in a digit-serial engine: `read_enable`).
+row m: at most one read and one write per cycle (per row, not per digit, in a digit-serial engine). The
+datapath enables the read (`read_enable`) only for a row that has an earlier K-tile's sum to add, and the
+write happens only when a later K-tile will read it back.
 The read is issued a cycle ahead (the memory is synchronous) and is transparent to the write, which
 matters only when the same row comes back on the next cycle (R = 1, M = 1). A pipelined engine
 (EngineConfig.pipelined) registers the read data as well, so the read is issued two cycles ahead; the
@@ -70,7 +72,7 @@ class Accumulator(wiring.Component):
                 "colsums": In(data.ArrayLayout(signed(column_sum_bits(cfg)), cfg.cols)),
                 "token": In(token_layout(cfg)),
                 "read_row": In(range(cfg.max_m)),
-                "read_enable": In(1, init=1),
+                "read_enable": In(1),
                 "sums": Out(sums_layout),
                 "sums_token": Out(token_layout(cfg)),
             }

@@ -81,7 +81,8 @@ class Datapath(wiring.Component):
         # Tokens as far as the accumulator (a digit-serial engine's shift-and-add delays its own).
         token_slots = array_slots(cfg) if cfg.digit_serial else fill_drain_slots(cfg)
         tokens = delay_line(m, self.token, token_slots, "token")
-        read_ahead = -3 if cfg.pipelined else -2  # the accumulator's read, one or two slots ahead
+        ahead = tokens[-3 if cfg.pipelined else -2]  # the row whose accumulator read is issued now
+        read_once = 1
         if cfg.digit_serial:
             # One more stage: the row's column sums are complete one slot after its last digit's.
             m.submodules.shift_add = shift_add = DigitShiftAdd(cfg)
@@ -90,9 +91,8 @@ class Datapath(wiring.Component):
             m.d.comb += [
                 shift_add.digit_sums.eq(deskew.o),
                 shift_add.token.eq(tokens[-1]),
-                accumulator.read_enable.eq(ahead.last_digit),  # once per row, not per digit
             ]
-            colsums, aligned, next_row = shift_add.sums, shift_add.sums_token, ahead.row
+            colsums, aligned, read_once = shift_add.sums, shift_add.sums_token, ahead.last_digit  # once a row
         elif has_offset_term(cfg):
             m.submodules.offset_term = offset_term = OffsetTerm(cfg)
             m.d.comb += [
@@ -100,9 +100,9 @@ class Datapath(wiring.Component):
                 offset_term.decode.eq(self.precision.weight),
                 offset_term.psums.eq(deskew.o),
             ]
-            colsums, aligned, next_row = offset_term.sums, tokens[-1], tokens[read_ahead].row
+            colsums, aligned = offset_term.sums, tokens[-1]
         else:
-            colsums, aligned, next_row = deskew.o, tokens[-1], tokens[read_ahead].row
+            colsums, aligned = deskew.o, tokens[-1]
         if below_array_slots(cfg) and not cfg.digit_serial:
             # The column-sum register of a pipelined engine: the offset term's adder and the accumulator's
             # are no longer in series on the path into the accumulator memory.
@@ -119,7 +119,10 @@ class Datapath(wiring.Component):
         m.d.comb += [
             accumulator.colsums.eq(colsums),
             accumulator.token.eq(aligned),
-            accumulator.read_row.eq(next_row),
+            accumulator.read_row.eq(ahead.row),
+            # Only a row with an earlier K-tile's sum in memory reads it: no read in the first K-tile (whose
+            # prior sum is 0) nor for an empty slot, so the memory is read M * (T_k - 1) * T_n times.
+            accumulator.read_enable.eq(ahead.valid & ~ahead.first_ktile & read_once),
             self.param_wanted.eq(param_due),
             requant.sums.eq(accumulator.sums),
             requant.token.eq(accumulator.sums_token),

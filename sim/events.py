@@ -27,7 +27,7 @@ class CommandEvents:
     psum_bits: int  # width of the adder in each PE
     shift_adds: int  # digit-serial: column additions in the shift-and-add stage, C per steady slot (else 0)
     shift_add_bits: int  # width of each, and of its per-column register (0 for the bit-parallel engine)
-    acc_reads: int  # accumulator memory words read (one per activation row per tile)
+    acc_reads: int  # accumulator memory words read (per activation row, every K-tile but the first)
     acc_writes: int  # ... and written back (every K-tile but the last)
     acc_word_bits: int  # C * ACC
     requant_outputs: int  # output values that go through the requantizer, padded columns included
@@ -64,7 +64,7 @@ def command_events(cfg: EngineConfig, m: int, k_dim: int, n: int, wbits: int | N
         psum_bits=psum_bits(cfg),
         shift_adds=cycles.steady * cfg.cols if cfg.digit_serial else 0,
         shift_add_bits=column_sum_bits(cfg) if cfg.digit_serial else 0,
-        acc_reads=rows_in,
+        acc_reads=m * (k_tiles - 1) * n_tiles,
         acc_writes=m * (k_tiles - 1) * n_tiles,
         acc_word_bits=cfg.cols * cfg.acc_bits,
         requant_outputs=m * n_tiles * cfg.cols,
