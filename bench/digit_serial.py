@@ -9,10 +9,8 @@ Usage: python bench/digit_serial.py [--array 16x16] [--gemm 256x1024x256] [--dig
 
 from __future__ import annotations
 
-import re
-
 from contract.cli import Parser, run_main
-from contract.config import ConfigError, EngineConfig, parse_array
+from contract.config import EngineConfig, parse_array, parse_gemm
 from sim.energy import gemms_energy
 from sim.events import split_rows
 from sim.model import command_cycles
@@ -73,13 +71,6 @@ def targets(figures: dict, shape: tuple[int, int, int], array: tuple[int, int]) 
     print(f"  cycles within 2% of M*K*N*ceil(k/D)/(R*C), overhead excluded: worst {worst:.2%}")
     print(f"  D = 1 throughput k=1 / k=8 >= 7x: {speedup:.2f}x ({'met' if speedup >= 7 else 'missed'})")
     print(f"  D = 1 pJ/MAC k=1 / k=8 <= 1/3: {energy:.3f} ({'met' if energy <= 1 / 3 else 'missed'})")
-
-
-def parse_gemm(text: str) -> tuple[int, int, int]:
-    match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", text)
-    if not match:
-        raise ConfigError(f"--gemm must look like MxKxN, got {text!r}")
-    return int(match[1]), int(match[2]), int(match[3])
 
 
 def main(argv: list[str] | None = None) -> None:

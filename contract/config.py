@@ -33,6 +33,14 @@ def parse_array(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def parse_gemm(text: str, option: str = "--gemm") -> tuple[int, int, int]:
+    """'256x1024x256' -> (M, K, N), each at least 1."""
+    match = re.fullmatch(r"\s*(\d+)x(\d+)x(\d+)\s*", text)
+    if not match or 0 in (shape := (int(match[1]), int(match[2]), int(match[3]))):
+        raise ConfigError(f"{option} must look like MxKxN with each at least 1 (e.g. 256x1024x256), got {text!r}")
+    return shape
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """R x C array of B-bit weight codes and A-bit activation codes with ACC-bit accumulators.

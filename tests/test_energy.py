@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from contract.config import EngineConfig
+from sim.dataflow import output_stationary_energy, scalesim_cycles
 from sim.energy import gemms_energy, inference_shapes
 from sim.events import command_events, split_rows
 from verif.amaranth_streams import simulate
@@ -149,3 +150,23 @@ def test_accumulator_traffic_counted_in_the_events_is_what_the_engine_does(confi
     events = [command_events(cfg, *shape) for shape in shapes]
     expected = {"reads": sum(e.acc_reads for e in events), "writes": sum(e.acc_writes for e in events)}
     assert counts == expected and expected["reads"] > 0, (config, scenario.seed)
+
+
+def test_scalesim_formulas_on_a_hand_worked_gemm():
+    """M = 20, K = 9, N = 5 on a 4x2 array, by hand from 2R + C + T - 2 = 8 + T per fold:
+    WS: ceil(9/4) * ceil(5/2) = 9 folds of T = 20: 9 * 28 = 252;
+    OS: ceil(20/4) * ceil(5/2) = 15 folds of T = 9: 15 * 17 = 255."""
+    assert scalesim_cycles("ws", 4, 2, 20, 9, 5) == 252
+    assert scalesim_cycles("os", 4, 2, 20, 9, 5) == 255
+
+
+def test_output_stationary_estimate_keeps_partial_sums_in_the_pes():
+    """On the hand-checked 2x2 GEMM: no accumulator memory; each PE adds at ACC bits in each of K steps;
+    operands are read once per fold (one fold here), priced as in sim.energy."""
+    energy = output_stationary_energy(CFG, 2, 2, 2, k=4, j=8)
+    assert energy.accumulator == 0
+    assert energy.multiply == pytest.approx(0.8)
+    assert energy.add == pytest.approx(2 * 4 * 0.1)  # K = 2 steps x 4 PEs at 32 bits
+    cycles = 2 * 2 + 2 + 2 - 2  # one fold, T = K = 2
+    assert energy.registers == pytest.approx(cycles * 4 * (8 + 8 + 32) * 0.1 / 32)
+    assert energy.buffers == pytest.approx((32 + 32 + 108 + 128) * 0.3125)  # the same bits as the WS case
