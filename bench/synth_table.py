@@ -3,10 +3,11 @@ docs/estimates.md: every (target, array) point synthesised switchable and as the
 baseline, then printed as tables. Points already in build/synth are reused unless --fresh.
 
     python bench/synth_table.py [--targets asic,ice40-up5k,ecp5-85k] [--arrays 4x4,16x16] [--jobs 2] [--fresh]
-                                [--pipelined]
+                                [--pipelined] [--digit-bits D] [--max-m M]
 
 --pipelined builds the engines with EngineConfig.pipelined (the FPGA-timing registers); the Fmax column
-then comes with the critical path's delay and its two ends.
+then comes with the critical path's delay and its two ends. --digit-bits D builds digit-serial engines
+only: the fixed-precision baseline is bit-parallel, so there is no switching-overhead table then.
 """
 
 from __future__ import annotations
@@ -48,13 +49,22 @@ def main(argv=None) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="re-run points that already have a report")
     parser.add_argument("--pipelined", action="store_true", help="engines with the FPGA-timing registers")
+    parser.add_argument("--digit-bits", type=int, help="digit-serial engines of D-bit digits (no fixed baseline)")
+    parser.add_argument("--max-m", type=int, default=DEFAULT_MAX_M, help="accumulator depth")
     args = parser.parse_args(argv)
     targets = args.targets.split(",")
     configs = []
     for text in args.arrays.split(","):
         rows, cols = parse_array(text)
-        cfg = EngineConfig(rows=rows, cols=cols, base_bits=args.bits, max_m=DEFAULT_MAX_M, pipelined=args.pipelined)
-        configs += [cfg, replace(cfg, switchable=False)]
+        cfg = EngineConfig(
+            rows=rows,
+            cols=cols,
+            base_bits=args.bits,
+            max_m=args.max_m,
+            pipelined=args.pipelined,
+            digit_bits=args.digit_bits,
+        )
+        configs += [cfg] if cfg.digit_serial else [cfg, replace(cfg, switchable=False)]
     points = [(target, cfg) for cfg in configs for target in targets]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         reports = list(pool.map(point, *zip(*points, strict=True), [args.fresh] * len(points)))
@@ -79,7 +89,9 @@ def main(argv=None) -> None:
         )
         for cfg in configs:
             report = by_tag[tag_for(cfg, target)]
-            kind = "switchable" if cfg.switchable else "fixed"
+            kind = ("switchable" if cfg.switchable else "fixed") + (
+                f", D = {cfg.digit_bits}" if cfg.digit_serial else ""
+            )
             array = f"{cfg.rows}x{cfg.cols}"
             if "error" in report:
                 rows.append([array, kind, report["error"][:100]] + [""] * (len(header) - 3))
