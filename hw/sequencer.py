@@ -10,7 +10,7 @@ is a fixed function of (M, K, N, R, C), which is what makes the cycle count exac
 
 Tiles run N-tile outer, K-tile inner. Lanes of the last K-tile beyond K are masked here (`act_lanes`),
 columns of the last N-tile beyond N by the requantizer (`out_lanes`). Precision settings are decoded
-from the command once, when it is accepted, and hold until the pipeline has drained.
+from the command payload in every idle cycle, so the accepting cycle's hold until the pipeline has drained.
 
 A digit-serial engine (D < B) holds each activation row for n = ceil(k/D) slots, one per weight digit,
 most significant first: a tile takes max(M*n, R) slots (M*n for the last) and the activation beat is
@@ -51,7 +51,6 @@ class Sequencer(wiring.Component):
         cfg = self._cfg
         rows, cols = cfg.rows, cfg.cols
         command = Signal(command_layout(cfg))
-        tile_last_slot = None if cfg.digit_serial else Signal(range(max(cfg.max_m, rows)))
         k_left = Signal(range(cfg.max_k + 1))
         n_left = Signal(range(cfg.max_n + 1))
         first_ktile = Signal()
@@ -73,7 +72,17 @@ class Sequencer(wiring.Component):
         rows_left = Signal()  # in TILES, row < M: an activation row is due
         weights_left = Signal()  # PRELOAD, or in TILES slot < R and not the last tile: a weight row is due
         last_tile = last_ktile & last_ntile
-        last_row = row == command.m - 1
+        # Registered likewise, so that the end of a tile (an enable of every counter) needs no comparator:
+        # `last_row` is row == M-1 and, bit-parallel, `tile_end` is slot == max(M, R)-1. Both hold their
+        # row-0 values from IDLE through PRELOAD (row, and `slot` as TILES sees it, start at 0), take them
+        # again when a tile ends, and otherwise compare the counter with the index before the last (-1 when
+        # there is none) as it steps.
+        last_row = Signal()
+        single_row = Signal()  # M = 1: the value of `last_row` at row 0
+        row_before_last = Signal(range(-1, cfg.max_m - 1))  # M - 2
+        if not cfg.digit_serial:
+            tile_end = Signal()
+            tile_before_end = Signal(range(-1, max(cfg.max_m, rows) - 1))  # max(M, R) - 2
         # The last-tile flag of the tile that follows this one (used only when this one is not the last).
         next_last_tile = Mux(
             last_ktile,
@@ -95,22 +104,36 @@ class Sequencer(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
+                # Every idle cycle loads the command, its counters and its decoded precision from the payload,
+                # whether or not it is valid or legal: nothing reads them while idle (the datapath moves only
+                # while running, and the last result row is in the output FIFO before the sequencer idles),
+                # and in the accepting cycle they load exactly the accepted command's. So only the state and
+                # `weights_left` wait for the legality checks, and the decode is off that path.
+                self._load(m, self.cmd.payload, command)
+                one_row = self.cmd.payload.m == 1
+                m.d.sync += [
+                    last_row.eq(one_row),
+                    single_row.eq(one_row),
+                    row_before_last.eq(self.cmd.payload.m - 2),
+                    k_left.eq(self.cmd.payload.k_dim),
+                    n_left.eq(self.cmd.payload.n),
+                    last_ktile.eq(self.cmd.payload.k_dim <= rows),
+                    last_ntile.eq(self.cmd.payload.n <= cols),
+                    first_ktile.eq(1),
+                    slot.eq(0),
+                ]
+                if cfg.digit_serial:
+                    m.d.sync += row.eq(0)
+                else:
+                    m.d.sync += [
+                        tile_end.eq(one_row & (rows == 1)),  # max(M, R) = 1
+                        tile_before_end.eq(Mux(self.cmd.payload.m > rows, self.cmd.payload.m, rows) - 2),
+                    ]
                 with m.If(self.cmd.valid & ~self._legal(self.cmd.payload)):
                     # Taken and dropped: it takes no beat and makes none, so the next command starts clean.
                     m.d.comb += self.refused.eq(1)
                 with m.Elif(self.cmd.valid):
-                    self._accept(m, self.cmd.payload, command, tile_last_slot)
-                    m.d.sync += [
-                        k_left.eq(self.cmd.payload.k_dim),
-                        n_left.eq(self.cmd.payload.n),
-                        last_ktile.eq(self.cmd.payload.k_dim <= rows),
-                        last_ntile.eq(self.cmd.payload.n <= cols),
-                        first_ktile.eq(1),
-                        slot.eq(0),
-                        weights_left.eq(1),
-                    ]
-                    if cfg.digit_serial:
-                        m.d.sync += row.eq(0)
+                    m.d.sync += weights_left.eq(1)
                     m.next = "PRELOAD"
             with m.State("PRELOAD"):
                 m.d.comb += self.running.eq(1)
@@ -127,7 +150,7 @@ class Sequencer(wiring.Component):
                     rows_in = ~rows_left | (last_row & last_digit)
                     tile_done = Mux(last_tile, last_row & last_digit, (slot >= rows - 1) & rows_in)
                 else:
-                    tile_done = Mux(last_tile, last_row, slot == tile_last_slot)
+                    tile_done = Mux(last_tile, last_row, tile_end)
                 with m.If(self.advance):
                     with m.If(slot == rows - 1):
                         m.d.sync += weights_left.eq(0)
@@ -139,9 +162,13 @@ class Sequencer(wiring.Component):
                         with m.If(self.want_act):
                             m.d.sync += place.eq(Mux(last_digit, cfg.digit_count - 1, place - 1))
                             with m.If(last_digit):
-                                m.d.sync += row.eq(row + 1)
+                                m.d.sync += [row.eq(row + 1), last_row.eq(row == row_before_last)]
                     else:
-                        m.d.sync += slot.eq(slot + 1)
+                        m.d.sync += [
+                            slot.eq(slot + 1),
+                            last_row.eq(slot == row_before_last),
+                            tile_end.eq(slot == tile_before_end),
+                        ]
                     with m.If(last_ntile):
                         m.d.sync += self.out_lanes.eq(Cat(n_left > c for c in range(cols)))
                     with m.If(tile_done):
@@ -150,9 +177,12 @@ class Sequencer(wiring.Component):
                             first_ktile.eq(last_ktile),
                             rows_left.eq(~last_tile),
                             weights_left.eq(~last_tile & ~next_last_tile),
+                            last_row.eq(single_row),
                         ]
                         if cfg.digit_serial:
                             m.d.sync += row.eq(0)
+                        else:
+                            m.d.sync += tile_end.eq(single_row & (rows == 1))
                         with m.If(last_ktile):
                             m.d.sync += [
                                 k_left.eq(command.k_dim),
@@ -189,13 +219,12 @@ class Sequencer(wiring.Component):
             legal &= (payload.abits >= 1) & (payload.abits <= cfg.act_bits)
         return legal
 
-    def _accept(self, m, payload, command, tile_last_slot):
-        """Latch the command and decode its precision into masks and the column sum's exact shift."""
+    def _load(self, m, payload, command):
+        """Latch the command and decode its precision into masks and the column sum's exact shift (every
+        idle cycle, so that the last one is the accepted command's)."""
         cfg = self._cfg
         precision = self.precision
         m.d.sync += [command.eq(payload), precision.mode.eq(payload.mode)]
-        if tile_last_slot is not None:  # digit-serial tiles end on their rows and slots instead
-            m.d.sync += tile_last_slot.eq(Mux(payload.m > cfg.rows, payload.m, cfg.rows) - 1)
         if not cfg.switchable:
             return  # the fixed-precision baseline has no masks or pre-shift to decode
         weight_drop = Signal(range(cfg.base_bits), name="weight_drop")
