@@ -104,10 +104,7 @@ def nextpnr_utilisation(report: dict) -> dict[str, dict[str, int]]:
 
 
 def block_of(module: str) -> str:
-    """The block of a hierarchical module name: that of its innermost named ancestor (an array row's
-    stall region, `...array.row3`, is the array's)."""
-    names = module.lstrip("\\").split(".")
-    return next((BLOCKS[name] for name in reversed(names) if name in BLOCKS), "control")
+    return BLOCKS.get(module.lstrip("\\").split(".")[-1], "control")
 
 
 def gate_counts(stat: dict) -> dict:

@@ -20,7 +20,6 @@ from amaranth.lib.wiring import In, Out
 from hw.interface import psum_bits, weight_decode_layout
 from hw.offset import has_offset_term, row_sum_bits
 from hw.pe import build_pe, pe_decodes, row_input_layout
-from hw.stall import region
 
 
 def column_load_layout(cfg) -> data.StructLayout:
@@ -37,7 +36,6 @@ class SystolicArray(wiring.Component):
                 "rows": In(data.ArrayLayout(row_input_layout(cfg), cfg.rows)),
                 "load": In(data.ArrayLayout(column_load_layout(cfg), cfg.cols)),
                 "psums": Out(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
-                "advance": In(cfg.rows),  # row r's copy of the stall enable (hw/stall.py)
             }
             | ({"decode": In(weight_decode_layout(cfg))} if pe_decodes(cfg) else {})
             | ({"row_sum": Out(row_sum_bits(cfg))} if has_offset_term(cfg) else {})
@@ -48,33 +46,30 @@ class SystolicArray(wiring.Component):
         cfg = self._cfg
         psums = [Const(0, signed(psum_bits(cfg)))] * cfg.cols
         decode = self.decode if pe_decodes(cfg) else None
-        # Each array row is a region with its own stall enable; the column load counters sit with row 0,
-        # the row sum's bottom register with row R - 1.
-        regions = [region(m, f"row{r}", self.advance[r]) for r in range(cfg.rows)]
         next_rows = []
         for c, load in enumerate(self.load):
             # Rows 0..R-1 of every tile, in order: a command's loads are whole tiles, and reset clears it.
             next_row = Signal(range(cfg.rows), name=f"next_row_{c}")
-            with regions[0].If(load.load):
-                regions[0].d.sync += next_row.eq(Mux(next_row == cfg.rows - 1, 0, next_row + 1))
+            with m.If(load.load):
+                m.d.sync += next_row.eq(Mux(next_row == cfg.rows - 1, 0, next_row + 1))
             next_rows.append(next_row)
         row_sum = Const(0, 1)
-        for r, here in enumerate(regions):
+        for r in range(cfg.rows):
             row = self.rows[r]
             for c, load in enumerate(self.load):
                 if c == cfg.cols - 1 and not cfg.pipelined:
-                    row_sum = _add_row(here, r, row_sum, row.act)
+                    row_sum = _add_row(m, r, row_sum, row.act)
                 writes = load.load & (next_rows[c] == r)
                 row, psums[c] = build_pe(
-                    here, f"pe_{r}_{c}", row, psums[c], writes, load.code, decode, cfg.digit_bits, cfg.pipelined
+                    m, f"pe_{r}_{c}", row, psums[c], writes, load.code, decode, cfg.digit_bits, cfg.pipelined
                 )
             if cfg.pipelined:  # the column sums come two slots later: take the activation past the edge,
-                row_sum = _add_row(here, r, row_sum, row.act)
+                row_sum = _add_row(m, r, row_sum, row.act)
         m.d.comb += [self.psums[c].eq(psum) for c, psum in enumerate(psums)]
         if has_offset_term(cfg):
             if cfg.pipelined:  # and delay the sum by one more slot at the bottom
                 delayed = Signal.like(row_sum, name="row_sum_delayed")
-                regions[-1].d.sync += delayed.eq(row_sum)
+                m.d.sync += delayed.eq(row_sum)
                 row_sum = delayed
             m.d.comb += self.row_sum.eq(row_sum)
         return m

@@ -22,12 +22,10 @@ from hw.stall import region
 
 
 def region_layout(cfg) -> data.StructLayout:
-    """The datapath's stall regions, one copy of `advance` each: the two input skews, every array row,
+    """The datapath's stall regions, one copy of `advance` each: the two input skews, the PE array,
     the column stage (de-skew, offset term or shift-and-add, column-sum register, tokens), the
     accumulator and the requantizer."""
-    return data.StructLayout(
-        {"act_skew": 1, "load_skew": 1, "rows": cfg.rows, "column": 1, "accumulator": 1, "requant": 1}
-    )
+    return data.StructLayout({"act_skew": 1, "load_skew": 1, "array": 1, "column": 1, "accumulator": 1, "requant": 1})
 
 
 class Datapath(wiring.Component):
@@ -61,18 +59,17 @@ class Datapath(wiring.Component):
         advance = self.advance
         act_skew = Skew(row_input_layout(cfg), [1 + r for r in range(rows)])
         load_skew = Skew(column_load_layout(cfg), [1 + c for c in range(cols)])
-        array = SystolicArray(cfg)  # its rows take their own copies
+        array = SystolicArray(cfg)
         deskew = Skew(signed(psum_bits(cfg)), [cols - 1 - c for c in range(cols)])
         accumulator = Accumulator(cfg)
         requant = Requantizer(cfg)
         m.submodules.act_skew = EnableInserter(advance.act_skew)(act_skew)
         m.submodules.load_skew = EnableInserter(advance.load_skew)(load_skew)
-        m.submodules.array = array
+        m.submodules.array = EnableInserter(advance.array)(array)
         m.submodules.deskew = EnableInserter(advance.column)(deskew)
         m.submodules.accumulator = EnableInserter(advance.accumulator)(accumulator)
         m.submodules.requant = EnableInserter(advance.requant)(requant)
         column = region(m, "column", advance.column)  # this module's own registers
-        m.d.comb += array.advance.eq(advance.rows)
 
         first_row = self.token.valid & (self.token.row == 0)
         if cfg.digit_serial:  # a tile's first row swaps in its weights with its first digit only

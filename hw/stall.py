@@ -3,8 +3,9 @@
 
 `advance` enables every datapath register: about 9,400 flip-flop enables at 8x8. As one net it spans the
 whole placed design, and on the ECP5-85K its routing (9.4 of 10.6 ns) was what limited Fmax. Each region
-(an array row, a skew, the column stage, the accumulator, the requantizer, the output FIFO's write) gets
-a copy of its own, which the placer can put near that region's loads.
+(the PE array, a skew, the column stage, the accumulator, the requantizer, the output FIFO's write) gets
+a copy of its own, which the placer can put near that region's loads. (Finer regions, one per array row
+or per PE, placed worse on the 8x8 ECP5: docs/estimates.md, issue 13, step 8.)
 
 The copies must be distinct logic, or synthesis merges them back into one net: Yosys's opt_merge merges
 cells with identical inputs (a `keep` attribute on the signal does not stop it, only one on the cells)
