@@ -1,11 +1,12 @@
 """Everything that moves in lockstep with the pipeline: input masking, skews, array, accumulators and
 requantizer. It has no handshakes of its own: the engine clocks it only in slots where every beat it
-consumes is present and the output FIFO can take what it produces (EnableInserter(advance)).
+consumes is present and the output FIFO can take what it produces. That enable, `advance`, comes as one
+copy per region (`region_layout`, hw/stall.py), each region's registers moving with their own copy.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import EnableInserter, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,6 +18,14 @@ from hw.offset import OffsetTerm, has_offset_term
 from hw.pe import load_value, pe_decodes, row_input_layout
 from hw.requant import Requantizer
 from hw.skew import Skew, delay_line
+from hw.stall import region
+
+
+def region_layout(cfg) -> data.StructLayout:
+    """The datapath's stall regions, one copy of `advance` each: the two input skews, the PE array,
+    the column stage (de-skew, offset term or shift-and-add, column-sum register, tokens), the
+    accumulator and the requantizer."""
+    return data.StructLayout({"act_skew": 1, "load_skew": 1, "array": 1, "column": 1, "accumulator": 1, "requant": 1})
 
 
 class Datapath(wiring.Component):
@@ -37,6 +46,7 @@ class Datapath(wiring.Component):
                 "out_lanes": In(cfg.cols),
                 "result": Out(result_layout(cfg)),
                 "result_valid": Out(1),
+                "advance": In(region_layout(cfg)),
             }
         )
 
@@ -46,12 +56,20 @@ class Datapath(wiring.Component):
         rows, cols = cfg.rows, cfg.cols
         # Lane r waits 1 + r slots (input register, then the skew); column c's loads wait 1 + c slots to
         # stay behind the swap marks; column c's sums wait C - 1 - c slots to line up with column C - 1.
-        m.submodules.act_skew = act_skew = Skew(row_input_layout(cfg), [1 + r for r in range(rows)])
-        m.submodules.load_skew = load_skew = Skew(column_load_layout(cfg), [1 + c for c in range(cols)])
-        m.submodules.array = array = SystolicArray(cfg)
-        m.submodules.deskew = deskew = Skew(signed(psum_bits(cfg)), [cols - 1 - c for c in range(cols)])
-        m.submodules.accumulator = accumulator = Accumulator(cfg)
-        m.submodules.requant = requant = Requantizer(cfg)
+        advance = self.advance
+        act_skew = Skew(row_input_layout(cfg), [1 + r for r in range(rows)])
+        load_skew = Skew(column_load_layout(cfg), [1 + c for c in range(cols)])
+        array = SystolicArray(cfg)
+        deskew = Skew(signed(psum_bits(cfg)), [cols - 1 - c for c in range(cols)])
+        accumulator = Accumulator(cfg)
+        requant = Requantizer(cfg)
+        m.submodules.act_skew = EnableInserter(advance.act_skew)(act_skew)
+        m.submodules.load_skew = EnableInserter(advance.load_skew)(load_skew)
+        m.submodules.array = EnableInserter(advance.array)(array)
+        m.submodules.deskew = EnableInserter(advance.column)(deskew)
+        m.submodules.accumulator = EnableInserter(advance.accumulator)(accumulator)
+        m.submodules.requant = EnableInserter(advance.requant)(requant)
+        column = region(m, "column", advance.column)  # this module's own registers
 
         first_row = self.token.valid & (self.token.row == 0)
         if cfg.digit_serial:  # a tile's first row swaps in its weights with its first digit only
@@ -80,12 +98,13 @@ class Datapath(wiring.Component):
 
         # Tokens as far as the accumulator (a digit-serial engine's shift-and-add delays its own).
         token_slots = array_slots(cfg) if cfg.digit_serial else fill_drain_slots(cfg)
-        tokens = delay_line(m, self.token, token_slots, "token")
+        tokens = delay_line(column, self.token, token_slots, "token")
         ahead = tokens[-3 if cfg.pipelined else -2]  # the row whose accumulator read is issued now
         read_once = 1
         if cfg.digit_serial:
             # One more stage: the row's column sums are complete one slot after its last digit's.
-            m.submodules.shift_add = shift_add = DigitShiftAdd(cfg)
+            shift_add = DigitShiftAdd(cfg)
+            m.submodules.shift_add = EnableInserter(advance.column)(shift_add)
             # The read is issued one slot before the row's sums leave the shift-and-add, two when registered.
             ahead = tokens[-2] if cfg.pipelined else tokens[-1]
             m.d.comb += [
@@ -94,7 +113,8 @@ class Datapath(wiring.Component):
             ]
             colsums, aligned, read_once = shift_add.sums, shift_add.sums_token, ahead.last_digit  # once a row
         elif has_offset_term(cfg):
-            m.submodules.offset_term = offset_term = OffsetTerm(cfg)
+            offset_term = OffsetTerm(cfg)
+            m.submodules.offset_term = EnableInserter(advance.column)(offset_term)
             m.d.comb += [
                 offset_term.row_sum.eq(array.row_sum),
                 offset_term.decode.eq(self.precision.weight),
@@ -107,7 +127,7 @@ class Datapath(wiring.Component):
             # The column-sum register of a pipelined engine: the offset term's adder and the accumulator's
             # are no longer in series on the path into the accumulator memory.
             registered = Signal(colsums.shape(), name="colsums")
-            m.d.sync += registered.eq(colsums)
+            column.d.sync += registered.eq(colsums)
             colsums = registered
         # Whether `aligned` is an N-tile's first complete row (its parameters are due), registered from
         # the token that enters `aligned` next (a digit-serial row's with its last digit), so that the
@@ -115,7 +135,7 @@ class Datapath(wiring.Component):
         feeding = tokens[-1] if cfg.digit_serial else tokens[-2]
         feeding_valid = feeding.valid & feeding.last_digit if cfg.digit_serial else feeding.valid
         param_due = Signal()
-        m.d.sync += param_due.eq(feeding_valid & feeding.last_ktile & (feeding.row == 0))
+        column.d.sync += param_due.eq(feeding_valid & feeding.last_ktile & (feeding.row == 0))
         m.d.comb += [
             accumulator.colsums.eq(colsums),
             accumulator.token.eq(aligned),

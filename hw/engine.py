@@ -5,12 +5,14 @@ slot consumes; the slot runs (every register of the datapath and the sequencer's
 when all of those beats are valid and the output FIFO can take the result row that the slot completes.
 Nothing is ever half-consumed, so no pattern of valid/ready stalls can lose, duplicate or reorder data.
 The two-entry output FIFO decouples `result.ready` from the pipeline, so no ready depends
-combinationally on `result.ready`.
+combinationally on `result.ready`. The enable is one signal in function but several in the netlist:
+the sequencer and the input readies use `sequencer.running & ready`, each datapath region and the
+FIFO's write an equal copy of it (hw/stall.py), so that no single net reaches every register.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, EnableInserter, Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -19,6 +21,7 @@ from contract.config import EngineConfig
 from hw.datapath import Datapath
 from hw.interface import act_layout, command_layout, param_layout, result_layout, weight_layout
 from hw.sequencer import Sequencer
+from hw.stall import StallCopies
 
 
 class Engine(wiring.Component):
@@ -55,9 +58,11 @@ class Engine(wiring.Component):
         cfg = self.config
         advance = Signal()
         m.submodules.sequencer = sequencer = Sequencer(cfg)
-        m.submodules.datapath = datapath = EnableInserter(advance)(Datapath(cfg))
+        m.submodules.datapath = datapath = Datapath(cfg)
         result_width = data.Layout.cast(result_layout(cfg)).size
         m.submodules.out_fifo = out_fifo = SyncFIFO(width=result_width, depth=2)
+        regions = len(datapath.advance.as_value())
+        m.submodules.stall = stall = StallCopies(regions + 1)  # the last copy is the FIFO write's
 
         wiring.connect(m, wiring.flipped(self.cmd), sequencer.cmd)
         inputs_present = (
@@ -66,8 +71,14 @@ class Engine(wiring.Component):
             & (~datapath.param_wanted | self.param.valid)
         )
         output_room = ~datapath.result_valid | out_fifo.w_rdy
+        ready = Signal()  # whether a running command's slot can happen
         m.d.comb += [
-            advance.eq(sequencer.running & inputs_present & output_room),
+            ready.eq(inputs_present & output_room),
+            advance.eq(sequencer.running & ready),
+            stall.ready.eq(ready),
+            stall.starting.eq(sequencer.cmd.valid & sequencer.cmd.ready & ~sequencer.refused),
+            stall.ending.eq(sequencer.ending),
+            datapath.advance.as_value().eq(stall.advance[:regions]),
             sequencer.advance.eq(advance),
             self.act.ready.eq(advance & sequencer.take_act),
             self.weight.ready.eq(advance & sequencer.want_weight),
@@ -81,7 +92,7 @@ class Engine(wiring.Component):
             datapath.params.eq(self.param.payload),
             datapath.out_lanes.eq(sequencer.out_lanes),
             out_fifo.w_data.eq(datapath.result),
-            out_fifo.w_en.eq(advance & datapath.result_valid),
+            out_fifo.w_en.eq(stall.advance[regions] & datapath.result_valid),
             self.result.payload.eq(out_fifo.r_data),
             self.result.valid.eq(out_fifo.r_rdy),
             out_fifo.r_en.eq(self.result.ready),

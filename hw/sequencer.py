@@ -35,6 +35,7 @@ class Sequencer(wiring.Component):
                 "cmd": In(stream.Signature(command_layout(cfg))),
                 "advance": In(1),
                 "running": Out(1),
+                "ending": Out(1),
                 "want_act": Out(1),
                 "take_act": Out(1),
                 "want_weight": Out(1),
@@ -195,10 +196,11 @@ class Sequencer(wiring.Component):
                         with m.If(last_tile):
                             m.next = "DRAIN"
             with m.State("DRAIN"):
-                m.d.comb += self.running.eq(1)
+                # `ending`: the command's last slot; `running` drops after it (hw/stall.py copies `running`).
+                m.d.comb += [self.running.eq(1), self.ending.eq(slot == drain - 1)]
                 with m.If(self.advance):
                     m.d.sync += slot.eq(slot + 1)
-                    with m.If(slot == drain - 1):
+                    with m.If(self.ending):
                         m.next = "IDLE"
         return m
 
