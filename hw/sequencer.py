@@ -10,7 +10,7 @@ is a fixed function of (M, K, N, R, C), which is what makes the cycle count exac
 
 Tiles run N-tile outer, K-tile inner. Lanes of the last K-tile beyond K are masked here (`act_lanes`),
 columns of the last N-tile beyond N by the requantizer (`out_lanes`). Precision settings are decoded
-from the command payload in every idle cycle, so the accepting cycle's hold until the pipeline has drained.
+from the `cmd` payload in every idle cycle; those of the accepting cycle hold until the pipeline has drained.
 
 A digit-serial engine (D < B) holds each activation row for n = ceil(k/D) slots, one per weight digit,
 most significant first: a tile takes max(M*n, R) slots (M*n for the last) and the activation beat is
