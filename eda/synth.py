@@ -88,9 +88,11 @@ def synthesize(
     freq_mhz: float | None = None,
     emit: Callable[[str], None] = print,
     pnr_timeout: float | None = None,
+    seed: int | None = None,
 ) -> dict:
     """Build, synthesise (and for FPGAs place and route) one configuration; returns the report that is also
-    written to <out_root>/<tag>/report.json."""
+    written to <out_root>/<tag>/report.json. `seed` is nextpnr's placement seed (its default if None): Fmax
+    varies with it by several percent, so a timing figure is worth reading beside other seeds'."""
     if target_name not in TARGETS:
         raise InputError(f"unknown target {target_name!r}: choose from {', '.join(TARGETS)}")
     if dsp not in DSP_POLICIES:
@@ -98,6 +100,8 @@ def synthesize(
     for flag, value in (("--freq", freq_mhz), ("--pnr-timeout", pnr_timeout)):
         if value is not None and not 0 < value < math.inf:  # checked before the tools run, not after
             raise InputError(f"{flag} must be positive and finite, got {value:g}")
+    if seed is not None and not 0 <= seed < 1 << 31:
+        raise InputError(f"--seed must be in 0..{(1 << 31) - 1}, got {seed}")
     target = TARGETS[target_name]
     tag = tag_for(cfg, target_name)
     progress = Progress(tag, emit)
@@ -110,7 +114,8 @@ def synthesize(
         if isinstance(target, AsicTarget):
             report |= asic_flow(work, manifest, progress)
         else:
-            report |= fpga_flow(target, work, manifest, progress, dsp, freq_mhz or target.freq_mhz, pnr_timeout)
+            frequency = freq_mhz or target.freq_mhz
+            report |= fpga_flow(target, work, manifest, progress, dsp, frequency, pnr_timeout, seed)
         report["seconds"] = round(time.perf_counter() - start, 1)
         (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -144,6 +149,7 @@ def fpga_flow(
     dsp: str,
     freq_mhz: float,
     pnr_timeout: float | None,
+    seed: int | None = None,
 ) -> dict:
     use_dsp = dsp != "off"
     resources, harness = fpga_synth(target, work, manifest, progress, use_dsp)
@@ -180,6 +186,7 @@ def fpga_flow(
         f"{freq_mhz:g}",
         "--timing-allow-fail",
         "-q",
+        *(["--seed", str(seed)] if seed is not None else []),
     ]
     run = run_tool(target.nextpnr, args, work, "nextpnr", progress, timeout=pnr_timeout, check=False)
     if run.status != 0:
@@ -195,6 +202,7 @@ def fpga_flow(
         "fmax_mhz": round(fmax, 2),
         "target_mhz": constraint,
         "timing_met": fmax >= constraint,
+        "placement_seed": seed,
         "pnr_utilisation": nextpnr_utilisation(pnr),
         "critical_path": nextpnr_critical_path(pnr),
     }
@@ -303,10 +311,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--freq", type=float, help="FPGA placement timing target in MHz (default per target)")
     parser.add_argument("--pnr-timeout", type=float, help="give up place and route after this many seconds")
+    parser.add_argument("--seed", type=int, help="nextpnr's placement seed (default: nextpnr's own)")
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output root (default build/synth)")
     args = parser.parse_args(argv)
     report = synthesize(
-        config_from_args(args), args.target, args.out, args.dsp, args.freq, pnr_timeout=args.pnr_timeout
+        config_from_args(args), args.target, args.out, args.dsp, args.freq, pnr_timeout=args.pnr_timeout, seed=args.seed
     )
     print_report(report)
     print(f"report: {args.out / report['tag'] / 'report.json'}")

@@ -282,7 +282,7 @@ def test_fuzz_eda_synth(tmp_path, capsys, monkeypatch):
     base = ["--target", "asic", *TINY_ENGINE, "-o", str(out)]
 
     @FUZZ
-    @given(flags("--bits", "--array", "--max-m", "--freq", "--pnr-timeout", "--target", "--dsp"))
+    @given(flags("--bits", "--array", "--max-m", "--freq", "--pnr-timeout", "--seed", "--target", "--dsp"))
     def check(extra):
         assert space.run(eda.synth.main, [*base, *extra], capsys)[0] == 2  # every run ends at the stubbed tool
         assert list(out.iterdir()) == []

@@ -134,6 +134,7 @@ def run_synth(*args):
         (["--target", "asic", "--array", "0x2"], "--array rows must be an integer in 1..48, got 0"),
         (["--array", "2x2"], "the following arguments are required: --target"),
         (["--target", "ice40-up5k", "--freq", "0"], "--freq must be positive and finite, got 0"),
+        (["--target", "ecp5-85k", "--seed", "-1"], "--seed must be in 0..2147483647, got -1"),
         (["--target", "asic", "--digit-bits", "3"], "--digit-bits must be one of 1, 2, 4 or B = 8 and divide B, got 3"),
     ],
 )
