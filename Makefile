@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Tests that need neither a Verilog simulator, nor Yosys/nextpnr/SymbiYosys, nor more than seconds of training.
 FAST := not rtl and not synth and not formal and not slow
 
-.PHONY: generate test test-fast lint wheel-check bench-truncation bench-hw bench-synth bench-soak bench-rtl-speed bench-sweep clean
+.PHONY: generate test test-fast lint system-packages wheel-check bench-truncation bench-hw bench-synth bench-soak bench-rtl-speed bench-sweep clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-generate: $(STAMP)
+# Icarus Verilog and Fashion-MNIST, the suite's two Debian packages: installed when missing and apt can be
+# used, else one line naming the command to run (tools/system-packages).
+system-packages:
+	@tools/system-packages
+
+generate: system-packages $(STAMP)
 	$(PY) -m hw.generate --bits 8 --array 16x16
 
 # The full suite: lint gates first (seconds), then every test on both cores.
-test: lint
+test: system-packages lint
 	$(PY) -m pytest -q -n 2
 
 # The inner loop: everything but the simulator, synthesis and slow tests, in well under a minute.

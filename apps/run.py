@@ -15,13 +15,14 @@ consecutive commands costs.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sys
 import time
 from pathlib import Path
 
 from contract.cli import InputError, Parser, atomic_dir, number, parse_bits, require_extra, run_main
-from contract.config import EngineConfig, parse_array
+from contract.config import EngineConfig, engine_tag, parse_array
 from contract.datasets import add_data_arguments
 from contract.paths import build_dir
 from contract.policy import parse_policy
@@ -42,7 +43,8 @@ def parse_args(argv):
         "--policy",
         action="append",
         help="a precision policy to run (contract.policy): uniform:K, or static:K1,K2,... with one k per GEMM "
-        "layer; repeat for several. dynamic[:BUDGET] needs an export with a controller",
+        "layer; repeat for several. dynamic[:BUDGET] needs an export with a controller (default: uniform "
+        "policies, --bits)",
     )
     parser.add_argument("--max-m", type=int, default=1024, help="accumulator depth of the engine")
     parser.add_argument(
@@ -69,7 +71,13 @@ def parse_args(argv):
         help="also run the first N images (or all) on the Verilog, through the stream players",
     )
     parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
-    parser.add_argument("-o", "--out", type=Path, help="output directory (default build/run/EXPORT_NAME)")
+    parser.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        help="output directory (default: build/run/EXPORT_NAME/ENGINE/POLICIES, named after the engine variant and "
+        "the policies run; it refuses to replace the results of a run with other settings there)",
+    )
     return parser.parse_args(argv)
 
 
@@ -146,6 +154,41 @@ def policies(args, export) -> list:
     return chosen
 
 
+#: Longest policy part of a default output's name; longer ones (many static vectors) are cut and hashed.
+MAX_POLICY_NAME = 100
+
+
+def default_output(args, cfg: EngineConfig, chosen: list) -> tuple[Path, dict]:
+    """Where a run without -o writes, named after the export, the engine variant and the policies, so that a
+    digit-serial run never lands on the bit-parallel results; and the other settings the output records, so
+    that a run that differs only in those (data, images, batch, clock, RTL check) refuses to replace it."""
+    from sim.network import policy_label
+
+    labels = [str(policy_label(policy)) for policy in chosen]
+    uniform = [label for label in labels if label.isdigit()]
+    parts = ([f"k{','.join(uniform)}"] if uniform else []) + [
+        label.replace(":", "-") if label.startswith("dynamic") else f"static-{label}"
+        for label in labels
+        if not label.isdigit()
+    ]
+    name = "_".join(parts)
+    if len(name) > MAX_POLICY_NAME:
+        name = f"{name[: MAX_POLICY_NAME - 11]}-{hashlib.sha1(name.encode()).hexdigest()[:10]}"
+    settings = {
+        "export": str(args.export.resolve()),
+        "engine": cfg.as_dict(),
+        "policies": labels,
+        "data": args.data,
+        "data_dir": None if args.data_dir is None else str(Path(args.data_dir).resolve()),
+        "images": args.limit,
+        "batch": args.batch,
+        "clock_mhz": args.clock_mhz,
+        "rtl": args.rtl,
+        "simulator": args.simulator if args.rtl else None,
+    }
+    return build_dir("run", args.export.resolve().name, engine_tag(cfg), name), settings
+
+
 def main(argv=None):
     args = parse_args(argv)
     # The model needs torch (the `train` extra) and --rtl needs cocotb (the `rtl` extra). Importing them only
@@ -159,7 +202,7 @@ def main(argv=None):
     # The engine is built, and so every flag checked against the model's widths (--bits against B,
     # --digit-bits in {1, 2, 4, B}), before the output is claimed: a bad flag writes nothing.
     export = load_export(args.export)
-    split = data_split(args)
+    split = data_split(args, export.dataset)
     if tuple(split.test_x.shape[1:]) != export.input_shape:
         raise InputError(
             f"{args.export} takes inputs {list(export.input_shape)}, but {args.data} images are "
@@ -168,9 +211,9 @@ def main(argv=None):
     rows, cols = parse_array(args.array)
     chosen = policies(args, export)
     cfg = engine_config_for(export, rows, cols, args.max_m, args.digit_bits)
-    out = args.out or build_dir("run", args.export.resolve().name)
+    out, settings = (args.out, None) if args.out else default_output(args, cfg, chosen)
     # The output is claimed before the run, so a path the output policy refuses costs no simulation.
-    with atomic_dir(out, "apps.run", "results", inputs=[args.export]) as staging:
+    with atomic_dir(out, "apps.run", "results", inputs=[args.export], run=settings) as staging:
         run(args, export, cfg, chosen, split, staging)
     print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
 

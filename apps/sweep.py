@@ -81,6 +81,16 @@ def check_cache(cache: Path, out: Path) -> Path:
     return cache
 
 
+def default_settings(args) -> dict | None:
+    """What a sweep at the default output records, so that a sweep over other points refuses to replace its
+    table (None with an explicit -o, whose earlier sweep the user chose to replace)."""
+    if args.out != DEFAULT_OUT:
+        return None
+    model = None if args.model is None else str(Path(args.model).resolve())
+    names = ("target", "arrays", "bits", "digit_bits", "engines", "max_m")
+    return {name: getattr(args, name) for name in names} | {"model": model}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="python -m apps.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--target", required=True, help=f"comma-separated targets: {', '.join(TARGETS)}")
@@ -99,14 +109,21 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help=f"local Dask workers (1..{MAX_JOBS}, at most one per core); 1 runs the points in this process",
     )
-    parser.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786)")
+    parser.add_argument(
+        "--scheduler",
+        help="address of an existing Dask scheduler, e.g. tcp://host:8786 (default: a local cluster of --jobs workers)",
+    )
     parser.add_argument(
         "--scheduler-timeout",
         type=number(float, 0, 600, above=True),
         default=10.0,
         help="seconds to wait for the scheduler and a worker (default 10)",
     )
-    parser.add_argument("--model", type=Path, help="export directory (golden.export): accuracy, energy, cycles per k")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="export directory (golden.export): accuracy, energy, cycles per k (default: no model columns)",
+    )
     parser.add_argument(
         "--cache",
         type=Path,
@@ -116,7 +133,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--allow-failed", action="store_true", help="write the table even if points failed (their error column)"
     )
-    parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output directory (default build/sweep)")
+    parser.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="output directory (default: build/sweep, which refuses to replace the table of a sweep over other points)",
+    )
     args = parser.parse_args(argv)
     require_extra("matplotlib", "plots")
     points = plan(args)
@@ -124,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.scheduler is None and local_workers(args.jobs) < args.jobs:
         print(f"--jobs {args.jobs}: {local_workers(args.jobs)} workers, one per core of this machine")
     inputs = [] if args.model is None else [args.model]
-    with atomic_dir(args.out, "apps.sweep", "sweep", inputs) as staging:
+    with atomic_dir(args.out, "apps.sweep", "sweep", inputs, run=default_settings(args)) as staging:
         model = None if args.model is None else model_costs(args.model)  # a bad model fails before any synthesis
         outcomes = sweep_points(points, cache, args)
         failed = [o for o in outcomes if o.failed]

@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gemm", default="256x1024x256", help="MxKxN, the steady-state GEMM")
     parser.add_argument("--k", type=int, default=8, help="weight precision of every command")
     parser.add_argument("--pipelined", action="store_true", help="the engines built with --pipelined")
-    parser.add_argument("--export", help="also one inference of this golden.export directory, every layer at k")
+    parser.add_argument(
+        "--export", help="also one inference of this golden.export directory, every layer at k (default: none)"
+    )
     args = parser.parse_args(argv)
     rows, cols = parse_array(args.array)
     shape = parse_gemm(args.gemm)

@@ -34,7 +34,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     export = load_export(args.export)
     export.controller(export.controllers[0].budget if export.controllers else None)  # none: the one-line error
-    split = data_split(args)
+    split = data_split(args, export.dataset)
     started = time.monotonic()
     print(
         f"{args.export}: {len(split.test_y)} test images, integer path "

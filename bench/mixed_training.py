@@ -21,13 +21,13 @@ import time
 
 import torch
 
-from contract.cli import Parser, atomic_file, number, run_main
+from contract.cli import InputError, Parser, atomic_file, number, run_main
 from contract.datasets import add_data_arguments
 from contract.paths import build_dir
 from golden.data import data_split
 from golden.evaluate import format_table, fraction_equal, integer_predictions
 from golden.export import build_export
-from golden.model import load_checkpoint
+from golden.model import load_checkpoint, trained_on
 from golden.train import one_thread
 
 
@@ -51,12 +51,12 @@ def main(argv=None) -> None:
     parser.add_argument("--low", type=number(int, 1, 16), default=3, help="top of the low range (default 3)")
     parser.add_argument("--seed", type=number(int, 0, (1 << 32) - 1), default=0)
     args = parser.parse_args(argv)
-    models = {name: load_checkpoint(path)[0] for name, path in (("mixed", args.mixed), ("plain", args.plain))}
-    exports = {name: build_export(model) for name, model in models.items()}
+    loaded = {name: load_checkpoint(path) for name, path in (("mixed", args.mixed), ("plain", args.plain))}
+    exports = {name: build_export(model, dataset=trained_on(record)) for name, (model, record) in loaded.items()}
     layers = {len(export.layers) for export in exports.values()}
     if len(layers) != 1 or len({export.base_bits for export in exports.values()}) != 1:
-        raise ValueError("the two checkpoints must be the same network")
-    split = data_split(args)
+        raise InputError("the two checkpoints must be the same network")
+    split = data_split(args, exports["mixed"].dataset)
     base = exports["mixed"].base_bits
     chosen = allocations(layers.pop(), base, args.mixes, args.low, args.seed)
     started = time.monotonic()

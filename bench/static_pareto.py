@@ -160,7 +160,7 @@ def pareto(argv) -> None:
     export = load_export(args.export)
     rows, cols = parse_array(args.array)
     cfg = engine_config_for(export, rows, cols, max_m=1024, digit_bits=args.digit_bits)
-    split = data_split(args)
+    split = data_split(args, export.dataset)
     search = (input_codes(split.train_x[: args.search_images], export.act_bits), split.train_y[: args.search_images])
     test = (input_codes(split.test_x, export.act_bits), split.test_y)
     layers, base = len(export.layers), export.base_bits

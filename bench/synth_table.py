@@ -49,7 +49,11 @@ def main(argv=None) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="re-run points that already have a report")
     parser.add_argument("--pipelined", action="store_true", help="engines with the FPGA-timing registers")
-    parser.add_argument("--digit-bits", type=int, help="digit-serial engines of D-bit digits (no fixed baseline)")
+    parser.add_argument(
+        "--digit-bits",
+        type=int,
+        help="digit-serial engines of D-bit digits, no fixed baseline (default: bit-parallel, with the fixed baseline)",
+    )
     parser.add_argument("--max-m", type=int, default=DEFAULT_MAX_M, help="accumulator depth")
     args = parser.parse_args(argv)
     targets = args.targets.split(",")

@@ -206,13 +206,16 @@ def write_plot(rows, path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="bench/truncation_table.py", description=__doc__.split("\n\n")[0])
-    add_data_arguments(parser)
+    add_data_arguments(parser, reads_model=False)
     parser.add_argument("--net", choices=NETS, help="network (default: the data set's recipe)")
-    parser.add_argument("--epochs", type=number(int, 1, 1000))
-    parser.add_argument("--lr", type=number(float, 0, 1, above=True))
-    parser.add_argument("--batch-size", type=number(int, 1, 1 << 16))
-    parser.add_argument("--sampled", type=number(int, 1, 15), help="lower precisions drawn per nested step")
-    parser.add_argument("--train-images", type=number(int, 1, 1 << 30), help="train on the first N training images")
+    recipe = "(default: the data set's recipe)"
+    parser.add_argument("--epochs", type=number(int, 1, 1000), help=f"1..1000 {recipe}")
+    parser.add_argument("--lr", type=number(float, 0, 1, above=True), help=f"(0, 1] {recipe}")
+    parser.add_argument("--batch-size", type=number(int, 1, 1 << 16), help=f"1..65536 {recipe}")
+    parser.add_argument("--sampled", type=number(int, 1, 15), help=f"lower precisions drawn per nested step {recipe}")
+    parser.add_argument(
+        "--train-images", type=number(int, 1, 1 << 30), help=f"train on the first N training images {recipe}"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retrain", action="store_true", help="ignore checkpoints in build/bench/models")
     parser.add_argument(
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         help="comma-separated models to train and score (or reuse) without writing the table, e.g. to run them in "
-        f"parallel processes: float,{','.join(MODELS)}",
+        f"parallel processes: float,{','.join(MODELS)} (default: all, and the table)",
     )
     args = parser.parse_args(argv)
     split = data_split(args)

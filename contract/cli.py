@@ -38,8 +38,37 @@ class InputError(CommandError, ValueError):
     """Bad user input (file, flag or model contents)."""
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that ends each option's text with its default, so `--help` says what a run without the flag does.
+
+    An option whose help already names its default (a computed one, such as "default: the model's B") keeps
+    its own words; on/off flags and required options have no default to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not shows_default(action) or "default" in text.lower():
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """Whether `action` is an option with a default worth stating (not --help, a flag, or a required one)."""
+    return bool(
+        action.option_strings
+        and not action.required
+        and action.default is not None
+        and action.default is not argparse.SUPPRESS
+        and action.nargs != 0  # store_true/store_false/store_const: a flag is off unless given
+    )
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are a single `error: ...` line (argparse already exits with 2)."""
+    """argparse whose usage errors are a single `error: ...` line (argparse already exits with 2) and whose
+    `--help` shows every option's default (DefaultsFormatter)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"error: {one_line(message)}\n")
@@ -153,21 +182,30 @@ def _json_constant(text: str) -> float:
 # --- the output policy ----------------------------------------------------------------------------------
 
 MARKER = ".nestmac-output"
+#: A marker is the tool, the format and a default output's run settings: a few hundred characters; more is not ours.
+MARKER_MAX_CHARS = 1 << 16
 _STAGING = re.compile(r"\.(?P<name>.+)\.nestmac-(?P<kind>new|old|tmp)-(?P<pid>\d+)")
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, tool: str, fmt: str, inputs=()) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, tool: str, fmt: str, inputs=(), run: dict | None = None) -> Iterator[Path]:
     """Yield an empty staging directory; when the block succeeds it becomes `path`, replacing an earlier output
-    of the same tool and format. Anything else at `path` is refused (InputError) before the block runs."""
+    of the same tool and format. Anything else at `path` is refused (InputError) before the block runs.
+
+    `run` describes what a default output holds (a JSON object, recorded in the marker): a tool that writes to
+    a default path passes it, so that a run of different settings refuses to replace the earlier results
+    rather than silently losing them; an earlier output that recorded no run (written with an explicit -o, or
+    before runs were recorded) is replaced as before."""
     path = _prepare(path, inputs)
-    replacing = _claim_dir(path, tool, fmt)
+    run = None if run is None else json.loads(json.dumps(run))  # as it reads back: tuples become lists
+    replacing = _claim_dir(path, tool, fmt, run)
     path.parent.mkdir(parents=True, exist_ok=True)
     new, old = _staging(path, "new"), _staging(path, "old")
     os.mkdir(new)
     try:
         yield new
-        (new / MARKER).write_text(json.dumps({"tool": tool, "format": fmt}) + "\n")  # last: marks it complete
+        marker = {"tool": tool, "format": fmt} | ({} if run is None else {"run": run})
+        (new / MARKER).write_text(json.dumps(marker) + "\n")  # last: marks it complete
         if replacing:
             os.rename(path, old)
         os.rename(new, path)
@@ -217,23 +255,33 @@ def _prepare(path: str | os.PathLike, inputs) -> Path:
     return path
 
 
-def _claim_dir(path: Path, tool: str, fmt: str) -> bool:
+def _claim_dir(path: Path, tool: str, fmt: str, run: dict | None) -> bool:
     """Whether `path` exists and may be replaced: absent (False), or an empty directory or an earlier output of
-    this tool and format (True); InputError for anything else, which is the user's."""
+    this tool and format, of the same `run` if both record one (True); InputError for anything else."""
     if not os.path.lexists(path):
         return False
     if path.is_symlink() or not path.is_dir():
         raise InputError(f"{path} exists and is not a directory; choose a new output path")
     marker = _read_marker(path)
-    if marker == {"tool": tool, "format": fmt} or (marker is None and not any(path.iterdir())):
+    if marker is None and not any(path.iterdir()):
         return True
+    if marker is not None and (marker.get("tool"), marker.get("format")) == (tool, fmt):
+        earlier = marker.get("run")
+        if run is None or earlier is None or earlier == run:
+            return True
+        earlier = earlier if isinstance(earlier, dict) else {}
+        changed = ", ".join(sorted(key for key in {*run, *earlier} if run.get(key) != earlier.get(key)))
+        raise InputError(
+            f"{path} holds the results of a different {tool} run (other {changed}); pass -o DIR to write this one "
+            "elsewhere, or delete it"
+        )
     whose = f"written by {marker.get('tool')} ({marker.get('format')})" if marker else "not written by a nestmac tool"
     raise InputError(f"{path} is a non-empty directory {whose}; {tool} writes only a new path or its own output")
 
 
 def _read_marker(directory: Path) -> dict | None:
     try:
-        marker = json.loads((directory / MARKER).read_text()[:1000])
+        marker = json.loads((directory / MARKER).read_text()[:MARKER_MAX_CHARS])
     except (OSError, ValueError):
         return None
     return marker if isinstance(marker, dict) else None

@@ -174,3 +174,13 @@ class EngineConfig:
 def _check(label: str, value: int, lo: int, hi: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise ConfigError(f"{label} must be an integer in {lo}..{hi}, got {value!r}")
+
+
+def engine_tag(cfg: EngineConfig) -> str:
+    """A short name for every generation parameter that changes the netlist, e.g. 16x16-b8a8-m1024-switchable
+    (a digit-serial engine adds -d<D>, a pipelined one -p): what synthesis reports and default run outputs are
+    named after, so that two engines never share one."""
+    kind = "switchable" if cfg.switchable else "fixed"
+    digits = "" if cfg.digit_bits is None else f"-d{cfg.digit_bits}"
+    pipelined = "-p" if cfg.pipelined else ""
+    return f"{cfg.rows}x{cfg.cols}-b{cfg.base_bits}a{cfg.act_bits}-m{cfg.max_m}-{kind}{digits}{pipelined}"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from contract.cli import InputError, Parser, atomic_dir, one_line, run_main
-from contract.config import EngineConfig
+from contract.config import EngineConfig, engine_tag
 from contract.paths import build_dir
 from eda.harness import HARNESS_TOP, HarnessCost, ice40_harness
 from eda.report import (
@@ -60,14 +60,12 @@ tee -q -o stat.json stat -json -tech cmos
 """
 
 
-def tag_for(cfg: EngineConfig, target: str) -> str:
+def tag_for(cfg: EngineConfig, target: str, seed: int | None = None) -> str:
     """The report directory's name: every generation parameter that changes the netlist, so that two
     engines never overwrite each other's reports (a digit-serial engine carries -d<D>, a pipelined one -p;
-    the bit-parallel tag is unchanged, so existing reports keep their names)."""
-    kind = "switchable" if cfg.switchable else "fixed"
-    digits = f"-d{cfg.digit_bits}" if cfg.digit_serial else ""
-    pipelined = "-p" if cfg.pipelined else ""
-    return f"{target}-{cfg.rows}x{cfg.cols}-b{cfg.base_bits}a{cfg.act_bits}-m{cfg.max_m}-{kind}{digits}{pipelined}"
+    the bit-parallel tag is unchanged, so existing reports keep their names), and a placement seed other
+    than nextpnr's own (-s<N>), so that a seed table keeps every seed's report."""
+    return f"{target}-{engine_tag(cfg)}" + ("" if seed is None else f"-s{seed}")
 
 
 class Progress:
@@ -103,10 +101,13 @@ def synthesize(
     if seed is not None and not 0 <= seed < 1 << 31:
         raise InputError(f"--seed must be in 0..{(1 << 31) - 1}, got {seed}")
     target = TARGETS[target_name]
-    tag = tag_for(cfg, target_name)
+    tag = tag_for(cfg, target_name, seed)
     progress = Progress(tag, emit)
     start = time.perf_counter()
-    with atomic_dir(Path(out_root) / tag, "eda.synth", "synth-run") as work:
+    # The flow's settings that the tag leaves out are recorded: a run at another timing target or DSP policy
+    # refuses to replace this report instead of silently losing its figures.
+    settings = {"dsp": dsp, "freq_mhz": freq_mhz, "pnr_timeout": pnr_timeout}
+    with atomic_dir(Path(out_root) / tag, "eda.synth", "synth-run", run=settings) as work:
         generated = generate(cfg, work / "gen")
         progress(f"generate: done in {generated.seconds:.1f} s")
         manifest = json.loads(generated.manifest.read_text())
@@ -310,7 +311,9 @@ def main(argv: list[str] | None = None) -> None:
         help="FPGA multipliers in DSP blocks: auto (if they fit), on, off",
     )
     parser.add_argument("--freq", type=float, help="FPGA placement timing target in MHz (default per target)")
-    parser.add_argument("--pnr-timeout", type=float, help="give up place and route after this many seconds")
+    parser.add_argument(
+        "--pnr-timeout", type=float, help="give up place and route after this many seconds (default: no limit)"
+    )
     parser.add_argument("--seed", type=int, help="nextpnr's placement seed (default: nextpnr's own)")
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output root (default build/synth)")
     args = parser.parse_args(argv)

@@ -19,13 +19,12 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from contract.cli import InputError
-from contract.datasets import DATASETS
+from contract.datasets import DATASETS, PIXEL_MAX, chosen_dataset
 from golden.idx import read_idx
 from golden.quant import activation_code
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
-PIXEL_MAX = 16  # digits pixels are integers 0..16
 CLASSES = 10
 IMAGE_SHAPE = (1, 8, 8)
 
@@ -54,7 +53,7 @@ class Split:
 @lru_cache(maxsize=1)
 def digits_split() -> Split:
     data = load_digits()
-    x = torch.tensor(data.data, dtype=torch.float32).reshape(-1, *IMAGE_SHAPE) / PIXEL_MAX
+    x = torch.tensor(data.data, dtype=torch.float32).reshape(-1, *IMAGE_SHAPE) / PIXEL_MAX["digits"]
     y = torch.tensor(data.target, dtype=torch.int64)
     train_idx, test_idx = train_test_split(
         range(len(y)), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=data.target
@@ -106,7 +105,8 @@ def fashion_mnist_split(data_dir: Path) -> Split:
         if labels.max(initial=0) >= CLASSES:
             raise InputError(f"{data_dir}: {half} labels must lie in 0..{CLASSES - 1}, found {labels.max()}")
     images = {
-        field: torch.from_numpy(arrays[field].astype("float32") / 255).unsqueeze(1) for field in ("train_x", "test_x")
+        field: torch.from_numpy(arrays[field].astype("float32") / PIXEL_MAX["fashion-mnist"]).unsqueeze(1)
+        for field in ("train_x", "test_x")
     }
     labels = {field: torch.from_numpy(arrays[field].astype("int64")) for field in ("train_y", "test_y")}
     return Split(images["train_x"], labels["train_y"], images["test_x"], labels["test_y"])
@@ -125,8 +125,10 @@ def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 2) -> t
     return torch.where(flip[:, None, None, None], cropped.flip(-1), cropped)
 
 
-def data_split(args) -> Split:
-    """The split chosen by contract.datasets' flags."""
+def data_split(args, recorded: str | None = None) -> Split:
+    """The split chosen by contract.datasets' flags; without --data, the data set `recorded` with the model
+    (which `args.data` then names, so that what a tool prints and saves says what it ran on)."""
+    args.data = chosen_dataset(args.data, recorded)
     if args.data_dir is not None and args.data != "fashion-mnist":
         raise InputError("--data-dir applies to --data fashion-mnist only")
     return load_split(args.data, args.data_dir, args.limit)

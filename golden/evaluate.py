@@ -18,7 +18,7 @@ from golden.data import data_split, input_codes
 from golden.export import Export, build_export, load_export
 from golden.fastpath import fast_logits
 from golden.layers import WEIGHT_VIEWS
-from golden.model import QuantNet, load_checkpoint
+from golden.model import QuantNet, load_checkpoint, trained_on
 
 #: Images per chunk: bounds memory (a ResNet's im2col of 10,000 images would need gigabytes) at full speed.
 CHUNK = 500
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         metavar="K1,K2,...",
         help="one weight precision per GEMM layer in execution order (a static mixed-precision allocation); "
-        "repeat for several",
+        "repeat for several (default: uniform precisions, --bits)",
     )
     parser.add_argument(
         "--view",
@@ -78,13 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_data_arguments(parser)
     args = parser.parse_args(argv)
-    split = data_split(args)
     model = None
     if Path(args.model).is_dir():
         export = load_export(args.model)
     else:
-        model, _ = load_checkpoint(args.model)
-        export = build_export(model)
+        model, training = load_checkpoint(args.model)
+        export = build_export(model, dataset=trained_on(training))
+    split = data_split(args, export.dataset)
     if args.bits_per_layer:
         layers = len(export.layers)
         bits = [parse_policy(f"static:{v}", export.base_bits).per_layer(layers) for v in args.bits_per_layer]

@@ -3,10 +3,11 @@
 An export directory holds two files and nothing executable (no pickle), so the hardware flow, the cycle
 model and other languages can read it:
 
-model.json  {"format": "nestmac-model", "format_version": 3, "numerics_contract": <contract version>,
+model.json  {"format": "nestmac-model", "format_version": 4, "numerics_contract": <contract version>,
              "method", "scheme", "base_bits" (B), "act_bits" (A), "acc_bits" (ACC),
              "weight_precisions": [B..1], "act_precision": A (requantization is derived for j = A),
-             "input": {"shape": [C, H, W], "quantization": ...}, "lowering": ...,
+             "input": {"shape": [C, H, W], "dataset": the data set trained on (null if not recorded),
+                       "pixel_max": its pixel scale (null likewise), "quantization": ...}, "lowering": ...,
              "layers": [{"name", "kind": "conv"|"linear", "in_shape", "out_shape",
                          "kernel", "stride", "padding" (conv only), "K", "N", "mode": "relu"|"raw"}],
              "graph": [{"name", "op": "gemm"|"add", "inputs": [names]}], "host_ops": ...,
@@ -19,7 +20,8 @@ model.npz   per layer NAME: "NAME.weight_codes" uint16 [K, N] (unsigned B-bit co
 Layers run in order, each one GEMM (golden.lowering). The graph says what each reads: a "gemm" node (named
 like its layer) reads one earlier node's output or "input"; an "add" node is a host operation, the
 residual add (docs/numerics.md, "Host operations"). Format version 1 had no graph (each layer read the
-previous one); such exports still load, as that chain, and so do those of version 2 (no "controllers").
+previous one); such exports still load, as that chain, and so do those of version 2 (no "controllers") and 3
+(no "dataset" or "pixel_max": the data set is unknown, and tools fall back to their --data default).
 
 A controller (docs/numerics.md, "Dynamic precision: the controller"; golden.dynamic runs it) chooses a weight
 precision per image for each layer in "controls" from "candidates" (ascending), at a mean BitOPs "budget"
@@ -44,6 +46,7 @@ import numpy as np
 import torch
 
 from contract.cli import InputError, Parser, atomic_dir, number, read_json, run_main
+from contract.datasets import DATASETS, PIXEL_MAX
 from contract.numerics import (
     ACC_BITS_RANGE,
     ACT_BITS_RANGE,
@@ -54,13 +57,12 @@ from contract.numerics import (
     SCHEMES,
 )
 from golden.controller import controller_record
-from golden.data import PIXEL_MAX
 from golden.layers import METHODS, QConv2d
-from golden.model import QuantNet, load_checkpoint
+from golden.model import QuantNet, load_checkpoint, trained_on
 
 FORMAT = "nestmac-model"
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 #: Two budgets closer than this are the same budget (Export.controller).
 BUDGET_TOLERANCE = 1e-9
 INPUT = "input"
@@ -163,6 +165,7 @@ class Export:
     layers: tuple[ExportedLayer, ...]
     graph: tuple[GraphNode, ...] = ()
     controllers: tuple[ExportedController, ...] = ()
+    dataset: str | None = None  # the data set the model was trained on; None when its checkpoint recorded none
 
     def __post_init__(self):
         _validate(self)
@@ -197,6 +200,11 @@ class Export:
                 return controller
         raise InputError(f"the export holds no controller for budget {budget:g}; its budgets: {budgets}")
 
+    @property
+    def pixel_max(self) -> int | None:
+        """What an input pixel is divided by before its activation code is taken (None: data set unknown)."""
+        return None if self.dataset is None else PIXEL_MAX[self.dataset]
+
     def describe(self) -> dict:
         return {
             "format": FORMAT,
@@ -211,7 +219,10 @@ class Export:
             "act_precision": self.act_bits,
             "input": {
                 "shape": list(self.input_shape),
-                "quantization": f"code = round_half_even(clamp(pixel / {PIXEL_MAX}, 0, 1) * (2^{self.act_bits} - 1))",
+                "dataset": self.dataset,
+                "pixel_max": self.pixel_max,
+                "quantization": f"code = round_half_even(clamp(pixel / {self.pixel_max or 'PIXEL_MAX'}, 0, 1) * "
+                f"(2^{self.act_bits} - 1))",
             },
             "lowering": LOWERING,
             "host_ops": HOST_OPS,
@@ -235,6 +246,10 @@ def _is_int(value) -> bool:
 
 def _validate(export: Export) -> None:
     _require(export.method in METHODS, f"unknown method {export.method!r}")
+    _require(
+        export.dataset is None or export.dataset in DATASETS,
+        f"unknown data set {export.dataset!r}; expected one of {', '.join(DATASETS)} (or none recorded)",
+    )
     _require(export.scheme in SCHEMES, f"unknown scheme {export.scheme!r}")
     for name, value, (lo, hi) in (
         ("base_bits", export.base_bits, BASE_BITS_RANGE),
@@ -500,8 +515,9 @@ def _exported_controller(model: QuantNet, controller, acc_bits: int) -> Exported
     )
 
 
-def build_export(model: QuantNet, acc_bits: int = ACC_BITS) -> Export:
-    """The integer form of `model` (in memory): weight codes [K, N], per-k requantization and the graph."""
+def build_export(model: QuantNet, acc_bits: int = ACC_BITS, dataset: str | None = None) -> Export:
+    """The integer form of `model` (in memory): weight codes [K, N], per-k requantization and the graph;
+    `dataset` is the data set it was trained on (its checkpoint's training record says which)."""
     spec = model.spec
     layers, graph = [], []
     with torch.no_grad():
@@ -531,7 +547,15 @@ def build_export(model: QuantNet, acc_bits: int = ACC_BITS) -> Export:
             )
         controllers = tuple(_exported_controller(model, c, acc_bits) for c in model.controllers.values())
     return Export(
-        spec.method, spec.scheme, spec.base_bits, spec.act_bits, acc_bits, tuple(layers), tuple(graph), controllers
+        spec.method,
+        spec.scheme,
+        spec.base_bits,
+        spec.act_bits,
+        acc_bits,
+        tuple(layers),
+        tuple(graph),
+        controllers,
+        dataset,
     )
 
 
@@ -631,6 +655,7 @@ def load_export(directory) -> Export:
     layers = tuple(_layer_from_files(entry, arrays, directory / JSON_NAME) for entry in meta["layers"])
     graph = _graph_from_json(meta, directory / JSON_NAME) if meta["format_version"] >= 2 else ()
     controllers = _controllers_from_files(meta, arrays, directory / JSON_NAME) if meta["format_version"] >= 3 else ()
+    dataset = _dataset_from_json(meta, directory / JSON_NAME) if meta["format_version"] >= 4 else None
     return Export(
         meta["method"],
         meta["scheme"],
@@ -640,7 +665,28 @@ def load_export(directory) -> Export:
         layers,
         graph,
         controllers,
+        dataset,
     )
+
+
+def _dataset_from_json(meta: dict, where: Path) -> str | None:
+    """The data set a version-4 export records, checked against the pixel scale it states beside it."""
+    entry = meta.get("input")
+    _require(
+        isinstance(entry, dict) and "dataset" in entry and "pixel_max" in entry,
+        f"{where}: format version 4 needs an 'input' object with 'dataset' and 'pixel_max'",
+    )
+    dataset = entry["dataset"]
+    _require(
+        dataset is None or dataset in DATASETS,
+        f"{where}: unknown data set {dataset!r}; expected one of {', '.join(DATASETS)} or null",
+    )
+    expected = None if dataset is None else PIXEL_MAX[dataset]
+    _require(
+        entry["pixel_max"] == expected and not isinstance(entry["pixel_max"], bool),
+        f"{where}: pixel_max {entry['pixel_max']!r} is not {expected} (the scale of data set {dataset})",
+    )
+    return dataset
 
 
 def _controllers_from_files(meta: dict, arrays: dict[str, np.ndarray], where: Path) -> tuple[ExportedController, ...]:
@@ -717,14 +763,15 @@ def main(argv: list[str] | None = None) -> None:
         "every layer's K must fit it without wrapping",
     )
     args = parser.parse_args(argv)
-    model, _ = load_checkpoint(args.model)
-    export = build_export(model, args.acc_bits)
+    model, training = load_checkpoint(args.model)
+    export = build_export(model, args.acc_bits, trained_on(training))
     write_export(export, args.out, inputs=[args.model])
     print(
         f"wrote {args.out}/{JSON_NAME} and {NPZ_NAME}: {len(export.layers)} GEMM layers, "
         f"{sum(node.op == 'add' for node in export.nodes)} host adds, {len(export.controllers)} controllers, "
         f"{export.scheme} scheme, "
-        f"B = {export.base_bits}, A = {export.act_bits}, ACC = {export.acc_bits}, k = {export.base_bits}..1"
+        f"B = {export.base_bits}, A = {export.act_bits}, ACC = {export.acc_bits}, k = {export.base_bits}..1, "
+        f"inputs {export.dataset or 'of an unrecorded data set'} (pixel / {export.pixel_max or 'PIXEL_MAX'})"
     )
 
 

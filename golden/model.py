@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from contract.cli import InputError, atomic_file
+from contract.datasets import DATASETS
 from golden.controller import Controller, ControllerSpec, Mixer, check_controller_spec
 from golden.layers import WEIGHT_VIEWS, QConv2d, QLinear, QuantSpec
 from golden.quant import grid_activation, quantize_activation
@@ -198,6 +199,12 @@ def _read_payload(path) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path} is not a nestmac golden checkpoint")
     return payload
+
+
+def trained_on(training: object) -> str | None:
+    """The data set a checkpoint's training record names (None for a record from before it did, or a bad one)."""
+    data = training.get("data") if isinstance(training, dict) else None
+    return data if data in DATASETS else None
 
 
 def load_checkpoint(path) -> tuple[QuantNet, dict]:

@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         help=f"{' or '.join(NETS)} (golden.nets; default digits), or FILE.py:CLASS, your own torch.nn.Module of the "
         "supported operations (golden.convert), constructed without arguments",
     )
-    add_data_arguments(parser)
+    add_data_arguments(parser, reads_model=False)
     parser.add_argument("--epochs", type=number(int, 1, MAX_EPOCHS), default=DEFAULT_EPOCHS, help=f"1..{MAX_EPOCHS}")
     parser.add_argument("--seed", type=number(int, 0, MAX_SEED), default=0, help=f"0..{MAX_SEED}")
     parser.add_argument("--base-bits", type=int, default=8, help="B, bits of a stored weight code")

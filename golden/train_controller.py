@@ -32,7 +32,7 @@ from golden.dynamic import (
     image_bitops,
 )
 from golden.export import Export, build_export, write_export
-from golden.model import QuantNet, is_checkpoint, load_checkpoint, save_checkpoint
+from golden.model import QuantNet, is_checkpoint, load_checkpoint, save_checkpoint, trained_on
 from golden.train import one_thread
 
 DEFAULTS = {
@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="python -m golden.train_controller", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="trained checkpoint (golden.train, best with --mixed)")
     parser.add_argument("--out", required=True, help="checkpoint to write: the model with its controllers")
-    parser.add_argument("--export", help="also write the export (model.json, model.npz) to this directory")
+    parser.add_argument(
+        "--export", help="also write the export (model.json, model.npz) to this directory (default: no export)"
+    )
     parser.add_argument(
         "--budget", type=float, action="append", required=True, help="mean BitOPs budget as an equivalent uniform k"
     )
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     for budget in args.budget:
         if not 1 <= budget <= base:  # also refuses nan
             raise InputError(f"--budget must be an equivalent uniform k in 1..{base}, got {budget!r}")
-    split = data_split(args)
+    split = data_split(args, trained_on(record))
     if tuple(split.train_x.shape[1:]) != model.input_shape:
         raise InputError(
             f"{args.model} takes inputs {list(model.input_shape)}, the data {list(split.train_x.shape[1:])}"
@@ -239,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
             train_one(model, controller, split, settings, args.seed + index, print)
             ratio = calibrate(model, controller, calibration, print)
             trained[controller.spec.name] = settings | {"calibrated_bitops_ratio": ratio, "seed": args.seed + index}
-        export = build_export(model)
+        export = build_export(model, dataset=trained_on(record))
         print(f"test set ({len(split.test_y)} images), integer path:")
         for budget in args.budget:
             result = score(export, split, budget)

@@ -26,6 +26,7 @@ from golden.model import load_checkpoint, save_checkpoint
 from golden.train import train
 from sim.host import host_ops
 from sim.network import pass_cost, run_batch
+from tests.idx_files import synthetic_fashion_dir
 
 SEED = 0
 FASHION = (1, 28, 28)
@@ -144,8 +145,10 @@ def test_unsupported_models_are_refused_naming_the_operation_and_where(model, me
 
 
 @pytest.fixture(scope="module")
-def fashion():
-    return load_split("fashion-mnist", limit=384)
+def fashion(tmp_path_factory):
+    """A 28x28 data set of learnable patterns (tests/idx_files.py): the Debian package is not needed to check
+    that the integer path reproduces a ResNet-20."""
+    return load_split("fashion-mnist", synthetic_fashion_dir(tmp_path_factory.mktemp("fashion")))
 
 
 @pytest.fixture(scope="module")

@@ -18,15 +18,7 @@ import torch
 from contract.cli import InputError
 from golden.data import FASHION_MNIST_DIR, FASHION_MNIST_FILES, augment, fashion_mnist_split, load_split
 from golden.idx import read_idx
-
-
-def idx_bytes(array: np.ndarray, kind: int = 0x08) -> bytes:
-    return struct.pack(">HBB", 0, kind, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-
-
-def write(path, payload: bytes):
-    path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
-    return path
+from tests.idx_files import idx_bytes, write
 
 
 @pytest.mark.parametrize("name", ["images.gz", "images"])
@@ -110,8 +102,8 @@ def test_limit_and_unknown_names(tmp_path):
 def test_the_installed_data_set_is_the_published_one():
     if not FASHION_MNIST_DIR.is_dir():
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{FASHION_MNIST_DIR} is missing: .ci/run installs dataset-fashion-mnist")
-        pytest.skip("dataset-fashion-mnist is not installed on this machine")
+            pytest.fail(f"{FASHION_MNIST_DIR} is missing: `make test` installs dataset-fashion-mnist")
+        pytest.skip("dataset-fashion-mnist is not installed on this machine (make test installs it)")
     split = load_split("fashion-mnist")
     assert split.train_x.shape == (60000, 1, 28, 28) and split.test_x.shape == (10000, 1, 28, 28)
     assert split.train_y[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]

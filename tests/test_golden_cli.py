@@ -20,6 +20,7 @@ from contract.cli import run_main
 from golden import evaluate, export, train
 from golden.convert import build_net
 from golden.data import FASHION_MNIST_FILES
+from tests.idx_files import synthetic_fashion_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -258,15 +259,16 @@ def test_evaluate_refuses_a_missing_data_set(checkpoint_file, tmp_path, capsys):
 
 def test_run_refuses_images_the_model_does_not_take(export_dir, tmp_path, capsys):
     """A digits export fed 28x28 Fashion-MNIST images: refused before anything is written."""
-    out = tmp_path / "run"
-    result = run_in_process(
-        apps.run.main, [str(export_dir), "--data", "fashion-mnist", "--limit", "5", "-o", str(out)], capsys
-    )
+    out, images = tmp_path / "run", synthetic_fashion_dir(tmp_path / "fashion", train=10, test=10)
+    argv = [str(export_dir), "--data", "fashion-mnist", "--data-dir", str(images), "--limit", "5", "-o", str(out)]
+    result = run_in_process(apps.run.main, argv, capsys)
     assert_one_line_error(result)
     assert "takes inputs [1, 8, 8]" in result.stderr and not out.exists()
 
 
-def test_evaluate_refuses_images_the_model_does_not_take(checkpoint_file, capsys):
-    result = run_in_process(evaluate.main, [str(checkpoint_file), "--data", "fashion-mnist", "--limit", "5"], capsys)
+def test_evaluate_refuses_images_the_model_does_not_take(checkpoint_file, tmp_path, capsys):
+    images = synthetic_fashion_dir(tmp_path / "fashion", train=10, test=10)
+    argv = [str(checkpoint_file), "--data", "fashion-mnist", "--data-dir", str(images), "--limit", "5"]
+    result = run_in_process(evaluate.main, argv, capsys)
     assert_one_line_error(result)
     assert "takes inputs [1, 8, 8], got images of shape [1, 28, 28]" in result.stderr

@@ -118,6 +118,7 @@ def test_digit_serial_and_bit_parallel_reports_have_their_own_directories():
     assert tag_for(replace(TINY, digit_bits=2), "ecp5-85k") == "ecp5-85k-2x2-b4a4-m8-switchable-d2"
     assert tag_for(replace(TINY, digit_bits=1), "asic") == "asic-2x2-b4a4-m8-switchable-d1"
     assert tag_for(replace(TINY, pipelined=True), "ecp5-85k") == "ecp5-85k-2x2-b4a4-m8-switchable-p"
+    assert tag_for(TINY, "ecp5-85k", seed=2) == "ecp5-85k-2x2-b4a4-m8-switchable-s2"
 
 
 def run_synth(*args):
