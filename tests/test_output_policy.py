@@ -234,3 +234,34 @@ def test_command_refuses_wrong_types_before_computing_anything(changes, message)
     with pytest.raises(NumericsError, match=message):
         command(**changes)
     command()  # the unchanged fields are a valid command
+
+
+def test_a_default_output_of_a_different_run_is_refused_and_kept(tmp_path):
+    """A tool's default path records what ran there; another run's settings must not silently replace it."""
+    out = tmp_path / "out"
+    with atomic_dir(out, "tool", "fmt", run={"engine": "16x16", "images": (1, 2)}) as staging:
+        (staging / "data").write_text("first")
+    marker = json.loads((out / MARKER).read_text())
+    assert marker == {"tool": "tool", "format": "fmt", "run": {"engine": "16x16", "images": [1, 2]}}
+    with atomic_dir(out, "tool", "fmt", run={"engine": "16x16", "images": [1, 2]}) as staging:  # the same run
+        (staging / "data").write_text("again")
+    before = snapshot(tmp_path)
+    with pytest.raises(InputError, match=r"holds the results of a different tool run \(other engine\); pass -o"):
+        with atomic_dir(out, "tool", "fmt", run={"engine": "16x16-d1", "images": [1, 2]}):
+            pytest.fail("the block must not run")
+    assert snapshot(tmp_path) == before and (out / "data").read_text() == "again"
+    write_output(out, "explicit")  # an explicit path (no run recorded) replaces the tool's output as before
+    assert (out / "data").read_text() == "explicit"
+    with atomic_dir(out, "tool", "fmt", run={"engine": "8x8"}) as staging:  # nothing recorded to differ from
+        (staging / "data").write_text("default")
+
+
+def test_a_long_marker_still_reads_as_ours(tmp_path):
+    """A run description of a few kilobytes (many policies) must not turn the output into a stranger's."""
+    out = tmp_path / "out"
+    run = {"policies": [f"static:{','.join(['8'] * 40)}"] * 30}
+    assert len(json.dumps(run)) > 1000
+    for text in ("first", "second"):
+        with atomic_dir(out, "tool", "fmt", run=run) as staging:
+            (staging / "data").write_text(text)
+    assert (out / "data").read_text() == "second"

@@ -132,3 +132,21 @@ def test_progress_on_a_pipe_is_plain_lines(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "\r" not in err and err.splitlines()[-1].startswith("k=8: 3/3 images")
     assert len(err.splitlines()) == 3
+
+
+def test_default_outputs_are_named_after_the_engine_and_policies(export_dir, tmp_path, monkeypatch, capsys):
+    """A D = 1 run must not replace the bit-parallel results, nor a run with other images the earlier one."""
+    monkeypatch.setenv("NESTMAC_BUILD", str(tmp_path / "build"))
+    base = [str(export_dir), "--array", "4x4", "--images", "8"]
+    for extra in (["--bits", "8,2"], ["--bits", "8,2", "--digit-bits", "1"]):
+        assert run_main(main, base + extra) == 0
+    capsys.readouterr()
+    runs = tmp_path / "build" / "run" / export_dir.name
+    names = sorted(str(path.relative_to(runs)) for path in runs.glob("*/*"))
+    assert names == ["4x4-b8a8-m1024-switchable-d1/k8,2", "4x4-b8a8-m1024-switchable/k8,2"]
+    before = (runs / names[1] / "results.json").read_text()
+    assert run_main(main, base[:-1] + ["10", "--bits", "8,2"]) == 2
+    error = capsys.readouterr().err
+    assert "holds the results of a different apps.run run (other images); pass -o DIR" in error
+    assert (runs / names[1] / "results.json").read_text() == before
+    assert run_main(main, base + ["--bits", "8,2"]) == 0  # the same run again replaces its own output
