@@ -27,11 +27,11 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from contract.numerics import NumericsError
+from contract.errors import NestmacError
 
 
-class CommandError(Exception):
-    """Anything a command-line tool reports as one `error:` line with exit status 2."""
+class CommandError(NestmacError):
+    """A command that cannot do what it was asked (a missing extra, a failed tool, failed sweep points)."""
 
 
 class InputError(CommandError, ValueError):
@@ -106,7 +106,7 @@ def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = 
         # has already put any earlier output back.
         print("error: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, NumericsError) as exc:
+    except NestmacError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:

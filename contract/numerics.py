@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numbers
 
+from contract.errors import NestmacError
+
 CONTRACT_VERSION = 1
 SCHEMES = ("offset", "twos")
 MODES = ("relu", "raw")
@@ -19,7 +21,7 @@ MULT_BITS = 16
 SHIFT_BITS = 6
 
 
-class NumericsError(ValueError):
+class NumericsError(NestmacError, ValueError):
     """A parameter outside the contract (bad k, scheme, width or code): callers print it as one line."""
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from contract.cli import CommandError
+
 NODE = "45 nm, NanGate FreePDK45 Open Cell Library (typical corner)"
 NAND2_UM2 = 0.798  # NAND2_X1
 
@@ -75,7 +77,7 @@ def nextpnr_timing(report: dict) -> tuple[float, float]:
     """
     clocks = [c for name, c in report["fmax"].items() if name == "clk" or name.startswith("clk$")]
     if len(clocks) != 1:
-        raise ValueError(f"expected one clock 'clk' in the nextpnr report, got {sorted(report['fmax'])}")
+        raise CommandError(f"expected one clock 'clk' in the nextpnr report, got {sorted(report['fmax'])}")
     return float(clocks[0]["achieved"]), float(clocks[0]["constraint"])
 
 
@@ -125,7 +127,7 @@ def gate_counts(stat: dict) -> dict:
     unknown.discard("$mem_v2")  # the accumulator memory, counted by `memory_estimate`
     unknown.discard("$scopeinfo")
     if unknown:
-        raise ValueError(f"gate netlist has cells without an area: {sorted(unknown)}")
+        raise CommandError(f"gate netlist has cells without an area: {sorted(unknown)}")
     for block in blocks.values():
         block["nand2_eq"] = round(block["nand2_eq"], 1)
     return blocks

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from contract.cli import InputError
+from contract.numerics import NumericsError
 from golden.controller import ControllerSpec, Mixer, controller_name
 from golden.export import INPUT, Export, ExportedController, ExportedLayer
 from golden.fastpath import fast_layer
@@ -42,7 +43,7 @@ def decide(controller: ExportedController, raw: torch.Tensor) -> torch.Tensor:
     raw = torch.as_tensor(raw)
     candidates, layers = len(controller.candidates), len(controller.controls)
     if raw.dtype.is_floating_point or raw.dim() != 2 or raw.shape[1] != layers * candidates:
-        raise ValueError(
+        raise NumericsError(
             f"controller {controller.name}: raw outputs must be integers [batch, {layers * candidates}], got "
             f"{raw.dtype} {list(raw.shape)}"
         )

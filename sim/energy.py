@@ -33,6 +33,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from contract.config import EngineConfig
+from contract.numerics import NumericsError
 from golden.infer import layer_gemms
 from sim.events import CommandEvents, command_events, split_rows
 
@@ -99,7 +100,7 @@ def gemms_energy(cfg: EngineConfig, shapes: list[tuple[int, int, int]], k: int, 
     """Energy of GEMMs (M, K, N) at precision (k, j), each split into commands of at most max_m rows."""
     j = cfg.act_bits if j is None else j
     if not 1 <= k <= cfg.base_bits or not 1 <= j <= cfg.act_bits:
-        raise ValueError(f"precision k={k}, j={j} outside 1..{cfg.base_bits}, 1..{cfg.act_bits}")
+        raise NumericsError(f"precision k={k}, j={j} outside 1..{cfg.base_bits}, 1..{cfg.act_bits}")
     total = Energy()
     for shape in shapes:
         for command in split_rows(cfg, *shape):
