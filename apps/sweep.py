@@ -21,7 +21,7 @@ from pathlib import Path
 from apps.sweep_cluster import Progress, dask_client, local_workers, run_points
 from apps.sweep_points import Outcome, Point, cached_outcome
 from apps.sweep_table import plot_area, plot_energy, tidy_rows, write_csv
-from contract.cli import CommandError, InputError, Parser, atomic_dir, number, require_extra, run_main
+from contract.cli import CommandError, InputError, Parser, add_base_bits, atomic_dir, number, require_extra, run_main
 from contract.config import parse_array
 from contract.paths import build_dir
 from eda.report import format_table
@@ -61,7 +61,7 @@ def plan(args) -> list[Point]:
     bit-parallel engine (digit_bits None), one point however it is named."""
     targets = parse_list(args.target, choice("--target", TARGETS), "--target")
     arrays = [parse_array(a) for a in parse_list(args.arrays, str, "--arrays")]
-    bits = parse_list(args.bits, int, "--bits")
+    bits = parse_list(args.base_bits, int, "--base-bits")
     digit_widths = [None] if args.digit_bits is None else parse_list(args.digit_bits, int, "--digit-bits")
     engines = parse_list(args.engines, choice("--engines", ENGINES), "--engines")
     points = (
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="python -m apps.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--target", required=True, help=f"comma-separated targets: {', '.join(TARGETS)}")
     parser.add_argument("--arrays", default="4x4,8x8,16x16,32x32", help="comma-separated ROWSxCOLS")
-    parser.add_argument("--bits", default="4,8", help="comma-separated base weight bits B")
+    add_base_bits(parser, str, default="4,8", help="comma-separated base weight bits B")
     parser.add_argument(
         "--digit-bits",
         help="comma-separated digit widths D, each in {1, 2, 4, B} and dividing every B (default: B, the "

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from contract.cli import Parser, run_main
+from contract.cli import Parser, add_base_bits, run_main
 from contract.paths import build_dir
 from eda.report import format_table
 
@@ -51,10 +51,10 @@ def children_cpu() -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="python bench/sweep_speed.py", description=__doc__.splitlines()[0])
     parser.add_argument("--arrays", default="3x3,3x4,4x3,4x4")
-    parser.add_argument("--bits", default="8")
+    add_base_bits(parser, str, default="8", help="comma-separated base weight bits B")
     parser.add_argument("--max-m", default="256")
     args = parser.parse_args(argv)
-    points = ["--target", "asic", "--arrays", args.arrays, "--bits", args.bits, "--max-m", args.max_m]
+    points = ["--target", "asic", "--arrays", args.arrays, "--base-bits", args.base_bits, "--max-m", args.max_m]
     build_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sweep-speed-", dir=build_dir()) as scratch:
         root = Path(scratch)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         two = timed_sweep(points, root, "two", 2)
         again = timed_sweep(points, root, "two", 2)
         same = (root / "one" / "sweep.csv").read_bytes() == (root / "two" / "sweep.csv").read_bytes()
-    print(f"{os.cpu_count()} cores; ASIC sweep of {args.arrays}, B = {args.bits}, max_m = {args.max_m}")
+    print(f"{os.cpu_count()} cores; ASIC sweep of {args.arrays}, B = {args.base_bits}, max_m = {args.max_m}")
     print(
         format_table(
             ["run", "wall s", "CPU s", "load average (1 min) before -> after"],

@@ -17,7 +17,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
-from contract.cli import CommandError, Parser, run_main
+from contract.cli import CommandError, Parser, add_base_bits, run_main
 from contract.config import EngineConfig, parse_array
 from eda.report import format_table, switching_overhead
 from eda.synth import DEFAULT_OUT, synthesize, tag_for
@@ -45,7 +45,7 @@ def main(argv=None) -> None:
     parser = Parser(prog="bench/synth_table.py", description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default="asic,ice40-up5k,ecp5-85k")
     parser.add_argument("--arrays", default="4x4,16x16")
-    parser.add_argument("--bits", type=int, default=8)
+    add_base_bits(parser, default=8, help="base weight bits B")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="re-run points that already have a report")
     parser.add_argument("--pipelined", action="store_true", help="engines with the FPGA-timing registers")
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
         cfg = EngineConfig(
             rows=rows,
             cols=cols,
-            base_bits=args.bits,
+            base_bits=args.base_bits,
             max_m=args.max_m,
             pipelined=args.pipelined,
             digit_bits=args.digit_bits,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import importlib.util
 import json
 import math
@@ -62,16 +63,35 @@ def shows_default(action: argparse.Action) -> bool:
     )
 
 
+#: How the running command was invoked, when not as its own `python -m` module: the `nestmac` console
+#: script sets "nestmac run" etc., so that usage lines and --help name what the user typed.
+INVOKED_AS: contextvars.ContextVar[str | None] = contextvars.ContextVar("invoked_as", default=None)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are a single `error: ...` line (argparse already exits with 2) and whose
-    `--help` shows every option's default (DefaultsFormatter)."""
+    """argparse whose usage errors are a single `error: ...` line (argparse already exits with 2), whose
+    `--help` shows every option's default (DefaultsFormatter), and whose program name is the one the user
+    typed (INVOKED_AS)."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", DefaultsFormatter)
+        if INVOKED_AS.get() is not None:
+            kwargs["prog"] = INVOKED_AS.get()
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"error: {one_line(message)}\n")
+
+
+def add_base_bits(parser: argparse.ArgumentParser, kind: Callable = int, *, show_alias: bool = False, **options):
+    """--base-bits, B (the stored weight code's bits), the one name every tool gives it; run-time precisions k
+    are --bits (apps.run, golden.evaluate). `--bits` stays an alias where it meant B before, shown only where
+    it is documented (`python -m hw.generate --bits 8 --array 16x16`) and hidden elsewhere, so old commands
+    keep working."""
+    names = ("--base-bits", "--bits") if show_alias else ("--base-bits",)
+    parser.add_argument(*names, dest="base_bits", type=kind, **options)
+    if not show_alias:
+        parser.add_argument("--bits", dest="base_bits", type=kind, help=argparse.SUPPRESS)
 
 
 def number(kind: type, lo: float, hi: float, *, above: bool = False) -> Callable[[str], float]:

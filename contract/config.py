@@ -87,7 +87,7 @@ class EngineConfig:
             raise ConfigError(f"pipelined must be True or False, got {self.pipelined!r}")
         _check("--array rows", self.rows, 1, MAX_ARRAY_DIM)
         _check("--array columns", self.cols, 1, MAX_ARRAY_DIM)
-        _check("--bits", self.base_bits, *BASE_BITS_RANGE)
+        _check("--base-bits", self.base_bits, *BASE_BITS_RANGE)
         _check("--act-bits", self.act_bits, *ACT_BITS_RANGE)
         _check("--acc-bits", self.acc_bits, *ACC_BITS_RANGE)
         _check("--max-m", self.max_m, 1, MAX_M)

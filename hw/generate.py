@@ -17,7 +17,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
-from contract.cli import Parser, atomic_dir, run_main
+from contract.cli import Parser, add_base_bits, atomic_dir, run_main
 from contract.config import EngineConfig, parse_array
 from contract.numerics import CONTRACT_VERSION
 from contract.paths import build_dir
@@ -109,9 +109,9 @@ def generate(cfg: EngineConfig, out_dir: Path) -> Generated:
     return Generated(out_dir / f"{TOP_NAME}.v", out_dir / "manifest.json", time.perf_counter() - start)
 
 
-def add_config_arguments(parser: Parser, max_m: int = 1024) -> None:
+def add_config_arguments(parser: Parser, max_m: int = 1024, *, show_bits_alias: bool = False) -> None:
     """The engine's generation parameters as flags; shared with eda.synth so both build the same engines."""
-    parser.add_argument("--bits", type=int, default=8, help="base weight bits B (2..16)")
+    add_base_bits(parser, show_alias=show_bits_alias, default=8, help="base weight bits B (2..16)")
     parser.add_argument("--array", default="16x16", help="ROWSxCOLS of the PE array, e.g. 16x16")
     parser.add_argument("--act-bits", type=int, default=8, help="activation bits A (1..16)")
     parser.add_argument("--acc-bits", type=int, default=32, help="accumulator bits ACC (8..40)")
@@ -146,7 +146,7 @@ def config_from_args(args) -> EngineConfig:
     return EngineConfig(
         rows=rows,
         cols=cols,
-        base_bits=args.bits,
+        base_bits=args.base_bits,
         act_bits=args.act_bits,
         acc_bits=args.acc_bits,
         max_m=args.max_m,
@@ -160,7 +160,7 @@ def config_from_args(args) -> EngineConfig:
 
 def parse_args(argv: list[str] | None) -> tuple[EngineConfig, Path]:
     parser = Parser(prog="python -m hw.generate", description=__doc__.splitlines()[0])
-    add_config_arguments(parser)
+    add_config_arguments(parser, show_bits_alias=True)
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output directory")
     args = parser.parse_args(argv)
     return config_from_args(args), args.out

@@ -25,9 +25,9 @@ def run_generate(*args, cwd=REPO):
         (["--array", "16x0"], "--array columns must be"),
         (["--array", "16"], "--array must look like ROWSxCOLS"),
         (["--array", "axb"], "--array must look like ROWSxCOLS"),
-        (["--bits", "0"], "--bits must be an integer in 2..16, got 0"),
-        (["--bits", "17"], "--bits must be an integer in 2..16, got 17"),
-        (["--bits", "eight"], "argument --bits: invalid int value"),
+        (["--base-bits", "0"], "--base-bits must be an integer in 2..16, got 0"),
+        (["--bits", "17"], "--base-bits must be an integer in 2..16, got 17"),  # the documented alias
+        (["--bits", "eight"], "argument --base-bits/--bits: invalid int value"),
         (["--acc-bits", "16"], "--acc-bits 16 is too narrow for --max-k 4096"),
         (["--max-k", "40000"], "--acc-bits 32 is too narrow for --max-k 40000"),
         (["--frobnicate"], "unrecognized arguments"),

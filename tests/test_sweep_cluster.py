@@ -21,7 +21,7 @@ from apps.sweep import main
 from contract.cli import run_main
 
 pytestmark = pytest.mark.synth
-POINTS = ["--target", "asic", "--arrays", "2x2,2x3", "--bits", "4", "--max-m", "16"]
+POINTS = ["--target", "asic", "--arrays", "2x2,2x3", "--base-bits", "4", "--max-m", "16"]
 
 
 def sweep(root: Path, *extra: str) -> bytes:
