@@ -93,12 +93,12 @@ def closed_port() -> int:
     "args,message",
     [
         (["--arrays", "4x4,big"], "--array must look like ROWSxCOLS"),
-        (["--bits", "8,x"], "--bits must be a comma-separated list"),
-        (["--bits", "1"], "--bits must be an integer in 2..16, got 1"),
+        (["--base-bits", "8,x"], "--base-bits must be a comma-separated list"),
+        (["--bits", "1"], "--base-bits must be an integer in 2..16, got 1"),  # the alias names B too
         (["--jobs", "0"], "--jobs: must be an integer in 1..64, got '0'"),
         (["--jobs", "65"], "--jobs: must be an integer in 1..64, got '65'"),
-        (["--bits", ""], "--bits must name at least one value"),
-        (["--bits", " , "], "--bits must name at least one value"),
+        (["--base-bits", ""], "--base-bits must name at least one value"),
+        (["--base-bits", " , "], "--base-bits must name at least one value"),
         (["--arrays", ","], "--arrays must name at least one value"),
         (["--target", ""], "--target must name at least one value"),
         (["--target", "asic,ecp5"], "--target: 'ecp5' is not one of"),
