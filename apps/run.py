@@ -195,8 +195,8 @@ def main(argv=None):
     # now keeps --help and argument errors instant and working on a base install, and a run without --rtl
     # free of cocotb.
     require_extra("torch", "train")
+    from contract.model_format import load_export
     from golden.data import data_split
-    from golden.export import load_export
     from sim.network import engine_config_for
 
     # The engine is built, and so every flag checked against the model's widths (--bits against B,

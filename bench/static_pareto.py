@@ -37,14 +37,14 @@ import torch  # noqa: E402
 from contract.cli import Parser, atomic_file, number, run_main  # noqa: E402
 from contract.config import EngineConfig, parse_array  # noqa: E402
 from contract.datasets import add_data_arguments  # noqa: E402
+from contract.model_format import Export, load_export  # noqa: E402
 from contract.paths import build_dir  # noqa: E402
 from contract.policy import bitops  # noqa: E402
 from golden.allocation import additive_front, best_under, greedy_front, pareto_front  # noqa: E402
 from golden.data import data_split, input_codes  # noqa: E402
-from golden.export import Export, load_export  # noqa: E402
 from golden.fastpath import fast_logits  # noqa: E402
 from golden.train import one_thread  # noqa: E402
-from sim.network import engine_config_for, layer_shapes, run_policy  # noqa: E402
+from sim.network import engine_config_for, run_policy  # noqa: E402
 
 CHUNK = 500  # images per fastpath call: memory only, the results do not depend on it
 
@@ -164,7 +164,7 @@ def pareto(argv) -> None:
     search = (input_codes(split.train_x[: args.search_images], export.act_bits), split.train_y[: args.search_images])
     test = (input_codes(split.test_x, export.act_bits), split.test_y)
     layers, base = len(export.layers), export.base_bits
-    shapes = layer_shapes(export, 1)
+    shapes = export.gemm_shapes()
 
     started = time.monotonic()
     walk = additive_front if args.search == "additive" else greedy_front

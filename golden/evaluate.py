@@ -13,9 +13,10 @@ import torch
 
 from contract.cli import Parser, parse_bits, run_main
 from contract.datasets import add_data_arguments
+from contract.model_format import Export, load_export
 from contract.policy import parse_policy, precision_label
 from golden.data import data_split, input_codes
-from golden.export import Export, build_export, load_export
+from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.layers import WEIGHT_VIEWS
 from golden.model import QuantNet, load_checkpoint, trained_on

@@ -27,9 +27,9 @@ from functools import lru_cache
 import torch
 
 from contract.config import EngineConfig
+from contract.model_format import Export, ExportedController
 from contract.policy import bitops, precision_label
 from golden.dynamic import fast_dynamic_logits, lower_dynamic
-from golden.export import Export, ExportedController, ExportedLayer
 from golden.fastpath import fast_logits
 from golden.lowering import Gemm, LayerRun, lower, precisions_for
 from sim.command import Command, row_slices
@@ -116,17 +116,6 @@ def run_batch(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, poli
     return BatchRun(logits, executor.log, sequence_cycles(cfg, shapes), host)
 
 
-def gemm_shape(layer: ExportedLayer, images: int) -> tuple[int, int, int]:
-    """(M, K, N) of one layer's GEMM for `images` images: one row per output pixel of a convolution, one per
-    image of a linear layer."""
-    return images * (layer.out_shape[1] * layer.out_shape[2] if layer.kind == "conv" else 1), layer.K, layer.N
-
-
-def layer_shapes(export: Export, images: int) -> list[tuple[int, int, int]]:
-    """(M, K, N) of every layer's GEMM for a pass of `images` images, from the export's shapes alone."""
-    return [gemm_shape(layer, images) for layer in export.layers]
-
-
 @dataclass(frozen=True)
 class PassCost:
     """What one engine pass of some images costs (independent of the images' values)."""
@@ -168,14 +157,14 @@ def group_cost(cfg: EngineConfig, m: int, k_dim: int, n: int, k: int) -> GroupCo
 def grouped_cost(cfg: EngineConfig, export: Export, ks: torch.Tensor, controller=None) -> PassCost:
     """One engine pass of len(ks) images in which image i runs GEMM layer l at ks[i, l]: each layer is one
     command group per distinct k among the images (the rows of those images, split at max_m), as
-    golden.dynamic lowers it; a controller (golden.export.ExportedController) adds its own GEMM, one row per
+    golden.dynamic lowers it; a controller (contract.model_format.ExportedController) adds its own GEMM, one row per
     image, at its k, and its decision on the host. Cycles are the cycle model's formula for the commands
     back to back (sim.model.sequence_cycles: the sum of each command's cycles less one per command after
     the first, whatever the order), energy sim.energy's per command group."""
     images = len(ks)
-    columns = list(zip(layer_shapes(export, 1), ks.T.tolist(), strict=True))
+    columns = list(zip(export.gemm_shapes(), ks.T.tolist(), strict=True))
     if controller is not None:
-        columns.append((gemm_shape(controller.layer, 1), [controller.k] * images))
+        columns.append((controller.layer.gemm_shape(), [controller.k] * images))
     groups = [
         group_cost(cfg, m * count, k_dim, n, k)
         for (m, k_dim, n), column in columns
@@ -303,7 +292,7 @@ def run_policy(
         host = host + cost.host.scaled(count)
         cycles, steady, macs = cycles + cost.cycles * count, steady + cost.steady * count, macs + cost.macs * count
     controller_bitops = (
-        bitops([gemm_shape(controller.layer, total)], [controller.k], export.act_bits) if controller else 0
+        bitops([controller.layer.gemm_shape(total)], [controller.k], export.act_bits) if controller else 0
     )
     counts = torch.stack([torch.bincount(column, minlength=export.base_bits + 1)[1:] for column in ks.T])
     return PrecisionSummary(
@@ -315,7 +304,7 @@ def run_policy(
         steady,
         macs,
         cfg.pe_count,
-        bitops(layer_shapes(export, 1), ks.sum(dim=0).tolist(), export.act_bits) + controller_bitops,
+        bitops(export.gemm_shapes(), ks.sum(dim=0).tolist(), export.act_bits) + controller_bitops,
         tuple(map(tuple, counts.tolist())),
         host,
         energy,

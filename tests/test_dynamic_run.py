@@ -17,9 +17,10 @@ import torch
 from apps.run import main as run_body
 from contract.cli import run_main
 from contract.config import parse_array
+from contract.model_format import load_export, write_export
 from golden.data import digits_split, input_codes
 from golden.dynamic import attach_controller, image_bitops, lower_dynamic
-from golden.export import build_export, load_export, write_export
+from golden.export import build_export
 from golden.infer import execute_golden
 from sim.energy import Energy, gemms_energy
 from sim.host import HostOps, decision_ops, host_ops

@@ -6,11 +6,10 @@ import pytest
 
 from apps.run import main as run_main_body
 from contract.cli import run_main
+from contract.model_format import load_export
 from golden.data import digits_split, input_codes
 from golden.evaluate import main as evaluate_main
-from golden.export import load_export
 from golden.infer import run_integer
-from sim.energy import inference_shapes
 
 IMAGES = 40
 
@@ -30,7 +29,7 @@ def test_static_and_uniform_policies_on_a_digit_serial_engine(export_dir, tmp_pa
     rows = {row["k"]: row for row in csv.DictReader(open(out / "results.csv"))}
     assert list(rows) == ["8", "8,2,8,2", "2"]
     export = load_export(export_dir)
-    shapes = inference_shapes(export)
+    shapes = export.gemm_shapes()
     for label, ks in (("8", [8] * 4), ("8,2,8,2", [8, 2, 8, 2]), ("2", [2] * 4)):
         assert float(rows[label]["accuracy"]) == pytest.approx(golden_accuracy(export, ks), abs=1e-12)
         # BitOPs by hand: MACs x k x A per layer, A = 8.

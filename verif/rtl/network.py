@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from contract.config import EngineConfig
-from golden.export import Export
+from contract.model_format import Export
 from golden.infer import execute_golden
 from sim.command import Command, row_slices
 from sim.model import command_cycles
