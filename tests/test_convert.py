@@ -15,6 +15,7 @@ from torch import nn
 
 from contract.cli import InputError
 from contract.config import EngineConfig
+from contract.policy import Policy
 from golden.convert import build_net, convert
 from golden.data import input_codes, load_split
 from golden.evaluate import float_predictions, fraction_equal, integer_predictions
@@ -204,11 +205,12 @@ def test_host_ops_are_counted_and_batched_costs_equal_the_cycle_model(resnet, fa
     assert ops.cycles > 0 and ops.energy_pj(EngineConfig(rows=8, cols=8, max_m=256, max_k=1024, max_n=64)) > 0
     cfg = EngineConfig(rows=8, cols=8, max_m=256, max_k=1024, max_n=64)
     codes = input_codes(fashion.test_x[:2], export.act_bits)
-    for k in (8, [3] * len(export.layers)):
-        batch = run_batch(cfg, export, codes, k)
-        cost = pass_cost(cfg, export, 2, k)
+    for policy in (Policy("uniform", (8,)), Policy("static", (3,) * len(export.layers))):
+        resolved = policy.resolve(export)
+        batch = run_batch(cfg, export, codes, resolved)
+        cost = pass_cost(cfg, export, 2, resolved.ks)
         assert (cost.cycles, cost.macs, cost.host) == (batch.cycles, batch.macs, batch.host)
-        assert torch.equal(batch.logits, fast_logits(export, codes, k))
+        assert torch.equal(batch.logits, fast_logits(export, codes, resolved.ks))
 
 
 def test_a_version_1_checkpoint_is_refused_with_advice(tmp_path):
