@@ -5,8 +5,10 @@ import csv
 import pytest
 
 from apps.run import main as run_main_body
-from contract.cli import run_main
+from contract.cli import InputError, run_main
 from contract.model_format import load_export
+from contract.numerics import NumericsError
+from contract.policy import parse_policy
 from golden.data import digits_split, input_codes
 from golden.evaluate import main as evaluate_main
 from golden.infer import run_integer
@@ -19,6 +21,18 @@ def golden_accuracy(export, ks) -> float:
     split = digits_split()
     logits, _ = run_integer(export, input_codes(split.test_x[:IMAGES], export.act_bits), ks)
     return int((logits.argmax(dim=1) == split.test_y[:IMAGES]).sum()) / IMAGES
+
+
+def test_a_resolved_policy_holds_its_k_per_layer_and_one_label(export_dir):
+    export = load_export(export_dir)
+    uniform = parse_policy("uniform:3", export.base_bits).resolve(export)
+    static = parse_policy("static:8,2,4,1", export.base_bits).resolve(export)
+    assert (uniform.ks, uniform.controller, uniform.label) == ((3, 3, 3, 3), None, "3")
+    assert (static.ks, static.controller, static.label) == ((8, 2, 4, 1), None, "8,2,4,1")
+    with pytest.raises(NumericsError, match="3 entries for a network of 4"):
+        parse_policy("static:8,2,4", export.base_bits).resolve(export)
+    with pytest.raises(InputError, match="holds no controller"):
+        parse_policy("dynamic", export.base_bits).resolve(export)
 
 
 def test_static_and_uniform_policies_on_a_digit_serial_engine(export_dir, tmp_path):
