@@ -190,7 +190,7 @@ def main(argv=None):
     # now keeps --help and argument errors instant and working on a base install, and a run without --rtl
     # free of cocotb.
     require_extra("torch", "train")
-    from contract.model_format import load_export
+    from contract.model_files import load_export
     from golden.data import data_split
     from sim.network import engine_config_for
 

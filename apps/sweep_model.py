@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from apps.sweep_points import Point
-from contract.model_format import load_export
+from contract.model_files import load_export
 from golden.data import digits_split
 from golden.evaluate import fraction_equal, integer_predictions
 from sim.energy import gemms_energy

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     figures = table(f"GEMM {'x'.join(map(str, shape))}", rows, cols, [shape], args.k, args.pipelined)
     targets(figures)
     if args.export:
-        from contract.model_format import load_export
+        from contract.model_files import load_export
 
         export = load_export(args.export)
         table(f"one inference of {args.export}", rows, cols, export.gemm_shapes(), args.k, args.pipelined)

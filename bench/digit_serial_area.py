@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 
 from contract.cli import InputError, Parser, atomic_file, number, run_main  # noqa: E402
 from contract.config import EngineConfig  # noqa: E402
-from contract.model_format import load_export  # noqa: E402
+from contract.model_files import load_export  # noqa: E402
 from contract.paths import build_dir  # noqa: E402
 from eda.report import BLOCK_ORDER, NAND2_UM2, format_table, memory_estimate  # noqa: E402
 from eda.synth import DEFAULT_OUT as SYNTH_OUT  # noqa: E402

@@ -19,7 +19,7 @@ import time
 
 from contract.cli import Parser, run_main
 from contract.datasets import add_data_arguments
-from contract.model_format import load_export
+from contract.model_files import load_export
 from golden.data import data_split
 from golden.dynamic import budget_bitops
 from golden.evaluate import fraction_equal, integer_predictions

@@ -37,7 +37,8 @@ import torch  # noqa: E402
 from contract.cli import Parser, atomic_file, number, run_main  # noqa: E402
 from contract.config import EngineConfig, parse_array  # noqa: E402
 from contract.datasets import add_data_arguments  # noqa: E402
-from contract.model_format import Export, load_export  # noqa: E402
+from contract.model_files import load_export  # noqa: E402
+from contract.model_format import Export
 from contract.paths import build_dir  # noqa: E402
 from contract.policy import Policy, bitops  # noqa: E402
 from golden.allocation import additive_front, best_under, greedy_front, pareto_front  # noqa: E402

@@ -13,7 +13,8 @@ import torch
 
 from contract.cli import Parser, parse_bits, run_main
 from contract.datasets import add_data_arguments
-from contract.model_format import Export, load_export
+from contract.model_files import load_export
+from contract.model_format import Export
 from contract.policy import Policy, parse_policy
 from golden.data import data_split, input_codes
 from golden.export import build_export

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from contract.cli import Parser, number, run_main
+from contract.model_files import write_export
 from contract.model_format import (
     JSON_NAME,
     MULT_MAX,
@@ -28,7 +29,6 @@ from contract.model_format import (
     ExportError,
     GraphNode,
     require,
-    write_export,
 )
 from contract.numerics import ACC_BITS_RANGE, MULT_BITS
 from golden.layers import QConv2d

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 from contract.cli import InputError, Parser, claim_file, number, parse_bits, run_main
 from contract.datasets import add_data_arguments
-from contract.model_format import Export, write_export
+from contract.model_files import write_export
+from contract.model_format import Export
 from golden.controller import Controller, GumbelMixer
 from golden.data import Split, data_split, input_codes
 from golden.dynamic import (

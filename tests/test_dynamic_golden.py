@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from contract.cli import InputError
-from contract.model_format import ExportError, load_export, write_export
+from contract.model_files import load_export, write_export
+from contract.model_format import ExportError
 from contract.policy import bitops
 from golden.data import digits_split, input_codes
 from golden.dynamic import (

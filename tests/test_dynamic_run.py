@@ -17,7 +17,7 @@ import torch
 from apps.run import main as run_body
 from contract.cli import run_main
 from contract.config import parse_array
-from contract.model_format import load_export, write_export
+from contract.model_files import load_export, write_export
 from contract.policy import Policy
 from golden.data import digits_split, input_codes
 from golden.dynamic import attach_controller, image_bitops, lower_dynamic

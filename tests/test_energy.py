@@ -67,7 +67,7 @@ def test_precision_outside_the_engine_is_refused():
 
 
 def test_gemm_shapes_of_an_export(export_dir):
-    from contract.model_format import load_export
+    from contract.model_files import load_export
 
     shapes = load_export(export_dir).gemm_shapes()
     assert shapes[0][0] > shapes[-1][0] == 1  # convolutions first (one row per pixel), a linear layer last

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from contract.model_format import ExportError, load_export, write_export
+from contract.model_files import load_export, write_export
+from contract.model_format import ExportError
 from golden.data import digits_split, input_codes
 from golden.export import build_export, quantize_multiplier
 from golden.infer import run_integer

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from contract.model_format import load_export
+from contract.model_files import load_export
 from golden import train, train_controller
 from golden.controller import ControllerSpec
 from golden.convert import build_net

@@ -6,7 +6,7 @@ import pytest
 
 from apps.run import main as run_main_body
 from contract.cli import InputError, run_main
-from contract.model_format import load_export
+from contract.model_files import load_export
 from contract.numerics import NumericsError
 from contract.policy import parse_policy
 from golden.data import digits_split, input_codes

@@ -11,7 +11,7 @@ import pytest
 
 from apps.run import main
 from contract.cli import run_main
-from contract.model_format import load_export
+from contract.model_files import load_export
 from golden.data import digits_split
 from golden.evaluate import integer_predictions
 
