@@ -10,6 +10,7 @@ beat of one command on a stream (TLAST for a DMA).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from contract.config import EngineConfig
@@ -31,31 +32,19 @@ class Field:
 
 
 @dataclass(frozen=True)
-class Flat:
-    """A field element at its bit offset in the payload; lanes are named `field.lane`, as in the manifest."""
-
-    name: str
-    offset: int
-    width: int
-    signed: bool
-
-
-@dataclass(frozen=True)
 class Stream:
     name: str
     direction: str  # IN or OUT, seen from the engine
     fields: tuple[Field, ...]
 
-    @property
-    def flat(self) -> list[Flat]:
-        """Every scalar of the payload with its bit offset."""
-        flat, offset = [], 0
+    @functools.cached_property
+    def offsets(self) -> dict[str, int]:
+        """The bit offset of each field (of its lane 0; lane i follows at i * width)."""
+        offsets, offset = {}, 0
         for field in self.fields:
-            for lane in range(field.lanes or 1):
-                name = field.name if field.lanes is None else f"{field.name}.{lane}"
-                flat.append(Flat(name, offset, field.width, field.signed))
-                offset += field.width
-        return flat
+            offsets[field.name] = offset
+            offset += field.width * (field.lanes or 1)
+        return offsets
 
     @property
     def width(self) -> int:
@@ -116,7 +105,9 @@ STREAMS = tuple(_STREAMS)
 INPUTS = tuple(name for name, (direction, _) in _STREAMS.items() if direction == IN)
 
 
+@functools.cache
 def stream(cfg: EngineConfig, name: str) -> Stream:
+    """Stream `name` of the engine built with `cfg` (cached: the per-beat packers ask for it every beat)."""
     direction, fields = _STREAMS[name]
     return Stream(name, direction, fields(cfg))
 

@@ -15,35 +15,27 @@ from contract.streams import Stream, stream
 
 def bit_matrix(port: Stream, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """The beats in `arrays` as a bit matrix [beats, port.width] (uint8), least significant bit first."""
-    columns = {}
-    for name, array in arrays.items():
-        array = np.asarray(array)
-        if array.ndim == 1:
-            columns[name] = array
-        else:
-            columns.update({f"{name}.{lane}": array[:, lane] for lane in range(array.shape[1])})
-    count = len(next(iter(columns.values())))
+    count = len(next(iter(arrays.values())))
     bits = np.zeros((count, port.width), dtype=np.uint8)
-    for field in port.flat:
-        column = columns[field.name].astype(np.int64) & ((1 << field.width) - 1)
-        bits[:, field.offset : field.offset + field.width] = (column[:, None] >> np.arange(field.width)) & 1
+    for field in port.fields:
+        values = np.asarray(arrays[field.name]).astype(np.int64).reshape(count, -1) & ((1 << field.width) - 1)
+        offset, span = port.offsets[field.name], values.shape[1] * field.width
+        bits[:, offset : offset + span] = ((values[:, :, None] >> np.arange(field.width)) & 1).reshape(count, span)
     return bits
 
 
 def field_arrays(port: Stream, bits: np.ndarray) -> dict[str, np.ndarray]:
     """The field arrays of a bit matrix [beats, port.width] (array fields as [beats, lanes])."""
-    values, lanes = {}, {}
-    for field in port.flat:
-        width = field.width
-        value = (bits[:, field.offset : field.offset + width].astype(np.int64) << np.arange(width)).sum(axis=1)
+    arrays = {}
+    for field in port.fields:
+        width, lanes = field.width, field.lanes or 1
+        offset = port.offsets[field.name]
+        chunk = bits[:, offset : offset + lanes * width].reshape(len(bits), lanes, width).astype(np.int64)
+        values = (chunk << np.arange(width)).sum(axis=2)
         if field.signed:
-            value -= (value >> (width - 1) & 1) << width
-        name, dot, _ = field.name.partition(".")
-        if dot:
-            lanes.setdefault(name, []).append(value)
-        else:
-            values[name] = value
-    return values | {name: np.stack(columns, axis=1) for name, columns in lanes.items()}
+            values -= (values >> (width - 1) & 1) << width
+        arrays[field.name] = values if field.lanes else values[:, 0]
+    return arrays
 
 
 def to_bits(cfg: EngineConfig, name: str, beat: dict) -> int:

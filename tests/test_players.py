@@ -68,6 +68,10 @@ def test_batches_fit_the_memories_and_a_command_too_big_is_refused():
         split(cfg, [big], Depths(act=8))
 
 
+def test_every_stream_has_a_player_memory():
+    assert set(Depths().as_dict()) == set(STREAMS)
+
+
 def test_player_top_names_every_stream_of_the_manifest():
     manifest = {
         "top": "nestmac_engine",

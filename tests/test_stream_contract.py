@@ -32,6 +32,11 @@ def test_engine_signature_is_the_contracts_stream_list(cfg):
         assert members[port.name].flow == (wiring.In if port.direction == IN else wiring.Out)
         payload = ports[f"{port.name}__payload"]
         assert payload["width"] == port.width
-        want = [dict(name=f.name, offset=f.offset, width=f.width, signed=f.signed) for f in port.flat]
+        want = [
+            dict(name=f"{field.name}.{lane}" if field.lanes else field.name, width=field.width, signed=field.signed)
+            | {"offset": port.offsets[field.name] + lane * field.width}
+            for field in port.fields
+            for lane in range(field.lanes or 1)
+        ]
         assert payload["fields"] == want, port.name
         assert ports[f"{port.name}__valid"]["direction"] == ("input" if port.direction == IN else "output")
