@@ -47,6 +47,6 @@ def to_bits(cfg: EngineConfig, name: str, beat: dict) -> int:
 def from_bits(cfg: EngineConfig, name: str, word: int) -> dict:
     """The integer on a stream's payload port as a beat dict (lists for array fields)."""
     port = stream(cfg, name)
-    raw = np.frombuffer(word.to_bytes(-(-port.width // 8) or 1, "little"), dtype=np.uint8)
+    raw = np.frombuffer(word.to_bytes(-(-port.width // 8), "little"), dtype=np.uint8)
     bits = np.unpackbits(raw, bitorder="little")[None, : port.width]
     return {field: values[0].tolist() for field, values in field_arrays(port, bits).items()}
