@@ -22,10 +22,10 @@ import numpy as np
 
 from contract.cli import Parser, number, run_main
 from contract.config import EngineConfig, parse_array
+from contract.streams import STREAMS
 from eda.tools import SIMULATORS, ToolError
 from sim.model import EngineModel
 from verif.rtl.execute import execute_on_rtl
-from verif.rtl.player_top import STREAMS
 from verif.rtl.players import DEPTHS, Batch, play, problems, split
 from verif.rtl.runner import BUILD, build, build_name, check_simulator
 from verif.scenarios import random_command

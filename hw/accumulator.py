@@ -18,7 +18,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.interface import column_sum_bits, psum_bits, token_layout
+from contract.widths import column_sum_bits, psum_bits
+from hw.interface import token_layout
 
 
 class DigitShiftAdd(wiring.Component):

@@ -17,7 +17,8 @@ from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.interface import psum_bits, weight_decode_layout
+from contract.widths import psum_bits
+from hw.interface import weight_decode_layout
 from hw.offset import has_offset_term, row_sum_bits
 from hw.pe import build_pe, pe_decodes, row_input_layout
 

@@ -11,9 +11,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from contract.timing import array_slots, below_array_slots, fill_drain_slots
+from contract.widths import psum_bits
 from hw.accumulator import Accumulator, DigitShiftAdd
 from hw.array import SystolicArray, column_load_layout
-from hw.interface import param_layout, precision_layout, psum_bits, result_layout, token_layout
+from hw.interface import payload_layout, precision_layout, token_layout
 from hw.offset import OffsetTerm, has_offset_term
 from hw.pe import load_value, pe_decodes, row_input_layout
 from hw.requant import Requantizer
@@ -41,10 +42,10 @@ class Datapath(wiring.Component):
                 "weight_codes": In(data.ArrayLayout(cfg.base_bits, cfg.cols)),
                 "weight_load": In(1),
                 "precision": In(precision_layout(cfg)),
-                "params": In(param_layout(cfg)),
+                "params": In(payload_layout(cfg, "param")),
                 "param_wanted": Out(1),
                 "out_lanes": In(cfg.cols),
-                "result": Out(result_layout(cfg)),
+                "result": Out(payload_layout(cfg, "result")),
                 "result_valid": Out(1),
                 "advance": In(region_layout(cfg)),
             }

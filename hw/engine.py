@@ -13,13 +13,13 @@ FIFO's write an equal copy of it (hw/stall.py), so that no single net reaches ev
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from contract.config import EngineConfig
 from hw.datapath import Datapath
-from hw.interface import act_layout, command_layout, param_layout, result_layout, weight_layout
+from hw.interface import payload_layout, stream_members
 from hw.sequencer import Sequencer
 from hw.stall import StallCopies
 
@@ -30,16 +30,7 @@ class Engine(wiring.Component):
 
     def __init__(self, config: EngineConfig):
         self.config = config
-        super().__init__(
-            {
-                "cmd": In(stream.Signature(command_layout(config))),
-                "weight": In(stream.Signature(weight_layout(config))),
-                "act": In(stream.Signature(act_layout(config))),
-                "param": In(stream.Signature(param_layout(config))),
-                "result": Out(stream.Signature(result_layout(config))),
-                "error": Out(1),
-            }
-        )
+        super().__init__(stream_members(config) | {"error": Out(1)})
 
     def memory_summary(self) -> list[dict]:
         """On-chip memories, for the generator's manifest."""
@@ -59,7 +50,7 @@ class Engine(wiring.Component):
         advance = Signal()
         m.submodules.sequencer = sequencer = Sequencer(cfg)
         m.submodules.datapath = datapath = Datapath(cfg)
-        result_width = data.Layout.cast(result_layout(cfg)).size
+        result_width = data.Layout.cast(payload_layout(cfg, "result")).size
         m.submodules.out_fifo = out_fifo = SyncFIFO(width=result_width, depth=2)
         regions = len(datapath.advance.as_value())
         m.submodules.stall = stall = StallCopies(regions + 1)  # the last copy is the FIFO write's

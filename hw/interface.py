@@ -1,93 +1,59 @@
-"""Stream payload layouts of the engine's ports, as functions of the generation parameters.
+"""The HDL shapes of the engine's ports and of its internal per-command bookkeeping.
 
-The RTL, the host-side packer (`sim.streams`) and the cocotb tests all read the field widths from here,
-so a payload is defined exactly once. Each port is a `lib.stream` (valid/ready, AXI-Stream compatible);
-`last` marks the final beat of one command on that stream (TLAST for a DMA): the engine itself counts
-beats from the command and does not need it on its inputs. docs/architecture.md gives the beat order.
+The stream payloads and the engine's signature are built from `contract.streams`, the one description of
+the ports (names, directions, field widths) that the host-side packer (`sim.streams`) and the verification
+library also read, so a payload is defined exactly once. Each port is a `lib.stream` (valid/ready,
+AXI-Stream compatible); `last` marks the final beat of one command on that stream (TLAST for a DMA): the
+engine itself counts beats from the command and does not need it on its inputs. docs/architecture.md gives
+the beat order.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import signed, unsigned
-from amaranth.lib import data, enum
+from amaranth.lib import data, enum, stream, wiring
 
 from contract.config import EngineConfig
+from contract.numerics import MODES, SCHEMES
+from contract.streams import IN, Field, streams
+from contract.streams import stream as stream_of
 
 
 class Scheme(enum.Enum, shape=1):
     """How the top k bits of a weight code are read (docs/numerics.md, Weights)."""
 
-    OFFSET = 0
-    TWOS = 1
+    OFFSET = SCHEMES.index("offset")
+    TWOS = SCHEMES.index("twos")
 
 
 class Mode(enum.Enum, shape=1):
     """Output of the requantizer: an A-bit activation code (relu) or the ACC-bit value t (raw)."""
 
-    RELU = 0
-    RAW = 1
+    RELU = MODES.index("relu")
+    RAW = MODES.index("raw")
 
 
-def command_layout(cfg: EngineConfig) -> data.StructLayout:
-    """One GEMM Y[m x n] = requant(X[m x k_dim] . W[k_dim x n]) at weight precision wbits, act precision abits.
-
-    Sizes are stored as plain values (1..max); a command outside the config's limits is the host's error.
-    """
-    return data.StructLayout(
-        {
-            "m": cfg.field_bits(cfg.max_m),
-            "k_dim": cfg.field_bits(cfg.max_k),
-            "n": cfg.field_bits(cfg.max_n),
-            "wbits": cfg.field_bits(cfg.base_bits),
-            "abits": cfg.field_bits(cfg.act_bits),
-            "scheme": Scheme,
-            "mode": Mode,
-        }
-    )
+_ENUMS = {SCHEMES: Scheme, MODES: Mode}
 
 
-def weight_layout(cfg: EngineConfig) -> data.StructLayout:
-    """One row of a weight tile: the B-bit codes of array row r for the C columns of the N-tile."""
-    return data.StructLayout({"codes": data.ArrayLayout(cfg.base_bits, cfg.cols), "last": 1})
+def _shape(field: Field):
+    if field.codes:
+        return _ENUMS[field.codes]
+    element = signed(field.width) if field.signed else unsigned(field.width)
+    return element if field.lanes is None else data.ArrayLayout(element, field.lanes)
 
 
-def act_layout(cfg: EngineConfig) -> data.StructLayout:
-    """One row m of X restricted to the R inputs of the current K-tile."""
-    return data.StructLayout({"codes": data.ArrayLayout(cfg.act_bits, cfg.rows), "last": 1})
+def payload_layout(cfg: EngineConfig, name: str) -> data.StructLayout:
+    """The payload of stream `name` (`contract.streams` says what each field is)."""
+    return data.StructLayout({field.name: _shape(field) for field in stream_of(cfg, name).fields})
 
 
-def param_layout(cfg: EngineConfig) -> data.StructLayout:
-    """Requantization parameters of the C columns of one N-tile."""
-    return data.StructLayout(
-        {
-            "bias": data.ArrayLayout(signed(cfg.acc_bits), cfg.cols),
-            "mult": data.ArrayLayout(signed(cfg.mult_bits), cfg.cols),
-            "shift": data.ArrayLayout(unsigned(cfg.shift_bits), cfg.cols),
-            "last": 1,
-        }
-    )
-
-
-def result_layout(cfg: EngineConfig) -> data.StructLayout:
-    """One row m of Y for the C columns of one N-tile; relu codes are zero-extended, padded lanes are 0."""
-    return data.StructLayout({"values": data.ArrayLayout(signed(cfg.acc_bits), cfg.cols), "last": 1})
-
-
-def psum_bits(cfg: EngineConfig) -> int:
-    """Width of a partial sum inside the array: a column adds at most R masked products of one digit.
-
-    Each masked product is bounded by the full-precision one (docs/numerics.md), so this never exceeds
-    what the ACC-bit accumulator needs and saves flip-flops on every PE. A decoded D-bit digit has
-    magnitude at most 2^D - 1, so a digit-serial array's partial sums are B - D bits narrower.
-    """
-    digit_product = ((1 << cfg.act_bits) - 1) * ((1 << cfg.digit_width) - 1)
-    return min(cfg.acc_bits, (cfg.rows * digit_product).bit_length() + 1)
-
-
-def column_sum_bits(cfg: EngineConfig) -> int:
-    """Width of one column's sum of R full products, which the accumulator adds: the digit-serial
-    engine's shift-and-add stage rebuilds it from the digit sums."""
-    return min(cfg.acc_bits, (cfg.rows * cfg.max_product).bit_length() + 1)
+def stream_members(cfg: EngineConfig) -> dict[str, wiring.Member]:
+    """Every stream of the engine as a signature member, in port order."""
+    return {
+        port.name: (wiring.In if port.direction == IN else wiring.Out)(stream.Signature(payload_layout(cfg, port.name)))
+        for port in streams(cfg)
+    }
 
 
 def weight_decode_layout(cfg: EngineConfig) -> data.StructLayout:

@@ -18,7 +18,8 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.interface import Scheme, column_sum_bits, psum_bits, weight_decode_layout
+from contract.widths import column_sum_bits, psum_bits
+from hw.interface import Scheme, weight_decode_layout
 
 
 def has_offset_term(cfg) -> bool:

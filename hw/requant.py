@@ -25,7 +25,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from contract.timing import REQUANT_STAGES
-from hw.interface import Mode, param_layout, precision_layout, result_layout, token_layout
+from hw.interface import Mode, payload_layout, precision_layout, token_layout
 from hw.skew import delay_line
 
 
@@ -46,11 +46,11 @@ class Requantizer(wiring.Component):
             {
                 "sums": In(data.ArrayLayout(signed(cfg.acc_bits), cfg.cols)),
                 "token": In(token_layout(cfg)),
-                "params": In(param_layout(cfg)),
+                "params": In(payload_layout(cfg, "param")),
                 "load_params": In(1),
                 "precision": In(precision_layout(cfg)),
                 "out_lanes": In(cfg.cols),
-                "result": Out(result_layout(cfg)),
+                "result": Out(payload_layout(cfg, "result")),
                 "result_valid": Out(1),
             }
         )
@@ -59,7 +59,7 @@ class Requantizer(wiring.Component):
         m = Module()
         cfg = self._cfg
         acc, cols = cfg.acc_bits, cfg.cols
-        params = Signal(param_layout(cfg))
+        params = Signal(payload_layout(cfg, "param"))
         with m.If(self.load_params):
             m.d.sync += params.eq(self.params)
 

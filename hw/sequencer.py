@@ -24,7 +24,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from contract.timing import drain_slots
-from hw.interface import command_layout, precision_layout, token_layout
+from hw.interface import payload_layout, precision_layout, token_layout
 
 
 class Sequencer(wiring.Component):
@@ -32,7 +32,7 @@ class Sequencer(wiring.Component):
         self._cfg = cfg
         super().__init__(
             {
-                "cmd": In(stream.Signature(command_layout(cfg))),
+                "cmd": In(stream.Signature(payload_layout(cfg, "cmd"))),
                 "advance": In(1),
                 "running": Out(1),
                 "ending": Out(1),
@@ -51,7 +51,7 @@ class Sequencer(wiring.Component):
         m = Module()
         cfg = self._cfg
         rows, cols = cfg.rows, cfg.cols
-        command = Signal(command_layout(cfg))
+        command = Signal(payload_layout(cfg, "cmd"))
         k_left = Signal(range(cfg.max_k + 1))
         n_left = Signal(range(cfg.max_n + 1))
         first_ktile = Signal()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contract.config import EngineConfig
-from hw.interface import column_sum_bits, psum_bits
+from contract.widths import column_sum_bits, psum_bits
 from sim.command import row_slices
 from sim.model import ceil_div, command_cycles
 

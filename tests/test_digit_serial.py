@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 from contract.config import ConfigError, EngineConfig
+from contract.streams import INPUTS
 from verif.amaranth_streams import simulate
 from verif.configs import config_id
-from verif.scenarios import INPUTS, Scenario, random_command
+from verif.scenarios import Scenario, random_command
 from verif.scoreboard import Scoreboard
 from verif.stalls import Random
 

@@ -21,8 +21,9 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from contract.config import EngineConfig
+from contract.widths import psum_bits
 from golden.nested import truncate_act, truncate_weight
-from hw.interface import Scheme, psum_bits, weight_decode_layout
+from hw.interface import Scheme, weight_decode_layout
 from hw.pe import ProcessingElement, load_value
 
 

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from contract.streams import INPUTS
 from hw.engine import Engine
-from sim.streams import LAYOUTS, pack_sequence, result_beat
+from sim.payload import from_bits, to_bits
+from sim.streams import pack_sequence
 from verif.amaranth_streams import receive, send
 from verif.configs import AMARANTH
-from verif.scenarios import INPUTS, random_command
+from verif.scenarios import random_command
 from verif.stalls import Never
 
 CFG = AMARANTH["2x2-b4a4acc16-m8k64n64"]  # max_m 8, max_k 64, max_n 64, B = A = 4
@@ -43,7 +45,7 @@ def run(illegal: dict | None, commands, shift_lane: int | None = None):
     per-cycle watch log, the received and expected result beats, and `error` at the end."""
     beats = pack_sequence(CFG, commands)
     if shift_lane is not None:
-        beats.param[0]["shift"][shift_lane] = (1 << CFG.shift_bits) - 1
+        beats["param"][0]["shift"][shift_lane] = (1 << CFG.shift_bits) - 1
     dut = Engine(CFG)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -52,12 +54,12 @@ def run(illegal: dict | None, commands, shift_lane: int | None = None):
 
     async def cmd_driver(ctx):
         if illegal is not None:
-            ctx.set(dut.cmd.payload, LAYOUTS["cmd"](CFG).const(LEGAL | illegal))
+            ctx.set(dut.cmd.payload.as_value(), to_bits(CFG, "cmd", LEGAL | illegal))
             ctx.set(dut.cmd.valid, 1)
             await ctx.tick()
             ctx.set(dut.cmd.valid, 0)
             await ctx.tick().repeat(phase - 1)
-        await send(ctx, dut.cmd, [LAYOUTS["cmd"](CFG).const(beat) for beat in beats.cmd], Never())
+        await send(ctx, dut.cmd, [to_bits(CFG, "cmd", beat) for beat in beats["cmd"]], Never())
 
     def data_driver(name):
         async def testbench(ctx):
@@ -66,7 +68,7 @@ def run(illegal: dict | None, commands, shift_lane: int | None = None):
                 ctx.set(port.valid, 1)  # a beat the dropped command must not take
                 await ctx.tick().repeat(phase)
                 ctx.set(port.valid, 0)
-            await send(ctx, port, [LAYOUTS[name](CFG).const(beat) for beat in getattr(beats, name)], Never())
+            await send(ctx, port, [to_bits(CFG, name, beat) for beat in beats[name]], Never())
 
         return testbench
 
@@ -81,8 +83,8 @@ def run(illegal: dict | None, commands, shift_lane: int | None = None):
     async def receiver(ctx):
         if illegal is not None:
             await ctx.tick().repeat(phase)
-        payloads = await receive(ctx, dut.result, len(beats.result), Never(), timeout=2000, silence=10)
-        received.extend(result_beat(CFG, payload) for payload in payloads)
+        payloads = await receive(ctx, dut.result, len(beats["result"]), Never(), timeout=2000, silence=10)
+        received.extend(from_bits(CFG, "result", payload) for payload in payloads)
         final_error.append(ctx.get(dut.error))
 
     sim.add_testbench(cmd_driver)
@@ -92,7 +94,7 @@ def run(illegal: dict | None, commands, shift_lane: int | None = None):
     sim.add_testbench(watcher, background=True)
     sim.add_testbench(receiver)
     sim.run()
-    return watch, received, beats.result, final_error[0]
+    return watch, received, beats["result"], final_error[0]
 
 
 def legal_commands(seed: int):

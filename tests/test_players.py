@@ -1,18 +1,21 @@
 """The stream players' Python side, without a simulator: beats, their hex text, batches, and the checks.
 
-The players' beat arrays must be `sim.streams`' beats (the documented order) bit for bit, and the check of a
-capture must catch every way a run can go wrong; the RTL runs are in rtl_tests/test_players_rtl.py.
+The players' hex text must be the HDL's payload words of `sim.streams`' beats (the documented order) bit
+for bit, and the check of a capture must catch every way a run can go wrong; the RTL runs are in
+rtl_tests/test_players_rtl.py.
 """
 
 import numpy as np
 import pytest
 
+from contract import streams
+from contract.streams import STREAMS
+from hw.interface import payload_layout
 from sim.model import EngineModel
-from sim.streams import LAYOUTS, pack_command, to_bits
+from sim.streams import beat_counts, command_arrays, concatenate, pack_command
 from verif.configs import RTL
-from verif.rtl.beat_arrays import beat_counts, command_arrays, concatenate
 from verif.rtl.hexbeats import CaptureError, pack_hex, unpack_hex
-from verif.rtl.player_top import STREAMS, Depths, player_verilog
+from verif.rtl.player_top import Depths, player_verilog
 from verif.rtl.players import Batch, Capture, PlayerMemoryError, modelled_spans, problems, split
 from verif.scenarios import random_command
 
@@ -26,24 +29,25 @@ def _commands(cfg, seed, count=6):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.rows}x{c.cols}")
 def test_hex_text_is_the_reference_packers_beats(cfg):
-    """Every beat of every stream, as text, is the integer `sim.streams` puts on the port; and reading the
-    text back gives the arrays again (signed lanes included)."""
+    """Every beat of every stream, as text, is the integer the HDL's payload layout makes of `sim.streams`'
+    beat; and reading the text back gives the arrays again (signed lanes included)."""
     for command, result in zip(commands := _commands(cfg, 1), EngineModel(cfg).run(commands), strict=True):
         reference = pack_command(cfg, command, result.outputs)
         arrays = command_arrays(cfg, command, result.outputs)
         for stream in STREAMS:
-            layout = LAYOUTS[stream](cfg)
-            text = pack_hex(layout, arrays[stream])
+            port = streams.stream(cfg, stream)
+            text = pack_hex(port, arrays[stream])
             words = [int(line, 16) for line in text.split()]
-            assert words == [to_bits(cfg, stream, beat) for beat in getattr(reference, stream)], stream
-            back = unpack_hex(layout, text)
+            layout = payload_layout(cfg, stream)
+            assert words == [layout.const(beat).as_value().value for beat in reference[stream]], stream
+            back = unpack_hex(port, text)
             for name, values in arrays[stream].items():
                 assert np.array_equal(back[name], np.asarray(values).reshape(back[name].shape)), (stream, name)
-        assert {s: len(getattr(reference, s)) for s in STREAMS} == beat_counts(cfg, command)
+        assert {s: len(reference[s]) for s in STREAMS} == beat_counts(cfg, command)
 
 
 def test_unpack_refuses_x_bits_and_overwide_words():
-    layout = LAYOUTS["result"](CONFIGS[1])
+    layout = streams.stream(CONFIGS[1], "result")
     with pytest.raises(CaptureError, match="x or z"):
         unpack_hex(layout, b"0\n" + b"x" * 9 + b"\n")
     with pytest.raises(CaptureError, match="wider"):
@@ -62,6 +66,10 @@ def test_batches_fit_the_memories_and_a_command_too_big_is_refused():
     big = max(commands, key=lambda c: beat_counts(cfg, c)["act"])
     with pytest.raises(PlayerMemoryError, match="act beats, more than the 8 its player holds"):
         split(cfg, [big], Depths(act=8))
+
+
+def test_every_stream_has_a_player_memory():
+    assert set(Depths().as_dict()) == set(STREAMS)
 
 
 def test_player_top_names_every_stream_of_the_manifest():

@@ -11,7 +11,8 @@ from contract.config import EngineConfig
 from contract.numerics import NumericsError
 from sim.command import Command
 from sim.model import EngineModel, command_cycles, sequence_cycles
-from sim.streams import pack_command, result_beat, to_bits
+from sim.payload import from_bits, to_bits
+from sim.streams import pack_command
 
 CFG44 = EngineConfig(rows=4, cols=4, max_m=64, max_k=64, max_n=64)
 
@@ -117,18 +118,18 @@ def test_stream_order_of_a_small_command():
         shift=np.zeros(3, int),
     )
     beats = pack_command(cfg, command, torch.tensor([[10, 20, 30]]))
-    assert beats.cmd == [{"m": 1, "k_dim": 3, "n": 3, "wbits": 8, "abits": 8, "scheme": 1, "mode": 1}]
-    assert [b["bias"] for b in beats.param] == [[7, 8], [9, 0]]
-    assert [b["codes"] for b in beats.weight] == [[0, 1], [3, 4], [6, 7], [0, 0], [2, 0], [5, 0], [8, 0], [0, 0]]
-    assert [b["codes"] for b in beats.act] == [[1, 2], [3, 0], [1, 2], [3, 0]]
-    assert beats.result == [{"values": [10, 20], "last": 0}, {"values": [30, 0], "last": 1}]
-    assert [b["last"] for b in beats.weight] == [0] * 7 + [1]
+    assert beats["cmd"] == [{"m": 1, "k_dim": 3, "n": 3, "wbits": 8, "abits": 8, "scheme": 1, "mode": 1}]
+    assert [b["bias"] for b in beats["param"]] == [[7, 8], [9, 0]]
+    assert [b["codes"] for b in beats["weight"]] == [[0, 1], [3, 4], [6, 7], [0, 0], [2, 0], [5, 0], [8, 0], [0, 0]]
+    assert [b["codes"] for b in beats["act"]] == [[1, 2], [3, 0], [1, 2], [3, 0]]
+    assert beats["result"] == [{"values": [10, 20], "last": 0}, {"values": [30, 0], "last": 1}]
+    assert [b["last"] for b in beats["weight"]] == [0] * 7 + [1]
 
 
 def test_result_beats_round_trip_through_the_port_bits():
     cfg = EngineConfig(rows=2, cols=3, acc_bits=20, max_k=8)
     beat = {"values": [-(1 << 19), 255, -1], "last": 1}
-    assert result_beat(cfg, to_bits(cfg, "result", beat)) == beat
+    assert from_bits(cfg, "result", to_bits(cfg, "result", beat)) == beat
 
 
 def test_fixed_precision_engine_refuses_other_precisions():

@@ -14,21 +14,24 @@ from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from contract.config import EngineConfig
+from contract.streams import INPUTS
 from hw.engine import Engine
 from sim.model import EngineModel
-from sim.streams import LAYOUTS, pack_sequence, result_beat
-from verif.scenarios import INPUTS, Scenario
+from sim.payload import from_bits, to_bits
+from sim.streams import pack_sequence
+from verif.scenarios import Scenario
 from verif.scoreboard import Observed
 from verif.stalls import Pauses
 
 
 async def send(ctx, port, payloads, pauses: Pauses):
-    """Offer each payload in turn, holding `valid` until it is taken; idle while `pauses` says so."""
+    """Offer each payload (the integer on the port, `sim.payload.to_bits`) in turn, holding `valid` until it is
+    taken; idle while `pauses` says so."""
     for payload in payloads:
         while pauses.pause():
             ctx.set(port.valid, 0)
             await ctx.tick()
-        ctx.set(port.payload, payload)
+        ctx.set(port.payload.as_value(), payload)
         ctx.set(port.valid, 1)
         await ctx.tick().until(port.ready)
     ctx.set(port.valid, 0)
@@ -36,21 +39,22 @@ async def send(ctx, port, payloads, pauses: Pauses):
 
 async def receive(ctx, port, count: int, pauses: Pauses, timeout: int, silence: int = 0) -> list:
     """Take `count` payloads, with `ready` low in the cycles `pauses` says; then `silence` more cycles with
-    `ready` high, taking any further beat (the engine must offer none: a duplicated beat shows up here)."""
+    `ready` high, taking any further beat (the engine must offer none: a duplicated beat shows up here).
+    Payloads are the integers on the port (`sim.payload.from_bits` reads them)."""
     payloads = []
     for _ in range(timeout):
         if len(payloads) == count:
             break
         ready = not pauses.pause()
         ctx.set(port.ready, ready)
-        _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
+        _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload.as_value())
         if ready and valid:
             payloads.append(payload)
     else:
         raise TimeoutError(f"received {len(payloads)} of {count} beats in {timeout} cycles")
     ctx.set(port.ready, 1)
     for _ in range(silence):
-        _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
+        _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload.as_value())
         if valid:
             payloads.append(payload)
     ctx.set(port.ready, 0)
@@ -99,7 +103,7 @@ def simulate(
 
     def driver(name):
         async def testbench(ctx):
-            payloads = [LAYOUTS[name](cfg).const(beat) for beat in getattr(beats, name)]
+            payloads = [to_bits(cfg, name, beat) for beat in beats[name]]
             await send(ctx, getattr(dut, name), payloads, scenario.pause(name))
 
         return testbench
@@ -111,8 +115,8 @@ def simulate(
 
     async def receiver(ctx):
         silence = 2 * (cfg.rows + cfg.cols) + 10
-        payloads = await receive(ctx, dut.result, len(beats.result), scenario.pause("result"), timeout, silence)
-        observed.received.extend(result_beat(cfg, payload) for payload in payloads)
+        payloads = await receive(ctx, dut.result, len(beats["result"]), scenario.pause("result"), timeout, silence)
+        observed.received.extend(from_bits(cfg, "result", payload) for payload in payloads)
 
     sim.add_testbench(receiver)
     sim.add_testbench(recorder(dut, observed), background=True)

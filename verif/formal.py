@@ -33,6 +33,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, Cat, Cover, Elaboratable, Module, Mux, ResetSignal, Signal, Value
 
 from contract.config import EngineConfig
+from contract.streams import INPUTS, beat_counts
 from eda.runner import find_tool, run_tool, tool_search_path
 from hw.engine import Engine
 from sim.model import ceil_div, command_cycles
@@ -40,7 +41,8 @@ from sim.model import ceil_div, command_cycles
 SBY = "yowasp-sby"
 #: Small enough for a solver, yet every tile loop runs more than once: K and N span two tiles each.
 FORMAL_CONFIG = EngineConfig(rows=2, cols=2, base_bits=4, act_bits=2, acc_bits=12, max_m=2, max_k=4, max_n=4)
-INPUT_STREAMS = ("cmd", "param", "weight", "act")
+#: The input streams that carry data, counted per command against the command's beats.
+DATA_STREAMS = tuple(name for name in INPUTS if name != "cmd")
 #: Commands whose result beats may be outstanding at once: the one in the sequencer and those whose beats
 #: wait in the 2-entry output FIFO (a 1-row command can be accepted, run and drained behind them).
 RESULT_QUEUE = 4
@@ -91,7 +93,7 @@ class ProtocolHarness(Elaboratable):
         """The data payloads that `zero_data` drives with zero."""
         if not self.zero_data:
             return []
-        return [getattr(self.engine, name).payload.as_value() for name in ("param", "weight", "act")]
+        return [getattr(self.engine, name).payload.as_value() for name in DATA_STREAMS]
 
     def elaborate(self, platform):
         m = Module()
@@ -104,7 +106,7 @@ class ProtocolHarness(Elaboratable):
         checking = Signal()  # the previous cycle was a clean, out-of-reset cycle
         m.d.sync += checking.eq(~rst)
 
-        for name in INPUT_STREAMS:
+        for name in INPUTS:
             self._source_rules(m, getattr(engine, name), checking)
         self._result_is_stable(m, engine.result, checking)
         self._beat_counts(m, engine, rst)
@@ -174,12 +176,13 @@ class ProtocolHarness(Elaboratable):
         self._refusals(m, engine, cmd_taken & ~legal)
         n_tiles = _ceil_div_signal(m, cmd.payload.n, cfg.cols, cfg.max_n, "n_tiles")
         k_tiles = _ceil_div_signal(m, cmd.payload.k_dim, cfg.rows, cfg.max_k, "k_tiles")
-        budgets = {"param": n_tiles, "weight": k_tiles * n_tiles * cfg.rows, "act": cmd.payload.m * k_tiles * n_tiles}
+        counts = beat_counts(cfg, cmd.payload.m, k_tiles, n_tiles)
         width = (cfg.max_m * cfg.max_k * cfg.max_n).bit_length() + 1
         accepted = Signal()  # a command has been accepted since reset: only then may inputs be taken
         with m.If(cmd_taken):
             m.d.sync += accepted.eq(1)
-        for name, budget in budgets.items():
+        for name in DATA_STREAMS:
+            budget = counts[name]
             port = getattr(engine, name)
             taken = port.valid & port.ready
             limit = Signal(width, name=f"{name}_budget")
@@ -194,7 +197,7 @@ class ProtocolHarness(Elaboratable):
                 m.d.sync += [limit.eq(Mux(legal, budget, 0)), count.eq(0)]
             with m.Elif(taken):
                 m.d.sync += count.eq(count + 1)
-        done = self._result_boundaries(m, cmd_taken & legal, cmd.payload.m * n_tiles, result)
+        done = self._result_boundaries(m, cmd_taken & legal, counts["result"], result)
         if self.allow_illegal:
             refused_before = Signal()
             with m.If(cmd_taken & ~legal):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contract.config import EngineConfig
+from contract.streams import INPUTS, STREAMS
 from contract.timing import REQUANT_CYCLES
 from sim.command import Command
 from verif import coverage
@@ -26,7 +27,6 @@ from verif.stalls import Bursts, Never, Pauses, Random
 
 SEED_ENV = "NESTMAC_SEED"
 DEFAULT_SEED = 1
-INPUTS = ("cmd", "param", "weight", "act")
 STALL_RATES = (0.0, 0.3, 0.6, 0.9)
 
 
@@ -236,7 +236,7 @@ def extremes(cfg, rng):
 def stalls(cfg, rng):
     """Random pauses on every stream, each at its own rate (0 to 90%), so each stream is at some point the one
     holding the pipeline back: nothing lost, duplicated or reordered, no extra beat after the last."""
-    pauses = {name: Random(float(rng.choice(STALL_RATES)), int(rng.integers(1 << 31))) for name in (*INPUTS, "result")}
+    pauses = {name: Random(float(rng.choice(STALL_RATES)), int(rng.integers(1 << 31))) for name in STREAMS}
     commands = [random_command(cfg, rng, 1, 2 * cfg.rows + 1, cfg.cols + 2)]
     commands += [random_command(cfg, rng, *random_shape(cfg, rng, 2 * cfg.rows + 2, 3, 2)) for _ in range(3)]
     return Scenario("stalls", 0, commands, pauses)

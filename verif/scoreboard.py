@@ -26,7 +26,7 @@ from verif.scenarios import SEED_ENV, Scenario, base_seed
 class Observed:
     """What a bench saw on the engine's ports during a run."""
 
-    received: list[dict] = field(default_factory=list)  # result beats, as `sim.streams.result_beat` dicts
+    received: list[dict] = field(default_factory=list)  # result beats, as `sim.payload.from_bits` dicts
     accepts: list[int] = field(default_factory=list)  # cycle of each `cmd` transfer
     results: list[int] = field(default_factory=list)  # cycle of each `result` transfer
     result_trace: list[tuple[int, int]] = field(default_factory=list)  # (valid, ready) of `result`, every cycle
@@ -65,7 +65,7 @@ class Scoreboard:
         )
         commands = scenario.commands
         self.model = EngineModel(cfg).run(commands)
-        self.expected = pack_sequence(cfg, commands).result
+        self.expected = pack_sequence(cfg, commands)["result"]
         self.coverage = Coverage()
         for command in commands:
             self.coverage.sample_command(cfg, command)

@@ -14,12 +14,13 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 
 from contract.config import EngineConfig
+from contract.streams import INPUTS
 from sim.command import Command
 from sim.model import EngineModel, ceil_div
-from sim.streams import LAYOUTS, pack_sequence, result_beat
+from sim.payload import from_bits
+from sim.streams import pack_sequence
 from verif.rtl.runner import CLOCK_PERIOD_NS
 from verif.rtl.streams import CycleCounter, StreamSink, StreamSource
-from verif.scenarios import INPUTS
 from verif.scoreboard import Observed
 from verif.stalls import Pauses
 
@@ -29,8 +30,8 @@ class Bench:
         self.dut = dut
         self.cfg = cfg
         self.clock = CycleCounter(dut.clk)
-        self.sources = {name: StreamSource(dut, name, LAYOUTS[name](cfg), self.clock) for name in INPUTS}
-        self.sink = StreamSink(dut, "result", LAYOUTS["result"](cfg), self.clock)
+        self.sources = {name: StreamSource(dut, name, cfg, self.clock) for name in INPUTS}
+        self.sink = StreamSink(dut, "result", cfg, self.clock)
 
     def set_pauses(self, pauses: dict[str, Pauses]) -> None:
         """Pause generators per stream name (`cmd`, `param`, `weight`, `act`, `result`); others stay ideal."""
@@ -58,13 +59,13 @@ class Bench:
         for port in (*self.sources.values(), self.sink):
             port.cycles.clear()
         self.sink.trace.clear()
-        tasks = [cocotb.start_soon(self.sources[name].send(getattr(beats, name))) for name in INPUTS]
+        tasks = [cocotb.start_soon(self.sources[name].send(beats[name])) for name in INPUTS]
         return beats, tasks
 
     async def abort(self, command: Command, cycles: int, seed: int):
         """Start `command`, assert reset `cycles` cycles later, and leave the engine idle for a clean one."""
         beats, tasks = self._start([command], seed)
-        sink = cocotb.start_soon(self.sink.receive(len(beats.result)))
+        sink = cocotb.start_soon(self.sink.receive(len(beats["result"])))
         await ClockCycles(self.dut.clk, cycles)
         for task in (*tasks, sink):
             task.cancel()
@@ -83,12 +84,12 @@ class Bench:
         beats, tasks = self._start(commands, seed)
         model = EngineModel(self.cfg).run(commands)
         budget = 50 * sum(r.cycles.total for r in model) + 2000  # generous even at 90% stalls
-        received = await with_timeout(self.sink.receive(len(beats.result)), budget * CLOCK_PERIOD_NS, "ns")
+        received = await with_timeout(self.sink.receive(len(beats["result"])), budget * CLOCK_PERIOD_NS, "ns")
         for task in tasks:
             await task
         received += await self.sink.take_extra(2 * (self.cfg.rows + self.cfg.cols) + 10)
         return Observed(
-            [result_beat(self.cfg, beat) for beat in received],
+            [from_bits(self.cfg, "result", word) for word in received],
             list(self.sources["cmd"].cycles),
             list(self.sink.cycles),
             list(self.sink.trace),

@@ -11,10 +11,10 @@ import json
 import cocotb
 import numpy as np
 
+from contract.streams import STREAMS
 from verif.rtl.bench import Bench, beats_to_outputs
 from verif.rtl.execute import load_commands
 from verif.rtl.scenario_file import load_scenario
-from verif.scenarios import INPUTS
 from verif.stalls import Random
 
 
@@ -23,7 +23,7 @@ async def execute(dut):
     cfg, scenario = load_scenario()
     commands = load_commands(scenario["commands"])
     bench = Bench(dut, cfg)
-    bench.set_pauses({s: Random(scenario["stall"], scenario["seed"] + i) for i, s in enumerate((*INPUTS, "result"))})
+    bench.set_pauses({s: Random(scenario["stall"], scenario["seed"] + i) for i, s in enumerate(STREAMS)})
     await bench.start()
     observed = await bench.run(commands, scenario["seed"])
     outputs = beats_to_outputs(cfg, commands, observed.received)

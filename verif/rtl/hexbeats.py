@@ -1,16 +1,16 @@
 """Beats as `$readmemh` text and captured words back from `$writememh` text, vectorised with numpy.
 
-A beat is laid out bit by bit at the field offsets of its payload layout (`hw.interface`, flattened by
-`hw.generate.layout_fields`), so the text is exactly the integer on the port, most significant digit first.
-Arrays are `verif.rtl.beat_arrays`' per-stream dicts: field -> [beats] or [beats, lanes].
+A beat's bits are `sim.payload`'s (the fields at their `contract.streams` offsets), so the text is exactly
+the integer on the port, most significant digit first. Arrays are `sim.streams`' per-stream dicts:
+field -> [beats] or [beats, lanes].
 """
 
 from __future__ import annotations
 
 import numpy as np
-from amaranth.lib import data
 
-from hw.generate import layout_fields
+from contract.streams import Stream
+from sim.payload import bit_matrix, field_arrays
 
 #: Beats converted at a time: bounds the bit matrix of wide payloads (a 16x16 `param` beat is 865 bits).
 _CHUNK = 8192
@@ -24,36 +24,20 @@ class CaptureError(ValueError):
     """A captured file holds something that is not a word (x or z bits, a word too wide)."""
 
 
-def _columns(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Field arrays by flattened layout name: `codes` [beats, R] becomes `codes.0` ... `codes.{R-1}`."""
-    columns = {}
-    for name, array in arrays.items():
-        array = np.asarray(array)
-        if array.ndim == 1:
-            columns[name] = array
-        else:
-            columns.update({f"{name}.{lane}": array[:, lane] for lane in range(array.shape[1])})
-    return columns
-
-
 def _digits(width: int) -> int:
     return -(-width // 4)
 
 
-def pack_hex(layout: data.Layout, arrays: dict[str, np.ndarray]) -> bytes:
+def pack_hex(port: Stream, arrays: dict[str, np.ndarray]) -> bytes:
     """`$readmemh` text of the beats in `arrays`: one hex word per line."""
-    fields = layout_fields(layout)
-    columns = _columns(arrays)
-    count = len(next(iter(columns.values())))
-    digits = _digits(layout.size)
+    count = len(next(iter(arrays.values())))
+    digits = _digits(port.width)
     chunks = []
     for first in range(0, count, _CHUNK):
-        rows = min(_CHUNK, count - first)
-        bits = np.zeros((rows, digits * 4), dtype=np.uint8)
-        for field in fields:
-            offset, width = field["offset"], field["width"]
-            column = columns[field["name"]][first : first + rows].astype(np.int64) & ((1 << width) - 1)
-            bits[:, offset : offset + width] = (column[:, None] >> np.arange(width)) & 1
+        chunk = {name: np.asarray(values)[first : first + _CHUNK] for name, values in arrays.items()}
+        bits = bit_matrix(port, chunk)
+        rows = len(bits)
+        bits = np.pad(bits, ((0, 0), (0, digits * 4 - port.width)))
         nibbles = bits.reshape(rows, digits, 4) @ np.array([1, 2, 4, 8], dtype=np.uint8)
         text = np.empty((rows, digits + 1), dtype=np.uint8)
         text[:, :digits] = _HEX[nibbles[:, ::-1]]
@@ -85,29 +69,9 @@ def _bits(text: bytes, width: int) -> np.ndarray:
     return bits.reshape(len(lines), digits * 4)[:, :width]
 
 
-def _field(bits: np.ndarray, offset: int, width: int, signed: bool) -> np.ndarray:
-    value = (bits[:, offset : offset + width].astype(np.int64) << np.arange(width)).sum(axis=1)
-    if signed:
-        value -= (value >> (width - 1) & 1) << width
-    return value
-
-
-def unpack_hex(layout: data.Layout, text: bytes) -> dict[str, np.ndarray]:
+def unpack_hex(port: Stream, text: bytes) -> dict[str, np.ndarray]:
     """Field arrays of the words in `$writememh` text (array fields as [beats, lanes])."""
-    bits = _bits(text, layout.size)
-    values, lanes = {}, {}
-    for field in layout_fields(layout):
-        column = _field(bits, field["offset"], field["width"], field.get("signed", False))
-        name, dot, _ = field["name"].partition(".")
-        if dot:
-            lanes.setdefault(name, []).append(column)
-        else:
-            values[name] = column
-    width = len(bits)
-    return values | {
-        name: np.stack(columns, axis=1) if columns else np.zeros((width, 0), np.int64)
-        for name, columns in lanes.items()
-    }
+    return field_arrays(port, _bits(text, port.width))
 
 
 def unpack_words(text: bytes) -> list[int]:

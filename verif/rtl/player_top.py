@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from contract.streams import INPUTS, STREAMS
+
 PLAYER_TOP = "nestmac_players"
-INPUTS = ("cmd", "param", "weight", "act")
-STREAMS = (*INPUTS, "result")
 #: The words of players/ctl.hex, in order. A stream idles (or drops `ready`) in a cycle when the top 16 bits
 #: of its generator are below its threshold: threshold = round(p * 65536).
 CONTROL = (

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from contract import streams
 from contract.cli import InputError
 from contract.config import EngineConfig
 from eda.tools import ToolError
 from sim.command import Command
 from sim.model import EngineModel, command_cycles
-from sim.streams import LAYOUTS, last_result_beats
-from verif.rtl.beat_arrays import beat_counts, command_arrays, concatenate
+from sim.streams import beat_counts, command_arrays, concatenate, last_result_beats
 from verif.rtl.hexbeats import pack_hex, unpack_hex, unpack_words
-from verif.rtl.player_top import CONTROL, INPUTS, STATUS, STREAMS, Depths
+from verif.rtl.player_top import CONTROL, STATUS, Depths
 from verif.rtl.runner import run_cocotb, run_directory
 from verif.scoreboard import Observed
 from verif.stalls import Never, Pauses, Random
@@ -68,26 +68,26 @@ def stall_probabilities(pauses: dict[str, Pauses]) -> dict[str, float]:
 def split(cfg: EngineConfig, commands: list[Command], depths: Depths = DEPTHS) -> list[list[Command]]:
     """`commands` in consecutive batches that fit the memories of `depths`."""
     limits = depths.as_dict()
-    batches, current, used = [], [], dict.fromkeys(STREAMS, 0)
+    batches, current, used = [], [], dict.fromkeys(streams.STREAMS, 0)
     for index, command in enumerate(commands):
         counts = beat_counts(cfg, command)
-        too_big = [s for s in STREAMS if counts[s] > limits[s]]
+        too_big = [s for s in streams.STREAMS if counts[s] > limits[s]]
         if too_big:
             stream = too_big[0]
             raise PlayerMemoryError(
                 f"command {index} ({command.m}x{command.k_dim}x{command.n}) needs {counts[stream]} {stream} beats, "
                 f"more than the {limits[stream]} its player holds"
             )
-        if any(used[s] + counts[s] > limits[s] for s in STREAMS):
+        if any(used[s] + counts[s] > limits[s] for s in streams.STREAMS):
             batches.append(current)
-            current, used = [], dict.fromkeys(STREAMS, 0)
+            current, used = [], dict.fromkeys(streams.STREAMS, 0)
         current.append(command)
-        used = {s: used[s] + counts[s] for s in STREAMS}
+        used = {s: used[s] + counts[s] for s in streams.STREAMS}
     return [*batches, current] if current else batches
 
 
 def total_beats(cfg: EngineConfig, commands: list[Command]) -> dict[str, int]:
-    return {s: sum(beat_counts(cfg, c)[s] for c in commands) for s in STREAMS}
+    return {s: sum(beat_counts(cfg, c)[s] for c in commands) for s in streams.STREAMS}
 
 
 def _check_fits(cfg: EngineConfig, batch: Batch, depths: Depths) -> None:
@@ -97,8 +97,8 @@ def _check_fits(cfg: EngineConfig, batch: Batch, depths: Depths) -> None:
 
 def _control(cfg: EngineConfig, batch: Batch, counts: dict[str, int]) -> list[int]:
     modelled = sum(command_cycles(cfg, c.m, c.k_dim, c.n, c.wbits).total for c in batch.commands)
-    words = {f"count_{s}": counts[s] for s in STREAMS}
-    for stream in STREAMS:
+    words = {f"count_{s}": counts[s] for s in streams.STREAMS}
+    for stream in streams.STREAMS:
         p = batch.stall.get(stream, 0.0)
         if not 0 <= p < 1:
             raise ValueError(f"stall probability of {stream} must be in [0, 1), got {p}")
@@ -120,8 +120,8 @@ def write_batch(cfg: EngineConfig, batch: Batch, directory: Path) -> None:
     arrays = concatenate([command_arrays(cfg, c, np.zeros((c.m, c.n), dtype=np.int64), rng) for c in batch.commands])
     counts = total_beats(cfg, batch.commands)
     (directory / "ctl.hex").write_text("".join(f"{word:08x}\n" for word in _control(cfg, batch, counts)))
-    for stream in INPUTS:
-        (directory / f"{stream}.hex").write_bytes(pack_hex(LAYOUTS[stream](cfg), arrays[stream]))
+    for name in streams.INPUTS:
+        (directory / f"{name}.hex").write_bytes(pack_hex(streams.stream(cfg, name), arrays[name]))
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def read_capture(cfg: EngineConfig, directory: Path) -> Capture:
         path = directory / name
         return path.read_bytes() if path.exists() else b""
 
-    result = unpack_hex(LAYOUTS["result"](cfg), read("result.hex"))
+    result = unpack_hex(streams.stream(cfg, "result"), read("result.hex"))
     return Capture(
         status,
         result["values"].reshape(-1, cfg.cols),
@@ -229,7 +229,7 @@ def problems(cfg: EngineConfig, batch: Batch, capture: Capture, outputs=None) ->
     if status["results"] != len(want["last"]):
         found.append(f"{status['results']} result beats, want {len(want['last'])}")
     for stream, beats in total_beats(cfg, commands).items():
-        if stream in INPUTS and status[f"taken_{stream}"] != beats:
+        if stream in streams.INPUTS and status[f"taken_{stream}"] != beats:
             found.append(f"the engine took {status[f'taken_{stream}']} of {beats} {stream} beats")
     if status["error"]:
         found.append("error raised by legal commands")

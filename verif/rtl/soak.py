@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.config import EngineConfig
+from contract.streams import STREAMS
 from sim.model import command_cycles
-from verif.rtl.player_top import STREAMS, Depths
+from verif.rtl.player_top import Depths
 from verif.rtl.players import Batch, play, problems, split
 from verif.scenarios import random_command, random_shape
 

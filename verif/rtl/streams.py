@@ -3,14 +3,16 @@
 Every signal is driven just after the falling clock edge and sampled in the read-only phase before the
 next rising edge, so a handshake is seen exactly as the design sees it at that rising edge, whatever
 combinational path connects `valid` and `ready` inside the engine. A source holds `valid` and the payload
-until the beat is taken (AXI-Stream rule); idling happens only between beats.
+until the beat is taken (AXI-Stream rule); idling happens only between beats. Payloads are the integers on
+the port, packed and read by `sim.payload`.
 """
 
 from __future__ import annotations
 
-from amaranth.lib import data
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
+from contract.config import EngineConfig
+from sim.payload import to_bits
 from verif.stalls import Never, Pauses
 
 
@@ -28,9 +30,9 @@ class CycleCounter:
 
 
 class _StreamPort:
-    def __init__(self, dut, name: str, layout: data.Layout, clock: CycleCounter):
+    def __init__(self, dut, name: str, cfg: EngineConfig, clock: CycleCounter):
         self.name = name
-        self.layout = layout
+        self.cfg = cfg
         self.clock = clock
         self.pauses: Pauses = Never()
         self.valid = getattr(dut, f"{name}__valid")
@@ -44,7 +46,7 @@ class _StreamPort:
 
 
 class StreamSource(_StreamPort):
-    """Sends beats (dicts in the port's payload layout) into an input stream of the engine."""
+    """Sends beats (dicts of the stream's payload fields) into an input stream of the engine."""
 
     def idle(self):
         """Not valid, and a defined payload: an X payload could reach the engine's handshake logic."""
@@ -57,7 +59,7 @@ class StreamSource(_StreamPort):
             while self.pauses.pause():
                 self.valid.value = 0
                 await FallingEdge(self.clock.clk)
-            self.payload.value = self.layout.const(beat).as_bits()
+            self.payload.value = to_bits(self.cfg, self.name, beat)
             self.valid.value = 1
             while True:
                 await ReadOnly()
@@ -73,14 +75,14 @@ class StreamSink(_StreamPort):
     """Takes beats from the engine's output stream, with back-pressure on `ready` from its pause generator.
     `trace` records (valid, ready) in every cycle, for the coverage of the output FIFO."""
 
-    def __init__(self, dut, name: str, layout: data.Layout, clock: CycleCounter):
-        super().__init__(dut, name, layout, clock)
+    def __init__(self, dut, name: str, cfg: EngineConfig, clock: CycleCounter):
+        super().__init__(dut, name, cfg, clock)
         self.trace: list[tuple[int, int]] = []
 
     def idle(self):
         self.ready.value = 0
 
-    async def receive(self, count: int) -> list[data.Const]:
+    async def receive(self, count: int) -> list[int]:
         beats = []
         await FallingEdge(self.clock.clk)
         while len(beats) < count:
@@ -89,13 +91,13 @@ class StreamSink(_StreamPort):
             await ReadOnly()
             self.trace.append((int(self.valid.value), int(ready)))
             if ready and self.valid.value:
-                beats.append(data.Const(self.layout, self.payload.value.to_unsigned()))
+                beats.append(self.payload.value.to_unsigned())
                 self.cycles.append(self.clock.now + 1)  # the transfer happens at the coming rising edge
             await FallingEdge(self.clock.clk)
         self.ready.value = 0
         return beats
 
-    async def take_extra(self, cycles: int) -> list[data.Const]:
+    async def take_extra(self, cycles: int) -> list[int]:
         """`ready` high for `cycles` more cycles, taking any further beat: the engine must offer none, and a
         duplicated beat shows up in what the scoreboard counts."""
         beats = []
@@ -104,7 +106,7 @@ class StreamSink(_StreamPort):
         for _ in range(cycles):
             await ReadOnly()
             if self.valid.value:
-                beats.append(data.Const(self.layout, self.payload.value.to_unsigned()))
+                beats.append(self.payload.value.to_unsigned())
             await FallingEdge(self.clock.clk)
         self.ready.value = 0
         return beats
