@@ -22,6 +22,10 @@ from hw.skew import delay_line
 class ColumnStage(wiring.Component):
     """The ports every column stage has, and `extra` ones of its kind."""
 
+    #: Submodule name -> the block `eda.synth` reports its gates under (hw.engine.engine_blocks); the
+    #: stage's own registers are control.
+    BLOCKS: dict[str, str] = {}
+
     def __init__(self, cfg, extra: dict | None = None):
         self._cfg = cfg
         super().__init__(
@@ -55,6 +59,8 @@ class ColumnSums(ColumnStage):
 class OffsetColumnSums(ColumnStage):
     """The switchable bit-parallel engine: the offset scheme's constant term added per column (hw/offset.py),
     from the array's `row_sum` and the command's `decode`."""
+
+    BLOCKS = {"offset_term": "accumulators"}
 
     def __init__(self, cfg):
         super().__init__(cfg, {"row_sum": In(row_sum_bits(cfg)), "decode": In(weight_decode_layout(cfg))})

@@ -14,7 +14,7 @@ from contract.config import PEKind
 from contract.timing import accumulator_read_slots, array_slots, fill_drain_slots
 from hw.accumulator import Accumulator
 from hw.array import SystolicArray, column_load_layout
-from hw.column import column_stage
+from hw.column import STAGES, column_stage
 from hw.interface import param_layout, precision_layout, psum_bits, result_layout, token_layout
 from hw.pe import load_value, row_input_layout
 from hw.requant import Requantizer
@@ -27,6 +27,20 @@ def region_layout(cfg) -> data.StructLayout:
     the column stage (de-skew, tokens, hw/column.py), the
     accumulator and the requantizer."""
     return data.StructLayout({"act_skew": 1, "load_skew": 1, "array": 1, "column": 1, "accumulator": 1, "requant": 1})
+
+
+def datapath_blocks(cfg) -> dict[str, str]:
+    """Each submodule's path below the datapath (as `elaborate` names it) -> the block `eda.synth` reports
+    its gates under (hw.engine.engine_blocks); its own registers and the column stage's are control."""
+    blocks = {
+        "act_skew": "skew",
+        "load_skew": "skew",
+        "array": "pe_array",
+        "deskew": "skew",
+        "accumulator": "accumulators",
+        "requant": "requantization",
+    }
+    return blocks | {f"column_stage.{path}": block for path, block in STAGES[cfg.pe_kind].BLOCKS.items()}
 
 
 class Datapath(wiring.Component):
