@@ -144,17 +144,8 @@ class EngineConfig:
         """The switchable engine that runs an exported model: the widths are the export's (its `base_bits`,
         `act_bits` and `acc_bits`), the array, the accumulator depth and the largest K and N its GEMMs need
         are the caller's; `digit_bits` D < B builds the digit-serial engine."""
-        return cls(
-            rows=rows,
-            cols=cols,
-            base_bits=export.base_bits,
-            act_bits=export.act_bits,
-            acc_bits=export.acc_bits,
-            max_m=max_m,
-            max_k=max_k,
-            max_n=max_n,
-            digit_bits=digit_bits,
-        )
+        widths = {name: getattr(export, name) for name in ("base_bits", "act_bits", "acc_bits")}
+        return cls(rows=rows, cols=cols, max_m=max_m, max_k=max_k, max_n=max_n, digit_bits=digit_bits, **widths)
 
     @property
     def pe_kind(self) -> PEKind:

@@ -4,22 +4,21 @@ a renamed submodule would otherwise move its gates into `control` without an err
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from amaranth.back import verilog
 
-from contract.config import EngineConfig, PEKind
+from contract.config import PEKind
 from hw.engine import BLOCK_ORDER, MEMORY_MODULES, OTHER_BLOCK, Engine, engine_blocks
 from hw.generate import TOP_NAME
-
-VARIANTS = {PEKind.FIXED: dict(switchable=False), PEKind.BIT_PARALLEL: {}, PEKind.DIGIT_SERIAL: dict(digit_bits=2)}
+from verif.configs import KINDS
 
 
 @pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("kind", list(PEKind))
 def test_every_block_path_is_a_module_and_the_memories_are_where_named(kind, pipelined):
-    cfg = EngineConfig(rows=2, cols=3, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=16, max_n=16)
-    cfg = EngineConfig(**cfg.as_dict() | VARIANTS[kind], pipelined=pipelined)
+    cfg = replace(KINDS[kind], pipelined=pipelined)
     assert cfg.pe_kind is kind
     text = verilog.convert(Engine(cfg), name=TOP_NAME, emit_src=False)
     bodies = dict(re.findall(rf"^module \\{TOP_NAME}\.(\S+) (.*?)^endmodule", text, re.MULTILINE | re.DOTALL))
