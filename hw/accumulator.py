@@ -6,7 +6,8 @@ datapath enables the read (`read_enable`) only for a row that has an earlier K-t
 write happens only when a later K-tile will read it back.
 The read is issued a cycle ahead (the memory is synchronous) and is transparent to the write, which
 matters only when the same row comes back on the next cycle (R = 1, M = 1). A pipelined engine
-(EngineConfig.pipelined) registers the read data as well, so the read is issued two cycles ahead; the
+(EngineConfig.pipelined) registers the read data as well, so the read is issued two cycles ahead
+(`contract.timing.accumulator_read_slots`, from which the datapath picks the row to read); the
 row written in the cycle between is then forwarded from the sum register, which again matters only
 for R = 1, the one shape in which a row comes back within two cycles (a tile lasts max(M, R) slots).
 """
