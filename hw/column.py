@@ -107,4 +107,5 @@ STAGES = {PEKind.FIXED: ColumnSums, PEKind.BIT_PARALLEL: OffsetColumnSums, PEKin
 
 
 def column_stage(cfg) -> ColumnStage:
+    """The column stage of the config's PE kind."""
     return STAGES[cfg.pe_kind](cfg)

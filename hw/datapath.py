@@ -24,8 +24,7 @@ from hw.stall import region
 
 def region_layout(cfg) -> data.StructLayout:
     """The datapath's stall regions, one copy of `advance` each: the two input skews, the PE array,
-    the column stage (de-skew, tokens, hw/column.py), the
-    accumulator and the requantizer."""
+    the column (de-skew, tokens, the column stage of hw/column.py), the accumulator and the requantizer."""
     return data.StructLayout({"act_skew": 1, "load_skew": 1, "array": 1, "column": 1, "accumulator": 1, "requant": 1})
 
 
