@@ -25,7 +25,7 @@ from contract.cli import InputError, Parser, atomic_dir, number, parse_bits, req
 from contract.config import EngineConfig, engine_tag, parse_array
 from contract.datasets import add_data_arguments
 from contract.paths import build_dir
-from contract.policy import parse_policy
+from contract.policy import Policy, ResolvedPolicy, parse_policy
 from eda.tools import SIMULATORS
 
 # Flag ranges: more images than any test set holds, and a clock no engine reaches, are typing mistakes.
@@ -136,21 +136,18 @@ def print_distribution(export, summary) -> None:
         print(f"  {layer:>12}  " + "  ".join(f"k={k}: {100 * share:5.1f}%" for k, share in shares.items()))
 
 
-def policies(args, export) -> list:
-    """What to run, each as sim.network.run_policy's policy: an int (uniform), a tuple with one k per GEMM
-    layer (static), or the export's controller for the budget asked (dynamic)."""
+def policies(args, export) -> list[ResolvedPolicy]:
+    """What to run, each resolved against the export (contract.policy): one k per GEMM layer (uniform,
+    static), or the export's controller for the budget asked (dynamic)."""
     if not args.policy:
-        return parse_bits(args.bits or "8,6,4,3,2,1", export.base_bits)
+        bits = parse_bits(args.bits or "8,6,4,3,2,1", export.base_bits)
+        return [Policy("uniform", (k,)).resolve(export) for k in bits]
     chosen = []
     for text in args.policy:
         policy = parse_policy(text, export.base_bits)
-        if policy.kind == "dynamic":
-            if not export.controllers:
-                raise InputError(f"{args.export} holds no controller, so it cannot run {text!r}: dynamic needs one")
-            chosen.append(export.controller(policy.budget))
-            continue
-        per_layer = policy.per_layer(len(export.layers))
-        chosen.append(per_layer[0] if policy.kind == "uniform" else per_layer)
+        if policy.kind == "dynamic" and not export.controllers:
+            raise InputError(f"{args.export} holds no controller, so it cannot run {text!r}: dynamic needs one")
+        chosen.append(policy.resolve(export))
     return chosen
 
 
@@ -158,13 +155,11 @@ def policies(args, export) -> list:
 MAX_POLICY_NAME = 100
 
 
-def default_output(args, cfg: EngineConfig, chosen: list) -> tuple[Path, dict]:
+def default_output(args, cfg: EngineConfig, chosen: list[ResolvedPolicy]) -> tuple[Path, dict]:
     """Where a run without -o writes, named after the export, the engine variant and the policies, so that a
     digit-serial run never lands on the bit-parallel results; and the other settings the output records, so
     that a run that differs only in those (data, images, batch, clock, RTL check) refuses to replace it."""
-    from sim.network import policy_label
-
-    labels = [str(policy_label(policy)) for policy in chosen]
+    labels = [policy.label for policy in chosen]
     uniform = [label for label in labels if label.isdigit()]
     parts = ([f"k{','.join(uniform)}"] if uniform else []) + [
         label.replace(":", "-") if label.startswith("dynamic") else f"static-{label}"
@@ -195,8 +190,8 @@ def main(argv=None):
     # now keeps --help and argument errors instant and working on a base install, and a run without --rtl
     # free of cocotb.
     require_extra("torch", "train")
+    from contract.model_files import load_export
     from golden.data import data_split
-    from golden.export import load_export
     from sim.network import engine_config_for
 
     # The engine is built, and so every flag checked against the model's widths (--bits against B,
@@ -218,11 +213,11 @@ def main(argv=None):
     print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
 
 
-def run(args, export, cfg: EngineConfig, chosen: list, split, staging: Path) -> None:
+def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, staging: Path) -> None:
     """Simulate every requested policy, print the table, and write it into `staging`."""
     from golden.data import input_codes
     from golden.train import one_thread
-    from sim.network import policy_label, run_policy
+    from sim.network import run_policy
 
     rows, cols = cfg.rows, cfg.cols
     codes, labels = input_codes(split.test_x, export.act_bits), split.test_y
@@ -233,7 +228,7 @@ def run(args, export, cfg: EngineConfig, chosen: list, split, staging: Path) -> 
         rtl_count = rtl_images(args.rtl, len(codes), args.simulator)
     summaries, seconds = [], []
     for policy in chosen:
-        progress, started = Progress(f"k={policy_label(policy)}", len(codes)), time.perf_counter()
+        progress, started = Progress(f"k={policy.label}", len(codes)), time.perf_counter()
         with one_thread():
             summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress))
         seconds.append(time.perf_counter() - started)
@@ -256,7 +251,7 @@ def run(args, export, cfg: EngineConfig, chosen: list, split, staging: Path) -> 
             f"{row['host_energy_nj_per_inference']:11.2f}  {row['k']}"
         )
     for policy, summary in zip(chosen, summaries, strict=True):
-        if not isinstance(policy, int | tuple):  # a fixed k needs no distribution
+        if policy.controller is not None:  # a fixed k needs no distribution
             print_distribution(export, summary)
     for summary, spent in zip(summaries, seconds, strict=True):
         print(f"{summary.label}: simulated {summary.macs:.3g} MACs in {spent:.1f} s: {summary.macs / spent:.3g} MAC/s")

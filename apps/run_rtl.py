@@ -10,6 +10,7 @@ import sys
 import torch
 
 from contract.cli import InputError
+from contract.policy import ResolvedPolicy
 from eda.tools import ToolError
 from verif.rtl.network import check_network_on_rtl
 from verif.rtl.runner import check_simulator
@@ -26,8 +27,8 @@ def rtl_images(requested: str | int, available: int, simulator: str) -> int:
     return requested
 
 
-def rtl_check(cfg, export, codes: torch.Tensor, policies: list, batch: int, simulator: str) -> dict:
-    """The images' commands under each policy (k, one k per GEMM layer, or a controller) on the Verilog;
+def rtl_check(cfg, export, codes: torch.Tensor, policies: list[ResolvedPolicy], batch: int, simulator: str) -> dict:
+    """The images' commands under each policy (contract.policy.ResolvedPolicy) on the Verilog;
     ToolError on any mismatch, PlayerMemoryError (before any build) if a command does not fit the players'
     memories. Also measures the cycles spent on precision transitions (NetworkCheck.transitions)."""
     check = check_network_on_rtl(

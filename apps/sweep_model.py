@@ -11,10 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from apps.sweep_points import Point
+from contract.model_files import load_export
 from golden.data import digits_split
 from golden.evaluate import fraction_equal, integer_predictions
-from golden.export import load_export
-from sim.energy import gemms_energy, inference_shapes
+from sim.energy import gemms_energy
 from sim.events import command_events, split_rows
 from sim.network import engine_config_for
 
@@ -25,7 +25,7 @@ class ModelCosts:
     def __init__(self, export_dir: Path):
         self.export = load_export(export_dir)
         split = digits_split()
-        self.shapes = inference_shapes(self.export)
+        self.shapes = self.export.gemm_shapes()
         self.macs = sum(m * k * n for m, k, n in self.shapes)
         self.accuracy = {
             k: fraction_equal(integer_predictions(self.export, split.test_x, k), split.test_y)

@@ -91,11 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     figures = table(f"GEMM {'x'.join(map(str, shape))}", rows, cols, [shape], args.k, args.pipelined)
     targets(figures)
     if args.export:
-        from golden.export import load_export
-        from sim.network import layer_shapes
+        from contract.model_files import load_export
 
         export = load_export(args.export)
-        table(f"one inference of {args.export}", rows, cols, layer_shapes(export, 1), args.k, args.pipelined)
+        table(f"one inference of {args.export}", rows, cols, export.gemm_shapes(), args.k, args.pipelined)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 
 from contract.cli import InputError, Parser, atomic_file, number, run_main  # noqa: E402
 from contract.config import EngineConfig  # noqa: E402
+from contract.model_files import load_export  # noqa: E402
 from contract.paths import build_dir  # noqa: E402
 from eda.report import NAND2_UM2, format_table, memory_estimate  # noqa: E402
 from eda.synth import DEFAULT_OUT as SYNTH_OUT  # noqa: E402
@@ -38,9 +39,8 @@ from eda.synth import tag_for  # noqa: E402
 from eda.targets import DEFAULT_MAX_M  # noqa: E402
 from golden.data import digits_split  # noqa: E402
 from golden.evaluate import fraction_equal, integer_predictions  # noqa: E402
-from golden.export import load_export  # noqa: E402
 from hw.engine import BLOCK_ORDER  # noqa: E402
-from sim.energy import gemms_energy, inference_shapes  # noqa: E402
+from sim.energy import gemms_energy  # noqa: E402
 from sim.events import split_rows  # noqa: E402
 from sim.model import sequence_cycles  # noqa: E402
 
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
             ],
         )
     )
-    split, shapes = digits_split(), inference_shapes(export)
+    split, shapes = digits_split(), export.gemm_shapes()
     precisions = list(range(BITS, 0, -1))
     accuracy = {k: fraction_equal(integer_predictions(export, split.test_x, k), split.test_y) for k in precisions}
     points = {

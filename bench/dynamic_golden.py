@@ -19,10 +19,10 @@ import time
 
 from contract.cli import Parser, run_main
 from contract.datasets import add_data_arguments
+from contract.model_files import load_export
 from golden.data import data_split
-from golden.dynamic import budget_bitops, gemm_macs
+from golden.dynamic import budget_bitops
 from golden.evaluate import fraction_equal, integer_predictions
-from golden.export import load_export
 from golden.train import one_thread
 from golden.train_controller import score
 
@@ -57,7 +57,7 @@ def main(argv=None) -> None:
             )
             majority = result["majority"]
             static = fraction_equal(integer_predictions(export, split.test_x, majority), split.test_y)
-            cost = sum(gemm_macs(layer) * k for layer, k in zip(export.layers, majority, strict=True)) * export.act_bits
+            cost = sum(layer.macs * k for layer, k in zip(export.layers, majority, strict=True)) * export.act_bits
             print(
                 f"  its per-layer majority as a static allocation: accuracy {static:.2%}, BitOPs {cost / 1e6:.2f}M = "
                 f"{cost / budget_bitops(export, controller.budget):.3f} x budget; {','.join(map(str, majority))}"

@@ -37,14 +37,15 @@ import torch  # noqa: E402
 from contract.cli import Parser, atomic_file, number, run_main  # noqa: E402
 from contract.config import EngineConfig, parse_array  # noqa: E402
 from contract.datasets import add_data_arguments  # noqa: E402
+from contract.model_files import load_export  # noqa: E402
+from contract.model_format import Export
 from contract.paths import build_dir  # noqa: E402
-from contract.policy import bitops  # noqa: E402
+from contract.policy import Policy, bitops  # noqa: E402
 from golden.allocation import additive_front, best_under, greedy_front, pareto_front  # noqa: E402
 from golden.data import data_split, input_codes  # noqa: E402
-from golden.export import Export, load_export  # noqa: E402
 from golden.fastpath import fast_logits  # noqa: E402
 from golden.train import one_thread  # noqa: E402
-from sim.network import engine_config_for, layer_shapes, run_policy  # noqa: E402
+from sim.network import engine_config_for, run_policy  # noqa: E402
 
 CHUNK = 500  # images per fastpath call: memory only, the results do not depend on it
 
@@ -57,12 +58,12 @@ def accuracy(export: Export, codes: torch.Tensor, labels: torch.Tensor, ks: tupl
     return correct / len(codes)
 
 
-def score(export: Export, cfg: EngineConfig, batch: int, test, policy, kind: str) -> dict:
+def score(export: Export, cfg: EngineConfig, batch: int, test, policy: Policy) -> dict:
     """One policy on the test set (sim.network.run_policy): accuracy, BitOPs, cycles (engine and host adds)
     and engine energy per inference, the controller's GEMM and decision included under a controller."""
-    summary = run_policy(cfg, export, *test, policy, batch)
+    summary = run_policy(cfg, export, *test, policy.resolve(export), batch)
     return {
-        "policy": kind,
+        "policy": policy.kind,
         "bits": summary.label,
         "accuracy": summary.accuracy,
         "bitops": summary.bitops_per_inference,
@@ -164,7 +165,7 @@ def pareto(argv) -> None:
     search = (input_codes(split.train_x[: args.search_images], export.act_bits), split.train_y[: args.search_images])
     test = (input_codes(split.test_x, export.act_bits), split.test_y)
     layers, base = len(export.layers), export.base_bits
-    shapes = layer_shapes(export, 1)
+    shapes = export.gemm_shapes()
 
     started = time.monotonic()
     walk = additive_front if args.search == "additive" else greedy_front
@@ -180,16 +181,19 @@ def pareto(argv) -> None:
     # static allocation (chosen on the search images) at each uniform k's BitOPs and at each controller's
     # mean BitOPs, and each controller.
     front = pareto_front(steps)
-    uniform = [score(export, cfg, args.batch, test, k, "uniform") for k in range(base, 0, -1)]
+    uniform = [score(export, cfg, args.batch, test, Policy("uniform", (k,))) for k in range(base, 0, -1)]
     scored = {}
 
     def static_row(bits: tuple[int, ...]) -> dict:
         if bits not in scored:
-            scored[bits] = score(export, cfg, args.batch, test, bits, "static")
+            scored[bits] = score(export, cfg, args.batch, test, Policy("static", bits))
         return scored[bits]
 
     beside = {row["bits"]: static_row(best_under(front, row["bitops"]).bits) for row in uniform}
-    dynamic = [score(export, cfg, args.batch, test, controller, "dynamic") for controller in export.controllers]
+    dynamic = [
+        score(export, cfg, args.batch, test, Policy("dynamic", budget=controller.budget))
+        for controller in export.controllers
+    ]
     for row in dynamic:
         static_row(best_under(front, row["bitops"]).bits)
         static_row(walk_at(steps, row["bitops"]).bits)

@@ -13,6 +13,8 @@ from contract.errors import NestmacError
 
 CONTRACT_VERSION = 1
 SCHEMES = ("offset", "twos")
+#: How a model was trained for nested precisions (golden.layers); an export records it.
+METHODS = ("truncquant", "qat")
 MODES = ("relu", "raw")
 BASE_BITS_RANGE = (2, 16)
 ACT_BITS_RANGE = (1, 16)

@@ -8,6 +8,10 @@ one spelling of the choice, checked before any work starts:
   dynamic[:BUDGET]   a k per layer and per image, chosen by the export's controller at a mean BitOPs budget
                      given as the equivalent uniform k (dynamic:3 = the BitOPs of uniform k = 3).
 
+A tool parses the spelling once (`parse_policy`) and resolves it against the export it runs
+(`Policy.resolve`): the ResolvedPolicy it gets, one k per GEMM layer or the export's controller, is what it
+hands whole to the cycle model and the RTL flow, and its `label` is the one name tables give it.
+
 BitOPs are counted as DQT and the mixed-precision literature count them: MACs x weight bits x activation
 bits, per image. They say what a precision choice costs independently of the engine; cycles and energy then
 say what it costs on a given engine.
@@ -17,8 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from contract.numerics import NumericsError
+
+if TYPE_CHECKING:  # only named: the applications parse policies before they import numpy (instant --help)
+    from contract.model_format import Export, ExportedController
 
 POLICY_KINDS = ("uniform", "static", "dynamic")
 
@@ -41,10 +49,36 @@ class Policy:
             return self.bits
         raise NumericsError("a dynamic policy chooses k per image; it has no fixed per-layer vector")
 
+    def resolve(self, export: Export) -> ResolvedPolicy:
+        """This policy for `export`: its k per GEMM layer (NumericsError if a static vector does not fit the
+        layers), or for dynamic the export's controller for the budget (InputError naming the budgets there are)."""
+        if self.kind == "dynamic":
+            return ResolvedPolicy(self, controller=export.controller(self.budget))
+        return ResolvedPolicy(self, self.per_layer(len(export.layers)))
+
     def __str__(self) -> str:
         if self.kind == "dynamic":
             return "dynamic" if self.budget is None else f"dynamic:{self.budget:g}"
         return f"{self.kind}:{','.join(map(str, self.bits))}"
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    """A policy resolved against one export (Policy.resolve), passed whole from the application to the model
+    and the RTL flow: uniform and static carry `ks`, one k per GEMM layer in execution order; dynamic carries
+    `controller`, the export's controller, which chooses k per image."""
+
+    policy: Policy
+    ks: tuple[int, ...] = ()
+    controller: ExportedController | None = None
+
+    @property
+    def label(self) -> str:
+        """How tables and output names call it: k (uniform), "K1,K2,..." (static), "dynamic:BUDGET" (the
+        controller's budget, also when the policy named none)."""
+        if self.controller is not None:
+            return f"dynamic:{self.controller.budget:g}"
+        return ",".join(map(str, self.policy.bits))
 
 
 def _bits(text: str, base_bits: int, what: str) -> int:
@@ -78,11 +112,6 @@ def parse_policy(text: str, base_bits: int) -> Policy:
     if not 1 <= budget <= base_bits:  # also refuses nan
         raise NumericsError(f"a dynamic budget is an equivalent uniform k in 1..{base_bits}, got {argument!r}")
     return Policy("dynamic", budget=budget)
-
-
-def precision_label(k: int | Sequence[int]) -> int | str:
-    """How tables name a run: k itself for one precision, "K1,K2,..." for one k per layer."""
-    return k if isinstance(k, int) else ",".join(map(str, k))
 
 
 def bitops(shapes: Sequence[tuple[int, int, int]], ks: Sequence[int], act_bits: int) -> int:

@@ -22,22 +22,9 @@ import torch
 from torch import nn
 
 from contract.cli import InputError
+from contract.model_format import controller_record
 from golden.layers import QLinear, QuantSpec
 from golden.quant import ste
-
-
-def controller_record(controller) -> dict:
-    """The JSON fields of a controller (a checkpoint's ControllerSpec or an export's ExportedController, which
-    share them): the export adds its layer, the checkpoint its weights."""
-    return {
-        "name": controller.name,
-        "budget": controller.budget,
-        "reads": controller.reads,
-        "candidates": list(controller.candidates),
-        "controls": list(controller.controls),
-        "fixed": dict(controller.fixed),
-        "k": controller.k,
-    }
 
 
 @dataclass(frozen=True)

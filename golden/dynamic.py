@@ -1,6 +1,6 @@
 """Dynamic precision on the integer path: a controller chooses each image's k per layer, the engine runs it.
 
-An export's controller (golden.export.ExportedController; docs/numerics.md, "Dynamic precision: the
+An export's controller (contract.model_format.ExportedController; docs/numerics.md, "Dynamic precision: the
 controller") is one more GEMM: after the layer it reads has run, its raw outputs decide, per image and per
 controlled layer, which candidate k to use (`decide`: the largest logit, ties to the smaller k, integers
 only). Every later layer then runs once per distinct k among the images, on those images' rows, so each
@@ -15,7 +15,7 @@ Two executions of the same schedule, checked against each other by tests/test_dy
 controller in a second: for example
 
     model = attach_controller(build_net("digits", QuantSpec("truncquant", "offset")), 2.0, (1, 2, 4), images=x)
-    export = build_export(model)          # golden.export; write_export(export, directory) for the files
+    export = build_export(model)          # golden.export; contract.model_format.write_export for files
     controller = export.controller(2.0)   # or export.controller(None): the only one
 """
 
@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 
 from contract.cli import InputError
+from contract.model_format import INPUT, AddStep, Export, ExportedController, ExportedLayer, steps
 from contract.numerics import NumericsError
 from golden.controller import ControllerSpec, Mixer, controller_name
-from golden.export import INPUT, Export, ExportedController, ExportedLayer
 from golden.fastpath import fast_layer
 from golden.lowering import Executor, LayerRun, check_input, host_add, run_layer
 from golden.model import QuantNet, load_checkpoint
@@ -91,32 +91,31 @@ def _schedule(
     everyone = torch.arange(batch)
     values, ks = {INPUT: codes}, None
     column = {layer.name: i for i, layer in enumerate(export.layers)}
-    last = export.nodes[-1]
-    for node in export.nodes:
-        if node.op == "add":
-            values[node.name] = host_add([values[name] for name in node.inputs], export.act_bits)
+    for step in steps(export):
+        if isinstance(step, AddStep):
+            values[step.name] = host_add([values[name] for name in step.operands], export.act_bits)
             continue
-        layer, source = export.layer(node.name), values[node.inputs[0]]
-        if node.name in controller.fixed:
-            values[node.name] = compute(layer, source, controller.fixed[node.name], node is last, everyone)
+        layer, source = step.layer, values[step.source]
+        if step.name in controller.fixed:
+            values[step.name] = compute(layer, source, controller.fixed[step.name], step.last, everyone)
         else:
             if ks is None:
-                raise InputError(f"controller {controller.name}: layer {node.name} runs before it decides")
-            per_image = ks[:, column[node.name]]
+                raise InputError(f"controller {controller.name}: layer {step.name} runs before it decides")
+            per_image = ks[:, column[step.name]]
             parts = []
             for k in torch.unique(per_image).tolist():  # ascending
                 images = torch.nonzero(per_image == k).flatten()
-                parts.append((images, compute(layer, source[images], k, node is last, images)))
+                parts.append((images, compute(layer, source[images], k, step.last, images)))
             out = torch.empty((batch, *parts[0][1].shape[1:]), dtype=torch.int64)
             for images, part in parts:
                 out[images] = part
-            values[node.name] = out
-        if node.name == controller.reads:
-            raw = compute(controller.layer, values[node.name], controller.k, True, everyone)
+            values[step.name] = out
+        if step.name == controller.reads:
+            raw = compute(controller.layer, values[step.name], controller.k, True, everyone)
             ks = precisions(export, controller, decide(controller, raw))
             if decide_only:
                 return raw, ks
-    return values[last.name], ks
+    return values[step.name], ks
 
 
 def lower_dynamic(export: Export, input_codes, controller: ExportedController, execute: Executor) -> DynamicRun:
@@ -160,22 +159,16 @@ def _fast_compute(export: Export) -> Compute:
 # --- BitOPs ---------------------------------------------------------------------------------------
 
 
-def gemm_macs(layer: ExportedLayer) -> int:
-    """Multiply-accumulates of one image through `layer`'s GEMM: M x K x N with M = output pixels (conv) or 1."""
-    pixels = layer.out_shape[1] * layer.out_shape[2] if layer.kind == "conv" else 1
-    return pixels * layer.K * layer.N
-
-
 def image_bitops(export: Export, controller: ExportedController, ks: torch.Tensor) -> torch.Tensor:
     """BitOPs [batch] of each image (contract.policy.bitops: MACs x k x A per layer), its controller's included."""
-    macs = torch.tensor([gemm_macs(layer) for layer in export.layers], dtype=torch.int64)
-    own = gemm_macs(controller.layer) * controller.k
+    macs = torch.tensor([layer.macs for layer in export.layers], dtype=torch.int64)
+    own = controller.layer.macs * controller.k
     return ((torch.as_tensor(ks).to(torch.int64) * macs).sum(dim=1) + own) * export.act_bits
 
 
 def budget_bitops(export: Export, budget: float) -> float:
     """The BitOPs per image of a budget given as an equivalent uniform k: every layer at k = budget."""
-    return budget * sum(gemm_macs(layer) for layer in export.layers) * export.act_bits
+    return budget * sum(layer.macs for layer in export.layers) * export.act_bits
 
 
 # --- an untrained controller -----------------------------------------------------------------------

@@ -13,9 +13,11 @@ import torch
 
 from contract.cli import Parser, parse_bits, run_main
 from contract.datasets import add_data_arguments
-from contract.policy import parse_policy, precision_label
+from contract.model_files import load_export
+from contract.model_format import Export
+from contract.policy import Policy, parse_policy
 from golden.data import data_split, input_codes
-from golden.export import Export, build_export, load_export
+from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.layers import WEIGHT_VIEWS
 from golden.model import QuantNet, load_checkpoint, trained_on
@@ -86,13 +88,13 @@ def main(argv: list[str] | None = None) -> None:
         export = build_export(model, dataset=trained_on(training))
     split = data_split(args, export.dataset)
     if args.bits_per_layer:
-        layers = len(export.layers)
-        bits = [parse_policy(f"static:{v}", export.base_bits).per_layer(layers) for v in args.bits_per_layer]
+        chosen = [parse_policy(f"static:{v}", export.base_bits) for v in args.bits_per_layer]
     else:
         bits = list(range(export.base_bits, 0, -1)) if args.bits is None else parse_bits(args.bits, export.base_bits)
+        chosen = [Policy("uniform", (k,)) for k in bits]
     rows = []
-    for k in bits:
-        label = precision_label(k)
+    for policy in [policy.resolve(export) for policy in chosen]:  # every vector checked before any runs
+        label, k = policy.label, policy.ks
         ints = integer_predictions(export, split.test_x, k)
         if model is None:
             rows.append([label, fraction_equal(ints, split.test_y)])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from golden.export import Export, ExportedLayer
+from contract.model_format import Export, ExportedLayer
 from golden.lowering import check_input, host_requantize, precisions_for, walk_graph
 from golden.nested import requantize, truncate_act, truncate_weight, wrap
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from golden.export import Export
+from contract.model_format import Export
 from golden.lowering import Gemm, LayerRun, lower
 from golden.nested import int_gemm, requantize
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contract.cli import InputError
-from contract.numerics import ACT_BITS_RANGE, BASE_BITS_RANGE, check_scheme
+from contract.numerics import ACT_BITS_RANGE, BASE_BITS_RANGE, METHODS, check_scheme
 from golden.quant import (
     offset_value,
     qat_code,
@@ -33,7 +33,6 @@ from golden.quant import (
     weight_code,
 )
 
-METHODS = ("truncquant", "qat")
 WEIGHT_VIEWS = ("trunc", "quant")
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from contract.cli import InputError
-from golden.export import INPUT, Export, ExportedLayer
+from contract.model_format import INPUT, AddStep, Export, ExportedLayer, steps
 
 
 def im2col(codes: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor:
@@ -133,13 +133,12 @@ def walk_graph(
     `layer_value(layer, what it reads, whether it is the last node)`; returns the last node's value. One walk
     for every executor (lower's engine GEMMs, golden.fastpath's whole-batch products)."""
     values = {INPUT: codes}  # NCHW codes, or a raw layer's output in code units (NCHW) for an add
-    last = export.nodes[-1]
-    for node in export.nodes:
-        if node.op == "add":
-            values[node.name] = host_add([values[name] for name in node.inputs], export.act_bits)
+    for step in steps(export):
+        if isinstance(step, AddStep):
+            values[step.name] = host_add([values[name] for name in step.operands], export.act_bits)
         else:
-            values[node.name] = layer_value(export.layer(node.name), values[node.inputs[0]], node is last)
-    return values[last.name]
+            values[step.name] = layer_value(step.layer, values[step.source], step.last)
+    return values[step.name]
 
 
 def check_j(export: Export, j: int | None) -> int:

@@ -25,11 +25,11 @@ from torch import nn
 
 from contract.cli import InputError, Parser, claim_file, number, run_main
 from contract.datasets import add_data_arguments
-from contract.numerics import SCHEMES
+from contract.numerics import METHODS, SCHEMES
 from golden.convert import build_net
 from golden.data import Split, augment, data_split, load_split
 from golden.evaluate import float_predictions, format_table, fraction_equal
-from golden.layers import METHODS, QConv2d, QuantSpec
+from golden.layers import QConv2d, QuantSpec
 from golden.model import QuantNet, is_checkpoint, save_checkpoint
 from golden.nets import NETS
 

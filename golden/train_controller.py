@@ -21,6 +21,8 @@ import torch.nn.functional as F
 
 from contract.cli import InputError, Parser, claim_file, number, parse_bits, run_main
 from contract.datasets import add_data_arguments
+from contract.model_files import write_export
+from contract.model_format import Export
 from golden.controller import Controller, GumbelMixer
 from golden.data import Split, data_split, input_codes
 from golden.dynamic import (
@@ -28,10 +30,9 @@ from golden.dynamic import (
     budget_bitops,
     fast_decisions,
     fast_dynamic_logits,
-    gemm_macs,
     image_bitops,
 )
-from golden.export import Export, build_export, write_export
+from golden.export import build_export
 from golden.model import QuantNet, is_checkpoint, load_checkpoint, save_checkpoint, trained_on
 from golden.train import one_thread
 
@@ -53,9 +54,9 @@ def bitops_costs(export: Export, controller) -> tuple[torch.Tensor, float]:
     the BitOPs per image of everything else: the fixed layers and the controller's own GEMM)."""
     layers = {layer.name: layer for layer in export.layers}
     candidates = torch.tensor(controller.candidates, dtype=torch.float64)
-    cost = torch.stack([gemm_macs(layers[name]) * candidates for name in controller.controls]) * export.act_bits
-    fixed = sum(gemm_macs(layers[name]) * k for name, k in controller.fixed.items())
-    return cost, float((fixed + gemm_macs(controller.layer) * controller.k) * export.act_bits)
+    cost = torch.stack([layers[name].macs * candidates for name in controller.controls]) * export.act_bits
+    fixed = sum(layers[name].macs * k for name, k in controller.fixed.items())
+    return cost, float((fixed + controller.layer.macs * controller.k) * export.act_bits)
 
 
 def train_one(model: QuantNet, controller: Controller, split: Split, settings: dict, seed: int, log) -> None:

@@ -12,6 +12,7 @@ import copy
 
 import pytest
 
+from contract.policy import Policy
 from golden.data import digits_split, input_codes
 from golden.dynamic import attach_controller
 from golden.export import build_export
@@ -34,9 +35,8 @@ def test_dynamic_precision_on_16x16_verilog(trained, training_settings):
     # Reading conv1 (32 x 4 x 4 codes, pooling folded: K = 512) keeps the controller within the 16x16 build's
     # max_k; reading conv0 (K = 1024) would need an engine of its own.
     export = build_export(attach_controller(model, BUDGET, CANDIDATES, reads="conv1", seed=SEED, images=images))
-    controller = export.controller(BUDGET)
     codes = input_codes(digits_split().test_x[:IMAGES], export.act_bits)
-    policies = [controller, 8]
+    policies = [Policy("dynamic", budget=BUDGET).resolve(export), Policy("uniform", (8,)).resolve(export)]
     check = check_network_on_rtl("verilator", NETWORK, export, codes, policies, batch=1, run_name="dynamic")
     context = f"truncquant/offset model trained with {training_settings}, controller seed {SEED}"
     assert check.mismatches() == [], context

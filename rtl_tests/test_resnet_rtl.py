@@ -11,6 +11,7 @@ the model's, the model's golden's, and the Verilog's logits golden's own chain (
 import pytest
 import torch
 
+from contract.policy import Policy
 from golden.convert import convert
 from golden.data import digits_split, input_codes
 from golden.export import build_export
@@ -38,7 +39,8 @@ def test_resnet_style_network_on_16x16_verilog():
     export = build_export(narrow_resnet())
     assert any(node.op == "add" for node in export.nodes), "the network must have host adds"
     codes = input_codes(digits_split().test_x[:IMAGES], export.act_bits)
-    check = check_network_on_rtl("verilator", NETWORK, export, codes, PRECISIONS, batch=1, run_name="resnet")
+    policies = [Policy("uniform", (k,)).resolve(export) for k in PRECISIONS]
+    check = check_network_on_rtl("verilator", NETWORK, export, codes, policies, batch=1, run_name="resnet")
     assert check.mismatches() == [], f"seed {SEED}"
 
-    assert check.logits_mismatches(export, codes, PRECISIONS) == [], f"seed {SEED}"
+    assert check.logits_mismatches(export, codes, policies) == [], f"seed {SEED}"

@@ -30,11 +30,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-import torch
-
 from contract.config import EngineConfig
 from contract.numerics import NumericsError
-from golden.infer import layer_gemms
 from sim.events import CommandEvents, command_events, split_rows
 
 MULT_8X8_PJ = 0.2
@@ -106,10 +103,3 @@ def gemms_energy(cfg: EngineConfig, shapes: list[tuple[int, int, int]], k: int, 
         for command in split_rows(cfg, *shape):
             total = total + events_energy(cfg, command_events(cfg, *command, k), k, j)
     return total
-
-
-def inference_shapes(export) -> list[tuple[int, int, int]]:
-    """(M, K, N) of every layer's GEMM for one input image of a golden.export model: the shapes do not
-    depend on the image or on k, so a zero image at k = B gives them."""
-    image = torch.zeros((1, *export.input_shape), dtype=torch.int64)
-    return [(run.gemm.M, run.gemm.K, run.gemm.N) for run in layer_gemms(export, image, export.base_bits)]

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 from contract.config import EngineConfig
-from golden.export import Export
+from contract.model_format import AddStep, Export, steps
 from sim.energy import BUFFER_BYTES, add_pj, multiply_pj, sram_bit_pj
 
 
@@ -59,22 +59,19 @@ class HostOps:
 def host_ops(export: Export, images: int = 1) -> HostOps:
     """The host adds' operations for `images` images (they do not depend on the data or on k)."""
     raw = {layer.name for layer in export.layers if layer.mode == "raw"}
-    shapes = {layer.name: layer.out_shape for layer in export.layers}
-    shapes["input"] = export.input_shape
     totals = dict.fromkeys(HostOps.__dataclass_fields__, 0)
-    for node in export.nodes:
-        if node.op != "add":
+    for step in steps(export):
+        if not isinstance(step, AddStep):
             continue
-        elements = math.prod(shapes[node.inputs[0]])
-        shapes[node.name] = shapes[node.inputs[0]]
-        raw_operands = sum(name in raw for name in node.inputs)
-        code_operands = len(node.inputs) - raw_operands
+        elements = math.prod(step.shape)
+        raw_operands = sum(name in raw for name in step.operands)
+        code_operands = len(step.operands) - raw_operands
         per_element = {
             "elements": 1,
             "multiplies": raw_operands,
-            "adds": raw_operands + (len(node.inputs) - 1) + 2,
+            "adds": raw_operands + (len(step.operands) - 1) + 2,
             "shifts": raw_operands,
-            "loads": len(node.inputs),
+            "loads": len(step.operands),
             "stores": 1,
             "read_bits": raw_operands * export.acc_bits + code_operands * export.act_bits,
             "write_bits": export.act_bits,
@@ -85,7 +82,7 @@ def host_ops(export: Export, images: int = 1) -> HostOps:
 
 
 def decision_ops(export: Export, controller, images: int = 1) -> HostOps:
-    """The host's share of a run-time controller (golden.export.ExportedController) for `images` images: per
+    """The host's share of a run-time controller (contract.model_format.ExportedController) for `images` images: per
     image and controlled layer, the argmax over the controller's raw outputs for its candidate k (one
     ACC-bit read each, one compare per candidate after the first, priced as an ACC-bit add) and one write
     of the chosen k (a byte). The controller's GEMM itself runs on the engine."""

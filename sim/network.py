@@ -6,11 +6,11 @@ most max_m, which is how a host would split it). Commands run back to back, so a
 sum(cycles) - (commands - 1) cycles (sim.model), each at its own weight precision, which a digit-serial
 engine turns into time. Residual adds run on the host between commands (sim.host), counted beside.
 
-A precision policy is one k, one k per GEMM layer (static), or a run-time controller (dynamic,
-golden.dynamic): the controller's GEMM runs on the engine after the layers it reads, the host takes the
-argmax of its outputs, and every later layer runs as one command group per distinct k among the pass's
-images. Every policy is costed the same way, from the [images, L] table of the k each image ran each
-layer at (a static policy's rows are all equal).
+A precision policy (contract.policy.ResolvedPolicy) is one k per GEMM layer (uniform or static), or a
+run-time controller (dynamic, golden.dynamic): the controller's GEMM runs on the engine after the layers it
+reads, the host takes the argmax of its outputs, and every later layer runs as one command group per
+distinct k among the pass's images. Every policy is costed the same way, from the [images, L] table of the
+k each image ran each layer at (a static policy's rows are all equal).
 
 `run_batch` runs every command through the cycle-exact model (what the RTL is compared with);
 `run_policy` scores a whole test set fast: outputs from the batched integer path (golden.fastpath and
@@ -27,9 +27,9 @@ from functools import lru_cache
 import torch
 
 from contract.config import EngineConfig
-from contract.policy import bitops, precision_label
+from contract.model_format import Export
+from contract.policy import ResolvedPolicy, bitops
 from golden.dynamic import fast_dynamic_logits, lower_dynamic
-from golden.export import Export, ExportedController, ExportedLayer
 from golden.fastpath import fast_logits
 from golden.lowering import Gemm, LayerRun, lower, precisions_for
 from sim.command import Command, row_slices
@@ -83,18 +83,20 @@ class BatchRun:
         return sum(c.m * c.k_dim * c.n for c, _ in self.log)
 
 
-def lower_policy(export: Export, input_codes: torch.Tensor, policy, execute) -> tuple[list[LayerRun], torch.Tensor]:
-    """(every GEMM run in engine order, raw logits) of a batch under `policy`: one k, one per GEMM layer in
-    execution order, or a controller (golden.dynamic's engine order: the layers it reads at fixed k, its
-    GEMM, then each remaining layer as one GEMM per distinct k among the images, ascending)."""
-    if isinstance(policy, ExportedController):
-        run = lower_dynamic(export, input_codes, policy, execute)
+def lower_policy(
+    export: Export, input_codes: torch.Tensor, policy: ResolvedPolicy, execute
+) -> tuple[list[LayerRun], torch.Tensor]:
+    """(every GEMM run in engine order, raw logits) of a batch under `policy`: its k per GEMM layer, or its
+    controller (golden.dynamic's engine order: the layers it reads at fixed k, its GEMM, then each remaining
+    layer as one GEMM per distinct k among the images, ascending)."""
+    if policy.controller is not None:
+        run = lower_dynamic(export, input_codes, policy.controller, execute)
         return run.runs, run.logits
-    runs = lower(export, input_codes, policy, None, execute)
+    runs = lower(export, input_codes, policy.ks, None, execute)
     return runs, runs[-1].output
 
 
-def run_batch(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, policy) -> BatchRun:
+def run_batch(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, policy: ResolvedPolicy) -> BatchRun:
     """One batch of images (input codes [batch, C, H, W]) through every layer under `policy` (lower_policy),
     every command on the cycle-exact model."""
     executor = ModelExecutor(cfg)
@@ -102,20 +104,9 @@ def run_batch(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, poli
     # Each command's own wbits: on a digit-serial engine its cycles fall with k (M*T*ceil(k/D) steady slots).
     shapes = [(c.m, c.k_dim, c.n, c.wbits) for c, _ in executor.log]
     host = host_ops(export, len(input_codes))
-    if isinstance(policy, ExportedController):
-        host = host + decision_ops(export, policy, len(input_codes))
+    if policy.controller is not None:
+        host = host + decision_ops(export, policy.controller, len(input_codes))
     return BatchRun(logits, executor.log, sequence_cycles(cfg, shapes), host)
-
-
-def gemm_shape(layer: ExportedLayer, images: int) -> tuple[int, int, int]:
-    """(M, K, N) of one layer's GEMM for `images` images: one row per output pixel of a convolution, one per
-    image of a linear layer."""
-    return images * (layer.out_shape[1] * layer.out_shape[2] if layer.kind == "conv" else 1), layer.K, layer.N
-
-
-def layer_shapes(export: Export, images: int) -> list[tuple[int, int, int]]:
-    """(M, K, N) of every layer's GEMM for a pass of `images` images, from the export's shapes alone."""
-    return [gemm_shape(layer, images) for layer in export.layers]
 
 
 @dataclass(frozen=True)
@@ -159,14 +150,14 @@ def group_cost(cfg: EngineConfig, m: int, k_dim: int, n: int, k: int) -> GroupCo
 def grouped_cost(cfg: EngineConfig, export: Export, ks: torch.Tensor, controller=None) -> PassCost:
     """One engine pass of len(ks) images in which image i runs GEMM layer l at ks[i, l]: each layer is one
     command group per distinct k among the images (the rows of those images, split at max_m), as
-    golden.dynamic lowers it; a controller (golden.export.ExportedController) adds its own GEMM, one row per
+    golden.dynamic lowers it; a controller (contract.model_format.ExportedController) adds its own GEMM, one row per
     image, at its k, and its decision on the host. Cycles are the cycle model's formula for the commands
     back to back (sim.model.sequence_cycles: the sum of each command's cycles less one per command after
     the first, whatever the order), energy sim.energy's per command group."""
     images = len(ks)
-    columns = list(zip(layer_shapes(export, 1), ks.T.tolist(), strict=True))
+    columns = list(zip(export.gemm_shapes(), ks.T.tolist(), strict=True))
     if controller is not None:
-        columns.append((gemm_shape(controller.layer, 1), [controller.k] * images))
+        columns.append((controller.layer.gemm_shape(), [controller.k] * images))
     groups = [
         group_cost(cfg, m * count, k_dim, n, k)
         for (m, k_dim, n), column in columns
@@ -249,19 +240,12 @@ class PrecisionSummary:
 CHUNK = 500
 
 
-def policy_label(policy) -> str:
-    """How tables name a policy: k, "K1,K2,..." for one k per layer, "dynamic:BUDGET" for a controller."""
-    if isinstance(policy, ExportedController):
-        return f"dynamic:{policy.budget:g}"
-    return str(precision_label(tuple(policy) if not isinstance(policy, int) else policy))
-
-
-def infer(export: Export, input_codes: torch.Tensor, policy) -> tuple[torch.Tensor, torch.Tensor]:
-    """(raw logits [batch, classes], k [batch, L] each image ran each GEMM layer at) under `policy`: k (one,
-    or one per GEMM layer) or a controller, which chooses per image (golden.dynamic's exact batched path)."""
-    if isinstance(policy, ExportedController):
-        return fast_dynamic_logits(export, input_codes, policy)
-    return fast_logits(export, input_codes, policy), static_precisions(export, policy, len(input_codes))
+def infer(export: Export, input_codes: torch.Tensor, policy: ResolvedPolicy) -> tuple[torch.Tensor, torch.Tensor]:
+    """(raw logits [batch, classes], k [batch, L] each image ran each GEMM layer at) under `policy`: its k per
+    GEMM layer, or its controller, which chooses per image (golden.dynamic's exact batched path)."""
+    if policy.controller is not None:
+        return fast_dynamic_logits(export, input_codes, policy.controller)
+    return fast_logits(export, input_codes, policy.ks), static_precisions(export, policy.ks, len(input_codes))
 
 
 def run_policy(
@@ -269,11 +253,11 @@ def run_policy(
     export: Export,
     input_codes: torch.Tensor,
     labels: torch.Tensor,
-    policy,
+    policy: ResolvedPolicy,
     batch: int,
     progress=None,
 ) -> PrecisionSummary:
-    """All images under `policy` (k, one per GEMM layer, or a controller), `batch` images per engine pass
+    """All images under `policy` (one k per GEMM layer, or a controller), `batch` images per engine pass
     (cycles are per pass, back to back). Outputs and each image's k come from the batched integer path in
     chunks, costs from `grouped_cost` once per distinct pass (the same images' k give the same cost)."""
     total = len(input_codes)
@@ -285,7 +269,7 @@ def run_policy(
         if progress:
             progress(min(first + CHUNK, total))
     ks = torch.cat(chosen)
-    controller = policy if isinstance(policy, ExportedController) else None
+    controller = policy.controller
     passes = Counter(tuple(sorted(map(tuple, ks[first : first + batch].tolist()))) for first in range(0, total, batch))
     energy, host, cycles, steady, macs = Energy(), HostOps(), 0, 0, 0
     for rows, count in passes.items():
@@ -294,11 +278,11 @@ def run_policy(
         host = host + cost.host.scaled(count)
         cycles, steady, macs = cycles + cost.cycles * count, steady + cost.steady * count, macs + cost.macs * count
     controller_bitops = (
-        bitops([gemm_shape(controller.layer, total)], [controller.k], export.act_bits) if controller else 0
+        bitops([controller.layer.gemm_shape(total)], [controller.k], export.act_bits) if controller else 0
     )
     counts = torch.stack([torch.bincount(column, minlength=export.base_bits + 1)[1:] for column in ks.T])
     return PrecisionSummary(
-        policy_label(policy),
+        policy.label,
         total,
         sum(passes.values()),
         correct,
@@ -306,7 +290,7 @@ def run_policy(
         steady,
         macs,
         cfg.pe_count,
-        bitops(layer_shapes(export, 1), ks.sum(dim=0).tolist(), export.act_bits) + controller_bitops,
+        bitops(export.gemm_shapes(), ks.sum(dim=0).tolist(), export.act_bits) + controller_bitops,
         tuple(map(tuple, counts.tolist())),
         host,
         energy,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from golden.export import build_export, write_export
+from contract.model_files import write_export
+from golden.export import build_export
 from golden.model import save_checkpoint
 
 

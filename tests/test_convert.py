@@ -15,6 +15,8 @@ from torch import nn
 
 from contract.cli import InputError
 from contract.config import EngineConfig
+from contract.model_format import AddStep, GemmStep, steps
+from contract.policy import Policy
 from golden.convert import build_net, convert
 from golden.data import input_codes, load_split
 from golden.evaluate import float_predictions, fraction_equal, integer_predictions
@@ -204,11 +206,28 @@ def test_host_ops_are_counted_and_batched_costs_equal_the_cycle_model(resnet, fa
     assert ops.cycles > 0 and ops.energy_pj(EngineConfig(rows=8, cols=8, max_m=256, max_k=1024, max_n=64)) > 0
     cfg = EngineConfig(rows=8, cols=8, max_m=256, max_k=1024, max_n=64)
     codes = input_codes(fashion.test_x[:2], export.act_bits)
-    for k in (8, [3] * len(export.layers)):
-        batch = run_batch(cfg, export, codes, k)
-        cost = pass_cost(cfg, export, 2, k)
+    for policy in (Policy("uniform", (8,)), Policy("static", (3,) * len(export.layers))):
+        resolved = policy.resolve(export)
+        batch = run_batch(cfg, export, codes, resolved)
+        cost = pass_cost(cfg, export, 2, resolved.ks)
         assert (cost.cycles, cost.macs, cost.host) == (batch.cycles, batch.macs, batch.host)
-        assert torch.equal(batch.logits, fast_logits(export, codes, k))
+        assert torch.equal(batch.logits, fast_logits(export, codes, resolved.ks))
+
+
+def test_steps_walk_the_graph_in_order_with_what_each_reads(resnet):
+    """contract.model_format.steps, the one walk every executor and pricer shares: the nodes in order, each
+    GEMM with its source's output shape, the adds with their operands' shapes, only the last GEMM last."""
+    export = build_export(resnet)
+    walked = list(steps(export))
+    assert [step.name for step in walked] == [node.name for node in export.nodes]
+    shapes = {"input": export.input_shape} | {step.name: step.shape for step in walked}
+    gemms = [step for step in walked if isinstance(step, GemmStep)]
+    assert [step.layer for step in gemms] == list(export.layers)
+    assert [step.last for step in gemms] == [False] * (len(gemms) - 1) + [True]
+    assert all(step.source_shape == shapes[step.source] for step in gemms)
+    adds = [step for step in walked if isinstance(step, AddStep)]
+    assert len(adds) == 9 and all(step.operand_shapes == (step.shape, step.shape) for step in adds)
+    assert all(step.operand_shapes == tuple(shapes[name] for name in step.operands) for step in adds)
 
 
 def test_a_version_1_checkpoint_is_refused_with_advice(tmp_path):

@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from contract.cli import InputError
+from contract.model_files import load_export, write_export
+from contract.model_format import ExportError
 from contract.policy import bitops
 from golden.data import digits_split, input_codes
 from golden.dynamic import (
@@ -23,12 +25,11 @@ from golden.dynamic import (
     lower_dynamic,
     precisions,
 )
-from golden.export import ExportError, build_export, load_export, write_export
+from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.infer import execute_golden
 from golden.layers import QuantSpec
 from golden.model import QuantNet, load_checkpoint, save_checkpoint
-from sim.network import layer_shapes
 
 SEED = 0
 
@@ -118,8 +119,8 @@ def test_bitops_count_every_layer_at_its_k_and_the_controller(export, codes):
     per_image = image_bitops(export, controller, ks)
     own = bitops([(1, controller.layer.K, controller.layer.N)], [controller.k], export.act_bits)
     for i in (0, 5, 17):
-        assert int(per_image[i]) == bitops(layer_shapes(export, 1), ks[i].tolist(), export.act_bits) + own
-    assert budget_bitops(export, 3.0) == bitops(layer_shapes(export, 1), [3] * len(export.layers), export.act_bits)
+        assert int(per_image[i]) == bitops(export.gemm_shapes(), ks[i].tolist(), export.act_bits) + own
+    assert budget_bitops(export, 3.0) == bitops(export.gemm_shapes(), [3] * len(export.layers), export.act_bits)
 
 
 def test_export_round_trip_keeps_the_controllers(export, codes, tmp_path):

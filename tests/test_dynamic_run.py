@@ -17,9 +17,11 @@ import torch
 from apps.run import main as run_body
 from contract.cli import run_main
 from contract.config import parse_array
+from contract.model_files import load_export, write_export
+from contract.policy import Policy
 from golden.data import digits_split, input_codes
 from golden.dynamic import attach_controller, image_bitops, lower_dynamic
-from golden.export import build_export, load_export, write_export
+from golden.export import build_export
 from golden.infer import execute_golden
 from sim.energy import Energy, gemms_energy
 from sim.host import HostOps, decision_ops, host_ops
@@ -60,14 +62,15 @@ def test_test_images_choose_more_than_one_k(dynamic_export):
 def test_run_policy_costs_are_the_cycle_models_commands(dynamic_export, digit_bits):
     export, split = dynamic_export, digits_split()
     controller = export.controller(BUDGET)
+    policy = Policy("dynamic", budget=BUDGET).resolve(export)
     codes, labels = input_codes(split.test_x[:IMAGES], export.act_bits), split.test_y[:IMAGES]
     cfg = engine_config_for(export, *parse_array("4x4"), max_m=16, digit_bits=digit_bits)
-    summary = run_policy(cfg, export, codes, labels, controller, BATCH)
+    summary = run_policy(cfg, export, codes, labels, policy, BATCH)
 
     cycles, macs, correct, energy, host, ks = 0, 0, 0, Energy(), HostOps(), []
     for first in range(0, IMAGES, BATCH):
         images = codes[first : first + BATCH]
-        batch = run_batch(cfg, export, images, controller)
+        batch = run_batch(cfg, export, images, policy)
         golden = lower_dynamic(export, images, controller, execute_golden)
         # Every command ran at the k its images chose: its rows are exactly those images' rows.
         for run, rows in zip(golden.runs, golden.images, strict=True):
@@ -100,8 +103,11 @@ def test_a_static_vector_is_a_table_of_equal_rows(dynamic_export):
     codes, labels = input_codes(split.test_x[:IMAGES], export.act_bits), split.test_y[:IMAGES]
     cfg = engine_config_for(export, 4, 4, max_m=16, digit_bits=1)
     ks = (8, 2, 4, 1)
-    summary = run_policy(cfg, export, codes, labels, ks, BATCH)
-    cycles = sum(run_batch(cfg, export, codes[first : first + BATCH], ks).cycles for first in range(0, IMAGES, BATCH))
+    policy = Policy("static", ks).resolve(export)
+    summary = run_policy(cfg, export, codes, labels, policy, BATCH)
+    cycles = sum(
+        run_batch(cfg, export, codes[first : first + BATCH], policy).cycles for first in range(0, IMAGES, BATCH)
+    )
     assert summary.cycles == cycles and summary.label == "8,2,4,1"
     assert [counts[k - 1] for counts, k in zip(summary.k_counts, ks, strict=True)] == [IMAGES] * 4
 

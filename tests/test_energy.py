@@ -8,7 +8,7 @@ import pytest
 
 from contract.config import EngineConfig
 from sim.dataflow import output_stationary_energy, scalesim_cycles
-from sim.energy import gemms_energy, inference_shapes
+from sim.energy import gemms_energy
 from sim.events import command_events, split_rows
 from verif.amaranth_streams import simulate
 from verif.configs import AMARANTH
@@ -66,10 +66,10 @@ def test_precision_outside_the_engine_is_refused():
         gemms_energy(CFG, [(1, 1, 1)], k=9)
 
 
-def test_inference_shapes_of_an_export(export_dir):
-    from golden.export import load_export
+def test_gemm_shapes_of_an_export(export_dir):
+    from contract.model_files import load_export
 
-    shapes = inference_shapes(load_export(export_dir))
+    shapes = load_export(export_dir).gemm_shapes()
     assert shapes[0][0] > shapes[-1][0] == 1  # convolutions first (one row per pixel), a linear layer last
 
 

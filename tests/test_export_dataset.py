@@ -8,8 +8,9 @@ import json
 import pytest
 
 import apps.run
+from contract.model_files import load_export
+from contract.model_format import ExportError
 from golden import evaluate, export, train
-from golden.export import ExportError, load_export
 from tests.idx_files import synthetic_fashion_dir
 from tests.test_golden_cli import run_in_process
 

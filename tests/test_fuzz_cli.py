@@ -26,6 +26,7 @@ import golden.export
 import golden.train
 import hw.generate
 from contract.cli import run_main
+from contract.model_format import JSON_NAME, NPZ_NAME
 from eda.tools import ToolError
 from golden.convert import build_net
 
@@ -186,25 +187,25 @@ def corrupt(export: Path, data) -> None:
     """One random corruption of an export: a JSON value replaced, the JSON mangled, or an array replaced by one
     of another rank, shape or dtype."""
     kind = data.draw(st.sampled_from(["json-value", "json-text", "npz-array"]))
-    meta = json.loads((export / golden.export.JSON_NAME).read_text())
+    meta = json.loads((export / JSON_NAME).read_text())
     if kind == "json-value":
         junk = data.draw(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=4), st.lists))
         target = data.draw(st.sampled_from([meta, *meta["layers"]]))
         target[data.draw(st.sampled_from(sorted(target)))] = junk
-        (export / golden.export.JSON_NAME).write_text(json.dumps(meta))
+        (export / JSON_NAME).write_text(json.dumps(meta))
     elif kind == "json-text":
-        text = (export / golden.export.JSON_NAME).read_text()
+        text = (export / JSON_NAME).read_text()
         cut = data.draw(st.integers(0, len(text)))
         mangled = data.draw(st.sampled_from([text[:cut], "[" * 50_000, '{"a": ' + "9" * 5000 + "}", "NaN", ""]))
-        (export / golden.export.JSON_NAME).write_text(mangled)
+        (export / JSON_NAME).write_text(mangled)
     else:
-        with np.load(export / golden.export.NPZ_NAME) as npz:
+        with np.load(export / NPZ_NAME) as npz:
             arrays = dict(npz)
         name = data.draw(st.sampled_from(sorted(arrays)))
         shape = data.draw(st.lists(st.integers(0, 3), max_size=3))
         dtype = data.draw(st.sampled_from(["float64", "bool", "int8", "uint16", "int64"]))
         arrays[name] = np.ones(shape, dtype=dtype)
-        np.savez(export / golden.export.NPZ_NAME, **arrays)
+        np.savez(export / NPZ_NAME, **arrays)
 
 
 #: tool -> (main, options, output flag or None); each first runs well on the pristine export
@@ -234,9 +235,9 @@ def test_fuzz_corrupted_exports(tool, tmp_path, tiny_export, capsys):
 
 
 def zero_d_weights(export: Path) -> None:
-    with np.load(export / golden.export.NPZ_NAME) as npz:
+    with np.load(export / NPZ_NAME) as npz:
         arrays = dict(npz) | {"conv0.weight_codes": np.array(7, dtype=np.uint16)}
-    np.savez(export / golden.export.NPZ_NAME, **arrays)
+    np.savez(export / NPZ_NAME, **arrays)
 
 
 @pytest.mark.parametrize(

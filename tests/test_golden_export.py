@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from contract.model_files import load_export, write_export
+from contract.model_format import ExportError
 from golden.data import digits_split, input_codes
-from golden.export import ExportError, build_export, load_export, quantize_multiplier, write_export
+from golden.export import build_export, quantize_multiplier
 from golden.infer import run_integer
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from contract.model_files import load_export
 from golden import train, train_controller
 from golden.controller import ControllerSpec
 from golden.convert import build_net
 from golden.data import digits_split, input_codes
 from golden.dynamic import budget_bitops, fast_dynamic_logits, image_bitops
-from golden.export import load_export
 from golden.layers import QuantSpec
 from golden.model import QuantNet, load_checkpoint
 from golden.train import calibrate_batchnorm, mixed_precisions

@@ -5,12 +5,13 @@ import csv
 import pytest
 
 from apps.run import main as run_main_body
-from contract.cli import run_main
+from contract.cli import InputError, run_main
+from contract.model_files import load_export
+from contract.numerics import NumericsError
+from contract.policy import parse_policy
 from golden.data import digits_split, input_codes
 from golden.evaluate import main as evaluate_main
-from golden.export import load_export
 from golden.infer import run_integer
-from sim.energy import inference_shapes
 
 IMAGES = 40
 
@@ -22,6 +23,18 @@ def golden_accuracy(export, ks) -> float:
     return int((logits.argmax(dim=1) == split.test_y[:IMAGES]).sum()) / IMAGES
 
 
+def test_a_resolved_policy_holds_its_k_per_layer_and_one_label(export_dir):
+    export = load_export(export_dir)
+    uniform = parse_policy("uniform:3", export.base_bits).resolve(export)
+    static = parse_policy("static:8,2,4,1", export.base_bits).resolve(export)
+    assert (uniform.ks, uniform.controller, uniform.label) == ((3, 3, 3, 3), None, "3")
+    assert (static.ks, static.controller, static.label) == ((8, 2, 4, 1), None, "8,2,4,1")
+    with pytest.raises(NumericsError, match="3 entries for a network of 4"):
+        parse_policy("static:8,2,4", export.base_bits).resolve(export)
+    with pytest.raises(InputError, match="holds no controller"):
+        parse_policy("dynamic", export.base_bits).resolve(export)
+
+
 def test_static_and_uniform_policies_on_a_digit_serial_engine(export_dir, tmp_path):
     out = tmp_path / "run"
     argv = [str(export_dir), "--array", "4x4", "--digit-bits", "1", "--images", str(IMAGES), "--batch", "4"]
@@ -30,7 +43,7 @@ def test_static_and_uniform_policies_on_a_digit_serial_engine(export_dir, tmp_pa
     rows = {row["k"]: row for row in csv.DictReader(open(out / "results.csv"))}
     assert list(rows) == ["8", "8,2,8,2", "2"]
     export = load_export(export_dir)
-    shapes = inference_shapes(export)
+    shapes = export.gemm_shapes()
     for label, ks in (("8", [8] * 4), ("8,2,8,2", [8, 2, 8, 2]), ("2", [2] * 4)):
         assert float(rows[label]["accuracy"]) == pytest.approx(golden_accuracy(export, ks), abs=1e-12)
         # BitOPs by hand: MACs x k x A per layer, A = 8.

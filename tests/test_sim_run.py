@@ -11,10 +11,9 @@ import pytest
 
 from apps.run import main
 from contract.cli import run_main
+from contract.model_files import load_export
 from golden.data import digits_split
 from golden.evaluate import integer_predictions
-from golden.export import load_export
-from sim.energy import inference_shapes
 
 
 def run_sim(*args):
@@ -67,7 +66,7 @@ def test_a_digit_serial_engine_keeps_the_accuracy_and_its_cycles_fall_with_k(exp
     assert result.returncode == 0, result.stderr
     rows = {int(row["k"]): row for row in csv.DictReader(open(out / "results.csv"))}
     split, export = digits_split(), load_export(export_dir)
-    shapes = inference_shapes(export)
+    shapes = export.gemm_shapes()
     assert all(m <= 1024 for m, _, _ in shapes)  # one command per layer at the default --max-m
     for k, row in rows.items():
         golden = integer_predictions(export, split.test_x[:images], k)

@@ -5,7 +5,8 @@ model output), so all of them can run back to back in one simulation; if every l
 equals the model's, the Verilog run alone would have produced the same chain, layer by layer. Streams are
 ideal, so every command's cycles must equal the model's (relative to its batch's first acceptance).
 
-A policy is one k, one k per GEMM layer, or a run-time controller (sim.network.lower_policy): under a
+A policy (contract.policy.ResolvedPolicy) is one k per GEMM layer or a run-time controller
+(sim.network.lower_policy): under a
 controller each image's layers run at the k it chose, so consecutive commands change precision wherever
 the images' choices differ. What such a change costs is measured, not assumed (`NetworkCheck.transitions`):
 the Verilog's cycles between consecutive commands against the formula, which charges a command the same
@@ -21,11 +22,12 @@ import numpy as np
 import torch
 
 from contract.config import EngineConfig
-from golden.export import Export
+from contract.model_format import Export
+from contract.policy import ResolvedPolicy
 from golden.infer import execute_golden
 from sim.command import Command, row_slices
 from sim.model import command_cycles
-from sim.network import infer, lower_policy, policy_label, run_batch
+from sim.network import infer, lower_policy, run_batch
 from verif.rtl.player_top import Depths
 from verif.rtl.players import Batch, Capture, outputs_of, play, problems, spans, split
 from verif.rtl.runner import BUILD, build
@@ -71,7 +73,7 @@ class NetworkCheck:
             first += len(batch.commands)
         return found
 
-    def logits_mismatches(self, export: Export, input_codes: torch.Tensor, policies: list) -> list[str]:
+    def logits_mismatches(self, export: Export, input_codes: torch.Tensor, policies: list[ResolvedPolicy]) -> list[str]:
         """The Verilog's logits (the last command of each one-image pass) against golden's batched integer
         path (golden.fastpath, or golden.dynamic's under a controller), per image and policy."""
         if len(self.pass_ends) != len(policies) * len(input_codes):
@@ -82,7 +84,7 @@ class NetworkCheck:
             for image in range(len(input_codes)):
                 logits = torch.from_numpy(outputs[self.pass_ends[index * len(input_codes) + image] - 1])
                 if logits.shape[0] != 1 or not torch.equal(logits[0], golden_logits[image]):
-                    found.append(f"{policy_label(policy)} image {image}: the Verilog's logits differ from golden's")
+                    found.append(f"{policy.label} image {image}: the Verilog's logits differ from golden's")
         return found
 
     def transitions(self) -> Transitions:
@@ -111,8 +113,10 @@ class Transitions:
     repeat_cycles: int
 
 
-def network_commands(cfg: EngineConfig, export: Export, input_codes: torch.Tensor, policies: list, batch: int):
-    """Every command of `input_codes` under each policy (k, one k per GEMM layer, or a controller), `batch`
+def network_commands(
+    cfg: EngineConfig, export: Export, input_codes: torch.Tensor, policies: list[ResolvedPolicy], batch: int
+):
+    """Every command of `input_codes` under each policy (one k per GEMM layer, or a controller), `batch`
     images per pass, with the model's and golden's output of each and the index after each pass's last."""
     commands, model_outputs, golden_outputs, pass_ends = [], [], [], []
     for policy in policies:
@@ -132,7 +136,7 @@ def check_network_on_rtl(
     cfg: EngineConfig,
     export: Export,
     input_codes: torch.Tensor,
-    policies: list,
+    policies: list[ResolvedPolicy],
     batch: int,
     run_name: str,
     log=print,

@@ -1,0 +1,519 @@
+"""The exported model, the project's central contract: its format, validation and one graph walk.
+
+An export directory holds two files and nothing executable (no pickle), so the hardware flow, the cycle
+model and other languages can read it:
+
+model.json  {"format": "nestmac-model", "format_version": 4, "numerics_contract": <contract version>,
+             "method", "scheme", "base_bits" (B), "act_bits" (A), "acc_bits" (ACC),
+             "weight_precisions": [B..1], "act_precision": A (requantization is derived for j = A),
+             "input": {"shape": [C, H, W], "dataset": the data set trained on (null if not recorded),
+                       "pixel_max": its pixel scale (null likewise), "quantization": ...}, "lowering": ...,
+             "layers": [{"name", "kind": "conv"|"linear", "in_shape", "out_shape",
+                         "kernel", "stride", "padding" (conv only), "K", "N", "mode": "relu"|"raw"}],
+             "graph": [{"name", "op": "gemm"|"add", "inputs": [names]}], "host_ops": ...,
+             "controllers": [{"name", "budget", "reads", "candidates", "controls", "fixed", "k",
+                              "layer": {a layer entry as above}}]}
+model.npz   per layer NAME: "NAME.weight_codes" uint16 [K, N] (unsigned B-bit codes) and
+            "NAME.bias", "NAME.mult", "NAME.shift" int64 [B, N], row k-1 holding precision k; the same
+            per controller under the controller's name.
+
+Layers run in order, each one GEMM (golden.lowering). The graph says what each reads: a "gemm" node (named
+like its layer) reads one earlier node's output or "input"; an "add" node is a host operation, the
+residual add (docs/numerics.md, "Host operations"). Format version 1 had no graph (each layer read the
+previous one); such exports still load, as that chain, and so do those of version 2 (no "controllers") and 3
+(no "dataset" or "pixel_max": the data set is unknown, and tools fall back to their --data default).
+
+A controller (docs/numerics.md, "Dynamic precision: the controller"; golden.dynamic runs it) chooses a weight
+precision per image for each layer in "controls" from "candidates" (ascending), at a mean BitOPs "budget"
+given as the equivalent uniform k; every other layer runs at its k in "fixed". Its "layer" is a linear
+layer with the global average pooling over the output of "reads" folded in, in raw mode, with N =
+len(controls) * len(candidates) logits laid out layer-major; it runs at weight precision "k".
+
+The parameters follow docs/numerics.md, "From a trained model to integer parameters"; global average pooling
+before a linear layer is folded into it (its weight codes repeated over the pooled pixels, 1/(H*W) in its
+requantization). golden.export builds an Export from a trained PyTorch model; contract.model_files reads and
+writes the two files. Both need numpy only, so the cycle model, the RTL flow and other tools read exports without torch.
+
+Everything that runs or prices a network walks it with `steps(export)`: its GEMMs and host adds in execution
+order, with what each reads and the shapes resolved; and a layer's GEMM shape (M, K, N) is
+`ExportedLayer.gemm_shape`, the one place it is computed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from contract.cli import InputError
+from contract.datasets import DATASETS, PIXEL_MAX
+from contract.numerics import (
+    ACC_BITS_RANGE,
+    ACT_BITS_RANGE,
+    BASE_BITS_RANGE,
+    CONTRACT_VERSION,
+    METHODS,
+    MODES,
+    MULT_BITS,
+    SCHEMES,
+)
+
+FORMAT = "nestmac-model"
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
+#: Two budgets closer than this are the same budget (Export.controller).
+BUDGET_TOLERANCE = 1e-9
+INPUT = "input"
+HOST_OPS = (
+    "add: out = clamp(sum of operands, 0, 2^A - 1) per element; an operand is activation codes, or a raw "
+    "layer's t = acc + bias requantized without clamp: (t * mult + 2^(shift-1)) >> shift (round half up)"
+)
+JSON_NAME, NPZ_NAME = "model.json", "model.npz"
+MULT_MAX = (1 << (MULT_BITS - 1)) - 1
+LOWERING = (
+    "conv: X[M, K] = im2col of the input codes with zero padding (code 0); K index = (c_in, kh, kw) "
+    "in PyTorch weight order, M index = (batch, oh, ow); the output [M, N] is NCHW after "
+    "reshape(batch, oh, ow, N). linear: X = previous codes flattened per sample in (c, h, w) order."
+)
+
+
+class ExportError(InputError):
+    """An export that cannot be written or read as a valid model (one-line message)."""
+
+
+@dataclass(frozen=True)
+class ExportedLayer:
+    name: str
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    kernel: int | None
+    stride: int | None
+    padding: int | None
+    mode: str
+    weight_codes: np.ndarray  # uint16 [K, N]
+    bias: np.ndarray  # int64 [B, N], row k-1
+    mult: np.ndarray
+    shift: np.ndarray
+
+    @property
+    def K(self) -> int:
+        return int(self.weight_codes.shape[0])
+
+    @property
+    def N(self) -> int:
+        return int(self.weight_codes.shape[1])
+
+    def requant(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.bias[k - 1], self.mult[k - 1], self.shift[k - 1]
+
+    def gemm_shape(self, images: int = 1) -> tuple[int, int, int]:
+        """(M, K, N) of this layer's GEMM for `images` images: one row per output pixel of a convolution (the
+        lowering's im2col), one per image of a linear layer. The shapes depend on neither the data nor k."""
+        pixels = self.out_shape[1] * self.out_shape[2] if self.kind == "conv" else 1
+        return images * pixels, self.K, self.N
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one image through this layer's GEMM: M x K x N."""
+        return math.prod(self.gemm_shape())
+
+    def describe(self) -> dict:
+        entry = {
+            "name": self.name,
+            "kind": self.kind,
+            "in_shape": list(self.in_shape),
+            "out_shape": list(self.out_shape),
+        }
+        if self.kind == "conv":
+            entry.update(kernel=self.kernel, stride=self.stride, padding=self.padding)
+        entry.update(K=self.K, N=self.N, mode=self.mode)
+        return entry
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """What one step of the network reads: a GEMM layer (same name) or a host add, by node name or INPUT."""
+
+    name: str
+    op: str  # "gemm" | "add"
+    inputs: tuple[str, ...]
+
+    def describe(self) -> dict:
+        return {"name": self.name, "op": self.op, "inputs": list(self.inputs)}
+
+
+def controller_record(controller) -> dict:
+    """The JSON fields of a controller (a checkpoint's golden.controller.ControllerSpec or an export's
+    ExportedController, which share them): the export adds its layer, the checkpoint its weights."""
+    return {
+        "name": controller.name,
+        "budget": controller.budget,
+        "reads": controller.reads,
+        "candidates": list(controller.candidates),
+        "controls": list(controller.controls),
+        "fixed": dict(controller.fixed),
+        "k": controller.k,
+    }
+
+
+@dataclass(frozen=True)
+class ExportedController:
+    """A per-image precision controller (module docstring); `fixed` maps every uncontrolled layer to its k."""
+
+    name: str
+    budget: float
+    reads: str
+    candidates: tuple[int, ...]
+    controls: tuple[str, ...]
+    fixed: dict[str, int]
+    k: int
+    layer: ExportedLayer
+
+    def describe(self) -> dict:
+        return controller_record(self) | {"layer": self.layer.describe()}
+
+
+@dataclass(frozen=True)
+class Export:
+    """A validated export: constructing one checks every shape and range, so no bad export can exist.
+    An empty `graph` is the chain of format version 1: each layer reads the previous one."""
+
+    method: str
+    scheme: str
+    base_bits: int
+    act_bits: int
+    acc_bits: int
+    layers: tuple[ExportedLayer, ...]
+    graph: tuple[GraphNode, ...] = ()
+    controllers: tuple[ExportedController, ...] = ()
+    dataset: str | None = None  # the data set the model was trained on; None when its checkpoint recorded none
+
+    def __post_init__(self):
+        _validate(self)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.layers[0].in_shape
+
+    @property
+    def nodes(self) -> tuple[GraphNode, ...]:
+        """The graph in execution order (the chain when none was given)."""
+        if self.graph:
+            return self.graph
+        names = [INPUT] + [layer.name for layer in self.layers]
+        return tuple(GraphNode(name, "gemm", (previous,)) for previous, name in zip(names[:-1], names[1:], strict=True))
+
+    def layer(self, name: str) -> ExportedLayer:
+        return next(layer for layer in self.layers if layer.name == name)
+
+    def gemm_shapes(self, images: int = 1) -> list[tuple[int, int, int]]:
+        """(M, K, N) of every layer's GEMM, in execution order, for a pass of `images` images."""
+        return [layer.gemm_shape(images) for layer in self.layers]
+
+    def controller(self, budget: float | None = None) -> ExportedController:
+        """The controller for `budget` (equal within BUDGET_TOLERANCE), or the only one for None; InputError
+        (one line, naming the budgets there are) when there is no such controller or None is ambiguous."""
+        budgets = ", ".join(f"{c.budget:g}" for c in self.controllers)
+        if not self.controllers:
+            raise InputError("EXPORT holds no controller (train one with golden.train_controller)")
+        if budget is None:
+            if len(self.controllers) > 1:
+                raise InputError(f"the export holds controllers for budgets {budgets}; choose one (dynamic:BUDGET)")
+            return self.controllers[0]
+        for controller in self.controllers:
+            if abs(controller.budget - budget) <= BUDGET_TOLERANCE:
+                return controller
+        raise InputError(f"the export holds no controller for budget {budget:g}; its budgets: {budgets}")
+
+    @property
+    def pixel_max(self) -> int | None:
+        """What an input pixel is divided by before its activation code is taken (None: data set unknown)."""
+        return None if self.dataset is None else PIXEL_MAX[self.dataset]
+
+    def describe(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "numerics_contract": CONTRACT_VERSION,
+            "method": self.method,
+            "scheme": self.scheme,
+            "base_bits": self.base_bits,
+            "act_bits": self.act_bits,
+            "acc_bits": self.acc_bits,
+            "weight_precisions": list(range(self.base_bits, 0, -1)),
+            "act_precision": self.act_bits,
+            "input": {
+                "shape": list(self.input_shape),
+                "dataset": self.dataset,
+                "pixel_max": self.pixel_max,
+                "quantization": f"code = round_half_even(clamp(pixel / {self.pixel_max or 'PIXEL_MAX'}, 0, 1) * "
+                f"(2^{self.act_bits} - 1))",
+            },
+            "lowering": LOWERING,
+            "host_ops": HOST_OPS,
+            "layers": [layer.describe() for layer in self.layers],
+            "graph": [node.describe() for node in self.nodes],
+            "controllers": [controller.describe() for controller in self.controllers],
+        }
+
+
+# --- the one walk of the graph ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GemmStep:
+    """A layer's GEMM: it reads node `source` (a node name or INPUT), whose output has `source_shape`; `last`
+    when it is the network's last node (its raw output is the logits)."""
+
+    layer: ExportedLayer
+    source: str
+    source_shape: tuple[int, ...]
+    last: bool
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.layer.out_shape
+
+
+@dataclass(frozen=True)
+class AddStep:
+    """A residual add on the host (docs/numerics.md, "Host operations") of the nodes `operands`, whose outputs
+    have `operand_shapes` (all equal in a valid export)."""
+
+    name: str
+    operands: tuple[str, ...]
+    operand_shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.operand_shapes[0]
+
+
+def steps(export: Export) -> Iterator[GemmStep | AddStep]:
+    """The network's nodes in execution order, each with what it reads and those values' shapes resolved: the
+    one walk of the graph that executors (golden's integer path, the cycle model, the RTL flow), pricers (the
+    host's adds) and the export's own validation share. It needs a well-formed graph (`_check_nodes`)."""
+    shapes = {INPUT: export.input_shape}
+    nodes = export.nodes
+    for node in nodes:
+        if node.op == "add":
+            step = AddStep(node.name, node.inputs, tuple(shapes[name] for name in node.inputs))
+        else:
+            (source,) = node.inputs
+            step = GemmStep(export.layer(node.name), source, shapes[source], node is nodes[-1])
+        shapes[step.name] = step.shape
+        yield step
+
+
+# --- validation --------------------------------------------------------------------------------------
+
+
+def require(condition: bool, message: str) -> None:
+    """ExportError(message) unless `condition`: every check of an export, here and in golden.export's build."""
+    if not condition:
+        raise ExportError(message)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate(export: Export) -> None:
+    require(export.method in METHODS, f"unknown method {export.method!r}")
+    require(
+        export.dataset is None or export.dataset in DATASETS,
+        f"unknown data set {export.dataset!r}; expected one of {', '.join(DATASETS)} (or none recorded)",
+    )
+    require(export.scheme in SCHEMES, f"unknown scheme {export.scheme!r}")
+    for name, value, (lo, hi) in (
+        ("base_bits", export.base_bits, BASE_BITS_RANGE),
+        ("act_bits", export.act_bits, ACT_BITS_RANGE),
+        ("acc_bits", export.acc_bits, ACC_BITS_RANGE),
+    ):
+        require(_is_int(value) and lo <= value <= hi, f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+    require(len(export.layers) > 0, "the export has no layers")
+    names = [layer.name for layer in export.layers]
+    require(len(set(names)) == len(names), "layer names must be unique")
+    for layer in export.layers:
+        _validate_layer(export, layer)
+    _validate_graph(export)
+    controllers = [controller.name for controller in export.controllers]
+    require(
+        len(set(controllers)) == len(controllers) and not set(controllers) & {*names, INPUT},
+        "controller names must be unique and differ from the layers' names",
+    )
+    for controller in export.controllers:
+        _validate_controller(export, controller)
+
+
+def _validate_controller(export: Export, controller: ExportedController) -> None:
+    where = f"controller {controller.name}"
+    require(isinstance(controller.name, str) and controller.name != "", "controller names must be non-empty strings")
+    names = [layer.name for layer in export.layers]
+    require(
+        controller.reads in names and export.layer(controller.reads).mode == "relu",
+        f"{where}: reads {controller.reads!r}, which is not a layer with a ReLU output",
+    )
+    after = names[names.index(controller.reads) + 1 :]
+    require(
+        len(controller.controls) > 0
+        and list(controller.controls) == [name for name in after if name in controller.controls],
+        f"{where}: controls must be distinct layers after {controller.reads}, in execution order",
+    )
+    fixed = controller.fixed
+    require(
+        isinstance(fixed, dict) and sorted([*fixed, *controller.controls]) == sorted(names),
+        f"{where}: every layer must be either controlled or fixed, exactly once",
+    )
+    base = export.base_bits
+    candidates = controller.candidates
+    require(
+        len(candidates) > 0 and list(candidates) == sorted(set(candidates)),
+        f"{where}: candidates must be distinct and ascending, got {list(candidates)}",
+    )
+    for k in (*candidates, *fixed.values(), controller.k):
+        require(_is_int(k) and 1 <= k <= base, f"{where}: weight precision {k!r} is not an integer in 1..{base}")
+    budget = controller.budget
+    require(
+        isinstance(budget, float) and 1 <= budget <= base,
+        f"{where}: budget {budget!r} is not an equivalent uniform k in 1..{base}",
+    )
+    layer = controller.layer
+    _validate_layer(export, layer)
+    require(
+        layer.name == controller.name and layer.kind == "linear" and layer.mode == "raw",
+        f"{where}: its layer must be a raw linear layer named like the controller",
+    )
+    require(
+        layer.in_shape == export.layer(controller.reads).out_shape,
+        f"{where}: its input shape {list(layer.in_shape)} is not {controller.reads}'s output",
+    )
+    require(
+        layer.N == len(controller.controls) * len(candidates),
+        f"{where}: N = {layer.N}, expected len(controls) * len(candidates) = "
+        f"{len(controller.controls) * len(candidates)}",
+    )
+
+
+def _check_nodes(export: Export) -> None:
+    """The graph is well formed, as `steps` needs: every layer runs once, in the layers' order; every node has
+    a known op, a new name and operands that run before it, one for a GEMM and at least two for an add."""
+    nodes = export.nodes
+    require(
+        [node.name for node in nodes if node.op == "gemm"] == [layer.name for layer in export.layers],
+        "the graph must run every layer exactly once, in the order of 'layers'",
+    )
+    seen = {INPUT}
+    for node in nodes:
+        where = f"graph node {node.name}"
+        require(node.op in ("gemm", "add"), f"{where}: unknown op {node.op!r}")
+        require(node.name not in seen, f"{where}: the name is used twice (or is {INPUT!r})")
+        require(all(name in seen for name in node.inputs), f"{where}: reads a node that does not run before it")
+        if node.op == "gemm":
+            require(len(node.inputs) == 1, f"{where}: a GEMM reads exactly one node")
+        else:
+            require(len(node.inputs) >= 2, f"{where}: an add needs at least two operands")
+        seen.add(node.name)
+
+
+def _validate_graph(export: Export) -> None:
+    """A well-formed graph (`_check_nodes`) whose operands fit, and in which a raw output is the network's last
+    or feeds exactly one add."""
+    _check_nodes(export)
+    raw: dict[str, int] = {}
+    for step in steps(export):
+        where = f"graph node {step.name}"
+        if isinstance(step, GemmStep):
+            layer, source = step.layer, step.source
+            require(
+                source not in raw,
+                f"{where}: reads {source}'s raw output; only the last layer, or one feeding exactly one add, "
+                "may output raw values",
+            )
+            needed = step.source_shape if layer.kind == "conv" else (math.prod(step.source_shape),)
+            got = layer.in_shape if layer.kind == "conv" else (math.prod(layer.in_shape),)
+            require(
+                got == needed,
+                f"layer {layer.name}: input shape {list(layer.in_shape)} does not match "
+                f"{source}'s output {list(step.source_shape)}",
+            )
+            if layer.mode == "raw":
+                raw[step.name] = 0
+        else:
+            require(
+                len(set(step.operand_shapes)) == 1,
+                f"{where}: operands of different shapes {sorted(set(step.operand_shapes))}",
+            )
+            for name in step.operands:
+                if name in raw:
+                    require(export.layer(name).kind == "conv", f"{where}: operand {name} is not a convolution")
+                    raw[name] += 1
+    last = export.nodes[-1]
+    for name, readers in raw.items():
+        require(
+            readers == 1 or (name == last.name and readers == 0),
+            f"layer {name}: only the last layer, or one feeding exactly one add, may output raw values",
+        )
+    require(last.op == "gemm", "the network's last node must be a GEMM (its raw output, the logits)")
+
+
+def _validate_layer(export: Export, layer: ExportedLayer) -> None:
+    where = f"layer {layer.name}"
+    require(layer.kind in ("conv", "linear"), f"{where}: unknown kind {layer.kind!r}")
+    require(layer.mode in MODES, f"{where}: unknown mode {layer.mode!r}")
+    shapes_ok = all(_is_int(d) and d > 0 for d in (*layer.in_shape, *layer.out_shape))
+    require(shapes_ok, f"{where}: shapes must be positive integers")
+    codes = layer.weight_codes
+    require(
+        isinstance(codes, np.ndarray) and codes.dtype == np.uint16 and codes.ndim == 2,
+        f"{where}: weight codes must be a uint16 [K, N] array",
+    )
+    require(int(codes.max(initial=0)) < 1 << export.base_bits, f"{where}: weight codes exceed {export.base_bits} bits")
+    if layer.kind == "conv":
+        require(
+            all(_is_int(v) for v in (layer.kernel, layer.stride, layer.padding))
+            and layer.kernel > 0
+            and layer.stride > 0
+            and layer.padding >= 0,
+            f"{where}: kernel, stride and padding must be integers (kernel, stride > 0)",
+        )
+        require(len(layer.in_shape) == 3 and len(layer.out_shape) == 3, f"{where}: shapes must be [C, H, W]")
+        c_in, h, w = layer.in_shape
+        oh = (h + 2 * layer.padding - layer.kernel) // layer.stride + 1
+        ow = (w + 2 * layer.padding - layer.kernel) // layer.stride + 1
+        expected = (c_in * layer.kernel**2, layer.out_shape[0])
+        require(tuple(layer.out_shape[1:]) == (oh, ow), f"{where}: output size should be {oh}x{ow}")
+    else:
+        require(len(layer.out_shape) == 1, f"{where}: a linear layer's output shape is [N]")
+        expected = (math.prod(layer.in_shape), layer.out_shape[0])
+    require(
+        codes.shape == expected,
+        f"{where}: weight codes have shape {list(codes.shape)}, expected [K, N] = {list(expected)}",
+    )
+    worst = layer.K * ((1 << export.act_bits) - 1) * ((1 << export.base_bits) - 1)
+    require(
+        worst < 1 << (export.acc_bits - 1), f"{where}: K = {layer.K} can overflow a {export.acc_bits}-bit accumulator"
+    )
+    half_acc = 1 << (export.acc_bits - 1)
+    limits = {
+        "bias": (-half_acc, half_acc - 1),
+        "mult": (-MULT_MAX - 1, MULT_MAX),
+        "shift": (0, export.acc_bits + MULT_BITS - 2),
+    }
+    for name, (lo, hi) in limits.items():
+        values = getattr(layer, name)
+        require(
+            isinstance(values, np.ndarray) and values.dtype == np.int64 and values.shape == (export.base_bits, layer.N),
+            f"{where}: {name} must be an int64 [{export.base_bits}, {layer.N}] array",
+        )
+        require(
+            values.size == 0 or (lo <= int(values.min()) and int(values.max()) <= hi),
+            f"{where}: {name} values must lie in {lo}..{hi}",
+        )
