@@ -33,12 +33,13 @@ from contract.cli import InputError, Parser, atomic_file, number, run_main  # no
 from contract.config import EngineConfig  # noqa: E402
 from contract.model_files import load_export  # noqa: E402
 from contract.paths import build_dir  # noqa: E402
-from eda.report import BLOCK_ORDER, NAND2_UM2, format_table, memory_estimate  # noqa: E402
+from eda.report import NAND2_UM2, format_table, memory_estimate  # noqa: E402
 from eda.synth import DEFAULT_OUT as SYNTH_OUT  # noqa: E402
 from eda.synth import tag_for  # noqa: E402
 from eda.targets import DEFAULT_MAX_M  # noqa: E402
 from golden.data import digits_split  # noqa: E402
 from golden.evaluate import fraction_equal, integer_predictions  # noqa: E402
+from hw.engine import BLOCK_ORDER  # noqa: E402
 from sim.energy import gemms_energy  # noqa: E402
 from sim.events import split_rows  # noqa: E402
 from sim.model import sequence_cycles  # noqa: E402

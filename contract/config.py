@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from enum import Enum
 
 from contract.cli import InputError
 from contract.numerics import ACC_BITS_RANGE, ACT_BITS_RANGE, BASE_BITS_RANGE, MULT_BITS, SHIFT_BITS
@@ -39,6 +40,25 @@ def parse_gemm(text: str, option: str = "--gemm") -> tuple[int, int, int]:
     if not match or 0 in (shape := (int(match[1]), int(match[2]), int(match[3]))):
         raise ConfigError(f"{option} must look like MxKxN with each at least 1 (e.g. 256x1024x256), got {text!r}")
     return shape
+
+
+class PEKind(Enum):
+    """What a PE multiplies by: the one choice that most of the engine's structure follows (the load port's
+    decode, the column stage below the array, the requantizer's pre-shift, the command's digit slots)."""
+
+    #: The fixed-precision baseline: a signed B-bit code times the activation, at k = B only.
+    FIXED = "fixed"
+    #: The switchable bit-parallel PE: one B x A multiply per slot at any k, the code decoded at the load port.
+    BIT_PARALLEL = "bit-parallel"
+    #: The switchable digit-serial PE: one D-bit digit of the code per slot, ceil(k/D) slots a row.
+    DIGIT_SERIAL = "digit-serial"
+
+
+class Dataflow(Enum):
+    """What stays in the PEs while the rest streams past (named as Gemmini names its dataflows)."""
+
+    #: Weights stay, activations flow right and partial sums down (TPU style, hw/array.py).
+    WEIGHT_STATIONARY = "weight-stationary"
 
 
 @dataclass(frozen=True)
@@ -117,9 +137,32 @@ class EngineConfig:
         if not self.switchable:
             raise ConfigError("--digit-bits below B needs the switchable engine, not --fixed-precision")
 
+    @classmethod
+    def from_export(
+        cls, export, rows: int, cols: int, max_m: int, max_k: int, max_n: int, digit_bits: int | None = None
+    ) -> EngineConfig:
+        """The switchable engine that runs an exported model: the widths are the export's (its `base_bits`,
+        `act_bits` and `acc_bits`), the array, the accumulator depth and the largest K and N its GEMMs need
+        are the caller's; `digit_bits` D < B builds the digit-serial engine."""
+        widths = {name: getattr(export, name) for name in ("base_bits", "act_bits", "acc_bits")}
+        return cls(rows=rows, cols=cols, max_m=max_m, max_k=max_k, max_n=max_n, digit_bits=digit_bits, **widths)
+
+    @property
+    def pe_kind(self) -> PEKind:
+        """The variant the `switchable` and `digit_bits` fields name together (D < B needs switchable)."""
+        if not self.switchable:
+            return PEKind.FIXED
+        return PEKind.BIT_PARALLEL if self.digit_bits is None else PEKind.DIGIT_SERIAL
+
+    @property
+    def dataflow(self) -> Dataflow:
+        """Every engine is weight-stationary so far: a property rather than a field, so that configs, their
+        ids and every manifest stay as they were until a second dataflow gives it a value to choose."""
+        return Dataflow.WEIGHT_STATIONARY
+
     @property
     def digit_serial(self) -> bool:
-        return self.digit_bits is not None
+        return self.pe_kind is PEKind.DIGIT_SERIAL
 
     @property
     def digit_width(self) -> int:

@@ -6,7 +6,7 @@ cycle formula (sim/model.py, docs/architecture.md) adds the same stages: if eith
 
 from __future__ import annotations
 
-from contract.config import EngineConfig
+from contract.config import EngineConfig, PEKind
 
 #: The cycle in which the engine accepts a command (the sequencer's IDLE state).
 ACCEPT_CYCLES = 1
@@ -20,17 +20,20 @@ REQUANT_STAGES = 5
 REQUANT_CYCLES = 1 + REQUANT_STAGES
 #: The cycle in which the output FIFO presents a beat on `result`.
 OUTPUT_CYCLES = 1
-#: Digit-serial engines: the shift-and-add register below the array (hw/accumulator.py, DigitShiftAdd)
-#: that turns the last digit's column sums into the row's.
+#: The column stage's register below the array (hw/column.py), by PE kind: a digit-serial engine's
+#: shift-and-add (DigitShiftAdd) that turns the last digit's column sums into the row's ...
 SHIFT_ADD_CYCLES = 1
-#: Pipelined bit-parallel engines: a register of the complete column sums (after the offset term) below
-#: the array, so that the accumulator's add into its memory's write port is the only adder on that path.
+#: ... and a pipelined bit-parallel or fixed engine's register of the complete column sums (after the offset
+#: term), so that the accumulator's add into its memory's write port is the only adder on that path.
 COLSUM_REGISTER_CYCLES = 1
+#: The accumulator's memory read is synchronous: issued a slot before its row's column sums arrive ...
+ACCUMULATOR_READ_CYCLES = 1
+#: ... and a pipelined engine registers its data, so issued one slot earlier still (at no cycle).
+ACCUMULATOR_READ_REGISTER_CYCLES = 1
 
 
 #: A pipelined engine's registers around every PE's multiplier (EngineConfig.pipelined), one for its
-#: weight input and one for its product: a row's column sums leave the array two slots later. (Its
-#: registered accumulator read is issued a slot earlier and costs none.)
+#: weight input and one for its product: a row's column sums leave the array two slots later.
 PIPELINE_CYCLES = 2
 
 
@@ -40,18 +43,23 @@ def array_slots(cfg: EngineConfig) -> int:
     return cfg.rows + cfg.cols + (PIPELINE_CYCLES if cfg.pipelined else 0)
 
 
-def below_array_slots(cfg: EngineConfig) -> int:
-    """The register stage between the array and the accumulator: a digit-serial engine's shift-and-add,
-    a pipelined bit-parallel engine's column-sum register, none otherwise."""
-    if cfg.digit_serial:
+def column_stage_slots(cfg: EngineConfig) -> int:
+    """The column stage between the array and the accumulator (hw/column.py): a digit-serial engine's
+    shift-and-add, a pipelined engine's column-sum register, none otherwise."""
+    if cfg.pe_kind is PEKind.DIGIT_SERIAL:
         return SHIFT_ADD_CYCLES
     return COLSUM_REGISTER_CYCLES if cfg.pipelined else 0
 
 
 def fill_drain_slots(cfg: EngineConfig) -> int:
-    """Slots from an activation row (its last digit) entering the array to its complete column sums:
-    the array and the stage below it."""
-    return array_slots(cfg) + below_array_slots(cfg)
+    """Slots from an activation row (its last digit) entering the array to its complete column sums
+    at the accumulator: the array and the column stage."""
+    return array_slots(cfg) + column_stage_slots(cfg)
+
+
+def accumulator_read_slots(cfg: EngineConfig) -> int:
+    """How many slots before a row's column sums reach the accumulator its memory read is issued."""
+    return ACCUMULATOR_READ_CYCLES + (ACCUMULATOR_READ_REGISTER_CYCLES if cfg.pipelined else 0)
 
 
 def drain_slots(cfg: EngineConfig) -> int:

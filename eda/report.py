@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from contract.cli import CommandError
+from hw.engine import BLOCK_ORDER, OTHER_BLOCK
 
 NODE = "45 nm, NanGate FreePDK45 Open Cell Library (typical corner)"
 NAND2_UM2 = 0.798  # NAND2_X1
@@ -40,18 +41,6 @@ GATE_CELLS = {
 #: estimate good to about a factor of two, reported separately from the synthesised logic.
 SRAM_BITCELL_UM2 = 0.346
 SRAM_ARRAY_EFFICIENCY = 0.5
-
-#: Engine submodule (last name component) -> the block its gates are reported under.
-BLOCKS = {
-    "array": "pe_array",
-    "act_skew": "skew",
-    "load_skew": "skew",
-    "deskew": "skew",
-    "accumulator": "accumulators",
-    "offset_term": "accumulators",
-    "requant": "requantization",
-}
-BLOCK_ORDER = ("pe_array", "skew", "accumulators", "requantization", "control")
 
 
 def read_stat(path: Path) -> dict:
@@ -105,17 +94,16 @@ def nextpnr_utilisation(report: dict) -> dict[str, dict[str, int]]:
     }
 
 
-def block_of(module: str) -> str:
-    return BLOCKS.get(module.lstrip("\\").split(".")[-1], "control")
-
-
-def gate_counts(stat: dict) -> dict:
+def gate_counts(stat: dict, top: str, hierarchy: dict[str, str]) -> dict:
     """Per block: generic gates by type, NAND2 equivalents and transistors, from a hierarchical
-    `stat -json` (every engine submodule is instantiated exactly once, so module counts simply add)."""
+    `stat -json` (every engine submodule is instantiated exactly once, so module counts simply add).
+    `hierarchy` maps a module's path below `top` to its block (hw.engine.engine_blocks); every other
+    module's gates are OTHER_BLOCK's."""
     blocks = {name: {"cells": {}, "nand2_eq": 0.0, "transistors": 0} for name in BLOCK_ORDER}
     unknown = set()
     for module, data in stat["modules"].items():
-        block = blocks[block_of(module)]
+        path = module.lstrip("\\").removeprefix(f"{top}.")
+        block = blocks[hierarchy.get(path, OTHER_BLOCK)]
         for cell_type, count in data["num_cells_by_type"].items():
             if cell_type in GATE_CELLS:
                 _, area, transistors = GATE_CELLS[cell_type]

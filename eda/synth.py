@@ -21,7 +21,6 @@ from contract.config import EngineConfig, engine_tag
 from contract.paths import build_dir
 from eda.harness import HARNESS_TOP, HarnessCost, ice40_harness
 from eda.report import (
-    BLOCK_ORDER,
     asic_area,
     format_table,
     fpga_resources,
@@ -34,6 +33,7 @@ from eda.report import (
 )
 from eda.runner import YOSYS, run_tool
 from eda.targets import DEFAULT_MAX_M, TARGETS, AsicTarget, FpgaTarget
+from hw.engine import BLOCK_ORDER, MEMORY_MODULES, engine_blocks
 from hw.generate import TOP_NAME, add_config_arguments, config_from_args, generate
 
 DEFAULT_OUT = build_dir("synth")
@@ -45,11 +45,14 @@ DOES_NOT_FIT = re.compile(
     re.IGNORECASE,
 )
 
+#: The engine's own memories (hw.engine.MEMORY_MODULES) stay memories, costed as SRAM macros; any other
+#: memory becomes flip-flops.
+SRAM_MODULES = " ".join(f"{TOP_NAME}.{path}/t:$mem_v2 %d" for path in MEMORY_MODULES)
 ASIC_SCRIPT = f"""\
 read_verilog gen/{TOP_NAME}.v
 hierarchy -check -top {TOP_NAME}
 synth -top {TOP_NAME} -run begin:fine
-memory_map t:$mem_v2 {TOP_NAME}.datapath.accumulator/t:$mem_v2 %d
+memory_map t:$mem_v2 {SRAM_MODULES}
 opt -fast -full
 techmap
 opt -fast
@@ -113,7 +116,7 @@ def synthesize(
         manifest = json.loads(generated.manifest.read_text())
         report = {"tag": tag, "target": target_name, "config": cfg.as_dict()}
         if isinstance(target, AsicTarget):
-            report |= asic_flow(work, manifest, progress)
+            report |= asic_flow(cfg, work, manifest, progress)
         else:
             frequency = freq_mhz or target.freq_mhz
             report |= fpga_flow(target, work, manifest, progress, dsp, frequency, pnr_timeout, seed)
@@ -122,10 +125,11 @@ def synthesize(
     return report
 
 
-def asic_flow(work: Path, manifest: dict, progress: Progress) -> dict:
+def asic_flow(cfg: EngineConfig, work: Path, manifest: dict, progress: Progress) -> dict:
+    """Gates per block of the engine's hierarchy (hw.engine.engine_blocks), its memories costed as SRAM."""
     (work / "asic.ys").write_text(ASIC_SCRIPT)
     run_tool(YOSYS, ["-q", "asic.ys"], work, "yosys", progress)
-    blocks = gate_counts(read_stat(work / "stat.json"))
+    blocks = gate_counts(read_stat(work / "stat.json"), TOP_NAME, engine_blocks(cfg))
     memory = memory_estimate(accumulator_bits(manifest))
     return {
         "gates": {

@@ -6,7 +6,8 @@ datapath enables the read (`read_enable`) only for a row that has an earlier K-t
 write happens only when a later K-tile will read it back.
 The read is issued a cycle ahead (the memory is synchronous) and is transparent to the write, which
 matters only when the same row comes back on the next cycle (R = 1, M = 1). A pipelined engine
-(EngineConfig.pipelined) registers the read data as well, so the read is issued two cycles ahead; the
+(EngineConfig.pipelined) registers the read data as well, so the read is issued two cycles ahead
+(`contract.timing.accumulator_read_slots`, from which the datapath picks the row to read); the
 row written in the cycle between is then forwarded from the sum register, which again matters only
 for R = 1, the one shape in which a row comes back within two cycles (a tile lasts max(M, R) slots).
 """
@@ -18,44 +19,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from contract.widths import column_sum_bits, psum_bits
+from contract.widths import column_sum_bits
 from hw.interface import token_layout
-
-
-class DigitShiftAdd(wiring.Component):
-    """Digit-serial engines: sums <= (first digit ? 0 : sums * 2^D) + digit_sums, per column.
-
-    The digits of one activation row leave the array in consecutive slots, most significant first, so
-    Horner's rule rebuilds the row's column sums here, below the array, and the accumulator memory is
-    still read and written once per activation row. After the last digit, at place p0 = floor((B-k)/D),
-    `sums` is 2^(D*p0) times too small against the bit-parallel engine's 2^(B-k)-scaled sum, so the
-    requantizer shifts by (B-k) mod D instead of B-k (hw/sequencer.py). `sums_token` is valid only on
-    the row's last digit, when the sum is complete.
-    """
-
-    def __init__(self, cfg):
-        self._cfg = cfg
-        super().__init__(
-            {
-                "digit_sums": In(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
-                "token": In(token_layout(cfg)),
-                "sums": Out(data.ArrayLayout(signed(column_sum_bits(cfg)), cfg.cols)),
-                "sums_token": Out(token_layout(cfg)),
-            }
-        )
-
-    def elaborate(self, platform):
-        m = Module()
-        cfg = self._cfg
-        first_digit = self.token.place == cfg.digit_count - 1
-        for c in range(cfg.cols):
-            total = Mux(first_digit, 0, self.sums[c] << cfg.digit_width) + self.digit_sums[c]
-            m.d.sync += self.sums[c].eq(total[: column_sum_bits(cfg)].as_signed())
-        m.d.sync += [
-            self.sums_token.eq(self.token),
-            self.sums_token.valid.eq(self.token.valid & self.token.last_digit),
-        ]
-        return m
 
 
 class Accumulator(wiring.Component):

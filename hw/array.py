@@ -17,10 +17,11 @@ from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from contract.config import PEKind
 from contract.widths import psum_bits
 from hw.interface import weight_decode_layout
-from hw.offset import has_offset_term, row_sum_bits
-from hw.pe import build_pe, pe_decodes, row_input_layout
+from hw.offset import row_sum_bits
+from hw.pe import build_pe, row_input_layout
 
 
 def column_load_layout(cfg) -> data.StructLayout:
@@ -38,15 +39,15 @@ class SystolicArray(wiring.Component):
                 "load": In(data.ArrayLayout(column_load_layout(cfg), cfg.cols)),
                 "psums": Out(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
             }
-            | ({"decode": In(weight_decode_layout(cfg))} if pe_decodes(cfg) else {})
-            | ({"row_sum": Out(row_sum_bits(cfg))} if has_offset_term(cfg) else {})
+            | ({"decode": In(weight_decode_layout(cfg))} if cfg.digit_serial else {})
+            | ({"row_sum": Out(row_sum_bits(cfg))} if cfg.pe_kind is PEKind.BIT_PARALLEL else {})
         )
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
         psums = [Const(0, signed(psum_bits(cfg)))] * cfg.cols
-        decode = self.decode if pe_decodes(cfg) else None
+        decode = self.decode if cfg.digit_serial else None
         next_rows = []
         for c, load in enumerate(self.load):
             # Rows 0..R-1 of every tile, in order: a command's loads are whole tiles, and reset clears it.
@@ -67,7 +68,7 @@ class SystolicArray(wiring.Component):
             if cfg.pipelined:  # the column sums come two slots later: take the activation past the edge,
                 row_sum = _add_row(m, r, row_sum, row.act)
         m.d.comb += [self.psums[c].eq(psum) for c, psum in enumerate(psums)]
-        if has_offset_term(cfg):
+        if cfg.pe_kind is PEKind.BIT_PARALLEL:  # the offset term's row sum (hw/offset.py)
             if cfg.pipelined:  # and delay the sum by one more slot at the bottom
                 delayed = Signal.like(row_sum, name="row_sum_delayed")
                 m.d.sync += delayed.eq(row_sum)

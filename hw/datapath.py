@@ -10,13 +10,14 @@ from amaranth.hdl import EnableInserter, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from contract.timing import array_slots, below_array_slots, fill_drain_slots
+from contract.config import PEKind
+from contract.timing import accumulator_read_slots, array_slots, fill_drain_slots
 from contract.widths import psum_bits
-from hw.accumulator import Accumulator, DigitShiftAdd
+from hw.accumulator import Accumulator
 from hw.array import SystolicArray, column_load_layout
+from hw.column import STAGES, column_stage
 from hw.interface import payload_layout, precision_layout, token_layout
-from hw.offset import OffsetTerm, has_offset_term
-from hw.pe import load_value, pe_decodes, row_input_layout
+from hw.pe import load_value, row_input_layout
 from hw.requant import Requantizer
 from hw.skew import Skew, delay_line
 from hw.stall import region
@@ -24,9 +25,22 @@ from hw.stall import region
 
 def region_layout(cfg) -> data.StructLayout:
     """The datapath's stall regions, one copy of `advance` each: the two input skews, the PE array,
-    the column stage (de-skew, offset term or shift-and-add, column-sum register, tokens), the
-    accumulator and the requantizer."""
+    the column (de-skew, tokens, the column stage of hw/column.py), the accumulator and the requantizer."""
     return data.StructLayout({"act_skew": 1, "load_skew": 1, "array": 1, "column": 1, "accumulator": 1, "requant": 1})
+
+
+def datapath_blocks(cfg) -> dict[str, str]:
+    """Each submodule's path below the datapath (as `elaborate` names it) -> the block `eda.synth` reports
+    its gates under (hw.engine.engine_blocks); its own registers and the column stage's are control."""
+    blocks = {
+        "act_skew": "skew",
+        "load_skew": "skew",
+        "array": "pe_array",
+        "deskew": "skew",
+        "accumulator": "accumulators",
+        "requant": "requantization",
+    }
+    return blocks | {f"column_stage.{path}": block for path, block in STAGES[cfg.pe_kind].BLOCKS.items()}
 
 
 class Datapath(wiring.Component):
@@ -86,7 +100,7 @@ class Datapath(wiring.Component):
         # A switchable bit-parallel engine decodes each column's code here, once, instead of in every PE.
         for c in range(cols):
             code = self.weight_codes[c]
-            if has_offset_term(cfg):
+            if cfg.pe_kind is PEKind.BIT_PARALLEL:
                 code = load_value(m, f"load{c}", code, self.precision.weight)
             m.d.comb += [load_skew.i[c].code.eq(code), load_skew.i[c].load.eq(self.weight_load)]
         m.d.comb += [
@@ -94,52 +108,30 @@ class Datapath(wiring.Component):
             array.load.eq(load_skew.o),
             deskew.i.eq(array.psums),
         ]
-        if pe_decodes(cfg):
+        if cfg.digit_serial:
             m.d.comb += array.decode.eq(self.precision.weight)
 
-        # Tokens as far as the accumulator (a digit-serial engine's shift-and-add delays its own).
-        token_slots = array_slots(cfg) if cfg.digit_serial else fill_drain_slots(cfg)
-        tokens = delay_line(column, self.token, token_slots, "token")
-        ahead = tokens[-3 if cfg.pipelined else -2]  # the row whose accumulator read is issued now
-        read_once = 1
+        # tokens[i] is the datapath's input token i slots later: the column stage's is the array's output's,
+        # and the accumulator's, fill_drain_slots after the input, is the stage's own `sums_token`.
+        tokens = delay_line(column, self.token, array_slots(cfg), "token")
+        stage = column_stage(cfg)
+        m.submodules.column_stage = EnableInserter(advance.column)(stage)
+        m.d.comb += [stage.psums.eq(deskew.o), stage.token.eq(tokens[-1])]
+        if cfg.pe_kind is PEKind.BIT_PARALLEL:
+            m.d.comb += [stage.row_sum.eq(array.row_sum), stage.decode.eq(self.precision.weight)]
+        ahead = tokens[fill_drain_slots(cfg) - accumulator_read_slots(cfg)]  # the row whose read is issued now
+        # Whether the stage's output is an N-tile's first complete row (its parameters are due), registered
+        # from the token that reaches the accumulator next, so that the engine's `advance` waits for no row
+        # comparison. A digit-serial row is complete, and reads the accumulator once, with its last digit.
+        feeding = tokens[fill_drain_slots(cfg) - 1]
+        feeding_valid, read_once = feeding.valid, 1
         if cfg.digit_serial:
-            # One more stage: the row's column sums are complete one slot after its last digit's.
-            shift_add = DigitShiftAdd(cfg)
-            m.submodules.shift_add = EnableInserter(advance.column)(shift_add)
-            # The read is issued one slot before the row's sums leave the shift-and-add, two when registered.
-            ahead = tokens[-2] if cfg.pipelined else tokens[-1]
-            m.d.comb += [
-                shift_add.digit_sums.eq(deskew.o),
-                shift_add.token.eq(tokens[-1]),
-            ]
-            colsums, aligned, read_once = shift_add.sums, shift_add.sums_token, ahead.last_digit  # once a row
-        elif has_offset_term(cfg):
-            offset_term = OffsetTerm(cfg)
-            m.submodules.offset_term = EnableInserter(advance.column)(offset_term)
-            m.d.comb += [
-                offset_term.row_sum.eq(array.row_sum),
-                offset_term.decode.eq(self.precision.weight),
-                offset_term.psums.eq(deskew.o),
-            ]
-            colsums, aligned = offset_term.sums, tokens[-1]
-        else:
-            colsums, aligned = deskew.o, tokens[-1]
-        if below_array_slots(cfg) and not cfg.digit_serial:
-            # The column-sum register of a pipelined engine: the offset term's adder and the accumulator's
-            # are no longer in series on the path into the accumulator memory.
-            registered = Signal(colsums.shape(), name="colsums")
-            column.d.sync += registered.eq(colsums)
-            colsums = registered
-        # Whether `aligned` is an N-tile's first complete row (its parameters are due), registered from
-        # the token that enters `aligned` next (a digit-serial row's with its last digit), so that the
-        # engine's `advance` waits for no row comparison.
-        feeding = tokens[-1] if cfg.digit_serial else tokens[-2]
-        feeding_valid = feeding.valid & feeding.last_digit if cfg.digit_serial else feeding.valid
+            feeding_valid, read_once = feeding.valid & feeding.last_digit, ahead.last_digit
         param_due = Signal()
         column.d.sync += param_due.eq(feeding_valid & feeding.last_ktile & (feeding.row == 0))
         m.d.comb += [
-            accumulator.colsums.eq(colsums),
-            accumulator.token.eq(aligned),
+            accumulator.colsums.eq(stage.sums),
+            accumulator.token.eq(stage.sums_token),
             accumulator.read_row.eq(ahead.row),
             # Only a row with an earlier K-tile's sum in memory reads it: no read in the first K-tile (whose
             # prior sum is 0) nor for an empty slot, so the memory is read M * (T_k - 1) * T_n times.

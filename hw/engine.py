@@ -18,10 +18,27 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import Out
 
 from contract.config import EngineConfig
-from hw.datapath import Datapath
+from hw.datapath import Datapath, datapath_blocks
 from hw.interface import payload_layout, stream_members
 from hw.sequencer import Sequencer
 from hw.stall import StallCopies
+
+#: The blocks `eda.synth` reports an ASIC engine's gates under, in its table's order; OTHER_BLOCK is every
+#: module that `engine_blocks` does not name: the sequencer, the stall copies, the output FIFO and the
+#: datapath's own registers.
+OTHER_BLOCK = "control"
+BLOCK_ORDER = ("pe_array", "skew", "accumulators", "requantization", OTHER_BLOCK)
+
+
+def engine_blocks(cfg: EngineConfig) -> dict[str, str]:
+    """Each submodule's path below the top (dotted, as the Verilog names its module after the top's name
+    and a dot) -> its block in BLOCK_ORDER: what `eda.synth` reads instead of module names."""
+    return {f"datapath.{path}": block for path, block in datapath_blocks(cfg).items()}
+
+
+#: The submodule paths that hold the memories `Engine.memory_summary` lists, which an ASIC flow leaves as
+#: memories (SRAM macros) instead of mapping them to flip-flops.
+MEMORY_MODULES = ("datapath.accumulator",)
 
 
 class Engine(wiring.Component):

@@ -18,7 +18,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
 from contract.cli import Parser, add_base_bits, atomic_dir, run_main
-from contract.config import EngineConfig, parse_array
+from contract.config import EngineConfig, PEKind, parse_array
 from contract.numerics import CONTRACT_VERSION
 from contract.paths import build_dir
 from contract.versions import INTERFACE_VERSION, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, generator_version
@@ -169,15 +169,14 @@ def parse_args(argv: list[str] | None) -> tuple[EngineConfig, Path]:
 def main(argv: list[str] | None = None) -> None:
     cfg, out_dir = parse_args(argv)
     result = generate(cfg, out_dir)
-    precisions = (
-        f"every weight precision 1..{cfg.base_bits}"
-        if cfg.switchable
-        else f"fixed precision k = {cfg.base_bits}, j = {cfg.act_bits} (twos)"
-    )
-    if cfg.digit_serial:
-        precisions = f"k <= D = {cfg.digit_bits}, 1/ceil(k/D) of it above (digit-serial)"
+    precisions = {
+        PEKind.FIXED: f"fixed precision k = {cfg.base_bits}, j = {cfg.act_bits} (twos)",
+        PEKind.BIT_PARALLEL: f"every weight precision 1..{cfg.base_bits}",
+        PEKind.DIGIT_SERIAL: f"k <= D = {cfg.digit_bits}, 1/ceil(k/D) of it above (digit-serial)",
+    }[cfg.pe_kind]
     print(
-        f"nestmac engine {cfg.rows}x{cfg.cols}, B={cfg.base_bits} A={cfg.act_bits} ACC={cfg.acc_bits}: "
+        f"nestmac engine {cfg.rows}x{cfg.cols} {cfg.dataflow.value}, "
+        f"B={cfg.base_bits} A={cfg.act_bits} ACC={cfg.acc_bits}: "
         f"{cfg.pe_count} PEs, peak {cfg.pe_count} MACs/cycle at {precisions}"
     )
     print(f"  verilog:  {result.verilog}")

@@ -22,12 +22,6 @@ from contract.widths import column_sum_bits, psum_bits
 from hw.interface import Scheme, weight_decode_layout
 
 
-def has_offset_term(cfg) -> bool:
-    """A switchable bit-parallel engine decodes at the load port and adds the offset term per column; a
-    digit-serial one decodes in the PEs, a fixed one has no offset scheme."""
-    return cfg.switchable and not cfg.digit_serial
-
-
 def row_sum_bits(cfg) -> int:
     """Width of S, the sum of one row's R masked activations."""
     return (cfg.rows * ((1 << cfg.act_bits) - 1)).bit_length()

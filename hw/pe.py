@@ -49,12 +49,6 @@ def decode_kept(m: Module, name: str, kept: Value, lsb: Value, scheme: Value, si
     return weight
 
 
-def pe_decodes(cfg) -> bool:
-    """Whether the PEs decode the stored code themselves: only digit-serial ones, whose digit changes every
-    cycle; a bit-parallel engine decodes at the load port (`load_value`), a fixed one not at all."""
-    return cfg.switchable and cfg.digit_serial
-
-
 def load_value(m: Module, name: str, code: Value, decode) -> Signal:
     """The signed B-bit value v that a bit-parallel PE stores for `code` at run-time precision k.
 
@@ -190,13 +184,13 @@ class ProcessingElement(wiring.Component):
                 "row_out": Out(row_input_layout(cfg)),
                 "psum_out": Out(signed(psum_bits)),
             }
-            | ({"decode": In(weight_decode_layout(cfg))} if pe_decodes(cfg) else {})
+            | ({"decode": In(weight_decode_layout(cfg))} if cfg.digit_serial else {})
         )
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        decode = self.decode if pe_decodes(cfg) else None
+        decode = self.decode if cfg.digit_serial else None
         row_out, psum_out = build_pe(
             m, "pe", self.row_in, self.psum_in, self.load, self.code, decode, cfg.digit_bits, cfg.pipelined
         )

@@ -7,12 +7,12 @@ build/coverage/rtl/ and into the terminal summary.
 """
 
 import shutil
+from dataclasses import replace
 
 import pytest
 
-from contract.config import EngineConfig
 from rtl_tests import harness
-from verif.configs import AMARANTH, RTL, config_id
+from verif.configs import AMARANTH, ODD_RTL, RTL, config_id
 from verif.coverage import write_report
 from verif.rtl.runner import BUILD, SIMULATORS
 from verif.scenarios import base_seed, plan_bins
@@ -43,18 +43,7 @@ PIPELINED = {
     config_id(cfg): cfg
     for cfg in (
         *(cfg for cfg in AMARANTH.values() if cfg.pipelined and cfg.digit_serial),
-        EngineConfig(
-            rows=3,
-            cols=5,
-            base_bits=8,
-            act_bits=6,
-            acc_bits=28,
-            max_m=16,
-            max_k=128,
-            max_n=128,
-            digit_bits=4,
-            pipelined=True,
-        ),
+        replace(ODD_RTL, digit_bits=4, pipelined=True),
     )
 }
 ENGINES = RTL | PIPELINED

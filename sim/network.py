@@ -52,17 +52,8 @@ def engine_config_for(export: Export, rows: int, cols: int, max_m: int, digit_bi
     """An engine that can run `export`: its widths, and K/N limits that cover every layer and every
     controller's layer; `digit_bits` D < B builds the digit-serial engine (None or B, the bit-parallel one)."""
     layers = [*export.layers, *(controller.layer for controller in export.controllers)]
-    return EngineConfig(
-        rows=rows,
-        cols=cols,
-        base_bits=export.base_bits,
-        act_bits=export.act_bits,
-        acc_bits=export.acc_bits,
-        max_m=max_m,
-        max_k=max(layer.K for layer in layers),
-        max_n=max(layer.N for layer in layers),
-        digit_bits=digit_bits,
-    )
+    max_k, max_n = max(layer.K for layer in layers), max(layer.N for layer in layers)
+    return EngineConfig.from_export(export, rows, cols, max_m, max_k, max_n, digit_bits)
 
 
 @dataclass
