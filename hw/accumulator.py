@@ -28,6 +28,26 @@ class Accumulator(wiring.Component):
 
     `sums`/`sums_token` are registered and carry a valid token only for the final K-tile, i.e. when the
     sum is complete and goes on to requantization.
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+        Columns, widths and the accumulator depth max_m.
+
+    Members
+    -------
+    colsums : In(ArrayLayout(signed(column_sum_bits), C))
+        The row's column sums from the column stage.
+    token : In(token)
+        The row's token (row index, first/last K-tile).
+    read_row : In(range(max_m))
+        The row whose earlier sum to read, issued ahead by the read latency.
+    read_enable : In(1)
+        Read it (only when an earlier K-tile left a sum there).
+    sums : Out(ArrayLayout(signed(ACC), C))
+        The complete sums of the last K-tile's row.
+    sums_token : Out(token)
+        Their token, valid in the last K-tile only.
     """
 
     def __init__(self, cfg):

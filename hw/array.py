@@ -31,6 +31,29 @@ def column_load_layout(cfg) -> data.StructLayout:
 
 
 class SystolicArray(wiring.Component):
+    """The R x C weight-stationary array (module docstring): skewed rows in, column sums out.
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+        Rows, columns, widths and PE kind of the engine.
+
+    Members
+    -------
+    rows : In(ArrayLayout(row input, R))
+        Row r's activation code, `swap` mark (and digit place), already skewed by the caller.
+    load : In(ArrayLayout(column load, C))
+        Column c's weight code and load bit, already skewed; each column counts its loads to find the row.
+    decode : In(weight decode)
+        Digit-serial only: the command's weight mask, scheme and lowest kept bit, for every PE (a
+        bit-parallel engine decodes the code once per column before the load skew instead).
+    psums : Out(ArrayLayout(signed(psum_bits), C))
+        The bottom row's partial sums, column c lagging column 0 by c slots.
+    row_sum : Out(row_sum_bits)
+        Switchable bit-parallel only: the row's sum of masked activations for the offset term, a slot
+        behind like a partial sum.
+    """
+
     def __init__(self, cfg):
         self._cfg = cfg
         super().__init__(

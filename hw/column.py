@@ -21,7 +21,26 @@ from hw.skew import delay_line
 
 
 class ColumnStage(wiring.Component):
-    """The ports every column stage has, and `extra` ones of its kind."""
+    """The ports every column stage has, and `extra` ones of its kind.
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+        The engine.
+    extra : dict, optional
+        Members only this kind of stage has.
+
+    Members
+    -------
+    psums : In(ArrayLayout(signed(psum_bits), C))
+        The de-skewed column sums of one row (digit-serial: of one digit).
+    token : In(token)
+        Their token.
+    sums : Out(ArrayLayout(signed(column_sum_bits), C))
+        The row's complete column sums, after the stage's latency (contract.timing.column_stage_slots).
+    sums_token : Out(token)
+        Their token, valid when `sums` is complete.
+    """
 
     #: Submodule name -> the block `eda.synth` reports its gates under (hw.engine.engine_blocks); the
     #: stage's own registers are control.
@@ -59,7 +78,17 @@ class ColumnSums(ColumnStage):
 
 class OffsetColumnSums(ColumnStage):
     """The switchable bit-parallel engine: the offset scheme's constant term added per column (hw/offset.py),
-    from the array's `row_sum` and the command's `decode`."""
+    from the array's `row_sum` and the command's `decode`.
+
+    Members
+    -------
+    psums, token, sums, sums_token
+        As every ColumnStage's.
+    row_sum : In(row_sum_bits)
+        The row's sum of masked activations, from the array.
+    decode : In(weight decode)
+        The command's scheme and precision.
+    """
 
     BLOCKS = {"offset_term": "accumulators"}
 

@@ -44,7 +44,40 @@ def datapath_blocks(cfg) -> dict[str, str]:
 
 
 class Datapath(wiring.Component):
-    """One slot in: an activation row + its token, and/or one weight row; one result row out when due."""
+    """One slot in: an activation row + its token, and/or one weight row; one result row out when due.
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+        The engine (its PE kind chooses the column stage, hw/column.py).
+
+    Members
+    -------
+    act_codes : In(ArrayLayout(A, R))
+        The activation beat's codes.
+    act_lanes : In(R)
+        Lanes that exist in this K-tile (the sequencer's mask).
+    token : In(token)
+        The activation row's token, travelling with it to the requantizer.
+    weight_codes : In(ArrayLayout(B, C))
+        The weight beat's codes.
+    weight_load : In(1)
+        The weight beat is taken in this slot.
+    precision : In(precision)
+        The command's decoded precision.
+    params : In(param payload)
+        The `param` stream's beat.
+    param_wanted : Out(1)
+        The slot consumes a parameter beat (an N-tile's first complete row is at the requantizer).
+    out_lanes : In(C)
+        Output columns that exist in this N-tile.
+    result : Out(result payload)
+        The requantized row.
+    result_valid : Out(1)
+        `result` is to be written into the output FIFO.
+    advance : In(regions)
+        The global enable, one copy per region (hw/stall.py).
+    """
 
     def __init__(self, cfg):
         self._cfg = cfg

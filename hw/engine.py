@@ -43,7 +43,28 @@ MEMORY_MODULES = ("datapath.accumulator",)
 
 class Engine(wiring.Component):
     """Ports: `cmd`, `weight`, `act`, `param` in, `result` out, and the sticky `error` flag;
-    docs/architecture.md has the order of the beats and what an illegal command does."""
+    docs/architecture.md has the order of the beats and what an illegal command does.
+
+    Parameters
+    ----------
+    config : EngineConfig
+        Everything the engine is generated for.
+
+    Members
+    -------
+    cmd : In(stream.Signature(cmd payload))
+        One beat per command: M, K, N, the precisions k and j, scheme and mode (contract/streams.py).
+    weight : In(stream.Signature(weight payload))
+        R beats per tile of C weight codes.
+    act : In(stream.Signature(act payload))
+        M beats per tile of R activation codes.
+    param : In(stream.Signature(param payload))
+        One beat per N-tile: C columns' bias, mult and shift.
+    result : Out(stream.Signature(result payload))
+        M beats per N-tile of C requantized values.
+    error : Out(1)
+        Sticky: an illegal command was refused (cleared only by reset).
+    """
 
     def __init__(self, config: EngineConfig):
         self.config = config

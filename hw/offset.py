@@ -29,7 +29,24 @@ def row_sum_bits(cfg) -> int:
 
 class OffsetTerm(wiring.Component):
     """`psums` and `row_sum` in, of one activation row, aligned; `sums` out: the psums doubled plus
-    2^(B-k) * row_sum for the offset scheme, unchanged for twos."""
+    2^(B-k) * row_sum for the offset scheme, unchanged for twos.
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+        A switchable bit-parallel engine.
+
+    Members
+    -------
+    row_sum : In(row_sum_bits)
+        The row's sum of masked activations, from the array's right edge.
+    decode : In(weight decode)
+        The command's scheme and precision (which 2^(B-k) to add).
+    psums : In(ArrayLayout(signed(psum_bits), C))
+        The de-skewed column sums of the PEs' stored values.
+    sums : Out(ArrayLayout(signed(column_sum_bits), C))
+        The column sums of the true weights, scaled by 2^(B-k) (combinational).
+    """
 
     def __init__(self, cfg):
         self._cfg = cfg

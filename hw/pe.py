@@ -171,7 +171,33 @@ def build_pe(
 
 class ProcessingElement(wiring.Component):
     """One PE as a component of its own (the array inlines `build_pe`): psum_out <= psum_in + act * w,
-    `code` being a digit-serial PE's code or a bit-parallel PE's signed value."""
+    `code` being a digit-serial PE's code or a bit-parallel PE's signed value.
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+        The engine the PE belongs to (its PE kind, widths and pipelining).
+    psum_bits : int
+        Width of the partial sums passed down the column (contract.widths.psum_bits).
+
+    Members
+    -------
+    row_in : In(row input)
+        The activation code (already masked to j bits), the tile's `swap` mark and, digit-serial, the
+        place of the weight digit it meets; from the PE on the left or the row skew.
+    psum_in : In(signed(psum_bits))
+        The partial sum from the PE above (zero in the top row).
+    load : In(1)
+        Write `code` into the shadow weight register.
+    code : In(B)
+        The weight to load: a bit-parallel PE's decoded signed value, a digit-serial PE's masked code.
+    decode : In(weight decode)
+        Digit-serial only: the command's weight mask, scheme and lowest kept bit, to pick the digit.
+    row_out : Out(row input)
+        `row_in` one cycle later, to the PE on the right.
+    psum_out : Out(signed(psum_bits))
+        psum_in + act * w, registered (pipelined engines: two registers), to the PE below.
+    """
 
     def __init__(self, cfg, psum_bits: int):
         self._cfg = cfg

@@ -40,6 +40,33 @@ def product_parts(acc_bits: int, part_bits: int) -> list[tuple[int, int]]:
 
 
 class Requantizer(wiring.Component):
+    """Complete column sums of one row in, one result beat out, five register stages later (module docstring).
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+        Widths, columns and PE kind of the engine.
+
+    Members
+    -------
+    sums : In(ArrayLayout(signed(ACC), C))
+        The row's complete sums from the accumulator.
+    token : In(token)
+        What the row is (valid, row, tile flags, `last`); a result is produced for valid tokens only.
+    params : In(param payload)
+        The N-tile's bias, mult and shift per column, as the `param` stream's beat.
+    load_params : In(1)
+        Take `params` into the parameter register (the N-tile's first complete row).
+    precision : In(precision)
+        The command's decoded precision: the pre-shift (A-j)+(B-k) and the mode.
+    out_lanes : In(C)
+        Columns of the N-tile that exist (< N); the others give 0.
+    result : Out(result payload)
+        The requantized row with `last` set on the command's final beat.
+    result_valid : Out(1)
+        `result` holds a row to write into the output FIFO this slot.
+    """
+
     def __init__(self, cfg):
         self._cfg = cfg
         super().__init__(

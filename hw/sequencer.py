@@ -28,6 +28,42 @@ from hw.interface import payload_layout, precision_layout, token_layout
 
 
 class Sequencer(wiring.Component):
+    """The schedule of one command (module docstring): per slot, which beats are due and what they are.
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+        The engine whose schedule this is.
+
+    Members
+    -------
+    cmd : In(stream.Signature(cmd payload))
+        The command stream; a command is accepted (or refused) only while idle.
+    advance : In(1)
+        The global enable: this cycle is a slot.
+    running : Out(1)
+        A command is being executed (for the stall copies and the engine's `cmd.ready`).
+    ending : Out(1)
+        This is the command's last slot (its last result row reaches the output FIFO).
+    want_act : Out(1)
+        The slot needs an activation beat (registered).
+    take_act : Out(1)
+        The slot consumes the activation beat (digit-serial: in the row's last digit slot).
+    want_weight : Out(1)
+        The slot needs a weight beat (registered).
+    token : Out(token)
+        What the slot's activation row is: row, tile flags, `last` (and the digit place).
+    act_lanes : Out(R)
+        Activation lanes that exist in this K-tile (< K).
+    out_lanes : Out(C)
+        Output columns that exist in this N-tile (< N).
+    precision : Out(precision)
+        The command's decoded precision, held until the pipeline has drained.
+    refused : Out(1)
+        The command in `cmd` is illegal (field out of range): it is consumed and the engine's sticky
+        `error` is set instead of running it.
+    """
+
     def __init__(self, cfg):
         self._cfg = cfg
         super().__init__(

@@ -22,7 +22,22 @@ def delay_line(m: Module, value: Value, depth: int, name: str) -> list[Value]:
 
 
 class Skew(wiring.Component):
-    """Delays lane i of an array-shaped input by `delays[i]` cycles."""
+    """Delays lane i of an array-shaped input by `delays[i]` cycles.
+
+    Parameters
+    ----------
+    shape : ShapeLike
+        The shape of one lane.
+    delays : list of int
+        Register stages per lane.
+
+    Members
+    -------
+    i : In(ArrayLayout(shape, len(delays)))
+        The lanes in.
+    o : Out(ArrayLayout(shape, len(delays)))
+        Lane i delayed by `delays[i]` cycles.
+    """
 
     def __init__(self, shape, delays: list[int]):
         self._delays = list(delays)

@@ -25,7 +25,24 @@ from amaranth.lib.wiring import In, Out
 
 class StallCopies(wiring.Component):
     """`advance[i]` = running_i & `ready`, where running_i follows the sequencer's `running`: set by
-    `starting` (a command is accepted), cleared when `ending` (the command's last slot) advances."""
+    `starting` (a command is accepted), cleared when `ending` (the command's last slot) advances.
+
+    Parameters
+    ----------
+    count : int
+        How many equal copies of the enable to build (one per region of the pipeline).
+
+    Members
+    -------
+    ready : In(1)
+        Every stream the slot needs is ready (an AND of flip-flops and input valids).
+    starting : In(1)
+        A command is accepted in this cycle.
+    ending : In(1)
+        The command's last slot.
+    advance : Out(count)
+        One copy of the global enable per region, each from its own running flag.
+    """
 
     def __init__(self, count: int):
         super().__init__({"ready": In(1), "starting": In(1), "ending": In(1), "advance": Out(count)})
