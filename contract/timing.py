@@ -12,7 +12,7 @@ from contract.config import EngineConfig, PEKind
 ACCEPT_CYCLES = 1
 #: The requantizer's register stages (hw/requant.py): pre-shift, bias, partial products, their sum,
 #: output shift. Five short stages rather than two long ones: the 48-bit variable shift and the 32 x 16
-#: multiply had limited every placed design to 55-68 MHz on an ECP5 (docs/estimates.md).
+#: multiply were the longest paths of every placed design (docs/estimates.md, "Issue 13", has the figures).
 REQUANT_STAGES = 5
 #: Register stages behind the array that a result row passes before it is in the output FIFO: the
 #: accumulator's sum register and the requantizer's stages; counted from the slot in which the de-skewed

@@ -1,8 +1,8 @@
 """Copies of the engine's stall enable `advance`, one per region of the datapath (docs/architecture.md,
 "Stalls").
 
-`advance` enables every datapath register: about 9,400 flip-flop enables at 8x8. As one net it spans the
-whole placed design, and on the ECP5-85K its routing (9.4 of 10.6 ns) was what limited Fmax. Each region
+`advance` enables every datapath register. As one net it spans the whole placed design, and its routing
+limited Fmax on the ECP5 (docs/estimates.md, "Issue 13", has the figures). Each region
 (the PE array, a skew, the column stage, the accumulator, the requantizer, the output FIFO's write) gets
 a copy of its own, which the placer can put near that region's loads. (Finer regions, one per array row
 or per PE, placed worse on the 8x8 ECP5: docs/estimates.md, issue 13, step 8.)
