@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from contract.config import EngineConfig
+from contract.numerics import MODES, SCHEMES
 from golden.nested import int_gemm, requantize
 from sim.command import Command
 from sim.model import EngineModel
@@ -41,9 +42,7 @@ SHOWN = 8  # missing precision bins listed by name in a report
 
 def precisions(cfg: EngineConfig) -> list[tuple[int, int, str, str]]:
     """Every (k, j, scheme, mode) a command can ask of `cfg`."""
-    return list(
-        itertools.product(range(1, cfg.base_bits + 1), range(1, cfg.act_bits + 1), ("offset", "twos"), ("relu", "raw"))
-    )
+    return list(itertools.product(range(1, cfg.base_bits + 1), range(1, cfg.act_bits + 1), SCHEMES, MODES))
 
 
 def precision_bin(k: int, j: int, scheme: str, mode: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contract.config import EngineConfig
+from contract.numerics import MODES, SCHEMES
 from contract.streams import INPUTS, STREAMS
 from contract.timing import REQUANT_CYCLES
 from sim.command import Command
@@ -28,6 +29,8 @@ from verif.stalls import Bursts, Never, Pauses, Random
 SEED_ENV = "NESTMAC_SEED"
 DEFAULT_SEED = 1
 STALL_RATES = (0.0, 0.3, 0.6, 0.9)
+#: How often a random command asks for each output mode: mostly relu, whose clamps need covering.
+MODE_ODDS = [0.75 if mode == "relu" else 0.25 / (len(MODES) - 1) for mode in MODES]
 
 
 def base_seed() -> int:
@@ -99,8 +102,8 @@ def random_command(
         W=rng.integers(0, 1 << cfg.base_bits, (k_dim, n)),
         wbits=wbits,
         abits=abits,
-        scheme=scheme or str(rng.choice(["offset", "twos"])),
-        mode=mode or str(rng.choice(["relu", "raw"], p=[0.75, 0.25])),
+        scheme=scheme or str(rng.choice(list(SCHEMES))),
+        mode=mode or str(rng.choice(list(MODES), p=MODE_ODDS)),
         bias=np.where(
             sensible, rng.integers(-(1 << scale), 1 << scale, n), rng.integers(-(1 << (acc - 1)), 1 << (acc - 1), n)
         ),
@@ -186,8 +189,7 @@ def precision_walk(cfg, rng):
     pairs = [(k, (k * 5) % A + 1) for k in range(1, B + 1)]
     pairs += [(B + 1 - k, j) for k, j in zip(range(1, B + 1), range(1, A + 1), strict=False)]
     pairs += [(B, j) for j in range(min(A, B) + 1, A + 1)]  # the j beyond B when A > B
-    modes = ("relu", "raw")
-    settings = [(k, j, scheme, modes[i % 2]) for scheme in ("offset", "twos") for i, (k, j) in enumerate(pairs)]
+    settings = [(k, j, scheme, MODES[i % len(MODES)]) for scheme in SCHEMES for i, (k, j) in enumerate(pairs)]
     commands = _precision_commands(cfg, rng, settings)
     return Scenario("precision_walk", 0, commands, targets=[coverage.precision_bin(*s) for s in settings])
 
