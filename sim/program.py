@@ -181,8 +181,8 @@ def _run_layer(memory: np.ndarray, program: Program, images: ProgramImages, d: D
     weights = images.weights[d.weight_offset : d.weight_offset + d.weight_codes(R, C)].astype(np.int64)
     weights = weights.reshape(n_tiles, k_tiles * R, C)
     params = images.params[d.param_offset : d.param_offset + d.param_rows(C)].reshape(n_tiles, C, 3)
-    out_writes = list(writes(d, R, C))
-    logits = np.zeros((images_count * pixels, d.out_shape[0]), dtype=np.int64)
+    batches = _write_batches(writes(d, R, C))
+    logits = np.zeros((images_count, pixels, d.out_shape[0]), dtype=np.int64)
     for n_tile in range(n_tiles):
         addresses = table[n_tile]  # [K-tiles, rows]
         valid = (addresses >= 0)[:, :, None] & (np.arange(R) < lanes[:, None])[:, None, :]
@@ -194,35 +194,48 @@ def _run_layer(memory: np.ndarray, program: Program, images: ProgramImages, d: D
         if d.mode == "raw" and d.store != "logits":
             y = host_requantize(y, mult, shift)  # the raw value u, in activation code units (module docstring)
         y = y.numpy().reshape(images_count, pixels, C)
-        for write in (w for w in out_writes if w.n_tile == n_tile):
-            columns = slice(write.channel - n_tile * C, write.channel - n_tile * C + write.hi - write.lo)
-            value = y[:, write.row, columns]
+        for (tile, lo, hi, channel), (out_rows, offsets) in batches.items():
+            if tile != n_tile:
+                continue
+            value = y[:, out_rows, channel - n_tile * C : channel - n_tile * C + hi - lo]
             if d.store == "logits":
-                rows = np.arange(images_count) * pixels + write.row
-                logits[rows, write.channel : write.channel + write.hi - write.lo] = value
+                logits[:, out_rows, channel : channel + hi - lo] = value
                 continue
             if d.operands:
-                operands = [_read_operand(memory, program, d, operand, write) for operand in d.operands]
-                counts.reads += sum(operand.planes for operand in d.operands)
+                operands = [_read_operand(memory, program, d, operand, offsets, lo, hi) for operand in d.operands]
+                counts.reads += len(offsets) * sum(operand.planes for operand in d.operands)
                 value = host_add([torch.from_numpy(v) for v in (value, *operands)], program.act_bits).numpy()
-            _store(memory, program, d, write, value)
-            counts.writes += d.planes
-    return logits
+            _store(memory, program, d, offsets, lo, hi, value)
+            counts.writes += len(offsets) * d.planes
+    return logits.reshape(images_count * pixels, -1)
 
 
-def _read_operand(memory: np.ndarray, program: Program, d: Descriptor, operand, write: Write) -> np.ndarray:
-    """An add operand's values at the written word's lanes: codes, or a raw region's planes put together."""
+def _write_batches(sequence: Iterator[Write]) -> dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]]:
+    """The write sequence gathered by (N-tile, lanes, first channel): the output rows and word offsets of each,
+    so that numpy writes all rows of one lane pattern at once (the same words and values, in another order)."""
+    batches: dict[tuple[int, int, int, int], tuple[list, list]] = {}
+    for write in sequence:
+        out_rows, offsets = batches.setdefault((write.n_tile, write.lo, write.hi, write.channel), ([], []))
+        out_rows.append(write.row)
+        offsets.append(write.offset)
+    return {key: (np.array(out_rows), np.array(offsets)) for key, (out_rows, offsets) in batches.items()}
+
+
+def _read_operand(
+    memory: np.ndarray, program: Program, d: Descriptor, operand, offsets: np.ndarray, lo: int, hi: int
+) -> np.ndarray:
+    """An add operand's values at the written words' lanes: codes, or a raw region's planes put together."""
     A, plane = program.act_bits, d.plane_words(program.rows)
-    value = sum(
-        memory[:, operand.address + p * plane + write.offset, write.lo : write.hi] << (p * A)
-        for p in range(operand.planes)
-    )
+    value = sum(memory[:, operand.address + p * plane + offsets, lo:hi] << (p * A) for p in range(operand.planes))
     width = operand.planes * A
     return np.where(value >= 1 << (width - 1), value - (1 << width), value) if operand.signed else value
 
 
-def _store(memory: np.ndarray, program: Program, d: Descriptor, write: Write, value: np.ndarray) -> None:
-    """Codes into one word, or u in two's complement over the raw region's planes (plane p: bits p*A..)."""
+def _store(
+    memory: np.ndarray, program: Program, d: Descriptor, offsets: np.ndarray, lo: int, hi: int, value: np.ndarray
+) -> None:
+    """Codes into the words' lanes, or u in two's complement over the raw region's planes (plane p: bits
+    p*A .. p*A+A-1)."""
     A, plane = program.act_bits, d.plane_words(program.rows)
     for p in range(d.planes):
-        memory[:, d.target + p * plane + write.offset, write.lo : write.hi] = (value >> (p * A)) & ((1 << A) - 1)
+        memory[:, d.target + p * plane + offsets, lo:hi] = (value >> (p * A)) & ((1 << A) - 1)
