@@ -85,9 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  {'total in':<12} {sum(s[1] for s in streams):>14,.0f} {sum(s[2] for s in streams):>14,.0f}")
     print(f"  {'out':<12} {today['result out']:>14,.0f} {run.traffic['logits out']:>14,.0f}")
     print(f"  distinct feature maps (every node's output once, A-bit codes): {maps:,.0f} bytes")
-    kib = program.words_used * rows * export.act_bits / 8 / 1024
     print(
-        f"scratchpad needed: {program.words_used} words of {rows} codes ({kib:.1f} KiB); the input takes "
+        f"scratchpad needed: {program.words_used} words of {rows} codes ({program.kib_used:.1f} KiB); the input takes "
         f"{map_words(program.input_shape, rows)} words"
     )
     reads, writes = sum(c.reads for c in run.layers), sum(c.writes for c in run.layers)

@@ -104,11 +104,6 @@ def map_words(shape: tuple[int, int, int], rows: int) -> int:
     return ceil_div(channels, rows) * height * width
 
 
-def words_for_kib(kib: float, rows: int, act_bits: int) -> int:
-    """Scratchpad words of R A-bit codes in `kib` KiB."""
-    return int(kib * 1024 * 8) // (rows * act_bits)
-
-
 def signed_bits(value: int) -> int:
     """Bits of the narrowest two's-complement field holding `value`."""
     return (value if value >= 0 else ~value).bit_length() + 1
@@ -205,6 +200,11 @@ class Program:
         ends = [self.input_address + map_words(self.input_shape, self.rows)]
         ends += [d.target + d.planes * d.plane_words(self.rows) for d in self.descriptors if d.store != "logits"]
         return max(ends)
+
+    @property
+    def kib_used(self) -> float:
+        """`words_used` in KiB (words of R A-bit codes)."""
+        return self.words_used * self.rows * self.act_bits / 8 / 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -562,9 +562,10 @@ def _validate_descriptor(program: Program, d: Descriptor, where: str, last: bool
     _require(
         _is_int(d.planes) and planes[0] <= d.planes <= planes[1], f"{where}: {d.planes!r} planes for a {d.store} store"
     )
+    _require(not d.operands or d.store == "codes", f"{where}: a fused add writes codes")
     _require(
-        d.store != "raw" or (d.mode == "raw" and not d.operands),
-        f"{where}: only a raw layer with no fused add stores a raw region",
+        d.store != "raw" or d.mode == "raw",
+        f"{where}: only a raw layer stores a raw region",
     )
     _require(
         d.store != "codes" or d.mode == "relu" or d.operands, f"{where}: a raw layer stores codes only through an add"
