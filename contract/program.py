@@ -247,29 +247,7 @@ def compile_program(
     position = {INPUT: -1} | {step.name: index for index, step in enumerate(walked)}
     fusing = _fusing_layers(walked, position)
     fused_into = {layer: add for add, layer in fusing.items()}
-    read_at = {step.name: position[fusing.get(step.name, step.name)] for step in walked}
-    values = {INPUT: _Value(INPUT, "the input image", map_words(export.input_shape, rows), -1, -1)}
-    for step in walked:
-        if isinstance(step, AddStep):
-            for operand in (name for name in step.operands if name != fusing[step.name]):
-                values[operand].end = max(values[operand].end, read_at[step.name])
-            continue
-        _check_layer(step, walked)
-        values[step.source].end = max(values[step.source].end, position[step.name])
-        if step.last:
-            continue
-        name = fused_into.get(step.name, step.name)
-        planes = 1
-        if step.layer.mode == "raw" and step.name not in fused_into:
-            planes = ceil_div(raw_bits(step.layer, ks[step.name], export.acc_bits), export.act_bits)
-            _require(
-                planes <= MAX_RAW_PLANES,
-                f"layer {step.name}: its raw output needs {planes} planes of {export.act_bits} bits, more than "
-                f"{MAX_RAW_PLANES}",
-            )
-        shape = _as_map(step.shape)
-        start = position[step.name]
-        values[name] = _Value(name, step.name, planes * map_words(shape, rows), start, start, planes)
+    values = _values(export, walked, position, fusing, ks, rows)
     _allocate(list(values.values()), scratchpad_words, rows)
     adds = {step.name: step for step in walked if isinstance(step, AddStep)}
     descriptors, weights, params = [], [], []
@@ -298,6 +276,37 @@ def compile_program(
         tuple(descriptors),
     )
     return program, ProgramImages(np.concatenate(weights).astype(np.uint16), np.concatenate(params))
+
+
+def _values(
+    export: Export, walked: list, position: dict[str, int], fusing: dict[str, str], ks: dict[str, int], rows: int
+) -> dict[str, _Value]:
+    """Every map the scratchpad holds, with its size and when it is written and last read: the input, each
+    layer's output but the logits, an add's output in place of its fusing layer's."""
+    fused_into = {layer: add for add, layer in fusing.items()}
+    read_at = {step.name: position[fusing.get(step.name, step.name)] for step in walked}
+    values = {INPUT: _Value(INPUT, "the input image", map_words(export.input_shape, rows), -1, -1)}
+    for step in walked:
+        if isinstance(step, AddStep):
+            for operand in (name for name in step.operands if name != fusing[step.name]):
+                values[operand].end = max(values[operand].end, read_at[step.name])
+            continue
+        _check_layer(step, walked)
+        values[step.source].end = max(values[step.source].end, position[step.name])
+        if step.last:
+            continue
+        name = fused_into.get(step.name, step.name)
+        planes = 1
+        if step.layer.mode == "raw" and step.name not in fused_into:
+            planes = ceil_div(raw_bits(step.layer, ks[step.name], export.acc_bits), export.act_bits)
+            _require(
+                planes <= MAX_RAW_PLANES,
+                f"layer {step.name}: its raw output needs {planes} planes of {export.act_bits} bits, more than "
+                f"{MAX_RAW_PLANES}",
+            )
+        start = position[step.name]
+        values[name] = _Value(name, step.name, planes * map_words(_as_map(step.shape), rows), start, start, planes)
+    return values
 
 
 def _as_map(shape: tuple[int, ...]) -> tuple[int, int, int]:

@@ -123,27 +123,21 @@ def traffic(program: Program, images: ProgramImages) -> dict[str, float]:
     }
 
 
-def check_images(program: Program, images: ProgramImages) -> None:
-    _require_images(
-        images.weights.shape == (program.weight_length,) and images.params.shape == (program.param_length, 3),
-        f"the images hold {images.weights.shape} weights and {images.params.shape} parameters, the program "
-        f"expects ({program.weight_length},) and ({program.param_length}, 3)",
-    )
-
-
-def _require_images(condition: bool, message: str) -> None:
-    if not condition:
-        raise ProgramError(message)
+def check_inputs(program: Program, images: ProgramImages, codes: np.ndarray) -> None:
+    """ProgramError (one line) unless the images and the input codes have the shapes the program reads."""
+    if images.weights.shape != (program.weight_length,) or images.params.shape != (program.param_length, 3):
+        raise ProgramError(
+            f"the images hold {images.weights.shape} weights and {images.params.shape} parameters, the program "
+            f"expects ({program.weight_length},) and ({program.param_length}, 3)"
+        )
+    if codes.ndim != 4 or codes.shape[1:] != program.input_shape:
+        raise ProgramError(f"the program takes inputs {list(program.input_shape)}, got {list(codes.shape[1:])}")
 
 
 def run_program(program: Program, images: ProgramImages, input_codes, rng: np.random.Generator | None = None):
     """Run `program` on input codes [images, C, H, W]: its ProgramRun (logits, per-layer counts, traffic)."""
-    check_images(program, images)
     codes = np.asarray(input_codes, dtype=np.int64)
-    _require_images(
-        codes.ndim == 4 and codes.shape[1:] == program.input_shape,
-        f"the program takes inputs {list(program.input_shape)}, got {list(codes.shape[1:])}",
-    )
+    check_inputs(program, images, codes)
     R, A = program.rows, program.act_bits
     shape = (codes.shape[0], program.scratchpad_words, R)
     memory = np.zeros(shape, dtype=np.int64) if rng is None else rng.integers(0, 1 << A, shape)
