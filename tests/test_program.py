@@ -27,6 +27,8 @@ from contract.program import (
     decode_program,
     encode_program,
     map_words,
+    raw_bits,
+    signed_bits,
     weight_rows,
 )
 from golden.convert import build_net, convert
@@ -35,7 +37,7 @@ from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.infer import run_integer
 from golden.layers import QuantSpec
-from golden.lowering import im2col
+from golden.lowering import host_requantize, im2col
 from golden.nested import int_gemm
 from golden.train import calibrate_batchnorm
 from sim.program import reads, run_program, writes
@@ -270,3 +272,36 @@ def test_a_corrupt_program_is_refused_with_one_line(resnet_export):
     bad = dataclasses.replace(images, weights=images.weights[:-1])
     with pytest.raises(ProgramError, match="the images hold"):
         run_program(program, bad, np.zeros((1, 1, 8, 8), dtype=np.int64))
+
+
+class SharedOperand(nn.Module):
+    """An add whose latest operand (b) is also read by a convolution: no output path can run it alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        a = torch.relu(self.a(x))
+        b = torch.relu(self.b(a))
+        return self.fc(torch.flatten(torch.relu(torch.relu(a + b) + torch.relu(self.c(b))), 1))
+
+
+def test_an_add_no_output_path_can_run_is_refused():
+    export = build_export(convert(SharedOperand(), QuantSpec("truncquant", "offset"), (1, 8, 8)).eval())
+    with pytest.raises(ProgramError, match=r"add \w+: its latest operand b is not a layer read by this add alone"):
+        compile_program(export, 8, 8, WORDS, Policy("uniform", (8,)).resolve(export))
+
+
+def test_a_raw_regions_width_is_the_exact_worst_case(resnet_export):
+    """raw_bits against every t of a 12-bit accumulator: the widest u, not a bound on it (the exported shifts,
+    and small ones that make u wide)."""
+    acc_bits = 12
+    t = torch.arange(-(1 << (acc_bits - 1)), 1 << (acc_bits - 1)).reshape(-1, 1)
+    raw = [layer for layer in resnet_export.layers if layer.mode == "raw"]
+    for layer in raw + [dataclasses.replace(layer, shift=layer.shift % 5) for layer in raw]:
+        for k in (8, 1):
+            _, mult, shift = (torch.from_numpy(p) for p in layer.requant(k))
+            u = host_requantize(t, mult, shift)
+            assert raw_bits(layer, k, acc_bits) == max(signed_bits(int(u.min())), signed_bits(int(u.max())))
