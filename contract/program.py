@@ -1,0 +1,681 @@
+"""Layer programs: a whole network as descriptors an engine with an activation scratchpad would run back to back.
+
+This is the reference format and compiler only: no HDL runs it yet (docs/architecture.md, "Layer programs
+and the activation scratchpad"). `sim.program` executes a program in Python and is tested equal, bit for bit,
+to golden's integer path; the HDL comes next and must match that executor.
+
+**Scratchpad.** A word holds R activation codes (R = the array's rows): one R-wide activation row, read in one
+cycle. A map [C, H, W] at address `base` is stored in G = ceil(C/R) channel groups:
+
+    word(base, g, y, x) = base + (g*H + y)*W + x,     lane l holds channel g*R + l
+
+so it takes G*H*W words. Lanes of channels >= C are never written and are read as code 0 (the reader masks
+them), so a region may be reused without clearing it. A linear layer's output [N] is the map [N, 1, 1].
+
+**Raw regions.** A raw layer (no ReLU) whose output is an operand of a residual add, but not the add's fusing
+layer (below), stores the requantized-without-clamp value u = (t*mult + 2^(shift-1)) >> shift of
+docs/numerics.md, "Host operations", exactly. Its width is computed at compile time as the widest u over every
+ACC-bit t and the layer's mult and shift at its k (`raw_bits`); the region holds P = ceil(width / A) planes,
+each a map in the layout above, plane p holding bits p*A .. p*A+A-1 of u in two's complement:
+
+    word(base, p, g, y, x) = base + p*G*H*W + (g*H + y)*W + x
+
+**Implicit im2col.** A conv layer reads its X rows from the scratchpad: K-tile kt = (tap, g) with
+kt = tap*G + g and tap = ky*KW + kx is channel group g at kernel tap (ky, kx), so output pixel (oy, ox) of
+K-tile kt reads the one word at y = oy*s - p + ky, x = ox*s - p + kx (code 0 outside the map: zero padding).
+The compiler permutes the weight rows to match, K index (ky, kx, g, lane) instead of the lowering's
+(c_in, kh, kw), with zero rows for the missing lanes: the integer sum over the same products in another order
+is the same, and wrapping to ACC bits happens once at the end (docs/numerics.md), so the outputs are
+unchanged. A linear layer reading [C, H, W] is the same walk with a kernel of H x W, stride 1, no padding,
+one output pixel: the flattened (c, h, w) vector in K-tiles of one channel group at one pixel. K grows to
+KH*KW*G*R (a stem with C = 1 takes KH*KW K-tiles instead of ceil(KH*KW/R)).
+
+**Weight and parameter images.** Each layer's permuted weights are stored in the weight image in the order
+the array loads them: for each N-tile, for each K-tile, R rows of C codes (zero padded), from
+`weight_offset`; its bias, mult and shift at its k in the parameter image, one row per output column, NT*C
+rows from `param_offset`.
+
+**Fused residual add.** An add runs in the output path of its last operand's layer (the latest in execution
+order), which must be a layer read by that add alone: the layer's own value (its ReLU codes, or u for a raw
+layer) plus the other operands read from the scratchpad (codes, or raw regions), clamped to 0 .. 2^A-1, is
+written as the add's output map. The numerics are exactly those of "Host operations"; no host work remains.
+
+**Allocation.** A map is live from the layer that writes it to its last reader (inclusive); a new map takes
+the lowest addresses free of every live map (first fit), so a layer's output never overlaps what it reads. A
+program that does not fit is refused, naming the layer and the words needed against those available.
+
+**Policies.** Uniform and static per-layer k set each descriptor's k; a dynamic policy (a controller choosing
+k per image) is refused: programs do not support it yet.
+
+The encoded form (`encode_program`) is little-endian int32 words: a header (magic, PROGRAM_VERSION, the
+geometry, the input map, the image sizes, the descriptor count), then per descriptor its length and fields
+(`_FIELDS`, the name as its length and character codes, its fused operands as (address, planes, signed)).
+`decode_program` refuses a corrupt program with one line; a Program cannot be constructed invalid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from contract.cli import InputError
+from contract.config import MAX_ARRAY_DIM
+from contract.model_format import INPUT, AddStep, Export, ExportedLayer, GemmStep, steps
+from contract.numerics import (
+    ACC_BITS_RANGE,
+    ACT_BITS_RANGE,
+    BASE_BITS_RANGE,
+    MODES,
+    SCHEMES,
+)
+from contract.policy import ResolvedPolicy
+
+PROGRAM_FORMAT = "nestmac-program"
+PROGRAM_VERSION = 1
+MAGIC = 0x524D4E  # "NMR" little-endian: the first word of an encoded program
+KINDS = ("conv", "linear")
+#: Where a layer's output goes: an A-bit code map, a raw region of planes, or out as the logits.
+STORES = ("codes", "raw", "logits")
+#: Field limits of the address generator (the widths the HDL will give them).
+MAX_KERNEL = 7
+MAX_STRIDE = 4
+MAX_RAW_PLANES = 8
+MAX_WORD = (1 << 31) - 1
+
+
+class ProgramError(InputError):
+    """A network that cannot become a program, or a program that is not valid (one line)."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ProgramError(message)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def map_words(shape: tuple[int, int, int], rows: int) -> int:
+    """Words a [C, H, W] map takes: G = ceil(C/R) channel groups of H*W words."""
+    channels, height, width = shape
+    return ceil_div(channels, rows) * height * width
+
+
+def signed_bits(value: int) -> int:
+    """Bits of the narrowest two's-complement field holding `value`."""
+    return (value if value >= 0 else ~value).bit_length() + 1
+
+
+def raw_bits(layer: ExportedLayer, k: int, acc_bits: int) -> int:
+    """The exact worst-case width of u = (t*mult + 2^(shift-1)) >> shift over every ACC-bit t and every output
+    column's mult and shift at k: u is monotonic in t, so the extremes are at the ends of t's range."""
+    _, mults, shifts = layer.requant(k)
+    ends = (-(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1)
+    width = 1
+    for mult, shift in zip(mults.tolist(), shifts.tolist(), strict=True):
+        rounding = 1 << (shift - 1) if shift > 0 else 0
+        width = max(width, *(signed_bits((t * mult + rounding) >> shift) for t in ends))
+    return width
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A fused add's operand read from the scratchpad: a code map (planes 1, unsigned) or a raw region."""
+
+    address: int
+    planes: int
+    signed: bool
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """One layer of a program (module docstring). A linear layer has kernel (H, W), stride 1, padding 0."""
+
+    name: str
+    kind: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    stride: int
+    padding: int
+    source: int
+    store: str
+    target: int  # 0 for logits
+    planes: int  # 1 codes, P raw, 0 logits
+    k: int
+    j: int
+    scheme: str
+    mode: str
+    weight_offset: int
+    param_offset: int
+    operands: tuple[Operand, ...] = ()
+
+    def groups(self, rows: int) -> int:
+        """G of the map read."""
+        return ceil_div(self.in_shape[0], rows)
+
+    def k_tiles(self, rows: int) -> int:
+        return self.kernel[0] * self.kernel[1] * self.groups(rows)
+
+    def n_tiles(self, cols: int) -> int:
+        return ceil_div(self.out_shape[0], cols)
+
+    def weight_codes(self, rows: int, cols: int) -> int:
+        """Codes of this layer's region of the weight image."""
+        return self.n_tiles(cols) * self.k_tiles(rows) * rows * cols
+
+    def param_rows(self, cols: int) -> int:
+        return self.n_tiles(cols) * cols
+
+    def plane_words(self, rows: int) -> int:
+        """Words of one plane of the output map (and of each operand)."""
+        return map_words(self.out_shape, rows)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A validated layer program: constructing one checks every field, address and shape (`_validate`)."""
+
+    rows: int
+    cols: int
+    base_bits: int
+    act_bits: int
+    acc_bits: int
+    scratchpad_words: int
+    input_address: int
+    input_shape: tuple[int, int, int]
+    weight_length: int  # codes in the weight image
+    param_length: int  # rows in the parameter image
+    descriptors: tuple[Descriptor, ...]
+
+    def __post_init__(self):
+        _validate(self)
+
+    @property
+    def words_used(self) -> int:
+        """The highest scratchpad word any map occupies, plus one: the scratchpad this program needs."""
+        ends = [self.input_address + map_words(self.input_shape, self.rows)]
+        ends += [d.target + d.planes * d.plane_words(self.rows) for d in self.descriptors if d.store != "logits"]
+        return max(ends)
+
+    @property
+    def kib_used(self) -> float:
+        """`words_used` in KiB (words of R A-bit codes)."""
+        return self.words_used * self.rows * self.act_bits / 8 / 1024
+
+
+@dataclass(frozen=True, eq=False)
+class ProgramImages:
+    """What a program reads from outside besides the image: the weight codes (uint16) and the parameters
+    (int64 [rows, 3]: bias, mult, shift)."""
+
+    weights: np.ndarray
+    params: np.ndarray
+
+
+# --- the compiler -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Value:
+    """A map to allocate: written at step `start`, last read at step `end`."""
+
+    name: str
+    producer: str
+    words: int
+    start: int
+    end: int
+    planes: int = 1
+    address: int = 0
+
+
+def compile_program(
+    export: Export, rows: int, cols: int, scratchpad_words: int, policy: ResolvedPolicy
+) -> tuple[Program, ProgramImages]:
+    """The program of `export` on an R x C engine with a scratchpad of `scratchpad_words` words of R codes, each
+    layer at the policy's k; ProgramError (one line) for what a program cannot do or a scratchpad too small."""
+    _require(
+        policy.controller is None,
+        "dynamic policies are not yet supported by layer programs (the controller chooses k per image); use a "
+        "uniform or static policy",
+    )
+    ks = dict(zip((layer.name for layer in export.layers), policy.ks, strict=True))
+    walked = list(steps(export))
+    position = {INPUT: -1} | {step.name: index for index, step in enumerate(walked)}
+    fusing = _fusing_layers(walked, position)
+    fused_into = {layer: add for add, layer in fusing.items()}
+    values = _values(export, walked, position, fusing, ks, rows)
+    _allocate(list(values.values()), scratchpad_words, rows)
+    adds = {step.name: step for step in walked if isinstance(step, AddStep)}
+    descriptors, weights, params = [], [], []
+    weight_offset = param_offset = 0
+    for step in walked:
+        if isinstance(step, AddStep):
+            continue
+        k = ks[step.name]
+        descriptor = _descriptor(export, step, values, adds, fused_into, k, weight_offset, param_offset)
+        weights.append(weight_tiles(step.layer, descriptor.in_shape, descriptor.kernel, rows, cols))
+        params.append(param_rows(step.layer, k, cols))
+        weight_offset += weights[-1].size
+        param_offset += params[-1].shape[0]
+        descriptors.append(descriptor)
+    program = Program(
+        rows,
+        cols,
+        export.base_bits,
+        export.act_bits,
+        export.acc_bits,
+        scratchpad_words,
+        values[INPUT].address,
+        _as_map(export.input_shape),
+        weight_offset,
+        param_offset,
+        tuple(descriptors),
+    )
+    return program, ProgramImages(np.concatenate(weights).astype(np.uint16), np.concatenate(params))
+
+
+def _values(
+    export: Export, walked: list, position: dict[str, int], fusing: dict[str, str], ks: dict[str, int], rows: int
+) -> dict[str, _Value]:
+    """Every map the scratchpad holds, with its size and when it is written and last read: the input, each
+    layer's output but the logits, an add's output in place of its fusing layer's."""
+    fused_into = {layer: add for add, layer in fusing.items()}
+    read_at = {step.name: position[fusing.get(step.name, step.name)] for step in walked}
+    values = {INPUT: _Value(INPUT, "the input image", map_words(export.input_shape, rows), -1, -1)}
+    for step in walked:
+        if isinstance(step, AddStep):
+            for operand in (name for name in step.operands if name != fusing[step.name]):
+                values[operand].end = max(values[operand].end, read_at[step.name])
+            continue
+        _check_layer(step, walked)
+        values[step.source].end = max(values[step.source].end, position[step.name])
+        if step.last:
+            continue
+        name = fused_into.get(step.name, step.name)
+        planes = 1
+        if step.layer.mode == "raw" and step.name not in fused_into:
+            planes = ceil_div(raw_bits(step.layer, ks[step.name], export.acc_bits), export.act_bits)
+            _require(
+                planes <= MAX_RAW_PLANES,
+                f"layer {step.name}: its raw output needs {planes} planes of {export.act_bits} bits, more than "
+                f"{MAX_RAW_PLANES}",
+            )
+        start = position[step.name]
+        values[name] = _Value(name, step.name, planes * map_words(_as_map(step.shape), rows), start, start, planes)
+    return values
+
+
+def _as_map(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """A value's shape as a map: [N] is [N, 1, 1]."""
+    return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)
+
+
+def _fusing_layers(walked: list, position: dict[str, int]) -> dict[str, str]:
+    """For each add, the layer whose output path runs it: its latest operand, a layer no other node reads."""
+    readers: dict[str, list[str]] = {}
+    for step in walked:
+        for name in step.operands if isinstance(step, AddStep) else (step.source,):
+            readers.setdefault(name, []).append(step.name)
+    fusing = {}
+    for step in walked:
+        if isinstance(step, AddStep):
+            latest = max(step.operands, key=position.__getitem__)
+            producer = walked[position[latest]] if latest != INPUT else None
+            _require(
+                isinstance(producer, GemmStep) and readers[latest] == [step.name],
+                f"add {step.name}: its latest operand {latest} is not a layer read by this add alone, so the "
+                "add cannot run in that layer's output path",
+            )
+            fusing[step.name] = latest
+    _require(isinstance(walked[-1], GemmStep), f"the network ends in add {walked[-1].name}, not a layer")
+    return fusing
+
+
+def _check_layer(step: GemmStep, walked: list) -> None:
+    """What the address generator cannot do is refused here, naming the layer."""
+    layer = step.layer
+    source = next((s for s in walked if s.name == step.source), None)
+    _require(
+        not (isinstance(source, GemmStep) and source.layer.mode == "raw"),
+        f"layer {layer.name} reads raw layer {step.source}'s output, which a program stores only for adds",
+    )
+    if layer.kind == "conv":
+        _require(
+            1 <= layer.kernel <= MAX_KERNEL and 1 <= layer.stride <= MAX_STRIDE and 0 <= layer.padding < layer.kernel,
+            f"layer {layer.name}: kernel {layer.kernel}, stride {layer.stride}, padding {layer.padding} is outside "
+            f"what the address generator does (kernel 1..{MAX_KERNEL}, stride 1..{MAX_STRIDE}, padding < kernel)",
+        )
+
+
+def _allocate(values: list[_Value], capacity: int, rows: int) -> None:
+    """First-fit addresses for `values` (in order of their producers) so that no two live ones overlap; a
+    program that does not fit is refused naming the first map beyond the scratchpad and the words needed."""
+    placed: list[_Value] = []
+    for value in values:
+        live = sorted((other for other in placed if other.end >= value.start), key=lambda other: other.address)
+        address = 0
+        for other in live:
+            if address + value.words <= other.address:
+                break
+            address = max(address, other.address + other.words)
+        value.address = address
+        placed.append(value)
+    needed = max(value.address + value.words for value in values)
+    if needed > capacity:
+        first = next(value for value in values if value.address + value.words > capacity)
+        raise ProgramError(
+            f"the program does not fit the scratchpad: at {_who(first)} it needs {needed} words of {rows} codes, "
+            f"the scratchpad has {capacity}"
+        )
+
+
+def _who(value: _Value) -> str:
+    return value.producer if value.name == INPUT else f"layer {value.producer}"
+
+
+def _descriptor(
+    export: Export,
+    step: GemmStep,
+    values: dict[str, _Value],
+    adds: dict[str, AddStep],
+    fused_into: dict[str, str],
+    k: int,
+    weights: int,
+    params: int,
+) -> Descriptor:
+    layer = step.layer
+    in_shape = _as_map(step.source_shape)
+    add = fused_into.get(step.name)
+    if layer.kind == "conv":
+        kernel, stride, padding = (layer.kernel, layer.kernel), layer.stride, layer.padding
+    else:
+        kernel, stride, padding = in_shape[1:], 1, 0
+    operands = ()
+    if step.last:
+        store, target, planes = "logits", 0, 0
+    else:
+        value = values[add or step.name]
+        store = "raw" if layer.mode == "raw" and add is None else "codes"
+        target, planes = value.address, value.planes
+    if add is not None:
+        operands = tuple(
+            Operand(values[name].address, values[name].planes, _is_raw(export, name))
+            for name in adds[add].operands
+            if name != step.name
+        )
+    return Descriptor(
+        layer.name,
+        layer.kind,
+        in_shape,
+        _as_map(layer.out_shape),
+        kernel,
+        stride,
+        padding,
+        values[step.source].address,
+        store,
+        target,
+        planes,
+        k,
+        export.act_bits,
+        export.scheme,
+        layer.mode,
+        weights,
+        params,
+        operands,
+    )
+
+
+def _is_raw(export: Export, name: str) -> bool:
+    return any(layer.name == name and layer.mode == "raw" for layer in export.layers)
+
+
+def weight_rows(in_shape: tuple[int, int, int], kernel: tuple[int, int], rows: int) -> np.ndarray:
+    """For each row t' = ((ky*KW + kx)*G + g)*R + lane of the permuted weights, the lowering's row
+    t = c*KH*KW + ky*KW + kx with c = g*R + lane, or -1 for a lane beyond the channels (a zero row)."""
+    channels = in_shape[0]
+    kh, kw = kernel
+    groups = ceil_div(channels, rows)
+    ky, kx, g, lane = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(groups), np.arange(rows), indexing="ij")
+    c = g * rows + lane
+    return np.where(c < channels, (c * kh + ky) * kw + kx, -1).reshape(-1)
+
+
+def weight_tiles(layer: ExportedLayer, in_shape: tuple[int, int, int], kernel: tuple[int, int], rows: int, cols: int):
+    """The layer's region of the weight image: its rows permuted (`weight_rows`), in load order
+    (N-tile, K-tile, R rows, C columns), zero padded."""
+    order = weight_rows(in_shape, kernel, rows)
+    n_tiles = ceil_div(layer.N, cols)
+    permuted = np.zeros((order.size, n_tiles * cols), dtype=np.int64)
+    permuted[order >= 0, : layer.N] = layer.weight_codes[order[order >= 0]]
+    k_tiles = order.size // rows
+    return permuted.reshape(k_tiles, rows, n_tiles, cols).transpose(2, 0, 1, 3).reshape(-1)
+
+
+def param_rows(layer: ExportedLayer, k: int, cols: int) -> np.ndarray:
+    """The layer's region of the parameter image: (bias, mult, shift) at k per output column, zero padded to
+    whole N-tiles."""
+    table = np.zeros((ceil_div(layer.N, cols) * cols, 3), dtype=np.int64)
+    table[: layer.N] = np.stack(layer.requant(k), axis=1)
+    return table
+
+
+# --- validation ---------------------------------------------------------------------------------------
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate(program: Program) -> None:
+    for name, value, (lo, hi) in (
+        ("rows", program.rows, (1, MAX_ARRAY_DIM)),
+        ("cols", program.cols, (1, MAX_ARRAY_DIM)),
+        ("base_bits", program.base_bits, BASE_BITS_RANGE),
+        ("act_bits", program.act_bits, ACT_BITS_RANGE),
+        ("acc_bits", program.acc_bits, ACC_BITS_RANGE),
+        ("scratchpad_words", program.scratchpad_words, (1, MAX_WORD)),
+        ("weight_length", program.weight_length, (0, MAX_WORD)),
+        ("param_length", program.param_length, (0, MAX_WORD)),
+    ):
+        _require(
+            _is_int(value) and lo <= value <= hi, f"program {name} must be an integer in {lo}..{hi}, got {value!r}"
+        )
+    _require(_is_shape(program.input_shape), f"program input shape {program.input_shape!r} is not [C, H, W]")
+    _require(len(program.descriptors) > 0, "the program has no layers")
+    # Which map each live region holds: a layer must read a map of the shape it expects, written before it.
+    regions = {program.input_address: (program.input_shape, 1, False)}
+    _check_region(program, "the input", program.input_address, map_words(program.input_shape, program.rows))
+    for index, descriptor in enumerate(program.descriptors):
+        where = f"program layer {index} ({descriptor.name})"
+        _validate_descriptor(program, descriptor, where, index == len(program.descriptors) - 1)
+        _require(
+            regions.get(descriptor.source) == (descriptor.in_shape, 1, False),
+            f"{where}: reads no [C, H, W] = {list(descriptor.in_shape)} code map at word {descriptor.source}",
+        )
+        for operand in descriptor.operands:
+            _require(
+                regions.get(operand.address) == (descriptor.out_shape, operand.planes, operand.signed),
+                f"{where}: its add operand at word {operand.address} is not a {list(descriptor.out_shape)} map "
+                f"of {operand.planes} planes",
+            )
+        if descriptor.store != "logits":
+            words = descriptor.planes * descriptor.plane_words(program.rows)
+            reads = [(descriptor.source, map_words(descriptor.in_shape, program.rows))]
+            reads += [(o.address, o.planes * descriptor.plane_words(program.rows)) for o in descriptor.operands]
+            _require(
+                not any(_overlap(descriptor.target, words, *read) for read in reads),
+                f"{where}: its output at word {descriptor.target} overlaps a map it reads",
+            )
+            for address in [a for a in regions if _overlap(descriptor.target, words, a, _words(program, regions[a]))]:
+                del regions[address]
+            regions[descriptor.target] = (descriptor.out_shape, descriptor.planes, descriptor.store == "raw")
+
+
+def _words(program: Program, region: tuple) -> int:
+    shape, planes, _ = region
+    return planes * map_words(shape, program.rows)
+
+
+def _overlap(a: int, a_words: int, b: int, b_words: int) -> bool:
+    return a < b + b_words and b < a + a_words
+
+
+def _is_shape(shape) -> bool:
+    return isinstance(shape, tuple) and len(shape) == 3 and all(_is_int(v) and 1 <= v <= MAX_WORD for v in shape)
+
+
+def _check_region(program: Program, what: str, address: int, words: int) -> None:
+    _require(
+        _is_int(address) and 0 <= address and address + words <= program.scratchpad_words,
+        f"{what} at word {address!r} ({words} words) is outside the scratchpad of {program.scratchpad_words} words",
+    )
+
+
+def _validate_descriptor(program: Program, d: Descriptor, where: str, last: bool) -> None:
+    _require(d.kind in KINDS and d.store in STORES, f"{where}: unknown kind {d.kind!r} or store {d.store!r}")
+    _require(_is_shape(d.in_shape) and _is_shape(d.out_shape), f"{where}: shapes must be [C, H, W] of positive sizes")
+    _require((d.store == "logits") == last, f"{where}: the last layer, and only it, sends its output out as the logits")
+    (_, height, width), (_, out_h, out_w) = d.in_shape, d.out_shape
+    if d.kind == "linear":
+        _require(
+            d.kernel == (height, width) and d.stride == 1 and d.padding == 0 and (out_h, out_w) == (1, 1),
+            f"{where}: a linear layer reads its whole map: kernel (H, W), stride 1, padding 0, one output pixel",
+        )
+    else:
+        _require(
+            all(_is_int(v) and 1 <= v <= MAX_KERNEL for v in d.kernel)
+            and _is_int(d.stride)
+            and 1 <= d.stride <= MAX_STRIDE
+            and _is_int(d.padding)
+            and 0 <= d.padding < min(d.kernel),
+            f"{where}: kernel {d.kernel}, stride {d.stride}, padding {d.padding} outside the address generator's",
+        )
+        expected = tuple(
+            (size + 2 * d.padding - kernel) // d.stride + 1
+            for size, kernel in zip(d.in_shape[1:], d.kernel, strict=True)
+        )
+        _require(
+            (out_h, out_w) == expected,
+            f"{where}: output {out_h}x{out_w} does not follow from its input, expected {expected}",
+        )
+    _require(
+        _is_int(d.k) and 1 <= d.k <= program.base_bits and _is_int(d.j) and 1 <= d.j <= program.act_bits,
+        f"{where}: k {d.k!r} or j {d.j!r} outside 1..B, 1..A",
+    )
+    _require(d.scheme in SCHEMES and d.mode in MODES, f"{where}: unknown scheme {d.scheme!r} or mode {d.mode!r}")
+    planes = {"codes": (1, 1), "raw": (1, MAX_RAW_PLANES), "logits": (0, 0)}[d.store]
+    _require(
+        _is_int(d.planes) and planes[0] <= d.planes <= planes[1], f"{where}: {d.planes!r} planes for a {d.store} store"
+    )
+    _require(not d.operands or d.store == "codes", f"{where}: a fused add writes codes")
+    _require(
+        d.store != "raw" or d.mode == "raw",
+        f"{where}: only a raw layer stores a raw region",
+    )
+    _require(
+        d.store != "codes" or d.mode == "relu" or d.operands, f"{where}: a raw layer stores codes only through an add"
+    )
+    _check_region(program, f"{where}: its input", d.source, map_words(d.in_shape, program.rows))
+    if d.store != "logits":
+        _check_region(program, f"{where}: its output", d.target, d.planes * d.plane_words(program.rows))
+    for operand in d.operands:
+        _require(
+            _is_int(operand.planes) and 1 <= operand.planes <= MAX_RAW_PLANES and operand.signed in (True, False),
+            f"{where}: a bad add operand {operand!r}",
+        )
+        _check_region(
+            program, f"{where}: an add operand", operand.address, operand.planes * d.plane_words(program.rows)
+        )
+    for what, offset, size, length in (
+        ("weights", d.weight_offset, d.weight_codes(program.rows, program.cols), program.weight_length),
+        ("parameters", d.param_offset, d.param_rows(program.cols), program.param_length),
+    ):
+        _require(
+            _is_int(offset) and 0 <= offset and offset + size <= length,
+            f"{where}: its {what} at {offset!r} (+{size}) are outside the image of {length}",
+        )
+
+
+# --- the encoded form ---------------------------------------------------------------------------------
+
+_HEADER = 15  # magic, version, rows, cols, B, A, ACC, words, input address, C, H, W, weights, params, count
+_FIELDS = 22  # a descriptor's fixed fields after its name, the operand count last
+
+
+def encode_program(program: Program) -> bytes:
+    """The program as little-endian int32 words (module docstring): what the engine's program stream carries."""
+    words = [MAGIC, PROGRAM_VERSION, program.rows, program.cols, program.base_bits, program.act_bits]
+    words += [program.acc_bits, program.scratchpad_words, program.input_address, *program.input_shape]
+    words += [program.weight_length, program.param_length, len(program.descriptors)]
+    for d in program.descriptors:
+        body = [len(d.name), *map(ord, d.name), KINDS.index(d.kind), *d.in_shape, *d.out_shape, *d.kernel]
+        body += [d.stride, d.padding, d.source, STORES.index(d.store), d.target, d.planes, d.k, d.j]
+        body += [SCHEMES.index(d.scheme), MODES.index(d.mode), d.weight_offset, d.param_offset, len(d.operands)]
+        for operand in d.operands:
+            body += [operand.address, operand.planes, int(operand.signed)]
+        words += [len(body), *body]
+    return np.asarray(words, dtype="<i4").tobytes()
+
+
+def decode_program(data: bytes) -> Program:
+    """The Program of an encoded one, validated; ProgramError (one line) for anything corrupt."""
+    _require(len(data) % 4 == 0 and len(data) >= 4 * _HEADER, "not a nestmac program: too short or not int32 words")
+    words = iter(np.frombuffer(data, dtype="<i4").tolist())
+    header = [next(words) for _ in range(_HEADER)]
+    _require(header[0] == MAGIC, "not a nestmac program (bad magic word)")
+    _require(header[1] == PROGRAM_VERSION, f"program version {header[1]} is not {PROGRAM_VERSION}")
+    descriptors = tuple(_decode_descriptor(_take(words, next(words, None))) for _ in range(header[14]))
+    _require(next(words, None) is None, "the program has words after its last layer")
+    return Program(*header[2:8], header[8], tuple(header[9:12]), header[12], header[13], descriptors)
+
+
+def _take(words: Iterator[int], count: int | None) -> list[int]:
+    _require(count is not None and count >= 0, "the program is truncated")
+    body = [next(words, None) for _ in range(count)]
+    _require(None not in body, "the program is truncated")
+    return body
+
+
+def _enum(options: tuple[str, ...], index: int, what: str) -> str:
+    _require(0 <= index < len(options), f"program field {what} is {index}, expected 0..{len(options) - 1}")
+    return options[index]
+
+
+def _decode_descriptor(body: list[int]) -> Descriptor:
+    _require(
+        len(body) >= 1 and 0 <= body[0] <= 255 and len(body) >= 1 + body[0] + _FIELDS, "a program layer is truncated"
+    )
+    name_length = body[0]
+    _require(all(32 <= c < 0x110000 for c in body[1 : 1 + name_length]), "a program layer's name is not text")
+    name = "".join(map(chr, body[1 : 1 + name_length]))
+    f = body[1 + name_length :]
+    count = f[_FIELDS - 1]
+    _require(
+        count >= 0 and len(f) == _FIELDS + 3 * count, f"program layer {name}: its length disagrees with its fields"
+    )
+    operands = tuple(Operand(f[i], f[i + 1], bool(f[i + 2])) for i in range(_FIELDS, len(f), 3))
+    _require(all(f[i + 2] in (0, 1) for i in range(_FIELDS, len(f), 3)), f"program layer {name}: a bad operand sign")
+    return Descriptor(
+        name,
+        _enum(KINDS, f[0], "kind"),
+        tuple(f[1:4]),
+        tuple(f[4:7]),
+        tuple(f[7:9]),
+        f[9],
+        f[10],
+        f[11],
+        _enum(STORES, f[12], "store"),
+        f[13],
+        f[14],
+        f[15],
+        f[16],
+        _enum(SCHEMES, f[17], "scheme"),
+        _enum(MODES, f[18], "mode"),
+        f[19],
+        f[20],
+        operands,
+    )
