@@ -1,7 +1,7 @@
 """Digit-serial engines: cycles, throughput and energy per MAC against the weight precision k.
 
 For each digit width D on one R x C engine, a large GEMM at k = 8, 4, 2, 1: the modelled cycles (sim.model,
-exact against the RTL, tests/test_digit_serial.py) against the ideal M*K*N*ceil(k/D)/(R*C) plus the fixed
+exact against the RTL, tests/hw/test_digit_serial.py) against the ideal M*K*N*ceil(k/D)/(R*C) plus the fixed
 overhead, the throughput relative to k = B, and the steady-state pJ/MAC (sim.energy). Prints figures and
 the issue-9 targets as met or missed; asserts nothing.
 Usage: python bench/digit_serial.py [--array 16x16] [--gemm 256x1024x256] [--digits 1,2,4,8]

@@ -2,7 +2,7 @@
 
 `format_version` changes when the manifest's own structure changes (a key added, renamed or removed);
 `interface_version` changes when anything an integrator wires to changes (a port, a width rule, a payload
-layout, a handshake or reset rule). tests/test_manifest_snapshot.py holds a committed manifest per version
+layout, a handshake or reset rule). tests/hw/test_manifest_snapshot.py holds a committed manifest per version
 pair, and CHANGELOG.md must say why each pair exists: the interface cannot drift silently.
 """
 

@@ -6,7 +6,7 @@ controlled layer, which candidate k to use (`decide`: the largest logit, ties to
 only). Every later layer then runs once per distinct k among the images, on those images' rows, so each
 engine command still has one k, and the images' outputs are put back in batch order for the next node.
 
-Two executions of the same schedule, checked against each other by tests/test_dynamic_golden.py:
+Two executions of the same schedule, checked against each other by tests/golden/test_dynamic_golden.py:
   - `lower_dynamic`: the engine's commands (golden.lowering.Gemm) in engine order, computed by any executor
     (golden's integer reference, the cycle model, the RTL), as golden.lowering.lower does for one k;
   - `fast_dynamic_logits`: the same numbers by whole-batch convolutions (golden.fastpath), for test sets.

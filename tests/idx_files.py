@@ -2,7 +2,7 @@
 
 Tests that need only *a* 28x28 data set (loaders, shape refusals, converters, the integer path of a ResNet)
 use these instead of the Debian package, so they run on any machine; only tests about the real Fashion-MNIST
-(its published counts, accuracy) need the package (tests/test_fashion_mnist.py).
+(its published counts, accuracy) need the package (tests/golden/test_fashion_mnist.py).
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def simulate(
     if scenario.abort is not None or scenario.refused:
         raise ValueError(
             f"scenario {scenario.name!r} resets the engine or offers raw illegal commands: run it on "
-            f"the cocotb bench (tests/test_illegal_commands.py covers the latter here)"
+            f"the cocotb bench (tests/hw/test_illegal_commands.py covers the latter here)"
         )
     commands = scenario.commands
     beats = pack_sequence(cfg, commands, np.random.default_rng(scenario.seed + 1))  # fills don't-care lanes

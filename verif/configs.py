@@ -74,7 +74,7 @@ KINDS = {
 
 NETWORK = RTL["16x16-b8a8acc32-m64k512n512"]
 
-#: The fixed-precision engine that eda.synth compares the switchable one against (tests/test_synth_baseline.py).
+#: The fixed-precision engine that eda.synth compares the switchable one against (tests/eda/test_synth_baseline.py).
 BASELINE = EngineConfig(
     rows=3, cols=2, base_bits=8, act_bits=6, acc_bits=28, max_m=16, max_k=64, max_n=64, switchable=False
 )

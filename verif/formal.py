@@ -18,7 +18,7 @@ not change meanwhile) and by a legal command. Against all of that it asserts:
 Covers ask the solver for traces that show the assertions are not vacuous: a command ends, two commands
 run back to back, and (with reset free after the first cycle) a command ends after a reset in mid-command.
 With `zero_data` the data payloads are zero, which the timing properties do not depend on: the solver then
-reaches deeper. tests/test_formal.py runs the proofs at depths that finish in about a minute;
+reaches deeper. tests/verif/test_formal.py runs the proofs at depths that finish in about a minute;
 bench/formal_proofs.py runs them deeper.
 """
 

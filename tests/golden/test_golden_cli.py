@@ -22,7 +22,7 @@ from golden.convert import build_net
 from golden.data import FASHION_MNIST_FILES
 from tests.idx_files import synthetic_fashion_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

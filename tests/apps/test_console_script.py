@@ -11,7 +11,7 @@ import pytest
 from apps.cli import COMMANDS, main
 from contract.cli import run_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_script_is_installed_from_pyproject():

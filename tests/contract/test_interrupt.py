@@ -44,7 +44,7 @@ sys.exit(run_main(main, sys.argv[1:]))
 
 
 def start_writer(out: Path, version: int) -> subprocess.Popen:
-    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     return subprocess.Popen(
         [sys.executable, "-c", WRITER, str(out), str(version)],
         env=env,

@@ -183,7 +183,7 @@ def test_scoreboard_catches_a_requantizer_off_by_one(monkeypatch):
     monkeypatch.setattr(hw.datapath, "Requantizer", OffByOneRequantizer)
     seed = run_seed(base_seed(), config_id(SMALL), "extremes")
     scenario = build("extremes", SMALL, seed)
-    scoreboard = Scoreboard(SMALL, scenario, "a broken engine", "pytest tests/test_verif_library.py")
+    scoreboard = Scoreboard(SMALL, scenario, "a broken engine", "pytest tests/verif/test_verif_library.py")
     observed = simulate(SMALL, scenario)
     with pytest.raises(AssertionError, match=r"result beat 0 of \d+: engine") as failure:
         scoreboard.check(observed)

@@ -11,8 +11,8 @@ import apps.run
 from contract.model_files import load_export
 from contract.model_format import ExportError
 from golden import evaluate, export, train
+from tests.golden.test_golden_cli import run_in_process
 from tests.idx_files import synthetic_fashion_dir
-from tests.test_golden_cli import run_in_process
 
 SMALL_28X28 = """
 import torch

@@ -4,7 +4,7 @@ Amaranth simulator.
 An illegal command is taken and dropped: while every data input offers a beat, none is taken and no result
 is made; `error` rises the cycle after and stays; the next, legal command then runs exactly as the model
 says. A shift beyond ACC + 14 in a parameter beat raises `error` too, and its command still completes.
-tests/test_formal.py proves the same rules for every input timing on a smaller engine.
+tests/verif/test_formal.py proves the same rules for every input timing on a smaller engine.
 """
 
 from __future__ import annotations

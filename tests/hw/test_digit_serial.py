@@ -25,7 +25,7 @@ from verif.scenarios import Scenario, random_command
 from verif.scoreboard import Scoreboard
 from verif.stalls import Random
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def config(array: str, base_bits: int, digit_bits: int, pipelined: bool = False) -> EngineConfig:
@@ -64,9 +64,9 @@ def check(cfg, commands, pauses=None, seed=0):
     the bench observed."""
     scenario = Scenario("digit_serial", seed, commands, pauses or {})
     observed = simulate(cfg, scenario)
-    Scoreboard(cfg, scenario, f"the Amaranth simulator, {config_id(cfg)}", "pytest tests/test_digit_serial.py").check(
-        observed
-    )
+    Scoreboard(
+        cfg, scenario, f"the Amaranth simulator, {config_id(cfg)}", "pytest tests/hw/test_digit_serial.py"
+    ).check(observed)
     return observed
 
 

@@ -4,7 +4,7 @@
 parameter) must come with a new `interface_version` (or `format_version`, for the manifest's own structure)
 in contract/versions.py and a CHANGELOG.md entry saying why. The snapshot for the current version pair is
 compared exactly; a snapshot is never overwritten, only added for a new pair:
-`NESTMAC_UPDATE_SNAPSHOT=1 pytest tests/test_manifest_snapshot.py` writes a missing one.
+`NESTMAC_UPDATE_SNAPSHOT=1 pytest tests/hw/test_manifest_snapshot.py` writes a missing one.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from contract.versions import INTERFACE_VERSION, MANIFEST_FORMAT_VERSION
 from hw.generate import generate
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-CHANGELOG = Path(__file__).parents[1] / "CHANGELOG.md"
+CHANGELOG = Path(__file__).parents[2] / "CHANGELOG.md"
 # Small enough to elaborate in a second, with every field width different from its neighbours'.
 CONFIG = EngineConfig(rows=2, cols=3, base_bits=4, act_bits=5, acc_bits=20, max_m=8, max_k=16, max_n=24)
 

@@ -9,7 +9,7 @@ import pytest
 
 from eda.tools import verilator_env
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_generate(*args, cwd=REPO):

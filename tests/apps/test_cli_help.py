@@ -11,7 +11,7 @@ import pytest
 
 from contract.cli import DefaultsFormatter, Parser, shows_default
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODULES = ["hw.generate", "golden.train", "golden.export", "golden.evaluate", "golden.train_controller", "apps.run"]
 MODULES += ["apps.sweep", "eda.synth"]
 BENCHES = sorted(path.name for path in (ROOT / "bench").glob("*.py") if "def main(" in path.read_text())

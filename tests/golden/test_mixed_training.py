@@ -15,7 +15,7 @@ from golden.dynamic import budget_bitops, fast_dynamic_logits, image_bitops
 from golden.layers import QuantSpec
 from golden.model import QuantNet, load_checkpoint
 from golden.train import calibrate_batchnorm, mixed_precisions
-from tests.test_golden_cli import assert_one_line_error, run_in_process
+from tests.golden.test_golden_cli import assert_one_line_error, run_in_process
 
 SEED = 0
 SPEC = QuantSpec("truncquant", "offset")

@@ -19,7 +19,7 @@ from eda.report import NAND2_UM2, switching_overhead
 from eda.synth import DOES_NOT_FIT, main, overflow, synthesize, tag_for
 from eda.targets import TARGETS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TINY = EngineConfig(rows=2, cols=2, base_bits=4, act_bits=4, acc_bits=16, max_m=8, max_k=64, max_n=64)
 TINY_ARGS = [
     "--array",
