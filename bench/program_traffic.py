@@ -25,6 +25,7 @@ from contract.model_format import steps
 from contract.numerics import MULT_BITS, SHIFT_BITS
 from contract.policy import Policy
 from contract.program import compile_program, map_words
+from contract.streams import stream
 from golden.convert import build_net
 from golden.export import build_export
 from golden.fastpath import fast_logits
@@ -40,13 +41,11 @@ WORDS = 1 << 20
 
 def gemm_command_traffic(export, rows: int, cols: int) -> dict[str, float]:
     """Bytes per inference on each stream of today's engine (sim.streams' beats, payload bits only)."""
-    from hw.interface import command_layout  # the command beat's width is the HDL's layout
-
     cfg = engine_config_for(export, rows, cols, 1024)
     bits = dict.fromkeys(("cmd", "param", "weight", "act", "result out"), 0)
     for m, k_dim, n in export.gemm_shapes():
         k_tiles, n_tiles = ceil_div(k_dim, rows), ceil_div(n, cols)
-        bits["cmd"] += ceil_div(m, cfg.max_m) * command_layout(cfg).size
+        bits["cmd"] += ceil_div(m, cfg.max_m) * stream(cfg, "cmd").width
         bits["param"] += n_tiles * cols * (export.acc_bits + MULT_BITS + SHIFT_BITS)
         bits["weight"] += n_tiles * k_tiles * rows * cols * export.base_bits
         bits["act"] += n_tiles * k_tiles * m * rows * export.act_bits
