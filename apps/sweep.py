@@ -89,9 +89,11 @@ def default_settings(args, energy_table: EnergyTable) -> dict | None:
     if args.out != DEFAULT_OUT:
         return None
     model = None if args.model is None else str(Path(args.model).resolve())
-    prices = None if args.model is None else {"name": energy_table.name, "sha256": energy_table.sha256}
     names = ("target", "arrays", "bits", "digit_bits", "engines", "max_m")
-    return {name: getattr(args, name) for name in names} | {"model": model, "energy_table": prices}
+    settings = {name: getattr(args, name) for name in names} | {"model": model}
+    if args.model is None:  # no energy to price: the table is not a setting of this sweep
+        return settings
+    return settings | {"energy_table": {"name": energy_table.name, "sha256": energy_table.sha256}}
 
 
 def main(argv: list[str] | None = None) -> None:
