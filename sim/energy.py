@@ -1,4 +1,4 @@
-"""Energy per command, per inference and per MAC at each weight precision k, at 45 nm.
+"""Energy per command, per inference and per MAC at each weight precision k, priced with an energy table.
 
 Event counts come from the cycle-exact schedule (sim.events); each event is priced with an energy table
 (sim.energy_table), by default the shipped one: M. Horowitz, "Computing's energy problem (and what we can do
