@@ -4,7 +4,8 @@ A policy is a weight precision k for every layer (`--bits`, `--policy uniform:K`
 (`--policy static:...`), or the export's run-time controller (`--policy dynamic[:BUDGET]`), which picks a k
 per layer for each image (contract.policy). Prints, per policy, accuracy, BitOPs, engine and host cycles
 per inference, MAC utilisation, latency at a stated clock and energy per inference (engine and host
-adds), and for a controller the share of images at each k per layer; saves them as CSV and JSON. Outputs
+adds, priced with the shipped 45 nm energy table or `--energy-table FILE`, which the output names), and
+for a controller the share of images at each k per layer; saves them as CSV and JSON. Outputs
 come from the batched integer path and cycles from the cycle model's formula per distinct pass
 (sim.network.run_policy), so the 10,000 Fashion-MNIST test images take seconds. `--rtl N` also runs the
 first N images' commands on the emitted Verilog and checks every layer's output against the model and the
@@ -71,6 +72,13 @@ def parse_args(argv):
         help="also run the first N images (or all) on the Verilog, through the stream players",
     )
     parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    parser.add_argument(
+        "--energy-table",
+        type=Path,
+        metavar="FILE",
+        help='energy table (JSON, docs/estimates.md "Energy model") to price the events with: another '
+        "technology's action energies (default: the shipped horowitz-45nm, 45 nm)",
+    )
     parser.add_argument(
         "-o",
         "--out",
@@ -155,10 +163,11 @@ def policies(args, export) -> list[ResolvedPolicy]:
 MAX_POLICY_NAME = 100
 
 
-def default_output(args, cfg: EngineConfig, chosen: list[ResolvedPolicy]) -> tuple[Path, dict]:
+def default_output(args, cfg: EngineConfig, chosen: list[ResolvedPolicy], energy_table) -> tuple[Path, dict]:
     """Where a run without -o writes, named after the export, the engine variant and the policies, so that a
     digit-serial run never lands on the bit-parallel results; and the other settings the output records, so
-    that a run that differs only in those (data, images, batch, clock, RTL check) refuses to replace it."""
+    that a run that differs only in those (data, images, batch, clock, RTL check, energy table: its name and
+    contents, not where the file lies) refuses to replace it."""
     labels = [policy.label for policy in chosen]
     uniform = [label for label in labels if label.isdigit()]
     parts = ([f"k{','.join(uniform)}"] if uniform else []) + [
@@ -180,6 +189,7 @@ def default_output(args, cfg: EngineConfig, chosen: list[ResolvedPolicy]) -> tup
         "clock_mhz": args.clock_mhz,
         "rtl": args.rtl,
         "simulator": args.simulator if args.rtl else None,
+        "energy_table": {"name": energy_table.name, "sha256": energy_table.sha256},
     }
     return build_dir("run", args.export.resolve().name, engine_tag(cfg), name), settings
 
@@ -192,6 +202,7 @@ def main(argv=None):
     require_extra("torch", "train")
     from contract.model_files import load_export
     from golden.data import data_split
+    from sim.energy_table import DEFAULT_TABLE, load_energy_table
     from sim.network import engine_config_for
 
     # The engine is built, and so every flag checked against the model's widths (--bits against B,
@@ -206,15 +217,18 @@ def main(argv=None):
     rows, cols = parse_array(args.array)
     chosen = policies(args, export)
     cfg = engine_config_for(export, rows, cols, args.max_m, args.digit_bits)
-    out, settings = (args.out, None) if args.out else default_output(args, cfg, chosen)
+    energy_table = DEFAULT_TABLE if args.energy_table is None else load_energy_table(args.energy_table)
+    out, settings = (args.out, None) if args.out else default_output(args, cfg, chosen, energy_table)
+    inputs = [args.export] + ([] if args.energy_table is None else [args.energy_table])
     # The output is claimed before the run, so a path the output policy refuses costs no simulation.
-    with atomic_dir(out, "apps.run", "results", inputs=[args.export], run=settings) as staging:
-        run(args, export, cfg, chosen, split, staging)
+    with atomic_dir(out, "apps.run", "results", inputs=inputs, run=settings) as staging:
+        run(args, export, cfg, chosen, split, energy_table, staging)
     print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
 
 
-def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, staging: Path) -> None:
-    """Simulate every requested policy, print the table, and write it into `staging`."""
+def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, energy_table, staging: Path) -> None:
+    """Simulate every requested policy, energy priced with `energy_table` (sim.energy_table.EnergyTable),
+    print the table, and write it into `staging`."""
     from golden.data import input_codes
     from golden.train import one_thread
     from sim.network import run_policy
@@ -230,7 +244,7 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, st
     for policy in chosen:
         progress, started = Progress(f"k={policy.label}", len(codes)), time.perf_counter()
         with one_thread():
-            summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress))
+            summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress, energy_table))
         seconds.append(time.perf_counter() - started)
         progress.close()
     rows_out = table(summaries, args.clock_mhz)
@@ -239,6 +253,7 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, st
         f"{export.method}/{export.scheme} model on a {rows}x{cols} {kind} engine, {args.data}, {len(codes)} test "
         f"images, batch {args.batch}, {args.clock_mhz:g} MHz; host adds on a scalar host at the same clock"
     )
+    print(f"energy from table {energy_table.name} ({energy_table.technology}): {energy_table.path}")
     print(
         f"{'accuracy %':>10} {'MBitOPs':>8} {'engine cyc/inf':>14} {'host cyc/inf':>12} {'MAC util %':>10} "
         f"{'latency us':>10} {'us/inf':>8} {'engine nJ/inf':>13} {'host nJ/inf':>11}  k (per layer)"
@@ -272,6 +287,7 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, st
         "images": len(codes),
         "batch": args.batch,
         "clock_mhz": args.clock_mhz,
+        "energy_table": energy_table.identity(),
         "precisions": [
             row | {"k_distribution": k_distribution(export, s)} for row, s in zip(rows_out, summaries, strict=True)
         ],

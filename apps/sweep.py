@@ -26,6 +26,7 @@ from contract.config import parse_array
 from contract.paths import build_dir
 from eda.report import format_table
 from eda.targets import DEFAULT_MAX_M, TARGETS
+from sim.energy_table import DEFAULT_TABLE, EnergyTable, load_energy_table
 
 DEFAULT_OUT = build_dir("sweep")
 DEFAULT_CACHE = build_dir("sweep-cache")
@@ -81,14 +82,18 @@ def check_cache(cache: Path, out: Path) -> Path:
     return cache
 
 
-def default_settings(args) -> dict | None:
-    """What a sweep at the default output records, so that a sweep over other points refuses to replace its
-    table (None with an explicit -o, whose earlier sweep the user chose to replace)."""
+def default_settings(args, energy_table: EnergyTable) -> dict | None:
+    """What a sweep at the default output records, so that a sweep over other points, or a model's energy
+    priced with another table, refuses to replace its table (None with an explicit -o, whose earlier sweep the
+    user chose to replace)."""
     if args.out != DEFAULT_OUT:
         return None
     model = None if args.model is None else str(Path(args.model).resolve())
     names = ("target", "arrays", "bits", "digit_bits", "engines", "max_m")
-    return {name: getattr(args, name) for name in names} | {"model": model}
+    settings = {name: getattr(args, name) for name in names} | {"model": model}
+    if args.model is None:  # no energy to price: the table is not a setting of this sweep
+        return settings
+    return settings | {"energy_table": {"name": energy_table.name, "sha256": energy_table.sha256}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,6 +130,13 @@ def main(argv: list[str] | None = None) -> None:
         help="export directory (golden.export): accuracy, energy, cycles per k (default: no model columns)",
     )
     parser.add_argument(
+        "--energy-table",
+        type=Path,
+        metavar="FILE",
+        help='with --model: energy table (JSON, docs/estimates.md "Energy model") to price the energy with '
+        "(default: the shipped horowitz-45nm, 45 nm)",
+    )
+    parser.add_argument(
         "--cache",
         type=Path,
         default=DEFAULT_CACHE,
@@ -144,11 +156,13 @@ def main(argv: list[str] | None = None) -> None:
     require_extra("matplotlib", "plots")
     points = plan(args)
     cache = check_cache(args.cache, args.out)
+    energy_table = prices(args)
     if args.scheduler is None and local_workers(args.jobs) < args.jobs:
         print(f"--jobs {args.jobs}: {local_workers(args.jobs)} workers, one per core of this machine")
-    inputs = [] if args.model is None else [args.model]
-    with atomic_dir(args.out, "apps.sweep", "sweep", inputs, run=default_settings(args)) as staging:
-        model = None if args.model is None else model_costs(args.model)  # a bad model fails before any synthesis
+    inputs = [path for path in (args.model, args.energy_table) if path is not None]
+    with atomic_dir(args.out, "apps.sweep", "sweep", inputs, run=default_settings(args, energy_table)) as staging:
+        # A bad model fails before any synthesis.
+        model = None if args.model is None else model_costs(args.model, energy_table)
         outcomes = sweep_points(points, cache, args)
         failed = [o for o in outcomes if o.failed]
         show(outcomes)
@@ -187,13 +201,25 @@ def executor(args):
         yield client
 
 
-def model_costs(export_dir: Path):
+def prices(args) -> EnergyTable:
+    """The energy table the model's energy is priced with: --energy-table's, checked before any work, or the
+    shipped one. Without --model there is no energy to price, so naming a table is a mistake."""
+    if args.energy_table is None:
+        return DEFAULT_TABLE
+    if args.model is None:
+        raise InputError("--energy-table prices the model's energy: it needs --model")
+    return load_energy_table(args.energy_table)
+
+
+def model_costs(export_dir: Path, energy_table: EnergyTable):
     """apps.sweep_model.ModelCosts, imported here: torch costs seconds to import, which a sweep without a model
     (and a re-run from the cache) need not pay."""
     require_extra("torch", "train")
     from apps.sweep_model import ModelCosts
 
-    return ModelCosts(export_dir)
+    costs = ModelCosts(export_dir, energy_table)
+    print(f"energy from table {energy_table.name} ({energy_table.technology}): {energy_table.path}")
+    return costs
 
 
 def write_sweep(out: Path, outcomes: list[Outcome], model) -> None:

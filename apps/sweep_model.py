@@ -15,15 +15,17 @@ from contract.model_files import load_export
 from golden.data import digits_split
 from golden.evaluate import fraction_equal, integer_predictions
 from sim.energy import gemms_energy
+from sim.energy_table import EnergyTable
 from sim.events import command_events, split_rows
 from sim.network import engine_config_for
 
 
 class ModelCosts:
-    """Per-(point, k) model figures for one golden.export model; the model's accuracy is computed once per k."""
+    """Per-(point, k) model figures for one golden.export model, energy priced with `energy_table`; the model's
+    accuracy is computed once per k."""
 
-    def __init__(self, export_dir: Path):
-        self.export = load_export(export_dir)
+    def __init__(self, export_dir: Path, energy_table: EnergyTable):
+        self.export, self.energy_table = load_export(export_dir), energy_table
         split = digits_split()
         self.shapes = self.export.gemm_shapes()
         self.macs = sum(m * k * n for m, k, n in self.shapes)
@@ -45,7 +47,7 @@ class ModelCosts:
             return {}
         cfg = engine_config_for(self.export, point.rows, point.cols, point.max_m, point.digit_bits)
         cfg = replace(cfg, switchable=point.switchable)
-        energy = gemms_energy(cfg, self.shapes, k)
+        energy = gemms_energy(cfg, self.shapes, k, table=self.energy_table)
         cycles = sum(
             command_events(cfg, *command, k).cycles for shape in self.shapes for command in split_rows(cfg, *shape)
         )
@@ -55,4 +57,5 @@ class ModelCosts:
             "accuracy": round(self.accuracy[k], 4),
             "energy_nj": round(energy.total / 1000, 3),
             "pj_per_mac": round(energy.total / self.macs, 3),
+            "energy_table": self.energy_table.name,
         } | {f"{name}_nj": round(value / 1000, 3) for name, value in energy.as_dict().items() if name != "total"}

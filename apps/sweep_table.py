@@ -25,6 +25,7 @@ MODEL_FIELDS = [
     "accumulator_nj",
     "requant_nj",
     "buffers_nj",
+    "energy_table",  # the name of the table the energy columns were priced with (sim.energy_table)
 ]
 POINT_FIELDS = ["target", "array", "pes", "bits", "digit_bits", "engine", "k", "macs_per_cycle"]
 FIELDS = POINT_FIELDS + AREA_FIELDS[:-1] + MODEL_FIELDS + ["inferences_per_s", "error"]
@@ -110,7 +111,7 @@ def plot_energy(path: Path, rows: list[dict]) -> None:
     ax.plot(*zip(*front, strict=True), "k-", lw=1, label="Pareto front")
     ax.set(
         xlabel="test accuracy (%)",
-        ylabel="energy per inference (nJ, 45 nm model)",
+        ylabel=f"energy per inference (nJ, table {', '.join(sorted({r['energy_table'] for r in rows}))})",
         yscale="log",
         title="digits: energy against accuracy (all arrays, digit widths)",
     )

@@ -16,6 +16,7 @@ from contract.cli import Parser, run_main
 from contract.config import EngineConfig, parse_array, parse_gemm
 from sim.dataflow import output_stationary_energy, scalesim_cycles
 from sim.energy import Energy
+from sim.energy_table import DEFAULT_TABLE
 from sim.network import group_cost
 
 DEPTHS = (256, 64, 32, 16)
@@ -35,7 +36,8 @@ def nestmac(rows: int, cols: int, depth: int, pipelined: bool, shapes, k: int) -
 
 def table(title: str, rows: int, cols: int, shapes, k: int, pipelined: bool) -> dict:
     macs = sum(m * k_dim * n for m, k_dim, n in shapes)
-    print(f"{title}: {macs / 1e6:.2f} M MACs on {rows}x{cols}, k = {k}{', pipelined' if pipelined else ''}")
+    pipe = ", pipelined" if pipelined else ""
+    print(f"{title}: {macs / 1e6:.2f} M MACs on {rows}x{cols}, k = {k}{pipe}, energy table {DEFAULT_TABLE.name}")
     print(f"  {'dataflow':<24} {'cycles':>9} {'vs WS-256':>9} {'pJ/MAC':>7} " + " ".join(f"{p:>8.8}" for p in PARTS))
     figures = {}
     for depth in DEPTHS:

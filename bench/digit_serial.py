@@ -12,6 +12,7 @@ from __future__ import annotations
 from contract.cli import Parser, run_main
 from contract.config import EngineConfig, parse_array, parse_gemm
 from sim.energy import gemms_energy
+from sim.energy_table import DEFAULT_TABLE
 from sim.events import split_rows
 from sim.model import command_cycles
 
@@ -29,7 +30,10 @@ def table(array: tuple[int, int], shape: tuple[int, int, int], digit_widths: lis
     rows, cols = array
     m, k_dim, n = shape
     macs = m * k_dim * n
-    print(f"{rows}x{cols} engine, B = A = 8, GEMM {m}x{k_dim}x{n} ({macs / 1e6:.0f} M MACs)")
+    print(
+        f"{rows}x{cols} engine, B = A = 8, GEMM {m}x{k_dim}x{n} ({macs / 1e6:.0f} M MACs), "
+        f"energy table {DEFAULT_TABLE.name}"
+    )
     print(
         f"{'D':>2} {'k':>2} {'cycles':>10} {'ideal+ovh':>10} {'off by':>7} "
         f"{'MACs/cycle':>10} {'x k=8':>6} {'pJ/MAC':>7}"

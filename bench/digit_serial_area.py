@@ -41,6 +41,7 @@ from golden.data import digits_split  # noqa: E402
 from golden.evaluate import fraction_equal, integer_predictions  # noqa: E402
 from hw.engine import BLOCK_ORDER  # noqa: E402
 from sim.energy import gemms_energy  # noqa: E402
+from sim.energy_table import DEFAULT_TABLE  # noqa: E402
 from sim.events import split_rows  # noqa: E402
 from sim.model import sequence_cycles  # noqa: E402
 
@@ -151,7 +152,7 @@ def plot(path: Path, engines: dict, points: dict, accuracy: dict[int, float], pr
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set(title="digits model, iso-area engines: throughput per mm2")
-    axes[1].set(title="energy per inference (45 nm model)")
+    axes[1].set(title=f"energy per inference (table {DEFAULT_TABLE.name})")
     figure.tight_layout()
     with atomic_file(path, lambda p: p.resolve().parent == OUT.resolve()) as tmp:
         figure.savefig(tmp, format="png", dpi=120)
@@ -214,7 +215,9 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
     macs = GEMM[0] * GEMM[1] * GEMM[2]
-    print(f"\nsteady-state pJ/MAC, {'x'.join(map(str, GEMM))} GEMM on the iso-area engines (sim.energy)")
+    print(
+        f"\nsteady-state pJ/MAC, {'x'.join(map(str, GEMM))} GEMM on the iso-area engines (table {DEFAULT_TABLE.name})"
+    )
     print(
         format_table(
             ["D", "array", *(f"k={k}" for k in PEAK_PRECISIONS)],

@@ -45,6 +45,7 @@ from golden.allocation import additive_front, best_under, greedy_front, pareto_f
 from golden.data import data_split, input_codes  # noqa: E402
 from golden.fastpath import fast_logits  # noqa: E402
 from golden.train import one_thread  # noqa: E402
+from sim.energy_table import DEFAULT_TABLE  # noqa: E402
 from sim.network import engine_config_for, run_policy  # noqa: E402
 
 CHUNK = 500  # images per fastpath call: memory only, the results do not depend on it
@@ -200,7 +201,7 @@ def pareto(argv) -> None:
     static = sorted(scored.values(), key=lambda row: row["bitops"])
     print(f"{args.array} engine, D = {args.digit_bits}, {args.batch} images per pass, test images {len(test[1])}")
     print("at the BitOPs of uniform k, the best static allocation (chosen on the search images), on the test set;")
-    print("cycles per inference: engine and host adds; energy: engine")
+    print(f"cycles per inference: engine and host adds; energy: engine, priced with table {DEFAULT_TABLE.name}")
     header = f"{'policy':>8} {'accuracy':>8} {'MBitOPs':>8} {'cycles':>10} {'nJ':>8}  bits per layer"
     print(header)
     for row in [shown for point in uniform for shown in (point, beside[point["bits"]])] + dynamic:
@@ -226,7 +227,13 @@ def pareto(argv) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    settings = {"engine": cfg.as_dict(), "batch": args.batch, "data": args.data, "test_images": len(test[1])}
+    settings = {
+        "engine": cfg.as_dict(),
+        "batch": args.batch,
+        "data": args.data,
+        "test_images": len(test[1]),
+        "energy_table": DEFAULT_TABLE.identity(),
+    }
     with atomic_file(out / f"static_pareto-{name}.json", ours) as tmp:
         Path(tmp).write_text(json.dumps(settings | {"points": rows}, indent=2) + "\n")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))

@@ -10,17 +10,19 @@ another, and there are ceil(S_R/R) * ceil(S_C/C) of them. For a GEMM M x K by K 
 - weight-stationary (WS): S_R = K, S_C = N, T = M (each fold holds a K-tile x N-tile of weights);
 - output-stationary (OS): S_R = M, S_C = N, T = K (each PE accumulates one output over all of K).
 
-`output_stationary_energy` prices an OS engine with sim.energy's table, as nestmac would build it (same
-PE multiplier, requantizer and buffers): its partial sums never leave the PEs, so it has no accumulator
-memory, but every PE holds an ACC-bit accumulator clocked every cycle, adds at ACC bits, and each fold
-re-reads its operands (activations once per N-fold, weights once per M-fold). It is an estimate of a design
-nestmac does not build, for comparison only; nothing here is checked against RTL.
+`output_stationary_energy` prices an OS engine with sim.energy's rules and an energy table
+(sim.energy_table), as nestmac would build it (same PE multiplier, requantizer and buffers): its partial
+sums never leave the PEs, so it has no accumulator memory, but every PE holds an ACC-bit accumulator clocked
+every cycle, adds at ACC bits, and each fold re-reads its operands (activations once per N-fold, weights
+once per M-fold). It is an estimate of a design nestmac does not build, for comparison only; nothing here is
+checked against RTL.
 """
 
 from __future__ import annotations
 
 from contract.config import EngineConfig
-from sim.energy import BUFFER_BYTES, REGISTER_BIT_PJ, Energy, add_pj, multiply_pj, sram_bit_pj
+from sim.energy import BUFFER_BYTES, Energy, requant_pj
+from sim.energy_table import DEFAULT_TABLE, EnergyTable
 from sim.model import ceil_div
 
 DATAFLOWS = ("ws", "os")
@@ -33,7 +35,9 @@ def scalesim_cycles(dataflow: str, rows: int, cols: int, m: int, k_dim: int, n: 
     return folds * (2 * rows + cols + temporal - 2)
 
 
-def output_stationary_energy(cfg: EngineConfig, m: int, k_dim: int, n: int, k: int, j: int | None = None) -> Energy:
+def output_stationary_energy(
+    cfg: EngineConfig, m: int, k_dim: int, n: int, k: int, j: int | None = None, table: EnergyTable = DEFAULT_TABLE
+) -> Energy:
     """pJ of the GEMM on an R x C output-stationary engine with cfg's widths, priced like sim.energy."""
     j = cfg.act_bits if j is None else j
     m_folds, n_folds = ceil_div(m, cfg.rows), ceil_div(n, cfg.cols)
@@ -48,10 +52,10 @@ def output_stationary_energy(cfg: EngineConfig, m: int, k_dim: int, n: int, k: i
         + m * n_folds * cfg.cols * cfg.acc_bits
     )
     return Energy(
-        multiply=m * k_dim * n * multiply_pj(j, k),
-        add=pe_slots * add_pj(cfg.acc_bits),
-        registers=cycles * register_bits * REGISTER_BIT_PJ,
+        multiply=m * k_dim * n * table.multiply_pj(j, k),
+        add=pe_slots * table.add_pj(cfg.acc_bits),
+        registers=cycles * register_bits * table.register_bit_pj,
         accumulator=0.0,
-        requant=outputs * (multiply_pj(cfg.acc_bits, cfg.mult_bits) + 2 * add_pj(cfg.acc_bits)),
-        buffers=streamed * sram_bit_pj(BUFFER_BYTES),
+        requant=outputs * requant_pj(cfg, table),
+        buffers=streamed * table.sram_bit_pj(BUFFER_BYTES),
     )

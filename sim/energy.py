@@ -1,9 +1,10 @@
-"""Energy per command, per inference and per MAC at each weight precision k, at 45 nm.
+"""Energy per command, per inference and per MAC at each weight precision k, priced with an energy table.
 
-Event counts come from the cycle-exact schedule (sim.events); each event is priced with M. Horowitz,
-"Computing's energy problem (and what we can do about it)", ISSCC 2014, p. 10-14, 45 nm, 0.9 V:
-integer add 8 bit 0.03 pJ, 32 bit 0.1 pJ; integer multiply 8 bit 0.2 pJ, 32 bit 3.1 pJ; 64-bit cache
-read 10 pJ (8 KB), 20 pJ (32 KB), 100 pJ (1 MB). Scaling to other widths (docs/estimates.md):
+Event counts come from the cycle-exact schedule (sim.events); each event is priced with an energy table
+(sim.energy_table), by default the shipped one: M. Horowitz, "Computing's energy problem (and what we can do
+about it)", ISSCC 2014, p. 10-14, 45 nm, 0.9 V: integer add 8 bit 0.03 pJ, 32 bit 0.1 pJ; integer multiply
+8 bit 0.2 pJ, 32 bit 3.1 pJ; 64-bit cache read 10 pJ (8 KB), 20 pJ (32 KB), 100 pJ (1 MB). Scaling to other
+widths (docs/estimates.md):
 
 - multiply: proportional to the product of the operand widths, 0.2 pJ * (a * b) / 64 (gives 3.2 pJ
   for 32 x 32, against the measured 3.1);
@@ -12,6 +13,8 @@ read 10 pJ (8 KB), 20 pJ (32 KB), 100 pJ (1 MB). Scaling to other widths (docs/e
   root within 15%);
 - a flip-flop bit clocked for one cycle: 0.1 pJ / 32, one bit of a 32-bit adder. This one is an
   assumption, not a Horowitz figure.
+
+Another technology's table (--energy-table) changes the prices, never the counts or the rules.
 
 What depends on k here is only the multiplier: the PE multiplies `a AND hi_j` by the masked weight, whose
 low B-k bits are constant zero, so only k x j partial-product bits can toggle. Everything else is charged
@@ -27,31 +30,15 @@ per full digit). The accumulator, requantizer and stream traffic stay per row, a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
 from contract.config import EngineConfig
 from contract.numerics import NumericsError
+from sim.energy_table import DEFAULT_TABLE, EnergyTable
 from sim.events import CommandEvents, command_events, split_rows
 
-MULT_8X8_PJ = 0.2
-ADD_32_PJ = 0.1
-SRAM_8KB_64BIT_PJ = 10.0
-REGISTER_BIT_PJ = ADD_32_PJ / 32
 #: Operand buffer the streams are read from and results written to (an assumption: 32 KB on chip).
 BUFFER_BYTES = 32 * 1024
-
-
-def multiply_pj(a_bits: int, b_bits: int) -> float:
-    return MULT_8X8_PJ * a_bits * b_bits / 64
-
-
-def add_pj(bits: int) -> float:
-    return ADD_32_PJ * bits / 32
-
-
-def sram_bit_pj(size_bytes: float) -> float:
-    return SRAM_8KB_64BIT_PJ / 64 * math.sqrt(size_bytes / 8192)
 
 
 @dataclass(frozen=True)
@@ -79,27 +66,41 @@ class Energy:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {"total": self.total}
 
 
-def events_energy(cfg: EngineConfig, events: CommandEvents, k: int, j: int) -> Energy:
-    """Price one command's events at weight precision k and activation precision j."""
+def events_energy(
+    cfg: EngineConfig, events: CommandEvents, k: int, j: int, table: EnergyTable = DEFAULT_TABLE
+) -> Energy:
+    """Price one command's events at weight precision k and activation precision j with `table`'s prices."""
     acc_memory_bytes = cfg.max_m * events.acc_word_bits / 8
     streamed = events.act_bits + events.weight_bits + events.param_bits + events.result_bits
     return Energy(
-        multiply=events.macs * multiply_pj(j, k),
-        add=events.pe_slots * add_pj(events.psum_bits) + events.shift_adds * add_pj(events.shift_add_bits),
-        registers=events.cycles * (events.pe_register_bits + cfg.cols * events.shift_add_bits) * REGISTER_BIT_PJ,
-        accumulator=(events.acc_reads + events.acc_writes) * events.acc_word_bits * sram_bit_pj(acc_memory_bytes),
-        requant=events.requant_outputs * (multiply_pj(cfg.acc_bits, cfg.mult_bits) + 2 * add_pj(cfg.acc_bits)),
-        buffers=streamed * sram_bit_pj(BUFFER_BYTES),
+        multiply=events.macs * table.multiply_pj(j, k),
+        add=events.pe_slots * table.add_pj(events.psum_bits) + events.shift_adds * table.add_pj(events.shift_add_bits),
+        registers=events.cycles * (events.pe_register_bits + cfg.cols * events.shift_add_bits) * table.register_bit_pj,
+        accumulator=(events.acc_reads + events.acc_writes) * events.acc_word_bits * table.sram_bit_pj(acc_memory_bytes),
+        requant=events.requant_outputs * requant_pj(cfg, table),
+        buffers=streamed * table.sram_bit_pj(BUFFER_BYTES),
     )
 
 
-def gemms_energy(cfg: EngineConfig, shapes: list[tuple[int, int, int]], k: int, j: int | None = None) -> Energy:
-    """Energy of GEMMs (M, K, N) at precision (k, j), each split into commands of at most max_m rows."""
+def requant_pj(cfg: EngineConfig, table: EnergyTable) -> float:
+    """One output value's requantization: an ACC x MULT multiply and two ACC-bit adds."""
+    return table.multiply_pj(cfg.acc_bits, cfg.mult_bits) + 2 * table.add_pj(cfg.acc_bits)
+
+
+def gemms_energy(
+    cfg: EngineConfig,
+    shapes: list[tuple[int, int, int]],
+    k: int,
+    j: int | None = None,
+    table: EnergyTable = DEFAULT_TABLE,
+) -> Energy:
+    """Energy of GEMMs (M, K, N) at precision (k, j), each split into commands of at most max_m rows, priced
+    with `table` (the shipped one unless a user named another)."""
     j = cfg.act_bits if j is None else j
     if not 1 <= k <= cfg.base_bits or not 1 <= j <= cfg.act_bits:
         raise NumericsError(f"precision k={k}, j={j} outside 1..{cfg.base_bits}, 1..{cfg.act_bits}")
     total = Energy()
     for shape in shapes:
         for command in split_rows(cfg, *shape):
-            total = total + events_energy(cfg, command_events(cfg, *command, k), k, j)
+            total = total + events_energy(cfg, command_events(cfg, *command, k), k, j, table)
     return total

@@ -11,7 +11,8 @@ add with operands that are activation codes or raw layer outputs:
 A run-time controller adds its decision (`decision_ops`): an argmax over its raw outputs per image.
 Cycles assume an in-order scalar host at the engine's clock doing one operation (ALU, load or store) per
 cycle, with no overlap with the engine (the next command needs the add's output): an explicit, pessimistic
-assumption. Energy uses sim.energy's 45 nm prices (Horowitz, ISSCC 2014) and its operand buffer.
+assumption. Energy uses sim.energy's operand buffer and an energy table (sim.energy_table), by default the
+shipped 45 nm prices (Horowitz, ISSCC 2014).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 
 from contract.config import EngineConfig
 from contract.model_format import AddStep, Export, steps
-from sim.energy import BUFFER_BYTES, add_pj, multiply_pj, sram_bit_pj
+from sim.energy import BUFFER_BYTES
+from sim.energy_table import DEFAULT_TABLE, EnergyTable
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,11 @@ class HostOps:
     def __add__(self, other: HostOps) -> HostOps:
         return HostOps(*(getattr(self, name) + getattr(other, name) for name in self.__dataclass_fields__))
 
-    def energy_pj(self, cfg: EngineConfig) -> float:
+    def energy_pj(self, cfg: EngineConfig, table: EnergyTable = DEFAULT_TABLE) -> float:
         return (
-            self.multiplies * multiply_pj(cfg.acc_bits, cfg.mult_bits)
-            + (self.adds + self.shifts) * add_pj(cfg.acc_bits)
-            + (self.read_bits + self.write_bits) * sram_bit_pj(BUFFER_BYTES)
+            self.multiplies * table.multiply_pj(cfg.acc_bits, cfg.mult_bits)
+            + (self.adds + self.shifts) * table.add_pj(cfg.acc_bits)
+            + (self.read_bits + self.write_bits) * table.sram_bit_pj(BUFFER_BYTES)
         )
 
 

@@ -34,6 +34,7 @@ from golden.fastpath import fast_logits
 from golden.lowering import Gemm, LayerRun, lower, precisions_for
 from sim.command import Command, row_slices
 from sim.energy import Energy, gemms_energy
+from sim.energy_table import DEFAULT_TABLE, EnergyTable
 from sim.host import HostOps, decision_ops, host_ops
 from sim.model import EngineModel, command_cycles, sequence_cycles
 
@@ -133,9 +134,10 @@ class GroupCost:
 
 
 @lru_cache(maxsize=4096)
-def group_cost(cfg: EngineConfig, m: int, k_dim: int, n: int, k: int) -> GroupCost:
-    """The cost of an M x K by K x N GEMM at weight precision k, split into commands of at most max_m rows.
-    Cached: a test set has few distinct groups (layers x k x images per pass), however many passes."""
+def group_cost(cfg: EngineConfig, m: int, k_dim: int, n: int, k: int, table: EnergyTable = DEFAULT_TABLE) -> GroupCost:
+    """The cost of an M x K by K x N GEMM at weight precision k, split into commands of at most max_m rows,
+    its energy priced with `table`. Cached: a test set has few distinct groups (layers x k x images per pass),
+    however many passes."""
     shapes = [(rows.stop - rows.start, k_dim, n, k) for rows in row_slices(cfg, m)]
     breakdowns = [command_cycles(cfg, *shape) for shape in shapes]
     return GroupCost(
@@ -143,23 +145,25 @@ def group_cost(cfg: EngineConfig, m: int, k_dim: int, n: int, k: int) -> GroupCo
         sum(cycles.total for cycles in breakdowns),
         sum(cycles.steady for cycles in breakdowns),
         m * k_dim * n,
-        gemms_energy(cfg, [(m, k_dim, n)], k),
+        gemms_energy(cfg, [(m, k_dim, n)], k, table=table),
     )
 
 
-def grouped_cost(cfg: EngineConfig, export: Export, ks: torch.Tensor, controller=None) -> PassCost:
+def grouped_cost(
+    cfg: EngineConfig, export: Export, ks: torch.Tensor, controller=None, table: EnergyTable = DEFAULT_TABLE
+) -> PassCost:
     """One engine pass of len(ks) images in which image i runs GEMM layer l at ks[i, l]: each layer is one
     command group per distinct k among the images (the rows of those images, split at max_m), as
     golden.dynamic lowers it; a controller (contract.model_format.ExportedController) adds its own GEMM, one row per
     image, at its k, and its decision on the host. Cycles are the cycle model's formula for the commands
     back to back (sim.model.sequence_cycles: the sum of each command's cycles less one per command after
-    the first, whatever the order), energy sim.energy's per command group."""
+    the first, whatever the order), energy sim.energy's per command group, priced with `table`."""
     images = len(ks)
     columns = list(zip(export.gemm_shapes(), ks.T.tolist(), strict=True))
     if controller is not None:
         columns.append((controller.layer.gemm_shape(), [controller.k] * images))
     groups = [
-        group_cost(cfg, m * count, k_dim, n, k)
+        group_cost(cfg, m * count, k_dim, n, k, table)
         for (m, k_dim, n), column in columns
         for k, count in sorted(Counter(column).items())
     ]
@@ -256,10 +260,12 @@ def run_policy(
     policy: ResolvedPolicy,
     batch: int,
     progress=None,
+    table: EnergyTable = DEFAULT_TABLE,
 ) -> PrecisionSummary:
     """All images under `policy` (one k per GEMM layer, or a controller), `batch` images per engine pass
     (cycles are per pass, back to back). Outputs and each image's k come from the batched integer path in
-    chunks, costs from `grouped_cost` once per distinct pass (the same images' k give the same cost)."""
+    chunks, costs from `grouped_cost` once per distinct pass (the same images' k give the same cost), energy
+    (engine and host) priced with `table`."""
     total = len(input_codes)
     correct, chosen = 0, []
     for first in range(0, total, CHUNK):
@@ -273,7 +279,7 @@ def run_policy(
     passes = Counter(tuple(sorted(map(tuple, ks[first : first + batch].tolist()))) for first in range(0, total, batch))
     energy, host, cycles, steady, macs = Energy(), HostOps(), 0, 0, 0
     for rows, count in passes.items():
-        cost = grouped_cost(cfg, export, torch.tensor(rows, dtype=torch.int64), controller)
+        cost = grouped_cost(cfg, export, torch.tensor(rows, dtype=torch.int64), controller, table)
         energy = energy + cost.energy.scaled(count)
         host = host + cost.host.scaled(count)
         cycles, steady, macs = cycles + cost.cycles * count, steady + cost.steady * count, macs + cost.macs * count
@@ -294,5 +300,5 @@ def run_policy(
         tuple(map(tuple, counts.tolist())),
         host,
         energy,
-        host.energy_pj(cfg),
+        host.energy_pj(cfg, table),
     )
