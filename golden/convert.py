@@ -547,7 +547,9 @@ def main(argv: list[str] | None = None) -> None:
         help=f"FILE.py:CLASS, your own torch.nn.Module constructed without arguments, or {' or '.join(NETS)} "
         "(golden.nets)",
     )
-    parser.add_argument("--input-shape", type=input_shape, required=True, help="C,H,W of one input, e.g. 1,28,28")
+    parser.add_argument(
+        "--input-shape", type=input_shape, required=True, metavar="C,H,W", help="one input's shape, e.g. 1,28,28"
+    )
     parser.add_argument("--method", choices=METHODS, default="truncquant", help="as golden.train's --method")
     parser.add_argument("--scheme", choices=SCHEMES, default="offset", help="as golden.train's --scheme")
     args = parser.parse_args(argv)
