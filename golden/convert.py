@@ -163,10 +163,14 @@ class _Converter:
         return self.values[arg]
 
     def _readers(self, node: fx.Node) -> list[fx.Node]:
-        """The nodes reading `node`'s output, looking through removed no-ops to their own readers."""
+        """The nodes reading `node`'s output, looking through removed no-ops to their own readers; a read of its
+        sizes only (x.size(0), x.shape) does not count."""
         readers = []
         for user in node.users:
-            readers += self._readers(user) if user in self.removed else [user]
+            if user in self.removed:
+                readers += self._readers(user)
+            elif (user.op, user.target) not in (("call_method", "size"), ("call_function", getattr)):
+                readers.append(user)
         return readers
 
     def _activation(self, node: fx.Node, what: str, kinds=("act",)) -> _Value:
@@ -319,8 +323,6 @@ class _Converter:
     def sizes(self, node: fx.Node, dim: object = None) -> None:
         """x.shape, x.size() and x.size(0): a tensor's sizes, which only a view may read (`dim`: which one)."""
         value = self._arg(node)
-        if value.kind in ("sizes", "batch"):
-            raise InputError(f"{self.where(node)}: reads the sizes of a size")
         if dim not in (None, 0):
             raise InputError(f"{self.where(node)}: only the batch size x.size(0) may be read, not dimension {dim}")
         self.values[node] = _Value(value.source, "sizes" if dim is None else "batch", value.shape, node)
@@ -350,8 +352,9 @@ class _Converter:
             except InputError as exc:
                 problems.append(str(exc))
                 self.refused.add(node)
-        if output is not None and output.args[0] not in self.refused:
-            problems += self._output_problems(self.values.get(output.args[0]))
+        result = output.args[0] if output is not None and isinstance(output.args[0], fx.Node) else None
+        if result not in self.refused:
+            problems += self._output_problems(self.values.get(result))
         if len(problems) == 1:
             raise InputError(problems[0])
         if problems:

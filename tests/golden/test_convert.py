@@ -267,16 +267,16 @@ def test_dropout_and_identity_are_removed():
 
 
 class Views(nn.Module):
-    """Flattening before a Linear written as views: x.view(x.size(0), -1), x.reshape(x.shape[0], -1) and
-    torch.reshape(x, (-1, 16))."""
+    """Flattening before a Linear written as views: x.view(y.size(0), -1) (the batch size read from the conv's
+    pre-activation, which its ReLU still reads alone), x.reshape(x.shape[0], -1) and torch.reshape(x, (-1, 16))."""
 
     def __init__(self):
         super().__init__()
         self.conv, self.fc1, self.fc2 = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(4 * 8 * 8, 16), nn.Linear(16, 10)
 
     def forward(self, x):
-        x = F.relu(self.conv(x))
-        x = F.relu(self.fc1(x.view(x.size(0), -1).reshape(x.shape[0], -1)))
+        y = self.conv(x)
+        x = F.relu(self.fc1(F.relu(y).view(y.size(0), -1).reshape(x.shape[0], -1)))
         return self.fc2(torch.reshape(x, (-1, 16)))
 
 
@@ -293,7 +293,7 @@ def test_views_that_flatten_before_a_linear_are_accepted():
 
 
 class View(nn.Module):
-    def __init__(self, shape, features=4 * 8 * 8):
+    def __init__(self, shape=(-1, 4 * 8 * 8), features=4 * 8 * 8):
         super().__init__()
         self.shape, self.conv, self.fc = shape, nn.Conv2d(1, 4, 3, padding=1), nn.Linear(features, 10)
 
@@ -313,6 +313,12 @@ class SharedThroughDropout(nn.Module):
         return self.fc(F.relu(F.relu(a) + a).flatten(1))
 
 
+class TwoOutputs(View):
+    def forward(self, x):
+        logits = super().forward(x)
+        return [logits, logits]
+
+
 @pytest.mark.parametrize(
     "model, message",
     [
@@ -320,6 +326,7 @@ class SharedThroughDropout(nn.Module):
         (View((-1, 32), 32), r"only flattening everything but the batch dimension is supported"),
         (View((-1, 4, 64), 64), r"only a view that flattens"),
         (SharedThroughDropout(), r"^node 'relu': the pre-activation 'conv' is used by several operations"),
+        (TwoOutputs(), r"^the model's output must be the raw output of a Linear layer \(the logits\)$"),
     ],
 )
 def test_views_and_readers_that_do_not_flatten_are_refused(model, message):
