@@ -1,7 +1,7 @@
 """`nestmac COMMAND ...`: one console script for every tool, each subcommand the same as its `python -m` form.
 
-`nestmac --help` lists the subcommands (COMMANDS: generate, train, export, evaluate, controller, run, sweep,
-synth); `nestmac COMMAND --help` shows that tool's flags. A subcommand's module is imported only when it
+`nestmac --help` lists the subcommands (COMMANDS: generate, convert, train, export, evaluate, controller, run,
+sweep, synth); `nestmac COMMAND --help` shows that tool's flags. A subcommand's module is imported only when it
 runs, so `nestmac generate` works on a base install (no torch) and `nestmac --help` is instant. The old
 `python -m` forms keep working unchanged, and name themselves so in their usage lines.
 """
@@ -16,6 +16,7 @@ from contract.cli import INVOKED_AS, Parser, run_main
 #: Subcommand -> (module whose main() runs it, one line of what it does).
 COMMANDS = {
     "generate": ("hw.generate", "Verilog + manifest of an engine"),
+    "convert": ("golden.convert", "a float PyTorch model's converted graph and engine GEMMs"),
     "train": ("golden.train", "nested training at every precision"),
     "export": ("golden.export", "a checkpoint as integer codes (model.json + model.npz)"),
     "evaluate": ("golden.evaluate", "accuracy per k, float against integer"),

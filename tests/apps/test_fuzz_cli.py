@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import apps.run
 import apps.sweep
 import eda.synth
+import golden.convert
 import golden.evaluate
 import golden.export
 import golden.train
@@ -179,6 +180,27 @@ def test_fuzz_golden_export(tmp_path, checkpoint_file, capsys):
     @given(paths, outputs(out, Path(model)), flags("--acc-bits"))
     def check(source, target, extra):
         space.run(golden.export.main, [source, "--out", target, *extra], capsys)
+
+    check()
+
+
+def test_fuzz_golden_convert(tmp_path, capsys):
+    """It only prints: every run leaves the directory as it was (no output path to fuzz)."""
+    (tmp_path / "net.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(64, 10)\n\n    def forward(self, x):\n        return self.fc(x.flatten(1))\n"
+    )
+    (tmp_path / "broken.py").write_text("raise ImportError('broken on purpose')\n")
+    for model in ("net.py:Net", "broken.py:Net"):  # Python caches their bytecode beside them on the first import
+        run_main(golden.convert.main, [model, "--input-shape", "1,8,8"])
+    capsys.readouterr()
+    space = Workspace(tmp_path, tmp_path / "nothing")
+    models = st.sampled_from(["net.py:Net", "net.py:Other", "broken.py:Net", "missing.py:Net", "digits", "resnet"])
+
+    @FUZZ
+    @given(models, flags("--input-shape", "--method", "--scheme"))
+    def check(model, extra):
+        space.run(golden.convert.main, [model, "--input-shape", "1,8,8", *extra], capsys)
 
     check()
 

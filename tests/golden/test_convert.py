@@ -17,7 +17,7 @@ from contract.cli import InputError
 from contract.config import EngineConfig
 from contract.model_format import AddStep, GemmStep, steps
 from contract.policy import Policy
-from golden.convert import build_net, convert
+from golden.convert import build_net, conversion, convert
 from golden.data import input_codes, load_split
 from golden.evaluate import float_predictions, fraction_equal, integer_predictions
 from golden.export import build_export
@@ -144,6 +144,194 @@ class WrongShape(nn.Module):
 def test_unsupported_models_are_refused_naming_the_operation_and_where(model, message):
     with pytest.raises(InputError, match=message):
         convert(model, QuantSpec("truncquant", "offset"), FASHION)
+
+
+class ManyProblems(nn.Module):
+    """Four nodes that do not convert, one after another: a Sigmoid, a depthwise conv, max pooling and GELU.
+    The view and the Linear after them would convert, but read refused nodes, so they are not reported."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Sigmoid())
+        self.block = nn.Sequential(nn.Conv2d(4, 4, 3, groups=4))
+        self.fc = nn.Linear(4 * 12 * 12, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.block(self.features(x)), 2)
+        return self.fc(F.gelu(x).view(x.size(0), -1))
+
+
+def test_every_unsupported_node_is_reported_in_one_message():
+    with pytest.raises(InputError) as refusal:
+        convert(ManyProblems(), QuantSpec("truncquant", "offset"), FASHION)
+    message = str(refusal.value)
+    assert message.startswith("4 problems: (1) unsupported operation Sigmoid at node 'features_1' (module ")
+    assert "(2) node 'block_0' (module 'block.0'): only Conv2d with square kernel" in message
+    assert "(3) unsupported operation max_pool2d (call_function) at node 'max_pool2d';" in message
+    assert message.endswith("(4) unsupported operation gelu (call_function) at node 'gelu'")
+
+
+class Inner(nn.Module):
+    def forward(self, x):
+        return torch.sigmoid(x)
+
+
+class NestedFunction(nn.Module):
+    """A functional call inside a submodule: its module path is the submodule's."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.inner, self.fc = nn.Conv2d(1, 4, 3), Inner(), nn.Linear(4 * 26 * 26, 10)
+
+    def forward(self, x):
+        return self.fc(self.inner(self.conv(x)).flatten(1))
+
+
+def test_a_functional_call_is_placed_in_its_module():
+    with pytest.raises(
+        InputError,
+        match=r"^unsupported operation sigmoid \(call_function\) at node 'sigmoid' "
+        r"\(in module 'inner'\)$",
+    ):
+        convert(NestedFunction(), QuantSpec("truncquant", "offset"), FASHION)
+
+
+class ConvBiases(nn.Module):
+    """A conv with a bias and no BatchNorm (`a`), and one with a bias and a BatchNorm (`b`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.bn = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+        with torch.no_grad():  # biases and statistics far from the defaults, so a dropped bias shows
+            self.a.bias.copy_(torch.tensor([0.5, -0.25, 0.125, 1.0]))
+            self.b.bias.copy_(torch.tensor([-0.5, 0.75, 0.25, -1.0]))
+            self.bn.running_mean.copy_(torch.tensor([0.1, -0.2, 0.3, 0.0]))
+            self.bn.running_var.copy_(torch.tensor([0.5, 2.0, 1.5, 0.8]))
+            self.bn.weight.copy_(torch.tensor([1.5, 0.5, -1.0, 2.0]))
+            self.bn.bias.copy_(torch.tensor([0.2, 0.0, -0.3, 0.1]))
+
+    def forward(self, x):
+        return self.fc(F.relu(self.bn(self.b(F.relu(self.a(x))))).flatten(1))
+
+
+@pytest.mark.parametrize("scheme", ["offset", "twos"])
+def test_a_conv_bias_is_folded_into_its_batchnorm_not_dropped(scheme):
+    """At k = B each converted conv computes the source conv (+ BatchNorm) with its bias, on the quantized
+    weights: the float model keeps the bias, and the export carries it in the requantization bias."""
+    torch.manual_seed(SEED)
+    source = ConvBiases().eval()
+    model = convert(source, QuantSpec("truncquant", scheme), (1, 8, 8)).eval()
+    a, b = model.layers["a"], model.layers["b"]
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        expected = F.conv2d(x, a.quantized_weight(), source.a.bias, padding=1)
+        assert torch.allclose(a(x), expected, rtol=1e-4, atol=1e-5)  # a fresh BatchNorm: 1 / sqrt(1 + eps)
+        h = torch.rand(2, 4, 8, 8)
+        expected = source.bn(F.conv2d(h, b.quantized_weight(), source.b.bias, padding=1))
+        assert torch.allclose(b(h), expected, atol=1e-5)
+    export = build_export(model)
+    sx = 1 / 255
+    for k in range(1, 9):
+        bias = [round(v / (sx * a.weight_scale(k))) for v in source.a.bias.double().tolist()]
+        assert export.layers[0].requant(k)[0].tolist() == bias, f"k={k}"
+
+
+class NoOps(nn.Module):
+    """Dropout and Identity in module and functional forms, before and after a ReLU, in a flat classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.drop, self.skip = nn.Conv2d(1, 4, 3, padding=1), nn.Dropout(0.3), nn.Identity()
+        self.features = nn.Sequential(nn.Dropout2d(0.1), nn.Flatten())
+        self.fc1, self.fc2 = nn.Linear(4 * 8 * 8, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.features(self.skip(F.relu(self.drop(self.conv(x)))))
+        return self.fc2(F.dropout(F.relu(self.fc1(x)), 0.5, self.training))
+
+
+def test_dropout_and_identity_are_removed():
+    result = conversion(NoOps(), QuantSpec("truncquant", "offset"), (1, 8, 8))
+    assert [(n.name, n.op, n.inputs, n.relu) for n in result.model.nodes] == [
+        ("conv", "conv", ("input",), True),
+        ("fc1", "linear", ("conv",), True),
+        ("fc2", "linear", ("fc1",), False),
+    ]
+    assert result.removed == (
+        "node 'drop' (module 'drop'): Dropout",
+        "node 'skip' (module 'skip'): Identity",
+        "node 'features_0' (module 'features.0'): Dropout2d",
+        "node 'dropout': dropout",
+    )
+
+
+class Views(nn.Module):
+    """Flattening before a Linear written as views: x.view(y.size(0), -1) (the batch size read from the conv's
+    pre-activation, which its ReLU still reads alone), x.reshape(x.shape[0], -1) and torch.reshape(x, (-1, 16))."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc1, self.fc2 = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(4 * 8 * 8, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        y = self.conv(x)
+        x = F.relu(self.fc1(F.relu(y).view(y.size(0), -1).reshape(x.shape[0], -1)))
+        return self.fc2(torch.reshape(x, (-1, 16)))
+
+
+def test_views_that_flatten_before_a_linear_are_accepted():
+    torch.manual_seed(SEED)
+    views = Views()
+    model = convert(views, QuantSpec("truncquant", "offset"), (1, 8, 8))
+    assert [(n.name, n.op, n.inputs) for n in model.nodes] == [
+        ("conv", "conv", ("input",)),
+        ("fc1", "linear", ("conv",)),
+        ("fc2", "linear", ("fc1",)),
+    ]
+    assert torch.equal(model.layers["fc1"].weight, views.fc1.weight)
+
+
+class View(nn.Module):
+    def __init__(self, shape=(-1, 4 * 8 * 8), features=4 * 8 * 8):
+        super().__init__()
+        self.shape, self.conv, self.fc = shape, nn.Conv2d(1, 4, 3, padding=1), nn.Linear(features, 10)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.conv(x)).view(*self.shape))
+
+
+class SharedThroughDropout(nn.Module):
+    """A conv output read, through one Dropout, by a ReLU and by an add: the ReLU would change the add's operand."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.drop, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.Dropout(), nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        a = self.drop(self.conv(x))
+        return self.fc(F.relu(F.relu(a) + a).flatten(1))
+
+
+class TwoOutputs(View):
+    def forward(self, x):
+        logits = super().forward(x)
+        return [logits, logits]
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (View((1, -1)), r"^node 'view': only a view that flattens everything but the batch dimension"),
+        (View((-1, 32), 32), r"only flattening everything but the batch dimension is supported"),
+        (View((-1, 4, 64), 64), r"only a view that flattens"),
+        (SharedThroughDropout(), r"^node 'relu': the pre-activation 'conv' is used by several operations"),
+        (TwoOutputs(), r"^the model's output must be the raw output of a Linear layer \(the logits\)$"),
+    ],
+)
+def test_views_and_readers_that_do_not_flatten_are_refused(model, message):
+    with pytest.raises(InputError, match=message):
+        convert(model, QuantSpec("truncquant", "offset"), (1, 8, 8))
 
 
 @pytest.fixture(scope="module")
