@@ -150,7 +150,8 @@ class ConvAddressGenerator(wiring.Component):
         last_ky = ky == command.kernel_height - 1
         last_ktile = last_group & last_kx & last_ky
         last_ntile = n_tile == command.n_tiles - 1
-        inside = (y >= 0) & (y < command.height) & (x >= 0) & (x < command.width)
+        inside = Signal()  # (y, x) is in the map: a memory read, not padding
+        m.d.comb += inside.eq((y >= 0) & (y < command.height) & (x >= 0) & (x < command.width))
         read = self.reads.payload
         m.d.comb += [
             read.address.eq(address),
