@@ -14,6 +14,10 @@ The three products H*W, s*W and p*(W + 1) are formed once, when the descriptor i
 signed counters beside the address, compared with H and W to flag padding; the lanes that hold channels,
 min(R, C - g*R), come from a count of the channels left, so no division by R is needed either.
 
+A descriptor is taken only between walks: its first read is offered in the next cycle, and the next
+descriptor can be taken in the cycle after its last read, so with a sink always ready a walk of n reads takes
+n + 1 cycles.
+
 A descriptor that is out of range is taken and dropped with `error` high (as hw/sequencer.py refuses a
 command): it makes no read, and the next descriptor runs normally. Legal is what contract.program accepts: a
 conv layer with kernel 1..MAX_KERNEL, stride 1..MAX_STRIDE, padding below both kernel sides and the output

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from itertools import pairwise
+from typing import NamedTuple
 
 import pytest
 from amaranth.lib import data
@@ -68,33 +70,45 @@ def random_descriptor(rng: random.Random, cfg: EngineConfig) -> Descriptor:
     )
 
 
-def simulate(cfg: EngineConfig, payloads: list[dict], expected: int, pause: Random | Never):
-    """Offer `payloads` back to back; take `expected` reads under `pause` and watch for any beyond them. Returns
-    the reads (as Read tuples rebuilt from the flags, plus the flags) and the `error` of each descriptor taken."""
+class Run(NamedTuple):
+    beats: list  # the reads taken, as data.Const of the read layout
+    errors: list[int]  # `error` in the cycle each descriptor was taken
+    taken: list[int]  # the cycle each descriptor was taken
+    read_cycles: list[int]  # the cycle each read was taken
+
+
+def simulate(cfg: EngineConfig, payloads: list[dict], expected: int, pause: Random | Never) -> Run:
+    """Offer `payloads` back to back; take `expected` reads under `pause` and watch for any beyond them."""
     dut = ConvAddressGenerator(cfg, **LIMITS)
     layout = dut.reads.payload.shape()
     descriptor_shape = dut.descriptor.payload.shape()
     sim = Simulator(dut)
     sim.add_clock(1e-6)
-    received, errors = [], []
+    run = Run([], [], [], [])
 
     async def driver(ctx):
         await send(ctx, dut.descriptor, [descriptor_shape.const(p).as_value().value for p in payloads], Never())
 
-    async def refusals(ctx):
-        async for _, _, valid, ready, error in ctx.tick().sample(dut.descriptor.valid, dut.descriptor.ready, dut.error):
+    async def recorder(ctx):
+        cycle = 0
+        signals = (dut.descriptor.valid, dut.descriptor.ready, dut.error, dut.reads.valid, dut.reads.ready)
+        async for _, _, valid, ready, error, read_valid, read_ready in ctx.tick().sample(*signals):
             if valid and ready:
-                errors.append(int(error))
+                run.errors.append(int(error))
+                run.taken.append(cycle)
+            if read_valid and read_ready:
+                run.read_cycles.append(cycle)
+            cycle += 1
 
     async def receiver(ctx):
         beats = await receive(ctx, dut.reads, expected, pause, timeout=20 * expected + 200, silence=20)
-        received.extend(data.Const(layout, beat) for beat in beats)
+        run.beats.extend(data.Const(layout, beat) for beat in beats)
 
     sim.add_testbench(driver)
-    sim.add_testbench(refusals, background=True)
+    sim.add_testbench(recorder, background=True)
     sim.add_testbench(receiver)
     sim.run()
-    return received, errors
+    return run
 
 
 def rebuild(beats) -> list[tuple[Read, tuple]]:
@@ -131,9 +145,9 @@ def check(cfg, descriptors, seed, stall):
     expected = [read for d in descriptors for read in reads(d, cfg.rows, cfg.cols)]
     flags = [f for d in descriptors for f in expected_flags(d, cfg)]
     pause = Random(stall, seed) if stall else Never()
-    beats, errors = simulate(cfg, [fields(d, cfg.cols) for d in descriptors], len(expected), pause)
-    got = rebuild(beats)
-    assert errors == [0] * len(descriptors), f"seed {seed}: legal descriptors refused: {errors}"
+    run = simulate(cfg, [fields(d, cfg.cols) for d in descriptors], len(expected), pause)
+    got = rebuild(run.beats)
+    assert run.errors == [0] * len(descriptors), f"seed {seed}: legal descriptors refused: {run.errors}"
     assert len(got) == len(expected), f"seed {seed}: {len(got)} reads, expected {len(expected)}"
     for index, ((read, flag), want, want_flag) in enumerate(zip(got, expected, flags, strict=True)):
         assert read == want, f"seed {seed}: read {index} is {read}, expected {want}"
@@ -165,6 +179,24 @@ def test_edge_descriptors(cfg):
     check(cfg, descriptors, seed=0, stall=0.2)
 
 
+def test_walks_run_back_to_back_one_read_per_cycle():
+    """With a sink always ready, a walk's reads leave in the cycles right after its descriptor is taken, and
+    the next descriptor is taken in the cycle after the last read: n reads take n + 1 cycles."""
+    cfg = CFGS[0]
+    descriptors = [
+        descriptor((1, 1, 1), (1, 1), 1, 0, 0, 1),
+        descriptor((5, 3, 4), (3, 3), 2, 1, 7),
+        linear((2, 2, 3), 1, 5),
+    ]
+    counts = [len(list(reads(d, cfg.rows, cfg.cols))) for d in descriptors]
+    run = simulate(cfg, [fields(d, cfg.cols) for d in descriptors], sum(counts), Never())
+    expected = []
+    for taken, count in zip(run.taken, counts, strict=True):
+        expected += range(taken + 1, taken + 1 + count)
+    assert run.read_cycles == expected
+    assert [b - a for a, b in pairwise(run.taken)] == [count + 1 for count in counts[:-1]]
+
+
 CFG = CFGS[0]
 LEGAL = fields(descriptor((5, 6, 6), (3, 3), 2, 1, 40), CFG.cols)
 ILLEGAL = {
@@ -191,6 +223,6 @@ def test_illegal_descriptors_are_refused_and_the_next_one_runs():
     legal = descriptor((5, 6, 6), (3, 3), 2, 1, 40)
     payloads = [item for change in ILLEGAL.values() for item in (LEGAL | change, LEGAL)]
     sequence = list(reads(legal, CFG.rows, CFG.cols))
-    beats, errors = simulate(CFG, payloads, len(sequence) * len(ILLEGAL), Random(0.3, 7))
-    assert errors == [1, 0] * len(ILLEGAL), f"error of each taken {errors}, pairs {list(ILLEGAL)}"
-    assert [read for read, _ in rebuild(beats)] == sequence * len(ILLEGAL)
+    run = simulate(CFG, payloads, len(sequence) * len(ILLEGAL), Random(0.3, 7))
+    assert run.errors == [1, 0] * len(ILLEGAL), f"error of each taken {run.errors}, pairs {list(ILLEGAL)}"
+    assert [read for read, _ in rebuild(run.beats)] == sequence * len(ILLEGAL)
