@@ -118,7 +118,7 @@ class ProtocolHarness(Elaboratable):
         With `zero_data`, the data payloads (all but `cmd`) are driven with zero rather than left free: the
         timing properties do not depend on them, and Yosys then folds the multipliers and the accumulator
         away, so the solver reaches two commands deep in a fraction of the time."""
-        kept = _kept_until_ready(m, port, checking)
+        kept = kept_until_ready(m, port, checking)
         m.d.comb += [Assume(rule) for rule in kept]
         if self.ideal:
             with m.If(checking):
@@ -128,7 +128,7 @@ class ProtocolHarness(Elaboratable):
 
     def _result_is_stable(self, m: Module, result, checking: Signal) -> None:
         """The same rule, asserted of the engine as a source: what a sink relies on."""
-        m.d.comb += [Assert(rule) for rule in _kept_until_ready(m, result, checking)]
+        m.d.comb += [Assert(rule) for rule in kept_until_ready(m, result, checking)]
         if self.ideal:
             m.d.comb += Assume(result.ready)
 
@@ -174,8 +174,8 @@ class ProtocolHarness(Elaboratable):
         cmd_taken = cmd.valid & cmd.ready
         legal = self._legal(cmd.payload)
         self._refusals(m, engine, cmd_taken & ~legal)
-        n_tiles = _ceil_div_signal(m, cmd.payload.n, cfg.cols, cfg.max_n, "n_tiles")
-        k_tiles = _ceil_div_signal(m, cmd.payload.k_dim, cfg.rows, cfg.max_k, "k_tiles")
+        n_tiles = ceil_div_signal(m, cmd.payload.n, cfg.cols, cfg.max_n, "n_tiles")
+        k_tiles = ceil_div_signal(m, cmd.payload.k_dim, cfg.rows, cfg.max_k, "k_tiles")
         counts = beat_counts(cfg, cmd.payload.m, k_tiles, n_tiles)
         width = (cfg.max_m * cfg.max_k * cfg.max_n).bit_length() + 1
         accepted = Signal()  # a command has been accepted since reset: only then may inputs be taken
@@ -291,7 +291,7 @@ class ProtocolHarness(Elaboratable):
             m.d.comb += Cover(done & reset_hit)
 
 
-def _kept_until_ready(m: Module, port, checking: Signal) -> list[Value]:
+def kept_until_ready(m: Module, port, checking: Signal) -> list[Value]:
     """The AXI-Stream source rule for `port` as two conditions that must hold every cycle: if a beat was
     offered and not taken in the previous (clean) cycle, `valid` is still high and the payload unchanged."""
     payload = port.payload.as_value()
@@ -302,7 +302,7 @@ def _kept_until_ready(m: Module, port, checking: Signal) -> list[Value]:
     return [~waiting | port.valid, ~waiting | (payload == was)]
 
 
-def _ceil_div_signal(m: Module, value, divisor: int, maximum: int, name: str) -> Signal:
+def ceil_div_signal(m: Module, value, divisor: int, maximum: int, name: str) -> Signal:
     """ceil(value / divisor) for a command field, as a lookup over its legal range (divisors are small)."""
     out = Signal(range(ceil_div(maximum, divisor) + 1), name=name)
     with m.Switch(value):

@@ -1,4 +1,5 @@
-"""The emitted Verilog passes `verilator --lint-only` (warnings allowed, no errors): bit-parallel and digit-serial."""
+"""The emitted Verilog passes `verilator --lint-only` (warnings allowed, no errors): bit-parallel and digit-serial
+engines, and the stand-alone address generator (hw/addrgen.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from amaranth.back import verilog
 
 from contract.config import EngineConfig
 from eda.tools import verilator_env
+from hw.addrgen import ConvAddressGenerator
 from hw.engine import Engine
 
 pytestmark = pytest.mark.rtl  # Verilator
@@ -16,12 +18,19 @@ pytestmark = pytest.mark.rtl  # Verilator
 
 @pytest.mark.parametrize("rows,cols,digit_bits", [(4, 4, None), (16, 16, None), (3, 5, 1), (4, 4, 2)])
 def test_verilator_lint_has_no_errors(tmp_path, rows, cols, digit_bits):
-    config = EngineConfig(rows=rows, cols=cols, digit_bits=digit_bits)
-    source = tmp_path / "nestmac_engine.v"
-    source.write_text(verilog.convert(Engine(config), name="nestmac_engine", emit_src=False))
+    check_lint(tmp_path, Engine(EngineConfig(rows=rows, cols=cols, digit_bits=digit_bits)), "nestmac_engine")
+
+
+def test_the_address_generator_lints_with_no_errors(tmp_path):
+    check_lint(tmp_path, ConvAddressGenerator(EngineConfig(rows=4, cols=4)), "addrgen")
+
+
+def check_lint(tmp_path, component, name: str) -> None:
+    source = tmp_path / f"{name}.v"
+    source.write_text(verilog.convert(component, name=name, emit_src=False))
     binary, env = verilator_env()
     lint = subprocess.run(
-        [str(binary), "--lint-only", "-Wno-fatal", "--top-module", "nestmac_engine", str(source)],
+        [str(binary), "--lint-only", "-Wno-fatal", "--top-module", name, str(source)],
         env=env,
         capture_output=True,
         text=True,

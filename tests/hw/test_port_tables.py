@@ -14,6 +14,7 @@ from amaranth.lib.wiring import Flow
 from contract.config import PEKind
 from contract.widths import psum_bits
 from hw.accumulator import Accumulator
+from hw.addrgen import ConvAddressGenerator
 from hw.array import SystolicArray
 from hw.column import STAGES
 from hw.datapath import Datapath
@@ -47,6 +48,7 @@ def components():
             built.setdefault(type(component), []).append(component)
     built[Skew] = [Skew(unsigned(4), [1, 2])]
     built[StallCopies] = [StallCopies(3)]
+    built[ConvAddressGenerator] = [ConvAddressGenerator(cfg) for cfg in KINDS.values()]
     return built
 
 

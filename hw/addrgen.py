@@ -1,0 +1,310 @@
+"""The convolution address generator (implicit im2col): the scratchpad reads of one layer descriptor.
+
+It walks exactly `sim.program.reads` (contract.program, "Implicit im2col"): per N-tile, per K-tile
+kt = (ky*KW + kx)*G + g, per output row (oy, ox), the word of channel group g at y = oy*s - p + ky,
+x = ox*s - p + kx of the map [C, H, W] at `source`,
+
+    word = source + (g*H + y)*W + x,
+
+or a padding read (code 0, no memory access) where (y, x) is outside the map. One read leaves per cycle when
+the sink is ready, and the per-cycle logic has no multiplier: every position is a running sum. Stepping ox
+adds s to the address, stepping oy adds s*W to the row's start; a new K-tile's first word is the group's base
+(+ H*W per group) plus the tap's offset (ky - p)*W + (kx - p), itself a running sum (+1 per kx, + W per ky).
+The three products H*W, s*W and p*(W + 1) are formed once, when the descriptor is taken. y and x are small
+signed counters beside the address, compared with H and W to flag padding; the lanes that hold channels,
+min(R, C - g*R), come from a count of the channels left, so no division by R is needed either.
+
+A descriptor is taken only between walks: its first read is offered in the next cycle, and the next
+descriptor can be taken in the cycle after its last read, so with a sink always ready a walk of n reads takes
+n + 1 cycles.
+
+A descriptor that is out of range is taken and dropped with `error` high (as hw/sequencer.py refuses a
+command): it makes no read, and the next descriptor runs normally. Legal is what contract.program accepts: a
+conv layer with kernel 1..MAX_KERNEL, stride 1..MAX_STRIDE, padding below both kernel sides and the output
+size that follows from them, or a linear layer (a kernel of the whole map, stride 1, no padding, one output
+pixel); every size at least 1 and within the generator's maxima. Whether the map lies inside the scratchpad
+is the compiler's check (contract.program); addresses wrap at `address_bits`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from contract.config import EngineConfig
+from contract.program import MAX_KERNEL, MAX_STRIDE
+
+
+def descriptor_layout(address_bits: int, max_size: int, max_channels: int, max_n_tiles: int) -> data.StructLayout:
+    """What the generator needs of a layer descriptor: the map read (its size and address), the output size,
+    the window, and the N-tiles over which the whole walk repeats. A kernel side may reach `max_size` (a
+    linear layer's kernel is its whole map)."""
+    size = range(max_size + 1)
+    return data.StructLayout(
+        {
+            "channels": range(max_channels + 1),
+            "height": size,
+            "width": size,
+            "out_height": size,
+            "out_width": size,
+            "kernel_height": range(max(MAX_KERNEL, max_size) + 1),
+            "kernel_width": range(max(MAX_KERNEL, max_size) + 1),
+            "stride": range(MAX_STRIDE + 1),
+            "padding": range(MAX_KERNEL),
+            "source": address_bits,
+            "n_tiles": range(max_n_tiles + 1),
+        }
+    )
+
+
+def read_layout(rows: int, address_bits: int, max_size: int) -> data.StructLayout:
+    """One read: the word (meaningless when `pad`), the lanes holding channels (0 for padding), the output row
+    it feeds, and the tile boundaries the datapath acts on (as the sequencer's token carries them)."""
+    return data.StructLayout(
+        {
+            "address": address_bits,
+            "pad": 1,
+            "lanes": range(rows + 1),
+            "row": range(max_size * max_size),
+            "first_ktile": 1,
+            "last_ktile": 1,
+            "last_ntile": 1,
+            "last_row": 1,
+            "last": 1,
+        }
+    )
+
+
+class ConvAddressGenerator(wiring.Component):
+    """The scratchpad reads of one layer descriptor at a time (module docstring), one per cycle.
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+        The engine whose rows R are a word's lanes (a channel group).
+    address_bits : int
+        Width of a scratchpad word address.
+    max_size : int
+        Largest height or width of a map read or written.
+    max_channels : int
+        Most channels of a map read.
+    max_n_tiles : int
+        Most N-tiles of a layer.
+
+    Members
+    -------
+    descriptor : In(stream.Signature(descriptor))
+        The layer descriptors; one is taken (or refused) only while no walk is under way.
+    reads : Out(stream.Signature(read))
+        The read sequence of the descriptor taken, `last` on its final read.
+    error : Out(1)
+        The descriptor in `descriptor` is illegal: it is taken in this cycle and dropped, making no read.
+    """
+
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        *,
+        address_bits: int = 16,
+        max_size: int = 64,
+        max_channels: int = 1024,
+        max_n_tiles: int = 64,
+    ):
+        self._cfg = cfg
+        self.address_bits, self.max_size = address_bits, max_size
+        self.max_channels, self.max_n_tiles = max_channels, max_n_tiles
+        super().__init__(
+            {
+                "descriptor": In(
+                    stream.Signature(descriptor_layout(address_bits, max_size, max_channels, max_n_tiles))
+                ),
+                "reads": Out(stream.Signature(read_layout(cfg.rows, address_bits, max_size))),
+                "error": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, width = self._cfg.rows, self.address_bits
+        payload = self.descriptor.payload
+        command = Signal.like(payload)
+        kernel = range(max(MAX_KERNEL, self.max_size))
+        # Coordinates in the map, and their starts for the current tap (ky - p, kx - p).
+        coordinate = range(-MAX_KERNEL, 2 * self.max_size + MAX_KERNEL + MAX_STRIDE)
+        y, x, y_start, x_start = (Signal(coordinate, name=name) for name in ("y", "x", "y_start", "x_start"))
+        n_tile = Signal(range(self.max_n_tiles))
+        ky, kx = Signal(kernel), Signal(kernel)
+        channels_left = Signal(range(self.max_channels + 1))  # C - g*R
+        oy, ox = Signal(range(self.max_size)), Signal(range(self.max_size))
+        row = Signal(range(self.max_size * self.max_size))
+        first_ktile = Signal()
+        # Word addresses, wrapping at `width` bits: the true ones whenever the read is not padding.
+        map_words, row_step, tap_first = Signal(width), Signal(width), Signal(width)  # H*W, s*W, -p*(W+1)
+        group_base = Signal(width)  # source + g*H*W
+        tap_row = Signal(width)  # (ky - p)*W - p
+        tap = Signal(width)  # (ky - p)*W + kx - p
+        row_start = Signal(width)  # the word of (oy, ox = 0)
+        address = Signal(width)
+
+        last_ox = ox == command.out_width - 1
+        last_oy = oy == command.out_height - 1
+        last_group = channels_left <= rows
+        last_kx = kx == command.kernel_width - 1
+        last_ky = ky == command.kernel_height - 1
+        last_ktile = last_group & last_kx & last_ky
+        last_ntile = n_tile == command.n_tiles - 1
+        inside = Signal()  # (y, x) is in the map: a memory read, not padding
+        m.d.comb += inside.eq((y >= 0) & (y < command.height) & (x >= 0) & (x < command.width))
+        read = self.reads.payload
+        m.d.comb += [
+            read.address.eq(address),
+            read.pad.eq(~inside),
+            read.lanes.eq(Mux(inside, Mux(last_group, channels_left, rows), 0)),
+            read.row.eq(row),
+            read.first_ktile.eq(first_ktile),
+            read.last_ktile.eq(last_ktile),
+            read.last_ntile.eq(last_ntile),
+            read.last_row.eq(last_ox & last_oy),
+            read.last.eq(last_ox & last_oy & last_ktile & last_ntile),
+        ]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.descriptor.ready.eq(1)
+                # Every idle cycle loads the walk's start from the payload, valid or not (as the sequencer
+                # does): nothing reads it while idle, and the accepting cycle loads the accepted descriptor.
+                start = Signal(width)  # -p*(W + 1): the offset of tap (0, 0) from its group's base
+                m.d.comb += start.eq(-(payload.padding * (payload.width + 1)))
+                m.d.sync += [
+                    command.eq(payload),
+                    map_words.eq(payload.height * payload.width),
+                    row_step.eq(payload.stride * payload.width),
+                    tap_first.eq(start),
+                    tap_row.eq(start),
+                    tap.eq(start),
+                    group_base.eq(payload.source),
+                    row_start.eq(payload.source + start),
+                    address.eq(payload.source + start),
+                    y.eq(-payload.padding),
+                    x.eq(-payload.padding),
+                    y_start.eq(-payload.padding),
+                    x_start.eq(-payload.padding),
+                    n_tile.eq(0),
+                    ky.eq(0),
+                    kx.eq(0),
+                    channels_left.eq(payload.channels),
+                    oy.eq(0),
+                    ox.eq(0),
+                    row.eq(0),
+                    first_ktile.eq(1),
+                ]
+                with m.If(self.descriptor.valid & ~self._legal(payload)):
+                    m.d.comb += self.error.eq(1)  # taken and dropped: no read, the next descriptor starts clean
+                with m.Elif(self.descriptor.valid):
+                    m.next = "WALK"
+            with m.State("WALK"):
+                m.d.comb += self.reads.valid.eq(1)
+                # One read per transfer: ox, else oy, else the next K-tile. Only additions and comparisons.
+                with m.If(self.reads.ready):
+                    m.d.sync += row.eq(row + 1)
+                    with m.If(~last_ox):
+                        m.d.sync += [ox.eq(ox + 1), x.eq(x + command.stride), address.eq(address + command.stride)]
+                    with m.Elif(~last_oy):
+                        next_row = row_start + row_step
+                        m.d.sync += [
+                            ox.eq(0),
+                            x.eq(x_start),
+                            oy.eq(oy + 1),
+                            y.eq(y + command.stride),
+                            row_start.eq(next_row),
+                            address.eq(next_row),
+                        ]
+                    with m.Else():
+                        m.d.sync += [oy.eq(0), ox.eq(0), row.eq(0), first_ktile.eq(0)]
+                        # The next K-tile: the next group at this tap, else group 0 at the next tap (after the
+                        # last tap, the first tap of the next N-tile). Its first word is its group's base plus
+                        # its tap's offset, each the old one plus a step (or a start value).
+                        next_base, next_tap_row, next_tap = (
+                            Signal(width, name=f"next_{n}") for n in ("group_base", "tap_row", "tap")
+                        )
+                        next_y, next_x = Signal(coordinate, name="next_y"), Signal(coordinate, name="next_x")
+                        m.d.comb += [
+                            next_base.eq(group_base + map_words),
+                            next_tap_row.eq(tap_row),
+                            next_tap.eq(tap),
+                            next_y.eq(y_start),
+                            next_x.eq(x_start),
+                        ]
+                        m.d.sync += channels_left.eq(channels_left - rows)
+                        with m.If(last_group):
+                            m.d.comb += next_base.eq(command.source)
+                            m.d.sync += channels_left.eq(command.channels)
+                            with m.If(~last_kx):
+                                m.d.comb += [next_tap.eq(tap + 1), next_x.eq(x_start + 1)]
+                                m.d.sync += kx.eq(kx + 1)
+                            with m.Elif(~last_ky):
+                                m.d.comb += [
+                                    next_tap_row.eq(tap_row + command.width),
+                                    next_tap.eq(tap_row + command.width),
+                                    next_y.eq(y_start + 1),
+                                    next_x.eq(-command.padding),
+                                ]
+                                m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
+                            with m.Else():
+                                m.d.comb += [
+                                    next_tap_row.eq(tap_first),
+                                    next_tap.eq(tap_first),
+                                    next_y.eq(-command.padding),
+                                    next_x.eq(-command.padding),
+                                ]
+                                m.d.sync += [kx.eq(0), ky.eq(0), n_tile.eq(n_tile + 1), first_ktile.eq(1)]
+                                with m.If(last_ntile):
+                                    m.next = "IDLE"
+                        first = next_base + next_tap
+                        m.d.sync += [
+                            group_base.eq(next_base),
+                            tap_row.eq(next_tap_row),
+                            tap.eq(next_tap),
+                            y_start.eq(next_y),
+                            x_start.eq(next_x),
+                            y.eq(next_y),
+                            x.eq(next_x),
+                            row_start.eq(first),
+                            address.eq(first),
+                        ]
+        return m
+
+    def _legal(self, payload):
+        """What contract.program accepts of a descriptor (module docstring), within this generator's maxima."""
+        sizes = (
+            (payload.channels, self.max_channels),
+            (payload.height, self.max_size),
+            (payload.width, self.max_size),
+            (payload.out_height, self.max_size),
+            (payload.out_width, self.max_size),
+            (payload.n_tiles, self.max_n_tiles),
+            (payload.stride, MAX_STRIDE),
+        )
+        legal = 1
+        for value, maximum in sizes:
+            legal &= (value >= 1) & (value <= maximum)
+        conv = 1
+        axes = (
+            (payload.height, payload.kernel_height, payload.out_height),
+            (payload.width, payload.kernel_width, payload.out_width),
+        )
+        for size, kernel, out in axes:
+            padded = size + 2 * payload.padding
+            conv &= (kernel >= 1) & (kernel <= MAX_KERNEL) & (payload.padding < kernel)
+            # out = (size + 2p - kernel) // s + 1, checked without a divider.
+            conv &= ((out - 1) * payload.stride + kernel <= padded) & (padded < out * payload.stride + kernel)
+        linear = (
+            (payload.kernel_height == payload.height)
+            & (payload.kernel_width == payload.width)
+            & (payload.stride == 1)
+            & (payload.padding == 0)
+            & (payload.out_height == 1)
+            & (payload.out_width == 1)
+        )
+        return legal & (conv | linear)
