@@ -61,6 +61,18 @@ class Dataflow(Enum):
     WEIGHT_STATIONARY = "weight-stationary"
 
 
+#: Named engines: the variants docs/estimates.md measures, by the fields that make them that variant (the
+#: widths and depths keep each command's defaults), so `--preset NAME` rebuilds one without spelling it out.
+PRESETS: dict[str, dict] = {
+    "bit-parallel-16x16": {"rows": 16, "cols": 16},
+    "fixed-16x16": {"rows": 16, "cols": 16, "switchable": False},
+    "digit-serial-16x16": {"rows": 16, "cols": 16, "digit_bits": 1},
+    "fpga-4x4": {"rows": 4, "cols": 4, "pipelined": True},
+    "fpga-8x8": {"rows": 8, "cols": 8, "pipelined": True},
+    "fpga-digit-serial-16x16": {"rows": 16, "cols": 16, "digit_bits": 1, "pipelined": True},
+}
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """R x C array of B-bit weight codes and A-bit activation codes with ACC-bit accumulators.

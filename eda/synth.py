@@ -34,7 +34,7 @@ from eda.report import (
 from eda.runner import YOSYS, run_tool
 from eda.targets import DEFAULT_MAX_M, TARGETS, AsicTarget, FpgaTarget
 from hw.engine import BLOCK_ORDER, MEMORY_MODULES, engine_blocks
-from hw.generate import TOP_NAME, add_config_arguments, config_from_args, generate
+from hw.generate import TOP_NAME, add_config_arguments, config_from_args, generate, parse_engine_args
 
 DEFAULT_OUT = build_dir("synth")
 DSP_POLICIES = ("auto", "on", "off")
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, help="nextpnr's placement seed (default: nextpnr's own)")
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output root (default build/synth)")
-    args = parser.parse_args(argv)
+    args = parse_engine_args(parser, argv)
     report = synthesize(
         config_from_args(args), args.target, args.out, args.dsp, args.freq, pnr_timeout=args.pnr_timeout, seed=args.seed
     )

@@ -18,7 +18,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
 from contract.cli import Parser, add_base_bits, atomic_dir, run_main
-from contract.config import EngineConfig, PEKind, parse_array
+from contract.config import PRESETS, EngineConfig, PEKind, parse_array
 from contract.numerics import CONTRACT_VERSION
 from contract.paths import build_dir
 from contract.versions import INTERFACE_VERSION, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, generator_version
@@ -111,6 +111,12 @@ def generate(cfg: EngineConfig, out_dir: Path) -> Generated:
 
 def add_config_arguments(parser: Parser, max_m: int = 1024, *, show_bits_alias: bool = False) -> None:
     """The engine's generation parameters as flags; shared with eda.synth so both build the same engines."""
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="a named engine (contract.config.PRESETS): its array size and variant; any flag given as well wins "
+        "(default: none, the flags alone)",
+    )
     add_base_bits(parser, show_alias=show_bits_alias, default=8, help="base weight bits B (2..16)")
     parser.add_argument("--array", default="16x16", help="ROWSxCOLS of the PE array, e.g. 16x16")
     parser.add_argument("--act-bits", type=int, default=8, help="activation bits A (1..16)")
@@ -141,6 +147,26 @@ def add_config_arguments(parser: Parser, max_m: int = 1024, *, show_bits_alias: 
     )
 
 
+def preset_flags(name: str) -> dict:
+    """A preset as the values of the engine flags that add_config_arguments defines."""
+    fields = PRESETS[name]
+    flags = {"array": f"{fields['rows']}x{fields['cols']}"}
+    if "switchable" in fields:
+        flags["fixed_precision"] = not fields["switchable"]
+    flags.update({key: fields[key] for key in ("digit_bits", "pipelined") if key in fields})
+    return flags
+
+
+def parse_engine_args(parser: Parser, argv: list[str] | None):
+    """Parse with the chosen preset's flags as the defaults, so a flag given explicitly wins in any order."""
+    scan = Parser(prog=parser.prog, add_help=False)  # only --preset: other flags and missing ones are not its business
+    scan.add_argument("--preset", choices=list(PRESETS))
+    preset = scan.parse_known_args(argv)[0].preset
+    if preset is not None:
+        parser.set_defaults(**preset_flags(preset))
+    return parser.parse_args(argv)
+
+
 def config_from_args(args) -> EngineConfig:
     rows, cols = parse_array(args.array)
     return EngineConfig(
@@ -162,7 +188,7 @@ def parse_args(argv: list[str] | None) -> tuple[EngineConfig, Path]:
     parser = Parser(prog="python -m hw.generate", description=__doc__.splitlines()[0])
     add_config_arguments(parser, show_bits_alias=True)
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output directory")
-    args = parser.parse_args(argv)
+    args = parse_engine_args(parser, argv)
     return config_from_args(args), args.out
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.config import PRESETS
 from eda.tools import verilator_env
+from hw.generate import parse_args
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,6 +33,7 @@ def run_generate(*args, cwd=REPO):
         (["--acc-bits", "16"], "--acc-bits 16 is too narrow for --max-k 4096"),
         (["--max-k", "40000"], "--acc-bits 32 is too narrow for --max-k 40000"),
         (["--frobnicate"], "unrecognized arguments"),
+        (["--preset", "tpu"], "argument --preset: invalid choice: 'tpu'"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2_and_write_nothing(tmp_path, args, message):
@@ -107,3 +110,20 @@ def test_a_file_or_a_foreign_directory_at_the_output_path_is_refused_and_kept(tm
         tmp_path / "work" / "models" / "m.pt"
     ).read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.v", "work"]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_a_preset_is_its_flags_spelled_out(name):
+    fields = PRESETS[name]
+    flags = ["--array", f"{fields['rows']}x{fields['cols']}"]
+    flags += ["--fixed-precision"] if fields.get("switchable") is False else []
+    flags += ["--digit-bits", str(fields["digit_bits"])] if "digit_bits" in fields else []
+    flags += ["--pipelined"] if fields.get("pipelined") else []
+    assert parse_args(["--preset", name]) == parse_args(flags)
+
+
+def test_flags_given_with_a_preset_win_before_or_after_it():
+    before = parse_args(["--array", "8x8", "--max-m", "64", "--preset", "fpga-digit-serial-16x16"])[0]
+    after = parse_args(["--preset", "fpga-digit-serial-16x16", "--array", "8x8", "--max-m", "64"])[0]
+    assert before == after
+    assert (before.rows, before.cols, before.max_m, before.digit_bits, before.pipelined) == (8, 8, 64, 1, True)
