@@ -1,12 +1,14 @@
 """The activation scratchpad (hw/scratchpad.py) and the activation fetch (hw/act_fetch.py) on the Amaranth
 simulator: a random memory written through the scratchpad's write port, random descriptors fetched back to
 back under random backpressure on both streams, every `act` beat equal to the reference (for each Read of
-`sim.program.reads`, the word's lanes below `lanes`, 0 for padding and beyond), none lost or repeated; and the
-write port's per-lane enables. A failure prints its seed; set NESTMAC_SEED to run other random draws."""
+`sim.program.reads`, the word's lanes below `lanes`, 0 for padding and beyond), none lost or repeated, and one
+memory access per non-padding read; and the write port's per-lane enables. A failure prints its seed; set
+NESTMAC_SEED to run other random draws."""
 
 from __future__ import annotations
 
 import random
+from typing import NamedTuple
 
 import pytest
 from amaranth.hdl import Module
@@ -61,9 +63,15 @@ def expected_beats(cfg: EngineConfig, memory, descriptors) -> list[dict]:
     return beats
 
 
-def fetch(cfg, memory, descriptors, act_pause, descriptor_pause) -> tuple[list[dict], list[int], list[int]]:
-    """Write `memory` through the write port, then fetch `descriptors`: the beats taken on `act`, `error` in the
-    cycle each descriptor was taken, and the cycle each beat was taken."""
+class Run(NamedTuple):
+    beats: list[dict]  # the beats taken on `act`
+    errors: list[int]  # `error` in the cycle each descriptor was taken
+    beat_cycles: list[int]  # the cycle each beat was taken
+    memory_reads: list[int]  # the address of each cycle with the read port's `en` high
+
+
+def fetch(cfg, memory, descriptors, act_pause, descriptor_pause) -> Run:
+    """Write `memory` through the write port, then fetch `descriptors` under these pauses."""
     expected = sum(len(list(reads(d, cfg.rows, cfg.cols))) for d in descriptors)
     top = Module()
     top.submodules.scratchpad = scratchpad = Scratchpad(cfg, DEPTH)
@@ -72,7 +80,7 @@ def fetch(cfg, memory, descriptors, act_pause, descriptor_pause) -> tuple[list[d
     shape = dut.descriptor.payload.shape()
     sim = Simulator(top)
     sim.add_clock(1e-6)
-    beats, errors, beat_cycles = [], [], []
+    run = Run([], [], [], [])
 
     async def driver(ctx):
         await write_words(ctx, scratchpad.write, cfg, dict(enumerate(memory)), (1 << cfg.rows) - 1)
@@ -82,34 +90,41 @@ def fetch(cfg, memory, descriptors, act_pause, descriptor_pause) -> tuple[list[d
     async def recorder(ctx):
         cycle = 0
         signals = (dut.descriptor.valid, dut.descriptor.ready, dut.error, dut.act.valid, dut.act.ready)
-        async for _, _, valid, ready, error, act_valid, act_ready in ctx.tick().sample(*signals):
+        async for _, _, valid, ready, error, act_valid, act_ready, en, address in ctx.tick().sample(
+            *signals, dut.read.en, dut.read.addr
+        ):
             if valid and ready:
-                errors.append(int(error))
+                run.errors.append(int(error))
             if act_valid and act_ready:
-                beat_cycles.append(cycle)
+                run.beat_cycles.append(cycle)
+            if en:
+                run.memory_reads.append(address)
             cycle += 1
 
     async def receiver(ctx):
         taken = await receive(ctx, dut.act, expected, act_pause, timeout=20 * expected + 20 * DEPTH, silence=20)
-        beats.extend(from_bits(cfg, "act", beat) for beat in taken)
+        run.beats.extend(from_bits(cfg, "act", beat) for beat in taken)
 
     sim.add_testbench(driver)
     sim.add_testbench(recorder, background=True)
     sim.add_testbench(receiver)
     sim.run()
-    return beats, errors, beat_cycles
+    return run
 
 
 def check(cfg, descriptors, seed, stall):
     rng = random.Random(seed)
     memory = random_memory(cfg, rng)
     act_pause, descriptor_pause = (Random(stall, seed + 1), Random(stall, seed + 2)) if stall else (Never(), Never())
-    beats, errors, _ = fetch(cfg, memory, descriptors, act_pause, descriptor_pause)
+    run = fetch(cfg, memory, descriptors, act_pause, descriptor_pause)
     expected = expected_beats(cfg, memory, descriptors)
-    assert errors == [0] * len(descriptors), f"seed {seed}: legal descriptors refused: {errors}"
-    assert len(beats) == len(expected), f"seed {seed}: {len(beats)} beats, expected {len(expected)}"
-    for index, (beat, want) in enumerate(zip(beats, expected, strict=True)):
+    assert run.errors == [0] * len(descriptors), f"seed {seed}: legal descriptors refused: {run.errors}"
+    assert len(run.beats) == len(expected), f"seed {seed}: {len(run.beats)} beats, expected {len(expected)}"
+    for index, (beat, want) in enumerate(zip(run.beats, expected, strict=True)):
         assert beat == want, f"seed {seed}: beat {index} is {beat}, expected {want}"
+    # One memory access per word read, none for padding and none again while `act` stalls.
+    words = [read.address for d in descriptors for read in reads(d, cfg.rows, cfg.cols) if read.address is not None]
+    assert run.memory_reads == words, f"seed {seed}: memory read {run.memory_reads}, expected {words}"
 
 
 @pytest.mark.parametrize("stall", STALLS)
@@ -138,7 +153,7 @@ def test_beats_leave_one_per_cycle():
     cfg = CFGS[0]
     d = descriptor((5, 3, 4), (3, 3), 2, 1, 7)
     count = len(list(reads(d, cfg.rows, cfg.cols)))
-    _, _, cycles = fetch(cfg, random_memory(cfg, random.Random(1)), [d], Never(), Never())
+    cycles = fetch(cfg, random_memory(cfg, random.Random(1)), [d], Never(), Never()).beat_cycles
     assert cycles == list(range(cycles[0], cycles[0] + count))
 
 
