@@ -6,7 +6,6 @@ NESTMAC_SEED to run other random draws."""
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -15,59 +14,16 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from contract.config import EngineConfig
-from contract.program import Descriptor, ceil_div
+from contract.program import Descriptor
 from hw.addrgen import ConvAddressGenerator
 from sim.program import Read, reads
 from verif.amaranth_streams import receive, send
+from verif.descriptors import descriptor, fields, linear, random_descriptor
 from verif.scenarios import base_seed
 from verif.stalls import Never, Random
 
 LIMITS = dict(address_bits=12, max_size=12, max_channels=16, max_n_tiles=4)
 CFGS = [EngineConfig(rows=4, cols=4), EngineConfig(rows=3, cols=2)]
-
-
-def descriptor(in_shape, kernel, stride, padding, source, out_channels=4) -> Descriptor:
-    """A conv layer's descriptor (the fields the generator does not read are placeholders)."""
-    out = tuple((size + 2 * padding - k) // stride + 1 for size, k in zip(in_shape[1:], kernel, strict=True))
-    return Descriptor(
-        "layer", "conv", in_shape, (out_channels, *out), kernel, stride, padding, source, "codes", 0, 1, 8, 8,
-        "offset", "relu", 0, 0,
-    )  # fmt: skip
-
-
-def linear(in_shape, source, out_channels) -> Descriptor:
-    """A linear layer's descriptor: a kernel of the whole map, stride 1, no padding, one output pixel."""
-    return replace(descriptor(in_shape, in_shape[1:], 1, 0, source, out_channels), kind="linear")
-
-
-def fields(d: Descriptor, cols: int) -> dict:
-    """The descriptor as the generator's payload."""
-    (channels, height, width), (_, out_height, out_width) = d.in_shape, d.out_shape
-    return dict(
-        channels=channels,
-        height=height,
-        width=width,
-        out_height=out_height,
-        out_width=out_width,
-        kernel_height=d.kernel[0],
-        kernel_width=d.kernel[1],
-        stride=d.stride,
-        padding=d.padding,
-        source=d.source,
-        n_tiles=d.n_tiles(cols),
-    )
-
-
-def random_descriptor(rng: random.Random, cfg: EngineConfig) -> Descriptor:
-    kernel, stride = rng.choice([1, 3, 5]), rng.choice([1, 2])
-    padding = rng.randrange(kernel)
-    height, width = (rng.randint(max(1, kernel - 2 * padding), 7) for _ in range(2))
-    channels = rng.randint(1, 3 * cfg.rows)
-    words = ceil_div(channels, cfg.rows) * height * width
-    source = rng.randrange((1 << LIMITS["address_bits"]) - words)
-    return descriptor(
-        (channels, height, width), (kernel, kernel), stride, padding, source, rng.randint(1, 2 * cfg.cols)
-    )
 
 
 class Run(NamedTuple):
@@ -159,7 +115,7 @@ def check(cfg, descriptors, seed, stall):
 def test_random_descriptors_walk_exactly_the_reference_reads(cfg, round_):
     seed = base_seed() * 1000 + round_ * 10 + cfg.rows
     rng = random.Random(seed)
-    descriptors = [random_descriptor(rng, cfg) for _ in range(6)]
+    descriptors = [random_descriptor(rng, cfg, 1 << LIMITS["address_bits"]) for _ in range(6)]
     check(cfg, descriptors, seed, stall=[0.0, 0.3, 0.6, 0.9][round_])
 
 

@@ -1,5 +1,6 @@
 """The emitted Verilog passes `verilator --lint-only` (warnings allowed, no errors): bit-parallel and digit-serial
-engines, and the stand-alone address generator (hw/addrgen.py)."""
+engines, and the stand-alone address generator (hw/addrgen.py), activation scratchpad (hw/scratchpad.py) and
+activation fetch (hw/act_fetch.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from amaranth.back import verilog
 
 from contract.config import EngineConfig
 from eda.tools import verilator_env
+from hw.act_fetch import ActivationFetch
 from hw.addrgen import ConvAddressGenerator
 from hw.engine import Engine
+from hw.scratchpad import Scratchpad
 
 pytestmark = pytest.mark.rtl  # Verilator
 
@@ -23,6 +26,13 @@ def test_verilator_lint_has_no_errors(tmp_path, rows, cols, digit_bits):
 
 def test_the_address_generator_lints_with_no_errors(tmp_path):
     check_lint(tmp_path, ConvAddressGenerator(EngineConfig(rows=4, cols=4)), "addrgen")
+
+
+@pytest.mark.parametrize("rows,depth", [(4, 1024), (3, 200)])
+def test_the_scratchpad_and_the_activation_fetch_lint_with_no_errors(tmp_path, rows, depth):
+    cfg = EngineConfig(rows=rows, cols=4)
+    check_lint(tmp_path, Scratchpad(cfg, depth), "scratchpad")
+    check_lint(tmp_path, ActivationFetch(cfg, depth), "act_fetch")
 
 
 def check_lint(tmp_path, component, name: str) -> None:

@@ -14,6 +14,7 @@ from amaranth.lib.wiring import Flow
 from contract.config import PEKind
 from contract.widths import psum_bits
 from hw.accumulator import Accumulator
+from hw.act_fetch import ActivationFetch
 from hw.addrgen import ConvAddressGenerator
 from hw.array import SystolicArray
 from hw.column import STAGES
@@ -22,6 +23,7 @@ from hw.engine import Engine
 from hw.offset import OffsetTerm
 from hw.pe import ProcessingElement
 from hw.requant import Requantizer
+from hw.scratchpad import Scratchpad
 from hw.sequencer import Sequencer
 from hw.skew import Skew
 from hw.stall import StallCopies
@@ -49,6 +51,8 @@ def components():
     built[Skew] = [Skew(unsigned(4), [1, 2])]
     built[StallCopies] = [StallCopies(3)]
     built[ConvAddressGenerator] = [ConvAddressGenerator(cfg) for cfg in KINDS.values()]
+    built[Scratchpad] = [Scratchpad(cfg, 1024) for cfg in KINDS.values()]
+    built[ActivationFetch] = [ActivationFetch(cfg, 1024) for cfg in KINDS.values()]
     return built
 
 

@@ -1,0 +1,91 @@
+"""Activation fetch: a layer descriptor in, the `act` beats of its X rows out, read from the scratchpad.
+
+This is the on-chip source of what the host sends today on the engine's `act` stream for a conv or linear
+layer (sim.streams: per N-tile, per K-tile, one beat per output row, `last` on the final one), in the
+program's K order (contract.program, "Implicit im2col"): the address generator (hw/addrgen.py) walks
+`sim.program.reads`, each read becomes one beat, whose codes are the word's lanes below the read's `lanes`
+and 0 elsewhere (channels beyond C and zero padding, which reads no memory).
+
+The memory answers a cycle after its address, so the beat is a registered stage after the generator: in
+the cycle a read is taken its word is addressed, and in the next the beat is offered with that word. The
+stage advances when it is empty or its beat is taken, and only then: the generator's `ready` and the read
+port's `en` are both that condition, so while `act` is stalled the generator holds its read and the memory
+holds its word (a synchronous read port keeps `data` while `en` is low), and no beat is lost or repeated.
+With `act` always ready one beat leaves per cycle, one cycle behind the generator's read. `act.ready` reaches
+the generator and the memory's `en` combinationally (valid never depends on ready); a skid buffer would cut
+that path, at one more register of R codes, if the engine's timing needs it.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from contract.config import EngineConfig
+from hw.addrgen import ConvAddressGenerator, descriptor_layout
+from hw.interface import payload_layout
+from hw.scratchpad import read_signature
+
+
+class ActivationFetch(wiring.Component):
+    """The `act` beats of one layer descriptor at a time (module docstring), read from a scratchpad.
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+        The engine whose `act` beats are produced: R lanes of A-bit codes.
+    depth : int
+        Words of the scratchpad read (hw/scratchpad.py); addresses are ceil_log2(depth) bits.
+    max_size, max_channels, max_n_tiles : int
+        The address generator's limits (hw.addrgen.ConvAddressGenerator).
+
+    Members
+    -------
+    descriptor : In(stream.Signature(descriptor))
+        The layer descriptors (hw.addrgen.descriptor_layout); one is taken only between walks.
+    act : Out(stream.Signature(act))
+        The activation beats, as on the engine's `act` port, `last` on the descriptor's final beat.
+    read : In(ReadPort.Signature(ceil_log2(depth), word))
+        The scratchpad's read port (hw.scratchpad.Scratchpad.read), driven by this reader.
+    error : Out(1)
+        The descriptor in `descriptor` is illegal: it is taken in this cycle and dropped, making no beat.
+    """
+
+    def __init__(
+        self, cfg: EngineConfig, depth: int, *, max_size: int = 64, max_channels: int = 1024, max_n_tiles: int = 64
+    ):
+        self._cfg = cfg
+        self._limits = dict(
+            address_bits=ceil_log2(depth), max_size=max_size, max_channels=max_channels, max_n_tiles=max_n_tiles
+        )
+        super().__init__(
+            {
+                "descriptor": In(stream.Signature(descriptor_layout(**self._limits))),
+                "act": Out(stream.Signature(payload_layout(cfg, "act"))),
+                "read": In(read_signature(cfg, depth)),
+                "error": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.addresses = addresses = ConvAddressGenerator(self._cfg, **self._limits)
+        wiring.connect(m, wiring.flipped(self.descriptor), addresses.descriptor)
+        read = addresses.reads
+        # The registered stage: the beat offered on `act` is the read taken when it last advanced.
+        lanes, last = Signal.like(read.payload.lanes), Signal()
+        advance = ~self.act.valid | self.act.ready
+        m.d.comb += [
+            self.error.eq(addresses.error),
+            read.ready.eq(advance),
+            self.read.addr.eq(read.payload.address),
+            self.read.en.eq(advance & read.valid & ~read.payload.pad),
+        ]
+        with m.If(advance):
+            m.d.sync += [self.act.valid.eq(read.valid), lanes.eq(read.payload.lanes), last.eq(read.payload.last)]
+        codes = self.act.payload.codes
+        m.d.comb += [codes[lane].eq(Mux(lane < lanes, self.read.data[lane], 0)) for lane in range(self._cfg.rows)]
+        m.d.comb += self.act.payload.last.eq(last)
+        return m
