@@ -112,7 +112,14 @@ class Progress:
             print(file=sys.stderr)
 
 
+#: Operations per MAC in the GOPS and TOPS/W columns: a multiply and an add, as BISMO and UNPU count them.
+OPS_PER_MAC = 2
+
+
 def table(summaries, clock_mhz: float) -> list[dict]:
+    """One row per policy. GOPS and TOPS/W are the engine's, in peers' units: OPS_PER_MAC x its MACs over its
+    own cycles at `clock_mhz` and over its own energy (ops per pJ are TOPS/W); the host adds are left out, as
+    an accelerator's figures leave out its host."""
     return [
         {
             "k": s.label,
@@ -125,6 +132,9 @@ def table(summaries, clock_mhz: float) -> list[dict]:
             "us_per_inference": (s.cycles_per_inference + s.host_cycles_per_inference) / clock_mhz,
             "energy_nj_per_inference": s.energy_per_inference_pj / 1000,
             "host_energy_nj_per_inference": s.host_energy_per_inference_pj / 1000,
+            "macs_per_inference": s.macs / s.images,
+            "gops": OPS_PER_MAC * s.macs * clock_mhz / s.cycles / 1000,
+            "tops_per_w": OPS_PER_MAC * s.macs / s.energy.total,
         }
         for s in summaries
     ]
@@ -255,15 +265,21 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, en
     )
     print(f"energy from table {energy_table.name} ({energy_table.technology}): {energy_table.path}")
     print(
+        f"device: engine {engine_tag(cfg)} at {args.clock_mhz:g} MHz, energy table {energy_table.name}; GOPS and "
+        f"TOPS/W count {OPS_PER_MAC} ops per MAC (BISMO, UNPU), the engine's MACs over its own cycles and energy"
+    )
+    print(
         f"{'accuracy %':>10} {'MBitOPs':>8} {'engine cyc/inf':>14} {'host cyc/inf':>12} {'MAC util %':>10} "
-        f"{'latency us':>10} {'us/inf':>8} {'engine nJ/inf':>13} {'host nJ/inf':>11}  k (per layer)"
+        f"{'latency us':>10} {'us/inf':>8} {'engine nJ/inf':>13} {'host nJ/inf':>11} {'MMAC/inf':>9} {'GOPS':>8} "
+        f"{'TOPS/W':>7}  k (per layer)"
     )
     for row in rows_out:
         print(
             f"{100 * row['accuracy']:10.2f} {row['mbitops_per_inference']:8.2f} {row['cycles_per_inference']:14.1f} "
             f"{row['host_cycles_per_inference']:12.1f} {100 * row['mac_utilisation']:10.1f} "
             f"{row['latency_us']:10.2f} {row['us_per_inference']:8.2f} {row['energy_nj_per_inference']:13.1f} "
-            f"{row['host_energy_nj_per_inference']:11.2f}  {row['k']}"
+            f"{row['host_energy_nj_per_inference']:11.2f} {row['macs_per_inference'] / 1e6:9.3f} {row['gops']:8.2f} "
+            f"{row['tops_per_w']:7.3f}  {row['k']}"
         )
     for policy, summary in zip(chosen, summaries, strict=True):
         if policy.controller is not None:  # a fixed k needs no distribution
