@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from contract.config import EngineConfig, engine_tag, parse_array
 from contract.datasets import add_data_arguments
 from contract.paths import build_dir
 from contract.policy import Policy, ResolvedPolicy, parse_policy
+from contract.progress import Progress
 from eda.tools import SIMULATORS
 
 # Flag ranges: more images than any test set holds, and a clock no engine reaches, are typing mistakes.
@@ -87,29 +87,6 @@ def parse_args(argv):
         "the policies run; it refuses to replace the results of a run with other settings there)",
     )
     return parser.parse_args(argv)
-
-
-class Progress:
-    """Progress on stderr for long runs: one line redrawn in place on a terminal (at most every half
-    second); on a pipe or a log file, a plain line at most every PIPE_SECONDS, so nothing smears."""
-
-    PIPE_SECONDS = 5.0
-
-    def __init__(self, label: str, total: int):
-        self.label, self.total = label, total
-        self.start = self.shown = time.perf_counter()
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, done: int):
-        now = time.perf_counter()
-        if now - self.shown >= (0.5 if self.tty else self.PIPE_SECONDS) or done == self.total:
-            self.shown = now
-            text = f"{self.label}: {done}/{self.total} images, {now - self.start:.1f} s"
-            print(f"\r{text}" if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
-
-    def close(self):
-        if self.tty:
-            print(file=sys.stderr)
 
 
 #: Operations per MAC in the GOPS and TOPS/W columns: a multiply and an add, as BISMO and UNPU count them.
@@ -252,11 +229,10 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, en
         rtl_count = rtl_images(args.rtl, len(codes), args.simulator)
     summaries, seconds = [], []
     for policy in chosen:
-        progress, started = Progress(f"k={policy.label}", len(codes)), time.perf_counter()
-        with one_thread():
+        started = time.perf_counter()
+        with one_thread(), Progress(f"k={policy.label}", len(codes), "images") as progress:
             summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress, energy_table))
         seconds.append(time.perf_counter() - started)
-        progress.close()
     rows_out = table(summaries, args.clock_mhz)
     kind = f"digit-serial D = {cfg.digit_bits}" if cfg.digit_serial else "bit-parallel"
     print(

@@ -121,10 +121,10 @@ def test_a_failed_run_keeps_the_earlier_results_and_never_writes_over_its_export
 
 def test_progress_on_a_pipe_is_plain_lines(capsys, monkeypatch):
     """A log file or pipe gets whole lines, never carriage returns that smear into one."""
-    from apps.run import Progress
+    from contract.progress import Progress
 
     monkeypatch.setattr(Progress, "PIPE_SECONDS", 0.0)
-    progress = Progress("k=8", 3)
+    progress = Progress("k=8", 3, "images")
     for done in (1, 2, 3):
         progress(done)
     progress.close()
