@@ -2,15 +2,15 @@
 
 A policy is a weight precision k for every layer (`--bits`, `--policy uniform:K`), one k per GEMM layer
 (`--policy static:...`), or the export's run-time controller (`--policy dynamic[:BUDGET]`), which picks a k
-per layer for each image (contract.policy). Prints, per policy, accuracy, BitOPs, engine and host cycles
-per inference, MAC utilisation, latency at a stated clock and energy per inference (engine and host
-adds, priced with the shipped 45 nm energy table or `--energy-table FILE`, which the output names), and
-for a controller the share of images at each k per layer; saves them as CSV and JSON. Outputs
-come from the batched integer path and cycles from the cycle model's formula per distinct pass
-(sim.network.run_policy), so the 10,000 Fashion-MNIST test images take seconds. `--rtl N` also runs the
-first N images' commands on the emitted Verilog and checks every layer's output against the model and the
-golden integer path, every command's cycles against the model, and measures what changing k between
-consecutive commands costs.
+per layer for each image (contract.policy). Prints, per policy, accuracy, BitOPs, engine and host cycles per
+inference, MAC utilisation, latency at a stated clock and energy per inference (engine and host adds, priced
+with the shipped 45 nm energy table or `--energy-table FILE`, which the output names), the engine's GOPS and
+TOPS/W beside its MACs (2 ops per MAC, on the named engine and clock), and for a controller the share of
+images at each k per layer; saves them as CSV and JSON. Outputs come from the batched integer path and
+cycles from the cycle model's formula per distinct pass (sim.network.run_policy), so the 10,000
+Fashion-MNIST test images take seconds. `--rtl N` also runs the first N images' commands on the emitted
+Verilog and checks every layer's output against the model and the golden integer path, every command's
+cycles against the model, and measures what changing k between consecutive commands costs.
 """
 
 from __future__ import annotations
