@@ -2,15 +2,15 @@
 
 A policy is a weight precision k for every layer (`--bits`, `--policy uniform:K`), one k per GEMM layer
 (`--policy static:...`), or the export's run-time controller (`--policy dynamic[:BUDGET]`), which picks a k
-per layer for each image (contract.policy). Prints, per policy, accuracy, BitOPs, engine and host cycles
-per inference, MAC utilisation, latency at a stated clock and energy per inference (engine and host
-adds, priced with the shipped 45 nm energy table or `--energy-table FILE`, which the output names), and
-for a controller the share of images at each k per layer; saves them as CSV and JSON. Outputs
-come from the batched integer path and cycles from the cycle model's formula per distinct pass
-(sim.network.run_policy), so the 10,000 Fashion-MNIST test images take seconds. `--rtl N` also runs the
-first N images' commands on the emitted Verilog and checks every layer's output against the model and the
-golden integer path, every command's cycles against the model, and measures what changing k between
-consecutive commands costs.
+per layer for each image (contract.policy). Prints, per policy, accuracy, BitOPs, engine and host cycles per
+inference, MAC utilisation, latency at a stated clock and energy per inference (engine and host adds, priced
+with the shipped 45 nm energy table or `--energy-table FILE`, which the output names), the engine's GOPS and
+TOPS/W beside its MACs (2 ops per MAC, on the named engine and clock), and for a controller the share of
+images at each k per layer; saves them as CSV and JSON. Outputs come from the batched integer path and
+cycles from the cycle model's formula per distinct pass (sim.network.run_policy), so the 10,000
+Fashion-MNIST test images take seconds. `--rtl N` also runs the first N images' commands on the emitted
+Verilog and checks every layer's output against the model and the golden integer path, every command's
+cycles against the model, and measures what changing k between consecutive commands costs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from contract.config import EngineConfig, engine_tag, parse_array
 from contract.datasets import add_data_arguments
 from contract.paths import build_dir
 from contract.policy import Policy, ResolvedPolicy, parse_policy
+from contract.progress import Progress
 from eda.tools import SIMULATORS
 
 # Flag ranges: more images than any test set holds, and a clock no engine reaches, are typing mistakes.
@@ -89,30 +89,14 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-class Progress:
-    """Progress on stderr for long runs: one line redrawn in place on a terminal (at most every half
-    second); on a pipe or a log file, a plain line at most every PIPE_SECONDS, so nothing smears."""
-
-    PIPE_SECONDS = 5.0
-
-    def __init__(self, label: str, total: int):
-        self.label, self.total = label, total
-        self.start = self.shown = time.perf_counter()
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, done: int):
-        now = time.perf_counter()
-        if now - self.shown >= (0.5 if self.tty else self.PIPE_SECONDS) or done == self.total:
-            self.shown = now
-            text = f"{self.label}: {done}/{self.total} images, {now - self.start:.1f} s"
-            print(f"\r{text}" if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
-
-    def close(self):
-        if self.tty:
-            print(file=sys.stderr)
+#: Operations per MAC in the GOPS and TOPS/W columns: a multiply and an add, as BISMO and UNPU count them.
+OPS_PER_MAC = 2
 
 
 def table(summaries, clock_mhz: float) -> list[dict]:
+    """One row per policy. GOPS and TOPS/W are the engine's, in peers' units: OPS_PER_MAC x its MACs over its
+    own cycles at `clock_mhz` and over its own energy (ops per pJ are TOPS/W); the host adds are left out, as
+    an accelerator's figures leave out its host."""
     return [
         {
             "k": s.label,
@@ -125,6 +109,9 @@ def table(summaries, clock_mhz: float) -> list[dict]:
             "us_per_inference": (s.cycles_per_inference + s.host_cycles_per_inference) / clock_mhz,
             "energy_nj_per_inference": s.energy_per_inference_pj / 1000,
             "host_energy_nj_per_inference": s.host_energy_per_inference_pj / 1000,
+            "macs_per_inference": s.macs / s.images,
+            "gops": OPS_PER_MAC * s.macs * clock_mhz / s.cycles / 1000,
+            "tops_per_w": OPS_PER_MAC * s.macs / s.energy.total,
         }
         for s in summaries
     ]
@@ -242,11 +229,10 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, en
         rtl_count = rtl_images(args.rtl, len(codes), args.simulator)
     summaries, seconds = [], []
     for policy in chosen:
-        progress, started = Progress(f"k={policy.label}", len(codes)), time.perf_counter()
-        with one_thread():
+        started = time.perf_counter()
+        with one_thread(), Progress(f"k={policy.label}", len(codes), "images") as progress:
             summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress, energy_table))
         seconds.append(time.perf_counter() - started)
-        progress.close()
     rows_out = table(summaries, args.clock_mhz)
     kind = f"digit-serial D = {cfg.digit_bits}" if cfg.digit_serial else "bit-parallel"
     print(
@@ -255,15 +241,21 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, en
     )
     print(f"energy from table {energy_table.name} ({energy_table.technology}): {energy_table.path}")
     print(
+        f"device: engine {engine_tag(cfg)} at {args.clock_mhz:g} MHz, energy table {energy_table.name}; GOPS and "
+        f"TOPS/W count {OPS_PER_MAC} ops per MAC (BISMO, UNPU), the engine's MACs over its own cycles and energy"
+    )
+    print(
         f"{'accuracy %':>10} {'MBitOPs':>8} {'engine cyc/inf':>14} {'host cyc/inf':>12} {'MAC util %':>10} "
-        f"{'latency us':>10} {'us/inf':>8} {'engine nJ/inf':>13} {'host nJ/inf':>11}  k (per layer)"
+        f"{'latency us':>10} {'us/inf':>8} {'engine nJ/inf':>13} {'host nJ/inf':>11} {'MMAC/inf':>9} {'GOPS':>8} "
+        f"{'TOPS/W':>7}  k (per layer)"
     )
     for row in rows_out:
         print(
             f"{100 * row['accuracy']:10.2f} {row['mbitops_per_inference']:8.2f} {row['cycles_per_inference']:14.1f} "
             f"{row['host_cycles_per_inference']:12.1f} {100 * row['mac_utilisation']:10.1f} "
             f"{row['latency_us']:10.2f} {row['us_per_inference']:8.2f} {row['energy_nj_per_inference']:13.1f} "
-            f"{row['host_energy_nj_per_inference']:11.2f}  {row['k']}"
+            f"{row['host_energy_nj_per_inference']:11.2f} {row['macs_per_inference'] / 1e6:9.3f} {row['gops']:8.2f} "
+            f"{row['tops_per_w']:7.3f}  {row['k']}"
         )
     for policy, summary in zip(chosen, summaries, strict=True):
         if policy.controller is not None:  # a fixed k needs no distribution

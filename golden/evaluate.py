@@ -16,6 +16,7 @@ from contract.datasets import add_data_arguments
 from contract.model_files import load_export
 from contract.model_format import Export
 from contract.policy import Policy, parse_policy
+from contract.progress import tracked
 from golden.data import data_split, input_codes
 from golden.export import build_export
 from golden.fastpath import fast_logits
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         bits = list(range(export.base_bits, 0, -1)) if args.bits is None else parse_bits(args.bits, export.base_bits)
         chosen = [Policy("uniform", (k,)) for k in bits]
     rows = []
-    for policy in [policy.resolve(export) for policy in chosen]:  # every vector checked before any runs
+    resolved = [policy.resolve(export) for policy in chosen]  # every vector checked before any runs
+    for policy in tracked(resolved, f"evaluating {len(split.test_y)} images", len(resolved), "precisions"):
         label, k = policy.label, policy.ks
         ints = integer_predictions(export, split.test_x, k)
         if model is None:

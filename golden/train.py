@@ -26,6 +26,7 @@ from torch import nn
 from contract.cli import InputError, Parser, claim_file, number, run_main
 from contract.datasets import add_data_arguments
 from contract.numerics import METHODS, SCHEMES
+from contract.progress import Progress
 from golden.convert import build_net
 from golden.data import Split, augment, data_split, load_split
 from golden.evaluate import float_predictions, format_table, fraction_equal
@@ -229,7 +230,8 @@ def fit(
         model.train()
         started, total = time.perf_counter(), 0.0
         order = torch.randperm(len(split.train_y), generator=shuffle)
-        for start in range(0, len(order), batch_size):
+        bar = Progress(f"epoch {epoch}/{epochs}", steps_per_epoch, "steps", transient=True)  # `log` ends it
+        for step, start in enumerate(range(0, len(order), batch_size), 1):
             batch = order[start : start + batch_size]
             images = split.train_x[batch]
             if augmentation:
@@ -240,6 +242,8 @@ def fit(
             optimizer.step()
             schedule.step()
             total += float(loss.detach()) * len(batch)
+            bar(step)
+        bar.close()
         log(
             f"epoch {epoch}/{epochs}: loss {total / len(order):.4f}, test {progress()} "
             f"({time.perf_counter() - started:.1f} s)"

@@ -121,10 +121,10 @@ def test_a_failed_run_keeps_the_earlier_results_and_never_writes_over_its_export
 
 def test_progress_on_a_pipe_is_plain_lines(capsys, monkeypatch):
     """A log file or pipe gets whole lines, never carriage returns that smear into one."""
-    from apps.run import Progress
+    from contract.progress import Progress
 
     monkeypatch.setattr(Progress, "PIPE_SECONDS", 0.0)
-    progress = Progress("k=8", 3)
+    progress = Progress("k=8", 3, "images")
     for done in (1, 2, 3):
         progress(done)
     progress.close()
@@ -149,3 +149,24 @@ def test_default_outputs_are_named_after_the_engine_and_policies(export_dir, tmp
     assert "holds the results of a different apps.run run (other images); pass -o DIR" in error
     assert (runs / names[1] / "results.json").read_text() == before
     assert run_main(main, base + ["--bits", "8,2"]) == 0  # the same run again replaces its own output
+
+
+def test_gops_and_tops_per_w_come_from_each_rows_own_macs_cycles_and_energy(export_dir, tmp_path, capsys):
+    """issue 25: peers' units beside the MAC counts, 2 ops per MAC; on a D = 1 engine GOPS rises as k falls."""
+    out = tmp_path / "run"
+    args = [str(export_dir), "--array", "4x4", "--digit-bits", "1", "--bits", "8,4,1", "--images", "8"]
+    assert run_main(main, [*args, "--clock-mhz", "200", "-o", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "device: engine 4x4-b8a8-m1024-switchable-d1 at 200 MHz, energy table horowitz-45nm" in stdout
+    summary = json.loads((out / "results.json").read_text())
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [list(row) for row in summary["precisions"]][0][-4:-1] == ["macs_per_inference", "gops", "tops_per_w"]
+    for row, saved in zip(rows, summary["precisions"], strict=True):
+        macs, cycles = float(row["macs_per_inference"]), float(row["cycles_per_inference"])
+        seconds = cycles / (summary["clock_mhz"] * 1e6)
+        assert float(row["gops"]) == pytest.approx(2 * macs / seconds / 1e9, rel=1e-9)
+        joules = float(row["energy_nj_per_inference"]) * 1e-9
+        assert float(row["tops_per_w"]) == pytest.approx(2 * macs / joules / 1e12, rel=1e-9)
+        assert saved["gops"] == pytest.approx(float(row["gops"])) and macs > 0
+    gops = [float(row["gops"]) for row in rows]  # k = 8, 4, 1
+    assert gops[0] < gops[1] < gops[2]

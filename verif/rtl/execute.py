@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from contract.config import EngineConfig
-from eda.tools import ToolError
 from sim.command import Command
 from verif.rtl.runner import run_cocotb, run_directory
 
@@ -60,7 +59,7 @@ def execute_on_rtl(
     }
     run = run_cocotb(simulator, cfg, "verif.rtl.execute_tb", ["execute"], scenario, run_name)
     if run.tests != 1 or run.failures:
-        raise ToolError(f"the {simulator} run of {len(commands)} commands failed; see {run.directory}")
+        raise run.failure(f"the {simulator} run of {len(commands)} commands (see {run.directory})")
     with np.load(run_dir / "outputs.npz", allow_pickle=False) as arrays:
         outputs = [arrays[f"arr_{i}"] for i in range(len(commands))]
     cycles = [tuple(pair) for pair in json.loads((run_dir / "cycles.json").read_text())]

@@ -30,7 +30,7 @@ from sim.model import command_cycles
 from sim.network import infer, lower_policy, run_batch
 from verif.rtl.player_top import Depths
 from verif.rtl.players import Batch, Capture, outputs_of, play, problems, spans, split
-from verif.rtl.runner import BUILD, build
+from verif.rtl.runner import BUILD, SIMULATION_LOG, build, run_directory
 
 
 @dataclass(frozen=True)
@@ -144,8 +144,12 @@ def check_network_on_rtl(
     commands, model_outputs, golden_outputs, pass_ends = network_commands(cfg, export, input_codes, policies, batch)
     batches = [Batch(part, seed=index) for index, part in enumerate(split(cfg, commands, Depths()))]
     log(f"building the {cfg.rows}x{cfg.cols} engine in the stream players on {simulator} (cached under {BUILD})")
-    build(simulator, cfg, Depths())
-    log(f"{len(commands)} commands in {len(batches)} batches on {simulator}")
+    built = build(simulator, cfg, Depths())
+    simulation_log = run_directory(simulator, cfg, run_name, Depths()) / SIMULATION_LOG
+    log(
+        f"{len(commands)} commands in {len(batches)} batches on {simulator}; tool output in {built.log} (build) "
+        f"and {simulation_log} (simulation)"
+    )
     start = time.perf_counter()
     captures = play(simulator, cfg, batches, run_name)
     seconds = time.perf_counter() - start

@@ -171,7 +171,7 @@ def play(
     scenario = {"batches": [str(d) for d in directories]}
     run = run_cocotb(simulator, cfg, "verif.rtl.players_tb", ["play"], scenario, run_name, depths)
     if run.tests != 1 or run.failures:
-        raise ToolError(f"the {simulator} player run failed; see {run.directory}")
+        raise run.failure(f"the {simulator} player run (see {run.directory})")
     return [read_capture(cfg, directory) for directory in directories]
 
 

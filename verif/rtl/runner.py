@@ -3,6 +3,9 @@
 The Verilog comes from `hw.generate.generate`, the same code path as `python -m hw.generate`, so what runs
 is exactly what users get. Each (simulator, configuration, top) is built under build/rtl/, in a directory
 keyed by a hash of its Verilog, so it is compiled once and reused by every run and process after.
+The tools' output (Verilator, make, the simulator and cocotb's log) goes to a log file, BUILD_LOG in the
+build directory and SIMULATION_LOG in the run's, so that a caller's console keeps one line per step; a
+failure is a ToolError that ends with the log's last lines and names the file.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from cocotb_tools.runner import Runner, Verilator, get_runner
 
 from contract.config import EngineConfig
 from contract.paths import build_dir
+from eda.runner import tail
 from eda.tools import SIMULATORS, ToolError, verilator_env
 from hw.generate import TOP_NAME, generate
 from verif.configs import config_id
@@ -34,6 +38,13 @@ BUILD = build_dir("rtl").absolute()  # cocotb runs the simulator from its own di
 TIMESCALE = ("1ns", "1ps")
 #: The clock of every bench: driven by the per-cycle bench, made inside the stream players' top.
 CLOCK_PERIOD_NS = 10
+BUILD_LOG = "build.log"
+SIMULATION_LOG = "simulation.log"
+
+
+def tool_failure(what: str, log: Path) -> ToolError:
+    """`what` failed: the log's last lines, and where the whole log is."""
+    return ToolError(f"{what} failed: {tail(log.read_text(errors='replace'))} (full log: {log})")
 
 
 def waves_requested() -> bool:
@@ -120,6 +131,11 @@ class Built:
     top: str
     sim_dir: Path
 
+    @property
+    def log(self) -> Path:
+        """The tools' output of the last build (make's, when nothing needed compiling)."""
+        return self.sim_dir / BUILD_LOG
+
 
 def _sources(directory: Path, texts: dict[str, str]) -> list[Path]:
     """`texts` as files in `directory`, written once: a cache hit keeps their dates, so neither Verilator
@@ -185,16 +201,21 @@ def _build(simulator: str, cfg: EngineConfig, players: Depths | None, root: Path
     sources = _sources(root / "src" / key, texts)
     sim_dir = root / f"sim-{top}-{key}"
     runner = _runner(simulator)
-    runner.build(
-        sources=sources,
-        hdl_toplevel=top,
-        build_dir=sim_dir,
-        timescale=TIMESCALE,
-        waves=waves_requested(),
-        build_args=build_args,
-        always=False,
-    )
-    return Built(simulator, root, runner, top, sim_dir)
+    built = Built(simulator, root, runner, top, sim_dir)
+    try:
+        runner.build(
+            sources=sources,
+            hdl_toplevel=top,
+            build_dir=sim_dir,
+            timescale=TIMESCALE,
+            waves=waves_requested(),
+            build_args=build_args,
+            always=False,
+            log_file=built.log,
+        )
+    except RuntimeError:  # cocotb's word for a tool's non-zero exit status
+        raise tool_failure(f"the {simulator} build of {top}", built.log) from None
+    return built
 
 
 def run_directory(simulator: str, cfg: EngineConfig, run_name: str, players: Depths | None = None) -> Path:
@@ -218,6 +239,13 @@ class CocotbRun:
     directory: Path
     scenario: Path
 
+    @property
+    def log(self) -> Path:
+        return self.directory / SIMULATION_LOG
+
+    def failure(self, what: str) -> ToolError:
+        return tool_failure(what, self.log)
+
 
 def run_cocotb(
     simulator: str,
@@ -238,15 +266,20 @@ def run_cocotb(
     scenario_file = run_dir / "scenario.json"
     scenario_file.write_text(json.dumps(dict(scenario, config=cfg.as_dict()), indent=2))
     python_path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    results = built.runner.test(
-        test_module=test_module,
-        testcase=testcases,
-        hdl_toplevel=built.top,
-        build_dir=built.sim_dir,
-        test_dir=run_dir,
-        timescale=TIMESCALE,
-        waves=waves_requested(),
-        extra_env={SCENARIO_VARIABLE: str(scenario_file), "PYTHONPATH": python_path, **_LEAN_PYTHON},
-    )
+    log = run_dir / SIMULATION_LOG
+    try:
+        results = built.runner.test(
+            test_module=test_module,
+            testcase=testcases,
+            hdl_toplevel=built.top,
+            build_dir=built.sim_dir,
+            test_dir=run_dir,
+            timescale=TIMESCALE,
+            waves=waves_requested(),
+            extra_env={SCENARIO_VARIABLE: str(scenario_file), "PYTHONPATH": python_path, **_LEAN_PYTHON},
+            log_file=log,
+        )
+    except SystemExit:  # cocotb exits when the simulator fails, or (under pytest) when a test does
+        raise tool_failure(f"the {simulator} run of {test_module}", log) from None
     tests, failures = get_results(Path(results))
     return CocotbRun(tests, failures, run_dir, scenario_file)
