@@ -1,8 +1,9 @@
 """Layer programs: a whole network as descriptors an engine with an activation scratchpad would run back to back.
 
-This is the reference format and compiler only: no HDL runs it yet (docs/architecture.md, "Layer programs
-and the activation scratchpad"). `sim.program` executes a program in Python and is tested equal, bit for bit,
-to golden's integer path; the HDL comes next and must match that executor.
+This is the reference format and compiler: no engine runs a program yet (docs/architecture.md, "Layer
+programs and the activation scratchpad"). `sim.program` executes a program in Python and is tested equal, bit
+for bit, to golden's integer path; the HDL must match that executor (hw/addrgen.py and hw/act_fetch.py, not
+yet in the engine, walk its reads exactly).
 
 **Scratchpad.** A word holds R activation codes (R = the array's rows): one R-wide activation row, read in one
 cycle. A map [C, H, W] at address `base` is stored in G = ceil(C/R) channel groups:
@@ -55,6 +56,7 @@ geometry, the input map, the image sizes, the descriptor count), then per descri
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -368,7 +370,8 @@ def _allocate(values: list[_Value], capacity: int, rows: int) -> None:
     if needed > capacity:
         first = next(value for value in values if value.address + value.words > capacity)
         raise ProgramError(
-            f"the program does not fit the scratchpad: at {_who(first)} it needs {needed} words of {rows} codes, "
+            f"the program does not fit the scratchpad: at {_who(first)} it needs {first.address + first.words} words "
+            f"of {rows} codes ({needed} for the whole program), "
             f"the scratchpad has {capacity}"
         )
 
@@ -634,9 +637,10 @@ def decode_program(data: bytes) -> Program:
 
 
 def _take(words: Iterator[int], count: int | None) -> list[int]:
+    """The next `count` words; a count larger than what is left is refused as it is read, never allocated."""
     _require(count is not None and count >= 0, "the program is truncated")
-    body = [next(words, None) for _ in range(count)]
-    _require(None not in body, "the program is truncated")
+    body = list(itertools.islice(words, count))
+    _require(len(body) == count, "the program is truncated")
     return body
 
 

@@ -51,8 +51,13 @@ class Stream:
         return sum(field.width * (field.lanes or 1) for field in self.fields)
 
 
+def code_bits(codes: tuple[str, ...]) -> int:
+    """Bits of a field that holds an index into `codes` (a scheme, an output mode): the HDL's enums take it too."""
+    return max(1, (len(codes) - 1).bit_length())
+
+
 def _code_field(name: str, codes: tuple[str, ...]) -> Field:
-    return Field(name, max(1, (len(codes) - 1).bit_length()), codes=codes)
+    return Field(name, code_bits(codes), codes=codes)
 
 
 def _cmd(cfg: EngineConfig) -> tuple[Field, ...]:

@@ -438,7 +438,7 @@ class _Converter:
     def _mean(self, node: fx.Node) -> None:
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         dims = tuple(dims) if isinstance(dims, (list, tuple)) else (dims,)
-        if sorted(d % 4 for d in dims) != [2, 3]:
+        if not all(isinstance(d, int) for d in dims) or sorted(d % 4 for d in dims) != [2, 3]:
             raise InputError(f"{self.where(node)}: only the mean over (H, W), i.e. x.mean((2, 3)), lowers")
         self.pool(node)
 

@@ -31,7 +31,7 @@ def truncquant_normalize(weight: torch.Tensor) -> torch.Tensor:
 
 def truncquant_code(w_tilde: torch.Tensor, bits: int) -> torch.Tensor:
     """min(floor(2^bits * w~), 2^bits - 1). Scaling by a power of two is exact in floating point, so
-    truncquant_code(w~, k) == truncquant_code(w~, B) >> (B - k) holds bit for bit (tests/test_truncation)."""
+    truncquant_code(w~, k) == truncquant_code(w~, B) >> (B - k) holds bit for bit (tests/golden/test_truncation)."""
     return torch.clamp(torch.floor(w_tilde * (1 << bits)), max=(1 << bits) - 1)
 
 

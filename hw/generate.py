@@ -115,6 +115,7 @@ def add_config_arguments(parser: Parser, max_m: int = 1024, *, show_bits_alias: 
         "--preset",
         choices=list(PRESETS),
         help="a named engine (contract.config.PRESETS): its array size and variant; any flag given as well wins "
+        "(a preset's --pipelined or --fixed-precision stays on) "
         "(default: none, the flags alone)",
     )
     add_base_bits(parser, show_alias=show_bits_alias, default=8, help="base weight bits B (2..16)")

@@ -15,18 +15,18 @@ from amaranth.lib import data, enum, stream, wiring
 
 from contract.config import EngineConfig
 from contract.numerics import MODES, SCHEMES
-from contract.streams import IN, Field, streams
+from contract.streams import IN, Field, code_bits, streams
 from contract.streams import stream as stream_of
 
 
-class Scheme(enum.Enum, shape=1):
+class Scheme(enum.Enum, shape=code_bits(SCHEMES)):
     """How the top k bits of a weight code are read (docs/numerics.md, Weights)."""
 
     OFFSET = SCHEMES.index("offset")
     TWOS = SCHEMES.index("twos")
 
 
-class Mode(enum.Enum, shape=1):
+class Mode(enum.Enum, shape=code_bits(MODES)):
     """Output of the requantizer: an A-bit activation code (relu) or the ACC-bit value t (raw)."""
 
     RELU = MODES.index("relu")

@@ -96,7 +96,7 @@ def load_energy_table(path: str | Path) -> EnergyTable:
     data = read_json(path)
     where = str(path)
     table = _mapping(data, where, "the table", TOP_KEYS)
-    if table["version"] != FORMAT_VERSION:
+    if type(table["version"]) is not int or table["version"] != FORMAT_VERSION:  # not true, not 1.0
         raise EnergyTableError(f"{where}: version {table['version']!r} is not supported (expected {FORMAT_VERSION})")
     for key in ("name", "technology", "description"):
         _text(table[key], where, key)

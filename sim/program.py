@@ -1,8 +1,9 @@
 """The reference executor of a layer program (contract.program): a scratchpad, an address generator, the GEMMs.
 
 It runs a program as an engine with an activation scratchpad would, so that the layout, the implicit im2col
-and the fused residual add are proved, bit for bit, against golden's integer path before any HDL exists
-(the HDL is the next step and must match this executor). Per layer it:
+and the fused residual add are proved, bit for bit, against golden's integer path; the HDL must match it
+(hw/addrgen.py and hw/act_fetch.py are tested to walk `reads` exactly; no engine runs a program yet). Per
+layer it:
 
 1. walks the address generator (`reads`): per N-tile, per K-tile, per output row, the scratchpad word that
    row's X slice comes from (None: zero padding), with the lanes that hold channels;

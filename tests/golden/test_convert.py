@@ -132,10 +132,22 @@ class WrongShape(nn.Module):
         return self.fc(F.relu(self.conv(x)).flatten(1))
 
 
+class MeanOfAll(nn.Module):
+    """x.mean() with no dimensions: a scalar, not a pooling over (H, W) (its dims used to crash the check)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(1, 10)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.conv(x)).mean().reshape(1, 1))
+
+
 @pytest.mark.parametrize(
     "model, message",
     [
         (Sigmoid(), r"unsupported operation Sigmoid at node 'features_1' \(module 'features.1'\)"),
+        (MeanOfAll(), r"only the mean over \(H, W\)"),
         (NoRelu(), r"node 'b' \(module 'b'\): Conv2d reads 'a' before a ReLU"),
         (MaxPool(), r"unsupported operation max_pool2d .* at node 'max_pool2d'"),
         (WrongShape(), r"does not run on input shape \[1, 28, 28\]"),

@@ -208,7 +208,10 @@ def test_a_scratchpad_too_small_is_refused_naming_the_layer_and_the_words(digits
     policy = Policy("uniform", (8,)).resolve(digits_export)
     program, _ = compile_program(digits_export, 8, 8, WORDS, policy)
     needed = program.words_used
-    message = rf"does not fit the scratchpad: at layer \w+ it needs {needed} words of 8 codes, the scratchpad has "
+    message = (
+        rf"does not fit the scratchpad: at layer \w+ it needs {needed} words of 8 codes "
+        rf"\({needed} for the whole program\), the scratchpad has "
+    )
     with pytest.raises(ProgramError, match=rf"{message}{needed - 1}$"):
         compile_program(digits_export, 8, 8, needed - 1, policy)
     assert compile_program(digits_export, 8, 8, needed, policy)[0].words_used == needed
@@ -251,6 +254,7 @@ def test_a_corrupt_program_is_refused_with_one_line(resnet_export):
     cases = [
         (data[:20], "too short"),
         (data[:-4], "truncated"),
+        (_corrupt(words, 15, 2**31 - 1), "truncated"),  # a huge name length is refused, never allocated
         (data + data[-4:], "words after its last layer"),
         (_corrupt(words, 0, MAGIC + 1), "bad magic"),
         (_corrupt(words, 1, PROGRAM_VERSION + 1), f"program version {PROGRAM_VERSION + 1} is not {PROGRAM_VERSION}"),

@@ -44,6 +44,8 @@ SIMULATION_LOG = "simulation.log"
 
 def tool_failure(what: str, log: Path) -> ToolError:
     """`what` failed: the log's last lines, and where the whole log is."""
+    if not log.is_file():  # the tool failed before it wrote anything
+        return ToolError(f"{what} failed before writing its log {log}")
     return ToolError(f"{what} failed: {tail(log.read_text(errors='replace'))} (full log: {log})")
 
 
