@@ -190,7 +190,6 @@ def main(argv=None):
     from contract.model_files import load_export
     from golden.data import data_split
     from sim.energy_table import DEFAULT_TABLE, load_energy_table
-    from sim.network import engine_config_for
 
     # The engine is built, and so every flag checked against the model's widths (--bits against B,
     # --digit-bits in {1, 2, 4, B}), before the output is claimed: a bad flag writes nothing.
@@ -203,7 +202,7 @@ def main(argv=None):
         )
     rows, cols = parse_array(args.array)
     chosen = policies(args, export)
-    cfg = engine_config_for(export, rows, cols, args.max_m, args.digit_bits)
+    cfg = EngineConfig.from_export(export, rows, cols, args.max_m, args.digit_bits)
     energy_table = DEFAULT_TABLE if args.energy_table is None else load_energy_table(args.energy_table)
     out, settings = (args.out, None) if args.out else default_output(args, cfg, chosen, energy_table)
     inputs = [args.export] + ([] if args.energy_table is None else [args.energy_table])

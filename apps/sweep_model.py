@@ -11,13 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from apps.sweep_points import Point
+from contract.config import EngineConfig
 from contract.model_files import load_export
 from golden.data import digits_split
 from golden.evaluate import fraction_equal, integer_predictions
 from sim.energy import gemms_energy
 from sim.energy_table import EnergyTable
 from sim.events import command_events, split_rows
-from sim.network import engine_config_for
 
 
 class ModelCosts:
@@ -45,7 +45,7 @@ class ModelCosts:
         """apps.sweep_table.MODEL_FIELDS of `point` at precision k ({} when the model does not run on it)."""
         if point.bits != self.export.base_bits:
             return {}
-        cfg = engine_config_for(self.export, point.rows, point.cols, point.max_m, point.digit_bits)
+        cfg = EngineConfig.from_export(self.export, point.rows, point.cols, point.max_m, point.digit_bits)
         cfg = replace(cfg, switchable=point.switchable)
         energy = gemms_energy(cfg, self.shapes, k, table=self.energy_table)
         cycles = sum(

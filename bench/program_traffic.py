@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from contract.cli import Parser, run_main
-from contract.config import parse_array
+from contract.config import EngineConfig, parse_array
 from contract.model_format import steps
 from contract.numerics import MULT_BITS, SHIFT_BITS
 from contract.policy import Policy
@@ -31,7 +31,6 @@ from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.layers import QuantSpec
 from sim.model import ceil_div
-from sim.network import engine_config_for
 from sim.program import run_program
 
 FASHION = (1, 28, 28)
@@ -41,7 +40,7 @@ WORDS = 1 << 20
 
 def gemm_command_traffic(export, rows: int, cols: int) -> dict[str, float]:
     """Bytes per inference on each stream of today's engine (sim.streams' beats, payload bits only)."""
-    cfg = engine_config_for(export, rows, cols, 1024)
+    cfg = EngineConfig.from_export(export, rows, cols, 1024)
     bits = dict.fromkeys(("cmd", "param", "weight", "act", "result out"), 0)
     for m, k_dim, n in export.gemm_shapes():
         k_tiles, n_tiles = ceil_div(k_dim, rows), ceil_div(n, cols)

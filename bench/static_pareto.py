@@ -46,7 +46,7 @@ from golden.data import data_split, input_codes  # noqa: E402
 from golden.fastpath import fast_logits  # noqa: E402
 from golden.train import one_thread  # noqa: E402
 from sim.energy_table import DEFAULT_TABLE  # noqa: E402
-from sim.network import engine_config_for, run_policy  # noqa: E402
+from sim.network import run_policy  # noqa: E402
 
 CHUNK = 500  # images per fastpath call: memory only, the results do not depend on it
 
@@ -161,7 +161,7 @@ def pareto(argv) -> None:
     args = parser.parse_args(argv)
     export = load_export(args.export)
     rows, cols = parse_array(args.array)
-    cfg = engine_config_for(export, rows, cols, max_m=1024, digit_bits=args.digit_bits)
+    cfg = EngineConfig.from_export(export, rows, cols, max_m=1024, digit_bits=args.digit_bits)
     split = data_split(args, export.dataset)
     search = (input_codes(split.train_x[: args.search_images], export.act_bits), split.train_y[: args.search_images])
     test = (input_codes(split.test_x, export.act_bits), split.test_y)

@@ -150,14 +150,21 @@ class EngineConfig:
             raise ConfigError("--digit-bits below B needs the switchable engine, not --fixed-precision")
 
     @classmethod
-    def from_export(
-        cls, export, rows: int, cols: int, max_m: int, max_k: int, max_n: int, digit_bits: int | None = None
-    ) -> EngineConfig:
-        """The switchable engine that runs an exported model: the widths are the export's (its `base_bits`,
-        `act_bits` and `acc_bits`), the array, the accumulator depth and the largest K and N its GEMMs need
-        are the caller's; `digit_bits` D < B builds the digit-serial engine."""
+    def from_export(cls, export, rows: int, cols: int, max_m: int, digit_bits: int | None = None) -> EngineConfig:
+        """The switchable engine that runs an exported model (contract.model_format.Export): the export's widths
+        (`base_bits`, `act_bits`, `acc_bits`), K and N limits that cover every layer and every controller's
+        layer, and the caller's array and accumulator depth; `digit_bits` D < B builds the digit-serial engine."""
+        layers = [*export.layers, *(controller.layer for controller in export.controllers)]
         widths = {name: getattr(export, name) for name in ("base_bits", "act_bits", "acc_bits")}
-        return cls(rows=rows, cols=cols, max_m=max_m, max_k=max_k, max_n=max_n, digit_bits=digit_bits, **widths)
+        return cls(
+            rows=rows,
+            cols=cols,
+            max_m=max_m,
+            max_k=max(layer.K for layer in layers),
+            max_n=max(layer.N for layer in layers),
+            digit_bits=digit_bits,
+            **widths,
+        )
 
     @property
     def pe_kind(self) -> PEKind:

@@ -49,14 +49,6 @@ def gemm_commands(cfg: EngineConfig, gemm: Gemm) -> list[Command]:
     ]
 
 
-def engine_config_for(export: Export, rows: int, cols: int, max_m: int, digit_bits: int | None = None) -> EngineConfig:
-    """An engine that can run `export`: its widths, and K/N limits that cover every layer and every
-    controller's layer; `digit_bits` D < B builds the digit-serial engine (None or B, the bit-parallel one)."""
-    layers = [*export.layers, *(controller.layer for controller in export.controllers)]
-    max_k, max_n = max(layer.K for layer in layers), max(layer.N for layer in layers)
-    return EngineConfig.from_export(export, rows, cols, max_m, max_k, max_n, digit_bits)
-
-
 @dataclass
 class ModelExecutor:
     """A `golden.lowering` executor that runs each GEMM on the cycle-exact model and logs every command

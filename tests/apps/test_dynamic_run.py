@@ -16,7 +16,7 @@ import torch
 
 from apps.run import main as run_body
 from contract.cli import run_main
-from contract.config import parse_array
+from contract.config import EngineConfig, parse_array
 from contract.model_files import load_export, write_export
 from contract.policy import Policy
 from golden.data import digits_split, input_codes
@@ -25,7 +25,7 @@ from golden.export import build_export
 from golden.infer import execute_golden
 from sim.energy import Energy, gemms_energy
 from sim.host import HostOps, decision_ops, host_ops
-from sim.network import engine_config_for, run_batch, run_policy
+from sim.network import run_batch, run_policy
 
 IMAGES = 24
 BATCH = 5  # passes of 5, 5, 5, 5, 4 images: a partial last pass too
@@ -64,7 +64,7 @@ def test_run_policy_costs_are_the_cycle_models_commands(dynamic_export, digit_bi
     controller = export.controller(BUDGET)
     policy = Policy("dynamic", budget=BUDGET).resolve(export)
     codes, labels = input_codes(split.test_x[:IMAGES], export.act_bits), split.test_y[:IMAGES]
-    cfg = engine_config_for(export, *parse_array("4x4"), max_m=16, digit_bits=digit_bits)
+    cfg = EngineConfig.from_export(export, *parse_array("4x4"), max_m=16, digit_bits=digit_bits)
     summary = run_policy(cfg, export, codes, labels, policy, BATCH)
 
     cycles, macs, correct, energy, host, ks = 0, 0, 0, Energy(), HostOps(), []
@@ -101,7 +101,7 @@ def test_a_static_vector_is_a_table_of_equal_rows(dynamic_export):
     """One code path: a static policy costs what the same k chosen per image by hand would."""
     export, split = dynamic_export, digits_split()
     codes, labels = input_codes(split.test_x[:IMAGES], export.act_bits), split.test_y[:IMAGES]
-    cfg = engine_config_for(export, 4, 4, max_m=16, digit_bits=1)
+    cfg = EngineConfig.from_export(export, 4, 4, max_m=16, digit_bits=1)
     ks = (8, 2, 4, 1)
     policy = Policy("static", ks).resolve(export)
     summary = run_policy(cfg, export, codes, labels, policy, BATCH)

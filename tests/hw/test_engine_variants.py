@@ -48,8 +48,19 @@ def test_column_stage_and_accumulator_read_latencies_per_variant():
 
 
 def test_from_export_takes_the_widths_of_any_export():
-    export = SimpleNamespace(base_bits=4, act_bits=4, acc_bits=16)
-    assert EngineConfig.from_export(export, 2, 2, max_m=8, max_k=64, max_n=64) == SMALL
-    assert EngineConfig.from_export(export, 2, 2, 8, 64, 64, digit_bits=1).pe_kind is PEKind.DIGIT_SERIAL
+    layer = SimpleNamespace(K=64, N=64)
+    export = SimpleNamespace(base_bits=4, act_bits=4, acc_bits=16, layers=[layer], controllers=())
+    assert EngineConfig.from_export(export, 2, 2, max_m=8) == SMALL
+    assert EngineConfig.from_export(export, 2, 2, 8, digit_bits=1).pe_kind is PEKind.DIGIT_SERIAL
     with pytest.raises(ConfigError, match="--acc-bits 16 is too narrow for --max-k 4096"):
-        EngineConfig.from_export(export, 2, 2, 8, 4096, 64)
+        EngineConfig.from_export(
+            SimpleNamespace(**{**vars(export), "layers": [SimpleNamespace(K=4096, N=64)]}), 2, 2, 8
+        )
+
+
+def test_from_export_covers_every_layer_and_controller():
+    controller = SimpleNamespace(layer=SimpleNamespace(K=16, N=200))
+    layers = [SimpleNamespace(K=100, N=8), SimpleNamespace(K=30, N=40)]
+    export = SimpleNamespace(base_bits=8, act_bits=8, acc_bits=32, layers=layers, controllers=(controller,))
+    cfg = EngineConfig.from_export(export, 4, 4, 16)
+    assert (cfg.max_k, cfg.max_n) == (100, 200)
