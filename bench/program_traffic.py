@@ -26,11 +26,11 @@ from contract.numerics import MULT_BITS, SHIFT_BITS
 from contract.policy import Policy
 from contract.program import compile_program, map_words
 from contract.streams import stream
+from contract.widths import ceil_div
 from golden.convert import build_net
 from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.layers import QuantSpec
-from sim.model import ceil_div
 from sim.program import run_program
 
 FASHION = (1, 28, 28)

@@ -73,6 +73,7 @@ from contract.numerics import (
     SCHEMES,
 )
 from contract.policy import ResolvedPolicy
+from contract.widths import ceil_div
 
 PROGRAM_FORMAT = "nestmac-program"
 PROGRAM_VERSION = 1
@@ -94,10 +95,6 @@ class ProgramError(InputError):
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ProgramError(message)
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def map_words(shape: tuple[int, int, int], rows: int) -> int:

@@ -2,12 +2,17 @@
 
 The HDL sizes its adders and registers by these rules and the energy model (`sim.events`) prices the same
 adders, so both read them here and the cycle/energy model needs no HDL. The payload widths of the ports
-are in `contract.streams`.
+are in `contract.streams`. `ceil_div` is the one rounding every tile count uses (ceil(K/R), ceil(N/C)).
 """
 
 from __future__ import annotations
 
 from contract.config import EngineConfig
+
+
+def ceil_div(a: int, b: int) -> int:
+    """ceil(a / b) for integers, exactly (no float)."""
+    return -(-a // b)
 
 
 def psum_bits(cfg: EngineConfig) -> int:

@@ -21,9 +21,9 @@ checked against RTL.
 from __future__ import annotations
 
 from contract.config import EngineConfig
+from contract.widths import ceil_div
 from sim.energy import BUFFER_BYTES, Energy, requant_pj
 from sim.energy_table import DEFAULT_TABLE, EnergyTable
-from sim.model import ceil_div
 
 DATAFLOWS = ("ws", "os")
 

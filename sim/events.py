@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contract.config import EngineConfig
-from contract.widths import column_sum_bits, psum_bits
+from contract.widths import ceil_div, column_sum_bits, psum_bits
 from sim.command import row_slices
-from sim.model import ceil_div, command_cycles
+from sim.model import command_cycles
 
 
 @dataclass(frozen=True)

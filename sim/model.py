@@ -25,12 +25,9 @@ import torch
 
 from contract.config import EngineConfig
 from contract.timing import ACCEPT_CYCLES, OUTPUT_CYCLES, REQUANT_CYCLES, fill_drain_slots
+from contract.widths import ceil_div
 from golden.nested import int_gemm, requantize
 from sim.command import Command
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ import numpy as np
 
 from contract import streams
 from contract.config import EngineConfig
+from contract.widths import ceil_div
 from sim.command import Command
-from sim.model import EngineModel, ceil_div
+from sim.model import EngineModel
 
 Arrays = dict[str, dict[str, np.ndarray]]  # stream -> field -> [beats] or [beats, lanes]
 Beats = dict[str, list[dict]]  # stream -> one dict of its fields per beat

@@ -11,7 +11,8 @@ import random
 from dataclasses import replace
 
 from contract.config import EngineConfig
-from contract.program import Descriptor, ceil_div
+from contract.program import Descriptor
+from contract.widths import ceil_div
 
 
 def descriptor(in_shape, kernel, stride, padding, source, out_channels=4) -> Descriptor:

@@ -34,9 +34,10 @@ from amaranth.hdl import Assert, Assume, Cat, Cover, Elaboratable, Module, Mux, 
 
 from contract.config import EngineConfig
 from contract.streams import INPUTS, beat_counts
+from contract.widths import ceil_div
 from eda.runner import find_tool, run_tool, tool_search_path
 from hw.engine import Engine
-from sim.model import ceil_div, command_cycles
+from sim.model import command_cycles
 
 SBY = "yowasp-sby"
 #: Small enough for a solver, yet every tile loop runs more than once: K and N span two tiles each.

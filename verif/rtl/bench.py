@@ -15,8 +15,9 @@ from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 
 from contract.config import EngineConfig
 from contract.streams import INPUTS
+from contract.widths import ceil_div
 from sim.command import Command
-from sim.model import EngineModel, ceil_div
+from sim.model import EngineModel
 from sim.payload import from_bits
 from sim.streams import pack_sequence
 from verif.rtl.runner import CLOCK_PERIOD_NS
