@@ -536,6 +536,10 @@ def _check_region(program: Program, what: str, address: int, words: int) -> None
 
 
 def _validate_descriptor(program: Program, d: Descriptor, where: str, last: bool) -> None:
+    _require(
+        isinstance(d.name, str) and 1 <= len(d.name) <= 255 and all(ord(c) >= 32 for c in d.name),
+        f"{where}: a layer's name must be 1..255 printable characters (the encoding holds no more)",
+    )
     _require(d.kind in KINDS and d.store in STORES, f"{where}: unknown kind {d.kind!r} or store {d.store!r}")
     _require(_is_shape(d.in_shape) and _is_shape(d.out_shape), f"{where}: shapes must be [C, H, W] of positive sizes")
     _require((d.store == "logits") == last, f"{where}: the last layer, and only it, sends its output out as the logits")

@@ -278,6 +278,17 @@ def test_a_corrupt_program_is_refused_with_one_line(resnet_export):
         run_program(program, bad, np.zeros((1, 1, 8, 8), dtype=np.int64))
 
 
+def test_a_program_that_cannot_be_encoded_cannot_be_built(resnet_export):
+    """Every Program encodes and decodes: a layer name the encoding cannot hold is refused when it is built."""
+    program, _ = compile_program(resnet_export, 8, 4, WORDS, Policy("uniform", (4,)).resolve(resnet_export))
+    assert decode_program(encode_program(program)) == program
+    first = program.descriptors[0]
+    for name in ("x" * 256, "tab\there", ""):
+        renamed = (dataclasses.replace(first, name=name), *program.descriptors[1:])
+        with pytest.raises(ProgramError, match="name must be 1..255 printable characters"):
+            dataclasses.replace(program, descriptors=renamed)
+
+
 class SharedOperand(nn.Module):
     """An add whose latest operand (b) is also read by a convolution: no output path can run it alone."""
 
