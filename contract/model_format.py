@@ -54,8 +54,8 @@ from contract.numerics import (
     ACT_BITS_RANGE,
     BASE_BITS_RANGE,
     CONTRACT_VERSION,
+    LAYER_MODES,
     METHODS,
-    MODES,
     MULT_BITS,
     SCHEMES,
 )
@@ -467,7 +467,7 @@ def _validate_graph(export: Export) -> None:
 def _validate_layer(export: Export, layer: ExportedLayer) -> None:
     where = f"layer {layer.name}"
     require(layer.kind in ("conv", "linear"), f"{where}: unknown kind {layer.kind!r}")
-    require(layer.mode in MODES, f"{where}: unknown mode {layer.mode!r}")
+    require(layer.mode in LAYER_MODES, f"{where}: unknown mode {layer.mode!r}")
     shapes_ok = all(_is_int(d) and d > 0 for d in (*layer.in_shape, *layer.out_shape))
     require(shapes_ok, f"{where}: shapes must be positive integers")
     codes = layer.weight_codes

@@ -15,7 +15,11 @@ CONTRACT_VERSION = 1
 SCHEMES = ("offset", "twos")
 #: How a model was trained for nested precisions (golden.layers); an export records it.
 METHODS = ("truncquant", "qat")
-MODES = ("relu", "raw")
+#: The requantizer's output modes (docs/numerics.md, "Output mode"): the A-bit code, the ACC-bit t, or the
+#: requantized value y without the clamp (a raw layer's u that a layer program keeps on chip).
+MODES = ("relu", "raw", "linear")
+#: The modes an exported layer may have: `linear` is the engine's, chosen by the program compiler.
+LAYER_MODES = ("relu", "raw")
 BASE_BITS_RANGE = (2, 16)
 ACT_BITS_RANGE = (1, 16)
 ACC_BITS_RANGE = (8, 40)

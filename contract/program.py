@@ -15,8 +15,11 @@ them), so a region may be reused without clearing it. A linear layer's output [N
 
 **Raw regions.** A raw layer (no ReLU) whose output is an operand of a residual add, but not the add's fusing
 layer (below), stores the requantized-without-clamp value u = (t*mult + 2^(shift-1)) >> shift of
-docs/numerics.md, "Host operations", exactly. Its width is computed at compile time as the widest u over every
-ACC-bit t and the layer's mult and shift at its k (`raw_bits`); the region holds P = ceil(width / A) planes,
+docs/numerics.md, "Host operations", exactly: the requantizer's `linear` mode, in which every raw layer whose
+value stays on chip runs (its descriptor's mode; the logits stay `raw`). Its width is computed at compile time
+as the widest u over every input and the layer's mult and shift at its k (`raw_bits`: t's extremes follow from
+its weights and bias), and must fit the
+engine's ACC-bit result (else the network is refused); the region holds P = ceil(width / A) planes,
 each a map in the layout above, plane p holding bits p*A .. p*A+A-1 of u in two's complement:
 
     word(base, p, g, y, x) = base + p*G*H*W + (g*H + y)*W + x
@@ -76,7 +79,7 @@ from contract.policy import ResolvedPolicy
 from contract.widths import ceil_div
 
 PROGRAM_FORMAT = "nestmac-program"
-PROGRAM_VERSION = 1
+PROGRAM_VERSION = 2  # 2: a raw layer whose value stays on chip runs in the requantizer's linear mode
 MAGIC = 0x524D4E  # "NMR" little-endian: the first word of an encoded program
 KINDS = ("conv", "linear")
 #: Where a layer's output goes: an A-bit code map, a raw region of planes, or out as the logits.
@@ -108,15 +111,38 @@ def signed_bits(value: int) -> int:
     return (value if value >= 0 else ~value).bit_length() + 1
 
 
-def raw_bits(layer: ExportedLayer, k: int, acc_bits: int) -> int:
-    """The exact worst-case width of u = (t*mult + 2^(shift-1)) >> shift over every ACC-bit t and every output
-    column's mult and shift at k: u is monotonic in t, so the extremes are at the ends of t's range."""
+def weights_at(codes: np.ndarray, k: int, scheme: str, base_bits: int) -> np.ndarray:
+    """The signed k-bit weights of B-bit codes (docs/numerics.md, Weights), as int64."""
+    codes = codes.astype(np.int64)
+    if scheme == "offset":
+        return 2 * (codes >> (base_bits - k)) - ((1 << k) - 1)
+    signed = np.where(codes >= 1 << (base_bits - 1), codes - (1 << base_bits), codes)
+    return signed >> (base_bits - k)
+
+
+def t_range(layer: ExportedLayer, k: int, export: Export) -> tuple[np.ndarray, np.ndarray]:
+    """Per output column, the least and greatest t = wrap_ACC(acc + bias) of any input: acc is extreme when every
+    activation is 0 or 2^A - 1 (x = a >> (A-j) with j = A) as its weight is negative or positive. A column
+    whose extremes could wrap may give any ACC-bit t."""
+    weights = weights_at(layer.weight_codes, k, export.scheme, export.base_bits)
+    top_x = (1 << export.act_bits) - 1
+    bias = layer.requant(k)[0].astype(np.int64)
+    lo = top_x * np.minimum(weights, 0).sum(axis=0) + bias
+    hi = top_x * np.maximum(weights, 0).sum(axis=0) + bias
+    limit = 1 << (export.acc_bits - 1)
+    wraps = (lo < -limit) | (hi > limit - 1)
+    return np.where(wraps, -limit, lo), np.where(wraps, limit - 1, hi)
+
+
+def raw_bits(layer: ExportedLayer, k: int, export: Export) -> int:
+    """The exact worst-case width of u = (t*mult + 2^(shift-1)) >> shift over every input and every output
+    column's mult and shift at k: u is monotonic in t, so the extremes are at the ends of t's range (`t_range`),
+    which some input reaches."""
     _, mults, shifts = layer.requant(k)
-    ends = (-(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1)
     width = 1
-    for mult, shift in zip(mults.tolist(), shifts.tolist(), strict=True):
+    for lo, hi, mult, shift in zip(*(v.tolist() for v in (*t_range(layer, k, export), mults, shifts)), strict=True):
         rounding = 1 << (shift - 1) if shift > 0 else 0
-        width = max(width, *(signed_bits((t * mult + rounding) >> shift) for t in ends))
+        width = max(width, *(signed_bits((t * mult + rounding) >> shift) for t in (lo, hi)))
     return width
 
 
@@ -296,8 +322,15 @@ def _values(
             continue
         name = fused_into.get(step.name, step.name)
         planes = 1
+        if step.layer.mode == "raw":  # its u stays on chip: the engine's linear mode gives it on the result port
+            width = raw_bits(step.layer, ks[step.name], export)
+            _require(
+                width <= export.acc_bits,
+                f"layer {step.name}: its requantized value can need {width} bits, more than the engine's "
+                f"{export.acc_bits}-bit result",
+            )
         if step.layer.mode == "raw" and step.name not in fused_into:
-            planes = ceil_div(raw_bits(step.layer, ks[step.name], export.acc_bits), export.act_bits)
+            planes = ceil_div(width, export.act_bits)
             _require(
                 planes <= MAX_RAW_PLANES,
                 f"layer {step.name}: its raw output needs {planes} planes of {export.act_bits} bits, more than "
@@ -422,11 +455,17 @@ def _descriptor(
         k,
         export.act_bits,
         export.scheme,
-        layer.mode,
+        _engine_mode(layer.mode, store),
         weights,
         params,
         operands,
     )
+
+
+def _engine_mode(layer_mode: str, store: str) -> str:
+    """The requantizer's mode for a layer: a raw layer whose output stays on chip (a raw region, or the value
+    of the add it fuses) runs in `linear` mode, which gives its u; the logits stay raw (t)."""
+    return "linear" if layer_mode == "raw" and store != "logits" else layer_mode
 
 
 def _is_raw(export: Export, name: str) -> bool:
@@ -576,13 +615,10 @@ def _validate_descriptor(program: Program, d: Descriptor, where: str, last: bool
         _is_int(d.planes) and planes[0] <= d.planes <= planes[1], f"{where}: {d.planes!r} planes for a {d.store} store"
     )
     _require(not d.operands or d.store == "codes", f"{where}: a fused add writes codes")
-    _require(
-        d.store != "raw" or d.mode == "raw",
-        f"{where}: only a raw layer stores a raw region",
+    allowed = {"raw": ("linear",), "logits": ("raw", "relu")}.get(
+        d.store, ("relu", "linear") if d.operands else ("relu",)
     )
-    _require(
-        d.store != "codes" or d.mode == "relu" or d.operands, f"{where}: a raw layer stores codes only through an add"
-    )
+    _require(d.mode in allowed, f"{where}: a {d.store} store runs in mode {' or '.join(allowed)}, not {d.mode}")
     _check_region(program, f"{where}: its input", d.source, map_words(d.in_shape, program.rows))
     if d.store != "logits":
         _check_region(program, f"{where}: its output", d.target, d.planes * d.plane_words(program.rows))

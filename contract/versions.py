@@ -12,7 +12,7 @@ from importlib import metadata
 
 MANIFEST_FORMAT = "nestmac-engine-manifest"
 MANIFEST_FORMAT_VERSION = 2
-INTERFACE_VERSION = 2
+INTERFACE_VERSION = 3
 
 
 def generator_version() -> str:

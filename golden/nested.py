@@ -83,7 +83,9 @@ def int_gemm(
 
 
 def requantize(acc, bias, mult, shift, mode: str, act_bits: int = 8, acc_bits: int = 32) -> torch.Tensor:
-    """Per-column requantization of acc[M, N]: relu -> A-bit activation codes, raw -> t = acc + bias."""
+    """Per-column requantization of acc[M, N]: relu -> A-bit activation codes, raw -> t = acc + bias,
+    linear -> y = (t * mult + 2^(shift-1)) >> shift without the clamp, wrapped to ACC bits (docs/numerics.md,
+    "Output mode")."""
     check_mode(mode)
     check_range("act_bits", act_bits, *ACT_BITS_RANGE)
     check_range("acc_bits", acc_bits, *ACC_BITS_RANGE)
@@ -101,7 +103,7 @@ def requantize(acc, bias, mult, shift, mode: str, act_bits: int = 8, acc_bits: i
         return t
     rounding = torch.where(shift > 0, torch.ones_like(shift) << (shift - 1).clamp(min=0), torch.zeros_like(shift))
     y = (t * mult + rounding) >> shift
-    return y.clamp(0, (1 << act_bits) - 1)
+    return wrap(y, acc_bits) if mode == "linear" else y.clamp(0, (1 << act_bits) - 1)
 
 
 def _check_values(name: str, values: torch.Tensor, lo: int, hi: int) -> None:

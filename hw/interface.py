@@ -27,10 +27,12 @@ class Scheme(enum.Enum, shape=code_bits(SCHEMES)):
 
 
 class Mode(enum.Enum, shape=code_bits(MODES)):
-    """Output of the requantizer: an A-bit activation code (relu) or the ACC-bit value t (raw)."""
+    """Output of the requantizer: an A-bit activation code (relu), the ACC-bit value t (raw), or the
+    requantized value without the clamp (linear)."""
 
     RELU = MODES.index("relu")
     RAW = MODES.index("raw")
+    LINEAR = MODES.index("linear")
 
 
 _ENUMS = {SCHEMES: Scheme, MODES: Mode}

@@ -10,12 +10,12 @@ Five register stages, each short enough for 100 MHz on an ECP5 (docs/estimates.m
 4. p = their sum + 2^(shift-1);
 5. y = p >> shift;
 
-then combinationally the relu clamp into the output FIFO. Raw mode reuses the same stages with mult = 1,
-shift = 0 (so p = y = t, bit for bit what the contract says), chosen in stage 2 so nothing later needs
-the mode but the clamp. The parameter register holds one N-tile's columns and is reloaded when that
-tile's first complete row arrives, while the previous tile's last rows may still be in the pipeline (M =
-1 reloads it every slot): that is why bias, mult and shift are copied into stage 1 and travel with the
-data instead of being read from the register later.
+then combinationally the relu clamp into the output FIFO (linear mode skips it: the result keeps y's low
+ACC bits). Raw mode reuses the same stages with mult = 1, shift = 0 (so p = y = t, bit for bit what the
+contract says), chosen in stage 2 so nothing later needs the mode but the clamp. The parameter register
+holds one N-tile's columns and is reloaded when that tile's first complete row arrives, while the previous
+tile's last rows may still be in the pipeline (M = 1 reloads it every slot): that is why bias, mult and
+shift are copied into stage 1 and travel with the data instead of being read from the register later.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ class Requantizer(wiring.Component):
             y = Signal.like(p, name=f"y{c}")
             m.d.sync += y.eq(p >> p_shift)
             clamped = Mux(y < 0, 0, Mux(y > top_code, top_code, y))
-            value = Mux(raw, y, clamped)
+            value = Mux(self.precision.mode == Mode.RELU, clamped, y)
             shown = ~out_token.last_ntile | self.out_lanes[c]
             m.d.comb += self.result.values[c].eq(Mux(shown, value, 0))
         m.d.comb += [

@@ -23,6 +23,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from contract.numerics import MODES
 from contract.timing import drain_slots
 from hw.interface import payload_layout, precision_layout, token_layout
 
@@ -252,6 +253,7 @@ class Sequencer(wiring.Component):
             & (payload.n >= 1)
             & (payload.n <= cfg.max_n)
         )
+        legal &= payload.mode.as_value() < len(MODES)  # the mode field's codes beyond the modes
         if cfg.switchable:
             legal &= (payload.wbits >= 1) & (payload.wbits <= cfg.base_bits)
             legal &= (payload.abits >= 1) & (payload.abits <= cfg.act_bits)

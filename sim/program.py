@@ -9,8 +9,9 @@ layer it:
    row's X slice comes from (None: zero padding), with the lanes that hold channels;
 2. computes that N-tile's GEMM and requantization with golden.nested's exact functions;
 3. walks `writes`: per N-tile, per output row, the words the results go to, through the output path (the raw
-   value u of a raw store or a fused add's raw layer, the add of the operands read from the scratchpad and
-   its clamp: golden.lowering's host_requantize and host_add, so the numerics are those of the host's).
+   value u of a raw store or a fused add's raw layer, which the requantizer's linear mode gives, then the add
+   of the operands read from the scratchpad and its clamp: golden.lowering's host_add, so the numerics are
+   those of the host's).
 
 `reads` and `writes` are plain generators over a descriptor's integers: the HDL's address generator and its
 formal properties (every read in bounds or padding, every output element written exactly once) mirror them.
@@ -32,7 +33,7 @@ import torch
 
 from contract.numerics import MULT_BITS, SHIFT_BITS
 from contract.program import Descriptor, Program, ProgramError, ProgramImages, encode_program, map_words
-from golden.lowering import host_add, host_requantize
+from golden.lowering import host_add
 from golden.nested import int_gemm, requantize
 
 
@@ -185,9 +186,7 @@ def _run_layer(memory: np.ndarray, program: Program, images: ProgramImages, d: D
         x = x.transpose(0, 2, 1, 3).reshape(images_count * pixels, k_tiles * R)
         bias, mult, shift = (torch.from_numpy(params[n_tile, :, i]) for i in range(3))
         acc = int_gemm(x, weights[n_tile], d.k, d.j, d.scheme, program.base_bits, program.act_bits, program.acc_bits)
-        y = requantize(acc, bias, mult, shift, d.mode, program.act_bits, program.acc_bits)
-        if d.mode == "raw" and d.store != "logits":
-            y = host_requantize(y, mult, shift)  # the raw value u, in activation code units (module docstring)
+        y = requantize(acc, bias, mult, shift, d.mode, program.act_bits, program.acc_bits)  # linear: u
         y = y.numpy().reshape(images_count, pixels, C)
         for (tile, lo, hi, channel), (out_rows, offsets) in batches.items():
             if tile != n_tile:

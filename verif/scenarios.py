@@ -214,7 +214,7 @@ def extremes(cfg, rng):
     for fill, full, scheme, mode in [
         (0, True, "offset", "relu"),
         (0, True, "twos", "raw"),
-        *((1, True, scheme, mode) for scheme in ("offset", "twos") for mode in ("relu", "raw")),
+        *((1, True, scheme, mode) for scheme in SCHEMES for mode in MODES),
         (1, False, "offset", "raw"),
         (1, False, "twos", "relu"),
     ]:

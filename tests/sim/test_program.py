@@ -37,8 +37,8 @@ from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.infer import run_integer
 from golden.layers import QuantSpec
-from golden.lowering import host_requantize, im2col
-from golden.nested import int_gemm
+from golden.lowering import im2col
+from golden.nested import int_gemm, requantize, truncate_weight
 from golden.train import calibrate_batchnorm
 from sim.program import reads, run_program, writes
 
@@ -310,13 +310,23 @@ def test_an_add_no_output_path_can_run_is_refused():
 
 
 def test_a_raw_regions_width_is_the_exact_worst_case(resnet_export):
-    """raw_bits against every t of a 12-bit accumulator: the widest u, not a bound on it (the exported shifts,
-    and small ones that make u wide)."""
-    acc_bits = 12
-    t = torch.arange(-(1 << (acc_bits - 1)), 1 << (acc_bits - 1)).reshape(-1, 1)
-    raw = [layer for layer in resnet_export.layers if layer.mode == "raw"]
+    """raw_bits is reached: per column, the input that is 2^A - 1 where the weight is positive (negative) and 0
+    elsewhere gives the greatest (least) t, and the widest u over those inputs is raw_bits' width; random inputs
+    stay within it. Checked at the exported shifts and at small ones that make u wide, at k = 8 and 1."""
+    export = resnet_export
+    A, B, ACC = export.act_bits, export.base_bits, export.acc_bits
+    raw = [layer for layer in export.layers if layer.mode == "raw"]
+    rng = np.random.default_rng(SEED)
+    top = (1 << A) - 1
     for layer in raw + [dataclasses.replace(layer, shift=layer.shift % 5) for layer in raw]:
         for k in (8, 1):
-            _, mult, shift = (torch.from_numpy(p) for p in layer.requant(k))
-            u = host_requantize(t, mult, shift)
-            assert raw_bits(layer, k, acc_bits) == max(signed_bits(int(u.min())), signed_bits(int(u.max())))
+            bias, mult, shift = (torch.from_numpy(p) for p in layer.requant(k))
+            w = truncate_weight(layer.weight_codes, k, export.scheme, B)
+            extremes = torch.cat([(w.T > 0) * top, (w.T < 0) * top]).numpy()
+            random_x = rng.integers(0, top + 1, (64, layer.K))
+            widths = []
+            for x in (extremes, random_x):
+                acc = int_gemm(x, layer.weight_codes, k, A, export.scheme, B, A, ACC)
+                u = requantize(acc, bias, mult, shift, "linear", A, ACC)
+                widths.append(max(signed_bits(int(u.min())), signed_bits(int(u.max()))))
+            assert widths[0] == raw_bits(layer, k, export) >= widths[1], (layer.name, k, widths)
