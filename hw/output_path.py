@@ -33,13 +33,14 @@ popped in the cycle of its last step (or, for logits, when `logits` takes it), a
 without a bubble. The buffer is not tied to a descriptor: beats that arrive before theirs is taken wait.
 
 **Descriptors.** One is taken only while `busy` is low; the cycle after, the strides G*OH*OW (a plane) and
-(C // R)*OH*OW (an N-tile's step in groups) are formed, and the steps start in the next cycle. G = ceil(C/R)
-needs no divider: it is a multiply by a constant reciprocal, checked exact for every channel count at
-elaboration. Everything per step is additions and comparisons: offsets advance by 1 per row, by OH*OW per
-channel group and by the N-tile stride, plane addresses by G*OH*OW, as running sums. `busy` stays high until
-the last write has reached the memory (or the last logits beat has left): the next layer may read what this
-one wrote from the cycle `busy` falls. With `result` always valid and `logits` always ready a descriptor
-takes contract.timing.output_path_cycles cycles from its taking to the first cycle the next can be.
+(C // R)*OH*OW (an N-tile's step in groups) are formed, and the steps start in the next cycle. G = ceil(N/R)
+(N output channels) needs no divider: it is a multiply by a constant reciprocal, checked exact for every
+channel count at elaboration. Everything per step is additions and comparisons: offsets advance by 1 per
+row, by OH*OW per channel group and by the N-tile stride, plane addresses by G*OH*OW, as running sums.
+`busy` stays high until the last write has reached the memory (or the last logits beat has left): the next
+layer may read what this one wrote from the cycle `busy` falls. With `result` always valid and `logits`
+always ready a descriptor takes contract.timing.output_path_cycles cycles from its taking to the first
+cycle the next can be.
 
 A descriptor out of range (contract.program's checks that concern the output path, within this component's
 maxima) is taken and dropped with `error` high, as hw/addrgen.py refuses one, and the next one runs. Whether
@@ -238,8 +239,8 @@ class OutputPath(wiring.Component):
         head_valid = beats.r_rdy
 
         writing, passing = Signal(), Signal()  # the WRITE and PASS states
-        step = (writing & head_valid) | (passing & head_valid & self.logits.ready)
-        beat_done = step & (passing | (last_step & last_segment))
+        advance = (writing & head_valid) | (passing & head_valid & self.logits.ready)  # a step (or logits beat)
+        beat_done = advance & (passing | (last_step & last_segment))
         m.d.comb += [
             beats.r_en.eq(beat_done),
             self.read.en.eq(writing & head_valid & reading),
@@ -289,7 +290,7 @@ class OutputPath(wiring.Component):
                 with m.If(beat_done & last_row & last_tile):
                     m.next = "IDLE"
 
-        with m.If(step):
+        with m.If(advance):
             with m.If(writing & ~last_step):  # the next step of this segment
                 with m.If(raw):
                     m.d.sync += [plane.eq(plane + 1), plane_base.eq(plane_base + plane_words)]
