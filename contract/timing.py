@@ -6,7 +6,11 @@ cycle formula (sim/model.py, docs/architecture.md) adds the same stages: if eith
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from contract.config import EngineConfig, PEKind
+from contract.program import Descriptor
+from contract.widths import ceil_div
 
 #: The cycle in which the engine accepts a command (the sequencer's IDLE state).
 ACCEPT_CYCLES = 1
@@ -65,3 +69,36 @@ def accumulator_read_slots(cfg: EngineConfig) -> int:
 def drain_slots(cfg: EngineConfig) -> int:
     """Slots after the last activation beat until its result row is written into the output FIFO."""
     return fill_drain_slots(cfg) + REQUANT_CYCLES
+
+
+#: The output path of layer programs (hw/output_path.py) takes a descriptor in one cycle and forms its plane
+#: and N-tile strides in the next; its first step is in the cycle after.
+OUTPUT_SETUP_CYCLES = 2
+#: A step's write reaches the scratchpad two cycles after the step: the operand's word arrives (and the add
+#: and clamp are registered into the write port), then the memory takes it.
+OUTPUT_DRAIN_CYCLES = 2
+
+
+def output_segment_cycles(store: str, planes: int, operand_planes: Sequence[int]) -> int:
+    """Cycles (steps) the output path spends on one segment of a result beat (one `sim.program.Write`) once
+    the beat is there: one per operand plane read or plane written, whichever is more, at least one. A logits
+    beat is not split into segments: it leaves in one cycle."""
+    if store == "logits":
+        return 1
+    return max(sum(operand_planes), planes, 1)
+
+
+def output_path_cycles(d: Descriptor, rows: int, cols: int) -> int:
+    """Cycles from the output path taking descriptor `d` to the first cycle in which it can take the next,
+    with `result` always valid and `logits` always ready: the setup, one cycle per step of every segment
+    (per N-tile nt, each of the OH*OW beats has a segment per channel group its channels nt*C .. touch),
+    and, for a store, the drain of the last write."""
+    channels, out_h, out_w = d.out_shape
+    steps = output_segment_cycles(d.store, d.planes, [operand.planes for operand in d.operands])
+    if d.store == "logits":
+        return OUTPUT_SETUP_CYCLES + ceil_div(channels, cols) * out_h * out_w * steps
+    segments = 0
+    for first in range(0, channels, cols):
+        last = min(channels, first + cols) - 1
+        segments += last // rows - first // rows + 1
+    return OUTPUT_SETUP_CYCLES + segments * out_h * out_w * steps + OUTPUT_DRAIN_CYCLES

@@ -1,6 +1,6 @@
 """The emitted Verilog passes `verilator --lint-only` (warnings allowed, no errors): bit-parallel and digit-serial
-engines, and the stand-alone address generator (hw/addrgen.py), activation scratchpad (hw/scratchpad.py) and
-activation fetch (hw/act_fetch.py)."""
+engines, and the stand-alone address generator (hw/addrgen.py), activation scratchpad (hw/scratchpad.py),
+activation fetch (hw/act_fetch.py) and output path (hw/output_path.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from eda.tools import verilator_env
 from hw.act_fetch import ActivationFetch
 from hw.addrgen import ConvAddressGenerator
 from hw.engine import Engine
+from hw.output_path import OutputPath
 from hw.scratchpad import Scratchpad
 
 pytestmark = pytest.mark.rtl  # Verilator
@@ -33,6 +34,12 @@ def test_the_scratchpad_and_the_activation_fetch_lint_with_no_errors(tmp_path, r
     cfg = EngineConfig(rows=rows, cols=4)
     check_lint(tmp_path, Scratchpad(cfg, depth), "scratchpad")
     check_lint(tmp_path, ActivationFetch(cfg, depth), "act_fetch")
+
+
+@pytest.mark.parametrize("rows,cols,depth,max_operands", [(16, 16, 1024, 2), (3, 5, 200, 1)])
+def test_the_output_path_lints_with_no_errors(tmp_path, rows, cols, depth, max_operands):
+    output_path = OutputPath(EngineConfig(rows=rows, cols=cols), depth, max_operands=max_operands)
+    check_lint(tmp_path, output_path, "output_path")
 
 
 def check_lint(tmp_path, component, name: str) -> None:

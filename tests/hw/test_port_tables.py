@@ -21,6 +21,7 @@ from hw.column import STAGES
 from hw.datapath import Datapath
 from hw.engine import Engine
 from hw.offset import OffsetTerm
+from hw.output_path import OutputPath
 from hw.pe import ProcessingElement
 from hw.requant import Requantizer
 from hw.scratchpad import Scratchpad
@@ -53,6 +54,7 @@ def components():
     built[ConvAddressGenerator] = [ConvAddressGenerator(cfg) for cfg in KINDS.values()]
     built[Scratchpad] = [Scratchpad(cfg, 1024) for cfg in KINDS.values()]
     built[ActivationFetch] = [ActivationFetch(cfg, 1024) for cfg in KINDS.values()]
+    built[OutputPath] = [OutputPath(cfg, 1024) for cfg in KINDS.values()]
     return built
 
 
