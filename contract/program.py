@@ -226,6 +226,15 @@ class Program:
         ends += [d.target + d.planes * d.plane_words(self.rows) for d in self.descriptors if d.store != "logits"]
         return max(ends)
 
+    def gemm_limits(self) -> dict[str, int]:
+        """The largest GEMM command of the program's layers (M = OH*OW, K = its K-tiles times R, N): the
+        max_m, max_k and max_n an engine running it needs (contract.config.EngineConfig)."""
+        return dict(
+            max_m=max(d.out_shape[1] * d.out_shape[2] for d in self.descriptors),
+            max_k=max(d.k_tiles(self.rows) * self.rows for d in self.descriptors),
+            max_n=max(d.out_shape[0] for d in self.descriptors),
+        )
+
     @property
     def kib_used(self) -> float:
         """`words_used` in KiB (words of R A-bit codes)."""

@@ -7,7 +7,9 @@ of that word hold other channels (or nothing yet), so the write port has one ena
 scratchpad in words is its bytes * 8 / (R * A): 16 KiB at R = 16, A = 8 is 1024 words.
 
 The memory is `amaranth.lib.memory.Memory`, with one synchronous read port (the word addressed in one cycle
-is on `read.data` in the next, held while `read.en` is low) and one write port; the ports are the memory's
+is on `read.data` in the next, held while `read.en` is low), optionally a second one (`operand_read`, the
+output path's, which reads a fused add's operands while the activation fetch reads the next rows: a 2R1W
+memory, on an FPGA two block RAMs with the same writes), and one write port; the ports are the memory's
 own, so `wiring.connect` joins them to a reader and a writer. A read of the word being written in the same
 cycle returns the old word (not transparent): the compiler never lets a layer write a map it reads.
 """
@@ -47,22 +49,25 @@ class Scratchpad(wiring.Component):
     -------
     read : Out(ReadPort.Signature(ceil_log2(depth), word))
         The read port: `addr` and `en` in one cycle, the word on `data` in the next (held while `en` is low).
+    operand_read : Out(ReadPort.Signature(ceil_log2(depth), word))
+        With `operand_port`: a second read port like `read`.
     write : Out(WritePort.Signature(ceil_log2(depth), word, granularity=1))
         The write port: `data`'s lanes whose bit of `en` is set are written at `addr`, the others kept.
     """
 
-    def __init__(self, cfg: EngineConfig, depth: int):
+    def __init__(self, cfg: EngineConfig, depth: int, *, operand_port: bool = False):
         self._word, self._depth = word_layout(cfg), depth
+        readers = ("read", "operand_read") if operand_port else ("read",)
         super().__init__(
-            {
-                "read": Out(read_signature(cfg, depth)),
-                "write": Out(WritePort.Signature(addr_width=ceil_log2(depth), shape=self._word, granularity=1)),
-            }
+            {name: Out(read_signature(cfg, depth)) for name in readers}
+            | {"write": Out(WritePort.Signature(addr_width=ceil_log2(depth), shape=self._word, granularity=1))}
         )
+        self._readers = readers
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.memory = memory = Memory(shape=self._word, depth=self._depth, init=[])
-        wiring.connect(m, wiring.flipped(self.read), memory.read_port())
+        for name in self._readers:
+            wiring.connect(m, wiring.flipped(getattr(self, name)), memory.read_port())
         wiring.connect(m, wiring.flipped(self.write), memory.write_port(granularity=1))
         return m

@@ -28,6 +28,24 @@ from contract.timing import drain_slots
 from hw.interface import payload_layout, precision_layout, token_layout
 
 
+def command_legal(cfg, payload):
+    """Whether a command lies within the contract and this engine's limits (docs/architecture.md, "Illegal
+    commands"). The fixed-precision baseline ignores wbits and abits, so it does not check them."""
+    legal = (
+        (payload.m >= 1)
+        & (payload.m <= cfg.max_m)
+        & (payload.k_dim >= 1)
+        & (payload.k_dim <= cfg.max_k)
+        & (payload.n >= 1)
+        & (payload.n <= cfg.max_n)
+    )
+    legal &= payload.mode.as_value() < len(MODES)  # the mode field's codes beyond the modes
+    if cfg.switchable:
+        legal &= (payload.wbits >= 1) & (payload.wbits <= cfg.base_bits)
+        legal &= (payload.abits >= 1) & (payload.abits <= cfg.act_bits)
+    return legal
+
+
 class Sequencer(wiring.Component):
     """The schedule of one command (module docstring): per slot, which beats are due and what they are.
 
@@ -167,7 +185,7 @@ class Sequencer(wiring.Component):
                         tile_end.eq(one_row & (rows == 1)),  # max(M, R) = 1
                         tile_before_end.eq(Mux(self.cmd.payload.m > rows, self.cmd.payload.m, rows) - 2),
                     ]
-                with m.If(self.cmd.valid & ~self._legal(self.cmd.payload)):
+                with m.If(self.cmd.valid & ~command_legal(cfg, self.cmd.payload)):
                     # Taken and dropped: it takes no beat and makes none, so the next command starts clean.
                     m.d.comb += self.refused.eq(1)
                 with m.Elif(self.cmd.valid):
@@ -240,24 +258,6 @@ class Sequencer(wiring.Component):
                     with m.If(self.ending):
                         m.next = "IDLE"
         return m
-
-    def _legal(self, payload):
-        """Whether a command lies within the contract and this engine's limits (docs/architecture.md,
-        "Illegal commands"). The fixed-precision baseline ignores wbits and abits, so it does not check them."""
-        cfg = self._cfg
-        legal = (
-            (payload.m >= 1)
-            & (payload.m <= cfg.max_m)
-            & (payload.k_dim >= 1)
-            & (payload.k_dim <= cfg.max_k)
-            & (payload.n >= 1)
-            & (payload.n <= cfg.max_n)
-        )
-        legal &= payload.mode.as_value() < len(MODES)  # the mode field's codes beyond the modes
-        if cfg.switchable:
-            legal &= (payload.wbits >= 1) & (payload.wbits <= cfg.base_bits)
-            legal &= (payload.abits >= 1) & (payload.abits <= cfg.act_bits)
-        return legal
 
     def _load(self, m, payload, command):
         """Latch the command and decode its precision into masks and the column sum's exact shift (every

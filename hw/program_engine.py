@@ -1,0 +1,263 @@
+"""The program engine: a whole network run from an activation scratchpad, one step (layer) after another.
+
+The GEMM engine (hw/engine.py) is reused unchanged; around it, the pieces of contract.program's layer programs:
+
+    image ──► scratchpad ◄── output path ◄── engine.result         weight, param ──► engine
+                  │   └─────► (operands)         ▲   └──► logits
+                  └──► activation fetch ──► engine.act
+
+A program is a sequence of *steps* on the `step` stream (`step_layout`): an image step writes the `image`
+beats, one scratchpad word each in the layout of contract.program, from its `target` until the beat with
+`last`; a layer step runs one layer descriptor. For a layer the engine derives everything that must agree
+between its units from the step's own fields, so that they cannot disagree: the GEMM command (M = OH*OW,
+K = KH*KW*ceil(C/R)*R, N, the precisions, the mode), the address generator's walk (its N-tiles are
+ceil(N/C)) and the output path's writes. The three take their parts in the same cycle, the engine's `act`
+comes from the fetch and its `result` goes to the output path; the next step is taken once all three are
+idle again, so a layer never reads a word before the layer that writes it has written it. The host's part is
+only the steps, the image, the weight and parameter beats in program order, and reading the logits.
+
+Cycles of a step, with every stream ideal (`contract.timing.program_step_cycles`; docs/architecture.md,
+"Program engine"): an image step takes one cycle to accept and one per word; a layer step takes the cycle
+that accepts it, one that decodes it, the GEMM command's own cycles (sim.model.command_cycles, counted from
+the dispatch cycle in which the engine accepts it) and the output path's tail after the last result beat.
+
+An illegal step is dropped: a field out of range for any of the three units makes that unit refuse its part
+(as the sequencer refuses a command); the others, which took theirs, are reset in the next cycle, nothing is
+written, `error` rises and stays high until reset, and the next step runs normally. Like the GEMM engine, a
+refused layer's weight and parameter beats must not be sent.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from contract.config import EngineConfig
+from contract.program import MAX_KERNEL, MAX_RAW_PLANES, MAX_STRIDE
+from hw.act_fetch import ActivationFetch
+from hw.engine import Engine
+from hw.interface import Mode, Scheme, payload_layout
+from hw.output_path import OutputPath, Store, operand_layout
+from hw.scratchpad import Scratchpad, word_layout
+from hw.sequencer import command_legal
+
+
+class StepKind(enum.Enum, shape=1):
+    """What a step of a program does: write the image into the scratchpad, or run a layer."""
+
+    IMAGE = 0
+    LAYER = 1
+
+
+def step_layout(
+    cfg: EngineConfig, address_bits: int, max_size: int, max_channels: int, max_operands: int
+) -> data.StructLayout:
+    """One step of a program: the fields of contract.program.Descriptor that the hardware reads (an image step
+    reads only `kind` and `target`)."""
+    size = range(max_size + 1)
+    channels = range(max_channels + 1)
+    kernel = range(max(MAX_KERNEL, max_size) + 1)
+    return data.StructLayout(
+        {
+            "kind": StepKind,
+            "in_channels": channels,
+            "height": size,
+            "width": size,
+            "source": address_bits,
+            "out_channels": channels,
+            "out_height": size,
+            "out_width": size,
+            "kernel_height": kernel,
+            "kernel_width": kernel,
+            "stride": range(MAX_STRIDE + 1),
+            "padding": range(MAX_KERNEL),
+            "wbits": range(cfg.base_bits + 1),
+            "abits": range(cfg.act_bits + 1),
+            "scheme": Scheme,
+            "mode": Mode,
+            "store": Store,
+            "target": address_bits,
+            "planes": range(MAX_RAW_PLANES + 1),
+            "operand_count": range(max_operands + 1),
+            "operands": data.ArrayLayout(operand_layout(address_bits), max_operands),
+        }
+    )
+
+
+def image_layout(cfg: EngineConfig) -> data.StructLayout:
+    """One beat of the `image` stream: a scratchpad word (R codes, lane l the channel g*R + l) and `last`."""
+    return data.StructLayout({"codes": word_layout(cfg), "last": 1})
+
+
+class ProgramEngine(wiring.Component):
+    """A network run as a program of steps from an activation scratchpad (module docstring).
+
+    Parameters
+    ----------
+    config : EngineConfig
+        The GEMM engine inside (its max_m, max_k, max_n bound a layer's M, K and N).
+    depth : int
+        Words of the scratchpad (R codes each).
+    max_size, max_channels, max_n_tiles, max_operands : int
+        The largest map side, channel count, N-tile count and fused-add operand count of a layer.
+
+    Members
+    -------
+    step : In(stream.Signature(step))
+        The program's steps (`step_layout`), one taken when the previous one has finished.
+    image : In(stream.Signature(image))
+        An image step's words, in the scratchpad's layout, `last` on the final one.
+    weight, param : In(stream.Signature(...))
+        The GEMM engine's streams, the layers' beats in program order (contract.program's images).
+    logits : Out(stream.Signature(result))
+        The last layer's result beats.
+    error : Out(1)
+        Sticky: a step was refused, or a parameter beat carried a shift beyond the contract's range.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        depth: int,
+        *,
+        max_size: int = 64,
+        max_channels: int = 1024,
+        max_n_tiles: int = 64,
+        max_operands: int = 2,
+    ):
+        self.config, self.depth = config, depth
+        self._limits = dict(max_size=max_size, max_channels=max_channels, max_n_tiles=max_n_tiles)
+        self._max_operands = max_operands
+        address_bits = ceil_log2(depth)
+        super().__init__(
+            {
+                "step": In(stream.Signature(step_layout(config, address_bits, max_size, max_channels, max_operands))),
+                "image": In(stream.Signature(image_layout(config))),
+                "weight": In(stream.Signature(payload_layout(config, "weight"))),
+                "param": In(stream.Signature(payload_layout(config, "param"))),
+                "logits": Out(stream.Signature(payload_layout(config, "result"))),
+                "error": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, depth = self.config, self.depth
+        abort = Signal()  # resets the three units of a refused layer step
+        m.submodules.scratchpad = scratchpad = Scratchpad(cfg, depth, operand_port=True)
+        m.submodules.engine = engine = ResetInserter(abort)(Engine(cfg))
+        m.submodules.fetch = fetch = ResetInserter(abort)(ActivationFetch(cfg, depth, **self._limits))
+        m.submodules.output = output = ResetInserter(abort)(
+            OutputPath(cfg, depth, **self._limits, max_operands=self._max_operands)
+        )
+        # In the abort cycle the engine may already be loading the refused layer's weights: it sees no beat, so
+        # the next layer's beats stay where they are.
+        for name in ("weight", "param"):
+            outer, inner = getattr(self, name), getattr(engine, name)
+            m.d.comb += [
+                inner.payload.eq(outer.payload),
+                inner.valid.eq(outer.valid & ~abort),
+                outer.ready.eq(inner.ready & ~abort),
+            ]
+        wiring.connect(m, fetch.act, engine.act)
+        wiring.connect(m, engine.result, output.result)
+        wiring.connect(m, output.logits, wiring.flipped(self.logits))
+        wiring.connect(m, fetch.read, scratchpad.read)
+        wiring.connect(m, output.read, scratchpad.operand_read)
+
+        step = Signal.like(self.step.payload)
+        cmd, walk, out = engine.cmd.payload, fetch.descriptor.payload, output.descriptor.payload
+        # The layer's GEMM shape, formed in the decode cycle from the step's sizes (products of small fields,
+        # once per layer): M = OH*OW, K = KH*KW*G*R with G = ceil(C/R) channel groups.
+        m_dim, k_dim, n_tiles = Signal.like(cmd.m), Signal.like(cmd.k_dim), Signal.like(walk.n_tiles)
+        rows, cols = cfg.rows, cfg.cols
+        groups = (step.in_channels + rows - 1) // rows
+        m.d.comb += [
+            cmd.m.eq(m_dim),
+            cmd.k_dim.eq(k_dim),
+            cmd.n.eq(step.out_channels),
+            cmd.wbits.eq(step.wbits),
+            cmd.abits.eq(step.abits),
+            cmd.scheme.eq(step.scheme),
+            cmd.mode.eq(step.mode),
+            walk.channels.eq(step.in_channels),
+            walk.height.eq(step.height),
+            walk.width.eq(step.width),
+            walk.out_height.eq(step.out_height),
+            walk.out_width.eq(step.out_width),
+            walk.kernel_height.eq(step.kernel_height),
+            walk.kernel_width.eq(step.kernel_width),
+            walk.stride.eq(step.stride),
+            walk.padding.eq(step.padding),
+            walk.source.eq(step.source),
+            walk.n_tiles.eq(n_tiles),
+            out.channels.eq(step.out_channels),
+            out.out_height.eq(step.out_height),
+            out.out_width.eq(step.out_width),
+            out.target.eq(step.target),
+            out.store.eq(step.store),
+            out.planes.eq(step.planes),
+            out.operand_count.eq(step.operand_count),
+            out.operands.eq(step.operands),
+        ]
+
+        # The scratchpad's write port: the image loader's in an image step, else the output path's.
+        loading = Signal()
+        load_address = Signal(ceil_log2(depth))
+        write = scratchpad.write
+        with m.If(loading):
+            m.d.comb += [
+                write.addr.eq(load_address),
+                write.data.eq(self.image.payload.codes),
+                write.en.eq(self.image.valid.replicate(rows)),
+                self.image.ready.eq(1),
+            ]
+        with m.Else():
+            m.d.comb += [
+                write.addr.eq(output.write.addr),
+                write.data.eq(output.write.data),
+                write.en.eq(output.write.en),
+            ]
+
+        refused = fetch.error | output.error | engine.error
+        with m.If(refused):
+            m.d.sync += self.error.eq(1)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.step.ready.eq(1)
+                m.d.sync += [step.eq(self.step.payload), load_address.eq(self.step.payload.target)]
+                with m.If(self.step.valid & (self.step.payload.kind == StepKind.IMAGE)):
+                    m.next = "IMAGE"
+                with m.Elif(self.step.valid):
+                    m.next = "DECODE"
+            with m.State("IMAGE"):
+                m.d.comb += loading.eq(1)
+                with m.If(self.image.valid):
+                    m.d.sync += load_address.eq(load_address + 1)
+                    with m.If(self.image.payload.last):
+                        m.next = "IDLE"
+            with m.State("DECODE"):
+                m.d.sync += [
+                    m_dim.eq(step.out_height * step.out_width),
+                    k_dim.eq(step.kernel_height * step.kernel_width * groups * rows),
+                    n_tiles.eq((step.out_channels + cols - 1) // cols),
+                ]
+                m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                # All three units are idle here (the last step finished), so each takes its part now.
+                m.d.comb += [engine.cmd.valid.eq(1), fetch.descriptor.valid.eq(1), output.descriptor.valid.eq(1)]
+                with m.If(fetch.error | output.error | ~command_legal(cfg, cmd)):
+                    m.next = "ABORT"
+                with m.Else():
+                    m.next = "RUN"
+            with m.State("ABORT"):
+                m.d.comb += abort.eq(1)
+                m.next = "IDLE"
+            with m.State("RUN"):
+                idle = engine.cmd.ready & fetch.descriptor.ready & ~output.busy
+                with m.If(idle):
+                    m.next = "IDLE"
+        return m

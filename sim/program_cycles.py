@@ -1,0 +1,87 @@
+"""Cycles of a layer program on the program engine (hw/program_engine.py), every input stream ideal.
+
+A layer step is the GEMM engine's command (sim.model: its slots are a fixed schedule) feeding the output path
+(hw/output_path.py) through two 2-beat FIFOs: the engine's output FIFO and the output path's beat buffer. The
+output path spends `output_segment_cycles` steps on each segment of a beat; while it takes one step per beat
+the FIFOs never fill and the layer takes the command's cycles plus a constant. When a beat needs more steps
+(a raw region's planes, a raw operand's planes, C not a multiple of R), beats that the engine makes one per
+slot back up and stall the engine's slots that write a result; the recurrence below follows each beat:
+
+    a_b = max(a_(b-1) + gap_b, p_(b-2) + 1)    the cycle beat b enters the engine's output FIFO (its slot,
+                                               delayed until the FIFO has room: beat b-2 has left it)
+    p_b = max(a_b + 1, p_(b-1) + 1, d_(b-2) + 1)   the cycle it moves into the output path's buffer
+    h_b = max(p_b + 1, d_(b-1) + 1)            the first of its steps;   d_b = h_b + steps_b - 1, its last
+
+where gap_b is the slots between the engine's result slots b-1 and b (each slot one cycle when it writes no
+result). Every term is a register stage of the HDL; tests/hw/test_program_engine.py checks the whole against
+the Amaranth simulation, cycle for cycle.
+"""
+
+from __future__ import annotations
+
+from contract.config import EngineConfig
+from contract.program import Descriptor, Program, map_words
+from contract.timing import OUTPUT_DRAIN_CYCLES, REQUANT_CYCLES, fill_drain_slots, output_segment_cycles
+from sim.program import writes
+
+#: The program engine's cycles before a layer's GEMM command: the cycle that takes the step and the one that
+#: decodes it; the engine accepts its command in the next (cycle 0 below).
+STEP_CYCLES = 2
+#: From a store's last write (OUTPUT_DRAIN_CYCLES after its last step) to the cycle the next step is taken:
+#: the output path's `busy` falls, and the program engine sees all units idle and returns to take a step.
+IDLE_CYCLES = 2
+
+
+def result_slots(cfg: EngineConfig, d: Descriptor) -> list[int]:
+    """The engine's slots (0 the first after the command's accept) in which each result beat is written into
+    its output FIFO, in order: row i of an N-tile's last K-tile enters the array in its last digit's slot and
+    reaches the FIFO fill_drain + REQUANT_CYCLES slots later (sim.model's schedule)."""
+    R, n = cfg.rows, cfg.digits(d.k)
+    rows, k_tiles = d.out_shape[1] * d.out_shape[2], d.k_tiles(R)
+    period = max(rows * n, R)
+    delay = fill_drain_slots(cfg) + REQUANT_CYCLES
+    return [
+        R + (n_tile * k_tiles + k_tiles - 1) * period + i * n + n - 1 + delay
+        for n_tile in range(d.n_tiles(cfg.cols))
+        for i in range(rows)
+    ]
+
+
+def beat_steps(cfg: EngineConfig, d: Descriptor) -> list[int]:
+    """The output path's steps for each result beat, in order: its segments' `output_segment_cycles`."""
+    per_segment = output_segment_cycles(d.store, d.planes, [operand.planes for operand in d.operands])
+    if d.store == "logits":
+        return [per_segment] * (d.n_tiles(cfg.cols) * d.out_shape[1] * d.out_shape[2])
+    segments: dict[tuple[int, int], int] = {}
+    for write in writes(d, cfg.rows, cfg.cols):
+        segments[write.n_tile, write.row] = segments.get((write.n_tile, write.row), 0) + 1
+    return [count * per_segment for count in segments.values()]
+
+
+def last_step_cycle(cfg: EngineConfig, d: Descriptor) -> int:
+    """The cycle (0 = the engine accepts the command) of the output path's last step of layer `d`."""
+    arrive = enter = done = [-(1 << 30)] * 2  # the two beats before the first: no constraint
+    arrive, enter, done = list(arrive), list(enter), list(done)
+    previous_slot = None
+    for slot, steps in zip(result_slots(cfg, d), beat_steps(cfg, d), strict=True):
+        natural = 1 + slot if previous_slot is None else arrive[-1] + slot - previous_slot
+        a = max(natural, enter[-2] + 1)
+        p = max(a + 1, enter[-1] + 1, done[-2] + 1)
+        h = max(p + 1, done[-1] + 1)
+        arrive.append(a)
+        enter.append(p)
+        done.append(h + steps - 1)
+        previous_slot = slot
+    return done[-1]
+
+
+def program_step_cycles(cfg: EngineConfig, program: Program, d: Descriptor | None) -> int:
+    """Cycles from taking a step to taking the next: the image step (`d` None: one cycle to take it, one per
+    word) or layer `d` (a store: until its last write and the idle check; the logits: until the last beat
+    leaves, which is the program's end)."""
+    if d is None:
+        return 1 + map_words(program.input_shape, program.rows)
+    end = last_step_cycle(cfg, d)
+    if d.store != "logits":
+        end += OUTPUT_DRAIN_CYCLES + IDLE_CYCLES
+    return STEP_CYCLES + end
