@@ -59,6 +59,7 @@ geometry, the input map, the image sizes, the descriptor count), then per descri
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -248,6 +249,54 @@ class ProgramImages:
 
     weights: np.ndarray
     params: np.ndarray
+
+
+@dataclass(frozen=True)
+class ProgramLimits:
+    """What a program engine (hw/program_engine.py) is generated for besides its GEMM engine: the scratchpad's
+    words (of R codes) and the largest map side, channel count, N-tile count and fused-add operand count of a
+    layer (the widths of its step fields and counters)."""
+
+    words: int
+    max_size: int = 64
+    max_channels: int = 1024
+    max_n_tiles: int = 64
+    max_operands: int = 2
+
+    def __post_init__(self):
+        for name in ("words", "max_size", "max_channels", "max_n_tiles", "max_operands"):
+            value = getattr(self, name)
+            _require(_is_int(value) and 1 <= value <= MAX_WORD, f"{name} must be a positive integer, got {value!r}")
+
+    @classmethod
+    def from_kib(cls, kib: float, rows: int, act_bits: int, **limits) -> ProgramLimits:
+        """The scratchpad of `kib` KiB: words of R A-bit codes (16 KiB at R = 16, A = 8 is 1024 words)."""
+        words = int(kib * 1024 * 8) // (rows * act_bits)
+        _require(words >= 1, f"a scratchpad of {kib} KiB holds no word of {rows} {act_bits}-bit codes")
+        return cls(words, **limits)
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+def check_fits(program: Program, limits: ProgramLimits, gemm: dict[str, int]) -> None:
+    """ProgramError (one line) unless an engine with these limits and GEMM limits (max_m, max_k, max_n) runs
+    `program`: its scratchpad, every layer's sizes, N-tiles and fused operands, and its GEMM commands."""
+    _require(
+        program.words_used <= limits.words,
+        f"the program needs {program.words_used} scratchpad words, the engine has {limits.words}",
+    )
+    for d in program.descriptors:
+        sizes = (*d.in_shape[1:], *d.out_shape[1:])
+        for what, value, limit in (
+            ("a map side", max(sizes), limits.max_size),
+            ("channels", max(d.in_shape[0], d.out_shape[0]), limits.max_channels),
+            ("N-tiles", d.n_tiles(program.cols), limits.max_n_tiles),
+            ("fused operands", len(d.operands), limits.max_operands),
+        ):
+            _require(value <= limit, f"layer {d.name}: {what} {value} exceeds the engine's {limit}")
+    for key, value in program.gemm_limits().items():
+        _require(value <= gemm[key], f"the program needs {key} = {value}, the engine has {gemm[key]}")
 
 
 # --- the compiler -------------------------------------------------------------------------------------

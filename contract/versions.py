@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import metadata
 
 MANIFEST_FORMAT = "nestmac-engine-manifest"
-MANIFEST_FORMAT_VERSION = 2
+MANIFEST_FORMAT_VERSION = 3
 INTERFACE_VERSION = 3
 
 

@@ -41,6 +41,16 @@ def engine_blocks(cfg: EngineConfig) -> dict[str, str]:
 MEMORY_MODULES = ("datapath.accumulator",)
 
 
+def accumulator_memory(cfg: EngineConfig) -> dict:
+    """The accumulator memory as the manifest lists it."""
+    return {
+        "name": "accumulator",
+        "depth": cfg.max_m,
+        "width": cfg.acc_bits * cfg.cols,
+        "purpose": "partial sums of one N-tile across K-tiles, one word = C columns of row m",
+    }
+
+
 class Engine(wiring.Component):
     """Ports: `cmd`, `weight`, `act`, `param` in, `result` out, and the sticky `error` flag;
     docs/architecture.md has the order of the beats and what an illegal command does.
@@ -72,15 +82,7 @@ class Engine(wiring.Component):
 
     def memory_summary(self) -> list[dict]:
         """On-chip memories, for the generator's manifest."""
-        cfg = self.config
-        return [
-            {
-                "name": "accumulator",
-                "depth": cfg.max_m,
-                "width": cfg.acc_bits * cfg.cols,
-                "purpose": "partial sums of one N-tile across K-tiles, one word = C columns of row m",
-            }
-        ]
+        return [accumulator_memory(self.config)]
 
     def elaborate(self, platform):
         m = Module()

@@ -1,5 +1,9 @@
 """`python -m hw.generate`: emit the engine's Verilog and a JSON manifest describing it.
 
+`--program` emits the program engine instead (hw/program_engine.py: the GEMM engine inside an activation
+scratchpad of `--act-kib` KiB, running whole networks as layer programs); its manifest adds a `program`
+object naming the program format and version it runs and its limits.
+
 The manifest is derived from the elaborated component's signature, not written by hand, so it cannot
 drift from the Verilog: every port's name, width and direction, and the field layout of each stream
 payload, are read off the same object that is converted.
@@ -17,14 +21,17 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
-from contract.cli import Parser, add_base_bits, atomic_dir, run_main
+from contract.cli import InputError, Parser, add_base_bits, atomic_dir, run_main
 from contract.config import PRESETS, EngineConfig, PEKind, parse_array
 from contract.numerics import CONTRACT_VERSION
 from contract.paths import build_dir
+from contract.program import PROGRAM_FORMAT, PROGRAM_VERSION, ProgramLimits
 from contract.versions import INTERFACE_VERSION, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, generator_version
 from hw.engine import Engine
+from hw.program_engine import ProgramEngine
 
 TOP_NAME = "nestmac_engine"
+PROGRAM_TOP_NAME = "nestmac_program_engine"
 DEFAULT_OUT = build_dir("gen")
 
 
@@ -78,13 +85,23 @@ def describe_ports(signature: wiring.Signature) -> list[dict]:
     return ports
 
 
-def manifest_for(cfg: EngineConfig, engine: wiring.Component) -> dict:
+def manifest_for(cfg: EngineConfig, engine: wiring.Component, limits: ProgramLimits | None = None) -> dict:
+    program = {}
+    if limits is not None:
+        program = {
+            "program": {
+                "format": PROGRAM_FORMAT,
+                "version": PROGRAM_VERSION,
+                "scratchpad_kib": limits.words * cfg.rows * cfg.act_bits / 8 / 1024,
+            }
+            | limits.as_dict()
+        }
     return {
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_FORMAT_VERSION,
         "interface_version": INTERFACE_VERSION,
         "generator": {"name": "nestmac", "version": generator_version()},
-        "top": TOP_NAME,
+        "top": TOP_NAME if limits is None else PROGRAM_TOP_NAME,
         "numerics_contract_version": CONTRACT_VERSION,
         "parameters": cfg.as_dict() | {"mult_bits": cfg.mult_bits, "shift_bits": cfg.shift_bits},
         "pe_count": cfg.pe_count,
@@ -93,20 +110,27 @@ def manifest_for(cfg: EngineConfig, engine: wiring.Component) -> dict:
         "reset": {"name": "rst", "polarity": "active-high", "kind": "synchronous"},
         "ports": describe_ports(engine.signature),
         "memories": engine.memory_summary(),
-    }
+    } | program
 
 
-def generate(cfg: EngineConfig, out_dir: Path) -> Generated:
-    """Write <out_dir>/nestmac_engine.v and manifest.json, all or nothing."""
+def program_engine(cfg: EngineConfig, limits: ProgramLimits) -> ProgramEngine:
+    fields = limits.as_dict()
+    return ProgramEngine(cfg, fields.pop("words"), **fields)
+
+
+def generate(cfg: EngineConfig, out_dir: Path, limits: ProgramLimits | None = None) -> Generated:
+    """Write <out_dir>/<top>.v and manifest.json, all or nothing: the GEMM engine, or with `limits` the program
+    engine."""
     start = time.perf_counter()
+    top = TOP_NAME if limits is None else PROGRAM_TOP_NAME
     # The output path is claimed first, so one the output policy refuses costs no elaboration.
     with atomic_dir(out_dir, "hw.generate", "verilog") as staging:
-        engine = Engine(cfg)
-        text = verilog.convert(engine, name=TOP_NAME, emit_src=False)
-        manifest = manifest_for(cfg, engine)
-        (staging / f"{TOP_NAME}.v").write_text(text)
+        engine = Engine(cfg) if limits is None else program_engine(cfg, limits)
+        text = verilog.convert(engine, name=top, emit_src=False)
+        manifest = manifest_for(cfg, engine, limits)
+        (staging / f"{top}.v").write_text(text)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return Generated(out_dir / f"{TOP_NAME}.v", out_dir / "manifest.json", time.perf_counter() - start)
+    return Generated(out_dir / f"{top}.v", out_dir / "manifest.json", time.perf_counter() - start)
 
 
 def add_config_arguments(parser: Parser, max_m: int = 1024, *, show_bits_alias: bool = False) -> None:
@@ -185,17 +209,50 @@ def config_from_args(args) -> EngineConfig:
     )
 
 
-def parse_args(argv: list[str] | None) -> tuple[EngineConfig, Path]:
+def add_program_arguments(parser: Parser) -> None:
+    """The program engine's own generation parameters (contract.program.ProgramLimits)."""
+    defaults = ProgramLimits(1)
+    parser.add_argument(
+        "--program",
+        action="store_true",
+        help="build the program engine: the GEMM engine inside an activation scratchpad, running whole "
+        "networks as layer programs (hw/program_engine.py)",
+    )
+    parser.add_argument("--act-kib", type=float, default=16.0, help="with --program: the scratchpad's KiB")
+    for name, what in (
+        ("max_size", "largest map height or width"),
+        ("max_channels", "most channels of a map"),
+        ("max_n_tiles", "most N-tiles of a layer"),
+        ("max_operands", "most operands a fused add reads"),
+    ):
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, type=int, default=getattr(defaults, name), help=f"with --program: the {what}")
+
+
+def limits_from_args(args, cfg: EngineConfig) -> ProgramLimits | None:
+    if not args.program:
+        return None
+    if not cfg.switchable:
+        raise InputError(
+            "--program needs the switchable engine (layer programs set k per layer): drop --fixed-precision"
+        )
+    fields = {name: getattr(args, name) for name in ("max_size", "max_channels", "max_n_tiles", "max_operands")}
+    return ProgramLimits.from_kib(args.act_kib, cfg.rows, cfg.act_bits, **fields)
+
+
+def parse_args(argv: list[str] | None) -> tuple[EngineConfig, ProgramLimits | None, Path]:
     parser = Parser(prog="python -m hw.generate", description=__doc__.splitlines()[0])
     add_config_arguments(parser, show_bits_alias=True)
+    add_program_arguments(parser)
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output directory")
     args = parse_engine_args(parser, argv)
-    return config_from_args(args), args.out
+    cfg = config_from_args(args)
+    return cfg, limits_from_args(args, cfg), args.out
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg, out_dir = parse_args(argv)
-    result = generate(cfg, out_dir)
+    cfg, limits, out_dir = parse_args(argv)
+    result = generate(cfg, out_dir, limits)
     precisions = {
         PEKind.FIXED: f"fixed precision k = {cfg.base_bits}, j = {cfg.act_bits} (twos)",
         PEKind.BIT_PARALLEL: f"every weight precision 1..{cfg.base_bits}",
@@ -206,6 +263,11 @@ def main(argv: list[str] | None = None) -> None:
         f"B={cfg.base_bits} A={cfg.act_bits} ACC={cfg.acc_bits}: "
         f"{cfg.pe_count} PEs, peak {cfg.pe_count} MACs/cycle at {precisions}"
     )
+    if limits is not None:
+        print(
+            f"  program engine: {limits.words} scratchpad words ({limits.words * cfg.rows * cfg.act_bits // 8} "
+            f"bytes), maps up to {limits.max_size}x{limits.max_size}, {limits.max_channels} channels"
+        )
     print(f"  verilog:  {result.verilog}")
     print(f"  manifest: {result.manifest}")
     print(f"  generated in {result.seconds:.1f} s")

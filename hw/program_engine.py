@@ -37,7 +37,7 @@ from amaranth.utils import ceil_log2
 from contract.config import EngineConfig
 from contract.program import MAX_KERNEL, MAX_RAW_PLANES, MAX_STRIDE
 from hw.act_fetch import ActivationFetch
-from hw.engine import Engine
+from hw.engine import Engine, accumulator_memory
 from hw.interface import Mode, Scheme, payload_layout
 from hw.output_path import OutputPath, Store, operand_layout
 from hw.scratchpad import Scratchpad, word_layout
@@ -141,6 +141,18 @@ class ProgramEngine(wiring.Component):
                 "error": Out(1),
             }
         )
+
+    def memory_summary(self) -> list[dict]:
+        """On-chip memories, for the generator's manifest: the scratchpad and the GEMM engine's."""
+        cfg = self.config
+        scratchpad = {
+            "name": "scratchpad",
+            "depth": self.depth,
+            "width": cfg.rows * cfg.act_bits,
+            "purpose": "activation maps of a layer program, one word = R codes of one channel group at one pixel; "
+            "two read ports (activation fetch, fused-add operands), one write port with an enable per lane",
+        }
+        return [scratchpad, accumulator_memory(cfg)]
 
     def elaborate(self, platform):
         m = Module()

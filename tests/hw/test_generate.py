@@ -34,6 +34,9 @@ def run_generate(*args, cwd=REPO):
         (["--max-k", "40000"], "--acc-bits 32 is too narrow for --max-k 40000"),
         (["--frobnicate"], "unrecognized arguments"),
         (["--preset", "tpu"], "argument --preset: invalid choice: 'tpu'"),
+        (["--program", "--fixed-precision"], "--program needs the switchable engine"),
+        (["--program", "--act-kib", "0.01"], "a scratchpad of 0.01 KiB holds no word of 16 8-bit codes"),
+        (["--program", "--max-operands", "0"], "max_operands must be a positive integer, got 0"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2_and_write_nothing(tmp_path, args, message):
@@ -110,6 +113,27 @@ def test_a_file_or_a_foreign_directory_at_the_output_path_is_refused_and_kept(tm
         tmp_path / "work" / "models" / "m.pt"
     ).read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.v", "work"]
+
+
+def test_the_program_engine_and_its_manifest(tmp_path):
+    """--program emits the program engine: its top, its ports, its scratchpad of --act-kib KiB and the program
+    format it runs, in the manifest."""
+    out = tmp_path / "gen"
+    args = ["--program", "--act-kib", "2", "--array", "4x4", "--max-m", "64", "--max-k", "256", "--max-n", "64"]
+    result = run_generate(*args, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "program engine: 512 scratchpad words (2048 bytes)" in result.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["top"] == "nestmac_program_engine" and (out / "nestmac_program_engine.v").is_file()
+    assert manifest["program"] == dict(
+        format="nestmac-program", version=2, scratchpad_kib=2.0, words=512, max_size=64, max_channels=1024,
+        max_n_tiles=64, max_operands=2,
+    )  # fmt: skip
+    ports = {port["name"] for port in manifest["ports"]}
+    assert {"step__payload", "image__payload", "weight__payload", "param__payload", "logits__payload", "error"} <= ports
+    assert "cmd__payload" not in ports and "act__payload" not in ports
+    assert [memory["name"] for memory in manifest["memories"]] == ["scratchpad", "accumulator"]
+    assert manifest["memories"][0]["depth"] == 512 and manifest["memories"][0]["width"] == 4 * 8
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
