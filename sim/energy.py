@@ -51,6 +51,7 @@ class Energy:
     accumulator: float = 0.0  # accumulator SRAM reads and write-backs, C x ACC-bit words
     requant: float = 0.0  # ACC x MULT multiply and two ACC-bit adds per output value
     buffers: float = 0.0  # operand buffer reads (activations, weights, parameters), result writes
+    scratchpad: float = 0.0  # the program engine's activation scratchpad: reads and writes (sim.program_cost)
 
     @property
     def total(self) -> float:
