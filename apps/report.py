@@ -30,7 +30,9 @@ MAX_REPORT_BYTES = 64 << 20
 
 def parse_args(argv):
     parser = Parser(prog="python -m apps.report", description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, metavar="RUN_DIR", help="output directory of apps.run (holds results.json)")
+    parser.add_argument(
+        "run", type=Path, metavar="RUN_DIR", help="output directory of apps.run (holds results.json and layers.json)"
+    )
     parser.add_argument(
         "--synth",
         type=Path,
