@@ -6,9 +6,10 @@ per layer for each image (contract.policy). Prints, per policy, accuracy, BitOPs
 inference, MAC utilisation, latency at a stated clock and energy per inference (engine and host adds, priced
 with the shipped 45 nm energy table or `--energy-table FILE`, which the output names), the engine's GOPS and
 TOPS/W beside its MACs (2 ops per MAC, on the named engine and clock), and for a controller the share of
-images at each k per layer; saves them as CSV and JSON. Outputs come from the batched integer path and
-cycles from the cycle model's formula per distinct pass (sim.network.run_policy), so the 10,000
-Fashion-MNIST test images take seconds. `--rtl N` also runs the first N images' commands on the emitted
+images at each k per layer; saves them as CSV and JSON (results.csv, results.json), and the engine's costs
+per GEMM layer as layers.json (apps.run_layers), which `nestmac report` draws. Outputs come from the
+batched integer path and cycles from the cycle model's formula per distinct pass (sim.network.run_policy),
+so the 10,000 Fashion-MNIST test images take seconds. `--rtl N` also runs the first N images' commands on the emitted
 Verilog and checks every layer's output against the model and the golden integer path, every command's
 cycles against the model, and measures what changing k between consecutive commands costs.
 """
@@ -125,6 +126,11 @@ def k_distribution(export, summary) -> dict[str, dict[str, float]]:
     }
 
 
+def energy_by_part(summary) -> dict[str, float]:
+    """The engine energy per inference, nJ, by where it is spent (sim.energy.Energy), and its total."""
+    return {part: pj / 1000 / summary.images for part, pj in summary.energy.as_dict().items()}
+
+
 def print_distribution(export, summary) -> None:
     print(f"{summary.label}: share of images at each k, per layer")
     for layer, shares in k_distribution(export, summary).items():
@@ -209,12 +215,13 @@ def main(argv=None):
     # The output is claimed before the run, so a path the output policy refuses costs no simulation.
     with atomic_dir(out, "apps.run", "results", inputs=inputs, run=settings) as staging:
         run(args, export, cfg, chosen, split, energy_table, staging)
-    print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
+    print(f"wrote {out / 'results.csv'}, {out / 'results.json'} and {out / 'layers.json'}")
 
 
 def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, energy_table, staging: Path) -> None:
     """Simulate every requested policy, energy priced with `energy_table` (sim.energy_table.EnergyTable),
     print the table, and write it into `staging`."""
+    from apps.run_layers import layer_breakdown, stream_totals
     from golden.data import input_codes
     from golden.train import one_thread
     from sim.network import run_policy
@@ -267,6 +274,11 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, en
     if args.rtl:
         with one_thread():  # the commands' golden and model outputs: 20x slower on two threads here
             rtl = rtl_check(cfg, export, codes[:rtl_count], chosen, args.batch, args.simulator)
+    # Per GEMM layer, each policy's share of its engine costs (for `nestmac report`; None where not recorded).
+    breakdowns = [
+        layer_breakdown(cfg, export, policy, s, args.batch, energy_table)
+        for policy, s in zip(chosen, summaries, strict=True)
+    ]
     with open(staging / "results.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows_out[0]))
         writer.writeheader()
@@ -279,13 +291,22 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, en
         "batch": args.batch,
         "clock_mhz": args.clock_mhz,
         "energy_table": energy_table.identity(),
+        "model": {"method": export.method, "scheme": export.scheme, "layers": len(export.layers)},
         "precisions": [
-            row | {"k_distribution": k_distribution(export, s)} for row, s in zip(rows_out, summaries, strict=True)
+            row
+            | {
+                "k_distribution": k_distribution(export, s),
+                "energy_nj_by_part": energy_by_part(s),
+                "bytes_per_inference": stream_totals(layers),
+            }
+            for row, s, layers in zip(rows_out, summaries, breakdowns, strict=True)
         ],
         "rtl": rtl,
         "transition_cycles": rtl["transition_cycles"] if rtl else None,
     }
     (staging / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    per_layer = [{"k": s.label, "layers": layers} for s, layers in zip(summaries, breakdowns, strict=True)]
+    (staging / "layers.json").write_text(json.dumps({"precisions": per_layer}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

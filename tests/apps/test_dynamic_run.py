@@ -137,6 +137,26 @@ def test_apps_run_dynamic_writes_its_row_and_distribution(dynamic_dir, tmp_path,
         }
 
 
+def test_a_dynamic_runs_layers_add_up_at_one_image_per_pass_and_are_left_out_when_passes_mix_k(dynamic_dir, tmp_path):
+    """apps.run_layers: with one image per pass each layer's images at each k (k_distribution) give its cost
+    exactly, the controller's GEMM a row of its own; with several, a pass mixes k and the split is unknown."""
+    argv = [str(dynamic_dir), "--array", "4x4", "--digit-bits", "1", "--images", str(IMAGES)]
+    for batch in (1, 4):
+        out = tmp_path / f"batch{batch}"
+        assert (
+            run_main(run_body, [*argv, "--batch", str(batch), "--policy", f"dynamic:{BUDGET:g}", "-o", str(out)]) == 0
+        )
+        (policy,) = json.loads((out / "results.json").read_text())["precisions"]
+        (breakdown,) = json.loads((out / "layers.json").read_text())["precisions"]
+        if batch > 1:
+            assert breakdown["layers"] is None and policy["bytes_per_inference"] is None
+            continue
+        layers = breakdown["layers"]
+        assert [layer["name"] for layer in layers] == [*policy["k_distribution"], "controller"]
+        for field in ("cycles_per_inference", "energy_nj_per_inference", "macs_per_inference"):
+            assert sum(layer[field] for layer in layers) == pytest.approx(policy[field]), field
+
+
 @pytest.mark.parametrize(
     ("policy", "says"),
     [
