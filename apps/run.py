@@ -72,6 +72,18 @@ def parse_args(argv):
         metavar="N|all",
         help="also run the first N images (or all) on the Verilog, through the stream players",
     )
+    parser.add_argument(
+        "--program",
+        action="store_true",
+        help="run each policy as a layer program on the program engine (activations in an on-chip scratchpad, "
+        "no host work between layers; apps.run_program) instead of GEMM commands with host adds",
+    )
+    parser.add_argument(
+        "--act-kib",
+        type=number(float, 0, 1 << 20, above=True),
+        default=16.0,
+        help="with --program: the scratchpad's KiB",
+    )
     parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     parser.add_argument(
         "--energy-table",
@@ -156,7 +168,9 @@ def policies(args, export) -> list[ResolvedPolicy]:
 MAX_POLICY_NAME = 100
 
 
-def default_output(args, cfg: EngineConfig, chosen: list[ResolvedPolicy], energy_table) -> tuple[Path, dict]:
+def default_output(
+    args, cfg: EngineConfig, chosen: list[ResolvedPolicy], energy_table, limits=None
+) -> tuple[Path, dict]:
     """Where a run without -o writes, named after the export, the engine variant and the policies, so that a
     digit-serial run never lands on the bit-parallel results; and the other settings the output records, so
     that a run that differs only in those (data, images, batch, clock, RTL check, energy table: its name and
@@ -184,7 +198,10 @@ def default_output(args, cfg: EngineConfig, chosen: list[ResolvedPolicy], energy
         "simulator": args.simulator if args.rtl else None,
         "energy_table": {"name": energy_table.name, "sha256": energy_table.sha256},
     }
-    return build_dir("run", args.export.resolve().name, engine_tag(cfg), name), settings
+    engine = engine_tag(cfg)
+    if limits is not None:
+        engine, settings["program"] = f"{engine}-program{limits.words}w", limits.as_dict()
+    return build_dir("run", args.export.resolve().name, engine, name), settings
 
 
 def main(argv=None):
@@ -209,19 +226,28 @@ def main(argv=None):
     rows, cols = parse_array(args.array)
     chosen = policies(args, export)
     cfg = EngineConfig.from_export(export, rows, cols, args.max_m, args.digit_bits)
+    limits = None
+    if args.program:  # every program compiled and checked to fit before the output is claimed
+        from apps.run_program import program_setup
+
+        cfg, limits = program_setup(args, export, cfg, chosen)
     energy_table = DEFAULT_TABLE if args.energy_table is None else load_energy_table(args.energy_table)
-    out, settings = (args.out, None) if args.out else default_output(args, cfg, chosen, energy_table)
+    out, settings = (args.out, None) if args.out else default_output(args, cfg, chosen, energy_table, limits)
     inputs = [args.export] + ([] if args.energy_table is None else [args.energy_table])
     # The output is claimed before the run, so a path the output policy refuses costs no simulation.
     with atomic_dir(out, "apps.run", "results", inputs=inputs, run=settings) as staging:
-        run(args, export, cfg, chosen, split, energy_table, staging)
+        run(args, export, cfg, chosen, split, energy_table, staging, limits)
     print(f"wrote {out / 'results.csv'}, {out / 'results.json'} and {out / 'layers.json'}")
 
 
-def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, energy_table, staging: Path) -> None:
+def run(
+    args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, energy_table, staging: Path, limits=None
+) -> None:
     """Simulate every requested policy, energy priced with `energy_table` (sim.energy_table.EnergyTable),
-    print the table, and write it into `staging`."""
+    print the table, and write it into `staging`; with `limits` (contract.program.ProgramLimits), as layer
+    programs on the program engine (apps.run_program)."""
     from apps.run_layers import layer_breakdown, stream_totals
+    from apps.run_program import print_program_layers
     from golden.data import input_codes
     from golden.train import one_thread
     from sim.network import run_policy
@@ -233,17 +259,28 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, en
         from apps.run_rtl import rtl_check, rtl_images
 
         rtl_count = rtl_images(args.rtl, len(codes), args.simulator)
-    summaries, seconds = [], []
+    summaries, seconds, program_breakdowns = [], [], []
     for policy in chosen:
         started = time.perf_counter()
         with one_thread(), Progress(f"k={policy.label}", len(codes), "images") as progress:
-            summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress, energy_table))
+            if limits is None:
+                summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress, energy_table))
+            else:
+                program_breakdowns.append(
+                    _run_program(cfg, export, limits, codes, labels, policy, progress, energy_table, summaries)
+                )
         seconds.append(time.perf_counter() - started)
     rows_out = table(summaries, args.clock_mhz)
     kind = f"digit-serial D = {cfg.digit_bits}" if cfg.digit_serial else "bit-parallel"
+    where = (
+        "host adds on a scalar host at the same clock"
+        if limits is None
+        else f"layer programs on the program engine, a {limits.words}-word ({args.act_kib:g} KiB) scratchpad, "
+        "no host work"
+    )
     print(
         f"{export.method}/{export.scheme} model on a {rows}x{cols} {kind} engine, {args.data}, {len(codes)} test "
-        f"images, batch {args.batch}, {args.clock_mhz:g} MHz; host adds on a scalar host at the same clock"
+        f"images, batch {args.batch}, {args.clock_mhz:g} MHz; {where}"
     )
     print(f"energy from table {energy_table.name} ({energy_table.technology}): {energy_table.path}")
     print(
@@ -274,11 +311,14 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, en
     if args.rtl:
         with one_thread():  # the commands' golden and model outputs: 20x slower on two threads here
             rtl = rtl_check(cfg, export, codes[:rtl_count], chosen, args.batch, args.simulator)
-    # Per GEMM layer, each policy's share of its engine costs (for `nestmac report`; None where not recorded).
-    breakdowns = [
+    # Per GEMM layer (per program step), each policy's share of its engine costs (for `nestmac report`; None
+    # where not recorded).
+    breakdowns = program_breakdowns or [
         layer_breakdown(cfg, export, policy, s, args.batch, energy_table)
         for policy, s in zip(chosen, summaries, strict=True)
     ]
+    for summary, layers in zip(summaries, program_breakdowns, strict=False):
+        print_program_layers(summary.label, layers, args.clock_mhz)
     with open(staging / "results.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows_out[0]))
         writer.writeheader()
@@ -286,6 +326,7 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, en
     summary = {
         "export": str(args.export),
         "engine": cfg.as_dict(),
+        "program": None if limits is None else limits.as_dict(),
         "data": args.data,
         "images": len(codes),
         "batch": args.batch,
@@ -307,6 +348,16 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, en
     (staging / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     per_layer = [{"k": s.label, "layers": layers} for s, layers in zip(summaries, breakdowns, strict=True)]
     (staging / "layers.json").write_text(json.dumps({"precisions": per_layer}, indent=2) + "\n")
+
+
+def _run_program(cfg, export, limits, codes, labels, policy, progress, energy_table, summaries) -> list[dict]:
+    """One policy as a layer program: its summary appended to `summaries`, its per-step rows returned."""
+    from apps.run_program import program_layers
+    from sim.program_cost import run_program_policy
+
+    summary, program, cost = run_program_policy(cfg, export, limits, codes, labels, policy, progress, energy_table)
+    summaries.append(summary)
+    return program_layers(cfg, export, program, cost)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ MODEL_FIELDS = [
     "accumulator_nj",
     "requant_nj",
     "buffers_nj",
+    "scratchpad_nj",  # 0 for GEMM commands: only the program engine has a scratchpad
     "energy_table",  # the name of the table the energy columns were priced with (sim.energy_table)
 ]
 POINT_FIELDS = ["target", "array", "pes", "bits", "digit_bits", "engine", "k", "macs_per_cycle"]

@@ -131,7 +131,7 @@ def run_program_policy(
     policy: ResolvedPolicy,
     progress=None,
     table: EnergyTable = DEFAULT_TABLE,
-) -> tuple[PrecisionSummary, ProgramCost]:
+) -> tuple[PrecisionSummary, Program, ProgramCost]:
     """All images under a uniform or static `policy`, each as one program run (module docstring)."""
     program, _ = compile_for(cfg, export, limits, policy)
     cost = program_cost(cfg, program, export, limits.words, table)
@@ -155,4 +155,4 @@ def run_program_policy(
         tuple(map(tuple, counts)),
         energy=cost.energy.scaled(total),
     )
-    return summary, cost
+    return summary, program, cost

@@ -37,7 +37,7 @@ from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.infer import run_integer
 from golden.layers import QuantSpec
-from golden.lowering import im2col
+from golden.lowering import host_requantize, im2col
 from golden.nested import int_gemm, requantize, truncate_weight
 from golden.train import calibrate_batchnorm
 from sim.program import reads, run_program, writes
@@ -327,6 +327,6 @@ def test_a_raw_regions_width_is_the_exact_worst_case(resnet_export):
             widths = []
             for x in (extremes, random_x):
                 acc = int_gemm(x, layer.weight_codes, k, A, export.scheme, B, A, ACC)
-                u = requantize(acc, bias, mult, shift, "linear", A, ACC)
+                u = host_requantize(requantize(acc, bias, mult, shift, "raw", A, ACC), mult, shift)  # unwrapped
                 widths.append(max(signed_bits(int(u.min())), signed_bits(int(u.max()))))
             assert widths[0] == raw_bits(layer, k, export) >= widths[1], (layer.name, k, widths)
