@@ -1,0 +1,91 @@
+"""Latency, utilisation and energy per inference of the ResNet-20 as a layer program, against GEMM commands.
+
+The ResNet-20 of Fashion-MNIST (input 1x28x28, built untrained: cycles depend on shapes and k, and on the
+weights only through the raw regions' planes) on an R x C engine at batch 1, at each uniform k, both on the
+bit-parallel engine and the digit-serial one (D = --digit-bits):
+- GEMM commands (sim.network.pass_cost): the engine's cycles plus the host's residual adds (sim.host);
+- the program engine (sim.program_cost): exact cycles of every step (sim.program_cycles), no host work.
+Prints the issue 22 targets: host cycles 0, the D = 1 latency ratio k = 8 / k = 1 (>= 7x), the bit-parallel
+MAC utilisation end to end (>= 85%), and energy per inference. Asserts nothing.
+Usage: python bench/program_latency.py [--array 16x16] [--digit-bits 1] [--act-kib 16]
+"""
+
+from __future__ import annotations
+
+import torch
+
+from contract.cli import Parser, run_main
+from contract.config import EngineConfig, parse_array
+from contract.policy import Policy
+from contract.program import ProgramLimits, compile_program
+from golden.convert import build_net
+from golden.export import build_export
+from golden.layers import QuantSpec
+from sim.network import pass_cost
+from sim.program_cost import program_cost
+
+FASHION = (1, 28, 28)
+PRECISIONS = (8, 6, 4, 3, 2, 1)
+
+
+def engine_for(export, rows: int, cols: int, digit_bits: int | None, programs) -> EngineConfig:
+    """The engine that runs both the export's GEMM commands and every program's (K in whole channel groups)."""
+    cfg = EngineConfig.from_export(export, rows, cols, 1024, digit_bits)
+    limits = [program.gemm_limits() for program in programs]
+    return EngineConfig(
+        **{**cfg.as_dict(), **{key: max(getattr(cfg, key), *(lim[key] for lim in limits)) for key in limits[0]}}
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = Parser(prog="python bench/program_latency.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--array", default="16x16")
+    parser.add_argument("--digit-bits", type=int, default=1, help="D of the digit-serial engine compared")
+    parser.add_argument("--act-kib", type=float, default=16.0, help="the program engine's scratchpad")
+    parser.add_argument("--clock-mhz", type=float, default=100.0)
+    args = parser.parse_args(argv)
+    rows, cols = parse_array(args.array)
+    torch.manual_seed(0)
+    export = build_export(build_net("resnet20", QuantSpec("truncquant", "offset"), FASHION).eval())
+    limits = ProgramLimits.from_kib(args.act_kib, rows, export.act_bits)
+    programs = {
+        k: compile_program(export, rows, cols, limits.words, Policy("uniform", (k,)).resolve(export))[0]
+        for k in PRECISIONS
+    }
+    macs = sum(m * k_dim * n for m, k_dim, n in export.gemm_shapes())
+    print(
+        f"ResNet-20, input {list(FASHION)}, {rows}x{cols} engine, batch 1, {args.clock_mhz:g} MHz, "
+        f"{macs / 1e6:.2f} M MACs; program scratchpad {limits.words} words ({args.act_kib:g} KiB), "
+        f"{max(p.words_used for p in programs.values())} used"
+    )
+    latency = {}
+    for digit_bits in (None, args.digit_bits):
+        cfg = engine_for(export, rows, cols, digit_bits, programs.values())
+        kind = "bit-parallel" if digit_bits is None else f"digit-serial D = {digit_bits}"
+        print(f"\n{kind}")
+        print(
+            f"  {'k':>2} | {'GEMM cmds: engine':>17} {'host':>8} {'util %':>7} {'us':>8} {'uJ':>7} | "
+            f"{'program: cycles':>15} {'host':>5} {'util %':>7} {'us':>8} {'uJ':>7} {'scratchpad uJ':>13}"
+        )
+        for k in PRECISIONS:
+            gemm = pass_cost(cfg, export, 1, k)
+            gemm_total = gemm.cycles + gemm.host.cycles
+            cost = program_cost(cfg, programs[k], export, limits.words)
+            latency[digit_bits, k] = cost.cycles
+            print(
+                f"  {k:>2} | {gemm.cycles:>17,} {gemm.host.cycles:>8,} {100 * macs / (gemm_total * cfg.pe_count):>7.1f} "
+                f"{gemm_total / args.clock_mhz:>8.1f} {(gemm.energy.total + gemm.host.energy_pj(cfg)) / 1e6:>7.2f} | "
+                f"{cost.cycles:>15,} {0:>5} {100 * macs / (cost.cycles * cfg.pe_count):>7.1f} "
+                f"{cost.cycles / args.clock_mhz:>8.1f} {cost.energy.total / 1e6:>7.2f} "
+                f"{cost.energy.scratchpad / 1e6:>13.3f}"
+            )
+    serial = args.digit_bits
+    print(
+        f"\ntargets: host cycles 0 (program); D = {serial} latency k = 8 / k = 1: "
+        f"{latency[serial, 8] / latency[serial, 1]:.2f}x (target >= 7x); bit-parallel utilisation at k = 8: "
+        f"{100 * macs / (latency[None, 8] * rows * cols):.1f}% (target >= 85%)"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))
