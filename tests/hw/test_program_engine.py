@@ -10,31 +10,26 @@ Illegal steps are refused with `error` and the next program still runs. A failur
 from __future__ import annotations
 
 import dataclasses
-import random
 
 import numpy as np
 import pytest
 import torch
-from amaranth.sim import Simulator
 from torch import nn
 
 from contract.config import EngineConfig
 from contract.policy import Policy
-from contract.program import compile_program
+from contract.program import ProgramLimits, compile_program
 from golden.convert import convert
 from golden.export import build_export
 from golden.infer import run_integer
 from golden.layers import QuantSpec
-from hw.program_engine import ProgramEngine
-from sim.payload import from_bits
 from sim.program_cycles import program_step_cycles
-from verif.amaranth_streams import receive, send
-from verif.program_steps import layer_step, payloads, program_beats
+from verif.amaranth_program import simulate_program
+from verif.program_steps import layer_step
 from verif.scenarios import base_seed, run_seed
-from verif.stalls import Never, Random
 
 WORDS = 256
-LIMITS = dict(max_size=8, max_channels=16, max_n_tiles=4)
+LIMITS = ProgramLimits(WORDS, max_size=8, max_channels=16, max_n_tiles=4)
 
 
 class TinyResidual(nn.Module):
@@ -69,52 +64,6 @@ def compiled(export, rows, cols, ks, digit_bits=None):
     return cfg, program, images
 
 
-def simulate(cfg, program, images, codes, stall, seed, extra_steps=()):
-    """Run one image; the logits beats, the cycle each step was taken in, and the final `error`."""
-    dut = ProgramEngine(cfg, WORDS, **LIMITS)
-    beats = program_beats(program, images, codes)
-    beats["step"] = [*extra_steps, *beats["step"]]
-    count = program.descriptors[-1].n_tiles(cfg.cols) * program.descriptors[-1].out_shape[1] ** 2
-    rng = random.Random(seed)
-    taken, result = [], {}
-
-    def pauses():
-        return Random(stall, rng.randrange(1 << 30)) if stall else Never()
-
-    def driver(name):
-        async def testbench(ctx):
-            await send(ctx, getattr(dut, name), payloads(getattr(dut, name), beats[name]), pauses())
-
-        return testbench
-
-    async def watcher(ctx):
-        cycle = 0
-        async for _, _, valid, ready in ctx.tick().sample(dut.step.valid, dut.step.ready):
-            if valid and ready:
-                taken.append(cycle)
-            cycle += 1
-
-    async def receiver(ctx):
-        result["logits"] = await receive(ctx, dut.logits, count, pauses(), timeout=200_000, silence=20)
-        result["error"] = ctx.get(dut.error)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    for name in ("step", "image", "weight", "param"):
-        sim.add_testbench(driver(name), background=True)
-    sim.add_testbench(watcher, background=True)
-    sim.add_testbench(receiver)
-    sim.run()
-    values = [from_bits(cfg, "result", beat)["values"] for beat in result["logits"]]
-    return values, taken, result["error"]
-
-
-def logits_of(program, cfg, values) -> torch.Tensor:
-    """The logits beats (per N-tile, one per output pixel: 1 for the linear layer) as [1, N]."""
-    n = program.descriptors[-1].out_shape[0]
-    return torch.tensor(np.concatenate(values)[:n]).reshape(1, n)
-
-
 CASES = [((4, 4), None, 8, 0.0), ((3, 5), None, "static", 0.5), ((4, 4), 1, 2, 0.3)]
 
 
@@ -128,14 +77,14 @@ def test_a_residual_network_runs_bit_for_bit(export, shape, digit_bits, ks, stal
     )
     rng = np.random.default_rng(seed)
     codes = rng.integers(0, 1 << export.act_bits, (1, *export.input_shape))
-    values, taken, error = simulate(cfg, program, images, codes[0], stall, seed)
+    run = simulate_program(cfg, LIMITS, program, images, codes[0], stall, seed)
     golden = run_integer(export, torch.from_numpy(codes), ks)[0]
-    assert not error, f"seed {seed}"
-    assert torch.equal(logits_of(program, cfg, values), golden), f"seed {seed}: logits differ from golden"
+    assert not run.error, f"seed {seed}"
+    assert torch.equal(run.logits, golden), f"seed {seed}: logits differ from golden"
     if not stall:
         steps = [None, *program.descriptors]
         expected = [program_step_cycles(cfg, program, d) for d in steps]
-        assert np.diff(taken).tolist() == expected[:-1], f"seed {seed}: step cycles differ from the formula"
+        assert np.diff(run.step_cycles).tolist() == expected[:-1], f"seed {seed}: step cycles differ from the model"
 
 
 def test_an_illegal_step_is_refused_and_the_next_program_runs(export):
@@ -148,6 +97,6 @@ def test_an_illegal_step_is_refused_and_the_next_program_runs(export):
         layer_step(program, dataclasses.replace(first, store="raw", planes=0)),  # a raw store of no planes
     ]
     codes = np.random.default_rng(0).integers(0, 1 << export.act_bits, (1, *export.input_shape))
-    values, _, error = simulate(cfg, program, images, codes[0], 0.0, 0, extra_steps=illegal)
-    assert error
-    assert torch.equal(logits_of(program, cfg, values), run_integer(export, torch.from_numpy(codes), 8)[0])
+    run = simulate_program(cfg, LIMITS, program, images, codes[0], extra_steps=tuple(illegal))
+    assert run.error
+    assert torch.equal(run.logits, run_integer(export, torch.from_numpy(codes), 8)[0])
