@@ -3,7 +3,7 @@
 A policy is a weight precision k for every layer (`--bits`, `--policy uniform:K`), one k per GEMM layer
 (`--policy static:...`), or the export's run-time controller (`--policy dynamic[:BUDGET]`), which picks a k
 per layer for each image (contract.policy). Prints, per policy, accuracy, BitOPs, engine and host cycles per
-inference, MAC utilisation, latency at a stated clock and energy per inference (engine and host adds, priced
+inference, MAC utilisation, latency at a stated clock and energy per inference (engine and host operations, priced
 with the shipped 45 nm energy table or `--energy-table FILE`, which the output names), the engine's GOPS and
 TOPS/W beside its MACs (2 ops per MAC, on the named engine and clock), and for a controller the share of
 images at each k per layer; saves them as CSV and JSON. Outputs come from the batched integer path and
@@ -236,7 +236,7 @@ def run(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy], split, en
     kind = f"digit-serial D = {cfg.digit_bits}" if cfg.digit_serial else "bit-parallel"
     print(
         f"{export.method}/{export.scheme} model on a {rows}x{cols} {kind} engine, {args.data}, {len(codes)} test "
-        f"images, batch {args.batch}, {args.clock_mhz:g} MHz; host adds on a scalar host at the same clock"
+        f"images, batch {args.batch}, {args.clock_mhz:g} MHz; host adds and poolings on a scalar host at the same clock"
     )
     print(f"energy from table {energy_table.name} ({energy_table.technology}): {energy_table.path}")
     print(

@@ -706,9 +706,8 @@ def graph_lines(result: Conversion) -> list[str]:
             times = f"{node.groups} x " if node.groups > 1 else ""
             engine = f"engine GEMM {times}M={m} K={k} N={n}, {after}" + (" (logits)" if step.last else "")
         elif isinstance(step, PoolStep):
-            window = step.pooling
-            op = f"{step.op} {_dims(window.kernel)}/{_dims(window.stride)} pad {_dims(window.padding)}"
-            engine = "host pooling of codes"
+            op, engine = _window_label(step.op, step.pooling.kernel, step.pooling.stride, step.pooling.padding), "host"
+            engine += " pooling of codes"
         else:
             op, engine = "add", f"host add, {after}"
         rows.append((node.name, op, ",".join(node.inputs), _dims(node.out_shape), engine))
@@ -716,12 +715,17 @@ def graph_lines(result: Conversion) -> list[str]:
     return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[4]]) for row in rows]
 
 
-def _conv_label(node) -> str:
-    """A conv's geometry as the graph prints it: 3x3/2 pad 1, and its dilation and groups when not 1."""
-    kernel, stride, padding = (pair(v) for v in (node.kernel, node.stride, node.padding))
+def _window_label(op: str, kernel, stride, padding) -> str:
+    """A window as the graph prints it: OP 3x3/2 pad 1 (a stride or padding that differs per axis as 2x1)."""
+    kernel, stride, padding = (pair(v) for v in (kernel, stride, padding))
     stride_text = str(stride[0]) if len(set(stride)) == 1 else _dims(stride)
     padding_text = str(padding[0]) if len(set(padding)) == 1 else _dims(padding)
-    label = f"conv {_dims(kernel)}/{stride_text} pad {padding_text}"
+    return f"{op} {_dims(kernel)}/{stride_text} pad {padding_text}"
+
+
+def _conv_label(node) -> str:
+    """A conv's geometry as the graph prints it: 3x3/2 pad 1, and its dilation and groups when not 1."""
+    label = _window_label("conv", node.kernel, node.stride, node.padding)
     if pair(node.dilation) != (1, 1):
         label += f" dil {_dims(pair(node.dilation))}"
     return label + (f" groups {node.groups}" if node.groups > 1 else "")

@@ -174,6 +174,7 @@ class ManyProblems(nn.Module):
         return self.fc(F.gelu(x).view(x.size(0), -1))
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 def test_every_unsupported_node_is_reported_in_one_message():
     with pytest.raises(InputError) as refusal:
         convert(ManyProblems(), QuantSpec("truncquant", "offset"), FASHION)

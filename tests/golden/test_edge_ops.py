@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import golden.convert
 import tests.edge_models as edge_models
-from contract.cli import InputError
+from contract.cli import InputError, run_main
 from contract.model_files import load_export, write_export
 from contract.model_format import Pooling, PoolStep, steps
 from golden.convert import conversion, convert
@@ -259,3 +260,19 @@ def test_every_refused_new_operation_is_listed_in_one_message():
         "(6) node 'clamp': only a clamp to [0, b] with a number b > 0 lowers (ReLU6, "
         "Hardtanh(0, b), clamp(x, 0, b)), got [0, max_1]"
     )
+
+
+def test_the_convert_command_prints_poolings_and_one_gemm_per_group(capsys):
+    assert run_main(golden.convert.main, [f"{Path(edge_models.__file__)}:EdgeNet", "--input-shape", "3,16,16"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith(
+        "EdgeNet, input 3x16x16: 4 GEMM layers on the engine, 0 host adds, 2 host poolings "
+        "(truncquant/offset, B = 8, A = 8; every ReLU clamps at 1, docs/numerics.md)"
+    )
+    rows = {line.split()[0]: " ".join(line.split()[1:]) for line in out[2:]}
+    assert rows["pool"] == "maxpool 3x3/2 pad 1 stem_0 8x8x8 host pooling of codes"
+    assert rows["depthwise_0"] == "conv 3x3/1 pad 1 groups 8 pool 8x8x8 engine GEMM 8 x M=64 K=9 N=1, ReLU"
+    assert (
+        rows["grouped"] == "conv 1x3/1 pad 0x2 dil 1x2 groups 4 depthwise_0 12x8x8 engine GEMM 4 x M=64 K=6 N=3, ReLU"
+    )
+    assert rows["avg_pool2d"] == "avgpool 2x2/2 pad 1 grouped 12x5x5 host pooling of codes"
