@@ -20,8 +20,10 @@ from torch import nn
 import golden.convert
 import tests.edge_models as edge_models
 from contract.cli import InputError, run_main
+from contract.config import EngineConfig
 from contract.model_files import load_export, write_export
 from contract.model_format import Pooling, PoolStep, steps
+from contract.policy import Policy
 from golden.convert import conversion, convert
 from golden.data import Split
 from golden.evaluate import fraction_equal
@@ -34,6 +36,8 @@ from golden.model import load_checkpoint, save_checkpoint
 from golden.nested import int_gemm
 from golden.pooling import pool_activation
 from golden.train import train
+from sim.host import host_ops
+from sim.network import run_batch
 
 EDGE = (3, 16, 16)
 A = 8
@@ -52,7 +56,7 @@ WINDOWS = [
 ]
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))
 @pytest.mark.parametrize("op, pooling", WINDOWS)
 def test_pooling_is_bit_exact_between_the_float_model_and_the_host(op, pooling, seed):
     """Random codes of odd sizes: the float model's pooling of their values gives the host's integer codes."""
@@ -176,8 +180,9 @@ def _synthetic_rgb(seed: int, images: int = 32) -> Split:
 @pytest.mark.parametrize("method, scheme", [("truncquant", "offset"), ("qat", "twos")])
 def test_a_model_with_every_new_operation_trains_exports_and_reloads(method, scheme, tmp_path):
     """Converts, trains one step (golden.train on synthetic RGB images), checkpoints, exports, reloads; the
-    reloaded export runs through the integer path as the in-memory one, the graph holding both poolings and
-    the grouped, dilated, non-square convolution."""
+    reloaded export runs through the integer path as the in-memory one and through the cycle model with its
+    host poolings priced (sim.network, sim.host), the graph holding both poolings and the grouped, dilated,
+    non-square convolution."""
     net = f"{Path(edge_models.__file__)}:EdgeNet"
     split = _synthetic_rgb(0)
     model = train(QuantSpec(method, scheme), 1, 0, 2e-3, 32, lambda line: None, net=net, split=split, sampled=1)
@@ -192,10 +197,14 @@ def test_a_model_with_every_new_operation_trains_exports_and_reloads(method, sch
     assert (grouped.kernel_hw, grouped.dilation_hw, grouped.padding_hw, grouped.groups) == ((1, 3), (1, 2), (0, 2), 4)
     assert loaded.layer("depthwise_0").groups == 8 and loaded.layer("depthwise_0").padding == 1
     codes = torch.randint(0, LEVELS + 1, (4, *EDGE))
+    cfg = EngineConfig.from_export(loaded, 8, 8, 1024)
     for k in (8, 3):
         logits, _ = run_integer(loaded, codes, k)
         assert torch.equal(logits, run_integer(export, codes, k)[0])
         assert torch.equal(logits, fast_logits(loaded, codes, k))
+        on_model = run_batch(cfg, loaded, codes, Policy("uniform", (k,)).resolve(loaded))
+        assert torch.equal(on_model.logits, logits)
+        assert on_model.host == host_ops(loaded, 4) and on_model.host.elements == 4 * (8 * 8 * 8 + 12 * 5 * 5)
 
 
 def test_the_float_model_and_the_integer_path_agree_on_the_edge_model():
@@ -212,7 +221,7 @@ def test_the_float_model_and_the_integer_path_agree_on_the_edge_model():
 
 def test_a_resnet18_like_model_with_a_maxpool_stem_runs_through_the_integer_path():
     torch.manual_seed(3)
-    result = conversion(edge_models.ResNet18Like().eval(), QuantSpec("truncquant", "offset"), (3, 32, 32))
+    result = conversion(edge_models.ResNet18Like(width=8).eval(), QuantSpec("truncquant", "offset"), (3, 32, 32))
     model = result.model.eval()
     assert [node.op for node in model.nodes[:2]] == ["conv", "maxpool"]
     assert len(model.gemm_nodes) == 1 + 16 + 3 + 1  # stem, two convs per block, downsampling, fc
