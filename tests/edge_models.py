@@ -13,18 +13,18 @@ from torch import nn
 
 
 class EdgeNet(nn.Module):
-    """For 3x16x16 inputs: every new operation once. A ReLU6 stem, max pooling, a depthwise conv with
-    padding="same", a grouped, dilated, non-square conv clamped by hardtanh, an average pooling with ceil_mode,
-    padding and count_include_pad=False, a clamp and a Linear."""
+    """For 3 x size x size inputs (size a multiple of 4): every new operation once. A ReLU6 stem, max pooling, a
+    depthwise conv with padding="same", a grouped, dilated, non-square conv clamped by hardtanh, an average
+    pooling with ceil_mode, padding and count_include_pad=False, a clamp and a Linear."""
 
-    def __init__(self):
+    def __init__(self, size: int = 16):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6())
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
         self.depthwise = nn.Sequential(nn.Conv2d(8, 8, 3, padding="same", groups=8), nn.BatchNorm2d(8))
         self.grouped = nn.Conv2d(8, 12, (1, 3), padding=(0, 2), dilation=(1, 2), groups=4)
         self.bn = nn.BatchNorm2d(12)
-        self.fc = nn.Linear(12 * 5 * 5, 10)
+        self.fc = nn.Linear(12 * (size // 4 + 1) ** 2, 10)
 
     def forward(self, x):
         x = self.pool(self.stem(x))
