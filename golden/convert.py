@@ -10,8 +10,9 @@ model", has them as a table:
     BatchNorm's running mean (BN(z + b) = BN'(z) with mean' = mean - b): it lands in the layer's
     requantization bias, and the converted model computes what the source model does. A grouped convolution
     runs as one engine GEMM per group (golden.lowering);
-  - ReLU (module, F.relu, torch.relu, .relu()): the requantizer's ReLU, which also clamps to [0, 1] at the
-    activation grid 1/(2^A - 1) (docs/numerics.md): every activation between layers is an unsigned code;
+  - ReLU (module, F.relu, torch.relu, .relu(), clamp(x, min=0)): the requantizer's ReLU, which also clamps to
+    [0, 1] at the activation grid 1/(2^A - 1) (docs/numerics.md): every activation between layers is an
+    unsigned code;
   - a clamp at a bound b > 0 (ReLU6, F.relu6, Hardtanh(0, b), F.hardtanh(x, 0, b), torch.clamp(x, 0, b),
     x.clamp(0, b), x.clamp(min=0, max=b)): the same ReLU at a fixed scale, the bound being the unit of the
     codes it makes (code 2^A - 1 means b). The converter divides the producing layer's BatchNorm affine (or a
@@ -302,7 +303,8 @@ class _Converter:
         self.values[node] = replace(value, kind="act", fx_node=node, unit=unit)
 
     def clamp(self, node: fx.Node) -> None:
-        """ReLU6, hardtanh and clamp: a clamp at a bound when the lower end is 0 and the upper a positive number."""
+        """ReLU6, hardtanh and clamp: a clamp at a bound when the lower end is 0 and the upper a positive number;
+        clamp(x, min=0) with no upper end is a ReLU."""
         if node.target is F.relu6 or node.op == "call_module" and isinstance(self.modules[node.target], nn.ReLU6):
             low, high = 0.0, 6.0
         elif node.op == "call_module":
@@ -312,6 +314,9 @@ class _Converter:
             low, high = _bound_args(node, ("min_val", "max_val"), (-1.0, 1.0))
         else:
             low, high = _bound_args(node, ("min", "max"), (None, None))
+        if _is_number(low) and low == 0 and high is None:
+            self.relu(node)
+            return
         if not (_is_number(low) and low == 0 and _is_number(high) and high > 0):
             raise InputError(
                 f"{self.where(node)}: only a clamp to [0, b] with a number b > 0 lowers (ReLU6, Hardtanh(0, b), "

@@ -146,7 +146,8 @@ class TwoClamps(nn.Module):
                 bn.weight.uniform_(0.5, 2.0)
 
     def forward(self, x):
-        return self.fc(F.max_pool2d(F.hardtanh(self.b(self.a(x)), 0.0, 3.0), 2).flatten(1))
+        x = F.max_pool2d(F.hardtanh(self.b(self.a(x)), 0.0, 3.0), 2)
+        return self.fc(x.clamp(min=0).flatten(1))  # a ReLU of codes: a no-op
 
 
 @pytest.mark.parametrize("scheme", ["offset", "twos"])
@@ -168,6 +169,8 @@ def test_a_clamp_at_a_bound_computes_the_source_layers_with_codes_of_that_unit(s
         expected = torch.clamp(source.b[1](body), 0, 3)
         got = torch.clamp(b(codes / LEVELS), 0, 1) * 3
     assert float((got - expected).abs().max()) < 1e-5
+    assert [node.op for node in model.nodes] == ["conv", "conv", "maxpool", "linear"]  # clamp(min=0): no node
+    assert torch.equal(model.layers["fc"].weight, source.fc.weight * 3)  # it reads codes of unit 3
 
 
 def _synthetic_rgb(seed: int, images: int = 32) -> Split:
