@@ -333,6 +333,11 @@ class Export:
         """(M, K, N) of every layer's GEMM, in execution order, for a pass of `images` images."""
         return [layer.gemm_shape(images) for layer in self.layers]
 
+    def engine_shapes(self, images: int = 1) -> list[tuple[int, int, int]]:
+        """(M, K, N) of every GEMM the engine runs, in execution order: gemm_shapes with each grouped convolution
+        as one GEMM per group (ExportedLayer.group_shapes). Cycles and energy are priced on these."""
+        return [shape for layer in self.layers for shape in layer.group_shapes(images)]
+
     def controller(self, budget: float | None = None) -> ExportedController:
         """The controller for `budget` (equal within BUDGET_TOLERANCE), or the only one for None; InputError
         (one line, naming the budgets there are) when there is no such controller or None is ambiguous."""

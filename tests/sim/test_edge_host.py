@@ -67,6 +67,7 @@ def test_grouped_convolutions_run_as_one_command_per_group_on_the_cycle_model(k)
     cost = pass_cost(cfg, export, 2, policy.ks)
     assert (cost.cycles, cost.macs, cost.host) == (batch.cycles, batch.macs, batch.host)
     assert batch.macs == sum(layer.macs for layer in export.layers) * 2
+    assert export.engine_shapes(2) == shapes
     assert batch.host.elements == 2 * (8 * 8 * 8 + 12 * 5 * 5)
 
 
