@@ -3,7 +3,7 @@
 A policy is a weight precision k for every layer (`--bits`, `--policy uniform:K`), one k per GEMM layer
 (`--policy static:...`), or the export's run-time controller (`--policy dynamic[:BUDGET]`), which picks a k
 per layer for each image (contract.policy). Prints, per policy, accuracy, BitOPs, engine and host cycles per
-inference, MAC utilisation, latency at a stated clock and energy per inference (engine and host adds, priced
+inference, MAC utilisation, latency at a stated clock and energy per inference (engine and host operations, priced
 with the shipped 45 nm energy table or `--energy-table FILE`, which the output names), the engine's GOPS and
 TOPS/W beside its MACs (2 ops per MAC, on the named engine and clock), and for a controller the share of
 images at each k per layer; saves them as CSV and JSON (results.csv, results.json), and the engine's costs
@@ -273,7 +273,7 @@ def run(
     rows_out = table(summaries, args.clock_mhz)
     kind = f"digit-serial D = {cfg.digit_bits}" if cfg.digit_serial else "bit-parallel"
     where = (
-        "host adds on a scalar host at the same clock"
+        "host adds and poolings on a scalar host at the same clock"
         if limits is None
         else f"layer programs on the program engine, a {limits.words}-word ({args.act_kib:g} KiB) scratchpad, "
         "no host work"

@@ -27,7 +27,7 @@ class ModelCosts:
     def __init__(self, export_dir: Path, energy_table: EnergyTable):
         self.export, self.energy_table = load_export(export_dir), energy_table
         split = digits_split()
-        self.shapes = self.export.gemm_shapes()
+        self.shapes = self.export.engine_shapes()
         self.macs = sum(m * k * n for m, k, n in self.shapes)
         self.accuracy = {
             k: fraction_equal(integer_predictions(self.export, split.test_x, k), split.test_y)

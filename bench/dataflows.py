@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         from contract.model_files import load_export
 
         export = load_export(args.export)
-        table(f"one inference of {args.export}", rows, cols, export.gemm_shapes(), args.k, args.pipelined)
+        table(f"one inference of {args.export}", rows, cols, export.engine_shapes(), args.k, args.pipelined)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,14 @@ from contract.model_format import (
     FORMAT,
     JSON_NAME,
     NPZ_NAME,
+    POOL_OPS,
     READABLE_VERSIONS,
     Export,
     ExportedController,
     ExportedLayer,
     ExportError,
     GraphNode,
+    Pooling,
     require,
 )
 from contract.numerics import CONTRACT_VERSION
@@ -97,22 +99,27 @@ def _layer_from_files(entry: dict, arrays: dict[str, np.ndarray], where: Path) -
             f"{where.parent / NPZ_NAME}: {key!r} must be a 2-D integer array, got {found[array].ndim}-D "
             f"{found[array].dtype}",
         )
+    geometry = {key: _geometry_value(entry.get(key, default)) for key, default in (("dilation", 1), ("groups", 1))}
     layer = ExportedLayer(
         name,
         entry["kind"],
         tuple(entry["in_shape"]),
         tuple(entry["out_shape"]),
-        entry.get("kernel"),
-        entry.get("stride"),
-        entry.get("padding"),
+        *(_geometry_value(entry.get(key)) for key in ("kernel", "stride", "padding")),
         entry["mode"],
         **found,
+        **geometry,
     )
     require(
         entry.get("K", layer.K) == layer.K and entry.get("N", layer.N) == layer.N,
         f"{where}: layer {name}: K and N disagree with the weight codes' shape",
     )
     return layer
+
+
+def _geometry_value(value):
+    """A layer's kernel, stride, padding or dilation as read: [height, width] becomes a pair (validated later)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def load_export(directory) -> Export:
@@ -207,5 +214,16 @@ def _graph_from_json(meta: dict, where: Path) -> tuple[GraphNode, ...]:
             and all(isinstance(name, str) for name in entry["inputs"]),
             f"{where}: a graph node needs a string 'name' and 'op' and a list of string 'inputs'",
         )
-        nodes.append(GraphNode(entry["name"], entry["op"], tuple(entry["inputs"])))
+        pooling = _pooling_from_json(entry, where) if entry["op"] in POOL_OPS else None
+        nodes.append(GraphNode(entry["name"], entry["op"], tuple(entry["inputs"]), pooling))
     return tuple(nodes)
+
+
+def _pooling_from_json(entry: dict, where: Path) -> Pooling:
+    """A pooling node's window (format version 5); its values are checked with the export."""
+    keys = ("kernel", "stride", "padding", "dilation", "ceil_mode", "count_include_pad", "divisor_override")
+    require(
+        all(key in entry for key in keys) and all(isinstance(entry[key], list) for key in keys[:4]),
+        f"{where}: pooling node {entry['name']!r} needs {', '.join(keys)} (the first four as [height, width])",
+    )
+    return Pooling(*(tuple(entry[key]) for key in keys[:4]), *(entry[key] for key in keys[4:]))

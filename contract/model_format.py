@@ -3,25 +3,33 @@
 An export directory holds two files and nothing executable (no pickle), so the hardware flow, the cycle
 model and other languages can read it:
 
-model.json  {"format": "nestmac-model", "format_version": 4, "numerics_contract": <contract version>,
+model.json  {"format": "nestmac-model", "format_version": 5, "numerics_contract": <contract version>,
              "method", "scheme", "base_bits" (B), "act_bits" (A), "acc_bits" (ACC),
              "weight_precisions": [B..1], "act_precision": A (requantization is derived for j = A),
              "input": {"shape": [C, H, W], "dataset": the data set trained on (null if not recorded),
                        "pixel_max": its pixel scale (null likewise), "quantization": ...}, "lowering": ...,
              "layers": [{"name", "kind": "conv"|"linear", "in_shape", "out_shape",
-                         "kernel", "stride", "padding" (conv only), "K", "N", "mode": "relu"|"raw"}],
-             "graph": [{"name", "op": "gemm"|"add", "inputs": [names]}], "host_ops": ...,
+                         "kernel", "stride", "padding", "dilation" (each an integer, or [height, width] when
+                         they differ), "groups" (conv only), "K", "N", "mode": "relu"|"raw"}],
+             "graph": [{"name", "op": "gemm"|"add"|"maxpool"|"avgpool", "inputs": [names],
+                        a pooling's "kernel", "stride", "padding", "dilation" ([height, width] each),
+                        "ceil_mode", "count_include_pad", "divisor_override"}], "host_ops": ...,
              "controllers": [{"name", "budget", "reads", "candidates", "controls", "fixed", "k",
                               "layer": {a layer entry as above}}]}
 model.npz   per layer NAME: "NAME.weight_codes" uint16 [K, N] (unsigned B-bit codes) and
             "NAME.bias", "NAME.mult", "NAME.shift" int64 [B, N], row k-1 holding precision k; the same
             per controller under the controller's name.
 
-Layers run in order, each one GEMM (golden.lowering). The graph says what each reads: a "gemm" node (named
-like its layer) reads one earlier node's output or "input"; an "add" node is a host operation, the
-residual add (docs/numerics.md, "Host operations"). Format version 1 had no graph (each layer read the
-previous one); such exports still load, as that chain, and so do those of version 2 (no "controllers") and 3
-(no "dataset" or "pixel_max": the data set is unknown, and tools fall back to their --data default).
+Layers run in order, each one GEMM (golden.lowering), or one GEMM per group of a grouped convolution (its
+weight codes [K, N] hold the groups side by side: K = C_in/groups * KH * KW, group g owns columns g*N/groups
+.. (g+1)*N/groups - 1 and reads input channels g*C_in/groups ..). The graph says what each reads: a "gemm"
+node (named like its layer) reads one earlier node's output or "input"; an "add" node is a host operation,
+the residual add, and a "maxpool" or "avgpool" node a host pooling of activation codes (docs/numerics.md,
+"Host operations"). Format version 1 had no graph (each layer read the previous one); such exports still
+load, as that chain, and so do those of version 2 (no "controllers"), 3 (no "dataset" or "pixel_max": the
+data set is unknown, and tools fall back to their --data default) and 4 (square, dense, undilated
+convolutions and no pooling nodes). Version 5 added the pooling nodes and a convolution's non-square
+kernel, stride and padding, its dilation and groups; a reader of version 4 refuses a version-5 export.
 
 A controller (docs/numerics.md, "Dynamic precision: the controller"; golden.dynamic runs it) chooses a weight
 precision per image for each layer in "controls" from "candidates" (ascending), at a mean BitOPs "budget"
@@ -34,7 +42,7 @@ before a linear layer is folded into it (its weight codes repeated over the pool
 requantization). golden.export builds an Export from a trained PyTorch model; contract.model_files reads and
 writes the two files. Both need numpy only, so the cycle model, the RTL flow and other tools read exports without torch.
 
-Everything that runs or prices a network walks it with `steps(export)`: its GEMMs and host adds in execution
+Everything that runs or prices a network walks it with `steps(export)`: its GEMMs and host operations in execution
 order, with what each reads and the shapes resolved; and a layer's GEMM shape (M, K, N) is
 `ExportedLayer.gemm_shape`, the one place it is computed.
 """
@@ -61,42 +69,88 @@ from contract.numerics import (
 )
 
 FORMAT = "nestmac-model"
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 #: Two budgets closer than this are the same budget (Export.controller).
 BUDGET_TOLERANCE = 1e-9
 INPUT = "input"
 HOST_OPS = (
     "add: out = clamp(sum of operands, 0, 2^A - 1) per element; an operand is activation codes, or a raw "
-    "layer's t = acc + bias requantized without clamp: (t * mult + 2^(shift-1)) >> shift (round half up)"
+    "layer's t = acc + bias requantized without clamp: (t * mult + 2^(shift-1)) >> shift (round half up). "
+    "maxpool: out = the largest code of the window's taps inside the map (as torch.nn.MaxPool2d). avgpool: "
+    "out = floor((S + floor(n/2)) / n), S the sum of the window's codes inside the map, n the divisor of "
+    "torch.nn.AvgPool2d (divisor_override, else the window's taps inside the padded map with "
+    "count_include_pad, else those inside the map)"
 )
 JSON_NAME, NPZ_NAME = "model.json", "model.npz"
 MULT_MAX = (1 << (MULT_BITS - 1)) - 1
 LOWERING = (
-    "conv: X[M, K] = im2col of the input codes with zero padding (code 0); K index = (c_in, kh, kw) "
-    "in PyTorch weight order, M index = (batch, oh, ow); the output [M, N] is NCHW after "
-    "reshape(batch, oh, ow, N). linear: X = previous codes flattened per sample in (c, h, w) order."
+    "conv: X[M, K] = im2col of the input codes with zero padding (code 0), tap (kh, kw) of output pixel "
+    "(oh, ow) at (oh*stride - padding + kh*dilation, ow*stride - padding + kw*dilation) per dimension; K "
+    "index = (c_in, kh, kw) in PyTorch weight order, M index = (batch, oh, ow); the output [M, N] is NCHW "
+    "after reshape(batch, oh, ow, N). A grouped conv is one such GEMM per group g: input channels "
+    "g*C_in/groups .., weight columns and outputs g*N/groups ... linear: X = previous codes flattened per "
+    "sample in (c, h, w) order."
 )
+POOL_OPS = ("maxpool", "avgpool")
+OPS = ("gemm", "add", *POOL_OPS)
 
 
 class ExportError(InputError):
     """An export that cannot be written or read as a valid model (one-line message)."""
 
 
+def pair(value) -> tuple[int, int]:
+    """A geometry value as (height, width): an integer stands for both."""
+    return (value, value) if _is_int(value) else tuple(value)
+
+
+def compact(value):
+    """A geometry value as the export writes it: an integer when height and width agree, else [height, width]."""
+    height, width = pair(value)
+    return height if height == width else [height, width]
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """One output dimension of a convolution (torch.nn.Conv2d's formula)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
 @dataclass(frozen=True)
 class ExportedLayer:
+    """A GEMM layer. A convolution's `kernel`, `stride`, `padding` and `dilation` are each an integer (height and
+    width alike) or a (height, width) pair: `kernel_hw` and the like give the pair."""
+
     name: str
     kind: str
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
-    kernel: int | None
-    stride: int | None
-    padding: int | None
+    kernel: int | tuple[int, int] | None
+    stride: int | tuple[int, int] | None
+    padding: int | tuple[int, int] | None
     mode: str
     weight_codes: np.ndarray  # uint16 [K, N]
     bias: np.ndarray  # int64 [B, N], row k-1
     mult: np.ndarray
     shift: np.ndarray
+    dilation: int | tuple[int, int] = 1
+    groups: int = 1
+
+    @property
+    def kernel_hw(self) -> tuple[int, int]:
+        return pair(self.kernel)
+
+    @property
+    def stride_hw(self) -> tuple[int, int]:
+        return pair(self.stride)
+
+    @property
+    def padding_hw(self) -> tuple[int, int]:
+        return pair(self.padding)
+
+    @property
+    def dilation_hw(self) -> tuple[int, int]:
+        return pair(self.dilation)
 
     @property
     def K(self) -> int:
@@ -111,9 +165,16 @@ class ExportedLayer:
 
     def gemm_shape(self, images: int = 1) -> tuple[int, int, int]:
         """(M, K, N) of this layer's GEMM for `images` images: one row per output pixel of a convolution (the
-        lowering's im2col), one per image of a linear layer. The shapes depend on neither the data nor k."""
+        lowering's im2col), one per image of a linear layer; K products per output. M x K x N is the layer's
+        multiply-accumulates also for a grouped convolution, which the engine runs as `groups` GEMMs
+        (`group_shapes`). The shapes depend on neither the data nor k."""
         pixels = self.out_shape[1] * self.out_shape[2] if self.kind == "conv" else 1
         return images * pixels, self.K, self.N
+
+    def group_shapes(self, images: int = 1) -> list[tuple[int, int, int]]:
+        """(M, K, N) of each engine GEMM of this layer: one per group, each with N / groups output columns."""
+        m, k_dim, n = self.gemm_shape(images)
+        return [(m, k_dim, n // self.groups)] * self.groups
 
     @property
     def macs(self) -> int:
@@ -128,21 +189,80 @@ class ExportedLayer:
             "out_shape": list(self.out_shape),
         }
         if self.kind == "conv":
-            entry.update(kernel=self.kernel, stride=self.stride, padding=self.padding)
+            entry.update(
+                kernel=compact(self.kernel),
+                stride=compact(self.stride),
+                padding=compact(self.padding),
+                dilation=compact(self.dilation),
+                groups=self.groups,
+            )
         entry.update(K=self.K, N=self.N, mode=self.mode)
         return entry
 
 
 @dataclass(frozen=True)
-class GraphNode:
-    """What one step of the network reads: a GEMM layer (same name) or a host add, by node name or INPUT."""
+class Pooling:
+    """A pooling window, as torch.nn.MaxPool2d / AvgPool2d take it, each geometry value a (height, width) pair.
+    `dilation` is a max pooling's only; `count_include_pad` and `divisor_override` an average pooling's only."""
 
-    name: str
-    op: str  # "gemm" | "add"
-    inputs: tuple[str, ...]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    divisor_override: int | None = None
 
     def describe(self) -> dict:
-        return {"name": self.name, "op": self.op, "inputs": list(self.inputs)}
+        return {
+            "kernel": list(self.kernel),
+            "stride": list(self.stride),
+            "padding": list(self.padding),
+            "dilation": list(self.dilation),
+            "ceil_mode": self.ceil_mode,
+            "count_include_pad": self.count_include_pad,
+            "divisor_override": self.divisor_override,
+        }
+
+    def output_size(self, size: int, axis: int) -> int:
+        """Output size along `axis` (0: height, 1: width) of an input of `size`, torch's pooling formula."""
+        kernel, stride, padding, dilation = (v[axis] for v in (self.kernel, self.stride, self.padding, self.dilation))
+        extra = stride - 1 if self.ceil_mode else 0
+        out = (size + 2 * padding - dilation * (kernel - 1) - 1 + extra) // stride + 1
+        if self.ceil_mode and (out - 1) * stride >= size + padding:
+            out -= 1  # the last window must start inside the map or its left padding
+        return out
+
+    def windows(self, size: int, axis: int) -> list[list[int]]:
+        """Per output index along `axis`, the input indices its taps read inside the map (0 .. size-1)."""
+        kernel, stride, padding, dilation = (v[axis] for v in (self.kernel, self.stride, self.padding, self.dilation))
+        starts = (o * stride - padding for o in range(self.output_size(size, axis)))
+        return [[i for i in range(start, start + dilation * kernel, dilation) if 0 <= i < size] for start in starts]
+
+    def divisors(self, size: int, axis: int) -> list[int]:
+        """An average pooling's divisor factor per output index along `axis` (the divisor is the product of the
+        two axes' factors, or divisor_override): torch's, the taps inside the padded map (the last window of
+        ceil_mode may end beyond it) with count_include_pad, else the taps inside the map."""
+        kernel, stride, padding = (v[axis] for v in (self.kernel, self.stride, self.padding))
+        if not self.count_include_pad:
+            return [len(window) for window in self.windows(size, axis)]
+        starts = (o * stride - padding for o in range(self.output_size(size, axis)))
+        return [min(start + kernel, size + padding) - start for start in starts]
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """What one step of the network reads: a GEMM layer (same name), a host add or a host pooling (`pooling`
+    says its window), by node name or INPUT."""
+
+    name: str
+    op: str  # one of OPS
+    inputs: tuple[str, ...]
+    pooling: Pooling | None = None
+
+    def describe(self) -> dict:
+        entry = {"name": self.name, "op": self.op, "inputs": list(self.inputs)}
+        return entry | (self.pooling.describe() if self.op in POOL_OPS else {})
 
 
 def controller_record(controller) -> dict:
@@ -212,6 +332,11 @@ class Export:
     def gemm_shapes(self, images: int = 1) -> list[tuple[int, int, int]]:
         """(M, K, N) of every layer's GEMM, in execution order, for a pass of `images` images."""
         return [layer.gemm_shape(images) for layer in self.layers]
+
+    def engine_shapes(self, images: int = 1) -> list[tuple[int, int, int]]:
+        """(M, K, N) of every GEMM the engine runs, in execution order: gemm_shapes with each grouped convolution
+        as one GEMM per group (ExportedLayer.group_shapes). Cycles and energy are priced on these."""
+        return [shape for layer in self.layers for shape in layer.group_shapes(images)]
 
     def controller(self, budget: float | None = None) -> ExportedController:
         """The controller for `budget` (equal within BUDGET_TOLERANCE), or the only one for None; InputError
@@ -283,6 +408,23 @@ class GemmStep:
 
 
 @dataclass(frozen=True)
+class PoolStep:
+    """A max or average pooling on the host (docs/numerics.md, "Host operations") of the activation codes of
+    node `source`, whose output has `source_shape` [C, H, W]."""
+
+    name: str
+    op: str  # "maxpool" | "avgpool"
+    source: str
+    source_shape: tuple[int, ...]
+    pooling: Pooling
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        channels, height, width = self.source_shape
+        return channels, self.pooling.output_size(height, 0), self.pooling.output_size(width, 1)
+
+
+@dataclass(frozen=True)
 class AddStep:
     """A residual add on the host (docs/numerics.md, "Host operations") of the nodes `operands`, whose outputs
     have `operand_shapes` (all equal in a valid export)."""
@@ -296,7 +438,7 @@ class AddStep:
         return self.operand_shapes[0]
 
 
-def steps(export: Export) -> Iterator[GemmStep | AddStep]:
+def steps(export: Export) -> Iterator[GemmStep | AddStep | PoolStep]:
     """The network's nodes in execution order, each with what it reads and those values' shapes resolved: the
     one walk of the graph that executors (golden's integer path, the cycle model, the RTL flow), pricers (the
     host's adds) and the export's own validation share. It needs a well-formed graph (`_check_nodes`)."""
@@ -305,11 +447,30 @@ def steps(export: Export) -> Iterator[GemmStep | AddStep]:
     for node in nodes:
         if node.op == "add":
             step = AddStep(node.name, node.inputs, tuple(shapes[name] for name in node.inputs))
+        elif node.op in POOL_OPS:
+            (source,) = node.inputs
+            step = PoolStep(node.name, node.op, source, shapes[source], node.pooling)
         else:
             (source,) = node.inputs
             step = GemmStep(export.layer(node.name), source, shapes[source], node is nodes[-1])
+        yield step  # before its shape is computed, so that the export's validation checks the step first
         shapes[step.name] = step.shape
-        yield step
+
+
+def extended_operation(step: GemmStep | AddStep | PoolStep) -> str | None:
+    """What a step needs beyond the operations of format version 4 (square, dense, undilated convolutions,
+    linear layers and adds), named for a refusal ("max pooling", "grouped convolution", ...), or None."""
+    if isinstance(step, PoolStep):
+        return "max pooling" if step.op == "maxpool" else "average pooling"
+    if isinstance(step, AddStep) or step.layer.kind != "conv":
+        return None
+    layer = step.layer
+    if layer.groups > 1:
+        return "grouped convolution"
+    if layer.dilation_hw != (1, 1):
+        return "dilated convolution"
+    geometry = (layer.kernel_hw, layer.stride_hw, layer.padding_hw)
+    return None if all(len(set(v)) == 1 for v in geometry) else "a non-square convolution"
 
 
 # --- validation --------------------------------------------------------------------------------------
@@ -404,7 +565,8 @@ def _validate_controller(export: Export, controller: ExportedController) -> None
 
 def _check_nodes(export: Export) -> None:
     """The graph is well formed, as `steps` needs: every layer runs once, in the layers' order; every node has
-    a known op, a new name and operands that run before it, one for a GEMM and at least two for an add."""
+    a known op, a new name and operands that run before it, at least two for an add and one otherwise; a
+    pooling node has its window."""
     nodes = export.nodes
     require(
         [node.name for node in nodes if node.op == "gemm"] == [layer.name for layer in export.layers],
@@ -413,19 +575,23 @@ def _check_nodes(export: Export) -> None:
     seen = {INPUT}
     for node in nodes:
         where = f"graph node {node.name}"
-        require(node.op in ("gemm", "add"), f"{where}: unknown op {node.op!r}")
+        require(node.op in OPS, f"{where}: unknown op {node.op!r}")
         require(node.name not in seen, f"{where}: the name is used twice (or is {INPUT!r})")
         require(all(name in seen for name in node.inputs), f"{where}: reads a node that does not run before it")
-        if node.op == "gemm":
-            require(len(node.inputs) == 1, f"{where}: a GEMM reads exactly one node")
-        else:
+        if node.op == "add":
             require(len(node.inputs) >= 2, f"{where}: an add needs at least two operands")
+        else:
+            require(len(node.inputs) == 1, f"{where}: a {node.op} reads exactly one node")
+        require(
+            (node.op in POOL_OPS) == isinstance(node.pooling, Pooling),
+            f"{where}: a pooling node, and only one, has a pooling window",
+        )
         seen.add(node.name)
 
 
 def _validate_graph(export: Export) -> None:
-    """A well-formed graph (`_check_nodes`) whose operands fit, and in which a raw output is the network's last
-    or feeds exactly one add."""
+    """A well-formed graph (`_check_nodes`) whose operands fit, in which a raw output is the network's last or
+    feeds exactly one add, and whose poolings read activation codes [C, H, W] through a window torch allows."""
     _check_nodes(export)
     raw: dict[str, int] = {}
     for step in steps(export):
@@ -446,6 +612,12 @@ def _validate_graph(export: Export) -> None:
             )
             if layer.mode == "raw":
                 raw[step.name] = 0
+        elif isinstance(step, PoolStep):
+            require(
+                step.source not in raw, f"{where}: a pooling reads activation codes, not {step.source}'s raw output"
+            )
+            require(len(step.source_shape) == 3, f"{where}: a pooling reads a [C, H, W] map")
+            _validate_pooling(step)
         else:
             require(
                 len(set(step.operand_shapes)) == 1,
@@ -464,6 +636,46 @@ def _validate_graph(export: Export) -> None:
     require(last.op == "gemm", "the network's last node must be a GEMM (its raw output, the logits)")
 
 
+def _validate_pooling(step: PoolStep) -> None:
+    """The window as torch.nn.MaxPool2d / AvgPool2d accept it: positive kernel, stride and dilation, padding at
+    most half the kernel, at least one output; dilation and the divisor options only where they apply."""
+    where, pooling = f"graph node {step.name}", step.pooling
+    values = (pooling.kernel, pooling.stride, pooling.padding, pooling.dilation)
+    require(
+        all(isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v) for v in values)
+        and min(*pooling.kernel, *pooling.stride, *pooling.dilation) > 0
+        and all(0 <= 2 * p <= k for p, k in zip(pooling.padding, pooling.kernel, strict=True)),
+        f"{where}: kernel, stride and dilation must be positive integer pairs, padding at most half the kernel",
+    )
+    require(
+        isinstance(pooling.ceil_mode, bool) and isinstance(pooling.count_include_pad, bool),
+        f"{where}: ceil_mode and count_include_pad must be booleans",
+    )
+    if step.op == "maxpool":
+        require(
+            pooling.count_include_pad and pooling.divisor_override is None,
+            f"{where}: count_include_pad and divisor_override are an average pooling's",
+        )
+    else:
+        require(pooling.dilation == (1, 1), f"{where}: an average pooling has no dilation")
+        override = pooling.divisor_override
+        require(
+            override is None or (_is_int(override) and override > 0),
+            f"{where}: divisor_override must be a positive integer or null",
+        )
+    sizes = step.source_shape[1:]
+    require(
+        min(step.shape) > 0 and all(all(pooling.windows(size, axis)) for axis, size in enumerate(sizes)),
+        f"{where}: the window leaves no output of the {list(step.source_shape)} input, or a window with no tap in it",
+    )
+
+
+def _geometry(value, minimum: int) -> bool:
+    """An integer, or a (height, width) pair of integers, each at least `minimum`."""
+    values = [value] if _is_int(value) else list(value) if isinstance(value, tuple | list) and len(value) == 2 else []
+    return bool(values) and all(_is_int(v) and v >= minimum for v in values)
+
+
 def _validate_layer(export: Export, layer: ExportedLayer) -> None:
     where = f"layer {layer.name}"
     require(layer.kind in ("conv", "linear"), f"{where}: unknown kind {layer.kind!r}")
@@ -478,20 +690,24 @@ def _validate_layer(export: Export, layer: ExportedLayer) -> None:
     require(int(codes.max(initial=0)) < 1 << export.base_bits, f"{where}: weight codes exceed {export.base_bits} bits")
     if layer.kind == "conv":
         require(
-            all(_is_int(v) for v in (layer.kernel, layer.stride, layer.padding))
-            and layer.kernel > 0
-            and layer.stride > 0
-            and layer.padding >= 0,
-            f"{where}: kernel, stride and padding must be integers (kernel, stride > 0)",
+            all(_geometry(v, 1) for v in (layer.kernel, layer.stride, layer.dilation)) and _geometry(layer.padding, 0),
+            f"{where}: kernel, stride, padding and dilation must be integers or [height, width] pairs (kernel, stride "
+            "and dilation > 0)",
         )
         require(len(layer.in_shape) == 3 and len(layer.out_shape) == 3, f"{where}: shapes must be [C, H, W]")
         c_in, h, w = layer.in_shape
-        oh = (h + 2 * layer.padding - layer.kernel) // layer.stride + 1
-        ow = (w + 2 * layer.padding - layer.kernel) // layer.stride + 1
-        expected = (c_in * layer.kernel**2, layer.out_shape[0])
+        groups = layer.groups
+        require(
+            _is_int(groups) and groups > 0 and c_in % groups == 0 and layer.out_shape[0] % groups == 0,
+            f"{where}: groups {groups!r} must be a positive integer dividing the input and output channels",
+        )
+        geometry = zip(layer.kernel_hw, layer.stride_hw, layer.padding_hw, layer.dilation_hw, strict=True)
+        oh, ow = (conv_output_size(size, *g) for size, g in zip((h, w), geometry, strict=True))
+        expected = (c_in // groups * math.prod(layer.kernel_hw), layer.out_shape[0])
         require(tuple(layer.out_shape[1:]) == (oh, ow), f"{where}: output size should be {oh}x{ow}")
     else:
         require(len(layer.out_shape) == 1, f"{where}: a linear layer's output shape is [N]")
+        require(layer.groups == 1 and layer.dilation == 1, f"{where}: a linear layer has no groups or dilation")
         expected = (math.prod(layer.in_shape), layer.out_shape[0])
     require(
         codes.shape == expected,

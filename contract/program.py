@@ -68,7 +68,7 @@ import numpy as np
 
 from contract.cli import InputError
 from contract.config import MAX_ARRAY_DIM
-from contract.model_format import INPUT, AddStep, Export, ExportedLayer, GemmStep, steps
+from contract.model_format import INPUT, AddStep, Export, ExportedLayer, GemmStep, extended_operation, steps
 from contract.numerics import (
     ACC_BITS_RANGE,
     ACT_BITS_RANGE,
@@ -427,6 +427,7 @@ def _fusing_layers(walked: list, position: dict[str, int]) -> dict[str, str]:
 
 def _check_layer(step: GemmStep, walked: list) -> None:
     """What the address generator cannot do is refused here, naming the layer."""
+    _require((op := extended_operation(step)) is None, f"{op} is not yet supported by layer programs ({step.name})")
     layer = step.layer
     source = next((s for s in walked if s.name == step.source), None)
     _require(

@@ -2,18 +2,31 @@
 
 Supported operations, as a user writes them (modules or functions); docs/user-guide.md, "Bring your own
 model", has them as a table:
-  - Conv2d (square kernel, stride and padding, no groups or dilation, zero padding), optionally followed by
-    BatchNorm2d (affine, with running statistics): becomes a QConv2d with one BatchNorm per trained
-    precision, initialised from the model's weights and BatchNorm; a convolution without a BatchNorm gets a
-    fresh one. The engine folds BatchNorm into the requantizer and the QConv2d has no bias of its own, so a
-    conv bias b is folded into the BatchNorm's running mean (BN(z + b) = BN'(z) with mean' = mean - b): it
-    lands in the layer's requantization bias, and the converted model computes what the source model does;
-  - ReLU (module, F.relu, torch.relu, .relu()): the requantizer's ReLU, which also clamps to [0, 1] at the
-    activation grid 1/(2^A - 1) (docs/numerics.md): every activation between layers is an unsigned code;
-  - residual add (`a + b`, torch.add) of two activations or conv(+BN) pre-activations, followed by ReLU:
-    a host operation between engine commands (docs/numerics.md, "Host operations");
+  - Conv2d (any kernel, stride, padding, dilation and groups, depthwise included; padding="same" when it pads
+    evenly, i.e. an odd dilated kernel; zero padding), optionally followed by BatchNorm2d (affine, with
+    running statistics): becomes a QConv2d with one BatchNorm per trained precision, initialised from the
+    model's weights and BatchNorm; a convolution without a BatchNorm gets a fresh one. The engine folds
+    BatchNorm into the requantizer and the QConv2d has no bias of its own, so a conv bias b is folded into the
+    BatchNorm's running mean (BN(z + b) = BN'(z) with mean' = mean - b): it lands in the layer's
+    requantization bias, and the converted model computes what the source model does. A grouped convolution
+    runs as one engine GEMM per group (golden.lowering);
+  - ReLU (module, F.relu, torch.relu, .relu(), clamp(x, min=0)): the requantizer's ReLU, which also clamps to
+    [0, 1] at the activation grid 1/(2^A - 1) (docs/numerics.md): every activation between layers is an
+    unsigned code;
+  - a clamp at a bound b > 0 (ReLU6, F.relu6, Hardtanh(0, b), F.hardtanh(x, 0, b), torch.clamp(x, 0, b),
+    x.clamp(0, b), x.clamp(min=0, max=b)): the same ReLU at a fixed scale, the bound being the unit of the
+    codes it makes (code 2^A - 1 means b). The converter divides the producing layer's BatchNorm affine (or a
+    Linear's weight and bias) by b and multiplies what reads the codes by b (a conv's BatchNorm statistics, a
+    Linear's weights), so the converted model computes what the source model does (docs/numerics.md, "A clamp
+    at a bound"); the integer numerics are the relu mode's, unchanged;
+  - residual add (`a + b`, torch.add) of two activations or conv(+BN) pre-activations, followed by ReLU (or a
+    clamp): a host operation between engine commands (docs/numerics.md, "Host operations");
+  - max and average pooling (MaxPool2d, F.max_pool2d with any kernel, stride, padding, dilation and
+    ceil_mode; AvgPool2d, F.avg_pool2d with any kernel, stride, padding, ceil_mode, count_include_pad and
+    divisor_override; AdaptiveMaxPool2d(1)) of activations: host operations on the codes;
   - global average pooling (AdaptiveAvgPool2d(1), F.adaptive_avg_pool2d(x, 1), an AvgPool2d over the whole
-    map, x.mean((2, 3))) then flatten then Linear: folded into the linear layer's GEMM on the engine;
+    map without padding, x.mean((2, 3))) then flatten then Linear: folded into the linear layer's GEMM on the
+    engine;
   - flatten (nn.Flatten(), torch.flatten(x, 1), x.flatten(1), and the views that mean the same:
     x.view(x.size(0), -1), x.reshape(x.shape[0], -1), x.view(-1, C*H*W), torch.reshape) then Linear; Linear
     followed by ReLU inside the network, or last (its raw output is the logits);
@@ -23,7 +36,8 @@ Anything else is refused with one InputError listing every node that does not co
 graph node and its module path), so a user fixes a model in one round rather than one node per attempt.
 
 `python -m golden.convert MODEL.py:CLASS --input-shape C,H,W` converts a model and prints the converted
-graph and what the engine runs (GEMM M, K, N per layer; host adds), or the refusal as one `error:` line.
+graph and what the engine runs (GEMM M, K, N per layer; host adds and poolings), or the refusal as one
+`error:` line.
 """
 
 from __future__ import annotations
@@ -34,7 +48,7 @@ import io
 import math
 import operator
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +56,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from contract.cli import InputError, Parser, run_main
-from contract.model_format import GemmStep, steps
+from contract.model_format import GemmStep, Pooling, PoolStep, compact, pair, steps
 from contract.numerics import METHODS, SCHEMES
 from golden.export import build_export
 from golden.layers import QConv2d, QuantSpec
@@ -52,7 +66,12 @@ from golden.nets import NETS, float_net
 _RELU_FUNCTIONS = (F.relu, torch.relu)
 _ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
 _FLATTEN_FUNCTIONS = (torch.flatten,)
-_POOL_FUNCTIONS = (F.adaptive_avg_pool2d, F.avg_pool2d)
+_GLOBAL_POOL_FUNCTIONS = (F.adaptive_avg_pool2d,)
+_CLAMP_FUNCTIONS = (F.relu6, F.hardtanh, torch.clamp, torch.clip)
+_CLAMP_METHODS = ("clamp", "clamp_", "clip", "clip_")
+# Parameter names of the functional forms, in positional order, after the input.
+_MAX_POOL_ARGS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+_AVG_POOL_ARGS = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
 #: No-ops at inference, removed at conversion.
 _REMOVED_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity)
 _REMOVED_FUNCTIONS = (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout)
@@ -72,6 +91,7 @@ class _Value:
     kind: str
     shape: tuple[int, ...]  # of the activation `source` produced (before pooling or flattening)
     fx_node: fx.Node | None = None
+    unit: float = 1.0  # an activation's bound in the source model: code 2^A - 1 stands for `unit`
 
 
 @dataclass
@@ -81,13 +101,20 @@ class _Builder:
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     relu: bool = False
-    kernel: int = 0
-    stride: int = 0
-    padding: int = 0
+    kernel: int | tuple[int, int] = 0
+    stride: int | tuple[int, int] = 0
+    padding: int | tuple[int, int] = 0
     pool: bool = False
+    dilation: int | tuple[int, int] = 1
+    groups: int = 1
+    pooling: Pooling | None = None
     weight: torch.Tensor | None = None
     bias: torch.Tensor | None = None  # a linear layer's bias, or a conv bias to fold into its BatchNorm
     batchnorm: nn.BatchNorm2d | None = None
+    in_unit: float = 1.0  # the bound of the activations it reads (a clamp's, _Value.unit)
+    out_unit: float = 1.0  # the bound of the clamp after it
+    operands: list[_Builder] = field(default_factory=list)  # an add's conv pre-activation operands
+    act_units: tuple[float, ...] = ()  # an add's activation operands' bounds
 
 
 class _Downstream(Exception):
@@ -202,27 +229,40 @@ class _Converter:
     # --- operations ----------------------------------------------------------------------------------
 
     def conv(self, node: fx.Node, conv: nn.Conv2d) -> None:
-        square = all(len(set(p)) == 1 for p in (conv.kernel_size, conv.stride, conv.padding))
-        if isinstance(conv.padding, str) or not square or conv.groups != 1 or set(conv.dilation) != {1}:
-            raise InputError(
-                f"{self.where(node)}: only Conv2d with square kernel, stride and padding, groups 1 and dilation 1 "
-                "lowers to the engine"
-            )
         if conv.padding_mode != "zeros":
             raise InputError(f"{self.where(node)}: padding_mode {conv.padding_mode!r}; only 'zeros' lowers (code 0)")
+        padding = self._conv_padding(node, conv)  # its own problems first: they are reported even downstream
         value = self._activation(node, "Conv2d")
         builder = _Builder(
             "conv",
             (value.source,),
             value.shape,
             self._shape(node),
-            kernel=conv.kernel_size[0],
-            stride=conv.stride[0],
-            padding=conv.padding[0],
+            kernel=_geometry(conv.kernel_size),
+            stride=_geometry(conv.stride),
+            padding=_geometry(padding),
+            dilation=_geometry(conv.dilation),
+            groups=conv.groups,
             weight=conv.weight.detach().clone(),
             bias=None if conv.bias is None else conv.bias.detach().clone(),
+            in_unit=value.unit,
         )
         self._new(node, builder)
+
+    def _conv_padding(self, node: fx.Node, conv: nn.Conv2d) -> tuple[int, int]:
+        """The padding per dimension; padding="same" (stride 1) pads d*(k-1)/2 on each side, which must be even."""
+        if conv.padding == "valid":
+            return 0, 0
+        if conv.padding != "same":
+            return conv.padding
+        total = [d * (k - 1) for k, d in zip(conv.kernel_size, conv.dilation, strict=True)]
+        if any(t % 2 for t in total):
+            raise InputError(
+                f"{self.where(node)}: padding='same' with kernel {list(conv.kernel_size)} and dilation "
+                f"{list(conv.dilation)} pads one side more than the other, which does not lower; use an odd kernel "
+                "or explicit padding"
+            )
+        return tuple(t // 2 for t in total)
 
     def batchnorm(self, node: fx.Node, bn: nn.BatchNorm2d) -> None:
         if not bn.affine or not bn.track_running_stats:
@@ -235,15 +275,54 @@ class _Converter:
         builder.batchnorm = bn
         self.values[node] = _Value(value.source, "pre", value.shape, node)
 
-    def relu(self, node: fx.Node) -> None:
+    def relu(self, node: fx.Node, bound: float | None = None) -> None:
+        """ReLU, or a clamp to [0, bound] (module docstring): the requantizer's ReLU, at the unit `bound`."""
         value = self._arg(node)
+        what = "ReLU" if bound is None else f"a clamp at {bound:g}"
         if value.kind == "act":
-            self.values[node] = value  # codes are already non-negative
+            if bound is not None and bound < value.unit:
+                raise InputError(
+                    f"{self.where(node)}: {what} of activations bounded at {value.unit:g} does not lower (a second "
+                    "clamp below the first)"
+                )
+            self.values[node] = value  # codes are already non-negative and within their bound
             return
         if value.kind != "pre":
-            raise InputError(f"{self.where(node)}: ReLU of a {value.kind.replace('_', ' ')} tensor does not lower")
-        self._pre(node, value, "ReLU").relu = True
-        self.values[node] = _Value(value.source, "act", value.shape, node)
+            raise InputError(f"{self.where(node)}: {what} of a {value.kind.replace('_', ' ')} tensor does not lower")
+        builder = self._pre(node, value, what)
+        unit = 1.0 if bound is None else bound
+        for operand in builder.operands:
+            operand.out_unit = unit
+        units = set(builder.act_units)
+        if units - {unit}:
+            raise InputError(
+                f"{self.where(node)}: {what} after an add of activations bounded at {', '.join(map(str, units))}: "
+                "the operands of an add and the clamp after it must share one bound"
+            )
+        builder.relu, builder.out_unit = True, unit
+        self.values[node] = replace(value, kind="act", fx_node=node, unit=unit)
+
+    def clamp(self, node: fx.Node) -> None:
+        """ReLU6, hardtanh and clamp: a clamp at a bound when the lower end is 0 and the upper a positive number;
+        clamp(x, min=0) with no upper end is a ReLU."""
+        if node.target is F.relu6 or node.op == "call_module" and isinstance(self.modules[node.target], nn.ReLU6):
+            low, high = 0.0, 6.0
+        elif node.op == "call_module":
+            module = self.modules[node.target]
+            low, high = module.min_val, module.max_val
+        elif node.target is F.hardtanh:
+            low, high = _bound_args(node, ("min_val", "max_val"), (-1.0, 1.0))
+        else:
+            low, high = _bound_args(node, ("min", "max"), (None, None))
+        if _is_number(low) and low == 0 and high is None:
+            self.relu(node)
+            return
+        if not (_is_number(low) and low == 0 and _is_number(high) and high > 0):
+            raise InputError(
+                f"{self.where(node)}: only a clamp to [0, b] with a number b > 0 lowers (ReLU6, Hardtanh(0, b), "
+                f"clamp(x, 0, b)), got [{low}, {high}]"
+            )
+        self.relu(node, float(high))
 
     def add(self, node: fx.Node) -> None:
         if len(node.args) != 2 or node.kwargs:
@@ -261,23 +340,74 @@ class _Converter:
                 f"{list(operands[0].shape)} and {list(operands[1].shape)}"
             )
         shape = operands[0].shape
-        self._new(node, _Builder("add", tuple(v.source for v in operands), shape, shape))
+        builder = _Builder("add", tuple(v.source for v in operands), shape, shape)
+        builder.operands = [self.builders[v.source] for v in operands if v.kind == "pre"]
+        builder.act_units = tuple(v.unit for v in operands if v.kind == "act")
+        self._new(node, builder)
 
     def pool(self, node: fx.Node) -> None:
+        """Global average pooling (to 1x1), folded into the Linear that reads it."""
         value = self._activation(node, "average pooling")
         if len(value.shape) != 3 or self._shape(node)[1:] not in ((1, 1), ()):
             raise InputError(
                 f"{self.where(node)}: only global average pooling (to 1x1) lowers (folded into the next Linear)"
             )
         kind = "pooled" if self._shape(node)[1:] == (1, 1) else "pooled_flat"
-        self.values[node] = _Value(value.source, kind, value.shape, node)
+        self.values[node] = replace(value, kind=kind, fx_node=node)
+
+    def window_pool(self, node: fx.Node, op: str, options: dict) -> None:
+        """MaxPool2d / AvgPool2d with torch's `options` (kernel_size, stride, ...): a host pooling of the codes, or
+        for an average over the whole map without padding, the global pooling folded into the next Linear."""
+        if options.get("return_indices"):
+            raise InputError(f"{self.where(node)}: max pooling with return_indices=True does not lower")
+        value = self._activation(node, "max pooling" if op == "maxpool" else "average pooling")
+        if len(value.shape) != 3:
+            raise InputError(f"{self.where(node)}: pooling reads a [C, H, W] map, got {list(value.shape)}")
+        kernel = pair(options["kernel_size"])
+        stride = kernel if options.get("stride") in (None, ()) else pair(options["stride"])
+        pooling = Pooling(
+            kernel,
+            stride,
+            pair(options.get("padding", 0)),
+            pair(options.get("dilation", 1)),
+            bool(options.get("ceil_mode", False)),
+            bool(options.get("count_include_pad", True)),
+            options.get("divisor_override"),
+        )
+        if (
+            op == "avgpool"
+            and kernel == value.shape[1:]
+            and pooling.padding == (0, 0)
+            and not options.get("divisor_override")
+        ):
+            self.pool(node)
+            return
+        builder = _Builder(op, (value.source,), value.shape, self._shape(node), pooling=pooling)
+        self._new(node, builder, kind="act")
+        self.values[node].unit = value.unit
+
+    def _pool_module(self, node: fx.Node, module: nn.Module) -> None:
+        if isinstance(module, nn.AdaptiveMaxPool2d):
+            self._adaptive_max(node, module.output_size, module.return_indices)
+        elif isinstance(module, nn.MaxPool2d):
+            self.window_pool(node, "maxpool", {name: getattr(module, name) for name in _MAX_POOL_ARGS})
+        else:
+            self.window_pool(node, "avgpool", {name: getattr(module, name) for name in _AVG_POOL_ARGS})
+
+    def _adaptive_max(self, node: fx.Node, size, return_indices: bool) -> None:
+        """AdaptiveMaxPool2d(1): a max pooling over the whole map."""
+        if pair(size) != (1, 1):
+            raise InputError(f"{self.where(node)}: only AdaptiveMaxPool2d(1) (global max pooling) lowers")
+        shape = self._arg(node).shape
+        window = shape[1:] if len(shape) == 3 else 1
+        self.window_pool(node, "maxpool", {"kernel_size": window, "return_indices": return_indices})
 
     def flatten(self, node: fx.Node) -> None:
         value = self._activation(node, "flatten", kinds=("act", "pooled", "flat", "pooled_flat"))
         if self._shape(node) != (math.prod(self._shape(node.args[0])),):  # a view may move the batch dimension
             raise InputError(f"{self.where(node)}: only flattening everything but the batch dimension is supported")
         kind = "pooled_flat" if value.kind.startswith("pooled") else "flat"  # flattening twice changes nothing
-        self.values[node] = _Value(value.source, kind, value.shape, node)
+        self.values[node] = replace(value, kind=kind, fx_node=node)
 
     def linear(self, node: fx.Node, linear: nn.Linear) -> None:
         value = self._activation(node, "Linear", kinds=("act", "flat", "pooled_flat"))
@@ -292,6 +422,7 @@ class _Converter:
             pool=value.kind == "pooled_flat",
             weight=linear.weight.detach().clone(),
             bias=bias,
+            in_unit=value.unit,
         )
         self._new(node, builder)
 
@@ -383,8 +514,12 @@ class _Converter:
                 nn.Conv2d: lambda: self.conv(node, module),
                 nn.BatchNorm2d: lambda: self.batchnorm(node, module),
                 nn.ReLU: lambda: self.relu(node),
+                nn.ReLU6: lambda: self.clamp(node),
+                nn.Hardtanh: lambda: self.clamp(node),
                 nn.AdaptiveAvgPool2d: lambda: self.pool(node),
-                nn.AvgPool2d: lambda: self.pool(node),
+                nn.AvgPool2d: lambda: self._pool_module(node, module),
+                nn.MaxPool2d: lambda: self._pool_module(node, module),
+                nn.AdaptiveMaxPool2d: lambda: self._pool_module(node, module),
                 nn.Flatten: lambda: self._flatten_module(node, module),
                 nn.Linear: lambda: self.linear(node, module),
             } | {kind: lambda: self.remove(node, type(module).__name__) for kind in _REMOVED_MODULES}
@@ -396,8 +531,17 @@ class _Converter:
             self.relu(node)
         elif node.op == "call_function" and node.target in _ADD_FUNCTIONS:
             self.add(node)
-        elif node.op == "call_function" and node.target in _POOL_FUNCTIONS:
+        elif node.op == "call_function" and node.target in _GLOBAL_POOL_FUNCTIONS:
             self.pool(node)
+        elif node.op == "call_function" and node.target is F.avg_pool2d:
+            self.window_pool(node, "avgpool", _options(node, _AVG_POOL_ARGS))
+        elif node.op == "call_function" and node.target is F.max_pool2d:
+            self.window_pool(node, "maxpool", _options(node, _MAX_POOL_ARGS))
+        elif node.op == "call_function" and node.target is F.adaptive_max_pool2d:
+            options = _options(node, ("output_size", "return_indices"))
+            self._adaptive_max(node, options["output_size"], options.get("return_indices", False))
+        elif node.op == "call_function" and node.target in _CLAMP_FUNCTIONS:
+            self.clamp(node)
         elif node.op == "call_function" and node.target in _FLATTEN_FUNCTIONS:
             self._flatten_call(node)
         elif node.op == "call_function" and node.target in _REMOVED_FUNCTIONS:
@@ -410,6 +554,8 @@ class _Converter:
             self.getitem(node)
         elif node.op == "call_method" and node.target in ("relu", "relu_"):
             self.relu(node)
+        elif node.op == "call_method" and node.target in _CLAMP_METHODS:
+            self.clamp(node)
         elif node.op == "call_method" and node.target in ("add", "add_", "__add__"):
             self.add(node)
         elif node.op == "call_method" and node.target == "flatten":
@@ -443,6 +589,27 @@ class _Converter:
         self.pool(node)
 
 
+def _geometry(value) -> int | tuple[int, int]:
+    """A conv's kernel, stride, padding or dilation as the converted network keeps it: an integer when square."""
+    value = compact(value)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _options(node: fx.Node, names: tuple[str, ...]) -> dict:
+    """A functional call's arguments after the input, by parameter name (positional ones in `names`' order)."""
+    return dict(zip(names, node.args[1:], strict=False)) | dict(node.kwargs)
+
+
+def _bound_args(node: fx.Node, names: tuple[str, str], defaults: tuple) -> tuple:
+    """A clamp's lower and upper bound: its arguments `names` (positional after the input, or by keyword)."""
+    options = _options(node, names)
+    return tuple(options.get(name, default) for name, default in zip(names, defaults, strict=True))
+
+
 def conversion(module: nn.Module, spec: QuantSpec, input_shape: tuple[int, int, int]) -> Conversion:
     """The nested-quantized network of `module` (see the module docstring), initialised from its weights, and
     the no-ops removed from it."""
@@ -460,18 +627,22 @@ def conversion(module: nn.Module, spec: QuantSpec, input_shape: tuple[int, int, 
             b.stride,
             b.padding,
             b.pool,
+            b.dilation,
+            b.groups,
+            b.pooling,
         )
         for name, b in builders
     ]
     model = QuantNet(spec, input_shape, nodes)
     with torch.no_grad():
         for name, b in builders:
-            if b.op == "add":
+            if b.op not in ("conv", "linear"):
                 continue
             layer = model.layers[name]
             layer.weight.copy_(b.weight.reshape(layer.weight.shape))
-            if b.op == "linear":
-                layer.bias.copy_(b.bias)
+            if b.op == "linear":  # reads codes of unit in_unit, makes codes of unit out_unit (module docstring)
+                layer.weight.mul_(b.in_unit / b.out_unit)
+                layer.bias.copy_(b.bias / b.out_unit)
             else:
                 _init_batchnorms(layer, b)
             layer.reset_step()
@@ -482,12 +653,19 @@ def _init_batchnorms(layer: QConv2d, builder: _Builder) -> None:
     """Every precision's BatchNorm from the source model's (or a fresh one), with the conv bias b folded in:
     BN(z + b) with running mean m is BN(z) with running mean m - b, so the bias-free QConv2d computes what the
     source conv (+ BatchNorm) computes, and the export carries b in the layer's requantization bias. (A fresh
-    BatchNorm scales by 1 / sqrt(1 + eps) as ever; training then re-estimates its statistics.)"""
+    BatchNorm scales by 1 / sqrt(1 + eps) as ever; training then re-estimates its statistics.) Clamp bounds
+    (module docstring): codes of unit u in scale z by 1/u, so the mean is divided by u and var + eps by u^2
+    (exactly, unless the variance is below eps * (u^2 - 1), which is clamped at 0); a clamp at b after the
+    layer divides its affine weight and bias by b."""
     for bn in layer.bns.values():
         if builder.batchnorm is not None:
             bn.load_state_dict(builder.batchnorm.state_dict())
         if builder.bias is not None:
             bn.running_mean -= builder.bias
+        bn.running_mean /= builder.in_unit
+        bn.running_var.copy_(((bn.running_var + bn.eps) / builder.in_unit**2 - bn.eps).clamp(min=0))
+        bn.weight /= builder.out_unit
+        bn.bias /= builder.out_unit
 
 
 def convert(module: nn.Module, spec: QuantSpec, input_shape: tuple[int, int, int]) -> QuantNet:
@@ -520,16 +698,21 @@ def _dims(shape: tuple[int, ...]) -> str:
 
 def graph_lines(result: Conversion) -> list[str]:
     """One line per node of the converted network, in columns: its name, operation, what it reads, its output
-    shape and what runs it (the engine's GEMM M x K x N for one image at any k, from the export; or the host)."""
+    shape and what runs it (the engine's GEMM M x K x N for one image at any k, from the export, once per group
+    of a grouped convolution; or the host)."""
     model = result.model
     rows = [("node", "op", "reads", "output", "runs as")]
     for node, step in zip(model.nodes, steps(build_export(model.eval())), strict=True):
         after = "ReLU" if node.relu else "raw"
         if isinstance(step, GemmStep):
-            m, k, n = step.layer.gemm_shape()
-            op = f"conv {node.kernel}x{node.kernel}/{node.stride} pad {node.padding}" if node.op == "conv" else "linear"
+            m, k, n = step.layer.group_shapes()[0]
+            op = _conv_label(node) if node.op == "conv" else "linear"
             op += " (pooled)" if node.pool else ""
-            engine = f"engine GEMM M={m} K={k} N={n}, {after}" + (" (logits)" if step.last else "")
+            times = f"{node.groups} x " if node.groups > 1 else ""
+            engine = f"engine GEMM {times}M={m} K={k} N={n}, {after}" + (" (logits)" if step.last else "")
+        elif isinstance(step, PoolStep):
+            op, engine = _window_label(step.op, step.pooling.kernel, step.pooling.stride, step.pooling.padding), "host"
+            engine += " pooling of codes"
         else:
             op, engine = "add", f"host add, {after}"
         rows.append((node.name, op, ",".join(node.inputs), _dims(node.out_shape), engine))
@@ -537,12 +720,28 @@ def graph_lines(result: Conversion) -> list[str]:
     return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[4]]) for row in rows]
 
 
+def _window_label(op: str, kernel, stride, padding) -> str:
+    """A window as the graph prints it: OP 3x3/2 pad 1 (a stride or padding that differs per axis as 2x1)."""
+    kernel, stride, padding = (pair(v) for v in (kernel, stride, padding))
+    stride_text = str(stride[0]) if len(set(stride)) == 1 else _dims(stride)
+    padding_text = str(padding[0]) if len(set(padding)) == 1 else _dims(padding)
+    return f"{op} {_dims(kernel)}/{stride_text} pad {padding_text}"
+
+
+def _conv_label(node) -> str:
+    """A conv's geometry as the graph prints it: 3x3/2 pad 1, and its dilation and groups when not 1."""
+    label = _window_label("conv", node.kernel, node.stride, node.padding)
+    if pair(node.dilation) != (1, 1):
+        label += f" dil {_dims(pair(node.dilation))}"
+    return label + (f" groups {node.groups}" if node.groups > 1 else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(
         prog="python -m golden.convert",
         description="Convert a float PyTorch model to the nested-quantized network (as golden.train does before "
         "training) and print its graph: each node, its output shape and what runs it (a GEMM on the engine, "
-        "M x K x N per image, or an add on the host). A model that does not convert is refused with every "
+        "M x K x N per image, or an add or pooling on the host). A model that does not convert is refused with every "
         "unsupported node in one error line.",
     )
     parser.add_argument(
@@ -559,10 +758,11 @@ def main(argv: list[str] | None = None) -> None:
     spec = QuantSpec(args.method, args.scheme)
     result = conversion(float_net(args.model, args.input_shape), spec, args.input_shape)
     layers = len(result.model.gemm_nodes)
+    adds = sum(node.op == "add" for node in result.model.nodes)
     print(
-        f"{args.model}, input {_dims(args.input_shape)}: {layers} GEMM layers on the engine, "
-        f"{len(result.model.nodes) - layers} host adds ({spec.method}/{spec.scheme}, B = {spec.base_bits}, "
-        f"A = {spec.act_bits}; every ReLU clamps at 1, docs/numerics.md)"
+        f"{args.model}, input {_dims(args.input_shape)}: {layers} GEMM layers on the engine, {adds} host adds, "
+        f"{len(result.model.nodes) - layers - adds} host poolings ({spec.method}/{spec.scheme}, "
+        f"B = {spec.base_bits}, A = {spec.act_bits}; every ReLU clamps at 1, docs/numerics.md)"
     )
     print("\n".join(graph_lines(result)))
     for what in result.removed:

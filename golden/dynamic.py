@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 
 from contract.cli import InputError
-from contract.model_format import INPUT, AddStep, Export, ExportedController, ExportedLayer, steps
+from contract.model_format import INPUT, AddStep, Export, ExportedController, ExportedLayer, PoolStep, steps
 from contract.numerics import NumericsError
 from golden.controller import ControllerSpec, Mixer, controller_name
 from golden.fastpath import fast_layer
-from golden.lowering import Executor, LayerRun, check_input, host_add, run_layer
+from golden.lowering import Executor, LayerRun, check_input, host_add, host_pool, run_layer
 from golden.model import QuantNet, load_checkpoint
 
 
@@ -95,6 +95,9 @@ def _schedule(
         if isinstance(step, AddStep):
             values[step.name] = host_add([values[name] for name in step.operands], export.act_bits)
             continue
+        if isinstance(step, PoolStep):
+            values[step.name] = host_pool(step, values[step.source])
+            continue
         layer, source = step.layer, values[step.source]
         if step.name in controller.fixed:
             values[step.name] = compute(layer, source, controller.fixed[step.name], step.last, everyone)
@@ -126,9 +129,9 @@ def lower_dynamic(export: Export, input_codes, controller: ExportedController, e
     runs, images = [], []
 
     def compute(layer, source, k, last, rows):
-        run, value = run_layer(export, layer, source, k, export.act_bits, execute, last)
-        runs.append(run)
-        images.append(rows)
+        layer_runs, value = run_layer(export, layer, source, k, export.act_bits, execute, last)
+        runs.extend(layer_runs)
+        images.extend([rows] * len(layer_runs))
         return value
 
     logits, ks = _schedule(export, codes, controller, compute)

@@ -32,7 +32,7 @@ from contract.model_format import (
 )
 from contract.numerics import ACC_BITS_RANGE, MULT_BITS
 from golden.layers import QConv2d
-from golden.model import QuantNet, load_checkpoint, trained_on
+from golden.model import HOST_OPS, QuantNet, load_checkpoint, trained_on
 
 ACC_BITS = 32
 
@@ -131,8 +131,9 @@ def build_export(model: QuantNet, acc_bits: int = ACC_BITS, dataset: str | None 
     layers, graph = [], []
     with torch.no_grad():
         for node in model.nodes:
-            graph.append(GraphNode(node.name, "add" if node.op == "add" else "gemm", node.inputs))
-            if node.op == "add":
+            host = node.op in HOST_OPS
+            graph.append(GraphNode(node.name, node.op if host else "gemm", node.inputs, node.pooling))
+            if host:
                 continue
             layer = model.layers[node.name]
             pool = node.in_shape[1] * node.in_shape[2] if node.pool else 1
@@ -152,6 +153,8 @@ def build_export(model: QuantNet, acc_bits: int = ACC_BITS, dataset: str | None 
                     bias,
                     mult,
                     shift,
+                    node.dilation if is_conv else 1,
+                    node.groups if is_conv else 1,
                 )
             )
         controllers = tuple(_exported_controller(model, c, acc_bits) for c in model.controllers.values())
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     write_export(export, args.out, inputs=[args.model])
     print(
         f"wrote {args.out}/{JSON_NAME} and {NPZ_NAME}: {len(export.layers)} GEMM layers, "
-        f"{sum(node.op == 'add' for node in export.nodes)} host adds, {len(export.controllers)} controllers, "
+        f"{sum(node.op != 'gemm' for node in export.nodes)} host operations, {len(export.controllers)} controllers, "
         f"{export.scheme} scheme, "
         f"B = {export.base_bits}, A = {export.act_bits}, ACC = {export.acc_bits}, k = {export.base_bits}..1, "
         f"inputs {export.dataset or 'of an unrecorded data set'} (pixel / {export.pixel_max or 'PIXEL_MAX'})"

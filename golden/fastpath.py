@@ -7,7 +7,7 @@ truncated weight values. It is exact: when K * max|x| * max|w| < 2^24 every prod
 sum, in whatever order the library adds them, is an integer that float32 represents exactly; when not,
 the activations are split into high and low halves (x = 2^s * hi + lo) whose two convolutions each meet
 that bound, and float64 (exact below 2^53) is the last resort. The accumulator wrap, requantization and
-host adds are golden.nested's and golden.lowering's own functions. Tests compare it with golden.infer on
+host operations are golden.nested's and golden.lowering's own functions. Tests compare it with golden.infer on
 real images; apps.run and the benchmarks score whole test sets with it.
 """
 
@@ -38,10 +38,11 @@ def fast_layer(export: Export, layer: ExportedLayer, codes: torch.Tensor, k: int
     x = truncate_act(codes, j, export.act_bits)
     w = truncate_weight(layer.weight_codes.astype("int64"), k, export.scheme, export.base_bits)
     if layer.kind == "conv":
-        kernel = w.T.reshape(layer.N, layer.in_shape[0], layer.kernel, layer.kernel)
+        kernel = w.T.reshape(layer.N, layer.in_shape[0] // layer.groups, *layer.kernel_hw)
 
         def product(a, b):
-            return F.conv2d(a, b, stride=layer.stride, padding=layer.padding).permute(0, 2, 3, 1)
+            out = F.conv2d(a, b, None, layer.stride_hw, layer.padding_hw, layer.dilation_hw, layer.groups)
+            return out.permute(0, 2, 3, 1)
 
         acc = exact_product(product, x, kernel, layer.K)
     else:

@@ -22,13 +22,13 @@ def execute_golden(gemm: Gemm) -> torch.Tensor:
 
 
 def layer_gemms(export: Export, act_codes, k, j: int | None = None) -> list[LayerRun]:
-    """Every layer's GEMM with its golden output: the reference a hardware run is checked against. k is one
-    weight precision for all layers or one per GEMM layer in execution order; residual adds run on the host
-    between the GEMMs (golden.lowering)."""
+    """Every layer's GEMM (one per group of a grouped convolution) with its golden output: the reference a
+    hardware run is checked against. k is one weight precision for all layers or one per GEMM layer in
+    execution order; residual adds and poolings run on the host between the GEMMs (golden.lowering)."""
     return lower(export, act_codes, k, j, execute_golden)
 
 
 def run_integer(export: Export, act_codes, k, j: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(raw logits t [batch, classes], per-layer outputs [M, N]) for input codes [batch, C, H, W]."""
+    """(raw logits t [batch, classes], every GEMM's output [M, N]) for input codes [batch, C, H, W]."""
     outputs = [run.output for run in layer_gemms(export, act_codes, k, j)]
     return outputs[-1], outputs

@@ -123,14 +123,32 @@ class NestedWeightMixin:
 
 
 class QConv2d(nn.Conv2d, NestedWeightMixin):
-    """Bias-free convolution followed by a BatchNorm per trained precision (TruncQuant keeps one BN per
-    bit-width because the pre-activation statistics change with k). A QAT model has a single BN, used at
-    every k: a conventional model knows nothing about lower precisions."""
+    """Bias-free convolution (any kernel, stride, padding, dilation and groups; kernel, stride, padding and
+    dilation each an integer or a (height, width) pair) followed by a BatchNorm per trained precision
+    (TruncQuant keeps one BN per bit-width because the pre-activation statistics change with k). A QAT model
+    has a single BN, used at every k: a conventional model knows nothing about lower precisions."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int, spec: QuantSpec
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride,
+        padding,
+        spec: QuantSpec,
+        dilation=1,
+        groups: int = 1,
     ):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=False,
+        )
         self._init_quant(spec)
         self.bns = nn.ModuleDict({str(k): nn.BatchNorm2d(out_channels) for k in spec.trained_precisions})
 
@@ -139,7 +157,7 @@ class QConv2d(nn.Conv2d, NestedWeightMixin):
         return self.bns[str(min(p for p in self.spec.trained_precisions if p >= k))]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = F.conv2d(x, self.quantized_weight(), None, self.stride, self.padding)
+        z = F.conv2d(x, self.quantized_weight(), None, self.stride, self.padding, self.dilation, self.groups)
         return self.bn_for(self.bits)(z)
 
     def folded_bn(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,12 +1,13 @@
-"""The nested-quantized network: a small graph of engine GEMMs and host adds, and its checkpoint format.
+"""The nested-quantized network: a small graph of engine GEMMs and host operations, and its checkpoint format.
 
 `golden.convert.convert` builds it from a float PyTorch model. Every convolution and linear layer is a
 GEMM after lowering (convolutions by im2col) followed by folded BatchNorm and ReLU+clamp, which the
 requantizer does in one step. A convolution whose output feeds a residual add stays a pre-activation
 (rounded to the activation grid, unclamped; the engine's raw mode plus a host requantization); the add's
 sum is clamped to [0, 1] and quantized, as ReLU+clamp. Global average pooling is folded into the linear
-layer after it. All layers are quantized, the first and last included, and the input is quantized to
-A-bit codes, so the float model and the integer path see the same numbers everywhere. A network may also
+layer after it; any other max or average pooling is a host operation on activation codes (golden.pooling).
+All layers are quantized, the first and last included, and the input is quantized to A-bit codes, so the
+float model and the integer path see the same numbers everywhere. A network may also
 hold precision controllers (golden.controller), which the checkpoint and the export carry with it.
 """
 
@@ -20,15 +21,21 @@ from torch import nn
 
 from contract.cli import InputError, atomic_file
 from contract.datasets import DATASETS
+from contract.model_format import POOL_OPS, Pooling
 from golden.controller import Controller, ControllerSpec, Mixer, check_controller_spec
 from golden.layers import WEIGHT_VIEWS, QConv2d, QLinear, QuantSpec
+from golden.pooling import pool_activation
 from golden.quant import grid_activation, quantize_activation
 
 CHECKPOINT_FORMAT = "nestmac-golden-checkpoint"
-CHECKPOINT_VERSION = 3
-READABLE_CHECKPOINTS = (2, 3)  # version 3 added "controllers"; a version-2 checkpoint has none
+CHECKPOINT_VERSION = 4
+# Version 3 added "controllers" (a version-2 checkpoint has none); version 4 the pooling nodes and a
+# convolution's pairs, dilation and groups, which a reader of version 3 refuses by the version.
+READABLE_CHECKPOINTS = (2, 3, 4)
 INPUT = "input"  # the name under which nodes refer to the network's input
-OPS = ("conv", "linear", "add")
+OPS = ("conv", "linear", "add", *POOL_OPS)
+HOST_OPS = ("add", *POOL_OPS)  # the nodes that are no GEMM layer
+_GEOMETRY = ("kernel", "stride", "padding", "dilation")
 
 
 @dataclass(frozen=True)
@@ -41,10 +48,13 @@ class Node:
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     relu: bool  # False: a pre-activation (a conv feeding an add) or raw logits (the last layer)
-    kernel: int = 0  # conv only
-    stride: int = 0
-    padding: int = 0
+    kernel: int | tuple[int, int] = 0  # conv only, each an integer or a (height, width) pair
+    stride: int | tuple[int, int] = 0
+    padding: int | tuple[int, int] = 0
     pool: bool = False  # linear only: global average pooling over in_shape's H x W comes first
+    dilation: int | tuple[int, int] = 1  # conv only
+    groups: int = 1  # conv only
+    pooling: Pooling | None = None  # maxpool and avgpool only: the window
 
     def as_dict(self) -> dict:
         entry = asdict(self)
@@ -52,12 +62,27 @@ class Node:
 
     @classmethod
     def from_dict(cls, entry: dict) -> Node:
-        return cls(**entry | {key: tuple(entry[key]) for key in ("inputs", "in_shape", "out_shape")})
+        """A node as as_dict wrote it (torch.save keeps tuples; lists are accepted too)."""
+        entry = entry | {key: tuple(entry[key]) for key in ("inputs", "in_shape", "out_shape")}
+        entry |= {key: tuple(entry[key]) for key in _GEOMETRY if isinstance(entry.get(key), list | tuple)}
+        if entry.get("pooling") is not None:
+            window = entry["pooling"]
+            entry["pooling"] = Pooling(**window | {key: tuple(window[key]) for key in _GEOMETRY})
+        return cls(**entry)
 
 
 def _make_layer(node: Node, spec: QuantSpec) -> nn.Module:
     if node.op == "conv":
-        return QConv2d(node.in_shape[0], node.out_shape[0], node.kernel, node.stride, node.padding, spec)
+        return QConv2d(
+            node.in_shape[0],
+            node.out_shape[0],
+            node.kernel,
+            node.stride,
+            node.padding,
+            spec,
+            node.dilation,
+            node.groups,
+        )
     features = node.in_shape[0] if node.pool else int(torch.Size(node.in_shape).numel())
     return QLinear(features, node.out_shape[0], spec)
 
@@ -72,7 +97,7 @@ class QuantNet(nn.Module):
     ):
         super().__init__()
         self.spec, self.input_shape, self.nodes = spec, tuple(input_shape), tuple(nodes)
-        self.layers = nn.ModuleDict({n.name: _make_layer(n, spec) for n in self.nodes if n.op != "add"})
+        self.layers = nn.ModuleDict({n.name: _make_layer(n, spec) for n in self.nodes if n.op not in HOST_OPS})
         self.controllers = nn.ModuleDict()
         for controller in controllers:
             self.add_controller(controller)
@@ -90,7 +115,7 @@ class QuantNet(nn.Module):
 
     @property
     def gemm_nodes(self) -> list[Node]:
-        return [node for node in self.nodes if node.op != "add"]
+        return [node for node in self.nodes if node.op not in HOST_OPS]
 
     @property
     def quant_layers(self) -> list[QConv2d | QLinear]:
@@ -135,6 +160,8 @@ class QuantNet(nn.Module):
 
     def _node_value(self, node: Node, values: dict) -> torch.Tensor:
         act_bits = self.spec.act_bits
+        if node.op in POOL_OPS:
+            return pool_activation(values[node.inputs[0]], node.op, node.pooling, act_bits)
         if node.op == "add":
             z = sum(values[name] for name in node.inputs)
         elif node.op == "conv":

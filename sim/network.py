@@ -4,7 +4,8 @@ The layers are lowered by `golden.lowering.lower` (the same lowering the golden 
 each GEMM becomes one command, or several when its M exceeds the accumulator depth (row chunks of at
 most max_m, which is how a host would split it). Commands run back to back, so a batch of images takes
 sum(cycles) - (commands - 1) cycles (sim.model), each at its own weight precision, which a digit-serial
-engine turns into time. Residual adds run on the host between commands (sim.host), counted beside.
+engine turns into time. A grouped convolution is one GEMM per group, so as many commands (or row chunks of
+them). Residual adds and poolings run on the host between commands (sim.host), counted beside.
 
 A precision policy (contract.policy.ResolvedPolicy) is one k per GEMM layer (uniform or static), or a
 run-time controller (dynamic, golden.dynamic): the controller's GEMM runs on the engine after the layers it
@@ -145,19 +146,21 @@ def grouped_cost(
     cfg: EngineConfig, export: Export, ks: torch.Tensor, controller=None, table: EnergyTable = DEFAULT_TABLE
 ) -> PassCost:
     """One engine pass of len(ks) images in which image i runs GEMM layer l at ks[i, l]: each layer is one
-    command group per distinct k among the images (the rows of those images, split at max_m), as
+    command group per distinct k among the images (per group of a grouped convolution: its `group_shapes`;
+    the rows of those images, split at max_m), as
     golden.dynamic lowers it; a controller (contract.model_format.ExportedController) adds its own GEMM, one row per
     image, at its k, and its decision on the host. Cycles are the cycle model's formula for the commands
     back to back (sim.model.sequence_cycles: the sum of each command's cycles less one per command after
     the first, whatever the order), energy sim.energy's per command group, priced with `table`."""
     images = len(ks)
-    columns = list(zip(export.gemm_shapes(), ks.T.tolist(), strict=True))
+    columns = [(layer.group_shapes(), column) for layer, column in zip(export.layers, ks.T.tolist(), strict=True)]
     if controller is not None:
-        columns.append((controller.layer.gemm_shape(), [controller.k] * images))
+        columns.append((controller.layer.group_shapes(), [controller.k] * images))
     groups = [
         group_cost(cfg, m * count, k_dim, n, k, table)
-        for (m, k_dim, n), column in columns
+        for shapes, column in columns
         for k, count in sorted(Counter(column).items())
+        for m, k_dim, n in shapes
     ]
     host = host_ops(export, images) + (decision_ops(export, controller, images) if controller else HostOps())
     return PassCost(

@@ -114,13 +114,13 @@ class NoRelu(nn.Module):
         return self.fc(F.relu(self.b(self.a(x))).flatten(1))
 
 
-class MaxPool(nn.Module):
+class AdaptivePool(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4 * 13 * 13, 10)
+        self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4 * 2 * 2, 10)
 
     def forward(self, x):
-        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 2).flatten(1))
+        return self.fc(F.adaptive_avg_pool2d(F.relu(self.conv(x)), 2).flatten(1))
 
 
 class WrongShape(nn.Module):
@@ -149,7 +149,7 @@ class MeanOfAll(nn.Module):
         (Sigmoid(), r"unsupported operation Sigmoid at node 'features_1' \(module 'features.1'\)"),
         (MeanOfAll(), r"only the mean over \(H, W\)"),
         (NoRelu(), r"node 'b' \(module 'b'\): Conv2d reads 'a' before a ReLU"),
-        (MaxPool(), r"unsupported operation max_pool2d .* at node 'max_pool2d'"),
+        (AdaptivePool(), r"node 'adaptive_avg_pool2d': only global average pooling"),
         (WrongShape(), r"does not run on input shape \[1, 28, 28\]"),
     ],
 )
@@ -159,27 +159,31 @@ def test_unsupported_models_are_refused_naming_the_operation_and_where(model, me
 
 
 class ManyProblems(nn.Module):
-    """Four nodes that do not convert, one after another: a Sigmoid, a depthwise conv, max pooling and GELU.
-    The view and the Linear after them would convert, but read refused nodes, so they are not reported."""
+    """Four nodes that do not convert, one after another: a Sigmoid, a conv whose padding="same" pads unevenly,
+    an adaptive max pooling to 2x2 and GELU. The view and the Linear after them would convert, but read refused
+    nodes, so they are not reported."""
 
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Sigmoid())
-        self.block = nn.Sequential(nn.Conv2d(4, 4, 3, groups=4))
-        self.fc = nn.Linear(4 * 12 * 12, 10)
+        self.block = nn.Sequential(nn.Conv2d(4, 4, 4, padding="same"))
+        self.fc = nn.Linear(4 * 2 * 2, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(self.block(self.features(x)), 2)
+        x = F.adaptive_max_pool2d(self.block(self.features(x)), 2)
         return self.fc(F.gelu(x).view(x.size(0), -1))
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 def test_every_unsupported_node_is_reported_in_one_message():
     with pytest.raises(InputError) as refusal:
         convert(ManyProblems(), QuantSpec("truncquant", "offset"), FASHION)
     message = str(refusal.value)
     assert message.startswith("4 problems: (1) unsupported operation Sigmoid at node 'features_1' (module ")
-    assert "(2) node 'block_0' (module 'block.0'): only Conv2d with square kernel" in message
-    assert "(3) unsupported operation max_pool2d (call_function) at node 'max_pool2d';" in message
+    assert (
+        "(2) node 'block_0' (module 'block.0'): padding='same' with kernel [4, 4] and dilation [1, 1] pads" in message
+    )
+    assert "(3) node 'adaptive_max_pool2d': only AdaptiveMaxPool2d(1) (global max pooling) lowers;" in message
     assert message.endswith("(4) unsupported operation gelu (call_function) at node 'gelu'")
 
 

@@ -37,15 +37,15 @@ class Residual(nn.Module):
 
 
 class Unsupported(nn.Module):
-    """Three problems: max pooling, a dilated conv and a Sigmoid."""
+    """Three problems: a clamp below zero, a conv padding unevenly and a Sigmoid."""
 
     def __init__(self):
         super().__init__()
-        self.conv, self.dilated = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3, dilation=2)
-        self.act, self.fc = nn.Sigmoid(), nn.Linear(4 * 9 * 9, 10)
+        self.conv, self.uneven = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 2, padding="same")
+        self.act, self.fc = nn.Sigmoid(), nn.Linear(4 * 26 * 26, 10)
 
     def forward(self, x):
-        return self.fc(self.act(self.dilated(F.max_pool2d(F.relu(self.conv(x)), 2))).flatten(1))
+        return self.fc(self.act(self.uneven(F.hardtanh(self.conv(x), -1.0, 1.0))).flatten(1))
 '''
 
 
@@ -77,8 +77,8 @@ def test_a_model_that_does_not_convert_is_one_error_line_naming_every_problem(mo
     captured = capsys.readouterr()
     assert captured.out == ""
     (line,) = captured.err.splitlines()
-    assert line.startswith("error: 3 problems: (1) unsupported operation max_pool2d (call_function) at node ")
-    assert "(2) node 'dilated' (module 'dilated'): only Conv2d with square kernel" in line
+    assert line.startswith("error: 3 problems: (1) node 'hardtanh': only a clamp to [0, b] with a number b > 0 ")
+    assert "(2) node 'uneven' (module 'uneven'): padding='same' with kernel [2, 2] and dilation [1, 1] pads" in line
     assert line.endswith("(3) unsupported operation Sigmoid at node 'act' (module 'act')")
 
 
