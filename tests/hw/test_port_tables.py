@@ -23,6 +23,7 @@ from hw.engine import Engine
 from hw.offset import OffsetTerm
 from hw.output_path import OutputPath
 from hw.pe import ProcessingElement
+from hw.program_engine import ProgramEngine
 from hw.requant import Requantizer
 from hw.scratchpad import Scratchpad
 from hw.sequencer import Sequencer
@@ -52,9 +53,10 @@ def components():
     built[Skew] = [Skew(unsigned(4), [1, 2])]
     built[StallCopies] = [StallCopies(3)]
     built[ConvAddressGenerator] = [ConvAddressGenerator(cfg) for cfg in KINDS.values()]
-    built[Scratchpad] = [Scratchpad(cfg, 1024) for cfg in KINDS.values()]
+    built[Scratchpad] = [Scratchpad(cfg, 1024, operand_port=port) for cfg in KINDS.values() for port in (False, True)]
     built[ActivationFetch] = [ActivationFetch(cfg, 1024) for cfg in KINDS.values()]
     built[OutputPath] = [OutputPath(cfg, 1024) for cfg in KINDS.values()]
+    built[ProgramEngine] = [ProgramEngine(cfg, 1024) for cfg in KINDS.values() if cfg.switchable]
     return built
 
 
