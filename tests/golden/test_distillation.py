@@ -18,6 +18,7 @@ from golden.layers import QuantSpec
 from golden.model import load_checkpoint
 from golden.train import nested_loss, train, warmup_cosine
 from tests.golden.test_golden_cli import assert_one_line_error, run_in_process
+from tests.idx_files import synthetic_fashion_dir
 
 SEED = 0
 SPEC = QuantSpec("truncquant", "offset")
@@ -133,6 +134,18 @@ def test_train_records_the_recipe(tmp_path, capsys):
     assert result.returncode == 0, result.stderr
     _, record = load_checkpoint(out)
     assert (record["teacher"], record["temperature"], record["warmup"]) == ("previous", 2.0, 0.1)
+
+
+@pytest.mark.parametrize(("data", "lr"), [("digits", 1e-2), ("fashion-mnist", 2e-3)])
+def test_train_without_lr_starts_at_its_data_sets_recipe_rate(data, lr, tmp_path, capsys):
+    """The digits net's 1e-2 is not a Fashion-MNIST network's rate: each data set has its measured recipe's."""
+    out = tmp_path / "first.pt"
+    argv = ["--method", "qat", "--scheme", "offset", "--epochs", "1", "--limit", "64", "--data", data]
+    if data == "fashion-mnist":
+        argv += ["--data-dir", str(synthetic_fashion_dir(tmp_path / "fashion", train=64, test=64))]
+    result = run_in_process(train_cli.main, [*argv, "--out", str(out)], capsys)
+    assert result.returncode == 0, result.stderr
+    assert load_checkpoint(out)[1]["lr"] == lr
 
 
 @pytest.mark.parametrize(
