@@ -8,7 +8,9 @@ is what the hardware computes; and the same network trained in float on the same
 Trains what it needs with fixed seeds into build/bench/models/DATA-NET (reused when the stored training
 settings match), and writes build/bench/truncation_table[-DATA-NET].{csv,png}.
 
-Recipes (the defaults per data set; every flag overrides):
+Recipes (the defaults per data set; every flag overrides). Both use golden.train's distillation and warm-up
+defaults: each lower precision distilled from the k = 8 pass (T = 1), the learning rate warmed up over the
+first 5% of the steps (the float baseline too), then a cosine:
   digits:        digits CNN, 30 epochs, Adam lr 1e-2, batch 64, all precisions every step, no augmentation;
   fashion-mnist: ResNet-20 (stride-2 stem, golden.nets), 1 epoch over the first 30,000 training images (all
                  that a shared, loaded 2-core machine affords in the hour), Adam lr 2e-3 cosine, batch 128, nested
@@ -17,7 +19,7 @@ Recipes (the defaults per data set; every flag overrides):
                  horizontal flip.
 
 Usage: python bench/truncation_table.py [--data digits|fashion-mnist] [--net digits|resnet20] [--epochs N]
-       [--seed S] [--retrain]
+       [--teacher top|previous|none] [--temperature T] [--warmup F] [--seed S] [--retrain] [--only MODELS]
 """
 
 from __future__ import annotations
