@@ -11,8 +11,10 @@ accuracy through the integer path (golden.fastpath and golden.dynamic, bit-exact
 per image (contract.policy), cycles per inference on the chosen engine (the cycle model's formula, host
 adds included) and engine energy; a controller's own GEMM and decision are counted in its point. Uniform
 k = B..1 is scored, the best static allocation at each uniform k's BitOPs, each controller of the export
-(one per budget), and at each controller's mean BitOPs two static allocations: the front's most accurate
-within it and the walk's own step at it (within a step's BitOPs of the budget). The dynamic points are set
+(one per budget), and at each controller's mean BitOPs three static allocations: the front's most accurate
+within it, the walk's own step at it (within a step's BitOPs of the budget), and the knapsack's: the allocation
+of all B^L within it whose per-layer losses (measured on the search images) sum least, which spends the budget
+(golden.allocation.knapsack_allocation; one more measurement per budget). The dynamic points are set
 against those and against the uniform k of equal BitOPs. On a digit-serial engine (default D = 1) it also
 checks whether cycles per inference are proportional to BitOPs (within 10%), and where the cycles go if not.
 
@@ -41,7 +43,7 @@ from contract.model_files import load_export  # noqa: E402
 from contract.model_format import Export
 from contract.paths import build_dir  # noqa: E402
 from contract.policy import Policy, bitops  # noqa: E402
-from golden.allocation import additive_front, best_under, greedy_front, pareto_front  # noqa: E402
+from golden.allocation import additive_front, best_under, greedy_front, knapsack_allocation, pareto_front  # noqa: E402
 from golden.data import data_split, input_codes  # noqa: E402
 from golden.fastpath import fast_logits  # noqa: E402
 from golden.train import one_thread  # noqa: E402
@@ -121,17 +123,24 @@ def walk_at(steps, budget: float):
     return max((step for step in steps if step.cost <= budget), key=lambda step: step.cost)
 
 
-def matched(dynamic: list[dict], uniform: list[dict], front, steps, static_row) -> None:
-    """Each dynamic point against two static allocations within its BitOPs (the front's best, the walk's
-    own at that budget) and the uniform k nearest in BitOPs (the issue's target: at equal BitOPs within
-    5%, dynamic accuracy >= the best static and >= uniform)."""
-    print("dynamic against static (best on the search front; the walk's step at the budget) and uniform k:")
+def matched(dynamic: list[dict], uniform: list[dict], front, steps, knapsacks: dict, static_row) -> None:
+    """Each dynamic point against three static allocations within its BitOPs (the front's best, the walk's
+    own at that budget, the knapsack's nearest the budget) and the uniform k nearest in BitOPs (the issue's
+    target: at equal BitOPs within 5%, dynamic accuracy >= the best static and >= uniform)."""
+    print(
+        "dynamic against static (best on the search front; the walk's step at the budget; the knapsack on the "
+        "per-layer losses) and uniform k:"
+    )
     print(
         f"{'policy':>10} {'accuracy':>8} {'MBitOPs':>8} {'front':>7} {'MBitOPs':>8} {'walk':>7} {'MBitOPs':>8} "
-        f"{'uniform':>7} {'MBitOPs':>8}  verdict"
+        f"{'knapsack':>8} {'MBitOPs':>8} {'uniform':>7} {'MBitOPs':>8}  verdict"
     )
     for row in dynamic:
-        statics = [static_row(best_under(front, row["bitops"]).bits), static_row(walk_at(steps, row["bitops"]).bits)]
+        statics = [
+            static_row(best_under(front, row["bitops"]).bits),
+            static_row(walk_at(steps, row["bitops"]).bits),
+            static_row(knapsacks[row["bits"]].bits),
+        ]
         near = min(uniform, key=lambda other: abs(other["bitops"] - row["bitops"]))
         equal = abs(near["bitops"] - row["bitops"]) <= 0.05 * row["bitops"]
         beats = all(row["accuracy"] >= other["accuracy"] for other in statics) and (
@@ -169,13 +178,19 @@ def pareto(argv) -> None:
     shapes = export.gemm_shapes()
 
     started = time.monotonic()
+    measured = {}
+
+    def search_accuracy(ks: tuple[int, ...]) -> float:
+        """Accuracy on the search images, each allocation measured once (the walk and the knapsacks share them)."""
+        if ks not in measured:
+            measured[ks] = accuracy(export, *search, ks)
+        return measured[ks]
+
+    def cost(ks: tuple[int, ...]) -> float:
+        return bitops(shapes, ks, export.act_bits)
+
     walk = additive_front if args.search == "additive" else greedy_front
-    steps = walk(
-        layers,
-        base,
-        lambda ks: accuracy(export, *search, ks),
-        lambda ks: bitops(shapes, ks, export.act_bits),
-    )
+    steps = walk(layers, base, search_accuracy, cost)
     print(f"{args.search} search: {len(steps)} steps over {layers} layers in {time.monotonic() - started:.0f} s")
 
     # Only the allocations that matter are scored on the test set (10,000 images each): uniform k, the best
@@ -195,9 +210,13 @@ def pareto(argv) -> None:
         score(export, cfg, args.batch, test, Policy("dynamic", budget=controller.budget))
         for controller in export.controllers
     ]
+    knapsacks = {
+        row["bits"]: knapsack_allocation(layers, base, search_accuracy, cost, row["bitops"]) for row in dynamic
+    }
     for row in dynamic:
         static_row(best_under(front, row["bitops"]).bits)
         static_row(walk_at(steps, row["bitops"]).bits)
+        static_row(knapsacks[row["bits"]].bits)
     static = sorted(scored.values(), key=lambda row: row["bitops"])
     print(f"{args.array} engine, D = {args.digit_bits}, {args.batch} images per pass, test images {len(test[1])}")
     print("at the BitOPs of uniform k, the best static allocation (chosen on the search images), on the test set;")
@@ -210,7 +229,7 @@ def pareto(argv) -> None:
             f"{row['cycles']:>10.0f} {row['energy_pj'] / 1e3:>8.1f}  {row['bits']}"
         )
     if dynamic:
-        matched(dynamic, uniform, front, steps, static_row)
+        matched(dynamic, uniform, front, steps, knapsacks, static_row)
     else:
         print(f"{name_of(args.export)} holds no controller: no dynamic points")
     if cfg.digit_serial:

@@ -8,7 +8,9 @@ is what the hardware computes; and the same network trained in float on the same
 Trains what it needs with fixed seeds into build/bench/models/DATA-NET (reused when the stored training
 settings match), and writes build/bench/truncation_table[-DATA-NET].{csv,png}.
 
-Recipes (the defaults per data set; every flag overrides):
+Recipes (the defaults per data set; every flag overrides). Both use golden.train's distillation and warm-up
+defaults: each lower precision distilled from the k = 8 pass (T = 1), the learning rate warmed up over the
+first 5% of the steps (the float baseline too), then a cosine:
   digits:        digits CNN, 30 epochs, Adam lr 1e-2, batch 64, all precisions every step, no augmentation;
   fashion-mnist: ResNet-20 (stride-2 stem, golden.nets), 1 epoch over the first 30,000 training images (all
                  that a shared, loaded 2-core machine affords in the hour), Adam lr 2e-3 cosine, batch 128, nested
@@ -17,7 +19,7 @@ Recipes (the defaults per data set; every flag overrides):
                  horizontal flip.
 
 Usage: python bench/truncation_table.py [--data digits|fashion-mnist] [--net digits|resnet20] [--epochs N]
-       [--seed S] [--retrain]
+       [--teacher top|previous|none] [--temperature T] [--warmup F] [--seed S] [--retrain] [--only MODELS]
 """
 
 from __future__ import annotations
@@ -36,12 +38,19 @@ import torch  # noqa: E402
 from contract.cli import InputError, Parser, atomic_file, number, run_main  # noqa: E402
 from contract.datasets import add_data_arguments  # noqa: E402
 from golden.data import Split, data_split  # noqa: E402
+from golden.distillation import (  # noqa: E402
+    DEFAULT_TEACHER,
+    DEFAULT_TEMPERATURE,
+    TEACHERS,
+    TEMPERATURE_RANGE,
+    Distillation,
+)
 from golden.evaluate import CHUNK, float_predictions, format_table, fraction_equal, integer_predictions  # noqa: E402
 from golden.export import build_export  # noqa: E402
 from golden.layers import WEIGHT_VIEWS, QuantSpec  # noqa: E402
 from golden.model import load_checkpoint, save_checkpoint  # noqa: E402
 from golden.nets import NETS, RESIDUAL_BN_INIT, float_net  # noqa: E402
-from golden.train import CALIBRATION_IMAGES, one_thread, train, train_float  # noqa: E402
+from golden.train import CALIBRATION_IMAGES, DEFAULT_WARMUP, one_thread, train, train_float  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,8 +61,19 @@ MODELS = {
     "truncquant": QuantSpec("truncquant", "offset"),
     "dqt_twos": QuantSpec("truncquant", "twos"),
 }
+#: How nested models' lower precisions learn and the warm-up, as golden.train's defaults (its --teacher,
+#: --temperature and --warmup; the warm-up applies to the float baseline too).
+DISTILLATION = {"teacher": DEFAULT_TEACHER, "temperature": DEFAULT_TEMPERATURE, "warmup": DEFAULT_WARMUP}
 RECIPES = {
-    "digits": {"net": "digits", "epochs": 30, "lr": 1e-2, "batch_size": 64, "sampled": None, "train_images": None},
+    "digits": {
+        "net": "digits",
+        "epochs": 30,
+        "lr": 1e-2,
+        "batch_size": 64,
+        "sampled": None,
+        "train_images": None,
+        **DISTILLATION,
+    },
     "fashion-mnist": {
         "net": "resnet20",
         "epochs": 1,
@@ -63,6 +83,7 @@ RECIPES = {
         "train_images": 30_000,
         "residual_bn_init": RESIDUAL_BN_INIT,  # part of the net (golden.nets): a change must not reuse old models
         "calibration_images": CALIBRATION_IMAGES,  # golden.train re-estimates sampled models' per-k BatchNorms
+        **DISTILLATION,
     },
 }
 
@@ -98,12 +119,21 @@ def trained_model(name: str, settings: dict, split, retrain: bool, models: Path)
         split=split,
         sampled=settings["sampled"] if MODELS[name].method == "truncquant" else None,
         augmentation=settings["augmentation"],
+        distillation=Distillation(settings["teacher"], settings["temperature"]),
+        warmup=settings["warmup"],
     )
     save_checkpoint(model, path, settings)
     return model
 
 
+def float_settings(settings: dict) -> dict:
+    """The settings a float baseline depends on: not the nested models' distillation, so that comparing
+    teachers reuses one float model."""
+    return {key: value for key, value in settings.items() if key not in ("teacher", "temperature")}
+
+
 def float_baseline(settings: dict, split, retrain: bool, models: Path) -> torch.nn.Module:
+    settings = float_settings(settings)
     path = models / "float.pt"
     if path.exists() and not retrain:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -122,6 +152,7 @@ def float_baseline(settings: dict, split, retrain: bool, models: Path) -> torch.
         settings["batch_size"],
         settings["augmentation"],
         lambda line: print(f"  {line}", flush=True),
+        settings["warmup"],
     )
     with atomic_file(path, lambda p: p.resolve().parent == models.resolve()) as tmp:
         torch.save({"settings": settings, "state_dict": model.state_dict()}, tmp)
@@ -163,7 +194,7 @@ def model_scores(name: str, model, split) -> dict:
 def scores(name: str, model, split, settings: dict, models: Path) -> dict:
     """model_scores, cached next to the checkpoint for these settings and test images."""
     path = models / f"{name}.scores.json"
-    key = {"settings": settings, "test_images": len(split.test_y)}
+    key = {"settings": float_settings(settings) if name == "float" else settings, "test_images": len(split.test_y)}
     if path.exists():
         cached = json.loads(path.read_text())
         if cached.get("key") == key:
@@ -208,14 +239,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="bench/truncation_table.py", description=__doc__.split("\n\n")[0])
     add_data_arguments(parser, reads_model=False)
     parser.add_argument("--net", choices=NETS, help="network (default: the data set's recipe)")
-    recipe = "(default: the data set's recipe)"
-    parser.add_argument("--epochs", type=number(int, 1, 1000), help=f"1..1000 {recipe}")
-    parser.add_argument("--lr", type=number(float, 0, 1, above=True), help=f"(0, 1] {recipe}")
-    parser.add_argument("--batch-size", type=number(int, 1, 1 << 16), help=f"1..65536 {recipe}")
-    parser.add_argument("--sampled", type=number(int, 1, 15), help=f"lower precisions drawn per nested step {recipe}")
+    by_recipe = "(default: the data set's recipe)"
+    parser.add_argument("--epochs", type=number(int, 1, 1000), help=f"1..1000 {by_recipe}")
+    parser.add_argument("--lr", type=number(float, 0, 1, above=True), help=f"(0, 1] {by_recipe}")
+    parser.add_argument("--batch-size", type=number(int, 1, 1 << 16), help=f"1..65536 {by_recipe}")
     parser.add_argument(
-        "--train-images", type=number(int, 1, 1 << 30), help=f"train on the first N training images {recipe}"
+        "--sampled", type=number(int, 1, 15), help=f"lower precisions drawn per nested step {by_recipe}"
     )
+    parser.add_argument(
+        "--train-images", type=number(int, 1, 1 << 30), help=f"train on the first N training images {by_recipe}"
+    )
+    parser.add_argument("--teacher", choices=TEACHERS, help=f"nested models' distillation teacher {by_recipe}")
+    lo, hi = TEMPERATURE_RANGE
+    parser.add_argument("--temperature", type=number(float, lo, hi), help=f"[{lo:g}, {hi:g}] {by_recipe}")
+    parser.add_argument("--warmup", type=number(float, 0, 1), help=f"warm-up fraction of all steps [0, 1] {by_recipe}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retrain", action="store_true", help="ignore checkpoints in build/bench/models")
     parser.add_argument(
@@ -252,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = scores(name, model, split, settings, models_dir)
     print(f"trained and scored {', '.join(names)} in {time.perf_counter() - started:.0f} s", flush=True)
     if args.only is not None:
+        scored = [[label, *results[name]["rows"][label]] for name in names for label in LABELS[name]]
+        print(format_table(["model -> weights", *(f"k={k}" for k in PRECISIONS)], scored))
         return
     rows = [(label, results[name]["rows"][label]) for name in LABELS for label in LABELS[name]]
     agreement = [

@@ -3,7 +3,15 @@
 import pytest
 
 from contract.numerics import NumericsError
-from golden.allocation import Point, additive_front, best_under, exhaustive_points, greedy_front, pareto_front
+from golden.allocation import (
+    Point,
+    additive_front,
+    best_under,
+    exhaustive_points,
+    greedy_front,
+    knapsack_allocation,
+    pareto_front,
+)
 
 
 def _separable(sensitivity):
@@ -64,3 +72,41 @@ def test_additive_walk_equals_greedy_when_losses_do_add_up():
     assert [p.bits for p in additive] == [p.bits for p in greedy_front(3, 4, accuracy, cost)]
     assert [p.accuracy for p in additive] == [accuracy(p.bits) for p in additive]
     assert len(calls) == 1 + 3 * 3 + (3 * 3 + 1)  # top, each layer alone at k < B, then every step
+
+
+def test_knapsack_finds_the_exhaustive_best_under_each_budget_when_losses_add_up():
+    accuracy, cost = _separable([0.02, 0.005, 0.01]), _macs_cost([10, 40, 20])
+    exhaustive = pareto_front(exhaustive_points(3, 4, accuracy, cost))
+    for budget in (70, 95, 140, 175, 210, 280):
+        chosen = knapsack_allocation(3, 4, accuracy, cost, budget)
+        assert chosen.cost <= budget
+        assert chosen.accuracy == pytest.approx(best_under(exhaustive, budget).accuracy), f"budget {budget}"
+
+
+def test_knapsack_spends_the_budget_a_greedy_step_leaves():
+    """Layer 0 loses least per BitOP, so the walk lowers it 4 -> 3 -> 2 -> 1 (costs 130, 100, 70): at a budget of
+    90 its step is (1, 4), 20 under the budget; (2, 3) costs exactly 90 and loses a point less."""
+    accuracy, cost = _separable([0.02, 0.01]), _macs_cost([30, 10])
+    walk = max((p for p in greedy_front(2, 4, accuracy, cost) if p.cost <= 90), key=lambda p: p.cost)
+    chosen = knapsack_allocation(2, 4, accuracy, cost, 90)
+    assert (walk.bits, walk.cost) == ((1, 4), 70)
+    assert (chosen.bits, chosen.cost) == ((2, 3), 90)
+    assert chosen.accuracy == pytest.approx(accuracy((2, 3)))
+    assert chosen.accuracy > walk.accuracy
+
+
+def test_knapsack_measures_each_layer_alone_then_only_its_answer():
+    accuracy, cost = _separable([0.02, 0.005, 0.01]), _macs_cost([10, 40, 20])
+    calls = []
+
+    def counted(ks):
+        calls.append(ks)
+        return accuracy(ks)
+
+    knapsack_allocation(3, 4, counted, cost, 150)
+    assert len(calls) == 1 + 3 * 3 + 1
+
+
+def test_knapsack_refuses_a_budget_no_allocation_meets():
+    with pytest.raises(NumericsError, match="no allocation meets the budget 60; the cheapest costs 70"):
+        knapsack_allocation(3, 4, _separable([0.02, 0.005, 0.01]), _macs_cost([10, 40, 20]), 60)
