@@ -33,11 +33,10 @@ def linear(in_shape, source, out_channels) -> Descriptor:
     return replace(descriptor(in_shape, in_shape[1:], 1, 0, source, out_channels), kind="linear")
 
 
-def fields(d: Descriptor, cols: int) -> dict:
-    """The descriptor as the generator's payload."""
-    (channels, height, width), (_, out_height, out_width) = d.in_shape, d.out_shape
+def window_fields(d: Descriptor) -> dict:
+    """The map read and the window over it, as the generator's payload and the program engine's step name them."""
+    (_, height, width), (_, out_height, out_width) = d.in_shape, d.out_shape
     return dict(
-        channels=channels,
         height=height,
         width=width,
         out_height=out_height,
@@ -47,8 +46,12 @@ def fields(d: Descriptor, cols: int) -> dict:
         stride=d.stride,
         padding=d.padding,
         source=d.source,
-        n_tiles=d.n_tiles(cols),
     )
+
+
+def fields(d: Descriptor, cols: int) -> dict:
+    """The descriptor as the generator's payload."""
+    return window_fields(d) | dict(channels=d.in_shape[0], n_tiles=d.n_tiles(cols))
 
 
 def random_descriptor(rng: random.Random, cfg: EngineConfig, words: int, kernels=(1, 3, 5)) -> Descriptor:

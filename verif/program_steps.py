@@ -13,6 +13,7 @@ import numpy as np
 
 from contract.numerics import MODES, SCHEMES
 from contract.program import STORES, Descriptor, Program, ProgramImages
+from verif.descriptors import window_fields
 
 
 def image_step(program: Program) -> dict:
@@ -21,21 +22,11 @@ def image_step(program: Program) -> dict:
 
 def layer_step(program: Program, d: Descriptor) -> dict:
     """The step of descriptor `d`: the fields of hw.program_engine.step_layout."""
-    (in_channels, height, width), (out_channels, out_height, out_width) = d.in_shape, d.out_shape
     operands = [dict(address=o.address, planes=o.planes, signed=int(o.signed)) for o in d.operands]
-    return dict(
+    return window_fields(d) | dict(
         kind=1,
-        in_channels=in_channels,
-        height=height,
-        width=width,
-        source=d.source,
-        out_channels=out_channels,
-        out_height=out_height,
-        out_width=out_width,
-        kernel_height=d.kernel[0],
-        kernel_width=d.kernel[1],
-        stride=d.stride,
-        padding=d.padding,
+        in_channels=d.in_shape[0],
+        out_channels=d.out_shape[0],
         wbits=d.k,
         abits=d.j,
         scheme=SCHEMES.index(d.scheme),
