@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
             cost = program_cost(cfg, programs[k], export, limits.words)
             latency[digit_bits, k] = cost.cycles
             print(
-                f"  {k:>2} | {gemm.cycles:>17,} {gemm.host.cycles:>8,} {100 * macs / (gemm_total * cfg.pe_count):>7.1f} "
+                f"  {k:>2} | {gemm.cycles:>17,} {gemm.host.cycles:>8,} "
+                f"{100 * macs / (gemm_total * cfg.pe_count):>7.1f} "
                 f"{gemm_total / args.clock_mhz:>8.1f} {(gemm.energy.total + gemm.host.energy_pj(cfg)) / 1e6:>7.2f} | "
                 f"{cost.cycles:>15,} {0:>5} {100 * macs / (cost.cycles * cfg.pe_count):>7.1f} "
                 f"{cost.cycles / args.clock_mhz:>8.1f} {cost.energy.total / 1e6:>7.2f} "
