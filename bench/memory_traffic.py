@@ -13,16 +13,10 @@ Usage: python bench/memory_traffic.py [--array 16x16] [--digit-bits 1] [--bus-by
 
 from __future__ import annotations
 
-import torch
-from program_latency import FASHION, engine_for
+from program_latency import FASHION, engine_for, resnet20_programs
 
 from contract.cli import Parser, run_main
 from contract.config import parse_array
-from contract.policy import Policy
-from contract.program import ProgramLimits, compile_program
-from golden.convert import build_net
-from golden.export import build_export
-from golden.layers import QuantSpec
 from sim.energy_table import DEFAULT_TABLE, load_energy_table
 from sim.memory_traffic import ENGINE_PARTS, STREAMS, Bus, memory_energy, memory_traffic
 from sim.program_cost import program_cost
@@ -45,13 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     bus = Bus(args.bus_bytes, args.burst_beats, args.latency, args.outstanding)
     table = DEFAULT_TABLE if args.energy_table is None else load_energy_table(args.energy_table)
     table.dram_bit_pj()  # a format 1 table has no DRAM price: one error line before any work
-    torch.manual_seed(0)
-    export = build_export(build_net("resnet20", QuantSpec("truncquant", "offset"), FASHION).eval())
-    limits = ProgramLimits.from_kib(args.act_kib, rows, export.act_bits)
-    programs = {
-        k: compile_program(export, rows, cols, limits.words, Policy("uniform", (k,)).resolve(export))[0]
-        for k in PRECISIONS
-    }
+    export, limits, programs = resnet20_programs(rows, cols, args.act_kib, PRECISIONS)
     cfg = engine_for(export, rows, cols, args.digit_bits, programs.values())
     kind = "bit-parallel" if cfg.digit_bits is None else f"digit-serial D = {cfg.digit_bits}"
     print(

@@ -42,7 +42,7 @@ slightly pessimistic on the bus side. The engine cycles are sim.program_cycles' 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from contract.bitplanes import BUS_BYTES, PlaneLayout, fetch_runs
 from contract.cli import InputError
@@ -113,7 +113,7 @@ class StepTraffic:
     """One program step's external traffic (bytes per stream, in whole bus words) and cycles."""
 
     name: str  # "input" for the image step
-    bytes: dict[str, int]
+    streams: dict[str, int]  # bytes per stream
     engine_cycles: int
     bus_cycles: int
 
@@ -126,10 +126,10 @@ class StepTraffic:
 @dataclass(frozen=True)
 class MemoryTraffic:
     bus: Bus
-    steps: tuple[StepTraffic, ...] = field(default_factory=tuple)
+    steps: tuple[StepTraffic, ...]
 
     def stream_bytes(self) -> dict[str, int]:
-        return {stream: sum(step.bytes[stream] for step in self.steps) for stream in STREAMS}
+        return {stream: sum(step.streams[stream] for step in self.steps) for stream in STREAMS}
 
     @property
     def read_bytes(self) -> int:

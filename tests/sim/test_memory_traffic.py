@@ -138,8 +138,8 @@ def test_a_step_takes_the_longer_of_engine_and_bus(small):
         assert step.cycles == max(step.engine_cycles, step.bus_cycles)
     # One byte a beat, one 1-beat burst in flight, 200 cycles each: the bus is the bottleneck everywhere; the
     # logits' write runs on its own channel, beside the last layer's reads.
-    reads = [sum(n for stream, n in step.bytes.items() if stream != "logits") for step in slow.steps]
-    assert slow.steps[-1].bytes["logits"] < reads[-1]
+    reads = [sum(n for stream, n in step.streams.items() if stream != "logits") for step in slow.steps]
+    assert slow.steps[-1].streams["logits"] < reads[-1]
     assert slow.cycles == 201 * sum(reads)
 
 
