@@ -25,8 +25,11 @@ k = B the whole region in one run. The fetched bytes are k*S per tile, exactly k
 C and the bus width (`weight_fetch_bytes`). What padding costs: the region holds B*S bytes per tile instead of
 B*R*C/8. S = R*C/8 (no padding) when R*C is a multiple of 8*bus_bytes: 16x16 on a bus of up to 32 bytes.
 A 4x4 array on a 64-bit bus pads each 2-byte plane to 8 bytes, four times the bytes (still exactly k/B of
-them). With a 4 KB-aligned base and B*S dividing 4096 (16x16, B = 8, S = 32: 256 bytes), no tile's run
-crosses a 4 KB boundary, which an AXI burst may not.
+them). Padding each plane, not each tile's run, is what keeps the ratio exact: planes packed without gaps,
+with only a tile's k-plane run padded to bus words, would fetch ceil(k*R*C / (8*bus_bytes)) words per tile,
+not proportional to k (4x4 on 64 bits: one 8-byte word at every k <= 4). With a 4 KB-aligned base and B*S
+dividing 4096 (16x16, B = 8, S = 32: 256 bytes), no tile's run crosses a 4 KB boundary, which an AXI burst
+may not.
 
 **How each PE kind consumes planes.** Every PE kind holds a tile's codes for the whole tile: each activation
 row of the tile meets every weight, so a tile's k planes must all be on chip when the tile is preloaded.
