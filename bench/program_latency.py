@@ -37,6 +37,19 @@ def engine_for(export, rows: int, cols: int, digit_bits: int | None, programs) -
     )
 
 
+def resnet20_programs(rows: int, cols: int, act_kib: float, precisions):
+    """The untrained ResNet-20 (seed 0), the program engine's limits with `act_kib` of scratchpad, and its
+    program at each uniform k of `precisions`."""
+    torch.manual_seed(0)
+    export = build_export(build_net("resnet20", QuantSpec("truncquant", "offset"), FASHION).eval())
+    limits = ProgramLimits.from_kib(act_kib, rows, export.act_bits)
+    programs = {
+        k: compile_program(export, rows, cols, limits.words, Policy("uniform", (k,)).resolve(export))[0]
+        for k in precisions
+    }
+    return export, limits, programs
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="python bench/program_latency.py", description=__doc__.splitlines()[0])
     parser.add_argument("--array", default="16x16")
@@ -45,13 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock-mhz", type=float, default=100.0)
     args = parser.parse_args(argv)
     rows, cols = parse_array(args.array)
-    torch.manual_seed(0)
-    export = build_export(build_net("resnet20", QuantSpec("truncquant", "offset"), FASHION).eval())
-    limits = ProgramLimits.from_kib(args.act_kib, rows, export.act_bits)
-    programs = {
-        k: compile_program(export, rows, cols, limits.words, Policy("uniform", (k,)).resolve(export))[0]
-        for k in PRECISIONS
-    }
+    export, limits, programs = resnet20_programs(rows, cols, args.act_kib, PRECISIONS)
     macs = sum(m * k_dim * n for m, k_dim, n in export.gemm_shapes())
     print(
         f"ResNet-20, input {list(FASHION)}, {rows}x{cols} engine, batch 1, {args.clock_mhz:g} MHz, "

@@ -711,13 +711,24 @@ def encode_program(program: Program) -> bytes:
     words += [program.acc_bits, program.scratchpad_words, program.input_address, *program.input_shape]
     words += [program.weight_length, program.param_length, len(program.descriptors)]
     for d in program.descriptors:
-        body = [len(d.name), *map(ord, d.name), KINDS.index(d.kind), *d.in_shape, *d.out_shape, *d.kernel]
-        body += [d.stride, d.padding, d.source, STORES.index(d.store), d.target, d.planes, d.k, d.j]
-        body += [SCHEMES.index(d.scheme), MODES.index(d.mode), d.weight_offset, d.param_offset, len(d.operands)]
-        for operand in d.operands:
-            body += [operand.address, operand.planes, int(operand.signed)]
+        body = _descriptor_body(d)
         words += [len(body), *body]
     return np.asarray(words, dtype="<i4").tobytes()
+
+
+def encoded_sizes(program: Program) -> tuple[int, list[int]]:
+    """Bytes of the encoded program's header and of each descriptor (its length word and body), in order: what
+    is read before the image and before each layer."""
+    return 4 * _HEADER, [4 * (1 + len(_descriptor_body(d))) for d in program.descriptors]
+
+
+def _descriptor_body(d: Descriptor) -> list[int]:
+    body = [len(d.name), *map(ord, d.name), KINDS.index(d.kind), *d.in_shape, *d.out_shape, *d.kernel]
+    body += [d.stride, d.padding, d.source, STORES.index(d.store), d.target, d.planes, d.k, d.j]
+    body += [SCHEMES.index(d.scheme), MODES.index(d.mode), d.weight_offset, d.param_offset, len(d.operands)]
+    for operand in d.operands:
+        body += [operand.address, operand.planes, int(operand.signed)]
+    return body
 
 
 def decode_program(data: bytes) -> Program:

@@ -13,7 +13,12 @@ names its rule, so a table written for another rule is refused instead of misrea
 - multiply: energy x a_bits x b_bits / (reference a_bits x b_bits), the toggling partial-product bits;
 - add: energy x bits / reference bits, a ripple of the width;
 - sram_read: energy / reference word_bits per bit, x sqrt(size_bytes / reference size_bytes);
-- register_bit: energy per flip-flop bit per clock, unscaled.
+- register_bit: energy per flip-flop bit per clock, unscaled;
+- dram_access: energy / reference word_bits per bit moved to or from external memory (format 2), unscaled by
+  size: the off-chip traffic's price (sim.memory_traffic).
+
+Format 2 added `dram_access`; a format 1 table (the four on-chip actions) still loads and prices everything
+on chip as before, and only a DRAM figure asked of it is an error naming the missing action.
 
 A table that is not exactly that (a missing or unknown key, a number that is not positive and finite, an
 unknown unit) is one `error:` line naming the file and the entry, before any simulation.
@@ -29,7 +34,7 @@ from pathlib import Path
 
 from contract.cli import InputError, read_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the dram_access action
 #: The table shipped in the package, used wherever no other is named.
 SHIPPED_TABLE = Path(__file__).with_name("energy_tables") / "horowitz-45nm.json"
 #: Units an energy may be given in, as multiples of the pJ every figure is computed in.
@@ -40,7 +45,10 @@ ACTIONS = {
     "add": ("bits", ("bits",)),
     "sram_read": ("bits * sqrt(size_bytes)", ("word_bits", "size_bytes")),
     "register_bit": ("none", ()),
+    "dram_access": ("bits", ("word_bits",)),
 }
+#: The actions each format version has: 1 lacks dram_access.
+VERSION_ACTIONS = {1: tuple(ACTIONS)[:4], FORMAT_VERSION: tuple(ACTIONS)}
 TOP_KEYS = {"version", "name", "technology", "description", "actions"}
 ACTION_KEYS = {"energy", "unit", "reference", "scaling", "source"}
 
@@ -69,6 +77,8 @@ class EnergyTable:
     add: Action
     sram_read: Action
     register_bit: Action
+    dram_access: Action | None = None  # None in a format 1 table
+    version: int = FORMAT_VERSION
 
     def multiply_pj(self, a_bits: int, b_bits: int) -> float:
         ref_a, ref_b = self.multiply.reference
@@ -85,6 +95,15 @@ class EnergyTable:
     def register_bit_pj(self) -> float:
         return self.register_bit.energy_pj
 
+    def dram_bit_pj(self) -> float:
+        """One bit read from or written to external memory; EnergyTableError for a format 1 table (no price)."""
+        if self.dram_access is None:
+            raise EnergyTableError(
+                f"{self.path}: energy table {self.name} (format version {self.version}) has no dram_access price; "
+                f"add one (format {FORMAT_VERSION}, docs/estimates.md) to price external memory"
+            )
+        return self.dram_access.energy_pj / self.dram_access.reference[0]
+
     def identity(self) -> dict[str, str]:
         """What a result records about the prices it used: the table's name, file and contents' digest."""
         return {"name": self.name, "technology": self.technology, "path": self.path, "sha256": self.sha256}
@@ -96,17 +115,22 @@ def load_energy_table(path: str | Path) -> EnergyTable:
     data = read_json(path)
     where = str(path)
     table = _mapping(data, where, "the table", TOP_KEYS)
-    if type(table["version"]) is not int or table["version"] != FORMAT_VERSION:  # not true, not 1.0
-        raise EnergyTableError(f"{where}: version {table['version']!r} is not supported (expected {FORMAT_VERSION})")
+    version = table["version"]
+    if type(version) is not int or version not in VERSION_ACTIONS:  # not true, not 1.0
+        raise EnergyTableError(
+            f"{where}: version {version!r} is not supported (expected {' or '.join(map(str, VERSION_ACTIONS))})"
+        )
     for key in ("name", "technology", "description"):
         _text(table[key], where, key)
-    actions = _mapping(table["actions"], where, "actions", set(ACTIONS))
+    names = VERSION_ACTIONS[version]
+    actions = _mapping(table["actions"], where, "actions", set(names))
     return EnergyTable(
         name=table["name"],
         technology=table["technology"],
         path=str(path.resolve()),
         sha256=hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest(),
-        **{name: _action(actions[name], where, name) for name in ACTIONS},
+        version=version,
+        **{name: _action(actions[name], where, name) for name in names},
     )
 
 

@@ -50,6 +50,27 @@ def test_the_shipped_table_gives_the_45nm_prices_exactly():
     )
 
 
+def test_the_shipped_dram_price_is_horowitz_low_end():
+    assert DEFAULT_TABLE.dram_bit_pj() == 1300.0 / 64
+    assert "1.3-2.6 nJ" in shipped()["actions"]["dram_access"]["source"]
+
+
+def test_a_format_1_table_still_loads_and_only_a_dram_price_is_refused(tmp_path):
+    """Format 1 had the four on-chip actions: such a table prices them as before; asking it for DRAM is one
+    error naming the missing action, and a DRAM price in a format 1 table is an unknown key."""
+    data = shipped()
+    data["version"] = 1
+    dram = data["actions"].pop("dram_access")
+    old = load_energy_table(write_table(tmp_path / "v1.json", data))
+    for k in (8, 1):
+        assert gemms_energy(DIGIT_SERIAL, SHAPES, k, table=old) == gemms_energy(DIGIT_SERIAL, SHAPES, k)
+    with pytest.raises(EnergyTableError, match=r"v1.json: energy table horowitz-45nm \(format version 1\) has no dram"):
+        old.dram_bit_pj()
+    data["actions"]["dram_access"] = dram
+    with pytest.raises(EnergyTableError, match="actions has unknown key dram_access"):
+        load_energy_table(write_table(tmp_path / "v1-dram.json", data))
+
+
 def test_doubled_prices_double_every_energy(tmp_path):
     data = shipped()
     for action in data["actions"].values():
@@ -109,7 +130,9 @@ def bad_tables():
         ("unknown unit", setting("mJ", "actions", "add", "unit"), "unit must be one of fJ, pJ, nJ, got 'mJ'"),
         ("other scaling", setting("bits ** 2", "actions", "add", "scaling"), "scaling must be 'bits'"),
         ("unknown key", setting(1, "actions", "divide"), "actions has unknown key divide"),
-        ("wrong version", setting(2, "version"), "version 2 is not supported"),
+        ("wrong version", setting(3, "version"), "version 3 is not supported (expected 1 or 2)"),
+        ("format 2 without DRAM", without("actions", "dram_access"), "actions lacks dram_access"),
+        ("other DRAM scaling", setting("bits * sqrt(size_bytes)", "actions", "dram_access", "scaling"), "'bits'"),
         ("empty source", setting(" ", "actions", "add", "source"), "source must be a non-empty string"),
     ]
 
