@@ -247,7 +247,7 @@ def run(
     print the table, and write it into `staging`; with `limits` (contract.program.ProgramLimits), as layer
     programs on the program engine (apps.run_program)."""
     from apps.run_layers import layer_breakdown, stream_totals
-    from apps.run_program import print_program_layers
+    from apps.run_program import print_external_memory, print_program_layers
     from golden.data import input_codes
     from golden.train import one_thread
     from sim.network import run_policy
@@ -259,16 +259,18 @@ def run(
         from apps.run_rtl import rtl_check, rtl_images
 
         rtl_count = rtl_images(args.rtl, len(codes), args.simulator)
-    summaries, seconds, program_breakdowns = [], [], []
+    summaries, seconds, program_breakdowns, memories = [], [], [], []
     for policy in chosen:
         started = time.perf_counter()
         with one_thread(), Progress(f"k={policy.label}", len(codes), "images") as progress:
             if limits is None:
                 summaries.append(run_policy(cfg, export, codes, labels, policy, args.batch, progress, energy_table))
             else:
-                program_breakdowns.append(
-                    _run_program(cfg, export, limits, codes, labels, policy, progress, energy_table, summaries)
+                layers, memory = _run_program(
+                    cfg, export, limits, codes, labels, policy, progress, energy_table, summaries
                 )
+                program_breakdowns.append(layers)
+                memories.append(memory)
         seconds.append(time.perf_counter() - started)
     rows_out = table(summaries, args.clock_mhz)
     kind = f"digit-serial D = {cfg.digit_bits}" if cfg.digit_serial else "bit-parallel"
@@ -317,8 +319,9 @@ def run(
         layer_breakdown(cfg, export, policy, s, args.batch, energy_table)
         for policy, s in zip(chosen, summaries, strict=True)
     ]
-    for summary, layers in zip(summaries, program_breakdowns, strict=False):
+    for summary, layers, memory in zip(summaries, program_breakdowns, memories, strict=False):
         print_program_layers(summary.label, layers, args.clock_mhz)
+        print_external_memory(summary.label, memory)
     with open(staging / "results.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows_out[0]))
         writer.writeheader()
@@ -339,8 +342,11 @@ def run(
                 "k_distribution": k_distribution(export, s),
                 "energy_nj_by_part": energy_by_part(s),
                 "bytes_per_inference": stream_totals(layers),
+                "external_memory": memory,
             }
-            for row, s, layers in zip(rows_out, summaries, breakdowns, strict=True)
+            for row, s, layers, memory in zip(
+                rows_out, summaries, breakdowns, memories or [None] * len(summaries), strict=True
+            )
         ],
         "rtl": rtl,
         "transition_cycles": rtl["transition_cycles"] if rtl else None,
@@ -350,14 +356,15 @@ def run(
     (staging / "layers.json").write_text(json.dumps({"precisions": per_layer}, indent=2) + "\n")
 
 
-def _run_program(cfg, export, limits, codes, labels, policy, progress, energy_table, summaries) -> list[dict]:
-    """One policy as a layer program: its summary appended to `summaries`, its per-step rows returned."""
-    from apps.run_program import program_layers
+def _run_program(cfg, export, limits, codes, labels, policy, progress, energy_table, summaries):
+    """One policy as a layer program: its summary appended to `summaries`; its per-step rows and its external
+    memory figures returned."""
+    from apps.run_program import external_memory, program_layers
     from sim.program_cost import run_program_policy
 
     summary, program, cost = run_program_policy(cfg, export, limits, codes, labels, policy, progress, energy_table)
     summaries.append(summary)
-    return program_layers(cfg, export, program, cost)
+    return program_layers(cfg, export, program, cost), external_memory(cfg, program, cost, energy_table)
 
 
 if __name__ == "__main__":

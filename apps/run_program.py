@@ -75,6 +75,36 @@ def program_layers(cfg: EngineConfig, export, program: Program, cost: ProgramCos
     ]
 
 
+def external_memory(cfg: EngineConfig, program: Program, cost: ProgramCost, table) -> dict:
+    """The program's external-memory traffic per inference (sim.memory_traffic: bit-plane weights at each
+    layer's k, on the default bus) and its energy split into engine, on-chip memories and DRAM (DRAM only when
+    the energy table prices it: format 2)."""
+    from sim.memory_traffic import memory_energy, memory_traffic
+
+    traffic = memory_traffic(cfg, program)
+    energy = memory_energy(cost, traffic, table).as_dict() if table.dram_access is not None else None
+    return {
+        "bus_bytes": traffic.bus.bus_bytes,
+        "bytes_per_inference": traffic.stream_bytes(),
+        "bus_bound_cycles": traffic.cycles,
+        "energy_nj": None if energy is None else {part: value / 1000 for part, value in energy.items()},
+    }
+
+
+def print_external_memory(label: str, memory: dict) -> None:
+    streams = ", ".join(f"{name} {value:,}" for name, value in memory["bytes_per_inference"].items())
+    print(
+        f"k={label}: external memory on a {memory['bus_bytes']}-byte bus, bytes per inference: {streams}; "
+        f"{memory['bus_bound_cycles']:,} cycles when the bus may be the bottleneck"
+    )
+    if memory["energy_nj"] is not None:
+        split = memory["energy_nj"]
+        print(
+            f"  energy per inference: engine {split['engine']:.1f} nJ, on-chip memories {split['onchip']:.1f} nJ, "
+            f"DRAM {split['dram']:.1f} nJ, total {split['total']:.1f} nJ"
+        )
+
+
 def print_program_layers(label: str, layers: list[dict], clock_mhz: float) -> None:
     print(f"k={label}: per step of the program (no host work between layers)")
     print(f"  {'step':<24} {'cycles':>9} {'us':>8} {'MAC util %':>10} {'nJ':>9} {'SP reads':>9} {'SP KB written':>13}")

@@ -38,6 +38,11 @@ def test_a_program_run_against_the_gemm_commands(export_dir, tmp_path, capsys):
         assert [step["name"] for step in steps["layers"]] == ["input", *(layer.name for layer in export.layers)]
         assert sum(step["bytes_per_inference"]["activations"] for step in steps["layers"]) == 64  # the image
     assert program["precisions"][0]["cycles_per_inference"] > 5 * program["precisions"][1]["cycles_per_inference"]
+    # External memory: bit-plane weights, so k = 1 reads an eighth of k = 8's weight bytes (sim.memory_traffic).
+    memory = [row["external_memory"] for row in program["precisions"]]
+    assert memory[1]["bytes_per_inference"]["weights"] * 8 == memory[0]["bytes_per_inference"]["weights"]
+    assert all(m["energy_nj"]["total"] > m["energy_nj"]["dram"] > 0 for m in memory)
+    assert all(row["external_memory"] is None for row in gemm["precisions"])
 
 
 @pytest.mark.parametrize(
