@@ -172,6 +172,13 @@ def player_verilog(manifest: dict, depths: dict[str, int], clock_period_ns: int)
         "{31'd0, aborted}",
         "cycle",
     ]
+    abort = f"""if (abort_left != 32'd0) begin
+        abort_left <= abort_left - 32'd1;
+        if (abort_left == 32'd1) done <= 1'b1;
+      end else if ({ctl_word("abort_at")} != 32'd0 && cycle == {ctl_word("abort_at")}) begin
+        aborted <= 1'b1;
+        abort_left <= 32'd{ABORT_RESET_CYCLES};
+      end else """
     origin = f"verif.rtl.player_top from the engine's manifest: stream players around {manifest['top']}"
     return f"""{opening(origin, PLAYER_TOP, len(CONTROL), clock_period_ns)}
   reg [31:0] cycle, drained, abort_left;
@@ -195,33 +202,7 @@ def player_verilog(manifest: dict, depths: dict[str, int], clock_period_ns: int)
 {connections}
   );
 
-  always @(posedge clk)
-    if (reset) begin
-      cycle <= 32'd0;
-      results <= 32'd0;
-      drained <= 32'd0;
-      abort_left <= 32'd0;
-      done <= 1'b0;
-      timeout <= 1'b0;
-      aborted <= 1'b0;
-    end else if (!done) begin
-      cycle <= cycle + 32'd1;
-      if (result_take) results <= results + 32'd1;
-      if (abort_left != 32'd0) begin
-        abort_left <= abort_left - 32'd1;
-        if (abort_left == 32'd1) done <= 1'b1;
-      end else if ({ctl_word("abort_at")} != 32'd0 && cycle == {ctl_word("abort_at")}) begin
-        aborted <= 1'b1;
-        abort_left <= 32'd{ABORT_RESET_CYCLES};
-      end else if (cycle == {ctl_word("budget")}) begin
-        timeout <= 1'b1;
-        done <= 1'b1;
-      end else if (results >= {ctl_word("count_result")}) begin
-        drained <= drained + 32'd1;
-        if (drained == {ctl_word("drain")}) done <= 1'b1;
-      end
-    end
-
+{stopping(CONTROL, ["abort_left <= 32'd0", "aborted <= 1'b0"], abort)}
   // When the run stops: what happened (status.hex), the result beats and their cycles, the cmd cycles.
 {closing(status, result_depth, "cmd_cycle", "cmd_index")}"""
 
@@ -255,6 +236,32 @@ module {module}(rst, load, done);
   endfunction
 
   reg [31:0] ctl [0:{control_words - 1}];"""
+
+
+def stopping(control: tuple[str, ...], resets: list[str] = (), before: str = "") -> str:
+    """The cycle counter and when the run stops: at the `budget` cycle (a timeout), or `drain` cycles after the
+    expected result beats are in. `resets`: more assignments under reset; `before`: branches taken first (an
+    `if ... else ` chain that the budget's `if` continues)."""
+    clears = "".join(f"\n      {assignment};" for assignment in resets)
+    return f"""  always @(posedge clk)
+    if (reset) begin
+      cycle <= 32'd0;
+      results <= 32'd0;
+      drained <= 32'd0;
+      done <= 1'b0;
+      timeout <= 1'b0;{clears}
+    end else if (!done) begin
+      cycle <= cycle + 32'd1;
+      if (result_take) results <= results + 32'd1;
+      {before}if (cycle == {ctl_word("budget", control)}) begin
+        timeout <= 1'b1;
+        done <= 1'b1;
+      end else if (results >= {ctl_word("count_result", control)}) begin
+        drained <= drained + 32'd1;
+        if (drained == {ctl_word("drain", control)}) done <= 1'b1;
+      end
+    end
+"""
 
 
 def closing(status: list[str], result_depth: int, cycles: str, cycles_written: str) -> str:

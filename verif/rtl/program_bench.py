@@ -21,11 +21,10 @@ import numpy as np
 
 from contract import streams
 from contract.program import Program, ProgramImages
-from eda.tools import ToolError
 from sim.program_cycles import program_step_cycles
 from verif.program_steps import image_beats, image_step, layer_step, param_beats, weight_beats
 from verif.rtl.hexbeats import pack_hex, unpack_hex, unpack_words
-from verif.rtl.players import PlayerMemoryError, drain_cycles
+from verif.rtl.players import PlayerMemoryError, drain_cycles, play_batches, read_status, read_words
 from verif.rtl.program_top import (
     CONTROL,
     INPUTS,
@@ -37,7 +36,7 @@ from verif.rtl.program_top import (
     program_player_verilog,
     program_verilog,
 )
-from verif.rtl.runner import CLOCK_PERIOD_NS, PLAYER_PORTS, Built, build_under, compile_top, run_cocotb_on
+from verif.rtl.runner import CLOCK_PERIOD_NS, PLAYER_PORTS, Built, build_under, compile_top
 
 DEPTHS = ProgramDepths()
 #: The streams a batch may pause: the inputs (their players idle) and `logits` (the capture drops `ready`).
@@ -114,7 +113,7 @@ def _build_program(simulator: str, spec: ProgramEngineSpec, depths: ProgramDepth
 CONTRACT_LAYOUTS = {"image": "act", "weight": "weight", "param": "param"}
 
 
-def _stream_beats(batch: ProgramBatch) -> dict[str, list[dict]]:
+def stream_beats(batch: ProgramBatch) -> dict[str, list[dict]]:
     """One lap of `step`, `weight` and `param` (one image's run), and every image's words."""
     program, images = batch.program, batch.images
     return {
@@ -151,7 +150,7 @@ def _check_fits(batch: ProgramBatch, counts: dict[str, int], depths: ProgramDept
 
 def write_batch(spec: ProgramEngineSpec, batch: ProgramBatch, directory: Path, depths: ProgramDepths = DEPTHS) -> None:
     """The batch's control words and input beats as players/*.hex in `directory`; earlier captures removed."""
-    beats = _stream_beats(batch)
+    beats = stream_beats(batch)
     images = len(batch.codes)
     counts = {name: len(values) for name, values in beats.items()} | {"result": images * batch.logits_beats}
     _check_fits(batch, counts, depths)
@@ -176,21 +175,15 @@ def write_batch(spec: ProgramEngineSpec, batch: ProgramBatch, directory: Path, d
 
 
 def read_capture(spec: ProgramEngineSpec, batch: ProgramBatch, directory: Path) -> ProgramCapture:
-    if not (directory / "status.hex").exists():
-        raise ToolError(f"the simulation stopped before the batch in {directory} finished")
-    status = dict(zip(STATUS, unpack_words((directory / "status.hex").read_bytes()), strict=True))
-
-    def read(name: str) -> bytes:
-        path = directory / name
-        return path.read_bytes() if path.exists() else b""
-
+    status = read_status(directory, STATUS)
     cfg, program = spec.cfg, batch.program
     per_image, steps = batch.logits_beats, 1 + len(program.descriptors)
-    values = unpack_hex(streams.stream(cfg, "result"), read("result.hex"))["values"].reshape(-1, cfg.cols)
+    values = unpack_hex(streams.stream(cfg, "result"), read_words(directory, "result.hex"))["values"]
+    values = values.reshape(-1, cfg.cols)
     finished = len(values) // per_image
     logits = values[: finished * per_image].reshape(finished, per_image * cfg.cols)
-    taken = np.array(unpack_words(read("step_cycle.hex")), dtype=np.int64)
-    beat_cycles = np.array(unpack_words(read("result_cycle.hex")), dtype=np.int64)
+    taken = np.array(unpack_words(read_words(directory, "step_cycle.hex")), dtype=np.int64)
+    beat_cycles = np.array(unpack_words(read_words(directory, "result_cycle.hex")), dtype=np.int64)
     return ProgramCapture(
         status,
         logits[:, : program.descriptors[-1].out_shape[0]],
@@ -208,15 +201,23 @@ def run_program_on_rtl(
 ) -> list[ProgramCapture]:
     """Run `batches` one after the other (each after a reset) in one simulation of the program engine's top."""
     built = build_program(simulator, spec, depths)
-    run_dir = built.root / "runs" / run_name
-    directories = [run_dir / f"batch{index:05d}" for index in range(len(batches))]
-    for batch, directory in zip(batches, directories, strict=True):
+
+    def write(batch: ProgramBatch, directory: Path) -> None:
         write_batch(spec, batch, directory, depths)
-    scenario = {"batches": [str(d) for d in directories]}
-    run = run_cocotb_on(built, spec.cfg, "verif.rtl.players_tb", ["play"], scenario, run_name)
-    if run.tests != 1 or run.failures:
-        raise run.failure(f"the {simulator} program run (see {run.directory})")
+
+    directories = play_batches(built, spec.cfg, run_name, batches, write)
     return [read_capture(spec, batch, d) for batch, d in zip(batches, directories, strict=True)]
+
+
+def wrong_images(capture: ProgramCapture, golden: np.ndarray) -> list[int]:
+    """The images (of those that finished) whose logits differ from `golden` [images, N]."""
+    golden = np.asarray(golden)
+    return [i for i in range(len(capture.logits)) if not np.array_equal(capture.logits[i], golden[i])]
+
+
+def steps_off_model(spec: ProgramEngineSpec, batch: ProgramBatch, capture: ProgramCapture) -> np.ndarray:
+    """(image, step) of every step whose cycles differ from the model's (of the images that finished)."""
+    return np.argwhere(capture.step_cycles() != np.array(modelled_step_cycles(spec, batch.program)))
 
 
 def problems(spec: ProgramEngineSpec, batch: ProgramBatch, capture: ProgramCapture, golden: np.ndarray) -> list[str]:
@@ -224,7 +225,6 @@ def problems(spec: ProgramEngineSpec, batch: ProgramBatch, capture: ProgramCaptu
     violation, a hang, `error`, beats not taken or not made, each image whose logits differ, and with ideal
     streams each step whose cycles differ from the model's."""
     status, images = capture.status, len(batch.codes)
-    steps = 1 + len(batch.program.descriptors)
     found = []
     if status["violations"]:
         found.append(f"{status['violations']} cycles in which logits dropped valid or changed before ready")
@@ -234,27 +234,25 @@ def problems(spec: ProgramEngineSpec, batch: ProgramBatch, capture: ProgramCaptu
         found.append("error raised by a legal program")
     if status["results"] != images * batch.logits_beats:
         found.append(f"{status['results']} logits beats, want {images * batch.logits_beats}")
-    beats = {name: len(values) for name, values in _stream_beats(batch).items()}
+    beats = {name: len(values) for name, values in stream_beats(batch).items()}
     for name in INPUTS:
         want = beats[name] * (1 if name == "image" else images)
         if status[f"taken_{name}"] != want:
             found.append(f"the engine took {status[f'taken_{name}']} of {want} {name} beats")
-    golden = np.asarray(golden)
-    wrong = [i for i in range(len(capture.logits)) if not np.array_equal(capture.logits[i], golden[i])]
+    wrong = wrong_images(capture, golden)
     if wrong:
         first = wrong[0]
         found.append(
             f"{len(wrong)} of {images} images' logits differ from golden, first image {first}: Verilog "
-            f"{capture.logits[first].tolist()}, golden {golden[first].tolist()}"
+            f"{capture.logits[first].tolist()}, golden {np.asarray(golden)[first].tolist()}"
         )
-    if batch.ideal and len(capture.step_taken) == images:
-        modelled = np.array(modelled_step_cycles(spec, batch.program))
-        measured = capture.step_cycles()
-        differ = np.argwhere(measured != modelled)
-        if len(differ):
-            image, step = (int(v) for v in differ[0])
+    if batch.ideal:
+        off = steps_off_model(spec, batch, capture)
+        if len(off):
+            image, step = (int(v) for v in off[0])
+            modelled = modelled_step_cycles(spec, batch.program)[step]
             found.append(
-                f"{len(differ)} of {images * steps} steps' cycles differ from the model, first image {image} "
-                f"step {step}: {measured[image, step]} cycles, model {modelled[step]}"
+                f"{len(off)} of {capture.step_taken.size} steps' cycles differ from the model, first image {image} "
+                f"step {step}: {capture.step_cycles()[image, step]} cycles, model {modelled}"
             )
     return found

@@ -22,7 +22,7 @@ from contract.config import EngineConfig
 from hw.generate import describe_ports
 from hw.program_engine import ProgramEngine, step_layout
 from verif.configs import NETWORK, config_id
-from verif.rtl.player_top import address_bits, capture, closing, ctl_word, loads, opening, player
+from verif.rtl.player_top import address_bits, capture, closing, loads, opening, player, stopping
 
 PROGRAM_TOP = "nestmac_program"
 PROGRAM_PLAYERS = "nestmac_program_players"
@@ -134,25 +134,7 @@ def program_player_verilog(widths: dict[str, int], depths: ProgramDepths, clock_
 {connections}
   );
 
-  always @(posedge clk)
-    if (reset) begin
-      cycle <= 32'd0;
-      results <= 32'd0;
-      drained <= 32'd0;
-      done <= 1'b0;
-      timeout <= 1'b0;
-    end else if (!done) begin
-      cycle <= cycle + 32'd1;
-      if (result_take) results <= results + 32'd1;
-      if (cycle == {ctl_word("budget", CONTROL)}) begin
-        timeout <= 1'b1;
-        done <= 1'b1;
-      end else if (results >= {ctl_word("count_result", CONTROL)}) begin
-        drained <= drained + 32'd1;
-        if (drained == {ctl_word("drain", CONTROL)}) done <= 1'b1;
-      end
-    end
-
+{stopping(CONTROL)}
   // When the run stops: what happened (status.hex), the logits beats and their cycles, the step cycles.
 {closing(status, depths.result, "step_cycle", "steps_kept")}"""
 

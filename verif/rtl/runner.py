@@ -2,7 +2,8 @@
 
 The Verilog comes from `hw.generate.generate`, the same code path as `python -m hw.generate`, so what runs
 is exactly what users get. Each (simulator, configuration, top) is built under build/rtl/, in a directory
-keyed by a hash of its Verilog, so it is compiled once and reused by every run and process after.
+keyed by a hash of its Verilog, so it is compiled once and reused by every run and process after; other tops
+(the program engine's, verif.rtl.program_bench) use the same cache through `build_under` and `compile_top`.
 The tools' output (Verilator, make, the simulator and cocotb's log) goes to a log file, BUILD_LOG in the
 build directory and SIMULATION_LOG in the run's, so that a caller's console keeps one line per step; a
 failure is a ToolError that ends with the log's last lines and names the file.
