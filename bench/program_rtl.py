@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 
 from contract.cli import InputError, Parser, number, run_main
@@ -34,6 +33,7 @@ from verif.rtl.program_bench import (
     modelled_step_cycles,
     problems,
     run_program_on_rtl,
+    span_text,
     steps_off_model,
     wrong_images,
 )
@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         spans = capture.last_logits - capture.step_taken[:, 0]
         period = capture.image_periods()
         print(
-            f"  {k:>2} {wrong:>18} {off:>7} of {capture.step_taken.size:<6} {_span(spans):>13} "
-            f"{sum(modelled):>7} {_span(period):>13}"
+            f"  {k:>2} {wrong:>18} {off:>7} of {capture.step_taken.size:<6} {span_text(spans):>13} "
+            f"{sum(modelled):>7} {span_text(period):>13}"
         )
         for problem in found:
             print(f"     {problem}")
@@ -124,13 +124,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     if failed:
         raise SystemExit(1)
-
-
-def _span(values: np.ndarray) -> str:
-    if len(values) == 0:
-        return "-"
-    low, high = int(values.min()), int(values.max())
-    return str(low) if low == high else f"{low}..{high}"
 
 
 if __name__ == "__main__":

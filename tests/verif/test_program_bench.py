@@ -20,6 +20,7 @@ from contract.program import compile_program, map_words
 from golden.convert import convert
 from golden.export import build_export
 from golden.layers import QuantSpec
+from sim.program_cycles import IDLE_CYCLES
 from verif.program_steps import payloads
 from verif.rtl.players import PlayerMemoryError
 from verif.rtl.program_bench import (
@@ -98,9 +99,10 @@ def test_a_batch_too_big_for_a_memory_or_a_bad_stall_is_refused(batch, tmp_path)
 
 
 def _capture(batch, golden, **status) -> ProgramCapture:
-    """What a correct run of `batch` writes (the model's step cycles back to back), with `status` changed."""
+    """What a correct run of `batch` writes (the model's step cycles, images back to back IDLE_CYCLES after the
+    last logits beat), with `status` changed."""
     modelled = modelled_step_cycles(SPEC, batch.program)
-    per_image = sum(modelled) + 2
+    per_image = sum(modelled) + IDLE_CYCLES
     starts = np.arange(IMAGES)[:, None] * per_image
     taken = starts + np.concatenate([[0], np.cumsum(modelled[:-1])])[None, :]
     beats = stream_beats(batch)
@@ -129,6 +131,13 @@ def test_the_check_catches_wrong_logits_cycles_beats_and_error(batch):
         f"model {image_step}"
     ]
     assert problems(SPEC, dataclasses.replace(batch, stall={"param": 0.2}), late, golden) == []
+    gap = _capture(batch, golden)
+    gap.step_taken[2] += 1  # image 2 taken a cycle late, then as modelled
+    gap.last_logits[2] += 1
+    period = sum(modelled_step_cycles(SPEC, batch.program)) + IDLE_CYCLES
+    assert problems(SPEC, batch, gap, golden) == [
+        f"images back to back every {period}..{period + 1} cycles, want {period}"
+    ]
     for status, message in [
         (dict(error=1), "error raised"),
         (dict(violations=2), "2 cycles in which logits"),

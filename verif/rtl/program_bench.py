@@ -21,7 +21,7 @@ import numpy as np
 
 from contract import streams
 from contract.program import Program, ProgramImages
-from sim.program_cycles import program_step_cycles
+from sim.program_cycles import IDLE_CYCLES, program_step_cycles
 from verif.program_steps import image_beats, image_step, layer_step, param_beats, weight_beats
 from verif.rtl.hexbeats import pack_hex, unpack_hex, unpack_words
 from verif.rtl.players import PlayerMemoryError, drain_cycles, play_batches, read_status, read_words
@@ -81,7 +81,9 @@ class ProgramCapture:
         return np.concatenate([np.diff(taken, axis=1), (self.last_logits - taken[:, -1])[:, None]], axis=1)
 
     def image_periods(self) -> np.ndarray:
-        """Cycles from one image's first step to the next image's: the cost of an image back to back."""
+        """Cycles from one image's first step to the next image's: the cost of an image back to back, with
+        ideal streams its steps' cycles and IDLE_CYCLES (its last logits beat leaves, `busy` falls, the
+        engine sees every unit idle and takes the next step)."""
         return np.diff(self.step_taken[:, 0])
 
 
@@ -255,4 +257,16 @@ def problems(spec: ProgramEngineSpec, batch: ProgramBatch, capture: ProgramCaptu
                 f"{len(off)} of {capture.step_taken.size} steps' cycles differ from the model, first image {image} "
                 f"step {step}: {capture.step_cycles()[image, step]} cycles, model {modelled}"
             )
+        periods = capture.image_periods()
+        back_to_back = sum(modelled_step_cycles(spec, batch.program)) + IDLE_CYCLES
+        if (periods != back_to_back).any():
+            found.append(f"images back to back every {span_text(periods)} cycles, want {back_to_back}")
     return found
+
+
+def span_text(values: np.ndarray) -> str:
+    """Cycle counts as one number when all are equal, else `min..max` (`-` for none)."""
+    if len(values) == 0:
+        return "-"
+    low, high = int(values.min()), int(values.max())
+    return str(low) if low == high else f"{low}..{high}"
