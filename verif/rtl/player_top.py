@@ -11,7 +11,8 @@ touches the simulator once per batch: reset, `load`, wait for `done`, and reads 
 The text is generated from the manifest of `hw.generate` (port names and widths), so it follows the
 engine's interface. Files are read from and written to `players/` under the simulator's working directory
 (`verif.rtl.players` points that at each batch's directory). The control file `ctl.hex` holds one 32-bit
-word per entry of `CONTROL`.
+word per entry of `CONTROL`. The pieces (`opening`, `player`, `capture`, `stopping`, `closing`) also build the
+program engine's top (verif.rtl.program_top), with its own control words.
 """
 
 from __future__ import annotations
