@@ -11,7 +11,8 @@ touches the simulator once per batch: reset, `load`, wait for `done`, and reads 
 The text is generated from the manifest of `hw.generate` (port names and widths), so it follows the
 engine's interface. Files are read from and written to `players/` under the simulator's working directory
 (`verif.rtl.players` points that at each batch's directory). The control file `ctl.hex` holds one 32-bit
-word per entry of `CONTROL`.
+word per entry of `CONTROL`. The pieces (`opening`, `player`, `capture`, `stopping`, `closing`) also build the
+program engine's top (verif.rtl.program_top), with its own control words.
 """
 
 from __future__ import annotations
@@ -58,44 +59,66 @@ def _port(manifest: dict, name: str) -> dict:
     return next(p for p in manifest["ports"] if p["name"] == name)
 
 
-def _address_bits(depth: int) -> int:
+def address_bits(depth: int) -> int:
     return max(1, (depth - 1).bit_length())
 
 
-def _ctl(name: str) -> str:
-    return f"ctl[{CONTROL.index(name)}]"
+def ctl_word(name: str, control: tuple[str, ...] = CONTROL) -> str:
+    return f"ctl[{control.index(name)}]"
 
 
-def _player(stream: str, width: int, depth: int) -> str:
-    """A memory of beats offered in order; idles between beats when its generator says so."""
-    bits = _address_bits(depth)
+def player(stream: str, width: int, depth: int, control: tuple[str, ...] = CONTROL, lapped: bool = False) -> str:
+    """A memory of beats offered in order; idles between beats when its generator says so.
+
+    `lapped`: the memory's `count_<stream>` beats are offered `laps_<stream>` times over (a program's steps,
+    weights and parameters, the same for every image), `<stream>_taken` counting every beat taken."""
+    bits = address_bits(depth)
+    ctl = {name: ctl_word(f"{name}_{stream}", control) for name in ("seed", "count", "threshold", *("laps",) * lapped)}
+    if lapped:
+        declarations = f"""
+  reg [31:0] {stream}_lap, {stream}_taken;
+  wire {stream}_wrap = {stream}_take && {stream}_index + 32'd1 == {ctl["count"]};"""
+        start = f"""
+      {stream}_lap <= 32'd0;
+      {stream}_taken <= 32'd0;"""
+        advance = f"""if ({stream}_take) begin
+        {stream}_index <= {stream}_wrap ? 32'd0 : {stream}_index + 32'd1;
+        {stream}_taken <= {stream}_taken + 32'd1;
+      end
+      if ({stream}_wrap) {stream}_lap <= {stream}_lap + 32'd1;"""
+        more = f"({stream}_lap + {{31'd0, {stream}_wrap}} < {ctl['laps']})"
+    else:
+        declarations = start = ""
+        advance = f"if ({stream}_take) {stream}_index <= {stream}_index + 32'd1;"
+        more = f"({stream}_index + {{31'd0, {stream}_take}} < {ctl['count']})"
     return f"""
   // ---- player: {stream} ({width}-bit beats, {depth} deep)
   reg [{width - 1}:0] {stream}_mem [0:{depth - 1}];
   reg [31:0] {stream}_index, {stream}_rng;
   reg {stream}_valid;
   wire {stream}_ready;
-  wire {stream}_take = {stream}_valid & {stream}_ready;
+  wire {stream}_take = {stream}_valid & {stream}_ready;{declarations}
   wire [{width - 1}:0] {stream}_payload = {stream}_valid ? {stream}_mem[{stream}_index[{bits - 1}:0]] : {width}'d0;
   always @(posedge clk)
     if (hold) begin
       {stream}_index <= 32'd0;
       {stream}_valid <= 1'b0;
-      {stream}_rng <= {_ctl(f"seed_{stream}")};
+      {stream}_rng <= {ctl["seed"]};{start}
     end else begin
       {stream}_rng <= xorshift({stream}_rng);
-      if ({stream}_take) {stream}_index <= {stream}_index + 32'd1;
+      {advance}
       if (!{stream}_valid || {stream}_take)
-        {stream}_valid <= ({stream}_index + {{31'd0, {stream}_take}} < {_ctl(f"count_{stream}")})
-                          && ({stream}_rng[31:16] >= {_ctl(f"threshold_{stream}")}[15:0]);
+        {stream}_valid <= {more}
+                          && ({stream}_rng[31:16] >= {ctl["threshold"]}[15:0]);
     end
 """
 
 
-def _capture(width: int, depth: int) -> str:
+def capture(width: int, depth: int, control: tuple[str, ...] = CONTROL) -> str:
     """`ready` from a generator (always high once the expected beats are in), every taken beat and its cycle
     into memories, and the handshake checker."""
-    bits = _address_bits(depth)
+    bits = address_bits(depth)
+    ctl = {name: ctl_word(f"{name}_result", control) for name in ("count", "threshold", "seed")}
     return f"""
   // ---- capture: result ({width}-bit beats, {depth} deep)
   reg [{width - 1}:0] result_mem [0:{depth - 1}];
@@ -103,15 +126,15 @@ def _capture(width: int, depth: int) -> str:
   reg [31:0] result_rng, results;
   wire result_valid;
   wire [{width - 1}:0] result_payload;
-  wire result_ready = !hold && (results >= {_ctl("count_result")}
-                                || result_rng[31:16] >= {_ctl("threshold_result")}[15:0]);
+  wire result_ready = !hold && (results >= {ctl["count"]}
+                                || result_rng[31:16] >= {ctl["threshold"]}[15:0]);
   wire result_take = result_valid & result_ready;
   reg result_stuck;  // offered and not taken in the previous cycle
   reg [{width - 1}:0] result_held;
   reg [31:0] violations;
   always @(posedge clk)
     if (hold) begin
-      result_rng <= {_ctl("seed_result")};
+      result_rng <= {ctl["seed"]};
       result_stuck <= 1'b0;
     end else begin
       result_rng <= xorshift(result_rng);
@@ -135,28 +158,61 @@ def player_verilog(manifest: dict, depths: dict[str, int], clock_period_ns: int)
     The top makes its own clock: a clock driven from cocotb costs a simulator callback per edge, which on
     Verilator (without the delays of `--timing`) was most of the time of a cycle, even of a 2x2 engine."""
     widths = {s: _port(manifest, f"{s}__payload")["width"] for s in STREAMS}
-    players = "".join(_player(s, widths[s], depths[s]) for s in INPUTS)
+    players = "".join(player(s, widths[s], depths[s]) for s in INPUTS)
     connections = ",\n".join(
         f"    .{s}__{signal}({s}_{signal})" for s in STREAMS for signal in ("valid", "ready", "payload")
     )
     cmd_depth, result_depth = depths["cmd"], depths["result"]
-    cmd_bits = _address_bits(cmd_depth)
-    status = "\n".join(
-        f"      status[{i}] = {value};"
-        for i, value in enumerate(
-            [
-                "results",
-                *(f"{s}_index" for s in INPUTS),
-                "violations",
-                "{31'd0, engine_error}",
-                "{31'd0, timeout}",
-                "{31'd0, aborted}",
-                "cycle",
-            ]
-        )
-    )
-    return f"""// Generated by verif.rtl.player_top from the engine's manifest: stream players around {manifest["top"]}.
-module {PLAYER_TOP}(rst, load, done);
+    cmd_bits = address_bits(cmd_depth)
+    status = [
+        "results",
+        *(f"{s}_index" for s in INPUTS),
+        "violations",
+        "{31'd0, engine_error}",
+        "{31'd0, timeout}",
+        "{31'd0, aborted}",
+        "cycle",
+    ]
+    abort = f"""if (abort_left != 32'd0) begin
+        abort_left <= abort_left - 32'd1;
+        if (abort_left == 32'd1) done <= 1'b1;
+      end else if ({ctl_word("abort_at")} != 32'd0 && cycle == {ctl_word("abort_at")}) begin
+        aborted <= 1'b1;
+        abort_left <= 32'd{ABORT_RESET_CYCLES};
+      end else """
+    origin = f"verif.rtl.player_top from the engine's manifest: stream players around {manifest['top']}"
+    return f"""{opening(origin, PLAYER_TOP, len(CONTROL), clock_period_ns)}
+  reg [31:0] cycle, drained, abort_left;
+  reg timeout, aborted;
+  wire hold = reset | done | (abort_left != 32'd0);
+  wire engine_error;
+
+  always @(posedge load) begin
+    $readmemh("players/ctl.hex", ctl);
+{loads(INPUTS)}
+  end
+{players}{capture(widths["result"], result_depth)}
+  reg [31:0] cmd_cycle [0:{cmd_depth - 1}];
+  always @(posedge clk)
+    if (!hold && cmd_take) cmd_cycle[cmd_index[{cmd_bits - 1}:0]] <= cycle;
+
+  {manifest["top"]} engine (
+    .clk(clk),
+    .rst(reset | (abort_left != 32'd0)),
+    .error(engine_error),
+{connections}
+  );
+
+{stopping(CONTROL, ["abort_left <= 32'd0", "aborted <= 1'b0"], abort)}
+  // When the run stops: what happened (status.hex), the result beats and their cycles, the cmd cycles.
+{closing(status, result_depth, "cmd_cycle", "cmd_index")}"""
+
+
+def opening(origin: str, module: str, control_words: int, clock_period_ns: int) -> str:
+    """A player top's module header (`origin`: what generated it, from what): its own clock, the registered
+    reset, the xorshift generator, `ctl`."""
+    return f"""// Generated by {origin}.
+module {module}(rst, load, done);
   reg clk;
   initial clk = 1'b0;
   always #{clock_period_ns // 2} clk = ~clk;
@@ -180,79 +236,63 @@ module {PLAYER_TOP}(rst, load, done);
     end
   endfunction
 
-  reg [31:0] ctl [0:{len(CONTROL) - 1}];
-  reg [31:0] cycle, drained, abort_left;
-  reg timeout, aborted;
-  wire hold = reset | done | (abort_left != 32'd0);
-  wire engine_error;
+  reg [31:0] ctl [0:{control_words - 1}];"""
 
-  always @(posedge load) begin
-    $readmemh("players/ctl.hex", ctl);
-{_loads()}
-  end
-{players}{_capture(widths["result"], result_depth)}
-  reg [31:0] cmd_cycle [0:{cmd_depth - 1}];
-  always @(posedge clk)
-    if (!hold && cmd_take) cmd_cycle[cmd_index[{cmd_bits - 1}:0]] <= cycle;
 
-  {manifest["top"]} engine (
-    .clk(clk),
-    .rst(reset | (abort_left != 32'd0)),
-    .error(engine_error),
-{connections}
-  );
-
-  always @(posedge clk)
+def stopping(control: tuple[str, ...], resets: list[str] = (), before: str = "") -> str:
+    """The cycle counter and when the run stops: at the `budget` cycle (a timeout), or `drain` cycles after the
+    expected result beats are in. `resets`: more assignments under reset; `before`: branches taken first (an
+    `if ... else ` chain that the budget's `if` continues)."""
+    clears = "".join(f"\n      {assignment};" for assignment in resets)
+    return f"""  always @(posedge clk)
     if (reset) begin
       cycle <= 32'd0;
       results <= 32'd0;
       drained <= 32'd0;
-      abort_left <= 32'd0;
       done <= 1'b0;
-      timeout <= 1'b0;
-      aborted <= 1'b0;
+      timeout <= 1'b0;{clears}
     end else if (!done) begin
       cycle <= cycle + 32'd1;
       if (result_take) results <= results + 32'd1;
-      if (abort_left != 32'd0) begin
-        abort_left <= abort_left - 32'd1;
-        if (abort_left == 32'd1) done <= 1'b1;
-      end else if ({_ctl("abort_at")} != 32'd0 && cycle == {_ctl("abort_at")}) begin
-        aborted <= 1'b1;
-        abort_left <= 32'd{ABORT_RESET_CYCLES};
-      end else if (cycle == {_ctl("budget")}) begin
+      {before}if (cycle == {ctl_word("budget", control)}) begin
         timeout <= 1'b1;
         done <= 1'b1;
-      end else if (results >= {_ctl("count_result")}) begin
+      end else if (results >= {ctl_word("count_result", control)}) begin
         drained <= drained + 32'd1;
-        if (drained == {_ctl("drain")}) done <= 1'b1;
+        if (drained == {ctl_word("drain", control)}) done <= 1'b1;
       end
     end
+"""
 
-  // When the run stops: what happened (status.hex), the result beats and their cycles, the cmd cycles.
-  reg [31:0] status [0:{len(STATUS) - 1}];
+
+def closing(status: list[str], result_depth: int, cycles: str, cycles_written: str) -> str:
+    """Once `done`: the `status` words (status.hex), the captured beats and their cycles, and the memory
+    `cycles` of transfer cycles of another stream (its first `cycles_written` entries); then the module's end."""
+    assignments = "\n".join(f"      status[{i}] = {value};" for i, value in enumerate(status))
+    return f"""  reg [31:0] status [0:{len(status) - 1}];
   reg written;
   wire [31:0] kept = results < {result_depth} ? results : {result_depth};  // beats in result_mem
   always @(posedge clk)
     if (reset) written <= 1'b0;
     else if (done && !written) begin
       written <= 1'b1;
-{status}
+{assignments}
       $writememh("players/status.hex", status);
       if (results != 32'd0) begin
         $writememh("players/result.hex", result_mem, 0, kept - 32'd1);
         $writememh("players/result_cycle.hex", result_cycle, 0, kept - 32'd1);
       end
-      if (cmd_index != 32'd0)
-        $writememh("players/cmd_cycle.hex", cmd_cycle, 0, cmd_index - 1);
+      if ({cycles_written} != 32'd0)
+        $writememh("players/{cycles}.hex", {cycles}, 0, {cycles_written} - 1);
     end
 endmodule
 """
 
 
-def _loads() -> str:
+def loads(streams: tuple[str, ...], control: tuple[str, ...] = CONTROL) -> str:
     """Each input memory reads exactly its beat count (no warning about a short file, nothing read if none)."""
-    return "\n".join(
-        f'    if ({_ctl(f"count_{s}")} != 32\'d0) $readmemh("players/{s}.hex", {s}_mem, 0, {_ctl(f"count_{s}")} - 1);'
-        for s in INPUTS
-    )
+    lines = []
+    for s in streams:
+        count = ctl_word(f"count_{s}", control)
+        lines.append(f'    if ({count} != 32\'d0) $readmemh("players/{s}.hex", {s}_mem, 0, {count} - 1);')
+    return "\n".join(lines)

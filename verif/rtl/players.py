@@ -9,7 +9,9 @@ that alone does not fit is refused before anything is built or simulated.
 
 from __future__ import annotations
 
+import functools
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from sim.model import EngineModel, command_cycles
 from sim.streams import beat_counts, command_arrays, concatenate, last_result_beats
 from verif.rtl.hexbeats import pack_hex, unpack_hex, unpack_words
 from verif.rtl.player_top import CONTROL, STATUS, Depths
-from verif.rtl.runner import run_cocotb, run_directory
+from verif.rtl.runner import Built, build, run_cocotb_on
 from verif.scoreboard import Observed
 from verif.stalls import Never, Pauses, Random
 
@@ -135,14 +137,24 @@ class Capture:
     cmd_cycles: np.ndarray  # cycle of each cmd transfer
 
 
-def read_capture(cfg: EngineConfig, directory: Path) -> Capture:
+def read_status(directory: Path, names: tuple[str, ...]) -> dict[str, int]:
+    """The status words a player top wrote when its batch stopped; ToolError if it never did."""
     if not (directory / "status.hex").exists():
         raise ToolError(f"the simulation stopped before the batch in {directory} finished")
-    status = dict(zip(STATUS, unpack_words((directory / "status.hex").read_bytes()), strict=True))
+    return dict(zip(names, unpack_words((directory / "status.hex").read_bytes()), strict=True))
+
+
+def read_words(directory: Path, name: str) -> bytes:
+    """A file of captured words, empty if the top wrote none (it writes a memory only when it holds any)."""
+    path = directory / name
+    return path.read_bytes() if path.exists() else b""
+
+
+def read_capture(cfg: EngineConfig, directory: Path) -> Capture:
+    status = read_status(directory, STATUS)
 
     def read(name: str) -> bytes:
-        path = directory / name
-        return path.read_bytes() if path.exists() else b""
+        return read_words(directory, name)
 
     result = unpack_hex(streams.stream(cfg, "result"), read("result.hex"))
     return Capture(
@@ -164,15 +176,24 @@ def play(
     """Run `batches` one after the other (each after a reset) in one simulation of the player top."""
     for batch in batches:
         _check_fits(cfg, batch, depths)
-    run_dir = run_directory(simulator, cfg, run_name, depths)
+    built = build(simulator, cfg, depths)
+    directories = play_batches(built, cfg, run_name, batches, functools.partial(write_batch, cfg))
+    return [read_capture(cfg, directory) for directory in directories]
+
+
+def play_batches(built: Built, cfg: EngineConfig, run_name: str, batches: list, write: Callable) -> list[Path]:
+    """Write each batch's files (`write(batch, directory)`) and run them all, each after a reset, in one
+    simulation of the player top `built` (verif.rtl.players_tb); the batches' directories, which hold what the
+    top captured."""
+    run_dir = built.root / "runs" / run_name
     directories = [run_dir / f"batch{index:05d}" for index in range(len(batches))]
     for batch, directory in zip(batches, directories, strict=True):
-        write_batch(cfg, batch, directory)
+        write(batch, directory)
     scenario = {"batches": [str(d) for d in directories]}
-    run = run_cocotb(simulator, cfg, "verif.rtl.players_tb", ["play"], scenario, run_name, depths)
+    run = run_cocotb_on(built, cfg, "verif.rtl.players_tb", ["play"], scenario, run_name)
     if run.tests != 1 or run.failures:
-        raise run.failure(f"the {simulator} player run (see {run.directory})")
-    return [read_capture(cfg, directory) for directory in directories]
+        raise run.failure(f"the {built.simulator} player run (see {run.directory})")
+    return directories
 
 
 def expected_beats(cfg: EngineConfig, commands: list[Command], outputs) -> dict[str, np.ndarray]:

@@ -1,4 +1,6 @@
-"""cocotb test that plays batches through the stream-player top (run through `verif.rtl.players`, never directly).
+"""cocotb test that plays batches through a stream-player top: the engine's (`verif.rtl.player_top`, run through
+`verif.rtl.players`) or the program engine's (`verif.rtl.program_top`, through `verif.rtl.program_bench`);
+never run directly. Both tops have the same ports and read and write players/.
 
 Per batch it touches the simulator three times: reset with `load` (the top reads the batch's files), release,
 and wait for `done` (the top has written what it captured). Everything per cycle happens inside the HDL,

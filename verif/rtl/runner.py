@@ -2,7 +2,8 @@
 
 The Verilog comes from `hw.generate.generate`, the same code path as `python -m hw.generate`, so what runs
 is exactly what users get. Each (simulator, configuration, top) is built under build/rtl/, in a directory
-keyed by a hash of its Verilog, so it is compiled once and reused by every run and process after.
+keyed by a hash of its Verilog, so it is compiled once and reused by every run and process after; other tops
+(the program engine's, verif.rtl.program_bench) use the same cache through `build_under` and `compile_top`.
 The tools' output (Verilator, make, the simulator and cocotb's log) goes to a log file, BUILD_LOG in the
 build directory and SIMULATION_LOG in the run's, so that a caller's console keeps one line per step; a
 failure is a ToolError that ends with the log's last lines and names the file.
@@ -17,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,32 +173,46 @@ def build(simulator: str, cfg: EngineConfig, players: Depths | None = None) -> B
     """Generate and compile the engine for `cfg`, alone or (`players` = the memories' depths) inside the
     stream players. The build directory is keyed by a hash of the Verilog and the flags, so an unchanged
     engine is compiled once, across processes too."""
+    return build_under(simulator, build_name(cfg), lambda root: _build(simulator, cfg, players, root))
+
+
+def build_under(simulator: str, name: str, make: Callable[[Path], Built]) -> Built:
+    """`make(root)` with the simulator ready and `root` = build/rtl/<simulator>/<name>, one process at a time."""
     check_simulator(simulator)
     _simulator_environment(simulator)
     # A traced binary is a different binary: keep it apart so neither kind is ever reused for the other.
-    root = BUILD / simulator / (build_name(cfg) + ("-waves" if waves_requested() else ""))
+    root = BUILD / simulator / (name + ("-waves" if waves_requested() else ""))
     # Test workers wanting the same engine take turns: one generates and compiles it, the others find it built.
     with _exclusive(root.with_name(root.name + ".lock")):
-        return _build(simulator, cfg, players, root)
+        return make(root)
 
 
 def _build(simulator: str, cfg: EngineConfig, players: Depths | None, root: Path) -> Built:
     generated = generate(cfg, root / "gen")
     manifest = json.loads(generated.manifest.read_text())
-    texts = {}
+    texts = {f"{TOP_NAME}.v": generated.verilog.read_text()}
     if players is None:
-        top = TOP_NAME
-        ports = ["clk", "rst", *(p["name"] for p in manifest["ports"])]
-    else:
-        top = PLAYER_TOP
-        ports = ["clk", "rst", "load", "done"]
+        return compile_top(simulator, root, TOP_NAME, ["clk", "rst", *(p["name"] for p in manifest["ports"])], texts)
+    texts[f"{PLAYER_TOP}.v"] = player_verilog(manifest, players.as_dict(), CLOCK_PERIOD_NS)
+    return compile_top(simulator, root, PLAYER_TOP, PLAYER_PORTS, texts, own_clock=True)
+
+
+#: The ports of a player top (verif.rtl.player_top), which cocotb touches.
+PLAYER_PORTS = ("clk", "rst", "load", "done")
+
+
+def compile_top(
+    simulator: str, root: Path, top: str, ports, verilog: dict[str, str], *, own_clock: bool = False
+) -> Built:
+    """Compile the Verilog files `verilog` (name -> text) with `top` on top, cocotb touching only `ports`, under
+    `root` in a directory keyed by a hash of the sources and flags. A top with its `own_clock` (a delay, as
+    the player tops make it) needs Verilator's `--timing`."""
+    texts = {}
     if simulator == "verilator":  # first: it must precede the Verilog it applies to
-        texts["ports.vlt"] = _visible_ports(top, ports)
-    texts[f"{TOP_NAME}.v"] = generated.verilog.read_text()
-    if players is not None:
-        texts[f"{PLAYER_TOP}.v"] = player_verilog(manifest, players.as_dict(), CLOCK_PERIOD_NS)
+        texts["ports.vlt"] = _visible_ports(top, list(ports))
+    texts.update(verilog)
     build_args = BUILD_ARGS[simulator]
-    if players is not None and simulator == "verilator":  # the top's own clock is a delay
+    if own_clock and simulator == "verilator":
         build_args = [arg if arg != "--no-timing" else "--timing" for arg in build_args]
     flags = [build_args, MAKE_VARIABLES if simulator == "verilator" else (), waves_requested()]
     key = hashlib.sha256(json.dumps([simulator, top, texts, flags]).encode()).hexdigest()[:16]
@@ -263,8 +279,16 @@ def run_cocotb(
     The scenario travels as a JSON file (`verif.rtl.scenario_file`, with the config added), so the cocotb
     side needs no argument parsing and a failing run can be replayed from its directory.
     """
-    built = build(simulator, cfg, players)
-    run_dir = run_directory(simulator, cfg, run_name, players)
+    return run_cocotb_on(build(simulator, cfg, players), cfg, test_module, testcases, scenario, run_name)
+
+
+def run_cocotb_on(
+    built: Built, cfg: EngineConfig, test_module: str, testcases: list[str], scenario: dict, run_name: str
+) -> CocotbRun:
+    """`run_cocotb` on a top that `built` holds, its run directory under the build's `runs/`."""
+    simulator = built.simulator
+    run_dir = built.root / "runs" / run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
     scenario_file = run_dir / "scenario.json"
     scenario_file.write_text(json.dumps(dict(scenario, config=cfg.as_dict()), indent=2))
     python_path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
