@@ -101,8 +101,9 @@ def program_step_cycles(cfg: EngineConfig, program: Program, d: Descriptor | Non
     the last beat leaves, which is the program's end."""
     if d is None:
         return 1 + map_words(program.input_shape, program.rows)
+    k = d.k if k is None else k
     chosen = d.candidates.index(k) if d.k_source else 0
-    d = d if k is None else replace(d, k=k)
+    d = replace(d, k=k)
     tiles = d.n_tiles(cfg.cols)
     arrive, done = beat_cycles(cfg, d, lead=chosen * tiles)
     end = done[-1]
