@@ -33,6 +33,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, Cat, Cover, Elaboratable, Module, Mux, ResetSignal, Signal, Value
 
 from contract.config import EngineConfig
+from contract.numerics import MODES
 from contract.streams import INPUTS, beat_counts
 from contract.widths import ceil_div
 from eda.runner import find_tool, run_tool, tool_search_path
@@ -148,6 +149,7 @@ class ProtocolHarness(Elaboratable):
             & (command.wbits <= cfg.base_bits)
             & (command.abits >= 1)
             & (command.abits <= cfg.act_bits)
+            & (command.mode.as_value() < len(MODES))  # the 2-bit field's fourth code is no mode
         )
 
     def _command_rules(self, m: Module, command) -> None:
