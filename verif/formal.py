@@ -305,6 +305,20 @@ def kept_until_ready(m: Module, port, checking: Signal) -> list[Value]:
     return [~waiting | port.valid, ~waiting | (payload == was)]
 
 
+def free_ports(component, zeroed: list[Value] = ()) -> list[Signal]:
+    """A component's ports but those the harness drives with zero (`zeroed`): to the solver, its inputs are free
+    in every cycle."""
+    ports = [Value.cast(value) for _, _, value in component.signature.flatten(component)]
+    return [port for port in ports if not any(port is z for z in zeroed)]
+
+
+def reset_in_first_cycle_only(m: Module) -> None:
+    """Assume reset in the first cycle and never again."""
+    started = Signal(reset_less=True)
+    m.d.sync += started.eq(1)
+    m.d.comb += Assume(ResetSignal() == ~started)
+
+
 def ceil_div_signal(m: Module, value, divisor: int, maximum: int, name: str) -> Signal:
     """ceil(value / divisor) for a command field, as a lookup over its legal range (divisors are small)."""
     out = Signal(range(ceil_div(maximum, divisor) + 1), name=name)
