@@ -343,6 +343,7 @@ class ProofResult:
 
 def prove(harness: ProtocolHarness, name: str, mode: str, depth: int, workdir: Path) -> ProofResult:
     """Run SymbiYosys (`mode` bmc or cover) on the harness; the verdict is SBY's own DONE line."""
+    workdir = workdir.resolve()  # SBY runs the solver from its own directory: a relative PATH entry would miss
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{name}.il").write_text(rtlil.convert(harness, ports=harness.ports()))
     (workdir / f"{name}.sby").write_text(
