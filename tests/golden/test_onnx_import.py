@@ -183,3 +183,27 @@ def test_a_file_that_is_no_onnx_model_is_one_error(tmp_path, capsys):
     assert "not a valid ONNX model" in result.stderr
     missing = run_in_process(convert_command.main, [str(tmp_path / "none.onnx"), "--input-shape", "3,8,8"], capsys)
     assert "ONNX model not found" in missing.stderr
+
+
+def test_matmul_plus_bias_and_a_reshape_import_as_a_linear_layer(tmp_path):
+    """MatMul by a constant then Add of a constant is one Linear; a Reshape to [1, C] is a flatten (any batch)."""
+    rng = np.random.default_rng(6)
+    weight, bias = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    path = _graph_file(
+        tmp_path / "matmul.onnx",
+        [
+            helper.make_node("GlobalAveragePool", ["x"], ["p"], name="gap"),
+            helper.make_node("Reshape", ["p", "shape"], ["r"], name="reshape"),
+            helper.make_node("MatMul", ["r", "w"], ["m"], name="matmul"),
+            helper.make_node("Add", ["m", "b"], ["y"], name="bias"),
+        ],
+        [("w", weight), ("b", bias)],
+    )
+    model = onnx.load(str(path))  # the Reshape's target shape is an int64 constant
+    model.graph.initializer.append(numpy_helper.from_array(np.array([1, 3], np.int64), "shape"))
+    onnx.save(model, str(path))
+    imported = onnx_module(path, (3, 8, 8))
+    x = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(7))
+    expected = x.mean((2, 3)).double().numpy() @ weight + bias
+    assert np.allclose(imported(x).detach().numpy(), expected, atol=1e-5)
+    assert [type(module) for module in imported.children()] == [nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear]

@@ -159,7 +159,7 @@ def test_an_rgb_model_trains_from_the_command_line_exports_and_scores(tmp_path, 
     scored = run_in_process(evaluate.main, [str(out), "--bits", "8", *common], capsys)
     assert scored.returncode == 0, scored.stderr
     accuracy = float(scored.stdout.split()[-1])
-    assert accuracy > 100 / CLASSES + 15, scored.stdout  # chance is 25 %; measured 65 %
+    assert accuracy > 100 / CLASSES + 15, scored.stdout  # chance is 25 %; measured 66 %
     assert_one_line_error(run_in_process(evaluate.main, [str(out)], capsys))
 
 
