@@ -29,8 +29,10 @@ def add_data_arguments(
     limit_aliases: tuple[str, ...] = (),
     *,
     reads_model: bool = True,
+    datasets: tuple[str, ...] = DATASETS,
 ) -> None:
-    """--data, --data-dir and --limit (also spelt as `limit_aliases`, for a tool's older flag name).
+    """--data, --data-dir and --limit (also spelt as `limit_aliases`, for a tool's older flag name); `datasets`:
+    the data sets a tool has recipes for, if not all.
 
     For a tool that reads a trained model (`reads_model`), --data defaults to the data set the model records,
     resolved by `chosen_dataset` once the model is loaded; a tool that trains from scratch defaults to digits."""
@@ -38,7 +40,7 @@ def add_data_arguments(
         default, data_help = None, f"data set (default: the model's own, as recorded; {FALLBACK_DATASET} if none)"
     else:
         default, data_help = FALLBACK_DATASET, "data set"
-    parser.add_argument("--data", choices=DATASETS, default=default, help=data_help)
+    parser.add_argument("--data", choices=datasets, default=default, help=data_help)
     parser.add_argument(
         "--data-dir",
         metavar="PATH",

@@ -65,19 +65,11 @@ def read_npz(path: Path) -> Labelled:
     """x [N, C, H, W] uint8 and y [N] integers in 0..MAX_CLASSES-1 from a `.npz` file (no pickled objects)."""
     if not path.is_file():
         raise InputError(f"{path}: expected a .npz file")
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            missing = [name for name in ("x", "y") if name not in arrays.files]
-            if missing:
-                raise InputError(f"{path}: no array {missing[0]!r} (expected x [N, C, H, W] uint8 and y [N] labels)")
-            size = sum(arrays.zip.getinfo(f"{name}.npy").file_size for name in ("x", "y"))
-            if size > MAX_BYTES:
-                raise InputError(f"{path}: x and y hold {size} bytes, more than the {MAX_BYTES} read here")
-            x, y = arrays["x"], arrays["y"]
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{path}: not a readable .npz file of plain arrays ({type(exc).__name__})") from None
+    arrays = _npz_arrays(path)
+    missing = [name for name in ("x", "y") if name not in arrays]
+    if missing:
+        raise InputError(f"{path}: no array {missing[0]!r} (expected x [N, C, H, W] uint8 and y [N] labels)")
+    x, y = arrays["x"], arrays["y"]
     if x.dtype != np.uint8 or x.ndim != 4 or 0 in x.shape:
         raise InputError(f"{path}: x must be uint8 [N, C, H, W] with N, C, H, W >= 1, got {x.dtype} {list(x.shape)}")
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
@@ -87,6 +79,23 @@ def read_npz(path: Path) -> Labelled:
     if y.min() < 0 or y.max() >= MAX_CLASSES:
         raise InputError(f"{path}: labels must lie in 0..{MAX_CLASSES - 1}, found {y.min()}..{y.max()}")
     return np.ascontiguousarray(x), y.astype(np.int64)
+
+
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the archive (at most MAX_BYTES of them, by the sizes its directory states)."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy file: one array
+            raise InputError(f"{path}: one array, not an .npz archive of x and y (np.savez(path, x=x, y=y))")
+        with archive:
+            size = sum(info.file_size for info in archive.zip.infolist())
+            if size > MAX_BYTES:
+                raise InputError(f"{path}: its arrays hold {size} bytes, more than the {MAX_BYTES} read here")
+            return {name: archive[name] for name in archive.files}
+    except InputError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:  # not a zip, a pickled object, truncated
+        raise InputError(f"{path}: not a readable .npz file of plain arrays ({type(exc).__name__})") from None
 
 
 def read_image_folder(path: Path) -> Labelled:

@@ -15,9 +15,12 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+import apps.run
 from contract.cli import InputError
 from contract.model_files import load_export, write_export
 from golden import convert as convert_command
+from golden import export as export_command
+from golden import train as train_command
 from golden.convert import convert
 from golden.data import Split
 from golden.export import build_export
@@ -26,7 +29,7 @@ from golden.onnx_import import onnx_module
 from golden.train import train
 from tests import edge_models
 from tests.golden.test_golden_cli import assert_one_line_error, run_in_process
-from tests.rgb_data import rgb_set
+from tests.rgb_data import rgb_set, write_image_folder
 
 
 class SmallResNet(nn.Module):
@@ -99,6 +102,26 @@ def test_an_imported_model_converts_trains_one_step_and_exports(tmp_path):
     loaded = load_export(tmp_path / "export")
     assert [layer.name for layer in loaded.layers] == [node.name for node in model.gemm_nodes]
     assert len(loaded.layers) == 1 + 2 + 2  # stem, the block's two convs, two Linear layers
+
+
+@pytest.mark.train  # one epoch of nested training on 32 images, then the cycle model on 2 (about 15 s)
+def test_an_onnx_model_trains_on_an_image_folder_from_the_command_line_and_runs(tmp_path, capsys):
+    """Both halves of issue 24's user path: an ONNX model and RGB PNG folders, through golden.train,
+    golden.export and apps.run (the cycle model), each from its command line."""
+    path = _export(_randomised(SmallResNet(), seed=8), (3, 16, 16), tmp_path / "model.onnx")
+    data = write_image_folder(tmp_path / "images", 40, seed=9)
+    model, out = tmp_path / "m.pt", tmp_path / "export"
+    argv = ["--method", "truncquant", "--scheme", "offset", "--net", str(path), "--data", "folder"]
+    argv += ["--data-dir", str(data), "--epochs", "1", "--sampled", "1", "--out", str(model)]
+    trained = run_in_process(train_command.main, argv, capsys)
+    assert trained.returncode == 0, trained.stderr
+    assert f"({path} on folder, truncquant/offset" in trained.stdout
+    assert run_in_process(export_command.main, [str(model), "--out", str(out)], capsys).returncode == 0
+    ran = run_in_process(
+        apps.run.main, [str(out), "--data-dir", str(data), "--limit", "2", "-o", str(tmp_path / "run")], capsys
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "folder, 2 test" in ran.stdout
 
 
 def test_the_convert_command_reads_an_onnx_file(tmp_path, capsys):

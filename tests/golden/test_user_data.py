@@ -82,6 +82,9 @@ def test_bad_npz_files_and_halves(tmp_path):
     (tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(InputError, match="text.npz: not a readable .npz file"):
         load_split("npz", tmp_path / "text.npz")
+    np.save(tmp_path / "one.npy", GOOD_X)
+    with pytest.raises(InputError, match="one.npy: one array, not an .npz archive"):
+        load_split("npz", tmp_path / "one.npy")
     halves = tmp_path / "halves"
     halves.mkdir()
     write_npz(halves / "train.npz", 8, seed=8)
