@@ -6,7 +6,8 @@ the model's weights, in a torch.fx graph of the same shape: Conv -> Conv2d, Batc
 BatchNorm2d, Gemm and MatMul (+ Add of a constant bias) -> Linear, Relu -> ReLU, Clip -> torch.clamp,
 Add -> `+`, MaxPool / AveragePool -> MaxPool2d / AvgPool2d, GlobalAveragePool and ReduceMean over H and W ->
 global average pooling,
-Flatten (axis 1) and a Reshape to [batch, rest] -> flatten, Identity and Dropout removed. A submodule is named
+Flatten (axis 1) and a Reshape to [batch, rest] -> flatten (its target a constant or computed from x.size(0):
+Shape, Gather, Unsqueeze... are read only as such), Identity and Dropout removed. A submodule is named
 after its ONNX node ("/layer1/conv1/Conv" -> "layer1_conv1_Conv"), so the converter's messages name it.
 Anything else, and a node this mapping cannot express (a weight that is not a constant, asymmetric padding,
 auto_pad that pads unevenly), is refused with one InputError listing every such node (operation and name) at once.
@@ -46,6 +47,9 @@ SUPPORTED = (
     "Dropout",
     "Constant",
 )
+#: The exporter's arithmetic on sizes (x.view(x.size(0), -1) with a dynamic batch): read only as a Reshape's
+#: target, whose result shape inference knows.
+SHAPE_OPS = ("Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast")
 QONNX_OPS = ("Quant", "BipolarQuant", "Trunc", "MultiThreshold")
 MAX_BYTES = 1 << 30  # larger than any model this engine runs; onnx.load would otherwise read anything
 
@@ -73,7 +77,7 @@ def _load(path: Path):
         model = onnx.load(str(path))
         _refuse_qonnx(path, model)
         onnx.checker.check_model(model)
-        return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except InputError:
         raise
     except Exception as exc:  # protobuf and the checker raise several unrelated types
@@ -116,6 +120,7 @@ class _Importer:
         self.values: dict[str, fx.Node] = {}
         self.uses = _use_counts(self.graph)
         self.linear_of: dict[str, nn.Linear] = {}  # MatMul outputs awaiting their bias Add
+        self.sizes: set[str] = set()  # outputs of SHAPE_OPS
         self.problems: list[str] = []
         self._bind_input(input_shape)
 
@@ -160,6 +165,9 @@ class _Importer:
     # --- the operations ---------------------------------------------------------------------------------
 
     def _map(self, node) -> None:
+        if node.domain in ("", "ai.onnx") and node.op_type in SHAPE_OPS:
+            self.sizes.update(node.output)
+            return
         if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED:
             raise _Unsupported("")
         if node.op_type == "Constant":
@@ -300,12 +308,15 @@ class _Importer:
         return self._module(node, nn.Flatten())
 
     def _reshape(self, node, attrs) -> fx.Node:
-        """A reshape to [batch, everything else] is a flatten; the batch size is free, whatever the file says."""
+        """A reshape to [batch, everything else] is a flatten; the batch size is free, whatever the file says. The
+        target is what shape inference makes of it: a constant, or sizes computed from x (SHAPE_OPS), where the
+        second dimension may stay unknown (a -1) if the first is the input's batch dimension."""
         source, target = self._shape(node.input[0]), self._shape(node.output[0])
         if source is None or target is None or len(target) != 2 or len(source) < 2:
             raise _Unsupported("only a reshape to [batch, C*H*W] is read")
         rest = source[1:]
-        if not all(isinstance(d, int) for d in rest) or target[1] != math.prod(rest):
+        flat = target[1] == math.prod(rest) or (target[1] is None and target[0] == source[0] is not None)
+        if not all(isinstance(d, int) for d in rest) or not flat:
             raise _Unsupported(f"a reshape of {source} to {target}, not to [batch, C*H*W]")
         return self._module(node, nn.Flatten())
 
@@ -327,6 +338,8 @@ class _Importer:
         return self.fx_graph.create_node(kind, target, args, kwargs or {}, name=_module_name(node, self.root))
 
     def _value(self, name: str) -> fx.Node:
+        if name in self.sizes:
+            raise _Unsupported(f"input {name!r} is computed from sizes (Shape), not a tensor of the network")
         if name not in self.values:
             raise _Unsupported(f"input {name!r} is a constant where a tensor of the network is expected")
         return self.values[name]
@@ -396,11 +409,16 @@ def _set(module: nn.Module, **tensors) -> None:
 
 
 def _dims_of(value_info) -> tuple | None:
-    """The static shape of a typed value: an int per known dimension, its symbol (or None) otherwise."""
+    """The static shape of a typed value: an int per known dimension, its symbol (the batch's "N"), or None
+    where nothing is known (shape inference's own "unk__" symbols stand for no two equal sizes)."""
     tensor = value_info.type.tensor_type
     if not tensor.HasField("shape"):
         return None
-    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+    return tuple(d.dim_value if d.HasField("dim_value") else _symbol(d.dim_param) for d in tensor.shape.dim)
+
+
+def _symbol(name: str) -> str | None:
+    return None if not name or name.startswith("unk__") else name
 
 
 def _use_counts(graph) -> dict[str, int]:

@@ -59,26 +59,49 @@ def _randomised(model: nn.Module, seed: int) -> nn.Module:
     return model.eval()
 
 
-def _export(model: nn.Module, shape, path: Path, keep_batchnorm: bool = False) -> Path:
+class ViewNet(nn.Module):
+    """x.view(x.size(0), -1): with a dynamic batch, the exporter computes the target from Shape and Gather."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.Linear(4 * 8 * 8, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def _export(model: nn.Module, shape, path: Path, keep_batchnorm: bool = False, dynamic_batch: bool = False) -> Path:
     mode = torch.onnx.TrainingMode.PRESERVE if keep_batchnorm else torch.onnx.TrainingMode.EVAL
+    axes = {"x": {0: "N"}} if dynamic_batch else None
     with pytest.warns(DeprecationWarning):  # the TorchScript exporter (module docstring)
-        torch.onnx.export(model, (torch.zeros(1, *shape),), str(path), dynamo=False, training=mode)
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, *shape),),
+            str(path),
+            dynamo=False,
+            training=mode,
+            input_names=["x"],
+            dynamic_axes=axes,
+        )
     return path
 
 
 @pytest.mark.parametrize(
-    "make, shape, keep_batchnorm",
+    "make, shape, keep_batchnorm, dynamic_batch",
     [
-        (SmallResNet, (3, 16, 16), False),  # the exporter folds BatchNorm into the conv bias
-        (SmallResNet, (3, 16, 16), True),  # BatchNormalization nodes kept
-        (edge_models.EdgeNet, (3, 16, 16), False),  # ReLU6, hardtanh and clamp as Clip; grouped, dilated convs
-        (lambda: edge_models.ResNet18Like(width=4), (3, 32, 32), False),  # view, 7x7/2 stem, downsampling
+        (SmallResNet, (3, 16, 16), False, False),  # the exporter folds BatchNorm into the conv bias
+        (SmallResNet, (3, 16, 16), True, True),  # BatchNormalization nodes kept; a batch dimension "N"
+        (edge_models.EdgeNet, (3, 16, 16), False, False),  # ReLU6, hardtanh, clamp as Clip; grouped, dilated convs
+        (lambda: edge_models.ResNet18Like(width=4), (3, 32, 32), False, False),  # 7x7/2 stem, downsampling
+        (ViewNet, (3, 16, 16), False, False),  # a Reshape to a constant [1, -1]
+        (ViewNet, (3, 16, 16), False, True),  # a Reshape to sizes computed from x
     ],
 )
-def test_an_exported_model_imports_as_the_same_float_function(tmp_path, make, shape, keep_batchnorm):
+def test_an_exported_model_imports_as_the_same_float_function(tmp_path, make, shape, keep_batchnorm, dynamic_batch):
     torch.manual_seed(0)
     original = _randomised(make(), seed=1)
-    imported = onnx_module(_export(original, shape, tmp_path / "model.onnx", keep_batchnorm), shape)
+    imported = onnx_module(_export(original, shape, tmp_path / "model.onnx", keep_batchnorm, dynamic_batch), shape)
     x = torch.rand(6, *shape, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         assert float((imported(x) - original(x)).abs().max()) < 1e-5
@@ -96,7 +119,7 @@ def test_an_imported_model_converts_trains_one_step_and_exports(tmp_path):
     before = convert(onnx_module(path, (3, 16, 16)), spec, (3, 16, 16))
     model = train(spec, 1, 0, 2e-3, 32, lambda line: None, net=str(path), split=split, sampled=1)
     # The converted model starts from the ONNX weights (one step of Adam moves each by about the rate).
-    step = (model.layers["block_conv1_Conv"].weight - before.layers["block_conv1_Conv"].weight).abs().max()
+    step = (model.layers["block_conv1_Conv"].weight - before.layers["block_conv1_Conv"].weight).abs().max().detach()
     assert 0 < float(step) < 1e-2
     write_export(build_export(model), tmp_path / "export")
     loaded = load_export(tmp_path / "export")
