@@ -156,7 +156,10 @@ class _Importer:
                 f"{self.path}: {len(self.problems)} ONNX node(s) do not convert: {'; '.join(self.problems)} "
                 f"(supported: {', '.join(SUPPORTED)})"
             )
-        self.fx_graph.output(self.values[self.graph.output[0].name])
+        output = self.graph.output[0].name
+        if output not in self.values:
+            raise InputError(f"{self.path}: the output {output!r} is a constant or sizes, not computed from the input")
+        self.fx_graph.output(self.values[output])
         return fx.GraphModule(self.root, self.fx_graph, class_name="OnnxModel").eval()  # an inference model
 
     def _first_value(self, node) -> fx.Node | None:

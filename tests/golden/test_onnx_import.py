@@ -222,6 +222,13 @@ def test_a_qonnx_model_is_refused_in_one_line(tmp_path):
         onnx_module(path)
 
 
+def test_a_model_whose_output_is_no_function_of_its_input_is_refused(tmp_path):
+    constant = numpy_helper.from_array(np.zeros((1, 4), np.float32))
+    path = _graph_file(tmp_path / "constant.onnx", [helper.make_node("Constant", [], ["y"], name="c", value=constant)])
+    with pytest.raises(InputError, match="the output 'y' is a constant or sizes"):
+        onnx_module(path)
+
+
 def test_a_file_that_is_no_onnx_model_is_one_error(tmp_path, capsys):
     (tmp_path / "junk.onnx").write_bytes(b"\x08\x07junk")
     result = run_in_process(convert_command.main, [str(tmp_path / "junk.onnx"), "--input-shape", "3,8,8"], capsys)
