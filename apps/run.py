@@ -1,4 +1,4 @@
-"""`python -m apps.run EXPORT`: a test set (digits or Fashion-MNIST) through the engine, per precision policy.
+"""`python -m apps.run EXPORT`: a test set (digits, Fashion-MNIST or your own) through the engine, per precision policy.
 
 A policy is a weight precision k for every layer (`--bits`, `--policy uniform:K`), one k per GEMM layer
 (`--policy static:...`), or the export's run-time controller (`--policy dynamic[:BUDGET]`), which picks a k

@@ -237,7 +237,7 @@ def write_plot(rows, path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="bench/truncation_table.py", description=__doc__.split("\n\n")[0])
-    add_data_arguments(parser, reads_model=False)
+    add_data_arguments(parser, reads_model=False, datasets=tuple(RECIPES))  # a recipe per data set
     parser.add_argument("--net", choices=NETS, help="network (default: the data set's recipe)")
     by_recipe = "(default: the data set's recipe)"
     parser.add_argument("--epochs", type=number(int, 1, 1000), help=f"1..1000 {by_recipe}")

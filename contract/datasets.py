@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from contract.cli import Parser, number
 
-DATASETS = ("digits", "fashion-mnist")
+#: The user's own data sets (golden.user_data), read from the path given with --data-dir: `npz`, NumPy arrays
+#: (x [N, C, H, W] uint8, y [N] labels); `folder`, one sub-folder of PNG/JPEG images per class.
+USER_DATASETS = ("npz", "folder")
+DATASETS = ("digits", "fashion-mnist", *USER_DATASETS)
 #: What a pixel is divided by to bring it into [0, 1] before it becomes an activation code: the digits are
-#: integers 0..16, Fashion-MNIST's are bytes. An export records its data set's scale (model.json "input").
-PIXEL_MAX = {"digits": 16, "fashion-mnist": 255}
+#: integers 0..16, the other data sets' are bytes. An export records its data set's scale (model.json "input").
+PIXEL_MAX = {"digits": 16, "fashion-mnist": 255, "npz": 255, "folder": 255}
+#: The data sets read from --data-dir (Fashion-MNIST only where its package is not installed).
+DIRECTORY_DATASETS = ("fashion-mnist", *USER_DATASETS)
 #: The data set of a model whose checkpoint or export records none (trained before the record existed).
 FALLBACK_DATASET = "digits"
 MAX_LIMIT = 1 << 30
@@ -24,8 +29,10 @@ def add_data_arguments(
     limit_aliases: tuple[str, ...] = (),
     *,
     reads_model: bool = True,
+    datasets: tuple[str, ...] = DATASETS,
 ) -> None:
-    """--data, --data-dir and --limit (also spelt as `limit_aliases`, for a tool's older flag name).
+    """--data, --data-dir and --limit (also spelt as `limit_aliases`, for a tool's older flag name); `datasets`:
+    the data sets a tool has recipes for, if not all.
 
     For a tool that reads a trained model (`reads_model`), --data defaults to the data set the model records,
     resolved by `chosen_dataset` once the model is loaded; a tool that trains from scratch defaults to digits."""
@@ -33,9 +40,13 @@ def add_data_arguments(
         default, data_help = None, f"data set (default: the model's own, as recorded; {FALLBACK_DATASET} if none)"
     else:
         default, data_help = FALLBACK_DATASET, "data set"
-    parser.add_argument("--data", choices=DATASETS, default=default, help=data_help)
+    parser.add_argument("--data", choices=datasets, default=default, help=data_help)
     parser.add_argument(
-        "--data-dir", help="directory of the Fashion-MNIST idx files (default: the Debian package's directory)"
+        "--data-dir",
+        metavar="PATH",
+        help="fashion-mnist: directory of the idx files (default: the Debian package's directory); npz: a .npz "
+        "file (split 80/20 here) or a directory holding train.npz and test.npz; folder: a directory of class "
+        "sub-folders (split 80/20 here) or one holding train/ and test/ of them (needed for npz and folder)",
     )
     parser.add_argument(
         "--limit",

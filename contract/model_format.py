@@ -6,7 +6,8 @@ model and other languages can read it:
 model.json  {"format": "nestmac-model", "format_version": 5, "numerics_contract": <contract version>,
              "method", "scheme", "base_bits" (B), "act_bits" (A), "acc_bits" (ACC),
              "weight_precisions": [B..1], "act_precision": A (requantization is derived for j = A),
-             "input": {"shape": [C, H, W], "dataset": the data set trained on (null if not recorded),
+             "input": {"shape": [C, H, W], "dataset": the data set trained on (contract.datasets: "digits",
+                       "fashion-mnist", or the user's own "npz" or "folder", not its path; null if not recorded),
                        "pixel_max": its pixel scale (null likewise), "quantization": ...}, "lowering": ...,
              "layers": [{"name", "kind": "conv"|"linear", "in_shape", "out_shape",
                          "kernel", "stride", "padding", "dilation" (each an integer, or [height, width] when

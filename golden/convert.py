@@ -35,9 +35,9 @@ model", has them as a table:
 Anything else is refused with one InputError listing every node that does not convert (the operation, the
 graph node and its module path), so a user fixes a model in one round rather than one node per attempt.
 
-`python -m golden.convert MODEL.py:CLASS --input-shape C,H,W` converts a model and prints the converted
-graph and what the engine runs (GEMM M, K, N per layer; host adds and poolings), or the refusal as one
-`error:` line.
+`python -m golden.convert MODEL.py:CLASS --input-shape C,H,W` (or MODEL.onnx, a float ONNX model read by
+golden.onnx_import) converts a model and prints the converted graph and what the engine runs (GEMM M, K, N
+per layer; host adds and poolings), or the refusal as one `error:` line.
 """
 
 from __future__ import annotations
@@ -133,8 +133,8 @@ class Conversion:
 
 class _Converter:
     def __init__(self, module: nn.Module, input_shape: tuple[int, ...]):
-        try:
-            self.graph_module = fx.symbolic_trace(module)
+        try:  # a graph already built (golden.onnx_import) keeps its node names, which the messages quote
+            self.graph_module = module if isinstance(module, fx.GraphModule) else fx.symbolic_trace(module)
         except Exception as exc:  # fx reports untraceable code with many exception types
             raise InputError(f"the model cannot be traced by torch.fx ({type(exc).__name__}: {exc})") from None
         self.modules = dict(self.graph_module.named_modules())
@@ -746,8 +746,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "model",
-        help=f"FILE.py:CLASS, your own torch.nn.Module constructed without arguments, or {' or '.join(NETS)} "
-        "(golden.nets)",
+        help="FILE.py:CLASS, your own torch.nn.Module constructed without arguments; FILE.onnx, a float ONNX model "
+        f"(golden.onnx_import); or {' or '.join(NETS)} (golden.nets)",
     )
     parser.add_argument(
         "--input-shape", type=input_shape, required=True, metavar="C,H,W", help="one input's shape, e.g. 1,28,28"

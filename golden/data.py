@@ -4,6 +4,8 @@
   seed 0) so that every model, export, test and benchmark is scored on the same 360 test images.
 - `fashion-mnist`: the standard 60,000 + 10,000 28x28 images from Debian's `dataset-fashion-mnist` package
   (IDX files under /usr/share/datasets/fashion-mnist/), where precision matters.
+- `npz` and `folder`: the user's own data set at --data-dir (golden.user_data), any C x H x W (RGB or greyscale)
+  of bytes; a single set is split as the digits are (stratified, 20 % test, seed 0).
 
 Nothing is ever downloaded: a missing data set is one error naming the package and its files.
 """
@@ -19,9 +21,10 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from contract.cli import InputError
-from contract.datasets import DATASETS, PIXEL_MAX, chosen_dataset
+from contract.datasets import DATASETS, DIRECTORY_DATASETS, PIXEL_MAX, USER_DATASETS, chosen_dataset
 from golden.idx import read_idx
 from golden.quant import activation_code
+from golden.user_data import Labelled, read_user_data
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -42,7 +45,7 @@ FASHION_MNIST_SHAPE = (1, 28, 28)
 
 @dataclass(frozen=True)
 class Split:
-    """Images as float tensors [N, 1, 8, 8] in [0, 1] and labels as int64 [N]."""
+    """Images as float tensors [N, C, H, W] in [0, 1] and labels as int64 [N]."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -73,6 +76,12 @@ def load_split(name: str, data_dir: Path | None = None, limit: int | None = None
         split = digits_split()
     elif name == "fashion-mnist":
         split = fashion_mnist_split(Path(data_dir or FASHION_MNIST_DIR))
+    elif name in USER_DATASETS:
+        if data_dir is None:
+            raise InputError(
+                f"--data {name} (given, or recorded with the model) needs --data-dir PATH, its file or directory"
+            )
+        split = user_split(name, Path(data_dir))
     else:
         raise InputError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
     if limit is None:
@@ -112,6 +121,26 @@ def fashion_mnist_split(data_dir: Path) -> Split:
     return Split(images["train_x"], labels["train_y"], images["test_x"], labels["test_y"])
 
 
+def user_split(kind: str, path: Path) -> Split:
+    """The user's `npz` or `folder` data set at `path`, pixels / 255; a single set is split as the digits are."""
+    train, test = read_user_data(kind, path)
+    if test is None:
+        train, test = _split_one_set(path, *train)
+    x_train, x_test = (torch.from_numpy(x.astype("float32") / PIXEL_MAX[kind]) for x in (train[0], test[0]))
+    return Split(x_train, torch.from_numpy(train[1]), x_test, torch.from_numpy(test[1]))
+
+
+def _split_one_set(path: Path, images, labels) -> tuple[Labelled, Labelled]:
+    """Stratified TEST_FRACTION split with SPLIT_SEED, so that training and every later scoring agree."""
+    try:
+        train_idx, test_idx = train_test_split(
+            range(len(labels)), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=labels
+        )
+    except ValueError as exc:  # too few images of a class, or fewer test images than classes
+        raise InputError(f"{path}: cannot split {len(labels)} images 80/20 by class: {exc}") from None
+    return (images[train_idx], labels[train_idx]), (images[test_idx], labels[test_idx])
+
+
 def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 2) -> torch.Tensor:
     """The usual training augmentation: a random crop after zero padding by `pad`, and a random
     horizontal flip, drawn per image from `generator` so that a seeded run is repeatable."""
@@ -129,6 +158,6 @@ def data_split(args, recorded: str | None = None) -> Split:
     """The split chosen by contract.datasets' flags; without --data, the data set `recorded` with the model
     (which `args.data` then names, so that what a tool prints and saves says what it ran on)."""
     args.data = chosen_dataset(args.data, recorded)
-    if args.data_dir is not None and args.data != "fashion-mnist":
-        raise InputError("--data-dir applies to --data fashion-mnist only")
+    if args.data_dir is not None and args.data not in DIRECTORY_DATASETS:
+        raise InputError(f"--data-dir applies to --data {', '.join(DIRECTORY_DATASETS)} only, not {args.data}")
     return load_split(args.data, args.data_dir, args.limit)

@@ -93,15 +93,20 @@ class ResNet20(nn.Module):
 
 
 def float_net(name: str, input_shape: tuple[int, int, int], classes: int = 10) -> nn.Module:
-    """A freshly initialised float network: a built-in by name (module docstring), or a user's model given as
-    FILE.py:CLASS, a torch.nn.Module subclass constructed without arguments."""
+    """A freshly initialised float network: a built-in by name (module docstring), a user's model given as
+    FILE.py:CLASS, a torch.nn.Module subclass constructed without arguments, or a float ONNX model FILE.onnx
+    with its weights (golden.onnx_import)."""
     if name == "digits":
         return DigitsCNN(input_shape[0], classes, input_shape[1])
     if name == "resnet20":
         return ResNet20(input_shape[0], classes)
+    if name.lower().endswith(".onnx"):
+        from golden.onnx_import import onnx_module  # onnx (an extra) is needed only for an ONNX model
+
+        return onnx_module(Path(name), input_shape)
     if ":" in name:
         return user_net(*name.rsplit(":", 1))
-    raise InputError(f"unknown network {name!r}; expected one of {', '.join(NETS)} or FILE.py:CLASS")
+    raise InputError(f"unknown network {name!r}; expected one of {', '.join(NETS)}, FILE.py:CLASS or FILE.onnx")
 
 
 def user_net(path: str, class_name: str) -> nn.Module:

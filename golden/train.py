@@ -41,7 +41,7 @@ DEFAULT_EPOCHS = 30
 DEFAULT_LR = 1e-2
 #: --lr without the flag, per data set: the rates of the measured recipes (bench/truncation_table.py), so a
 #: first run of a Fashion-MNIST network does not start at the digits net's rate.
-DEFAULT_LRS = {"digits": DEFAULT_LR, "fashion-mnist": 2e-3}
+DEFAULT_LRS = {"digits": DEFAULT_LR, "fashion-mnist": 2e-3, "npz": 2e-3, "folder": 2e-3}
 DEFAULT_BATCH = 64
 #: Fraction of all steps over which the learning rate warms up linearly (golden.train.warmup_cosine).
 DEFAULT_WARMUP = 0.05
@@ -134,6 +134,7 @@ def train(
     split = split or load_split("digits")
     torch.manual_seed(seed)
     model = build_net(net, spec, tuple(split.train_x.shape[1:]))
+    check_outputs_cover_labels(model, split)
     draws = torch.Generator().manual_seed(seed + 1)
     highest, lowest = spec.trained_precisions[0], spec.trained_precisions[-1]
 
@@ -156,6 +157,15 @@ def train(
             calibrate_batchnorm(model, split.train_x[:CALIBRATION_IMAGES], batch_size, mixing)
             log(f"BatchNorm statistics re-estimated on {CALIBRATION_IMAGES} training images: test {progress()}")
     return model
+
+
+def check_outputs_cover_labels(model: QuantNet, split: Split) -> None:
+    """A user's data set may have more classes than the network has logits: refuse that before training."""
+    outputs, top = math.prod(model.nodes[-1].out_shape), int(split.train_y.max())
+    if top >= outputs:
+        raise InputError(
+            f"the network has {outputs} outputs but the data set has labels up to {top}: give it {top + 1}"
+        )
 
 
 def calibrate_batchnorm(
@@ -332,8 +342,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--net",
         default="digits",
-        help=f"{' or '.join(NETS)} (golden.nets; default digits), or FILE.py:CLASS, your own torch.nn.Module of the "
-        "supported operations (golden.convert), constructed without arguments",
+        help=f"{' or '.join(NETS)} (golden.nets; default digits), FILE.py:CLASS, your own torch.nn.Module of the "
+        "supported operations (golden.convert), constructed without arguments, or FILE.onnx, a float ONNX model of "
+        "them (golden.onnx_import), fine-tuned from its weights",
     )
     add_data_arguments(parser, reads_model=False)
     parser.add_argument("--epochs", type=number(int, 1, MAX_EPOCHS), default=DEFAULT_EPOCHS, help=f"1..{MAX_EPOCHS}")

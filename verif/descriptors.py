@@ -85,6 +85,16 @@ def output_fields(d: Descriptor, max_operands: int) -> dict:
     )
 
 
+def output(out_shape, store, target=0, planes=1, operands=()) -> Descriptor:
+    """A layer's output [N, OH, OW] stored as `store` at `target` (planes 1 for codes, P for raw, 0 for logits),
+    with the fused add's `operands` (the fields the output path does not read are placeholders)."""
+    mode = {"raw": "linear", "logits": "raw"}.get(store, "relu")
+    return replace(
+        descriptor((1, 1, 1), (1, 1), 1, 0, 0), out_shape=out_shape, store=store, target=target, planes=planes,
+        operands=tuple(operands), mode=mode,
+    )  # fmt: skip
+
+
 def random_output(rng: random.Random, cfg: EngineConfig, words: int, max_channels: int, max_size: int) -> Descriptor:
     """A layer's output [N, OH, OW] (N up to 3*max(R, C) and `max_channels`, sides up to `max_size`): a codes
     store with 0, 1 or 2 fused operands (each a code map or a signed raw region of 1..3 planes), a raw store of

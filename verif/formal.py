@@ -33,6 +33,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, Cat, Cover, Elaboratable, Module, Mux, ResetSignal, Signal, Value
 
 from contract.config import EngineConfig
+from contract.numerics import MODES
 from contract.streams import INPUTS, beat_counts
 from contract.widths import ceil_div
 from eda.runner import find_tool, run_tool, tool_search_path
@@ -148,6 +149,7 @@ class ProtocolHarness(Elaboratable):
             & (command.wbits <= cfg.base_bits)
             & (command.abits >= 1)
             & (command.abits <= cfg.act_bits)
+            & (command.mode.as_value() < len(MODES))  # the 2-bit field's fourth code is no mode
         )
 
     def _command_rules(self, m: Module, command) -> None:
@@ -303,6 +305,20 @@ def kept_until_ready(m: Module, port, checking: Signal) -> list[Value]:
     return [~waiting | port.valid, ~waiting | (payload == was)]
 
 
+def free_ports(component, zeroed: list[Value] = ()) -> list[Signal]:
+    """A component's ports but those the harness drives with zero (`zeroed`): to the solver, its inputs are free
+    in every cycle."""
+    ports = [Value.cast(value) for _, _, value in component.signature.flatten(component)]
+    return [port for port in ports if not any(port is z for z in zeroed)]
+
+
+def reset_in_first_cycle_only(m: Module) -> None:
+    """Assume reset in the first cycle and never again."""
+    started = Signal(reset_less=True)
+    m.d.sync += started.eq(1)
+    m.d.comb += Assume(ResetSignal() == ~started)
+
+
 def ceil_div_signal(m: Module, value, divisor: int, maximum: int, name: str) -> Signal:
     """ceil(value / divisor) for a command field, as a lookup over its legal range (divisors are small)."""
     out = Signal(range(ceil_div(maximum, divisor) + 1), name=name)
@@ -327,6 +343,7 @@ class ProofResult:
 
 def prove(harness: ProtocolHarness, name: str, mode: str, depth: int, workdir: Path) -> ProofResult:
     """Run SymbiYosys (`mode` bmc or cover) on the harness; the verdict is SBY's own DONE line."""
+    workdir = workdir.resolve()  # SBY runs the solver from its own directory: a relative PATH entry would miss
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{name}.il").write_text(rtlil.convert(harness, ports=harness.ports()))
     (workdir / f"{name}.sby").write_text(

@@ -226,7 +226,7 @@ def data_dir(path, magic_kind: int):
         (["--data", "fashion-mnist", "--data-dir", "{tmp}/empty"], "install the Debian package dataset-fashion-mnist"),
         (["--data", "fashion-mnist", "--data-dir", "{truncated}"], "the file holds 0"),
         (["--data", "fashion-mnist", "--data-dir", "{wrong_magic}"], "wrong magic number"),
-        (["--data-dir", "{tmp}"], "--data-dir applies to --data fashion-mnist only"),
+        (["--data-dir", "{tmp}"], "--data-dir applies to --data fashion-mnist, npz, folder only, not digits"),
         (["--data", "cifar"], "invalid choice"),
         (["--limit", "0"], "must be an integer in 1.."),
     ],

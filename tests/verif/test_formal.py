@@ -12,9 +12,10 @@ from __future__ import annotations
 import pytest
 from amaranth.hdl import Const
 
-from hw.sequencer import Sequencer
+from hw import sequencer
 from sim.model import command_cycles
-from verif.formal import FORMAL_CONFIG, ProtocolHarness, Shape, prove
+from tests.verif.proofs import check
+from verif.formal import FORMAL_CONFIG, ProtocolHarness, Shape
 
 pytestmark = pytest.mark.formal
 
@@ -23,12 +24,6 @@ PAYLOAD_DEPTH = 14
 COVER_DEPTH = 31  # 28 before the requantizer took 3 more cycles (issue 13)
 ILLEGAL_DEPTH = 16
 SHAPES = [Shape(1, 1, 1), Shape(2, 4, 4), Shape(1, 3, 3)]
-
-
-def check(harness, name, mode, depth, tmp_path, want=True):
-    result = prove(harness, name, mode, depth, tmp_path / name)
-    print(result.summary())
-    assert result.passed == want, f"{result.summary()}, expected {'PASS' if want else 'FAIL'}; log: {result.log}"
 
 
 def test_stream_protocol_holds_under_any_input_timing(tmp_path):
@@ -72,6 +67,6 @@ def test_an_illegal_command_is_refused_and_the_next_one_runs(tmp_path):
 
 
 def test_the_refusal_proof_fails_on_an_engine_that_takes_every_command(tmp_path, monkeypatch):
-    monkeypatch.setattr(Sequencer, "_legal", lambda self, payload: Const(1))
+    monkeypatch.setattr(sequencer, "command_legal", lambda cfg, payload: Const(1))
     harness = ProtocolHarness(FORMAL_CONFIG, zero_data=True, allow_illegal=True)
     check(harness, "accepts_all", "bmc", ILLEGAL_DEPTH, tmp_path, want=False)

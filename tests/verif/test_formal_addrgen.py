@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from verif.formal import prove
+from tests.verif.proofs import check
 from verif.formal_addrgen import AddressHarness
 
 pytestmark = pytest.mark.formal
 
 DEPTH = 12  # reset, a descriptor taken, then 10 reads (verif/formal_addrgen.py)
-
-
-def check(harness, name, mode, depth, tmp_path, want=True):
-    result = prove(harness, name, mode, depth, tmp_path / name)
-    print(result.summary())
-    assert result.passed == want, f"{result.summary()}, expected {'PASS' if want else 'FAIL'}; log: {result.log}"
 
 
 def test_every_read_is_in_its_map_and_every_walk_has_its_reads(tmp_path):
