@@ -62,9 +62,10 @@ PROGRAM_MEMORY_MODULES = ("scratchpad", *(f"engine.{path}" for path in MEMORY_MO
 
 
 def program_engine_blocks(cfg: EngineConfig) -> dict[str, str]:
-    """Submodule paths below the top -> their block in PROGRAM_BLOCK_ORDER. A path stands for its whole subtree
-    except the paths below it that are named themselves (eda.report.block_of): `engine` is the GEMM engine's
-    control and each path of hw.engine.engine_blocks its block, as in the GEMM engine's own report."""
+    """Submodule paths below the top -> their block in PROGRAM_BLOCK_ORDER, what `eda.synth --program` reads. A
+    module's block is that of its nearest named ancestor (itself first), so `engine` stands for the GEMM engine's
+    control (its modules that hw.engine.engine_blocks does not name, as in the GEMM engine's own report) and
+    `fetch` for the activation fetch around its address generator; the top alone is PROGRAM_OTHER_BLOCK."""
     return (
         {"engine": f"engine.{OTHER_BLOCK}"}
         | {f"engine.{path}": f"engine.{block}" for path, block in engine_blocks(cfg).items()}
