@@ -94,16 +94,33 @@ def nextpnr_utilisation(report: dict) -> dict[str, dict[str, int]]:
     }
 
 
-def gate_counts(stat: dict, top: str, hierarchy: dict[str, str]) -> dict:
-    """Per block: generic gates by type, NAND2 equivalents and transistors, from a hierarchical
+def block_of(path: str, hierarchy: dict[str, str], other: str) -> str:
+    """The block of the module at `path` (dotted, below the top): its own entry in `hierarchy`, else its
+    nearest named ancestor's, else `other` (the top and whatever no named path contains)."""
+    while path:
+        if path in hierarchy:
+            return hierarchy[path]
+        path = path.rpartition(".")[0]
+    return other
+
+
+def gate_counts(
+    stat: dict,
+    top: str,
+    hierarchy: dict[str, str],
+    order: tuple[str, ...] = BLOCK_ORDER,
+    other: str = OTHER_BLOCK,
+) -> dict:
+    """Per block of `order`: generic gates by type, NAND2 equivalents and transistors, from a hierarchical
     `stat -json` (every engine submodule is instantiated exactly once, so module counts simply add).
-    `hierarchy` maps a module's path below `top` to its block (hw.engine.engine_blocks); every other
-    module's gates are OTHER_BLOCK's."""
-    blocks = {name: {"cells": {}, "nand2_eq": 0.0, "transistors": 0} for name in BLOCK_ORDER}
+    `hierarchy` maps a module's path below `top` to its block (hw.engine.engine_blocks,
+    hw.program_engine.program_engine_blocks; `block_of`); every other module's gates are `other`'s."""
+    blocks = {name: {"cells": {}, "nand2_eq": 0.0, "transistors": 0} for name in order}
     unknown = set()
     for module, data in stat["modules"].items():
-        path = module.lstrip("\\").removeprefix(f"{top}.")
-        block = blocks[hierarchy.get(path, OTHER_BLOCK)]
+        name = module.lstrip("\\")
+        path = name.removeprefix(f"{top}.") if name != top else ""
+        block = blocks[block_of(path, hierarchy, other)]
         for cell_type, count in data["num_cells_by_type"].items():
             if cell_type in GATE_CELLS:
                 _, area, transistors = GATE_CELLS[cell_type]
@@ -112,7 +129,7 @@ def gate_counts(stat: dict, top: str, hierarchy: dict[str, str]) -> dict:
                 block["transistors"] += count * transistors
             elif cell_type.startswith("$"):
                 unknown.add(cell_type)
-    unknown.discard("$mem_v2")  # the accumulator memory, counted by `memory_estimate`
+    unknown.discard("$mem_v2")  # the SRAM memories, counted by `memory_estimate`
     unknown.discard("$scopeinfo")
     if unknown:
         raise CommandError(f"gate netlist has cells without an area: {sorted(unknown)}")
@@ -132,16 +149,18 @@ def memory_estimate(bits: int) -> dict:
     }
 
 
-def asic_area(blocks: dict, memory: dict) -> dict:
+def asic_area(blocks: dict, *memories: dict) -> dict:
+    """Logic (the blocks' gates) plus every SRAM memory (`memory_estimate`), at the node's cell areas."""
     logic = sum(block["nand2_eq"] for block in blocks.values())
     logic_um2 = logic * NAND2_UM2
+    memory_um2 = sum(memory["sram_um2"] for memory in memories)
     return {
         "node": NODE,
         "nand2_um2": NAND2_UM2,
         "logic_nand2_eq": round(logic, 1),
         "logic_um2": round(logic_um2, 1),
-        "memory_um2": memory["sram_um2"],
-        "total_mm2": round((logic_um2 + memory["sram_um2"]) / 1e6, 4),
+        "memory_um2": round(memory_um2, 1),
+        "total_mm2": round((logic_um2 + memory_um2) / 1e6, 4),
     }
 
 

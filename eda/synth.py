@@ -3,7 +3,9 @@
 
 The Verilog comes from `hw.generate.generate`, the very code path users run, so the numbers describe
 the engine they get. Everything lands in <out>/<tag>/ (report.json, tool logs, netlists) all or nothing;
-`--fixed-precision` builds the baseline that prices run-time precision switching (docs/estimates.md).
+`--fixed-precision` builds the baseline that prices run-time precision switching (docs/estimates.md);
+`--program [--act-kib KIB]` the program engine (hw/program_engine.py), its scratchpad costed as SRAM like the
+accumulator and its gates by block of hw.program_engine.PROGRAM_BLOCK_ORDER.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from contract.cli import InputError, Parser, atomic_dir, one_line, run_main
 from contract.config import EngineConfig, engine_tag
 from contract.paths import build_dir
+from contract.program import ProgramLimits
 from eda.harness import HARNESS_TOP, HarnessCost, ice40_harness
 from eda.report import (
     asic_area,
@@ -34,7 +37,22 @@ from eda.report import (
 from eda.runner import YOSYS, run_tool
 from eda.targets import DEFAULT_MAX_M, TARGETS, AsicTarget, FpgaTarget
 from hw.engine import BLOCK_ORDER, MEMORY_MODULES, engine_blocks
-from hw.generate import TOP_NAME, add_config_arguments, config_from_args, generate, parse_engine_args
+from hw.generate import (
+    PROGRAM_TOP_NAME,
+    TOP_NAME,
+    add_config_arguments,
+    add_program_arguments,
+    config_from_args,
+    generate,
+    limits_from_args,
+    parse_engine_args,
+)
+from hw.program_engine import (
+    PROGRAM_BLOCK_ORDER,
+    PROGRAM_MEMORY_MODULES,
+    PROGRAM_OTHER_BLOCK,
+    program_engine_blocks,
+)
 
 DEFAULT_OUT = build_dir("synth")
 DSP_POLICIES = ("auto", "on", "off")
@@ -45,14 +63,16 @@ DOES_NOT_FIT = re.compile(
     re.IGNORECASE,
 )
 
-#: The engine's own memories (hw.engine.MEMORY_MODULES) stay memories, costed as SRAM macros; any other
-#: memory becomes flip-flops.
-SRAM_MODULES = " ".join(f"{TOP_NAME}.{path}/t:$mem_v2 %d" for path in MEMORY_MODULES)
-ASIC_SCRIPT = f"""\
-read_verilog gen/{TOP_NAME}.v
-hierarchy -check -top {TOP_NAME}
-synth -top {TOP_NAME} -run begin:fine
-memory_map t:$mem_v2 {SRAM_MODULES}
+
+def asic_script(top: str, memory_modules: tuple[str, ...]) -> str:
+    """The Yosys script of the ASIC flow: the memories in `memory_modules` (paths below `top`) stay memories,
+    costed as SRAM macros; any other memory (the FIFOs') becomes flip-flops."""
+    sram = " ".join(f"{top}.{path}/t:$mem_v2 %d" for path in memory_modules)
+    return f"""\
+read_verilog gen/{top}.v
+hierarchy -check -top {top}
+synth -top {top} -run begin:fine
+memory_map t:$mem_v2 {sram}
 opt -fast -full
 techmap
 opt -fast
@@ -63,12 +83,29 @@ tee -q -o stat.json stat -json -tech cmos
 """
 
 
-def tag_for(cfg: EngineConfig, target: str, seed: int | None = None) -> str:
+ASIC_SCRIPT = asic_script(TOP_NAME, MEMORY_MODULES)
+PROGRAM_ASIC_SCRIPT = asic_script(PROGRAM_TOP_NAME, PROGRAM_MEMORY_MODULES)
+
+
+def tag_for(cfg: EngineConfig, target: str, seed: int | None = None, limits: ProgramLimits | None = None) -> str:
     """The report directory's name: every generation parameter that changes the netlist, so that two
     engines never overwrite each other's reports (a digit-serial engine carries -d<D>, a pipelined one -p;
-    the bit-parallel tag is unchanged, so existing reports keep their names), and a placement seed other
+    the bit-parallel tag is unchanged, so existing reports keep their names; a program engine carries
+    -program-w<words> and each of its limits that is not the default), and a placement seed other
     than nextpnr's own (-s<N>), so that a seed table keeps every seed's report."""
-    return f"{target}-{engine_tag(cfg)}" + ("" if seed is None else f"-s{seed}")
+    return f"{target}-{engine_tag(cfg)}{program_tag(limits)}" + ("" if seed is None else f"-s{seed}")
+
+
+def program_tag(limits: ProgramLimits | None) -> str:
+    """'' for the GEMM engine; for the program engine its scratchpad words and non-default limits, e.g.
+    -program-w1024 or -program-w256-size16-operands1."""
+    if limits is None:
+        return ""
+    defaults = ProgramLimits(limits.words).as_dict()
+    changed = {name: value for name, value in limits.as_dict().items() if value != defaults[name]}
+    return f"-program-w{limits.words}" + "".join(
+        f"-{name.removeprefix('max_').replace('_', '-')}{value}" for name, value in changed.items()
+    )
 
 
 class Progress:
@@ -90,10 +127,12 @@ def synthesize(
     emit: Callable[[str], None] = print,
     pnr_timeout: float | None = None,
     seed: int | None = None,
+    limits: ProgramLimits | None = None,
 ) -> dict:
     """Build, synthesise (and for FPGAs place and route) one configuration; returns the report that is also
     written to <out_root>/<tag>/report.json. `seed` is nextpnr's placement seed (its default if None): Fmax
-    varies with it by several percent, so a timing figure is worth reading beside other seeds'."""
+    varies with it by several percent, so a timing figure is worth reading beside other seeds'. With `limits`
+    the program engine around the GEMM engine `cfg` is built instead."""
     if target_name not in TARGETS:
         raise InputError(f"unknown target {target_name!r}: choose from {', '.join(TARGETS)}")
     if dsp not in DSP_POLICIES:
@@ -104,17 +143,19 @@ def synthesize(
     if seed is not None and not 0 <= seed < 1 << 31:
         raise InputError(f"--seed must be in 0..{(1 << 31) - 1}, got {seed}")
     target = TARGETS[target_name]
-    tag = tag_for(cfg, target_name, seed)
+    tag = tag_for(cfg, target_name, seed, limits)
     progress = Progress(tag, emit)
     start = time.perf_counter()
     # The flow's settings that the tag leaves out are recorded: a run at another timing target or DSP policy
     # refuses to replace this report instead of silently losing its figures.
     settings = {"dsp": dsp, "freq_mhz": freq_mhz, "pnr_timeout": pnr_timeout}
     with atomic_dir(Path(out_root) / tag, "eda.synth", "synth-run", run=settings) as work:
-        generated = generate(cfg, work / "gen")
+        generated = generate(cfg, work / "gen", limits)
         progress(f"generate: done in {generated.seconds:.1f} s")
         manifest = json.loads(generated.manifest.read_text())
         report = {"tag": tag, "target": target_name, "config": cfg.as_dict()}
+        if limits is not None:
+            report["program"] = manifest["program"]
         if isinstance(target, AsicTarget):
             report |= asic_flow(cfg, work, manifest, progress)
         else:
@@ -126,24 +167,36 @@ def synthesize(
 
 
 def asic_flow(cfg: EngineConfig, work: Path, manifest: dict, progress: Progress) -> dict:
-    """Gates per block of the engine's hierarchy (hw.engine.engine_blocks), its memories costed as SRAM."""
-    (work / "asic.ys").write_text(ASIC_SCRIPT)
+    """Gates per block of the engine's hierarchy (hw.engine.engine_blocks, or for the program engine
+    hw.program_engine.program_engine_blocks), its memories costed as SRAM: the accumulator under `memory`,
+    the program engine's scratchpad under `scratchpad_memory`."""
+    program = "program" in manifest
+    (work / "asic.ys").write_text(PROGRAM_ASIC_SCRIPT if program else ASIC_SCRIPT)
     run_tool(YOSYS, ["-q", "asic.ys"], work, "yosys", progress)
-    blocks = gate_counts(read_stat(work / "stat.json"), TOP_NAME, engine_blocks(cfg))
-    memory = memory_estimate(accumulator_bits(manifest))
+    stat = read_stat(work / "stat.json")
+    if program:
+        blocks = gate_counts(
+            stat, PROGRAM_TOP_NAME, program_engine_blocks(cfg), PROGRAM_BLOCK_ORDER, PROGRAM_OTHER_BLOCK
+        )
+        memories = {"memory": "accumulator", "scratchpad_memory": "scratchpad"}
+    else:
+        blocks = gate_counts(stat, TOP_NAME, engine_blocks(cfg))
+        memories = {"memory": "accumulator"}
+    estimates = {key: memory_estimate(memory_bits(manifest, name)) for key, name in memories.items()}
     return {
         "gates": {
             "blocks": blocks,
             "total_nand2_eq": round(sum(b["nand2_eq"] for b in blocks.values()), 1),
             "total_transistors": sum(b["transistors"] for b in blocks.values()),
         },
-        "memory": memory,
-        "area": asic_area(blocks, memory),
+        **estimates,
+        "area": asic_area(blocks, *estimates.values()),
     }
 
 
-def accumulator_bits(manifest: dict) -> int:
-    return sum(m["depth"] * m["width"] for m in manifest["memories"] if m["name"] == "accumulator")
+def memory_bits(manifest: dict, name: str) -> int:
+    """Bits of the manifest's memory `name` (accumulator, scratchpad)."""
+    return sum(m["depth"] * m["width"] for m in manifest["memories"] if m["name"] == name)
 
 
 def fpga_flow(
@@ -239,14 +292,15 @@ def fpga_synth(
     """Synthesise the engine alone (its resources), then add the harness if the device needs one, and
     write the netlist nextpnr places."""
     flags = " ".join(target.dsp_on if use_dsp else target.dsp_off)
+    top = manifest["top"]
     lines = [
-        f"read_verilog gen/{TOP_NAME}.v",
-        f"{target.synth_command} -top {TOP_NAME} {flags}",
+        f"read_verilog gen/{top}.v",
+        f"{target.synth_command} -top {top} {flags}",
         "tee -q -o stat.json stat -json",
     ]
     harness = None
     if target.pin_limited:
-        text, harness = ice40_harness(manifest["ports"], TOP_NAME)
+        text, harness = ice40_harness(manifest["ports"], top)
         (work / "harness.v").write_text(text)
         lines += ["read_verilog harness.v", f"hierarchy -top {HARNESS_TOP}", "flatten", "opt_clean"]
     lines.append("write_json netlist.json")
@@ -256,11 +310,12 @@ def fpga_synth(
 
 
 def print_report(report: dict) -> None:
-    cfg = report["config"]
+    cfg, program = report["config"], report.get("program")
     print(
         f"{report['tag']}: {cfg['rows']}x{cfg['cols']} PEs, B={cfg['base_bits']} A={cfg['act_bits']} "
         f"ACC={cfg['acc_bits']}, accumulator {cfg['max_m']} rows, "
         f"{'switchable' if cfg['switchable'] else 'fixed-precision baseline'}"
+        + ("" if program is None else f", program engine with a {program['words']}-word scratchpad")
     )
     if "gates" in report:
         blocks, area = report["gates"]["blocks"], report["area"]
@@ -271,18 +326,20 @@ def print_report(report: dict) -> None:
                 blocks[name]["transistors"],
                 round(blocks[name]["nand2_eq"] * area["nand2_um2"], 1),
             ]
-            for name in BLOCK_ORDER
+            for name in (BLOCK_ORDER if program is None else PROGRAM_BLOCK_ORDER)
         ]
         rows.append(
             ["logic total", report["gates"]["total_nand2_eq"], report["gates"]["total_transistors"], area["logic_um2"]]
         )
         print(format_table(["block", "NAND2-eq", "transistors", "um2"], rows))
-        memory = report["memory"]
-        print(
-            f"accumulator memory: {memory['bits']:,} bits as {memory['counted_as']}: {memory['sram_um2']:,.0f} um2 "
-            f"({memory['sram_um2_per_bit']} um2/bit; as flip-flops it would be "
-            f"{memory['as_flip_flops_nand2_eq']:,.0f} NAND2-eq)"
-        )
+        for key, name in (("memory", "accumulator"), ("scratchpad_memory", "scratchpad")):
+            if key in report:
+                memory = report[key]
+                print(
+                    f"{name} memory: {memory['bits']:,} bits as {memory['counted_as']}: {memory['sram_um2']:,.0f} "
+                    f"um2 ({memory['sram_um2_per_bit']} um2/bit; as flip-flops it would be "
+                    f"{memory['as_flip_flops_nand2_eq']:,.0f} NAND2-eq)"
+                )
         print(f"area at {area['node']}: {area['total_mm2']} mm2 (NAND2_X1 = {area['nand2_um2']} um2)")
         return
     needed = report["utilisation_percent"]
@@ -307,6 +364,7 @@ def print_report(report: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="python -m eda.synth", description=__doc__.splitlines()[0])
     add_config_arguments(parser, max_m=DEFAULT_MAX_M)
+    add_program_arguments(parser)
     parser.add_argument("--target", required=True, choices=list(TARGETS), help="device or 'asic'")
     parser.add_argument(
         "--dsp",
@@ -321,8 +379,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, help="nextpnr's placement seed (default: nextpnr's own)")
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output root (default build/synth)")
     args = parse_engine_args(parser, argv)
+    cfg = config_from_args(args)
     report = synthesize(
-        config_from_args(args), args.target, args.out, args.dsp, args.freq, pnr_timeout=args.pnr_timeout, seed=args.seed
+        cfg,
+        args.target,
+        args.out,
+        args.dsp,
+        args.freq,
+        pnr_timeout=args.pnr_timeout,
+        seed=args.seed,
+        limits=limits_from_args(args, cfg),
     )
     print_report(report)
     print(f"report: {args.out / report['tag'] / 'report.json'}")

@@ -38,11 +38,42 @@ from contract.config import EngineConfig
 from contract.program import MAX_CANDIDATES, MAX_DECISIONS, MAX_KERNEL, MAX_RAW_PLANES, MAX_STRIDE
 from hw.act_fetch import ActivationFetch
 from hw.decision import DecisionUnit
-from hw.engine import Engine, accumulator_memory
+from hw.engine import BLOCK_ORDER, MEMORY_MODULES, OTHER_BLOCK, Engine, accumulator_memory, engine_blocks
 from hw.interface import Mode, Scheme, payload_layout
 from hw.output_path import OutputPath, Store, operand_layout
 from hw.scratchpad import Scratchpad, word_layout
 from hw.sequencer import command_legal
+
+#: The blocks `eda.synth --program` reports the program engine's gates under, in its table's order: the GEMM
+#: engine's own (hw.engine.BLOCK_ORDER) under `engine.`, then the units around it; PROGRAM_OTHER_BLOCK is the
+#: top module itself (the step register, the decode products, the FSM and the scratchpad's write multiplexer).
+PROGRAM_OTHER_BLOCK = "program control"
+PROGRAM_BLOCK_ORDER = (
+    *(f"engine.{block}" for block in BLOCK_ORDER),
+    "scratchpad",
+    "address_generator",
+    "activation_fetch",
+    "output_path",
+    "decision_unit",
+    PROGRAM_OTHER_BLOCK,
+)
+
+#: The submodule paths holding the memories `ProgramEngine.memory_summary` lists (the scratchpad's and the GEMM
+#: engine's accumulator), which an ASIC flow leaves as SRAM macros.
+PROGRAM_MEMORY_MODULES = ("scratchpad", *(f"engine.{path}" for path in MEMORY_MODULES))
+
+
+def program_engine_blocks(cfg: EngineConfig) -> dict[str, str]:
+    """Submodule paths below the top -> their block in PROGRAM_BLOCK_ORDER, what `eda.synth --program` reads. A
+    module's block is that of its nearest named ancestor (itself first), so `engine` stands for the GEMM engine's
+    control (its modules that hw.engine.engine_blocks does not name, as in the GEMM engine's own report) and
+    `fetch` for the activation fetch around its address generator; the top alone is PROGRAM_OTHER_BLOCK."""
+    return (
+        {"engine": f"engine.{OTHER_BLOCK}"}
+        | {f"engine.{path}": f"engine.{block}" for path, block in engine_blocks(cfg).items()}
+        | {"scratchpad": "scratchpad", "fetch": "activation_fetch", "fetch.addresses": "address_generator"}
+        | {"output": "output_path", "decision": "decision_unit"}
+    )
 
 
 class StepKind(enum.Enum, shape=1):
