@@ -337,7 +337,10 @@ class ProgramEngine(wiring.Component):
                     output.descriptor.valid.eq(~deciding),
                     decision.start.eq(deciding),
                 ]
-                with m.If(fetch.error | output.error | ~command_legal(cfg, cmd) | ~self._precision_legal(step)):
+                precision_legal = self._precision_legal(step)
+                with m.If(~precision_legal):
+                    m.d.sync += self.error.eq(1)  # the units cannot see it: refused here
+                with m.If(fetch.error | output.error | ~command_legal(cfg, cmd) | ~precision_legal):
                     m.next = "ABORT"
                 with m.Else():
                     m.next = "RUN"
@@ -358,6 +361,7 @@ class ProgramEngine(wiring.Component):
         check): a controller has whole layers' worth of columns for at most MAX_DECISIONS registers, and a
         controlled layer's chosen candidate is one of its candidates."""
         count = step.candidate_count
-        deciding = (count >= 1) & (step.out_channels <= count * MAX_DECISIONS)
+        no_output = (step.planes == 0) & (step.operand_count == 0)
+        deciding = (count >= 1) & (step.out_channels <= count * MAX_DECISIONS) & no_output
         controlled = (count >= 1) & (count <= MAX_CANDIDATES)
         return Mux(step.store == Store.DECISION, deciding, 1) & Mux(step.k_source != 0, controlled, 1)
