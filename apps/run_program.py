@@ -2,9 +2,10 @@
 
 Each policy's network is compiled into a layer program (contract.program) for an engine with a scratchpad of
 `--act-kib` KiB, checked to fit before anything runs, and costed per image by sim.program_cost: the program's
-cycles (sim.program_cycles, exact), no host work, and energy with the scratchpad's reads and writes. Outputs
-are the batched integer path's, which the program equals bit for bit. Programs run one image at a time and
-set k per layer, so `--batch` must be 1 and a dynamic policy is refused.
+cycles (sim.program_cycles, exact), no host work, and energy with the scratchpad's reads and writes; a
+dynamic policy's images each at the k they chose (the argmax runs on chip), its per-step figures their mean.
+Outputs are the batched integer path's, which the program equals bit for bit. Programs run one image at a
+time, so `--batch` must be 1.
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ def program_setup(args, export, cfg: EngineConfig, chosen: list[ResolvedPolicy])
         raise InputError("--program runs one image at a time: use --batch 1")
     if args.rtl:
         raise InputError("--rtl does not run programs yet: run --program without it (rtl_tests/ run them)")
-    dynamic = [policy.label for policy in chosen if policy.controller is not None]
-    if dynamic:
-        raise InputError(f"--program cannot run {dynamic[0]}: layer programs set k per layer, not per image")
     limits = ProgramLimits.from_kib(args.act_kib, cfg.rows, export.act_bits)
     programs = [compile_program(export, cfg.rows, cfg.cols, limits.words, policy)[0] for policy in chosen]
     wide = cfg
@@ -45,7 +43,8 @@ def program_layers(cfg: EngineConfig, export, program: Program, cost: ProgramCos
     keys; the bytes are those entering or leaving the engine (the image's codes, each layer's weight and
     parameter images, the logits; no activations, which stay on chip), and the scratchpad's words read and
     bytes written beside them."""
-    shapes = {layer.name: list(layer.gemm_shape()) for layer in export.layers}
+    layers = [*export.layers, *(controller.layer for controller in export.controllers)]
+    shapes = {layer.name: list(layer.gemm_shape()) for layer in layers}
     param_bytes = (cfg.acc_bits + cfg.mult_bits + cfg.shift_bits) / 8
     image_bytes = math.prod(program.input_shape) * cfg.act_bits / 8
     streamed = [dict(activations=image_bytes, weights=0.0, parameters=0.0, results=0.0)]
@@ -77,8 +76,8 @@ def program_layers(cfg: EngineConfig, export, program: Program, cost: ProgramCos
 
 def external_memory(cfg: EngineConfig, program: Program, cost: ProgramCost, table) -> dict:
     """The program's external-memory traffic per inference (sim.memory_traffic: bit-plane weights at each
-    layer's k, on the default bus) and its energy split into engine, on-chip memories and DRAM (DRAM only when
-    the energy table prices it: format 2)."""
+    layer's k, a controlled layer's at its largest candidate, a bound; on the default bus) and its energy split
+    into engine, on-chip memories and DRAM (DRAM only when the energy table prices it: format 2)."""
     from sim.memory_traffic import memory_energy, memory_traffic
 
     traffic = memory_traffic(cfg, program)
@@ -110,7 +109,7 @@ def print_program_layers(label: str, layers: list[dict], clock_mhz: float) -> No
     print(f"  {'step':<24} {'cycles':>9} {'us':>8} {'MAC util %':>10} {'nJ':>9} {'SP reads':>9} {'SP KB written':>13}")
     for row in layers:
         print(
-            f"  {row['name']:<24} {row['cycles_per_inference']:9d} {row['cycles_per_inference'] / clock_mhz:8.2f} "
+            f"  {row['name']:<24} {row['cycles_per_inference']:9.0f} {row['cycles_per_inference'] / clock_mhz:8.2f} "
             f"{100 * row['mac_utilisation']:10.1f} {row['energy_nj_per_inference']:9.1f} "
-            f"{row['scratchpad_words_read']:9d} {row['scratchpad_bytes_written'] / 1024:13.2f}"
+            f"{row['scratchpad_words_read']:9.0f} {row['scratchpad_bytes_written'] / 1024:13.2f}"
         )

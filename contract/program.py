@@ -48,12 +48,19 @@ written as the add's output map. The numerics are exactly those of "Host operati
 the lowest addresses free of every live map (first fit), so a layer's output never overlaps what it reads. A
 program that does not fit is refused, naming the layer and the words needed against those available.
 
-**Policies.** Uniform and static per-layer k set each descriptor's k; a dynamic policy (a controller choosing
-k per image) is refused: programs do not support it yet.
+**Policies.** Uniform and static per-layer k set each descriptor's k. A dynamic policy runs its controller as a
+`decision` step right after the layer it reads: a linear layer over that layer's map (docs/numerics.md, "The
+controller's GEMM"), in raw mode, whose outputs go into decision registers instead of the scratchpad:
+register i holds the index of the candidate with the largest output among controlled layer i's columns, the
+first on ties (the smaller k: candidates ascend), so the argmax runs on chip, in the engine's decision unit.
+A controlled layer names its register (`k_source`) and its candidates; its parameter region holds one block
+of rows per candidate, and the engine takes the chosen block's beats and drops the others' (the weights are
+the same codes at every k). Uncontrolled layers run at the controller's fixed k.
 
 The encoded form (`encode_program`) is little-endian int32 words: a header (magic, PROGRAM_VERSION, the
 geometry, the input map, the image sizes, the descriptor count), then per descriptor its length and fields
-(`_FIELDS`, the name as its length and character codes, its fused operands as (address, planes, signed)).
+(`_FIELDS`, the name as its length and character codes, its fused operands as (address, planes, signed), then
+its candidates as their count and values).
 `decode_program` refuses a corrupt program with one line; a Program cannot be constructed invalid.
 """
 
@@ -80,16 +87,23 @@ from contract.policy import ResolvedPolicy
 from contract.widths import ceil_div
 
 PROGRAM_FORMAT = "nestmac-program"
-PROGRAM_VERSION = 2  # 2: a raw layer whose value stays on chip runs in the requantizer's linear mode
+#: 2: a raw layer whose value stays on chip runs in the requantizer's linear mode; 3: dynamic policies (decision
+#: stores, controlled layers' register and candidates).
+PROGRAM_VERSION = 3
 MAGIC = 0x524D4E  # "NMR" little-endian: the first word of an encoded program
 KINDS = ("conv", "linear")
-#: Where a layer's output goes: an A-bit code map, a raw region of planes, or out as the logits.
-STORES = ("codes", "raw", "logits")
+#: Where a layer's output goes: an A-bit code map, a raw region of planes, out as the logits, or (a
+#: controller's) into the decision registers that later layers take their k from.
+STORES = ("codes", "raw", "logits", "decision")
 #: Field limits of the address generator (the widths the HDL will give them).
 MAX_KERNEL = 7
 MAX_STRIDE = 4
 MAX_RAW_PLANES = 8
 MAX_WORD = (1 << 31) - 1
+#: A controller's limits in a program: candidates per controlled layer, and controlled layers (decision
+#: registers).
+MAX_CANDIDATES = 8
+MAX_DECISIONS = 32
 
 
 class ProgramError(InputError):
@@ -178,6 +192,11 @@ class Descriptor:
     weight_offset: int
     param_offset: int
     operands: tuple[Operand, ...] = ()
+    #: 0: the layer runs at `k`; i > 0: at the candidate that decision register i - 1 names (`k` is then the
+    #: largest candidate, the widest the layer may run at).
+    k_source: int = 0
+    #: A decision store's or a controlled layer's candidates, ascending.
+    candidates: tuple[int, ...] = ()
 
     def groups(self, rows: int) -> int:
         """G of the map read."""
@@ -194,7 +213,13 @@ class Descriptor:
         return self.n_tiles(cols) * self.k_tiles(rows) * rows * cols
 
     def param_rows(self, cols: int) -> int:
-        return self.n_tiles(cols) * cols
+        """Rows of this layer's region of the parameter image: one per output column, for each candidate of a
+        controlled layer (candidate-major)."""
+        return self.n_tiles(cols) * cols * (len(self.candidates) if self.k_source else 1)
+
+    def decisions(self) -> int:
+        """A decision store's registers: one per controlled layer (its columns, candidate by candidate)."""
+        return self.out_shape[0] // len(self.candidates)
 
     def plane_words(self, rows: int) -> int:
         """Words of one plane of the output map (and of each operand)."""
@@ -320,28 +345,34 @@ def compile_program(
 ) -> tuple[Program, ProgramImages]:
     """The program of `export` on an R x C engine with a scratchpad of `scratchpad_words` words of R codes, each
     layer at the policy's k; ProgramError (one line) for what a program cannot do or a scratchpad too small."""
-    _require(
-        policy.controller is None,
-        "dynamic policies are not yet supported by layer programs (the controller chooses k per image); use a "
-        "uniform or static policy",
-    )
-    ks = dict(zip((layer.name for layer in export.layers), policy.ks, strict=True))
+    controller = policy.controller
+    if controller is None:
+        ks = dict(zip((layer.name for layer in export.layers), policy.ks, strict=True))
+    else:  # a controlled layer's widest candidate sizes its raw regions; its descriptor runs at the chosen one
+        ks = {layer.name: controller.fixed.get(layer.name, max(controller.candidates)) for layer in export.layers}
     walked = list(steps(export))
     position = {INPUT: -1} | {step.name: index for index, step in enumerate(walked)}
     fusing = _fusing_layers(walked, position)
     fused_into = {layer: add for add, layer in fusing.items()}
-    values = _values(export, walked, position, fusing, ks, rows)
+    runs_at = {name: (k,) for name, k in ks.items()}  # every k a layer may run at
+    if controller is not None:
+        runs_at |= {name: tuple(controller.candidates) for name in controller.controls}
+    values = _values(export, walked, position, fusing, runs_at, rows)
     _allocate(list(values.values()), scratchpad_words, rows)
     adds = {step.name: step for step in walked if isinstance(step, AddStep)}
     descriptors, weights, params = [], [], []
     weight_offset = param_offset = 0
-    for step in walked:
+    for step in _with_controller(walked, controller, fused_into):
         if isinstance(step, AddStep):
             continue
-        k = ks[step.name]
-        descriptor = _descriptor(export, step, values, adds, fused_into, k, weight_offset, param_offset)
+        if controller is not None and step.name == controller.layer.name:
+            descriptor = _decision(export, step, values, controller, weight_offset, param_offset)
+        else:
+            descriptor = _descriptor(export, step, values, adds, fused_into, ks[step.name], weight_offset, param_offset)
+            descriptor = _controlled(descriptor, controller)
+        candidates = descriptor.candidates if descriptor.k_source else (descriptor.k,)
         weights.append(weight_tiles(step.layer, descriptor.in_shape, descriptor.kernel, rows, cols))
-        params.append(param_rows(step.layer, k, cols))
+        params.append(np.concatenate([param_rows(step.layer, k, cols) for k in candidates]))
         weight_offset += weights[-1].size
         param_offset += params[-1].shape[0]
         descriptors.append(descriptor)
@@ -361,8 +392,47 @@ def compile_program(
     return program, ProgramImages(np.concatenate(weights).astype(np.uint16), np.concatenate(params))
 
 
+def _with_controller(walked: list, controller, fused_into: dict[str, str]) -> list:
+    """The walk with the controller's GEMM as a step right after the layer it reads (its own output map, which
+    a fusing layer does not keep)."""
+    if controller is None:
+        return walked
+    _require(
+        controller.reads not in fused_into,
+        f"controller {controller.name} reads {controller.reads}, whose output a program keeps only as its add's",
+    )
+    index = next(i for i, step in enumerate(walked) if step.name == controller.reads)
+    reads = walked[index]
+    step = GemmStep(controller.layer, controller.reads, reads.shape, False)
+    return [*walked[: index + 1], step, *walked[index + 1 :]]
+
+
+def _decision(export: Export, step: GemmStep, values: dict[str, _Value], controller, weights: int, params: int):
+    """The controller's GEMM as a decision store: a linear layer over the map it reads, in raw mode."""
+    in_shape = _as_map(step.source_shape)
+    return Descriptor(
+        step.name, "linear", in_shape, (step.layer.N, 1, 1), in_shape[1:], 1, 0, values[step.source].address,
+        "decision", 0, 0, controller.k, export.act_bits, export.scheme, "raw", weights, params,
+        candidates=tuple(controller.candidates),
+    )  # fmt: skip
+
+
+def _controlled(d: Descriptor, controller) -> Descriptor:
+    """A layer the controller chooses k for names its decision register and the candidates (module docstring)."""
+    if controller is None or d.name not in controller.controls:
+        return d
+    return dataclasses.replace(
+        d, k_source=controller.controls.index(d.name) + 1, candidates=tuple(controller.candidates)
+    )
+
+
 def _values(
-    export: Export, walked: list, position: dict[str, int], fusing: dict[str, str], ks: dict[str, int], rows: int
+    export: Export,
+    walked: list,
+    position: dict[str, int],
+    fusing: dict[str, str],
+    runs_at: dict[str, tuple[int, ...]],
+    rows: int,
 ) -> dict[str, _Value]:
     """Every map the scratchpad holds, with its size and when it is written and last read: the input, each
     layer's output but the logits, an add's output in place of its fusing layer's."""
@@ -381,7 +451,7 @@ def _values(
         name = fused_into.get(step.name, step.name)
         planes = 1
         if step.layer.mode == "raw":  # its u stays on chip: the engine's linear mode gives it on the result port
-            width = raw_bits(step.layer, ks[step.name], export)
+            width = max(raw_bits(step.layer, k, export) for k in runs_at[step.name])
             _require(
                 width <= export.acc_bits,
                 f"layer {step.name}: its requantized value can need {width} bits, more than the engine's "
@@ -586,6 +656,7 @@ def _validate(program: Program) -> None:
     _require(len(program.descriptors) > 0, "the program has no layers")
     # Which map each live region holds: a layer must read a map of the shape it expects, written before it.
     regions = {program.input_address: (program.input_shape, 1, False)}
+    decided = 0  # decision registers set so far
     _check_region(program, "the input", program.input_address, map_words(program.input_shape, program.rows))
     for index, descriptor in enumerate(program.descriptors):
         where = f"program layer {index} ({descriptor.name})"
@@ -600,7 +671,12 @@ def _validate(program: Program) -> None:
                 f"{where}: its add operand at word {operand.address} is not a {list(descriptor.out_shape)} map "
                 f"of {operand.planes} planes",
             )
-        if descriptor.store != "logits":
+        decided = descriptor.decisions() if descriptor.store == "decision" else decided
+        _require(
+            descriptor.k_source <= decided,
+            f"{where}: reads decision register {descriptor.k_source}, which no earlier decision store sets",
+        )
+        if descriptor.store in ("codes", "raw"):
             words = descriptor.planes * descriptor.plane_words(program.rows)
             reads = [(descriptor.source, map_words(descriptor.in_shape, program.rows))]
             reads += [(o.address, o.planes * descriptor.plane_words(program.rows)) for o in descriptor.operands]
@@ -669,18 +745,19 @@ def _validate_descriptor(program: Program, d: Descriptor, where: str, last: bool
         f"{where}: k {d.k!r} or j {d.j!r} outside 1..B, 1..A",
     )
     _require(d.scheme in SCHEMES and d.mode in MODES, f"{where}: unknown scheme {d.scheme!r} or mode {d.mode!r}")
-    planes = {"codes": (1, 1), "raw": (1, MAX_RAW_PLANES), "logits": (0, 0)}[d.store]
+    planes = {"codes": (1, 1), "raw": (1, MAX_RAW_PLANES), "logits": (0, 0), "decision": (0, 0)}[d.store]
     _require(
         _is_int(d.planes) and planes[0] <= d.planes <= planes[1], f"{where}: {d.planes!r} planes for a {d.store} store"
     )
     _require(not d.operands or d.store == "codes", f"{where}: a fused add writes codes")
-    allowed = {"raw": ("linear",), "logits": ("raw", "relu")}.get(
+    allowed = {"raw": ("linear",), "logits": ("raw", "relu"), "decision": ("raw",)}.get(
         d.store, ("relu", "linear") if d.operands else ("relu",)
     )
     _require(d.mode in allowed, f"{where}: a {d.store} store runs in mode {' or '.join(allowed)}, not {d.mode}")
     _check_region(program, f"{where}: its input", d.source, map_words(d.in_shape, program.rows))
-    if d.store != "logits":
+    if d.store in ("codes", "raw"):
         _check_region(program, f"{where}: its output", d.target, d.planes * d.plane_words(program.rows))
+    _validate_precision_source(program, d, where)
     for operand in d.operands:
         _require(
             _is_int(operand.planes) and 1 <= operand.planes <= MAX_RAW_PLANES and operand.signed in (True, False),
@@ -699,10 +776,38 @@ def _validate_descriptor(program: Program, d: Descriptor, where: str, last: bool
         )
 
 
+def _validate_precision_source(program: Program, d: Descriptor, where: str) -> None:
+    """A decision store's and a controlled layer's candidates and registers (module docstring, "Policies")."""
+    dynamic = d.store == "decision" or d.k_source != 0
+    if not dynamic:
+        _require(d.candidates == (), f"{where}: only a decision store or a controlled layer has candidates")
+        return
+    c = d.candidates
+    _require(
+        isinstance(c, tuple)
+        and 1 <= len(c) <= MAX_CANDIDATES
+        and all(_is_int(k) and 1 <= k <= program.base_bits for k in c)
+        and list(c) == sorted(set(c)),
+        f"{where}: candidates {c!r} must be 1..{MAX_CANDIDATES} distinct ascending k in 1..B",
+    )
+    if d.store == "decision":
+        _require(
+            d.kind == "linear" and d.k_source == 0 and d.out_shape[0] % len(c) == 0 and d.decisions() <= MAX_DECISIONS,
+            f"{where}: a decision store is a linear layer with a whole number of candidates' columns for at most "
+            f"{MAX_DECISIONS} controlled layers",
+        )
+    else:
+        _require(
+            _is_int(d.k_source) and 1 <= d.k_source <= MAX_DECISIONS and d.k == c[-1],
+            f"{where}: a controlled layer names decision register 1..{MAX_DECISIONS} and runs at most at its "
+            f"largest candidate",
+        )
+
+
 # --- the encoded form ---------------------------------------------------------------------------------
 
 _HEADER = 15  # magic, version, rows, cols, B, A, ACC, words, input address, C, H, W, weights, params, count
-_FIELDS = 22  # a descriptor's fixed fields after its name, the operand count last
+_FIELDS = 23  # a descriptor's fixed fields after its name, the operand count last
 
 
 def encode_program(program: Program) -> bytes:
@@ -725,10 +830,11 @@ def encoded_sizes(program: Program) -> tuple[int, list[int]]:
 def _descriptor_body(d: Descriptor) -> list[int]:
     body = [len(d.name), *map(ord, d.name), KINDS.index(d.kind), *d.in_shape, *d.out_shape, *d.kernel]
     body += [d.stride, d.padding, d.source, STORES.index(d.store), d.target, d.planes, d.k, d.j]
-    body += [SCHEMES.index(d.scheme), MODES.index(d.mode), d.weight_offset, d.param_offset, len(d.operands)]
+    body += [SCHEMES.index(d.scheme), MODES.index(d.mode), d.weight_offset, d.param_offset, d.k_source]
+    body += [len(d.operands)]
     for operand in d.operands:
         body += [operand.address, operand.planes, int(operand.signed)]
-    return body
+    return body + [len(d.candidates), *d.candidates]
 
 
 def decode_program(data: bytes) -> Program:
@@ -765,11 +871,13 @@ def _decode_descriptor(body: list[int]) -> Descriptor:
     name = "".join(map(chr, body[1 : 1 + name_length]))
     f = body[1 + name_length :]
     count = f[_FIELDS - 1]
+    end = _FIELDS + 3 * count  # the candidate count's index
     _require(
-        count >= 0 and len(f) == _FIELDS + 3 * count, f"program layer {name}: its length disagrees with its fields"
+        count >= 0 and len(f) > end and f[end] >= 0 and len(f) == end + 1 + f[end],
+        f"program layer {name}: its length disagrees with its fields",
     )
-    operands = tuple(Operand(f[i], f[i + 1], bool(f[i + 2])) for i in range(_FIELDS, len(f), 3))
-    _require(all(f[i + 2] in (0, 1) for i in range(_FIELDS, len(f), 3)), f"program layer {name}: a bad operand sign")
+    operands = tuple(Operand(f[i], f[i + 1], bool(f[i + 2])) for i in range(_FIELDS, end, 3))
+    _require(all(f[i + 2] in (0, 1) for i in range(_FIELDS, end, 3)), f"program layer {name}: a bad operand sign")
     return Descriptor(
         name,
         _enum(KINDS, f[0], "kind"),
@@ -789,4 +897,6 @@ def _decode_descriptor(body: list[int]) -> Descriptor:
         f[19],
         f[20],
         operands,
+        f[21],
+        tuple(f[end + 1 :]),
     )

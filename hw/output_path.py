@@ -73,6 +73,7 @@ class Store(enum.Enum, shape=code_bits(STORES)):
     CODES = STORES.index("codes")
     RAW = STORES.index("raw")
     LOGITS = STORES.index("logits")
+    DECISION = STORES.index("decision")  # the program engine's decision unit's, never the output path's
 
 
 def operand_layout(address_bits: int) -> data.StructLayout:

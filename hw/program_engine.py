@@ -29,14 +29,15 @@ refused layer's weight and parameter beats must not be sent.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.hdl import Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from contract.config import EngineConfig
-from contract.program import MAX_KERNEL, MAX_RAW_PLANES, MAX_STRIDE
+from contract.program import MAX_CANDIDATES, MAX_DECISIONS, MAX_KERNEL, MAX_RAW_PLANES, MAX_STRIDE
 from hw.act_fetch import ActivationFetch
+from hw.decision import DecisionUnit
 from hw.engine import BLOCK_ORDER, MEMORY_MODULES, OTHER_BLOCK, Engine, accumulator_memory, engine_blocks
 from hw.interface import Mode, Scheme, payload_layout
 from hw.output_path import OutputPath, Store, operand_layout
@@ -53,6 +54,7 @@ PROGRAM_BLOCK_ORDER = (
     "address_generator",
     "activation_fetch",
     "output_path",
+    "decision_unit",
     PROGRAM_OTHER_BLOCK,
 )
 
@@ -70,7 +72,7 @@ def program_engine_blocks(cfg: EngineConfig) -> dict[str, str]:
         {"engine": f"engine.{OTHER_BLOCK}"}
         | {f"engine.{path}": f"engine.{block}" for path, block in engine_blocks(cfg).items()}
         | {"scratchpad": "scratchpad", "fetch": "activation_fetch", "fetch.addresses": "address_generator"}
-        | {"output": "output_path"}
+        | {"output": "output_path", "decision": "decision_unit"}
     )
 
 
@@ -112,6 +114,9 @@ def step_layout(
             "planes": range(MAX_RAW_PLANES + 1),
             "operand_count": range(max_operands + 1),
             "operands": data.ArrayLayout(operand_layout(address_bits), max_operands),
+            "k_source": range(MAX_DECISIONS + 1),
+            "candidate_count": range(MAX_CANDIDATES + 1),
+            "candidates": data.ArrayLayout(range(cfg.base_bits + 1), MAX_CANDIDATES),
         }
     )
 
@@ -195,32 +200,55 @@ class ProgramEngine(wiring.Component):
             OutputPath(cfg, depth, **self._limits, max_operands=self._max_operands)
         )
         # In the abort cycle the engine may already be loading the refused layer's weights: it sees no beat, so
-        # the next layer's beats stay where they are.
+        # the next layer's beats stay where they are. A controlled layer's parameter beats are one block of
+        # N-tiles per candidate: the chosen block's pass to the engine, the others' are dropped as they come.
+        filtering = Signal()
+        param_index, window_start, window_end, param_total = (
+            Signal(range(self._limits["max_n_tiles"] * MAX_CANDIDATES + 1), name=name)
+            for name in ("param_index", "window_start", "window_end", "param_total")
+        )
+        in_window = ~filtering | ((param_index >= window_start) & (param_index < window_end))
+        drop = filtering & ~in_window & (param_index < param_total)
         for name in ("weight", "param"):
             outer, inner = getattr(self, name), getattr(engine, name)
+            passing = in_window if name == "param" else 1
             m.d.comb += [
                 inner.payload.eq(outer.payload),
-                inner.valid.eq(outer.valid & ~abort),
-                outer.ready.eq(inner.ready & ~abort),
+                inner.valid.eq(outer.valid & ~abort & passing),
+                outer.ready.eq(~abort & ((inner.ready & passing) | (drop if name == "param" else 0))),
             ]
+        with m.If(filtering & self.param.valid & self.param.ready):
+            m.d.sync += param_index.eq(param_index + 1)
         wiring.connect(m, fetch.act, engine.act)
-        wiring.connect(m, engine.result, output.result)
+        m.submodules.decision = decision = ResetInserter(abort)(DecisionUnit(cfg, self._limits["max_channels"]))
         wiring.connect(m, output.logits, wiring.flipped(self.logits))
         wiring.connect(m, fetch.read, scratchpad.read)
         wiring.connect(m, output.read, scratchpad.operand_read)
 
         step = Signal.like(self.step.payload)
         cmd, walk, out = engine.cmd.payload, fetch.descriptor.payload, output.descriptor.payload
+        # A controller's results go to the decision unit, every other layer's to the output path.
+        deciding = step.store == Store.DECISION
+        m.d.comb += [
+            output.result.payload.eq(engine.result.payload),
+            decision.result.payload.eq(engine.result.payload),
+            output.result.valid.eq(engine.result.valid & ~deciding),
+            decision.result.valid.eq(engine.result.valid & deciding),
+            engine.result.ready.eq(Mux(deciding, decision.result.ready, output.result.ready)),
+            decision.channels.eq(step.out_channels),
+            decision.candidates.eq(step.candidate_count),
+        ]
         # The layer's GEMM shape, formed in the decode cycle from the step's sizes (products of small fields,
         # once per layer): M = OH*OW, K = KH*KW*G*R with G = ceil(C/R) channel groups.
         m_dim, k_dim, n_tiles = Signal.like(cmd.m), Signal.like(cmd.k_dim), Signal.like(walk.n_tiles)
+        wbits = Signal.like(cmd.wbits)  # the step's k, or a controlled layer's chosen candidate
         rows, cols = cfg.rows, cfg.cols
         groups = (step.in_channels + rows - 1) // rows
         m.d.comb += [
             cmd.m.eq(m_dim),
             cmd.k_dim.eq(k_dim),
             cmd.n.eq(step.out_channels),
-            cmd.wbits.eq(step.wbits),
+            cmd.wbits.eq(wbits),
             cmd.abits.eq(step.abits),
             cmd.scheme.eq(step.scheme),
             cmd.mode.eq(step.mode),
@@ -282,24 +310,58 @@ class ProgramEngine(wiring.Component):
                     with m.If(self.image.payload.last):
                         m.next = "IDLE"
             with m.State("DECODE"):
+                tiles = Signal.like(n_tiles)
+                chosen = Signal(range(MAX_CANDIDATES))  # a controlled layer's candidate, from its register
+                m.d.comb += [
+                    tiles.eq((step.out_channels + cols - 1) // cols),
+                    chosen.eq(decision.decisions[(step.k_source - 1)[: ceil_log2(MAX_DECISIONS)]]),
+                ]
                 m.d.sync += [
                     m_dim.eq(step.out_height * step.out_width),
                     k_dim.eq(step.kernel_height * step.kernel_width * groups * rows),
-                    n_tiles.eq((step.out_channels + cols - 1) // cols),
+                    n_tiles.eq(tiles),
+                    wbits.eq(Mux(step.k_source != 0, step.candidates[chosen], step.wbits)),
+                    filtering.eq(step.k_source != 0),
+                    param_index.eq(0),
+                    window_start.eq(chosen * tiles),
+                    window_end.eq(chosen * tiles + tiles),
+                    param_total.eq(step.candidate_count * tiles),
                 ]
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
-                # All three units are idle here (the last step finished), so each takes its part now.
-                m.d.comb += [engine.cmd.valid.eq(1), fetch.descriptor.valid.eq(1), output.descriptor.valid.eq(1)]
-                with m.If(fetch.error | output.error | ~command_legal(cfg, cmd)):
+                # All units are idle here (the last step finished), so each takes its part now: the output path,
+                # or for a controller the decision unit.
+                m.d.comb += [
+                    engine.cmd.valid.eq(1),
+                    fetch.descriptor.valid.eq(1),
+                    output.descriptor.valid.eq(~deciding),
+                    decision.start.eq(deciding),
+                ]
+                precision_legal = self._precision_legal(step)
+                with m.If(~precision_legal):
+                    m.d.sync += self.error.eq(1)  # the units cannot see it: refused here
+                with m.If(fetch.error | output.error | ~command_legal(cfg, cmd) | ~precision_legal):
                     m.next = "ABORT"
                 with m.Else():
                     m.next = "RUN"
             with m.State("ABORT"):
                 m.d.comb += abort.eq(1)
+                m.d.sync += filtering.eq(0)
                 m.next = "IDLE"
             with m.State("RUN"):
-                idle = engine.cmd.ready & fetch.descriptor.ready & ~output.busy
+                params_done = ~filtering | (param_index == param_total)
+                idle = engine.cmd.ready & fetch.descriptor.ready & ~output.busy & ~decision.busy & params_done
                 with m.If(idle):
                     m.next = "IDLE"
         return m
+
+    @staticmethod
+    def _precision_legal(step):
+        """A decision step's and a controlled layer's candidates (contract.program's rules the units do not
+        check): a controller has whole layers' worth of columns for at most MAX_DECISIONS registers, and a
+        controlled layer's chosen candidate is one of its candidates."""
+        count = step.candidate_count
+        no_output = (step.planes == 0) & (step.operand_count == 0)
+        deciding = (count >= 1) & (step.out_channels <= count * MAX_DECISIONS) & no_output
+        controlled = (count >= 1) & (count <= MAX_CANDIDATES)
+        return Mux(step.store == Store.DECISION, deciding, 1) & Mux(step.k_source != 0, controlled, 1)

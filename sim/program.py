@@ -25,14 +25,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from contract.numerics import MULT_BITS, SHIFT_BITS
-from contract.program import Descriptor, Program, ProgramError, ProgramImages, encode_program, map_words
+from contract.program import (
+    MAX_DECISIONS,
+    Descriptor,
+    Program,
+    ProgramError,
+    ProgramImages,
+    encode_program,
+    map_words,
+)
 from golden.lowering import host_add
 from golden.nested import int_gemm, requantize
 
@@ -108,6 +116,7 @@ class ProgramRun:
     logits: torch.Tensor  # [images * output pixels, N], as golden.infer.run_integer's last output
     layers: list[LayerCounts] = field(default_factory=list)  # the input image's writes first, as "input"
     traffic: dict[str, float] = field(default_factory=dict)  # bytes per image entering the engine, per stream
+    ks: np.ndarray | None = None  # [images, descriptors]: the k each image ran each descriptor at
 
 
 def traffic(program: Program, images: ProgramImages) -> dict[str, float]:
@@ -145,10 +154,44 @@ def run_program(program: Program, images: ProgramImages, input_codes, rng: np.ra
     memory = np.zeros(shape, dtype=np.int64) if rng is None else rng.integers(0, 1 << A, shape)
     counts = [LayerCounts("input", writes=_write_input(memory, program, codes))]
     logits = None
-    for d in program.descriptors:
+    decisions = np.zeros((len(codes), MAX_DECISIONS), dtype=np.int64)  # each register's candidate index
+    ks = np.zeros((len(codes), len(program.descriptors)), dtype=np.int64)
+    for index, d in enumerate(program.descriptors):
         counts.append(LayerCounts(d.name))
-        logits = _run_layer(memory, program, images, d, counts[-1])
-    return ProgramRun(torch.from_numpy(logits), counts, traffic(program, images))
+        if d.k_source:
+            chosen = decisions[:, d.k_source - 1]
+            output = _run_controlled(memory, program, images, d, counts[-1], chosen)
+            ks[:, index] = np.asarray(d.candidates)[chosen]
+        else:
+            output = _run_layer(memory, program, images, d, counts[-1])
+            ks[:, index] = d.k
+        if d.store == "decision":
+            decisions[:, : d.decisions()] = decide(output, len(d.candidates))
+        else:
+            logits = output
+    return ProgramRun(torch.from_numpy(logits), counts, traffic(program, images), ks)
+
+
+def decide(raw: np.ndarray, candidates: int) -> np.ndarray:
+    """Per image and controlled layer, the index of the candidate whose raw output is the largest, the first on
+    ties (the smaller k: candidates ascend), from a decision store's outputs [images, layers * candidates]."""
+    return raw.reshape(len(raw), -1, candidates).argmax(axis=2)
+
+
+def _run_controlled(memory, program, images, d: Descriptor, counts: LayerCounts, chosen: np.ndarray) -> np.ndarray:
+    """A controlled layer: each image at its chosen candidate's k with that candidate's parameter block, the
+    images of one candidate together (their scratchpads side by side, as ever)."""
+    block = d.n_tiles(program.cols) * program.cols
+    pixels = d.out_shape[1] * d.out_shape[2]
+    output = np.zeros((len(memory), pixels, d.out_shape[0]), dtype=np.int64)
+    for j in np.unique(chosen):
+        rows = np.flatnonzero(chosen == j)
+        fixed = replace(d, k=d.candidates[j], param_offset=d.param_offset + j * block, k_source=0, candidates=())
+        part, own = memory[rows], LayerCounts(d.name)
+        output[rows] = _run_layer(part, program, images, fixed, own).reshape(len(rows), pixels, -1)
+        memory[rows] = part
+        counts.reads, counts.padding, counts.writes = own.reads, own.padding, own.writes  # per image: any group's
+    return output.reshape(len(memory) * pixels, -1)
 
 
 def _write_input(memory: np.ndarray, program: Program, codes: np.ndarray) -> int:
@@ -192,7 +235,7 @@ def _run_layer(memory: np.ndarray, program: Program, images: ProgramImages, d: D
             if tile != n_tile:
                 continue
             value = y[:, out_rows, channel - n_tile * C : channel - n_tile * C + hi - lo]
-            if d.store == "logits":
+            if d.store in ("logits", "decision"):  # out of the engine, or into the decision registers
                 logits[:, out_rows, channel : channel + hi - lo] = value
                 continue
             if d.operands:

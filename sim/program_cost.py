@@ -16,6 +16,8 @@ a time: batch 1).
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -75,28 +77,36 @@ def scratchpad_traffic(program: Program, d: Descriptor) -> tuple[int, int, int]:
     return act, len(segments) * operand_planes, written
 
 
-def step_cost(cfg: EngineConfig, program: Program, d: Descriptor, macs: int, words: int, table: EnergyTable):
-    """The cost of layer `d`: its command's events priced as sim.energy does, with the act stream replaced by
-    scratchpad reads and the results (but the logits) by scratchpad writes (module docstring)."""
+def step_cost(
+    cfg: EngineConfig, program: Program, d: Descriptor, macs: int, words: int, table: EnergyTable, k: int | None = None
+):
+    """The cost of layer `d` at `k` (default its own): its command's events priced as sim.energy does, with the
+    act stream replaced by scratchpad reads and the stored results by scratchpad writes (module docstring)."""
+    k = d.k if k is None else k
     m, k_dim, n = d.out_shape[1] * d.out_shape[2], d.k_tiles(cfg.rows) * cfg.rows, d.out_shape[0]
-    events = command_events(cfg, m, k_dim, n, d.k)
-    stored = d.store != "logits"
+    events = command_events(cfg, m, k_dim, n, k)
+    stored = d.store in ("codes", "raw")
     streamed = replace(events, act_bits=0, result_bits=0 if stored else events.result_bits)
-    energy = events_energy(cfg, streamed, d.k, d.j, table)
+    energy = events_energy(cfg, streamed, k, d.j, table)
     act_reads, operand_reads, written = scratchpad_traffic(program, d)
     word_bits = cfg.rows * cfg.act_bits
     sram_pj = table.sram_bit_pj(words * word_bits / 8)
     energy = replace(energy, scratchpad=((act_reads + operand_reads) * word_bits + written) * sram_pj)
-    steady = command_cycles(cfg, m, k_dim, n, d.k).steady
-    return StepCost(
-        d.name, program_step_cycles(cfg, program, d), steady, macs, act_reads + operand_reads, written, energy
-    )
+    steady = command_cycles(cfg, m, k_dim, n, k).steady
+    cycles = program_step_cycles(cfg, program, d, k)
+    return StepCost(d.name, cycles, steady, macs, act_reads + operand_reads, written, energy)
 
 
 def program_cost(
-    cfg: EngineConfig, program: Program, export: Export, words: int, table: EnergyTable = DEFAULT_TABLE
+    cfg: EngineConfig,
+    program: Program,
+    export: Export,
+    words: int,
+    table: EnergyTable = DEFAULT_TABLE,
+    ks: Sequence[int] | None = None,
 ) -> ProgramCost:
-    """Per image: the image step (its words written into the scratchpad) and every layer step."""
+    """Per image: the image step (its words written into the scratchpad) and every layer step, each at its k in
+    `ks` (one per descriptor: a dynamic policy's image's choices; default each descriptor's own)."""
     word_bits = cfg.rows * cfg.act_bits
     image_words = program_step_cycles(cfg, program, None) - 1
     image = StepCost(
@@ -108,9 +118,28 @@ def program_cost(
         image_words * word_bits,
         Energy(scratchpad=image_words * word_bits * table.sram_bit_pj(words * word_bits / 8)),
     )
-    macs = {layer.name: layer.gemm_shape()[0] * layer.K * layer.N for layer in export.layers}
-    layers = [step_cost(cfg, program, d, macs[d.name], words, table) for d in program.descriptors]
+    gemm_layers = [*export.layers, *(controller.layer for controller in export.controllers)]
+    macs = {layer.name: layer.gemm_shape()[0] * layer.K * layer.N for layer in gemm_layers}
+    ks = [d.k for d in program.descriptors] if ks is None else ks
+    layers = [
+        step_cost(cfg, program, d, macs[d.name], words, table, k) for d, k in zip(program.descriptors, ks, strict=True)
+    ]
     return ProgramCost((image, *layers))
+
+
+def mean_cost(costs: Counter) -> ProgramCost:
+    """The per-step mean of program costs, each counted as often as images ran it (a dynamic policy)."""
+    total = sum(costs.values())
+    steps = []
+    for index, first in enumerate(next(iter(costs)).steps):
+        parts = [(cost.steps[index], count) for cost, count in costs.items()]
+        mean = {
+            field: sum(getattr(step, field) * count for step, count in parts) / total
+            for field in ("cycles", "steady", "macs", "scratchpad_reads", "scratchpad_write_bits")
+        }
+        energy = sum((step.energy.scaled(count / total) for step, count in parts), Energy())
+        steps.append(StepCost(first.name, **mean, energy=energy))
+    return ProgramCost(tuple(steps))
 
 
 def compile_for(
@@ -132,27 +161,38 @@ def run_program_policy(
     progress=None,
     table: EnergyTable = DEFAULT_TABLE,
 ) -> tuple[PrecisionSummary, Program, ProgramCost]:
-    """All images under a uniform or static `policy`, each as one program run (module docstring)."""
+    """All images under `policy`, each as one program run (module docstring); with a controller, each image at
+    the k it chose (the program's cost per distinct choice, the returned cost their mean per step)."""
     program, _ = compile_for(cfg, export, limits, policy)
-    cost = program_cost(cfg, program, export, limits.words, table)
-    total, correct = len(input_codes), 0
+    total, correct, chosen = len(input_codes), 0, []
     for first in range(0, total, CHUNK):
-        logits, _ = infer(export, input_codes[first : first + CHUNK], policy)
+        logits, ks = infer(export, input_codes[first : first + CHUNK], policy)
         correct += int((logits.argmax(dim=1) == labels[first : first + CHUNK]).sum())
+        chosen.append(ks)
         if progress:
             progress(min(first + CHUNK, total))
-    counts = [[total if k == policy_k else 0 for k in range(1, export.base_bits + 1)] for policy_k in policy.ks]
+    ks = torch.cat(chosen)  # [images, layers]
+    column = {layer.name: index for index, layer in enumerate(export.layers)}
+    costs = Counter()
+    for row, count in Counter(map(tuple, ks.tolist())).items():
+        per_step = [row[column[d.name]] if d.name in column else d.k for d in program.descriptors]
+        costs[program_cost(cfg, program, export, limits.words, table, per_step)] += count
+    controller = policy.controller
+    controller_bitops = (
+        bitops([controller.layer.gemm_shape(total)], [controller.k], export.act_bits) if controller else 0
+    )
+    counts = torch.stack([torch.bincount(layer_ks, minlength=export.base_bits + 1)[1:] for layer_ks in ks.T])
     summary = PrecisionSummary(
         policy.label,
         total,
         total,
         correct,
-        cost.cycles * total,
-        cost.steady * total,
-        cost.macs * total,
+        sum(c.cycles * count for c, count in costs.items()),
+        sum(c.steady * count for c, count in costs.items()),
+        sum(c.macs * count for c, count in costs.items()),
         cfg.pe_count,
-        bitops(export.gemm_shapes(), [k * total for k in policy.ks], export.act_bits),
-        tuple(map(tuple, counts)),
-        energy=cost.energy.scaled(total),
+        bitops(export.gemm_shapes(), ks.sum(dim=0).tolist(), export.act_bits) + controller_bitops,
+        tuple(map(tuple, counts.tolist())),
+        energy=sum((c.energy.scaled(count) for c, count in costs.items()), Energy()),
     )
-    return summary, program, cost
+    return summary, program, mean_cost(costs)

@@ -19,6 +19,8 @@ the Amaranth simulation, cycle for cycle.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from contract.config import EngineConfig
 from contract.program import Descriptor, Program, map_words
 from contract.timing import OUTPUT_DRAIN_CYCLES, REQUANT_CYCLES, fill_drain_slots, output_segment_cycles
@@ -30,6 +32,11 @@ STEP_CYCLES = 2
 #: From a store's last write (OUTPUT_DRAIN_CYCLES after its last step) to the cycle the next step is taken:
 #: the output path's `busy` falls, and the program engine sees all units idle and returns to take a step.
 IDLE_CYCLES = 2
+#: From a decision store's last column to the cycle the next step is taken: the decision unit's `busy` falls,
+#: and the program engine returns to take a step.
+DECISION_IDLE_CYCLES = 2
+#: From taking a controlled layer's last dropped parameter beat to the cycle the next step is taken.
+PARAM_IDLE_CYCLES = 2
 
 
 def result_slots(cfg: EngineConfig, d: Descriptor) -> list[int]:
@@ -48,7 +55,10 @@ def result_slots(cfg: EngineConfig, d: Descriptor) -> list[int]:
 
 
 def beat_steps(cfg: EngineConfig, d: Descriptor) -> list[int]:
-    """The output path's steps for each result beat, in order: its segments' `output_segment_cycles`."""
+    """The output path's steps for each result beat, in order: its segments' `output_segment_cycles`; a
+    decision store's beats take C steps each in the decision unit (hw/decision.py), one a column."""
+    if d.store == "decision":
+        return [cfg.cols] * d.n_tiles(cfg.cols)
     per_segment = output_segment_cycles(d.store, d.planes, [operand.planes for operand in d.operands])
     if d.store == "logits":
         return [per_segment] * (d.n_tiles(cfg.cols) * d.out_shape[1] * d.out_shape[2])
@@ -58,13 +68,17 @@ def beat_steps(cfg: EngineConfig, d: Descriptor) -> list[int]:
     return [count * per_segment for count in segments.values()]
 
 
-def last_step_cycle(cfg: EngineConfig, d: Descriptor) -> int:
-    """The cycle (0 = the engine accepts the command) of the output path's last step of layer `d`."""
+def beat_cycles(cfg: EngineConfig, d: Descriptor, lead: int = 0) -> tuple[list[int], list[int]]:
+    """Per result beat of layer `d`, the cycle (0 = the engine accepts the command) it enters the engine's output
+    FIFO and the cycle of its last step in the output path (or the decision unit). `lead`: the cycle from which
+    the layer's first parameter beat can be taken (a controlled layer's dropped blocks come first); the engine
+    takes it REQUANT_CYCLES slots before N-tile 0's first result, and waits there for it."""
     arrive = enter = done = [-(1 << 30)] * 2  # the two beats before the first: no constraint
     arrive, enter, done = list(arrive), list(enter), list(done)
     previous_slot = None
     for slot, steps in zip(result_slots(cfg, d), beat_steps(cfg, d), strict=True):
-        natural = 1 + slot if previous_slot is None else arrive[-1] + slot - previous_slot
+        first = 1 + slot + max(0, lead - (1 + slot - REQUANT_CYCLES))
+        natural = first if previous_slot is None else arrive[-1] + slot - previous_slot
         a = max(natural, enter[-2] + 1)
         p = max(a + 1, enter[-1] + 1, done[-2] + 1)
         h = max(p + 1, done[-1] + 1)
@@ -72,16 +86,32 @@ def last_step_cycle(cfg: EngineConfig, d: Descriptor) -> int:
         enter.append(p)
         done.append(h + steps - 1)
         previous_slot = slot
-    return done[-1]
+    return arrive[2:], done[2:]
 
 
-def program_step_cycles(cfg: EngineConfig, program: Program, d: Descriptor | None) -> int:
+def last_step_cycle(cfg: EngineConfig, d: Descriptor) -> int:
+    """The cycle (0 = the engine accepts the command) of the output path's last step of layer `d`."""
+    return beat_cycles(cfg, d)[1][-1]
+
+
+def program_step_cycles(cfg: EngineConfig, program: Program, d: Descriptor | None, k: int | None = None) -> int:
     """Cycles from taking a step to taking the next: the image step (`d` None: one cycle to take it, one per
-    word) or layer `d` (a store: until its last write and the idle check; the logits: until the last beat
-    leaves, which is the program's end)."""
+    word) or layer `d` at `k` (default its own; a controlled layer's is the image's choice): a store until its
+    last write and the idle check, a decision store until its last column and the idle check, the logits until
+    the last beat leaves, which is the program's end."""
     if d is None:
         return 1 + map_words(program.input_shape, program.rows)
-    end = last_step_cycle(cfg, d)
-    if d.store != "logits":
+    k = d.k if k is None else k
+    chosen = d.candidates.index(k) if d.k_source else 0
+    d = replace(d, k=k)
+    tiles = d.n_tiles(cfg.cols)
+    arrive, done = beat_cycles(cfg, d, lead=chosen * tiles)
+    end = done[-1]
+    if d.store in ("codes", "raw"):
         end += OUTPUT_DRAIN_CYCLES + IDLE_CYCLES
+    elif d.store == "decision":
+        end += DECISION_IDLE_CYCLES
+    if d.k_source:  # the blocks after the chosen one are dropped after its last beat is taken
+        last_take = arrive[(tiles - 1) * d.out_shape[1] * d.out_shape[2]] - REQUANT_CYCLES
+        end = max(end, last_take + (len(d.candidates) - 1 - chosen) * tiles + PARAM_IDLE_CYCLES)
     return STEP_CYCLES + end

@@ -7,7 +7,9 @@ reset, every input free (the step's payload, the image, weight and parameter bea
 
 - a layer step illegal by contract.program's rules for the GEMM command and the output (written here from
   them: N, OH, OW of 0 or beyond the maxima, OH*OW beyond max_m, k or j outside 1..B or 1..A, a mode
-  beyond the modes, a store with the wrong planes or operands, an operand of 0 or too many planes) has
+  beyond the modes, a store with the wrong planes or operands, an operand of 0 or too many planes, a decision
+  store without candidates or with more columns than its registers take, a controlled layer without
+  candidates or whose chosen candidate is no k, after reset its first) has
   `error` high and `step.ready` back in the fourth cycle after its taking (decode, dispatch, abort), with
   nothing written to the scratchpad, no logits beat and `step.ready` low meanwhile;
 - whatever refuses a step (the address generator's rules included), `error` rises only in the third or
@@ -23,7 +25,7 @@ from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Mux, Signa
 
 from contract.config import EngineConfig
 from contract.numerics import MODES
-from contract.program import MAX_RAW_PLANES
+from contract.program import MAX_CANDIDATES, MAX_DECISIONS, MAX_RAW_PLANES
 from hw.output_path import Store
 from hw.program_engine import ProgramEngine, StepKind
 from verif.formal import free_ports, reset_in_first_cycle_only
@@ -116,9 +118,14 @@ class IllegalStepHarness(Elaboratable):
         for side in (payload.out_height, payload.out_width):
             bad |= (side < 1) | (side > limits["max_size"])
         bad |= payload.out_height * payload.out_width > cfg.max_m
-        bad |= (payload.wbits < 1) | (payload.wbits > cfg.base_bits)
+        # A controlled layer runs at the candidate its decision register names: after reset, its first.
+        count = payload.candidate_count
+        wbits = Mux(payload.k_source != 0, payload.candidates[0], payload.wbits)
+        bad |= (wbits < 1) | (wbits > cfg.base_bits)
+        bad |= (payload.k_source != 0) & ((count < 1) | (count > MAX_CANDIDATES))
         bad |= (payload.abits < 1) | (payload.abits > cfg.act_bits)
         bad |= payload.mode.as_value() >= len(MODES)
+        decision = (payload.store == Store.DECISION) & (count >= 1) & (payload.out_channels <= count * MAX_DECISIONS)
         count = payload.operand_count
         bad |= count > limits["max_operands"]
         for index, operand in enumerate(payload.operands):
@@ -129,7 +136,7 @@ class IllegalStepHarness(Elaboratable):
             Mux(
                 payload.store == Store.RAW,
                 (payload.planes >= 1) & (payload.planes <= MAX_RAW_PLANES) & (count == 0),
-                (payload.store == Store.LOGITS) & (payload.planes == 0) & (count == 0),
+                Mux(payload.store == Store.LOGITS, 1, decision) & (payload.planes == 0) & (count == 0),
             ),
         )
         return bad | ~store_ok

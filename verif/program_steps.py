@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from contract.numerics import MODES, SCHEMES
-from contract.program import STORES, Descriptor, Program, ProgramImages
+from contract.program import MAX_CANDIDATES, STORES, Descriptor, Program, ProgramImages
 from verif.descriptors import window_fields
 
 
@@ -36,6 +36,9 @@ def layer_step(program: Program, d: Descriptor) -> dict:
         planes=d.planes,
         operand_count=len(operands),
         operands=operands,
+        k_source=d.k_source,
+        candidate_count=len(d.candidates),
+        candidates=[*d.candidates, *[0] * (MAX_CANDIDATES - len(d.candidates))],
     )
 
 

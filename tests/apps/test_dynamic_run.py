@@ -19,6 +19,7 @@ from contract.cli import run_main
 from contract.config import EngineConfig, parse_array
 from contract.model_files import load_export, write_export
 from contract.policy import Policy
+from contract.program import compile_program
 from golden.data import digits_split, input_codes
 from golden.dynamic import attach_controller, image_bitops, lower_dynamic
 from golden.export import build_export
@@ -26,6 +27,8 @@ from golden.infer import execute_golden
 from sim.energy import Energy, gemms_energy
 from sim.host import HostOps, decision_ops, host_ops
 from sim.network import run_batch, run_policy
+from sim.program import run_program
+from sim.program_cycles import program_step_cycles
 
 IMAGES = 24
 BATCH = 5  # passes of 5, 5, 5, 5, 4 images: a partial last pass too
@@ -180,3 +183,28 @@ def test_dynamic_on_an_export_without_a_controller_names_the_export(export_dir, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds no controller" in err[0] and str(export_dir) in err[0], err
     assert not out.exists()
+
+
+def test_a_dynamic_policy_as_a_program(dynamic_export, dynamic_dir, tmp_path, capsys):
+    """apps.run --program runs the controller on chip: the accuracy of the GEMM-command run, host cycles 0, and
+    the cycles per inference the mean of each image's program cycles at the k the reference executor chose."""
+    base = [str(dynamic_dir), "--array", "4x4", "--images", str(IMAGES), "--policy", "dynamic"]
+    assert run_main(run_body, [*base, "-o", str(tmp_path / "gemm")]) == 0
+    assert run_main(run_body, [*base, "--program", "-o", str(tmp_path / "program")]) == 0
+    capsys.readouterr()
+    gemm, program_run = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("gemm", "program"))
+    row, reference = program_run["precisions"][0], gemm["precisions"][0]
+    assert row["accuracy"] == reference["accuracy"] and row["host_cycles_per_inference"] == 0
+    assert row["k_distribution"] == reference["k_distribution"]
+    program, images = compile_program(dynamic_export, 4, 4, 4096, Policy("dynamic").resolve(dynamic_export))
+    cfg = EngineConfig(rows=4, cols=4, max_m=1024, **{k: v for k, v in program.gemm_limits().items() if k != "max_m"})
+    codes = input_codes(digits_split().test_x[:IMAGES], dynamic_export.act_bits)
+    chosen = run_program(program, images, codes).ks
+    cycles = [
+        sum(
+            program_step_cycles(cfg, program, d, k)
+            for d, k in zip([None, *program.descriptors], [None, *ks], strict=True)
+        )
+        for ks in chosen.tolist()
+    ]
+    assert row["cycles_per_inference"] == pytest.approx(sum(cycles) / IMAGES)

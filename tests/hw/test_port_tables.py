@@ -19,6 +19,7 @@ from hw.addrgen import ConvAddressGenerator
 from hw.array import SystolicArray
 from hw.column import STAGES
 from hw.datapath import Datapath
+from hw.decision import DecisionUnit
 from hw.engine import Engine
 from hw.offset import OffsetTerm
 from hw.output_path import OutputPath
@@ -57,6 +58,7 @@ def components():
     built[ActivationFetch] = [ActivationFetch(cfg, 1024) for cfg in KINDS.values()]
     built[OutputPath] = [OutputPath(cfg, 1024) for cfg in KINDS.values()]
     built[ProgramEngine] = [ProgramEngine(cfg, 1024) for cfg in KINDS.values() if cfg.switchable]
+    built[DecisionUnit] = [DecisionUnit(cfg, 64) for cfg in KINDS.values()]
     return built
 
 

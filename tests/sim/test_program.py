@@ -16,7 +16,6 @@ import pytest
 import torch
 from torch import nn
 
-from contract.model_format import ExportedController
 from contract.policy import Policy, ResolvedPolicy
 from contract.program import (
     MAGIC,
@@ -33,6 +32,7 @@ from contract.program import (
 )
 from golden.convert import build_net, convert
 from golden.data import digits_split, input_codes
+from golden.dynamic import attach_controller, fast_dynamic_logits
 from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.infer import run_integer
@@ -232,11 +232,43 @@ def test_a_layer_the_address_generator_cannot_do_is_refused():
         compile_program(export, 8, 8, WORDS, Policy("uniform", (8,)).resolve(export))
 
 
-def test_a_dynamic_policy_is_refused(digits_export):
-    layer = digits_export.layers[-1]
-    controller = ExportedController("c", 4.0, "conv0", (2, 8), ("conv1",), {}, 8, layer)
-    with pytest.raises(ProgramError, match="dynamic policies are not yet supported by layer programs"):
-        compile_program(digits_export, 8, 8, WORDS, ResolvedPolicy(Policy("dynamic"), controller=controller))
+@pytest.fixture(scope="module")
+def dynamic_export(digits):
+    """The ResNet of `resnet_export` with an untrained controller (reading the stem, choosing k among 2, 4, 8
+    for every other layer), centred on training images so that different images choose differently."""
+    torch.manual_seed(SEED)
+    model = build_net("resnet20", QuantSpec("truncquant", "twos"), (1, 8, 8))
+    calibrate_batchnorm(model, digits.train_x[:256], 64)
+    attach_controller(model, 3.0, (2, 4, 8), seed=1, k=6, images=digits.train_x[:256])
+    return build_export(model.eval())
+
+
+def test_a_dynamic_policy_runs_bit_for_bit_with_the_argmax_on_chip(dynamic_export, digits):
+    """The controller's decision store and the controlled layers' chosen k give golden.dynamic's logits, image by
+    image, with many different k vectors among the images; the program round-trips through its encoding."""
+    export = dynamic_export
+    controller = export.controllers[0]
+    policy = Policy("dynamic", budget=3.0).resolve(export)
+    program, images = compile_program(export, 8, 4, WORDS, policy)
+    decision = [d for d in program.descriptors if d.store == "decision"]
+    assert [d.name for d in decision] == [controller.name] and decision[0].decisions() == len(controller.controls)
+    controlled = [d for d in program.descriptors if d.k_source]
+    assert [d.name for d in controlled] == list(controller.controls)
+    assert all(d.param_rows(4) == 3 * d.n_tiles(4) * 4 for d in controlled)  # a block per candidate
+    assert decode_program(encode_program(program)) == program
+    codes = input_codes(digits.test_x[:40], export.act_bits)
+    run = run_program(program, images, codes, np.random.default_rng(SEED))
+    golden, ks = fast_dynamic_logits(export, codes, controller)
+    assert torch.equal(run.logits, golden), f"the program's logits differ from golden.dynamic's (seed {SEED})"
+    columns = [i for i, d in enumerate(program.descriptors) if d.store != "decision"]
+    assert np.array_equal(run.ks[:, columns], ks.numpy()), "each image ran each layer at golden's chosen k"
+    assert len({tuple(row) for row in ks.tolist()}) > 10, "the images must choose differently"
+
+
+def test_a_controller_reading_a_fusing_layer_is_refused(dynamic_export):
+    controller = dataclasses.replace(dynamic_export.controllers[0], reads="blocks_0_conv2")
+    with pytest.raises(ProgramError, match="reads blocks_0_conv2, whose output a program keeps only as its add's"):
+        compile_program(dynamic_export, 8, 4, WORDS, ResolvedPolicy(Policy("dynamic"), controller=controller))
 
 
 def _corrupt(words: np.ndarray, index: int, value: int) -> bytes:
@@ -263,7 +295,8 @@ def test_a_corrupt_program_is_refused_with_one_line(resnet_export):
         (_corrupt(words, first + 1, 2), r"layer 0 \(stem_0\): reads no \[C, H, W\] = \[2, 8, 8\] code map at word 0"),
         (_corrupt(words, first + 4, 17), r"layer 1 \(blocks_0_conv1\): reads no \[C, H, W\] = \[16, 4, 4\]"),
         (_corrupt(words, first + 14, 2), "2 planes for a codes store"),
-        (_corrupt(words, first + 21, 1), "its length disagrees with its fields"),
+        (_corrupt(words, first + 22, 1), "its length disagrees with its fields"),
+        (_corrupt(words, first + 21, 1), "only a decision store or a controlled layer has candidates|candidates"),
         (_corrupt(words, first + 5, 5), "does not follow from its input"),
         (_corrupt(words, first + 15, 9), r"k 9 or j 8 outside"),
         (_corrupt(words, first + 12, 7), "store is 7"),

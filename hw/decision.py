@@ -1,0 +1,113 @@
+"""The decision unit: a controller's result beats in, the decision registers out (contract.program, "Policies").
+
+A dynamic policy's controller runs as a GEMM whose N = layers x candidates raw outputs are not stored: per
+controlled layer i, register i takes the index of the candidate whose output is the largest among columns
+i*n .. i*n + n - 1 (n candidates), the first on ties, which is the smaller k because candidates ascend
+(docs/numerics.md, "The decision rule"). Later layers take their k from these registers.
+
+The unit has the output path's shape (hw/output_path.py), so the same cycle recurrence times it
+(sim.program_cycles): the beats enter a two-beat buffer, whose registered "not full" is `result.ready`, and
+the beat at its head is examined one column a cycle, C cycles a beat, and popped with its last column. A
+running maximum and its index are registers; the register of a layer is written with its last candidate's
+column. `busy` is high from `start` until the last beat's last column.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from contract.config import EngineConfig
+from contract.program import MAX_CANDIDATES, MAX_DECISIONS
+from hw.interface import payload_layout
+
+
+class DecisionUnit(wiring.Component):
+    """A controller's raw outputs in, the index of each controlled layer's largest one out (module docstring).
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+        The engine whose result beats (C values of ACC bits) come in.
+    max_channels : int
+        The largest N of a controller.
+
+    Members
+    -------
+    start : In(1)
+        A decision step begins: `channels` and `candidates` are taken.
+    channels : In(range(max_channels + 1))
+        N, the controller's outputs.
+    candidates : In(range(MAX_CANDIDATES + 1))
+        Candidates per controlled layer.
+    result : In(stream.Signature(result))
+        The controller's result beats (one output row, ceil(N/C) beats).
+    busy : Out(1)
+        A decision step is under way.
+    decisions : Out(ArrayLayout(range(MAX_CANDIDATES), MAX_DECISIONS))
+        Register i: the chosen candidate's index for controlled layer i.
+    """
+
+    def __init__(self, cfg: EngineConfig, max_channels: int):
+        self._cfg = cfg
+        super().__init__(
+            {
+                "start": In(1),
+                "channels": In(range(max_channels + 1)),
+                "candidates": In(range(MAX_CANDIDATES + 1)),
+                "result": In(stream.Signature(payload_layout(cfg, "result"))),
+                "busy": Out(1),
+                "decisions": Out(data.ArrayLayout(range(MAX_CANDIDATES), MAX_DECISIONS)),
+            }
+        )
+        self._max_channels = max_channels
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        width = data.Layout.cast(payload_layout(cfg, "result")).size
+        m.submodules.buffer = buffer = SyncFIFO(width=width, depth=2)
+        beat = Signal(payload_layout(cfg, "result"))
+        m.d.comb += [
+            buffer.w_data.eq(self.result.payload),
+            buffer.w_en.eq(self.result.valid),
+            self.result.ready.eq(buffer.w_rdy),
+            beat.eq(buffer.r_data),
+        ]
+        channels, candidates = Signal.like(self.channels), Signal.like(self.candidates)
+        column = Signal(range(cfg.cols))  # the column of the head beat examined this cycle
+        index = Signal(range(self._max_channels + cfg.cols))  # its output index n
+        layer = Signal(range(MAX_DECISIONS))
+        candidate = Signal(range(MAX_CANDIDATES))
+        best = Signal(signed(cfg.acc_bits))
+        best_index = Signal(range(MAX_CANDIDATES))
+        value = Signal(signed(cfg.acc_bits))
+        m.d.comb += value.eq(beat.values[column])
+        with m.If(self.start):
+            m.d.sync += [
+                self.busy.eq(1),
+                channels.eq(self.channels),
+                candidates.eq(self.candidates),
+                column.eq(0),
+                index.eq(0),
+                layer.eq(0),
+                candidate.eq(0),
+            ]
+        with m.Elif(self.busy & buffer.r_rdy):
+            last_column = column == cfg.cols - 1
+            m.d.comb += buffer.r_en.eq(last_column)
+            m.d.sync += [column.eq(Mux(last_column, 0, column + 1)), index.eq(index + 1)]
+            with m.If(index < channels):
+                wins = (candidate == 0) | (value > best)
+                chosen = Mux(wins, candidate, best_index)
+                with m.If(wins):
+                    m.d.sync += [best.eq(value), best_index.eq(candidate)]
+                with m.If(candidate == candidates - 1):
+                    m.d.sync += [self.decisions[layer].eq(chosen), layer.eq(layer + 1), candidate.eq(0)]
+                with m.Else():
+                    m.d.sync += candidate.eq(candidate + 1)
+            with m.If(last_column & beat.last):
+                m.d.sync += self.busy.eq(0)
+        return m
