@@ -192,24 +192,21 @@ class NestmacSoC(wiring.Component):
     def _connect_master(self, m: Module, arbiter: ReadArbiter, writer: LogitsWriter) -> None:
         """The arbiter's AR/R and the writer's AW/W/B onto the AXI4 master port, whole-bus INCR bursts."""
         bus, size = self.m_axi, size_code(self.bus_bytes)
+        for prefix, address in (("ar", arbiter.ar), ("aw", writer.aw)):
+            m.d.comb += [
+                getattr(bus, f"{prefix}addr").eq(address.payload.address),
+                getattr(bus, f"{prefix}len").eq(address.payload.length),
+                getattr(bus, f"{prefix}size").eq(size),
+                getattr(bus, f"{prefix}burst").eq(BURST_INCR),
+                getattr(bus, f"{prefix}valid").eq(address.valid),
+                address.ready.eq(getattr(bus, f"{prefix}ready")),
+            ]
         m.d.comb += [
-            bus.araddr.eq(arbiter.ar.payload.address),
-            bus.arlen.eq(arbiter.ar.payload.length),
-            bus.arsize.eq(size),
-            bus.arburst.eq(BURST_INCR),
-            bus.arvalid.eq(arbiter.ar.valid),
-            arbiter.ar.ready.eq(bus.arready),
             arbiter.r.payload.data.eq(bus.rdata),
             arbiter.r.payload.resp.eq(bus.rresp),
             arbiter.r.payload.last.eq(bus.rlast),
             arbiter.r.valid.eq(bus.rvalid),
             bus.rready.eq(arbiter.r.ready),
-            bus.awaddr.eq(writer.aw.payload.address),
-            bus.awlen.eq(writer.aw.payload.length),
-            bus.awsize.eq(size),
-            bus.awburst.eq(BURST_INCR),
-            bus.awvalid.eq(writer.aw.valid),
-            writer.aw.ready.eq(bus.awready),
             bus.wdata.eq(writer.w.payload.data),
             bus.wstrb.eq(-1),
             bus.wlast.eq(writer.w.payload.last),

