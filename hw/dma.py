@@ -32,10 +32,18 @@ class Unpacker(wiring.Component):
         buffer = Signal(self.words * self.bus_bits)
         taken = Signal(range(self.words + 1))
         full = taken == self.words
-        m.d.comb += [self.word.ready.eq(~full), self.beat.valid.eq(full), self.beat.payload.eq(buffer[: self.bits])]
-        with m.If(self.word.valid & ~full):  # shifted in from the top: after W words the first is at the bottom
-            m.d.sync += [buffer.eq(Cat(buffer[self.bus_bits :], self.word.payload)), taken.eq(taken + 1)]
-        with m.If(self.beat.valid & self.beat.ready):
+        consumed = self.beat.valid & self.beat.ready
+        m.d.comb += [
+            self.word.ready.eq(~full | self.beat.ready),  # a whole beat goes out as the next one's first word comes
+            self.beat.valid.eq(full),
+            self.beat.payload.eq(buffer[: self.bits]),
+        ]
+        with m.If(self.word.valid & self.word.ready):  # shifted in from the top: after W words the first is at 0
+            m.d.sync += [
+                buffer.eq(Cat(buffer[self.bus_bits :], self.word.payload)),
+                taken.eq(Mux(consumed, 1, taken + 1)),
+            ]
+        with m.Elif(consumed):
             m.d.sync += taken.eq(0)
         return m
 
@@ -51,14 +59,15 @@ class Packer(wiring.Component):
         m = Module()
         buffer = Signal(self.words * self.bus_bits)
         left = Signal(range(self.words + 1))
+        sent = self.word.valid & self.word.ready
         m.d.comb += [
-            self.beat.ready.eq(left == 0),
+            self.beat.ready.eq((left == 0) | ((left == 1) & self.word.ready)),  # taken as the last word goes out
             self.word.valid.eq(left != 0),
             self.word.payload.eq(buffer[: self.bus_bits]),
         ]
         with m.If(self.beat.valid & self.beat.ready):
             m.d.sync += [buffer.eq(self.beat.payload), left.eq(self.words)]
-        with m.If(self.word.valid & self.word.ready):
+        with m.Elif(sent):
             m.d.sync += [buffer.eq(buffer >> self.bus_bits), left.eq(left - 1)]
         return m
 
@@ -193,8 +202,8 @@ class ReadArbiter(wiring.Component):
 
 class LogitsWriter(wiring.Component):
     """`beats` logits beats packed into bus words and written from `base` as AXI4 INCR bursts of up to `burst`
-    words, one at a time. `go` (one cycle) latches base and beats; `done` is high once every write has been
-    answered; `error` pulses with a response that is not OKAY."""
+    words, one at a time, its address and data offered together. `go` (one cycle) latches base and beats;
+    `done` is high once every write has been answered; `error` pulses with a response that is not OKAY."""
 
     def __init__(self, bus_bytes: int, bits: int, burst: int, address_bits: int, count_bits: int = 32):
         self.bus_bytes, self.bits, self.burst = bus_bytes, bits, burst
@@ -229,6 +238,7 @@ class LogitsWriter(wiring.Component):
         remaining = Signal(len(self.beats) + ceil_log2(self.stride + 1))  # words still to write
         length = Signal(range(burst + 1))
         sent = Signal(range(burst + 1))
+        address_sent, data_sent = Signal(), Signal()
         m.d.comb += [
             length.eq(Mux(remaining < burst, remaining, burst)),
             self.w.payload.data.eq(fifo.r_data),
@@ -239,18 +249,26 @@ class LogitsWriter(wiring.Component):
                 m.d.comb += self.done.eq(remaining == 0)
                 with m.If((remaining != 0) & (fifo.level >= length)):
                     m.d.sync += [self.aw.payload.address.eq(address), self.aw.payload.length.eq(length - 1)]
-                    m.d.sync += sent.eq(0)
-                    m.next = "ADDRESS"
-            with m.State("ADDRESS"):
-                m.d.comb += self.aw.valid.eq(1)
-                with m.If(self.aw.ready):
-                    m.next = "DATA"
-            with m.State("DATA"):
-                m.d.comb += [self.w.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.w.ready)]
-                with m.If(self.w.valid & self.w.ready):
+                    m.d.sync += [sent.eq(0), address_sent.eq(0), data_sent.eq(0)]
+                    m.next = "BURST"
+            with m.State("BURST"):  # address and data offered together: AXI forbids waiting for AWREADY first
+                address_taken = self.aw.valid & self.aw.ready
+                word_taken = self.w.valid & self.w.ready
+                m.d.comb += [
+                    self.aw.valid.eq(~address_sent),
+                    self.w.valid.eq(fifo.r_rdy & ~data_sent),
+                    fifo.r_en.eq(self.w.ready & ~data_sent),
+                ]
+                with m.If(address_taken):
+                    m.d.sync += address_sent.eq(1)
+                with m.If(word_taken):
                     m.d.sync += sent.eq(sent + 1)
                     with m.If(self.w.payload.last):
-                        m.next = "RESPONSE"
+                        m.d.sync += data_sent.eq(1)
+                address_done = address_sent | address_taken
+                data_done = data_sent | (word_taken & self.w.payload.last)
+                with m.If(address_done & data_done):
+                    m.next = "RESPONSE"
             with m.State("RESPONSE"):
                 m.d.comb += self.b.ready.eq(1)
                 with m.If(self.b.valid):

@@ -12,8 +12,9 @@ misaligned base sets STATUS.MISALIGNED and nothing runs), and the next cycle the
 walking their regions while the writer waits for the logits. The run is DONE when the last logits write has
 been answered: STATUS.BUSY falls, STATUS.DONE and IRQ_STATUS.DONE rise and `irq` follows if enabled. A run
 whose program the engine refuses in part still ends (a refused step takes none of its beats, which software
-must not lay out); one whose regions do not match its program (too few logits, too few beats) never ends, and
-software's way out is another START. The register map is in docs/architecture.md, "SoC wrapper".
+must not lay out); one whose regions do not match its program (too few logits, too few beats) never ends and
+only `rst` stops it: START is ignored while BUSY (abandoning bursts in flight would wedge the bus). The
+register map is in docs/architecture.md, "SoC wrapper".
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class NestmacSoC(wiring.Component):
             with m.Switch(registers.write_address):
                 with m.Case(soc.CTRL):
                     m.d.sync += [
-                        start.eq(registers.write_data[0]),
+                        start.eq(registers.write_data[0] & ~busy),  # ignored during a run
                         irq_enable.eq(registers.write_data[1]),
                     ]
                 with m.Case(soc.IRQ_STATUS):
