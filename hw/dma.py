@@ -126,7 +126,7 @@ class ReadChannel(wiring.Component):
         ]
         m.d.sync += in_flight.eq(in_flight + Mux(granted, length, 0) - arrived)
         with m.If(granted):
-            m.d.sync += [address.eq(address + length * self.bus_bytes), remaining.eq(remaining - length)]
+            m.d.sync += [address.eq(address + (length << exact_log2(self.bus_bytes))), remaining.eq(remaining - length)]
         m.d.comb += [
             unpacker.word.payload.eq(fifo.r_data),
             unpacker.word.valid.eq(fifo.r_rdy),
@@ -137,7 +137,7 @@ class ReadChannel(wiring.Component):
             m.d.sync += left.eq(left - 1)
         m.d.comb += self.exhausted.eq(left == 0)
         with m.If(self.go):
-            m.d.sync += [address.eq(self.base), remaining.eq(self.beats * self.stride), left.eq(self.beats)]
+            m.d.sync += [address.eq(self.base), remaining.eq(times(self.beats, self.stride)), left.eq(self.beats)]
         return m
 
 
@@ -273,11 +273,20 @@ class LogitsWriter(wiring.Component):
                 m.d.comb += self.b.ready.eq(1)
                 with m.If(self.b.valid):
                     m.d.comb += self.error.eq(self.b.payload != RESP_OKAY)
-                    m.d.sync += [address.eq(address + length * bus_bytes), remaining.eq(remaining - length)]
+                    m.d.sync += [
+                        address.eq(address + (length << exact_log2(bus_bytes))),
+                        remaining.eq(remaining - length),
+                    ]
                     m.next = "WAIT"
         with m.If(self.go):
-            m.d.sync += [address.eq(self.base), remaining.eq(self.beats * self.stride)]
+            m.d.sync += [address.eq(self.base), remaining.eq(times(self.beats, self.stride))]
         return m
+
+
+def times(value, constant: int):
+    """`value` * `constant` as a sum of shifts: a region's words from its beats, once per run, without the DSP
+    block that synthesis would spend on a multiplication."""
+    return sum(value << bit for bit in range(constant.bit_length()) if constant >> bit & 1)
 
 
 def size_code(bus_bytes: int) -> Const:
