@@ -126,6 +126,20 @@ def image_layout(cfg: EngineConfig) -> data.StructLayout:
     return data.StructLayout({"codes": word_layout(cfg), "last": 1})
 
 
+def stream_layouts(
+    cfg: EngineConfig, depth: int, max_size: int, max_channels: int, max_operands: int
+) -> dict[str, data.Layout]:
+    """The payload layout of each of the program engine's streams, by port name (for hosts that pack beats
+    without building the engine)."""
+    return {
+        "step": step_layout(cfg, ceil_log2(depth), max_size, max_channels, max_operands),
+        "image": image_layout(cfg),
+        "weight": payload_layout(cfg, "weight"),
+        "param": payload_layout(cfg, "param"),
+        "logits": payload_layout(cfg, "result"),
+    }
+
+
 class ProgramEngine(wiring.Component):
     """A network run as a program of steps from an activation scratchpad (module docstring).
 
@@ -165,16 +179,10 @@ class ProgramEngine(wiring.Component):
         self.config, self.depth = config, depth
         self._limits = dict(max_size=max_size, max_channels=max_channels, max_n_tiles=max_n_tiles)
         self._max_operands = max_operands
-        address_bits = ceil_log2(depth)
+        layouts = stream_layouts(config, depth, max_size, max_channels, max_operands)
         super().__init__(
-            {
-                "step": In(stream.Signature(step_layout(config, address_bits, max_size, max_channels, max_operands))),
-                "image": In(stream.Signature(image_layout(config))),
-                "weight": In(stream.Signature(payload_layout(config, "weight"))),
-                "param": In(stream.Signature(payload_layout(config, "param"))),
-                "logits": Out(stream.Signature(payload_layout(config, "result"))),
-                "error": Out(1),
-            }
+            {name: In(stream.Signature(layouts[name])) for name in ("step", "image", "weight", "param")}
+            | {"logits": Out(stream.Signature(layouts["logits"])), "error": Out(1)}
         )
 
     def memory_summary(self) -> list[dict]:

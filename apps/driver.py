@@ -1,0 +1,214 @@
+"""A host driver for the SoC wrapper (hw/soc.py): a compiled program laid out in memory, run through registers.
+
+`NestmacDriver(backend, config, limits)` talks to the hardware only through a `Backend`: 32-bit register reads
+and writes on the AXI4-Lite port and byte reads and writes of the memory the AXI4 master sees. The same driver
+runs on the Amaranth simulator and on Verilator under cocotb (the backends in verif/) and, through
+`MmioBackend`, on a board.
+
+`load(program, images, codes)` lays the five regions out in memory (contract.soc: each beat padded to whole
+bus words, little-endian; bases aligned to one burst, starting at `memory_base`, in the order step, image,
+weight, param, logits); `run()` writes the bases and beat counts, starts the run and waits on STATUS (or the
+interrupt, where the backend has one); `logits()` and `counters()` read the results. The bus width and burst
+come from the hardware's VERSION register and each region's beat size from its BEAT_BYTES registers, which
+the driver checks against its own packing before it writes anything.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from contract import soc
+from contract.cli import InputError
+from contract.config import EngineConfig
+from contract.program import Program, ProgramImages, ProgramLimits
+from hw.program_engine import stream_layouts
+from sim.payload import from_bits
+from verif.program_steps import program_beats
+
+
+class Backend(Protocol):
+    """How the driver reaches the hardware: registers (byte offsets) and the memory the DMA reads and writes
+    (addresses as the AXI4 master sees them). `memory_size` bounds the addresses; `pause()` lets time pass
+    between two polls of STATUS."""
+
+    memory_size: int
+
+    def read32(self, offset: int) -> int: ...
+
+    def write32(self, offset: int, value: int) -> None: ...
+
+    def write_mem(self, address: int, data: bytes) -> None: ...
+
+    def read_mem(self, address: int, length: int) -> bytes: ...
+
+    def pause(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Region:
+    base: int
+    beats: int
+    stride: int  # bytes per beat
+
+    @property
+    def size(self) -> int:
+        return self.beats * self.stride
+
+
+class RunError(InputError):
+    """The hardware refused a run (misaligned region) or did not finish in time (one line)."""
+
+
+class NestmacDriver:
+    """Runs compiled programs on a NestmacSoC through `backend` (module docstring)."""
+
+    def __init__(self, backend: Backend, config: EngineConfig, limits: ProgramLimits, memory_base: int = 0):
+        self.backend, self.config = backend, config
+        identifier = backend.read32(soc.ID)
+        if identifier != soc.IDENTIFIER:
+            raise InputError(f"no nestmac SoC there: ID register reads {identifier:#010x}")
+        version = backend.read32(soc.VERSION)
+        if version & 0xFF != soc.REGISTER_VERSION:
+            raise InputError(f"register map version {version & 0xFF}, this driver speaks {soc.REGISTER_VERSION}")
+        self.bus_bytes, self.burst = (version >> 8) & 0xFF, (version >> 16) & 0xFFFF
+        self._layouts = stream_layouts(config, limits.words, limits.max_size, limits.max_channels, limits.max_operands)
+        self.memory_base = memory_base
+        self.regions: dict[str, Region] = {}
+        self._logits_count = 0
+        for index, name in enumerate(soc.REGIONS):
+            hardware = backend.read32(soc.BEAT_BYTES + 4 * index)
+            if hardware != self._stride(name):
+                raise InputError(
+                    f"the hardware's {name} beats take {hardware} bytes, this configuration's {self._stride(name)}"
+                )
+
+    def _bits(self, name: str) -> int:
+        return self._layouts[name].size
+
+    def _stride(self, name: str) -> int:
+        return soc.beat_stride(self._bits(name), self.bus_bytes)
+
+    def load(self, program: Program, images: ProgramImages, codes: np.ndarray, extra_steps: tuple[dict, ...] = ()):
+        """Lay out one image's run of `program` (its [C, H, W] input `codes`) in memory; `extra_steps` run first
+        (beats of verif.program_steps.layer_step, e.g. illegal ones a test wants refused)."""
+        beats = program_beats(program, images, codes)
+        beats["step"] = [*extra_steps, *beats["step"]]
+        last = program.descriptors[-1]
+        self._logits_count = last.out_shape[0]
+        logits_beats = last.n_tiles(self.config.cols) * last.out_shape[1] * last.out_shape[2]
+        counts = {name: len(beats[name]) for name in soc.READ_REGIONS} | {"logits": logits_beats}
+        alignment = soc.region_alignment(self.bus_bytes, self.burst)
+        if self.memory_base % alignment:
+            raise InputError(f"memory base {self.memory_base:#x} is not aligned to {alignment} bytes")
+        address, regions = self.memory_base, {}
+        for name in soc.REGIONS:
+            regions[name] = Region(address, counts[name], self._stride(name))
+            address += -(-regions[name].size // alignment) * alignment
+        if address - self.memory_base > self.backend.memory_size:
+            needed = address - self.memory_base
+            raise InputError(f"the program needs {needed} bytes of memory, the backend has {self.backend.memory_size}")
+        for name in soc.READ_REGIONS:
+            values = [self._layouts[name].const(beat).as_value().value for beat in beats[name]]
+            data = soc.pack_beats(values, self._bits(name), self.bus_bytes)
+            self.backend.write_mem(regions[name].base, data)
+        self.regions = regions
+
+    def run(self, timeout: float = 60.0, irq: bool = True) -> int:
+        """Start the loaded run and wait until it is done; returns STATUS. RunError if the hardware refuses it
+        (a misaligned region) or it is not done within `timeout` seconds of wall time."""
+        if not self.regions:
+            raise InputError("nothing loaded: call load() before run()")
+        for index, name in enumerate(soc.REGIONS):
+            self.backend.write32(soc.region_base(index), self.regions[name].base)
+            self.backend.write32(soc.region_beats(index), self.regions[name].beats)
+        self.backend.write32(soc.IRQ_STATUS, soc.IRQ_DONE)
+        self.backend.write32(soc.CTRL, soc.CTRL_START | (soc.CTRL_IRQ_ENABLE if irq else 0))
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.backend.read32(soc.STATUS)
+            if status & soc.STATUS_MISALIGNED:
+                raise RunError("the hardware refused the run: a region's base is not aligned to a burst")
+            if status & soc.STATUS_DONE:
+                break
+            if time.monotonic() > deadline:
+                raise RunError(f"the run was not done after {timeout} s (STATUS {status:#x})")
+            self.backend.pause()
+        return status
+
+    def logits(self) -> np.ndarray:
+        """The last run's logits (the last layer's N values, int64)."""
+        region = self.regions["logits"]
+        data = self.backend.read_mem(region.base, region.size)
+        words = soc.unpack_beats(data, self._bits("logits"), self.bus_bytes)
+        values = np.concatenate([from_bits(self.config, "result", word)["values"] for word in words])
+        return values[: self._logits_count].astype(np.int64)
+
+    def counters(self) -> dict[str, int]:
+        """The performance counters of the last run: cycles, logits beats, and per read region its stall cycles
+        and bytes read."""
+        read = self.backend.read32
+        counters = {"cycles": read(soc.CYCLES), "logits_beats": read(soc.LOGITS_BEATS)}
+        for index, name in enumerate(soc.READ_REGIONS):
+            counters[f"{name}_stalls"] = read(soc.STALLS + 4 * index)
+            counters[f"{name}_bytes"] = read(soc.BYTES_READ + 4 * index)
+        return counters
+
+
+class MmioBackend:
+    """The hardware on a board: its registers mapped from a UIO device (/dev/uioN, map 0) or /dev/mem at
+    `register_base`, and a physically contiguous buffer that the AXI4 master reaches, mapped from /dev/mem at
+    `memory_physical` (`memory_size` bytes; the driver's addresses are offsets into it plus `bus_offset`, the
+    buffer's address as the master sees it). Needs root or the device's permissions; not tested here (no board).
+
+    Example (a Zynq with the SoC's registers at 0x43C00000 and a 16 MiB reserved buffer at 0x30000000)::
+
+        backend = MmioBackend("/dev/mem", 0x43C00000, 0x30000000, 16 << 20)
+        driver = NestmacDriver(backend, config, limits, memory_base=0x30000000)
+    """
+
+    def __init__(
+        self, device: str, register_base: int, memory_physical: int, memory_size: int, bus_offset: int | None = None
+    ):
+        self.memory_size = memory_size
+        self._bus_offset = memory_physical if bus_offset is None else bus_offset
+        page = mmap.PAGESIZE
+        self._fd = os.open(device, os.O_RDWR | os.O_SYNC)
+        offset = 0 if device.startswith("/dev/uio") else register_base
+        self._registers = mmap.mmap(self._fd, page, offset=offset)
+        self._memory_fd = os.open("/dev/mem", os.O_RDWR | os.O_SYNC)
+        self._memory = mmap.mmap(self._memory_fd, memory_size, offset=memory_physical)
+        self._uio = device.startswith("/dev/uio")
+
+    def read32(self, offset: int) -> int:
+        return int.from_bytes(self._registers[offset : offset + 4], "little")
+
+    def write32(self, offset: int, value: int) -> None:
+        self._registers[offset : offset + 4] = value.to_bytes(4, "little")
+
+    def write_mem(self, address: int, data: bytes) -> None:
+        start = address - self._bus_offset
+        self._memory[start : start + len(data)] = data
+
+    def read_mem(self, address: int, length: int) -> bytes:
+        start = address - self._bus_offset
+        return bytes(self._memory[start : start + length])
+
+    def pause(self) -> None:
+        """On a UIO device, block until its interrupt (re-armed first); on /dev/mem, sleep briefly."""
+        if self._uio:
+            os.write(self._fd, (1).to_bytes(4, "little"))
+            os.read(self._fd, 4)
+        else:
+            time.sleep(1e-4)
+
+    def close(self) -> None:
+        self._registers.close()
+        self._memory.close()
+        os.close(self._fd)
+        os.close(self._memory_fd)

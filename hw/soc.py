@@ -1,0 +1,219 @@
+"""The program engine on a bus: AXI4-Lite registers, an AXI4 master DMA over memory, an interrupt.
+
+    AXI4-Lite ──► registers ──► start, bases, beat counts         irq ◄── IRQ_STATUS & IRQ_ENABLE
+                                   │
+    AXI4 AR/R ◄──► arbiter ◄── read channels: step, image, weight, param ──► ProgramEngine ──► logits
+    AXI4 AW/W/B ◄──────────────────────────────────────────── logits writer ◄──────────────────┘
+
+Software lays a compiled program out in memory as five regions (contract.soc: each beat padded to whole bus
+words, little-endian; bases aligned to one burst), writes their bases and beat counts, and writes START. START
+resets the engine (so its sticky `error` and every counter start from zero), checks the alignment (a
+misaligned base sets STATUS.MISALIGNED and nothing runs), and the next cycle the four read channels start
+walking their regions while the writer waits for the logits. The run is DONE when the last logits write has
+been answered: STATUS.BUSY falls, STATUS.DONE and IRQ_STATUS.DONE rise and `irq` follows if enabled. A run
+whose program the engine refuses in part still ends (a refused step takes none of its beats, which software
+must not lay out); one whose regions do not match its program (too few logits, too few beats) never ends and
+only `rst` stops it: START is ignored while BUSY (abandoning bursts in flight would wedge the bus). The
+register map is in docs/architecture.md, "SoC wrapper".
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from contract import soc
+from contract.config import EngineConfig
+from contract.program import ProgramLimits
+from hw.axi import BURST_INCR, axi_lite_signature, axi_signature
+from hw.axi_lite import AxiLiteRegisters
+from hw.dma import LogitsWriter, ReadArbiter, ReadChannel, size_code
+from hw.program_engine import ProgramEngine
+
+COUNTER_BITS = 32
+REGISTER_ADDRESS_BITS = 8
+
+
+class NestmacSoC(wiring.Component):
+    """The program engine (hw/program_engine.py) behind AXI4-Lite registers and an AXI4 master (module docstring).
+
+    Parameters
+    ----------
+    config, limits :
+        The program engine's GEMM engine and its program limits (contract.program.ProgramLimits).
+    bus_bytes : int
+        The AXI4 master's data width in bytes (a power of two, 4 to 128).
+    burst : int
+        The longest burst in bus words (a power of two, at most 256, bus_bytes * burst dividing 4 KiB).
+    address_bits : int
+        The AXI4 master's address width.
+
+    Members
+    -------
+    s_axil : In(axi_lite_signature(REGISTER_ADDRESS_BITS))
+        The register block (slave).
+    m_axi : Out(axi_signature(address_bits, 8 * bus_bytes))
+        The DMA (master).
+    irq : Out(1)
+        High while IRQ_STATUS.DONE and CTRL.IRQ_ENABLE are both set.
+    """
+
+    def __init__(
+        self, config: EngineConfig, limits: ProgramLimits, bus_bytes: int = 8, burst: int = 16, address_bits: int = 32
+    ):
+        if bus_bytes not in (4, 8, 16, 32, 64, 128):
+            raise ValueError(f"bus_bytes must be a power of two from 4 to 128, got {bus_bytes}")
+        if burst not in (1, 2, 4, 8, 16, 32, 64, 128, 256) or bus_bytes * burst > 4096:
+            raise ValueError(f"burst must be a power of two up to 256 with bus_bytes * burst <= 4096, got {burst}")
+        self.config, self.limits = config, limits
+        self.bus_bytes, self.burst, self.address_bits = bus_bytes, burst, address_bits
+        fields = limits.as_dict()
+        self.engine = ProgramEngine(config, fields.pop("words"), **fields)
+        super().__init__(
+            {
+                "s_axil": In(axi_lite_signature(REGISTER_ADDRESS_BITS)),
+                "m_axi": Out(axi_signature(address_bits, 8 * bus_bytes)),
+                "irq": Out(1),
+            }
+        )
+
+    def beat_bits(self) -> dict[str, int]:
+        """The payload width of each region's beats (contract.soc.REGIONS)."""
+        engine = self.engine
+        return {name: len(getattr(engine, name).payload.as_value()) for name in soc.REGIONS}
+
+    def elaborate(self, platform):
+        m = Module()
+        bus_bytes, burst, address_bits = self.bus_bytes, self.burst, self.address_bits
+        bits = self.beat_bits()
+        start = Signal()  # the cycle after START is written: everything of the last run is reset
+        go = Signal()  # the cycle after that: the channels latch their regions
+        m.submodules.registers = registers = AxiLiteRegisters(REGISTER_ADDRESS_BITS)
+        wiring.connect(m, wiring.flipped(self.s_axil), registers.bus)
+        m.submodules.engine = engine = ResetInserter(start)(self.engine)
+        channels = []
+        for name in soc.READ_REGIONS:
+            channel = ReadChannel(bus_bytes, bits[name], burst, address_bits, COUNTER_BITS)
+            m.submodules[f"{name}_channel"] = channel = ResetInserter(start)(channel)
+            wiring.connect(m, channel.beat, getattr(engine, name))
+            channels.append(channel)
+        m.submodules.arbiter = arbiter = ResetInserter(start)(
+            ReadArbiter(len(channels), bus_bytes, burst, address_bits)
+        )
+        writer = LogitsWriter(bus_bytes, bits["logits"], burst, address_bits, COUNTER_BITS)
+        m.submodules.writer = writer = ResetInserter(start)(writer)
+        wiring.connect(m, engine.logits, writer.logits)
+        for index, channel in enumerate(channels):
+            wiring.connect(m, channel.request, arbiter.requests[index])
+            wiring.connect(m, arbiter.words[index], channel.word)
+        self._connect_master(m, arbiter, writer)
+
+        # Registers written by software.
+        bases = [Signal(address_bits, name=f"{name}_base") for name in soc.REGIONS]
+        beats = [Signal(COUNTER_BITS, name=f"{name}_beats") for name in soc.REGIONS]
+        irq_enable, irq_done = Signal(), Signal()
+        # Status.
+        busy, done, bus_error, misaligned = Signal(), Signal(), Signal(), Signal()
+        cycles, logits_beats = Signal(COUNTER_BITS), Signal(COUNTER_BITS)
+        stalls = [Signal(COUNTER_BITS, name=f"{name}_stalls") for name in soc.READ_REGIONS]
+        bytes_read = [Signal(COUNTER_BITS, name=f"{name}_bytes") for name in soc.READ_REGIONS]
+
+        with m.If(registers.write):
+            with m.Switch(registers.write_address):
+                with m.Case(soc.CTRL):
+                    m.d.sync += [
+                        start.eq(registers.write_data[0] & ~busy),  # ignored during a run
+                        irq_enable.eq(registers.write_data[1]),
+                    ]
+                with m.Case(soc.IRQ_STATUS):
+                    with m.If(registers.write_data[0]):
+                        m.d.sync += irq_done.eq(0)
+                for index in range(len(soc.REGIONS)):
+                    with m.Case(soc.region_base(index)):
+                        m.d.sync += bases[index].eq(registers.write_data)
+                    with m.Case(soc.region_beats(index)):
+                        m.d.sync += beats[index].eq(registers.write_data)
+        with m.If(start):
+            m.d.sync += start.eq(0)
+
+        alignment = soc.region_alignment(bus_bytes, burst)
+        aligned = ~Cat(base[: alignment.bit_length() - 1] for base in bases).any()
+        with m.If(start):
+            reset = [cycles, logits_beats, *stalls, *bytes_read]
+            m.d.sync += [signal.eq(0) for signal in reset]
+            m.d.sync += [done.eq(0), bus_error.eq(0), misaligned.eq(~aligned), busy.eq(aligned), go.eq(aligned)]
+        with m.Else():
+            m.d.sync += go.eq(0)
+        m.d.comb += [channel.go.eq(go) for channel in channels]
+        m.d.comb += [writer.go.eq(go), writer.base.eq(bases[-1]), writer.beats.eq(beats[-1])]
+        for index, channel in enumerate(channels):
+            m.d.comb += [channel.base.eq(bases[index]), channel.beats.eq(beats[index])]
+
+        running = busy & ~start & ~go
+        with m.If(running & writer.done):
+            m.d.sync += [busy.eq(0), done.eq(1), irq_done.eq(1)]
+        with m.If(arbiter.error | writer.error):
+            m.d.sync += bus_error.eq(1)
+        with m.If(busy):
+            m.d.sync += cycles.eq(cycles + 1)
+            with m.If(engine.logits.valid & engine.logits.ready):
+                m.d.sync += logits_beats.eq(logits_beats + 1)
+            for index, (name, channel) in enumerate(zip(soc.READ_REGIONS, channels, strict=True)):
+                port = getattr(engine, name)
+                with m.If(port.ready & ~port.valid & ~channel.exhausted):
+                    m.d.sync += stalls[index].eq(stalls[index] + 1)
+                with m.If(arbiter.words[index].valid & arbiter.words[index].ready):
+                    m.d.sync += bytes_read[index].eq(bytes_read[index] + bus_bytes)
+        m.d.comb += self.irq.eq(irq_done & irq_enable)
+
+        status = [busy, done, engine.error, bus_error, misaligned]
+        readable = {
+            soc.ID: soc.IDENTIFIER,
+            soc.VERSION: soc.REGISTER_VERSION | bus_bytes << 8 | burst << 16,
+            soc.CTRL: irq_enable << 1,
+            soc.STATUS: sum(bit << i for i, bit in enumerate(status)),
+            soc.IRQ_STATUS: irq_done,
+            soc.CYCLES: cycles,
+            soc.LOGITS_BEATS: logits_beats,
+        }
+        for index, name in enumerate(soc.REGIONS):
+            readable[soc.region_base(index)] = bases[index]
+            readable[soc.region_beats(index)] = beats[index]
+            readable[soc.BEAT_BYTES + 4 * index] = soc.beat_stride(bits[name], bus_bytes)
+        for index in range(len(soc.READ_REGIONS)):
+            readable[soc.STALLS + 4 * index] = stalls[index]
+            readable[soc.BYTES_READ + 4 * index] = bytes_read[index]
+        with m.Switch(registers.read_address):
+            for address, value in readable.items():
+                with m.Case(address):
+                    m.d.comb += registers.read_data.eq(value)
+        return m
+
+    def _connect_master(self, m: Module, arbiter: ReadArbiter, writer: LogitsWriter) -> None:
+        """The arbiter's AR/R and the writer's AW/W/B onto the AXI4 master port, whole-bus INCR bursts."""
+        bus, size = self.m_axi, size_code(self.bus_bytes)
+        for prefix, address in (("ar", arbiter.ar), ("aw", writer.aw)):
+            m.d.comb += [
+                getattr(bus, f"{prefix}addr").eq(address.payload.address),
+                getattr(bus, f"{prefix}len").eq(address.payload.length),
+                getattr(bus, f"{prefix}size").eq(size),
+                getattr(bus, f"{prefix}burst").eq(BURST_INCR),
+                getattr(bus, f"{prefix}valid").eq(address.valid),
+                address.ready.eq(getattr(bus, f"{prefix}ready")),
+            ]
+        m.d.comb += [
+            arbiter.r.payload.data.eq(bus.rdata),
+            arbiter.r.payload.resp.eq(bus.rresp),
+            arbiter.r.payload.last.eq(bus.rlast),
+            arbiter.r.valid.eq(bus.rvalid),
+            bus.rready.eq(arbiter.r.ready),
+            bus.wdata.eq(writer.w.payload.data),
+            bus.wstrb.eq(-1),
+            bus.wlast.eq(writer.w.payload.last),
+            bus.wvalid.eq(writer.w.valid),
+            writer.w.ready.eq(bus.wready),
+            writer.b.payload.eq(bus.bresp),
+            writer.b.valid.eq(bus.bvalid),
+            bus.bready.eq(writer.b.ready),
+        ]

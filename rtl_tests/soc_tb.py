@@ -1,0 +1,93 @@
+"""cocotb testbench of the SoC wrapper (run through rtl_tests/test_soc_rtl.py, never directly).
+
+cocotbext-axi's `AxiRam` is the memory behind the AXI4 master and `AxiLiteMaster` the CPU on the register
+port, each AXI channel of the memory paced by a seeded random pause generator (so reads come back after random
+latencies and writes are back-pressured at random). apps.driver.NestmacDriver runs in a cocotb bridge thread on
+`CocotbBackend`: it lays the program out in the RAM, writes the registers and polls STATUS; the logits,
+counters, STATUS and the interrupt's level are written to the scenario's `results` file for the test to check.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.task import bridge, resume
+from cocotb.triggers import ClockCycles
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+from apps.driver import NestmacDriver
+from contract.program import ProgramLimits
+from verif.rtl.runner import CLOCK_PERIOD_NS
+from verif.rtl.scenario_file import load_scenario
+
+POLL_CYCLES = 20
+
+
+def pauses(probability: float, seed: int):
+    """An endless pause generator for a cocotbext-axi channel: True on a fraction `probability` of cycles."""
+    rng = random.Random(seed)
+    while True:
+        yield rng.random() < probability
+
+
+class CocotbBackend:
+    """apps.driver's Backend on the simulated SoC: registers through `cpu`, memory straight into `ram`."""
+
+    def __init__(self, dut, cpu: AxiLiteMaster, ram: AxiRam, memory_size: int):
+        self.dut, self.cpu, self.ram, self.memory_size = dut, cpu, ram, memory_size
+
+    @resume
+    async def read32(self, offset: int) -> int:
+        return int.from_bytes((await self.cpu.read(offset, 4)).data, "little")
+
+    @resume
+    async def write32(self, offset: int, value: int) -> None:
+        await self.cpu.write(offset, value.to_bytes(4, "little"))
+
+    def write_mem(self, address: int, data: bytes) -> None:
+        self.ram.write(address, data)
+
+    def read_mem(self, address: int, length: int) -> bytes:
+        return bytes(self.ram.read(address, length))
+
+    @resume
+    async def pause(self) -> None:
+        await ClockCycles(self.dut.clk, POLL_CYCLES)
+
+
+@cocotb.test()
+async def run_soc(dut):
+    cfg, scenario = load_scenario()
+    limits = ProgramLimits(**scenario["limits"])
+    with open(scenario["program"], "rb") as file:
+        program, images, codes, extra_steps = pickle.load(file)
+    cocotb.start_soon(Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start())
+    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=scenario["memory"])
+    cpu = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
+    rng = random.Random(scenario["seed"])
+    channels = [ram.read_if.ar_channel, ram.read_if.r_channel]
+    channels += [ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel]
+    if scenario["stall"]:
+        for channel in channels:
+            channel.set_pause_generator(pauses(scenario["stall"], rng.randrange(1 << 30)))
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 5)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 2)
+    backend = CocotbBackend(dut, cpu, ram, scenario["memory"])
+
+    def drive() -> dict:
+        driver = NestmacDriver(backend, cfg, limits)
+        driver.load(program, images, codes, extra_steps)
+        status = driver.run(timeout=scenario["timeout"])
+        regions = {name: [region.base, region.beats, region.size] for name, region in driver.regions.items()}
+        return dict(status=status, logits=driver.logits().tolist(), counters=driver.counters(), regions=regions)
+
+    results = await bridge(drive)()
+    results["irq"] = int(dut.irq.value)
+    with open(scenario["results"], "w") as file:
+        json.dump(results, file)
