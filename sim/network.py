@@ -247,6 +247,21 @@ def infer(export: Export, input_codes: torch.Tensor, policy: ResolvedPolicy) -> 
     return fast_logits(export, input_codes, policy.ks), static_precisions(export, policy.ks, len(input_codes))
 
 
+def score(
+    export: Export, input_codes: torch.Tensor, labels: torch.Tensor, policy: ResolvedPolicy, progress=None
+) -> tuple[int, torch.Tensor]:
+    """(images classified correctly, the k [images, L] each ran each GEMM layer at) under `policy`, from the
+    batched integer path in chunks of CHUNK images, `progress` told the images done after each."""
+    correct, chosen = 0, []
+    for first in range(0, len(input_codes), CHUNK):
+        logits, ks = infer(export, input_codes[first : first + CHUNK], policy)
+        correct += int((logits.argmax(dim=1) == labels[first : first + CHUNK]).sum())
+        chosen.append(ks)
+        if progress:
+            progress(min(first + CHUNK, len(input_codes)))
+    return correct, torch.cat(chosen)
+
+
 def run_policy(
     cfg: EngineConfig,
     export: Export,
@@ -262,14 +277,7 @@ def run_policy(
     chunks, costs from `grouped_cost` once per distinct pass (the same images' k give the same cost), energy
     (engine and host) priced with `table`."""
     total = len(input_codes)
-    correct, chosen = 0, []
-    for first in range(0, total, CHUNK):
-        logits, ks = infer(export, input_codes[first : first + CHUNK], policy)
-        correct += int((logits.argmax(dim=1) == labels[first : first + CHUNK]).sum())
-        chosen.append(ks)
-        if progress:
-            progress(min(first + CHUNK, total))
-    ks = torch.cat(chosen)
+    correct, ks = score(export, input_codes, labels, policy, progress)
     controller = policy.controller
     passes = Counter(tuple(sorted(map(tuple, ks[first : first + batch].tolist()))) for first in range(0, total, batch))
     energy, host, cycles, steady, macs = Energy(), HostOps(), 0, 0, 0

@@ -30,7 +30,7 @@ from sim.energy import Energy, events_energy
 from sim.energy_table import DEFAULT_TABLE, EnergyTable
 from sim.events import command_events
 from sim.model import command_cycles
-from sim.network import CHUNK, PrecisionSummary, infer
+from sim.network import PrecisionSummary, score
 from sim.program import reads, writes
 from sim.program_cycles import program_step_cycles
 
@@ -164,14 +164,8 @@ def run_program_policy(
     """All images under `policy`, each as one program run (module docstring); with a controller, each image at
     the k it chose (the program's cost per distinct choice, the returned cost their mean per step)."""
     program, _ = compile_for(cfg, export, limits, policy)
-    total, correct, chosen = len(input_codes), 0, []
-    for first in range(0, total, CHUNK):
-        logits, ks = infer(export, input_codes[first : first + CHUNK], policy)
-        correct += int((logits.argmax(dim=1) == labels[first : first + CHUNK]).sum())
-        chosen.append(ks)
-        if progress:
-            progress(min(first + CHUNK, total))
-    ks = torch.cat(chosen)  # [images, layers]
+    total = len(input_codes)
+    correct, ks = score(export, input_codes, labels, policy, progress)  # ks: [images, layers]
     column = {layer.name: index for index, layer in enumerate(export.layers)}
     costs = Counter()
     for row, count in Counter(map(tuple, ks.tolist())).items():
