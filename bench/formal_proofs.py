@@ -24,7 +24,9 @@ def main(argv=None):
     parser.add_argument(
         "--output-depth", type=number(int, 1, 200), default=13, help="BMC depth of the output path's proof"
     )
-    parser.add_argument("--only", choices=("engine", "output"), help="run only the engine's or the output path's")
+    parser.add_argument(
+        "--only", choices=("engine", "output"), help="run only the engine's or the output path's (default: both)"
+    )
     args = parser.parse_args(argv)
     runs = []
     if args.only != "output":

@@ -13,8 +13,7 @@ Usage: python bench/memory_traffic.py [--array 16x16] [--digit-bits 1] [--bus-by
 
 from __future__ import annotations
 
-from program_latency import FASHION, engine_for, resnet20_programs
-
+from apps.bench_networks import FASHION, engine_for, resnet20_programs
 from contract.cli import Parser, run_main
 from contract.config import parse_array
 from sim.energy_table import DEFAULT_TABLE, load_energy_table
