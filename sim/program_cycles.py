@@ -89,11 +89,6 @@ def beat_cycles(cfg: EngineConfig, d: Descriptor, lead: int = 0) -> tuple[list[i
     return arrive[2:], done[2:]
 
 
-def last_step_cycle(cfg: EngineConfig, d: Descriptor) -> int:
-    """The cycle (0 = the engine accepts the command) of the output path's last step of layer `d`."""
-    return beat_cycles(cfg, d)[1][-1]
-
-
 def program_step_cycles(cfg: EngineConfig, program: Program, d: Descriptor | None, k: int | None = None) -> int:
     """Cycles from taking a step to taking the next: the image step (`d` None: one cycle to take it, one per
     word) or layer `d` at `k` (default its own; a controlled layer's is the image's choice): a store until its
