@@ -21,6 +21,12 @@ model", has them as a table:
     at a bound"); the integer numerics are the relu mode's, unchanged;
   - residual add (`a + b`, torch.add) of two activations or conv(+BN) pre-activations, followed by ReLU (or a
     clamp): a host operation between engine commands (docs/numerics.md, "Host operations");
+  - the same add with no ReLU after it (MobileNetV2's linear bottleneck), and a conv(+BN) output read with no
+    ReLU: a linear add, whose output is signed codes of the unit of its activation operands (SIGNED_UNIT when
+    none); an unpadded conv, a Linear (global pooling included), a max pooling, an add or a concat may read
+    them, a padded conv or an average pooling may not (docs/numerics.md, "A residual add without ReLU");
+  - concat along channels (torch.cat(tensors, dim=1)) of activations of one H x W and one bound: a host
+    concat of the codes;
   - max and average pooling (MaxPool2d, F.max_pool2d with any kernel, stride, padding, dilation and
     ceil_mode; AvgPool2d, F.avg_pool2d with any kernel, stride, padding, ceil_mode, count_include_pad and
     divisor_override; AdaptiveMaxPool2d(1)) of activations: host operations on the codes;
@@ -32,8 +38,10 @@ model", has them as a table:
     followed by ReLU inside the network, or last (its raw output is the logits);
   - Dropout (nn.Dropout, Dropout1d/2d/3d, AlphaDropout, F.dropout...) and nn.Identity: removed, as they are
     no-ops at inference.
-Anything else is refused with one InputError listing every node that does not convert (the operation, the
-graph node and its module path), so a user fixes a model in one round rather than one node per attempt.
+Hardswish and SiLU are refused with their reason (negative and curved: neither the requantizer nor a host
+operation computes them). Anything else is refused with one InputError listing every node that does not
+convert (the operation, the graph node and its module path), so a user fixes a model in one round rather than
+one node per attempt.
 
 `python -m golden.convert MODEL.py:CLASS --input-shape C,H,W` (or MODEL.onnx, a float ONNX model read by
 golden.onnx_import) converts a model and prints the converted graph and what the engine runs (GEMM M, K, N

@@ -118,17 +118,23 @@ def test_a_layer_reading_signed_codes_computes_the_float_layer(scheme):
         assert float((t - units).abs().max()) <= 0.5 + 1e-3, f"{scheme}, k = {k}"
 
 
+def agreement(result, export, images: int) -> float:
+    """On random input codes: the integer path must equal the batched path (golden.fastpath) at k = 8; returns the
+    fraction of images on which the float model predicts the integer path's class."""
+    codes = torch.randint(0, LEVELS + 1, (images, *export.input_shape))
+    logits, _ = run_integer(export, codes, 8)
+    assert torch.equal(logits, fast_logits(export, codes, 8))
+    with torch.no_grad():
+        expected = result.model(codes.float() / LEVELS).argmax(dim=1)
+    return fraction_equal(logits.argmax(dim=1), expected)
+
+
 def test_mobilenet_v2s_linear_bottleneck_converts_and_the_float_model_and_integer_path_agree():
     torch.manual_seed(8)
     result = conversion(edge_models.LinearBottleneck().eval(), SPEC, (3, 8, 8))
     export = build_export(result.model.eval())
     assert [(node.op, node.relu) for node in export.nodes][-2:] == [("add", False), ("gemm", True)]
-    codes = torch.randint(0, LEVELS + 1, (16, 3, 8, 8))
-    logits, _ = run_integer(export, codes, 8)
-    assert torch.equal(logits, fast_logits(export, codes, 8))
-    with torch.no_grad():
-        expected = result.model(codes.float() / LEVELS).argmax(dim=1)
-    assert fraction_equal(logits.argmax(dim=1), expected) >= 0.95
+    assert agreement(result, export, 16) >= 0.95
 
 
 @pytest.mark.slow  # some 15 s: 53 layers, 1868 depthwise groups
@@ -145,12 +151,7 @@ def test_mobilenet_v2_converts_with_linear_bottlenecks_and_runs_through_the_inte
     assert [len(step.operands) for step in adds].count(2) == 11
     write_export(export, tmp_path / "export")
     assert load_export(tmp_path / "export").describe() == export.describe()
-    codes = torch.randint(0, LEVELS + 1, (4, 3, 8, 8))
-    logits, _ = run_integer(export, codes, 8)
-    assert torch.equal(logits, fast_logits(export, codes, 8))
-    with torch.no_grad():
-        expected = result.model(codes.float() / LEVELS).argmax(dim=1)
-    assert fraction_equal(logits.argmax(dim=1), expected) == 1.0
+    assert agreement(result, export, 4) == 1.0
 
 
 def test_a_linear_add_and_a_concat_run_on_the_cycle_model_with_their_host_costs():
@@ -178,12 +179,7 @@ def test_a_concat_of_two_branches_converts_and_is_exact():
     export = build_export(result.model.eval())
     (concat,) = [step for step in steps(export) if isinstance(step, ConcatStep)]
     assert concat.operands == ("one_0", "three_0") and concat.shape == (10, 8, 8)
-    codes = torch.randint(0, LEVELS + 1, (8, 3, 8, 8))
-    logits, _ = run_integer(export, codes, 8)
-    assert torch.equal(logits, fast_logits(export, codes, 8))
-    with torch.no_grad():
-        expected = result.model(codes.float() / LEVELS).argmax(dim=1)
-    assert fraction_equal(logits.argmax(dim=1), expected) >= 0.95
+    assert agreement(result, export, 8) >= 0.95
     rows = {line.split()[0]: " ".join(line.split()[1:]) for line in graph_lines(result)[1:]}
     assert rows["cat"] == "concat one_0,three_0 10x8x8 host concat of codes"
 
