@@ -215,7 +215,9 @@ def _graph_from_json(meta: dict, where: Path) -> tuple[GraphNode, ...]:
             f"{where}: a graph node needs a string 'name' and 'op' and a list of string 'inputs'",
         )
         pooling = _pooling_from_json(entry, where) if entry["op"] in POOL_OPS else None
-        nodes.append(GraphNode(entry["name"], entry["op"], tuple(entry["inputs"]), pooling))
+        relu = entry.get("relu", True)  # format version 6 names a linear add; every earlier add has its ReLU
+        require(isinstance(relu, bool), f"{where}: graph node {entry['name']!r}: 'relu' must be true or false")
+        nodes.append(GraphNode(entry["name"], entry["op"], tuple(entry["inputs"]), pooling, relu))
     return tuple(nodes)
 
 

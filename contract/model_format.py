@@ -3,7 +3,7 @@
 An export directory holds two files and nothing executable (no pickle), so the hardware flow, the cycle
 model and other languages can read it:
 
-model.json  {"format": "nestmac-model", "format_version": 5, "numerics_contract": <contract version>,
+model.json  {"format": "nestmac-model", "format_version": 6, "numerics_contract": <contract version>,
              "method", "scheme", "base_bits" (B), "act_bits" (A), "acc_bits" (ACC),
              "weight_precisions": [B..1], "act_precision": A (requantization is derived for j = A),
              "input": {"shape": [C, H, W], "dataset": the data set trained on (contract.datasets: "digits",
@@ -12,9 +12,10 @@ model.json  {"format": "nestmac-model", "format_version": 5, "numerics_contract"
              "layers": [{"name", "kind": "conv"|"linear", "in_shape", "out_shape",
                          "kernel", "stride", "padding", "dilation" (each an integer, or [height, width] when
                          they differ), "groups" (conv only), "K", "N", "mode": "relu"|"raw"}],
-             "graph": [{"name", "op": "gemm"|"add"|"maxpool"|"avgpool", "inputs": [names],
-                        a pooling's "kernel", "stride", "padding", "dilation" ([height, width] each),
-                        "ceil_mode", "count_include_pad", "divisor_override"}], "host_ops": ...,
+             "graph": [{"name", "op": "gemm"|"add"|"maxpool"|"avgpool"|"concat", "inputs": [names],
+                        an add's "relu" (false: a linear add, signed codes), a pooling's "kernel", "stride",
+                        "padding", "dilation" ([height, width] each), "ceil_mode", "count_include_pad",
+                        "divisor_override"}], "host_ops": ...,
              "controllers": [{"name", "budget", "reads", "candidates", "controls", "fixed", "k",
                               "layer": {a layer entry as above}}]}
 model.npz   per layer NAME: "NAME.weight_codes" uint16 [K, N] (unsigned B-bit codes) and
@@ -25,12 +26,15 @@ Layers run in order, each one GEMM (golden.lowering), or one GEMM per group of a
 weight codes [K, N] hold the groups side by side: K = C_in/groups * KH * KW, group g owns columns g*N/groups
 .. (g+1)*N/groups - 1 and reads input channels g*C_in/groups ..). The graph says what each reads: a "gemm"
 node (named like its layer) reads one earlier node's output or "input"; an "add" node is a host operation,
-the residual add, and a "maxpool" or "avgpool" node a host pooling of activation codes (docs/numerics.md,
-"Host operations"). Format version 1 had no graph (each layer read the previous one); such exports still
-load, as that chain, and so do those of version 2 (no "controllers"), 3 (no "dataset" or "pixel_max": the
-data set is unknown, and tools fall back to their --data default) and 4 (square, dense, undilated
-convolutions and no pooling nodes). Version 5 added the pooling nodes and a convolution's non-square
-kernel, stride and padding, its dilation and groups; a reader of version 4 refuses a version-5 export.
+the residual add (with its ReLU, or linear: its output is signed codes, `signed_values`), a "maxpool" or
+"avgpool" node a host pooling of activation codes and a "concat" node the host's concatenation of activation
+codes along channels (docs/numerics.md, "Host operations"). Format version 1 had no graph (each layer read the
+previous one); such exports still load, as that chain, and so do those of version 2 (no "controllers"), 3 (no
+"dataset" or "pixel_max": the data set is unknown, and tools fall back to their --data default), 4 (square,
+dense, undilated convolutions and no pooling nodes) and 5 (no linear add, no concat). Version 5 added the
+pooling nodes and a convolution's non-square kernel, stride and padding, its dilation and groups; a reader of
+version 4 refuses a version-5 export. Version 6 added the linear add (an add's "relu", true when absent) and
+the concat node.
 
 A controller (docs/numerics.md, "Dynamic precision: the controller"; golden.dynamic runs it) chooses a weight
 precision per image for each layer in "controls" from "candidates" (ascending), at a mean BitOPs "budget"
@@ -70,14 +74,16 @@ from contract.numerics import (
 )
 
 FORMAT = "nestmac-model"
-FORMAT_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+FORMAT_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 #: Two budgets closer than this are the same budget (Export.controller).
 BUDGET_TOLERANCE = 1e-9
 INPUT = "input"
 HOST_OPS = (
-    "add: out = clamp(sum of operands, 0, 2^A - 1) per element; an operand is activation codes, or a raw "
-    "layer's t = acc + bias requantized without clamp: (t * mult + 2^(shift-1)) >> shift (round half up). "
+    "add: out = clamp(sum of operand values + Z if linear (relu false), 0, 2^A - 1) per element, Z = 2^(A-1); an "
+    "operand's value is its activation code a, a - Z for signed codes (a linear add's output), or for a raw "
+    "layer's t = acc + bias (t * mult + 2^(shift-1)) >> shift (round half up), without clamp. "
+    "concat: the operands' codes side by side along channels. "
     "maxpool: out = the largest code of the window's taps inside the map (as torch.nn.MaxPool2d). avgpool: "
     "out = floor((S + floor(n/2)) / n), S the sum of the window's codes inside the map, n the divisor of "
     "torch.nn.AvgPool2d (divisor_override, else the window's taps inside the padded map with "
@@ -94,7 +100,7 @@ LOWERING = (
     "sample in (c, h, w) order."
 )
 POOL_OPS = ("maxpool", "avgpool")
-OPS = ("gemm", "add", *POOL_OPS)
+OPS = ("gemm", "add", *POOL_OPS, "concat")
 
 
 class ExportError(InputError):
@@ -253,16 +259,18 @@ class Pooling:
 
 @dataclass(frozen=True)
 class GraphNode:
-    """What one step of the network reads: a GEMM layer (same name), a host add or a host pooling (`pooling`
-    says its window), by node name or INPUT."""
+    """What one step of the network reads: a GEMM layer (same name), a host add (`relu` false: a linear add), a
+    host pooling (`pooling` says its window) or a host concat, by node name or INPUT."""
 
     name: str
     op: str  # one of OPS
     inputs: tuple[str, ...]
     pooling: Pooling | None = None
+    relu: bool = True  # an add's only
 
     def describe(self) -> dict:
         entry = {"name": self.name, "op": self.op, "inputs": list(self.inputs)}
+        entry |= {"relu": self.relu} if self.op == "add" else {}
         return entry | (self.pooling.describe() if self.op in POOL_OPS else {})
 
 
@@ -398,6 +406,7 @@ class GemmStep:
     source: str
     source_shape: tuple[int, ...]
     last: bool
+    signed_input: bool = False  # it reads signed codes (golden.export folds their zero point into its bias)
 
     @property
     def name(self) -> str:
@@ -418,6 +427,7 @@ class PoolStep:
     source: str
     source_shape: tuple[int, ...]
     pooling: Pooling
+    signed_input: bool = False  # it pools signed codes (a max pooling only, in a valid export)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -428,42 +438,97 @@ class PoolStep:
 @dataclass(frozen=True)
 class AddStep:
     """A residual add on the host (docs/numerics.md, "Host operations") of the nodes `operands`, whose outputs
-    have `operand_shapes` (all equal in a valid export)."""
+    have `operand_shapes` (all equal in a valid export). With `relu` its sum is clamped to the activation codes;
+    without, it is a linear add whose output is signed codes (the code a stands for a - 2^(A-1)). `signed`
+    names the operands that are signed codes."""
 
     name: str
     operands: tuple[str, ...]
     operand_shapes: tuple[tuple[int, ...], ...]
+    relu: bool = True
+    signed: frozenset[str] = frozenset()
 
     @property
     def shape(self) -> tuple[int, ...]:
         return self.operand_shapes[0]
 
+    def offset(self, act_bits: int) -> int:
+        """What the host adds to the operands' sum before the clamp to 0 .. 2^A - 1: Z = 2^(A-1) for a linear
+        add's own output, less Z per signed-code operand (whose code is its value + Z)."""
+        zero = 1 << (act_bits - 1)
+        return (0 if self.relu else zero) - zero * sum(name in self.signed for name in self.operands)
 
-def steps(export: Export) -> Iterator[GemmStep | AddStep | PoolStep]:
+
+@dataclass(frozen=True)
+class ConcatStep:
+    """The host's concatenation along channels of the activation codes of `operands` [C_i, H, W]: a layout
+    operation, the codes copied as they are (`signed` names the operands that are signed codes: in a valid
+    export all of them, or none)."""
+
+    name: str
+    operands: tuple[str, ...]
+    operand_shapes: tuple[tuple[int, ...], ...]
+    signed: frozenset[str] = frozenset()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (sum(shape[0] for shape in self.operand_shapes), *self.operand_shapes[0][1:])
+
+
+Step = GemmStep | AddStep | PoolStep | ConcatStep
+
+
+def steps(export: Export) -> Iterator[Step]:
     """The network's nodes in execution order, each with what it reads and those values' shapes resolved: the
     one walk of the graph that executors (golden's integer path, the cycle model, the RTL flow), pricers (the
     host's adds) and the export's own validation share. It needs a well-formed graph (`_check_nodes`)."""
     shapes = {INPUT: export.input_shape}
     nodes = export.nodes
+    signed: set[str] = set()  # the nodes whose output is signed codes (signed_values)
     for node in nodes:
+        operands = frozenset(name for name in node.inputs if name in signed)
         if node.op == "add":
-            step = AddStep(node.name, node.inputs, tuple(shapes[name] for name in node.inputs))
+            step = AddStep(node.name, node.inputs, tuple(shapes[name] for name in node.inputs), node.relu, operands)
+        elif node.op == "concat":
+            step = ConcatStep(node.name, node.inputs, tuple(shapes[name] for name in node.inputs), operands)
         elif node.op in POOL_OPS:
             (source,) = node.inputs
-            step = PoolStep(node.name, node.op, source, shapes[source], node.pooling)
+            step = PoolStep(node.name, node.op, source, shapes[source], node.pooling, bool(operands))
         else:
             (source,) = node.inputs
-            step = GemmStep(export.layer(node.name), source, shapes[source], node is nodes[-1])
+            step = GemmStep(export.layer(node.name), source, shapes[source], node is nodes[-1], bool(operands))
         yield step  # before its shape is computed, so that the export's validation checks the step first
         shapes[step.name] = step.shape
+        if _makes_signed(step):
+            signed.add(step.name)
 
 
-def extended_operation(step: GemmStep | AddStep | PoolStep) -> str | None:
+def _makes_signed(step: Step) -> bool:
+    """Whether a step outputs signed codes: a linear add, or a pooling or concat of signed codes."""
+    if isinstance(step, AddStep):
+        return not step.relu
+    if isinstance(step, ConcatStep):
+        return bool(step.signed)
+    return isinstance(step, PoolStep) and step.signed_input
+
+
+def signed_values(export: Export) -> frozenset[str]:
+    """The nodes whose output is signed codes (the code a stands for the value a - 2^(A-1)): every linear add,
+    and a max pooling or concat of signed codes."""
+    return frozenset(step.name for step in steps(export) if _makes_signed(step))
+
+
+def extended_operation(step: Step) -> str | None:
     """What a step needs beyond the operations of format version 4 (square, dense, undilated convolutions,
-    linear layers and adds), named for a refusal ("max pooling", "grouped convolution", ...), or None."""
+    linear layers and adds with a ReLU), named for a refusal ("max pooling", "grouped convolution", ...), or
+    None."""
     if isinstance(step, PoolStep):
         return "max pooling" if step.op == "maxpool" else "average pooling"
-    if isinstance(step, AddStep) or step.layer.kind != "conv":
+    if isinstance(step, ConcatStep):
+        return "concat"
+    if isinstance(step, AddStep):
+        return None if step.relu and not step.signed else "a linear add (signed codes)"
+    if step.layer.kind != "conv":
         return None
     layer = step.layer
     if layer.groups > 1:
@@ -580,9 +645,13 @@ def _check_nodes(export: Export) -> None:
         require(node.name not in seen, f"{where}: the name is used twice (or is {INPUT!r})")
         require(all(name in seen for name in node.inputs), f"{where}: reads a node that does not run before it")
         if node.op == "add":
-            require(len(node.inputs) >= 2, f"{where}: an add needs at least two operands")
+            least = 2 if node.relu else 1  # a linear add of one raw output makes it signed codes
+            require(len(node.inputs) >= least, f"{where}: an add needs at least {least} operand(s)")
+        elif node.op == "concat":
+            require(len(node.inputs) >= 2, f"{where}: a concat needs at least two operands")
         else:
             require(len(node.inputs) == 1, f"{where}: a {node.op} reads exactly one node")
+        require(isinstance(node.relu, bool) and (node.relu or node.op == "add"), f"{where}: only an add may be linear")
         require(
             (node.op in POOL_OPS) == isinstance(node.pooling, Pooling),
             f"{where}: a pooling node, and only one, has a pooling window",
@@ -592,7 +661,9 @@ def _check_nodes(export: Export) -> None:
 
 def _validate_graph(export: Export) -> None:
     """A well-formed graph (`_check_nodes`) whose operands fit, in which a raw output is the network's last or
-    feeds exactly one add, and whose poolings read activation codes [C, H, W] through a window torch allows."""
+    feeds exactly one add, whose poolings and concats read activation codes [C, H, W] (a pooling through a
+    window torch allows), and in which signed codes are read only where their zero point is exact: by an add,
+    a max pooling, a concat of signed codes only, or a GEMM without zero padding (docs/numerics.md)."""
     _check_nodes(export)
     raw: dict[str, int] = {}
     for step in steps(export):
@@ -611,6 +682,10 @@ def _validate_graph(export: Export) -> None:
                 f"layer {layer.name}: input shape {list(layer.in_shape)} does not match "
                 f"{source}'s output {list(step.source_shape)}",
             )
+            require(
+                not step.signed_input or layer.kind == "linear" or layer.padding_hw == (0, 0),
+                f"{where}: a convolution with zero padding reads signed codes, whose code 0 is not the value 0",
+            )
             if layer.mode == "raw":
                 raw[step.name] = 0
         elif isinstance(step, PoolStep):
@@ -618,7 +693,19 @@ def _validate_graph(export: Export) -> None:
                 step.source not in raw, f"{where}: a pooling reads activation codes, not {step.source}'s raw output"
             )
             require(len(step.source_shape) == 3, f"{where}: a pooling reads a [C, H, W] map")
+            require(
+                step.op == "maxpool" or not step.signed_input,
+                f"{where}: an average pooling reads unsigned codes only (its divisor counts padding as 0)",
+            )
             _validate_pooling(step)
+        elif isinstance(step, ConcatStep):
+            require(not set(step.operands) & set(raw), f"{where}: a concat reads activation codes, not raw outputs")
+            require(
+                all(len(shape) == 3 for shape in step.operand_shapes)
+                and len({shape[1:] for shape in step.operand_shapes}) == 1,
+                f"{where}: a concat reads [C, H, W] maps of one H x W, got {[list(s) for s in step.operand_shapes]}",
+            )
+            require(len(step.signed) in (0, len(step.operands)), f"{where}: a concat mixes signed and unsigned codes")
         else:
             require(
                 len(set(step.operand_shapes)) == 1,

@@ -351,6 +351,8 @@ def compile_program(
     else:  # a controlled layer's widest candidate sizes its raw regions; its descriptor runs at the chosen one
         ks = {layer.name: controller.fixed.get(layer.name, max(controller.candidates)) for layer in export.layers}
     walked = list(steps(export))
+    for step in walked:  # what the address generator and the output path cannot do, named
+        _require((op := extended_operation(step)) is None, f"{op} is not yet supported by layer programs ({step.name})")
     position = {INPUT: -1} | {step.name: index for index, step in enumerate(walked)}
     fusing = _fusing_layers(walked, position)
     fused_into = {layer: add for add, layer in fusing.items()}
@@ -496,8 +498,8 @@ def _fusing_layers(walked: list, position: dict[str, int]) -> dict[str, str]:
 
 
 def _check_layer(step: GemmStep, walked: list) -> None:
-    """What the address generator cannot do is refused here, naming the layer."""
-    _require((op := extended_operation(step)) is None, f"{op} is not yet supported by layer programs ({step.name})")
+    """What the address generator cannot do is refused here, naming the layer (the operations beyond format
+    version 4 are refused before, by `compile_program`)."""
     layer = step.layer
     source = next((s for s in walked if s.name == step.source), None)
     _require(

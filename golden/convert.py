@@ -21,6 +21,12 @@ model", has them as a table:
     at a bound"); the integer numerics are the relu mode's, unchanged;
   - residual add (`a + b`, torch.add) of two activations or conv(+BN) pre-activations, followed by ReLU (or a
     clamp): a host operation between engine commands (docs/numerics.md, "Host operations");
+  - the same add with no ReLU after it (MobileNetV2's linear bottleneck), and a conv(+BN) output read with no
+    ReLU: a linear add, whose output is signed codes of the unit of its activation operands (SIGNED_UNIT when
+    none); an unpadded conv, a Linear (global pooling included), a max pooling, an add or a concat may read
+    them, a padded conv or an average pooling may not (docs/numerics.md, "A residual add without ReLU");
+  - concat along channels (torch.cat(tensors, dim=1)) of activations of one H x W and one bound: a host
+    concat of the codes;
   - max and average pooling (MaxPool2d, F.max_pool2d with any kernel, stride, padding, dilation and
     ceil_mode; AvgPool2d, F.avg_pool2d with any kernel, stride, padding, ceil_mode, count_include_pad and
     divisor_override; AdaptiveMaxPool2d(1)) of activations: host operations on the codes;
@@ -32,8 +38,10 @@ model", has them as a table:
     followed by ReLU inside the network, or last (its raw output is the logits);
   - Dropout (nn.Dropout, Dropout1d/2d/3d, AlphaDropout, F.dropout...) and nn.Identity: removed, as they are
     no-ops at inference.
-Anything else is refused with one InputError listing every node that does not convert (the operation, the
-graph node and its module path), so a user fixes a model in one round rather than one node per attempt.
+Hardswish and SiLU are refused with their reason (negative and curved: neither the requantizer nor a host
+operation computes them). Anything else is refused with one InputError listing every node that does not
+convert (the operation, the graph node and its module path), so a user fixes a model in one round rather than
+one node per attempt.
 
 `python -m golden.convert MODEL.py:CLASS --input-shape C,H,W` (or MODEL.onnx, a float ONNX model read by
 golden.onnx_import) converts a model and prints the converted graph and what the engine runs (GEMM M, K, N
@@ -56,7 +64,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from contract.cli import InputError, Parser, run_main
-from contract.model_format import GemmStep, Pooling, PoolStep, compact, pair, steps
+from contract.model_format import ConcatStep, GemmStep, Pooling, PoolStep, compact, pair, steps
 from contract.numerics import METHODS, SCHEMES
 from golden.export import build_export
 from golden.layers import QConv2d, QuantSpec
@@ -69,6 +77,18 @@ _FLATTEN_FUNCTIONS = (torch.flatten,)
 _GLOBAL_POOL_FUNCTIONS = (F.adaptive_avg_pool2d,)
 _CLAMP_FUNCTIONS = (F.relu6, F.hardtanh, torch.clamp, torch.clip)
 _CLAMP_METHODS = ("clamp", "clamp_", "clip", "clip_")
+_CONCAT_FUNCTIONS = (torch.cat, torch.concat, torch.concatenate)
+#: Activations with negative outputs, refused with this reason (docs/user-guide.md, "Bring your own model").
+_SIGNED_ACTIVATIONS = {
+    nn.Hardswish: "Hardswish",
+    nn.SiLU: "SiLU",
+    F.hardswish: "Hardswish",
+    F.silu: "SiLU",
+}
+_SIGNED_ACTIVATION_REASON = (
+    "is negative for some inputs and not piecewise linear at a clamp: the requantizer makes unsigned codes (a ReLU "
+    "or a clamp to [0, b]) and no host operation computes it; replace it by ReLU6 (F.relu6) and fine-tune"
+)
 # Parameter names of the functional forms, in positional order, after the input.
 _MAX_POOL_ARGS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
 _AVG_POOL_ARGS = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
@@ -77,6 +97,9 @@ _REMOVED_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Alp
 _REMOVED_FUNCTIONS = (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout)
 _VIEW_METHODS = ("view", "reshape")
 MAX_INPUT_VALUES = 1 << 20  # the CLI's bound on C*H*W (3x512x512 fits): shape propagation runs one such image
+#: The unit of signed codes that no activation operand sets (a linear add of raw outputs only): code
+#: 2^(A-1) + c stands for c * SIGNED_UNIT / (2^A - 1), so the range is about [-4, 4] (docs/numerics.md).
+SIGNED_UNIT = 8.0
 
 
 @dataclass
@@ -92,6 +115,7 @@ class _Value:
     shape: tuple[int, ...]  # of the activation `source` produced (before pooling or flattening)
     fx_node: fx.Node | None = None
     unit: float = 1.0  # an activation's bound in the source model: code 2^A - 1 stands for `unit`
+    signed: bool = False  # signed codes (a linear add's output): code a stands for (a - 2^(A-1)) * unit / (2^A - 1)
 
 
 @dataclass
@@ -175,7 +199,9 @@ class _Converter:
         return tuple(node.meta["tensor_meta"].shape[1:])
 
     def _name(self, node: fx.Node) -> str:
-        base = re.sub(r"\W", "_", str(node.target) if node.op == "call_module" else node.name)
+        return self._unique(re.sub(r"\W", "_", str(node.target) if node.op == "call_module" else node.name))
+
+    def _unique(self, base: str) -> str:
         name, suffix = base, 1
         while name in self.builders or name == INPUT:
             name, suffix = f"{base}_{suffix}", suffix + 1
@@ -200,17 +226,41 @@ class _Converter:
                 readers.append(user)
         return readers
 
-    def _activation(self, node: fx.Node, what: str, kinds=("act",)) -> _Value:
-        value = self._arg(node)
+    def _activation(self, node: fx.Node, what: str, kinds=("act",), index: int = 0) -> _Value:
+        value = self._arg(node, index)
         if value.kind == "pre":
-            raise InputError(
-                f"{self.where(node)}: {what} reads {value.source!r} before a ReLU; activations between layers are "
-                "unsigned codes on [0, 1], so a conv, linear or add output must pass through ReLU (a conv output "
-                "may instead be one operand of a residual add)"
-            )
+            value = self._linear(node, value, what)
         if value.kind not in kinds:
             raise InputError(f"{self.where(node)}: {what} cannot read a {value.kind.replace('_', ' ')} tensor")
         return value
+
+    def _linear(self, node: fx.Node, value: _Value, what: str) -> _Value:
+        """A pre-activation read as it is (no ReLU after it): signed codes. An add becomes a linear add; a conv
+        output (after its BatchNorm) gets a linear add of its raw output alone. Every later reader reads the
+        signed codes. A linear layer's output is refused: inside the network it must pass through a ReLU."""
+        builder = self.builders[value.source]
+        if builder.op not in ("add", "conv"):
+            raise InputError(
+                f"{self.where(node)}: {what} reads {value.source!r} before a ReLU; a linear layer's output inside the "
+                "network must pass through a ReLU (only a conv or add output may be read without one, as signed codes)"
+            )
+        units = set(builder.act_units)
+        if len(units) > 1:
+            raise InputError(
+                f"{self.where(node)}: the add {value.source!r} without a ReLU after it has operands bounded at "
+                f"{', '.join(map(str, sorted(units)))}: the operands of a linear add must share one bound"
+            )
+        unit = units.pop() if units else SIGNED_UNIT
+        if builder.op == "conv":
+            name = self._unique(f"{value.source}_signed")
+            builder = _Builder("add", (value.source,), value.shape, value.shape, operands=[builder])
+            self.builders[name] = builder
+            value = replace(value, source=name)
+        for operand in builder.operands:
+            operand.out_unit = unit
+        signed = replace(value, kind="act", unit=unit, signed=True)
+        self.values[value.fx_node] = signed
+        return signed
 
     def _pre(self, node: fx.Node, value: _Value, what: str) -> _Builder:
         """The builder of a pre-activation operand, which only this consumer may read."""
@@ -233,6 +283,11 @@ class _Converter:
             raise InputError(f"{self.where(node)}: padding_mode {conv.padding_mode!r}; only 'zeros' lowers (code 0)")
         padding = self._conv_padding(node, conv)  # its own problems first: they are reported even downstream
         value = self._activation(node, "Conv2d")
+        if value.signed and pair(padding) != (0, 0):
+            raise InputError(
+                f"{self.where(node)}: a conv with zero padding reads signed codes ({value.source!r}: an output without "
+                "a ReLU), whose code 0 is not the value 0; only an unpadded conv (a 1x1, as MobileNetV2's) reads them"
+            )
         builder = _Builder(
             "conv",
             (value.source,),
@@ -280,6 +335,11 @@ class _Converter:
         value = self._arg(node)
         what = "ReLU" if bound is None else f"a clamp at {bound:g}"
         if value.kind == "act":
+            if value.signed:
+                raise InputError(
+                    f"{self.where(node)}: {what} of signed codes (an output read before it as well) does not lower; "
+                    "apply it to the add or conv output that only it reads"
+                )
             if bound is not None and bound < value.unit:
                 raise InputError(
                     f"{self.where(node)}: {what} of activations bounded at {value.unit:g} does not lower (a second "
@@ -328,7 +388,9 @@ class _Converter:
         if len(node.args) != 2 or node.kwargs:
             raise InputError(f"{self.where(node)}: only a plain sum of two tensors (a residual add) is supported")
         operands = [self._arg(node, index) for index in (0, 1)]
-        for value in operands:
+        for index, value in enumerate(operands):
+            if value.kind == "pre" and len(self._readers(value.fx_node)) > 1:  # read elsewhere too: signed codes
+                operands[index] = value = self._linear(node, value, "residual add")
             if value.kind == "pre":
                 if self._pre(node, value, "residual add").op != "conv":
                     raise InputError(f"{self.where(node)}: an add operand must be an activation or a conv output")
@@ -344,6 +406,37 @@ class _Converter:
         builder.operands = [self.builders[v.source] for v in operands if v.kind == "pre"]
         builder.act_units = tuple(v.unit for v in operands if v.kind == "act")
         self._new(node, builder)
+
+    def concat(self, node: fx.Node) -> None:
+        """torch.cat of activations along channels: a host concat of their codes (one bound, all signed or none)."""
+        options = _options(node, ("dim",))
+        tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+        if options.get("dim", 0) not in (1, -3) or not isinstance(tensors, (list, tuple)) or len(tensors) < 2:
+            raise InputError(f"{self.where(node)}: only a concat of two or more tensors along channels (dim=1) lowers")
+        values = [self._operand(node, tensor, "concat") for tensor in tensors]
+        shapes = [value.shape for value in values]
+        if any(len(shape) != 3 for shape in shapes) or len({shape[1:] for shape in shapes}) != 1:
+            raise InputError(f"{self.where(node)}: a concat needs [C, H, W] maps of one H x W, got {list(shapes)}")
+        if len({value.unit for value in values}) != 1 or len({value.signed for value in values}) != 1:
+            raise InputError(
+                f"{self.where(node)}: the operands of a concat must share one bound and be all signed or all unsigned "
+                "codes (clamp them alike)"
+            )
+        builder = _Builder("concat", tuple(value.source for value in values), shapes[0], self._shape(node))
+        self._new(node, builder, kind="act")
+        self.values[node].unit, self.values[node].signed = values[0].unit, values[0].signed
+
+    def _operand(self, node: fx.Node, tensor: object, what: str) -> _Value:
+        """An operand given inside a list (torch.cat's), read as activations (a pre-activation as signed codes)."""
+        if isinstance(tensor, fx.Node) and tensor in self.refused:
+            raise _Downstream
+        value = self.values.get(tensor) if isinstance(tensor, fx.Node) else None
+        if value is None:
+            raise InputError(f"{self.where(node)}: a {what} operand is not a tensor the converter follows")
+        value = self._linear(node, value, what) if value.kind == "pre" else value
+        if value.kind != "act":
+            raise InputError(f"{self.where(node)}: a {what} cannot read a {value.kind.replace('_', ' ')} tensor")
+        return value
 
     def pool(self, node: fx.Node) -> None:
         """Global average pooling (to 1x1), folded into the Linear that reads it."""
@@ -382,9 +475,14 @@ class _Converter:
         ):
             self.pool(node)
             return
+        if op == "avgpool" and value.signed:
+            raise InputError(
+                f"{self.where(node)}: an average pooling of signed codes ({value.source!r}: an output without a ReLU) "
+                "does not lower: its divisor would count padding and the signed codes' zero point apart"
+            )
         builder = _Builder(op, (value.source,), value.shape, self._shape(node), pooling=pooling)
         self._new(node, builder, kind="act")
-        self.values[node].unit = value.unit
+        self.values[node].unit, self.values[node].signed = value.unit, value.signed
 
     def _pool_module(self, node: fx.Node, module: nn.Module) -> None:
         if isinstance(module, nn.AdaptiveMaxPool2d):
@@ -524,6 +622,8 @@ class _Converter:
                 nn.Linear: lambda: self.linear(node, module),
             } | {kind: lambda: self.remove(node, type(module).__name__) for kind in _REMOVED_MODULES}
             handler = handlers.get(type(module))
+            if type(module) in _SIGNED_ACTIVATIONS:
+                raise InputError(f"{self.where(node)}: {_SIGNED_ACTIVATIONS[type(module)]} {_SIGNED_ACTIVATION_REASON}")
             if handler is None:
                 raise InputError(f"unsupported operation {type(module).__name__} at {self.where(node)}")
             handler()
@@ -542,6 +642,10 @@ class _Converter:
             self._adaptive_max(node, options["output_size"], options.get("return_indices", False))
         elif node.op == "call_function" and node.target in _CLAMP_FUNCTIONS:
             self.clamp(node)
+        elif node.op == "call_function" and node.target in _CONCAT_FUNCTIONS:
+            self.concat(node)
+        elif node.op == "call_function" and node.target in _SIGNED_ACTIVATIONS:
+            raise InputError(f"{self.where(node)}: {_SIGNED_ACTIVATIONS[node.target]} {_SIGNED_ACTIVATION_REASON}")
         elif node.op == "call_function" and node.target in _FLATTEN_FUNCTIONS:
             self._flatten_call(node)
         elif node.op == "call_function" and node.target in _REMOVED_FUNCTIONS:
@@ -713,8 +817,10 @@ def graph_lines(result: Conversion) -> list[str]:
         elif isinstance(step, PoolStep):
             op, engine = _window_label(step.op, step.pooling.kernel, step.pooling.stride, step.pooling.padding), "host"
             engine += " pooling of codes"
+        elif isinstance(step, ConcatStep):
+            op, engine = "concat", "host concat of codes"
         else:
-            op, engine = "add", f"host add, {after}"
+            op, engine = "add", "host add, " + ("ReLU" if step.relu else "linear (signed codes)")
         rows.append((node.name, op, ",".join(node.inputs), _dims(node.out_shape), engine))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[4]]) for row in rows]
@@ -758,10 +864,11 @@ def main(argv: list[str] | None = None) -> None:
     spec = QuantSpec(args.method, args.scheme)
     result = conversion(float_net(args.model, args.input_shape), spec, args.input_shape)
     layers = len(result.model.gemm_nodes)
-    adds = sum(node.op == "add" for node in result.model.nodes)
+    adds, concats = (sum(node.op == op for node in result.model.nodes) for op in ("add", "concat"))
+    concat_text = f", {concats} host concats" if concats else ""
     print(
         f"{args.model}, input {_dims(args.input_shape)}: {layers} GEMM layers on the engine, {adds} host adds, "
-        f"{len(result.model.nodes) - layers - adds} host poolings ({spec.method}/{spec.scheme}, "
+        f"{len(result.model.nodes) - layers - adds - concats} host poolings{concat_text} ({spec.method}/{spec.scheme}, "
         f"B = {spec.base_bits}, A = {spec.act_bits}; every ReLU clamps at 1, docs/numerics.md)"
     )
     print("\n".join(graph_lines(result)))

@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 
 from contract.cli import InputError
-from contract.model_format import INPUT, AddStep, Export, ExportedController, ExportedLayer, PoolStep, steps
+from contract.model_format import INPUT, Export, ExportedController, ExportedLayer, GemmStep, steps
 from contract.numerics import NumericsError
 from golden.controller import ControllerSpec, Mixer, controller_name
 from golden.fastpath import fast_layer
-from golden.lowering import Executor, LayerRun, check_input, host_add, host_pool, run_layer
+from golden.lowering import Executor, LayerRun, check_input, host_step, run_layer
 from golden.model import QuantNet, load_checkpoint
 
 
@@ -92,11 +92,8 @@ def _schedule(
     values, ks = {INPUT: codes}, None
     column = {layer.name: i for i, layer in enumerate(export.layers)}
     for step in steps(export):
-        if isinstance(step, AddStep):
-            values[step.name] = host_add([values[name] for name in step.operands], export.act_bits)
-            continue
-        if isinstance(step, PoolStep):
-            values[step.name] = host_pool(step, values[step.source])
+        if not isinstance(step, GemmStep):
+            values[step.name] = host_step(step, values, export.act_bits)
             continue
         layer, source = step.layer, values[step.source]
         if step.name in controller.fixed:

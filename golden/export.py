@@ -13,6 +13,7 @@ requantization).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -27,12 +28,15 @@ from contract.model_format import (
     ExportedController,
     ExportedLayer,
     ExportError,
+    GemmStep,
     GraphNode,
     require,
+    steps,
 )
 from contract.numerics import ACC_BITS_RANGE, MULT_BITS
 from golden.layers import QConv2d
 from golden.model import HOST_OPS, QuantNet, load_checkpoint, trained_on
+from golden.nested import truncate_weight
 
 ACC_BITS = 32
 
@@ -132,7 +136,8 @@ def build_export(model: QuantNet, acc_bits: int = ACC_BITS, dataset: str | None 
     with torch.no_grad():
         for node in model.nodes:
             host = node.op in HOST_OPS
-            graph.append(GraphNode(node.name, node.op if host else "gemm", node.inputs, node.pooling))
+            relu = node.relu or node.op != "add"  # only an add may be linear in the graph
+            graph.append(GraphNode(node.name, node.op if host else "gemm", node.inputs, node.pooling, relu))
             if host:
                 continue
             layer = model.layers[node.name]
@@ -158,7 +163,7 @@ def build_export(model: QuantNet, acc_bits: int = ACC_BITS, dataset: str | None 
                 )
             )
         controllers = tuple(_exported_controller(model, c, acc_bits) for c in model.controllers.values())
-    return Export(
+    export = Export(
         spec.method,
         spec.scheme,
         spec.base_bits,
@@ -169,6 +174,28 @@ def build_export(model: QuantNet, acc_bits: int = ACC_BITS, dataset: str | None 
         controllers,
         dataset,
     )
+    signed = {step.name for step in steps(export) if isinstance(step, GemmStep) and step.signed_input}
+    if not signed:
+        return export
+    layers = tuple(_zero_point_folded(layer, export) if layer.name in signed else layer for layer in layers)
+    return replace(export, layers=layers)
+
+
+def _zero_point_folded(layer: ExportedLayer, export: Export) -> ExportedLayer:
+    """A layer reading signed codes a (value a - Z, Z = 2^(A-1)) computes sum((a - Z) * w) = acc - Z * sum(w):
+    its bias at each k takes -Z times the column sums of its k-bit weights (docs/numerics.md, "A residual add
+    without ReLU"), exactly, so every executor runs it as any GEMM on the codes."""
+    zero = 1 << (export.act_bits - 1)
+    bias = layer.bias.copy()
+    for k in range(1, export.base_bits + 1):
+        weights = truncate_weight(layer.weight_codes.astype(np.int64), k, export.scheme, export.base_bits)
+        bias[k - 1] -= zero * weights.sum(dim=0).numpy()
+    limit = 1 << (export.acc_bits - 1)
+    require(
+        -limit <= int(bias.min()) and int(bias.max()) < limit,
+        f"layer {layer.name}: its bias with the signed input's zero point does not fit {export.acc_bits} signed bits",
+    )
+    return replace(layer, bias=bias)
 
 
 # --- command line ------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ columns g*N/groups .. (g+1)*N/groups - 1 of W, with those columns' requantizatio
 concatenated along N. A linear layer's X is the previous layer's NCHW codes flattened per sample in (c, h, w)
 order, as torch's flatten does.
 
-A residual add and a max or average pooling are host operations (docs/numerics.md, "Host operations"), done
-here between executor calls, so whoever executes the GEMMs sees every engine command with its true inputs.
+A residual add (with its ReLU or linear), a max or average pooling and a concat along channels are host
+operations (docs/numerics.md, "Host operations"), done here between executor calls, so whoever executes the
+GEMMs sees every engine command with its true inputs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,18 @@ from dataclasses import dataclass
 import torch
 
 from contract.cli import InputError
-from contract.model_format import INPUT, AddStep, Export, ExportedLayer, PoolStep, conv_output_size, pair, steps
+from contract.model_format import (
+    INPUT,
+    AddStep,
+    ConcatStep,
+    Export,
+    ExportedLayer,
+    GemmStep,
+    PoolStep,
+    conv_output_size,
+    pair,
+    steps,
+)
 
 
 def im2col(codes: torch.Tensor, kernel, stride, padding, dilation=1) -> torch.Tensor:
@@ -126,9 +138,20 @@ def host_requantize(raw: torch.Tensor, mult: torch.Tensor, shift: torch.Tensor) 
     return (raw * mult + rounding) >> shift
 
 
-def host_add(operands: list[torch.Tensor], act_bits: int) -> torch.Tensor:
-    """The residual add: the operands' sum clamped to the activation codes 0..2^A - 1."""
-    return torch.stack(operands).sum(dim=0).clamp(0, (1 << act_bits) - 1)
+def host_add(operands: list[torch.Tensor], act_bits: int, offset: int = 0) -> torch.Tensor:
+    """The residual add: the operands' sum plus `offset` (AddStep.offset: a linear add's zero point, less those
+    of its signed-code operands) clamped to the activation codes 0..2^A - 1."""
+    return (torch.stack(operands).sum(dim=0) + offset).clamp(0, (1 << act_bits) - 1)
+
+
+def host_step(step: AddStep | PoolStep | ConcatStep, values: dict[str, torch.Tensor], act_bits: int) -> torch.Tensor:
+    """A host operation's output on the values it reads (NCHW codes; a raw layer's in code units): an add, a
+    pooling, or a concat along channels (a layout operation: the codes as they are)."""
+    if isinstance(step, AddStep):
+        return host_add([values[name] for name in step.operands], act_bits, step.offset(act_bits))
+    if isinstance(step, PoolStep):
+        return host_pool(step, values[step.source])
+    return torch.cat([values[name] for name in step.operands], dim=1)
 
 
 def host_pool(step: PoolStep, codes: torch.Tensor) -> torch.Tensor:
@@ -165,17 +188,15 @@ def check_input(export: Export, input_codes) -> torch.Tensor:
 def walk_graph(
     export: Export, codes: torch.Tensor, layer_value: Callable[[ExportedLayer, torch.Tensor, bool], torch.Tensor]
 ) -> torch.Tensor:
-    """The network's nodes in order on input `codes`: each add and pooling on the host, each GEMM layer by
+    """The network's nodes in order on input `codes`: each add, pooling and concat on the host, each GEMM layer by
     `layer_value(layer, what it reads, whether it is the last node)`; returns the last node's value. One walk
     for every executor (lower's engine GEMMs, golden.fastpath's whole-batch products)."""
     values = {INPUT: codes}  # NCHW codes, or a raw layer's output in code units (NCHW) for an add
     for step in steps(export):
-        if isinstance(step, AddStep):
-            values[step.name] = host_add([values[name] for name in step.operands], export.act_bits)
-        elif isinstance(step, PoolStep):
-            values[step.name] = host_pool(step, values[step.source])
-        else:
+        if isinstance(step, GemmStep):
             values[step.name] = layer_value(step.layer, values[step.source], step.last)
+        else:
+            values[step.name] = host_step(step, values, export.act_bits)
     return values[step.name]
 
 

@@ -4,8 +4,10 @@
 GEMM after lowering (convolutions by im2col) followed by folded BatchNorm and ReLU+clamp, which the
 requantizer does in one step. A convolution whose output feeds a residual add stays a pre-activation
 (rounded to the activation grid, unclamped; the engine's raw mode plus a host requantization); the add's
-sum is clamped to [0, 1] and quantized, as ReLU+clamp. Global average pooling is folded into the linear
-layer after it; any other max or average pooling is a host operation on activation codes (golden.pooling).
+sum is clamped to [0, 1] and quantized, as ReLU+clamp, or, for a linear add (no ReLU), clamped to the signed
+codes' range (golden.quant.signed_activation). Global average pooling is folded into the linear layer after
+it; any other max or average pooling is a host operation on activation codes (golden.pooling), and so is a
+concat along channels.
 All layers are quantized, the first and last included, and the input is quantized to A-bit codes, so the
 float model and the integer path see the same numbers everywhere. A network may also
 hold precision controllers (golden.controller), which the checkpoint and the export carry with it.
@@ -25,16 +27,17 @@ from contract.model_format import POOL_OPS, Pooling
 from golden.controller import Controller, ControllerSpec, Mixer, check_controller_spec
 from golden.layers import WEIGHT_VIEWS, QConv2d, QLinear, QuantSpec
 from golden.pooling import pool_activation
-from golden.quant import grid_activation, quantize_activation
+from golden.quant import grid_activation, quantize_activation, signed_activation
 
 CHECKPOINT_FORMAT = "nestmac-golden-checkpoint"
-CHECKPOINT_VERSION = 4
+CHECKPOINT_VERSION = 5
 # Version 3 added "controllers" (a version-2 checkpoint has none); version 4 the pooling nodes and a
-# convolution's pairs, dilation and groups, which a reader of version 3 refuses by the version.
-READABLE_CHECKPOINTS = (2, 3, 4)
+# convolution's pairs, dilation and groups, which a reader of version 3 refuses by the version; version 5 the
+# linear add (an add node with relu false) and the concat node.
+READABLE_CHECKPOINTS = (2, 3, 4, 5)
 INPUT = "input"  # the name under which nodes refer to the network's input
-OPS = ("conv", "linear", "add", *POOL_OPS)
-HOST_OPS = ("add", *POOL_OPS)  # the nodes that are no GEMM layer
+OPS = ("conv", "linear", "add", *POOL_OPS, "concat")
+HOST_OPS = ("add", *POOL_OPS, "concat")  # the nodes that are no GEMM layer
 _GEOMETRY = ("kernel", "stride", "padding", "dilation")
 
 
@@ -47,7 +50,7 @@ class Node:
     inputs: tuple[str, ...]
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
-    relu: bool  # False: a pre-activation (a conv feeding an add) or raw logits (the last layer)
+    relu: bool  # False: a pre-activation (a conv feeding an add), raw logits (the last layer) or a linear add
     kernel: int | tuple[int, int] = 0  # conv only, each an integer or a (height, width) pair
     stride: int | tuple[int, int] = 0
     padding: int | tuple[int, int] = 0
@@ -162,8 +165,12 @@ class QuantNet(nn.Module):
         act_bits = self.spec.act_bits
         if node.op in POOL_OPS:
             return pool_activation(values[node.inputs[0]], node.op, node.pooling, act_bits)
+        if node.op == "concat":
+            return torch.cat([values[name] for name in node.inputs], dim=1)
         if node.op == "add":
             z = sum(values[name] for name in node.inputs)
+            if not node.relu:
+                return signed_activation(z, act_bits)
         elif node.op == "conv":
             z = self.layers[node.name](values[node.inputs[0]])
         else:

@@ -5,7 +5,7 @@ Each ONNX node becomes the PyTorch module or function the converter knows (golde
 the model's weights, in a torch.fx graph of the same shape: Conv -> Conv2d, BatchNormalization ->
 BatchNorm2d, Gemm and MatMul (+ Add of a constant bias) -> Linear, Relu -> ReLU, Clip -> torch.clamp,
 Add -> `+`, MaxPool / AveragePool -> MaxPool2d / AvgPool2d, GlobalAveragePool and ReduceMean over H and W ->
-global average pooling,
+global average pooling, Concat of tensors computed from the input -> torch.cat (the converter takes dim 1),
 Flatten (axis 1) and a Reshape to [batch, rest] -> flatten (its target a constant or computed from x.size(0):
 Shape, Gather, Unsqueeze... are read only as such), Identity and Dropout removed. A submodule is named
 after its ONNX node ("/layer1/conv1/Conv" -> "layer1_conv1_Conv"), so the converter's messages name it.
@@ -168,6 +168,11 @@ class _Importer:
     # --- the operations ---------------------------------------------------------------------------------
 
     def _map(self, node) -> None:
+        if node.op_type == "Concat" and all(name in self.values for name in node.input):  # of tensors, not sizes
+            axis = _attributes(node).get("axis")
+            tensors = [self._value(name) for name in node.input]
+            self.values[node.output[0]] = self._call(node, "call_function", torch.cat, (tensors, axis))
+            return
         if node.domain in ("", "ai.onnx") and node.op_type in SHAPE_OPS:
             self.sizes.update(node.output)
             return

@@ -124,3 +124,12 @@ def grid_activation(x: torch.Tensor, act_bits: int) -> torch.Tensor:
     add, which the host requantizes to signed code units before adding (docs/numerics.md, host operations)."""
     levels = (1 << act_bits) - 1
     return ste(torch.round(x * levels) / levels, x)
+
+
+def signed_activation(x: torch.Tensor, act_bits: int) -> torch.Tensor:
+    """x on the activation grid 1/(2^A - 1), clamped to the signed codes' range [-2^(A-1), 2^(A-1) - 1] of grid
+    steps: a linear add's output, stored as the code round(x * (2^A - 1)) + 2^(A-1) (docs/numerics.md, "A
+    residual add without ReLU"). Gradients pass straight through inside the range."""
+    levels, zero = (1 << act_bits) - 1, 1 << (act_bits - 1)
+    code = torch.clamp(torch.round(x * levels), -zero, zero - 1)
+    return ste(code / levels, torch.clamp(x, -zero / levels, (zero - 1) / levels))

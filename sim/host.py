@@ -1,13 +1,17 @@
-"""The host's share of a network: the residual adds and poolings between engine commands, counted and priced.
+"""The host's share of a network: the residual adds, poolings and concats between engine commands, counted and
+priced.
 
-The engine runs every GEMM; a residual add and a max or average pooling (docs/numerics.md, "Host
-operations") run on the host between commands, and their cost is reported next to the engine's, never
-hidden. Per output element of an add with operands that are activation codes or raw layer outputs:
+The engine runs every GEMM; a residual add, a max or average pooling and a concat along channels
+(docs/numerics.md, "Host operations") run on the host between commands, and their cost is reported next to the
+engine's, never hidden. Per output element of an add with operands that are activation codes (unsigned or
+signed) or raw layer outputs:
   - per raw operand: one ACC x MULT multiply, one ACC-bit rounding add and one shift (the requantization
     without clamp), and one ACC-bit read;
   - per activation-code operand: one A-bit read;
-  - the sum: one ACC-bit add per operand after the first; the clamp: two compares (priced as ACC-bit adds);
+  - the sum: one ACC-bit add per operand after the first, and one add of the zero-point offset when it is not
+    0 (a linear add, or signed-code operands: AddStep.offset); the clamp: two compares (priced as ACC-bit adds);
   - one A-bit write of the result.
+Per output element of a concat: one A-bit read and one A-bit write (a copy of the codes).
 Per output element of a pooling whose window has T taps inside the map (padding taps are skipped, not read):
   - T A-bit reads and one A-bit write;
   - max: T - 1 compares (priced as ACC-bit adds);
@@ -27,7 +31,7 @@ import math
 from dataclasses import dataclass
 
 from contract.config import EngineConfig
-from contract.model_format import AddStep, Export, PoolStep, steps
+from contract.model_format import AddStep, ConcatStep, Export, PoolStep, steps
 from sim.energy import BUFFER_BYTES
 from sim.energy_table import DEFAULT_TABLE, EnergyTable
 
@@ -65,13 +69,16 @@ class HostOps:
 
 
 def host_ops(export: Export, images: int = 1) -> HostOps:
-    """The host adds' and poolings' operations for `images` images (they depend on neither the data nor k)."""
+    """The host adds', poolings' and concats' operations for `images` images (they depend on neither the data nor
+    k)."""
     total = HostOps()
     for step in steps(export):
         if isinstance(step, AddStep):
             total = total + _add_ops(export, step)
         elif isinstance(step, PoolStep):
             total = total + _pool_ops(export, step)
+        elif isinstance(step, ConcatStep):
+            total = total + _concat_ops(export, step)
     return total.scaled(images)
 
 
@@ -82,13 +89,19 @@ def _add_ops(export: Export, step: AddStep) -> HostOps:
     return HostOps(
         elements=1,
         multiplies=raw_operands,
-        adds=raw_operands + (len(step.operands) - 1) + 2,
+        adds=raw_operands + (len(step.operands) - 1) + int(step.offset(export.act_bits) != 0) + 2,
         shifts=raw_operands,
         loads=len(step.operands),
         stores=1,
         read_bits=raw_operands * export.acc_bits + code_operands * export.act_bits,
         write_bits=export.act_bits,
     ).scaled(math.prod(step.shape))
+
+
+def _concat_ops(export: Export, step: ConcatStep) -> HostOps:
+    elements = math.prod(step.shape)
+    bits = elements * export.act_bits
+    return HostOps(elements=elements, loads=elements, stores=elements, read_bits=bits, write_bits=bits)
 
 
 def _pool_ops(export: Export, step: PoolStep) -> HostOps:

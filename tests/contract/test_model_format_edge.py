@@ -43,7 +43,7 @@ def test_version_5_round_trips_pooling_and_conv_geometry(tmp_path):
     export = export_of(conv, nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False))
     write_export(export, tmp_path / "e")
     meta = json.loads((tmp_path / "e" / "model.json").read_text())
-    assert meta["format_version"] == FORMAT_VERSION == 5
+    assert meta["format_version"] == FORMAT_VERSION == 6  # version 6 keeps version 5's fields as they were
     layer = meta["layers"][0]
     assert (layer["kernel"], layer["stride"], layer["padding"], layer["dilation"], layer["groups"]) == (
         [1, 3],

@@ -128,7 +128,7 @@ def test_export_round_trip_keeps_the_controllers(export, codes, tmp_path):
     loaded = load_export(tmp_path / "e")
     assert loaded.describe() == export.describe()
     meta = json.loads((tmp_path / "e" / "model.json").read_text())
-    assert meta["format_version"] == 5
+    assert meta["format_version"] == 6
     assert [c["budget"] for c in meta["controllers"]] == [2.0, 3.0]
     assert meta["controllers"][0]["fixed"] == {"conv0": 8}
     for a, b in zip(export.controllers, loaded.controllers, strict=True):

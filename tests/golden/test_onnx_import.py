@@ -96,6 +96,7 @@ def _export(model: nn.Module, shape, path: Path, keep_batchnorm: bool = False, d
         (lambda: edge_models.ResNet18Like(width=4), (3, 32, 32), False, False),  # 7x7/2 stem, downsampling
         (ViewNet, (3, 16, 16), False, False),  # a Reshape to a constant [1, -1]
         (ViewNet, (3, 16, 16), False, True),  # a Reshape to sizes computed from x
+        (edge_models.InceptionLike, (3, 8, 8), False, False),  # a Concat of two branches along channels
     ],
 )
 def test_an_exported_model_imports_as_the_same_float_function(tmp_path, make, shape, keep_batchnorm, dynamic_batch):
@@ -107,6 +108,19 @@ def test_an_exported_model_imports_as_the_same_float_function(tmp_path, make, sh
         assert float((imported(x) - original(x)).abs().max()) < 1e-5
     kinds = {type(module) for module in imported.modules()}
     assert (nn.BatchNorm2d in kinds) == keep_batchnorm and nn.Conv2d in kinds
+
+
+@pytest.mark.parametrize(
+    "make, ops, adds",
+    [(edge_models.InceptionLike, {"gemm", "concat"}, []), (edge_models.LinearBottleneck, {"gemm", "add"}, [False])],
+)
+def test_a_concat_and_a_linear_bottleneck_convert_from_onnx(tmp_path, make, ops, adds):
+    """`adds`: each add's relu (the linear bottleneck's add has none)."""
+    torch.manual_seed(0)
+    path = _export(_randomised(make(), seed=5), (3, 8, 8), tmp_path / "model.onnx")
+    export = build_export(convert(onnx_module(path, (3, 8, 8)), QuantSpec("truncquant", "offset"), (3, 8, 8)).eval())
+    assert {node.op for node in export.nodes} == ops
+    assert [node.relu for node in export.nodes if node.op == "add"] == adds
 
 
 def test_an_imported_model_converts_trains_one_step_and_exports(tmp_path):
