@@ -21,6 +21,7 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from apps.driver import NestmacDriver
 from contract.program import ProgramLimits
+from contract.soc import check_response
 from verif.rtl.runner import CLOCK_PERIOD_NS
 from verif.rtl.scenario_file import load_scenario
 
@@ -42,11 +43,14 @@ class CocotbBackend:
 
     @resume
     async def read32(self, offset: int) -> int:
-        return int.from_bytes((await self.cpu.read(offset, 4)).data, "little")
+        answer = await self.cpu.read(offset, 4)
+        check_response(int(answer.resp), f"read of {offset:#x}")
+        return int.from_bytes(answer.data, "little")
 
     @resume
     async def write32(self, offset: int, value: int) -> None:
-        await self.cpu.write(offset, value.to_bytes(4, "little"))
+        answer = await self.cpu.write(offset, value.to_bytes(4, "little"))
+        check_response(int(answer.resp), f"write of {value:#x} to {offset:#x}")
 
     def write_mem(self, address: int, data: bytes) -> None:
         self.ram.write(address, data)
