@@ -117,6 +117,32 @@ class SlaveError(InputError):
     during a run (raised by the driver's backends, one line)."""
 
 
+#: The AXI4 master's data widths in bytes and burst lengths in words the wrapper can be generated with.
+BUS_BYTES = (4, 8, 16, 32, 64, 128)
+BURSTS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class BusParameters:
+    """The SoC wrapper's bus, a generation parameter: the AXI4 master's data width in bytes, its longest burst in
+    words (bus_bytes * burst dividing 4 KiB, so that an aligned burst never crosses a page) and its address
+    width. Constructing one checks it (InputError, one line)."""
+
+    bus_bytes: int = 8
+    burst: int = 16
+    address_bits: int = 32
+
+    def __post_init__(self):
+        if self.bus_bytes not in BUS_BYTES:
+            raise InputError(f"bus_bytes must be one of {', '.join(map(str, BUS_BYTES))}, got {self.bus_bytes!r}")
+        if self.burst not in BURSTS or self.bus_bytes * self.burst > 4096:
+            raise InputError(
+                f"burst must be a power of two up to 256 with bus_bytes * burst <= 4096, got {self.burst!r}"
+            )
+        if not (isinstance(self.address_bits, int) and 12 <= self.address_bits <= 64):
+            raise InputError(f"address_bits must be an integer in 12..64, got {self.address_bits!r}")
+
+
 def check_response(response: int, what: str) -> None:
     """SlaveError unless an AXI response is OKAY (0): what a backend calls on each register access."""
     if response != 0:

@@ -70,10 +70,7 @@ class NestmacSoC(wiring.Component):
     def __init__(
         self, config: EngineConfig, limits: ProgramLimits, bus_bytes: int = 8, burst: int = 16, address_bits: int = 32
     ):
-        if bus_bytes not in (4, 8, 16, 32, 64, 128):
-            raise ValueError(f"bus_bytes must be a power of two from 4 to 128, got {bus_bytes}")
-        if burst not in (1, 2, 4, 8, 16, 32, 64, 128, 256) or bus_bytes * burst > 4096:
-            raise ValueError(f"burst must be a power of two up to 256 with bus_bytes * burst <= 4096, got {burst}")
+        soc.BusParameters(bus_bytes, burst, address_bits)  # InputError (a ValueError) on a bus it cannot have
         self.config, self.limits = config, limits
         self.bus_bytes, self.burst, self.address_bits = bus_bytes, burst, address_bits
         fields = limits.as_dict()
@@ -85,6 +82,10 @@ class NestmacSoC(wiring.Component):
                 "irq": Out(1),
             }
         )
+
+    def memory_summary(self) -> list[dict]:
+        """On-chip memories, for the generator's manifest: the program engine's (the DMA's FIFOs are small)."""
+        return self.engine.memory_summary()
 
     def beat_bits(self) -> dict[str, int]:
         """The payload width of each region's beats (contract.soc.REGIONS)."""
