@@ -4,7 +4,8 @@ cocotbext-axi's `AxiRam` is the memory behind the AXI4 master and `AxiLiteMaster
 port, each AXI channel of the memory paced by a seeded random pause generator (so reads come back after random
 latencies and writes are back-pressured at random). apps.driver.NestmacDriver runs in a cocotb bridge thread on
 `CocotbBackend`: it lays the program out in the RAM, writes the registers and polls STATUS; the logits,
-counters, STATUS and the interrupt's level are written to the scenario's `results` file for the test to check.
+counters, STATUS and the interrupt's level are written to the scenario's `results` file for the test to check,
+with what verif.rtl.axi_monitor saw on both AXI ports (handshake rule violations, transfers per channel).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from apps.driver import NestmacDriver
 from contract.program import ProgramLimits
 from contract.soc import check_response
+from verif.rtl.axi_monitor import AxiHandshakeMonitor
 from verif.rtl.runner import CLOCK_PERIOD_NS
 from verif.rtl.scenario_file import load_scenario
 
@@ -82,6 +84,9 @@ async def run_soc(dut):
     await ClockCycles(dut.clk, 5)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2)
+    monitors = [AxiHandshakeMonitor(dut, dut.clk, prefix) for prefix in ("m_axi__", "s_axil__")]
+    for monitor in monitors:
+        monitor.start()
     backend = CocotbBackend(dut, cpu, ram, scenario["memory"])
 
     def drive() -> dict:
@@ -93,5 +98,7 @@ async def run_soc(dut):
 
     results = await bridge(drive)()
     results["irq"] = int(dut.irq.value)
+    results["axi_violations"] = [violation for monitor in monitors for violation in monitor.violations]
+    results["axi_transfers"] = {monitor.prefix: monitor.transfers for monitor in monitors}
     with open(scenario["results"], "w") as file:
         json.dump(results, file)

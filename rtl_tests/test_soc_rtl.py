@@ -1,5 +1,6 @@
 """The SoC wrapper's Verilog on Verilator with cocotbext-axi's AXI models: the tiny residual network through the
-driver, bit for bit against golden, under random AXI back-pressure and latencies.
+driver, bit for bit against golden, under random AXI back-pressure and latencies, with the AXI handshake rules
+checked on both ports (verif.rtl.axi_monitor).
 
 The network and its compilation are test_program_engine's; rtl_tests/soc_tb.py runs apps.driver on the
 simulated registers and RAM. A failure prints its seed.
@@ -66,3 +67,6 @@ def test_the_network_through_the_driver_on_verilator(stall, illegal):
     for name in soc.READ_REGIONS:
         assert counters[f"{name}_bytes"] == results["regions"][name][2], f"seed {seed}: {name} {counters}"
     assert counters["logits_beats"] == results["regions"]["logits"][1] and counters["cycles"] > 0
+    assert results["axi_violations"] == [], f"seed {seed}: AXI handshake rules broken"
+    transfers = results["axi_transfers"]["m_axi__"]
+    assert transfers["w"] > 0 and transfers["r"] * 8 == sum(counters[f"{name}_bytes"] for name in soc.READ_REGIONS)
