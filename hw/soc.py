@@ -198,7 +198,7 @@ class NestmacSoC(wiring.Component):
             m.d.sync += quiet.eq(Mux(progress, 0, quiet + 1))
             with m.If((watchdog != 0) & (quiet == watchdog)):
                 m.d.sync += timeout.eq(1)
-        with m.If(busy):
+        with m.If(busy & ~start):  # START's cycle clears the counters (BUSY is already high in it)
             m.d.sync += cycles.eq(cycles + 1)
             with m.If(engine.logits.valid & engine.logits.ready):
                 m.d.sync += logits_beats.eq(logits_beats + 1)

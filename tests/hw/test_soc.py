@@ -77,8 +77,11 @@ def test_an_illegal_step_sets_the_error_and_the_program_still_runs(export):
     assert status & soc.STATUS_ERROR and status & soc.STATUS_DONE
     assert not backend.irq(), "the interrupt rose though it was not enabled"
     assert torch.equal(torch.from_numpy(driver.logits()), run_integer(export, torch.from_numpy(codes), 8)[0][0])
-    driver.load(program, images, codes[0])  # START clears the sticky error
+    first = driver.counters()
+    driver.load(program, images, codes[0])  # START clears the sticky error and the counters
     assert not driver.run() & soc.STATUS_ERROR
+    second = driver.counters()
+    assert 0 < second["cycles"] < first["cycles"] and second["step_bytes"] < first["step_bytes"], (first, second)
 
 
 def test_a_misaligned_region_is_refused(export):

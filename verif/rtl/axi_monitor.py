@@ -21,44 +21,58 @@ CHANNELS = {
 }
 
 
-class AxiHandshakeMonitor:
-    """Watches the port whose signals are `<prefix><name>` on `dut` (e.g. "m_axi__"), from `start()` on; at most
-    `limit` violations are kept, each "<port> <channel>: <rule> at cycle <n>"."""
+class HandshakeRules:
+    """The rules of one channel, fed a cycle at a time (`sample`): the violations so far, plain Python so that
+    the rules are tested without a simulator."""
 
-    def __init__(self, dut, clock, prefix: str, limit: int = 20):
-        self.clock, self.prefix, self.limit = clock, prefix, limit
+    def __init__(self, name: str):
+        self.name = name
         self.violations: list[str] = []
-        self.transfers = dict.fromkeys(CHANNELS, 0)
+        self.transfers = 0
+        self._held = None  # the payload while VALID waits for READY, else None
+
+    def sample(self, cycle: int, valid: bool, ready: bool, payload: tuple) -> None:
+        if self._held is not None:
+            if not valid:
+                self.violations.append(f"{self.name}: VALID fell before READY at cycle {cycle}")
+            elif payload != self._held:
+                self.violations.append(f"{self.name}: payload changed while VALID waited for READY at cycle {cycle}")
+        self.transfers += valid and ready
+        self._held = payload if valid and not ready else None
+
+
+class AxiHandshakeMonitor:
+    """Watches the port whose signals are `<prefix><name>` on `dut` (e.g. "m_axi__"), from `start()` on: a
+    HandshakeRules per channel, whose violations ("<port> <channel>: <rule> at cycle <n>") `violations` joins."""
+
+    def __init__(self, dut, clock, prefix: str):
+        self.clock, self.prefix = clock, prefix
         self._channels = {}
         for channel, payload in CHANNELS.items():
             valid = getattr(dut, f"{prefix}{channel}valid", None)
             if valid is not None:
                 fields = [getattr(dut, f"{prefix}{name}") for name in payload if hasattr(dut, f"{prefix}{name}")]
-                self._channels[channel] = (valid, getattr(dut, f"{prefix}{channel}ready"), fields)
+                rules = HandshakeRules(f"{prefix.rstrip('_')} {channel}")
+                self._channels[channel] = (valid, getattr(dut, f"{prefix}{channel}ready"), fields, rules)
+
+    @property
+    def violations(self) -> list[str]:
+        return [violation for *_, rules in self._channels.values() for violation in rules.violations]
+
+    @property
+    def transfers(self) -> dict[str, int]:
+        return {channel: rules.transfers for channel, (*_, rules) in self._channels.items()}
 
     def start(self) -> None:
         cocotb.start_soon(self._watch())
 
-    def _record(self, channel: str, rule: str, cycle: int) -> None:
-        if len(self.violations) < self.limit:
-            self.violations.append(f"{self.prefix.rstrip('_')} {channel}: {rule} at cycle {cycle}")
-
     async def _watch(self) -> None:
-        pending = dict.fromkeys(self._channels)  # a channel's payload while VALID waits for READY, else None
         cycle = 0
         while True:
             await RisingEdge(self.clock)
             await ReadOnly()
             cycle += 1
-            for channel, (valid, ready, fields) in self._channels.items():
-                is_valid, is_ready = bool(valid.value), bool(ready.value)
+            for valid, ready, fields, rules in self._channels.values():
+                is_valid = bool(valid.value)
                 payload = tuple(str(field.value) for field in fields) if is_valid else None
-                held = pending[channel]
-                if held is not None:
-                    if not is_valid:
-                        self._record(channel, "VALID fell before READY", cycle)
-                    elif payload != held:
-                        self._record(channel, "payload changed while VALID waited for READY", cycle)
-                if is_valid and is_ready:
-                    self.transfers[channel] += 1
-                pending[channel] = payload if is_valid and not is_ready else None
+                rules.sample(cycle, is_valid, bool(ready.value), payload)
