@@ -20,7 +20,8 @@ memory window (WINDOW_BASE, WINDOW_SIZE) is never issued and aborts the run (STA
 response aborts it too (STATUS.BUS_ERROR). An aborted run lets the burst in flight finish, issues no other, and
 ends (BUSY falls, IRQ_STATUS.DONE rises, STATUS.DONE stays low). On the register port an access to an offset
 outside the map, a write to a read-only register and START while a run or a burst is in flight are answered
-SLVERR and change nothing. The register map is in docs/architecture.md, "SoC wrapper".
+SLVERR and change nothing, as are writes to the window during a run (the address a burst offers is checked
+against it until taken). The register map is in docs/architecture.md, "SoC wrapper".
 """
 
 from __future__ import annotations
@@ -133,11 +134,13 @@ class NestmacSoC(wiring.Component):
         aborted = bus_error | timeout | outside  # the run goes no further: the DMA issues nothing more
 
         writable = {register.offset for register in soc.registers() if register.access != "RO"}
-        start_requested = registers.write_data[0] & (registers.write_address == soc.CTRL)
-        m.d.comb += [  # SLVERR: an offset not in the map (or not a whole register), or START during a run
+        address = registers.write_address
+        start_requested = registers.write_data[0] & (address == soc.CTRL)
+        moves_window = (address == soc.WINDOW_BASE) | (address == soc.WINDOW_SIZE)  # a burst waiting is checked
+        m.d.comb += [  # SLVERR: an offset not in the map (or not a whole register), START or the window in a run
             registers.write_error.eq(
-                ~Cat(registers.write_address == offset for offset in writable).any()
-                | (start_requested & (busy | ~dma_idle))
+                ~Cat(address == offset for offset in writable).any()
+                | ((start_requested | moves_window) & (busy | ~dma_idle))
             ),
             registers.read_error.eq(~Cat(registers.read_address == r.offset for r in soc.registers()).any()),
         ]

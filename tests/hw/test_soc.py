@@ -155,8 +155,9 @@ def test_illegal_register_accesses_are_answered_slverr_and_change_nothing(export
     backend.write32(soc.WATCHDOG, 0)
     with pytest.raises(RunError, match="had not ended"):
         driver.run(timeout=0.0, watchdog=0)
-    with pytest.raises(soc.SlaveError):
-        backend.write32(soc.CTRL, soc.CTRL_START)  # refused during a run
+    for offset in (soc.CTRL, soc.WINDOW_BASE, soc.WINDOW_SIZE):  # START and the window: not during a run
+        with pytest.raises(soc.SlaveError):
+            backend.write32(offset, 1)
     assert backend.read32(soc.STATUS) & soc.STATUS_BUSY
 
 
