@@ -26,7 +26,7 @@ import numpy as np
 from contract import soc
 from contract.cli import InputError
 from contract.config import EngineConfig
-from contract.program import Program, ProgramImages, ProgramLimits
+from contract.program import Program, ProgramImages, ProgramLimits, check_fits
 from hw.program_engine import stream_layouts
 from sim.payload import from_bits
 from verif.program_steps import program_beats
@@ -34,8 +34,9 @@ from verif.program_steps import program_beats
 
 class Backend(Protocol):
     """How the driver reaches the hardware: registers (byte offsets) and the memory the DMA reads and writes
-    (addresses as the AXI4 master sees them). `memory_size` bounds the addresses; `pause()` lets time pass
-    between two polls of STATUS."""
+    (addresses as the AXI4 master sees them: `memory_size` bytes from the driver's `memory_base`); `pause()`
+    lets time pass between two polls of STATUS. A register access answered SLVERR raises
+    contract.soc.SlaveError."""
 
     memory_size: int
 
@@ -62,14 +63,25 @@ class Region:
 
 
 class RunError(InputError):
-    """The hardware refused a run (misaligned region) or did not finish in time (one line)."""
+    """The hardware refused or aborted a run (misaligned region, time-out, a burst outside the memory window,
+    an AXI error response), or it did not finish in time (one line)."""
+
+
+#: Why the hardware ended a run early, per STATUS bit (contract.soc.STATUS_ABORTED), in the words of RunError.
+ABORT_REASONS = {
+    soc.STATUS_MISALIGNED: "the hardware refused the run: a region's base is not aligned to a burst",
+    soc.STATUS_OUTSIDE: "the hardware aborted the run: a DMA burst would have left the memory window",
+    soc.STATUS_TIMEOUT: "the hardware aborted the run: no progress for WATCHDOG cycles (do the regions match "
+    "the program?)",
+    soc.STATUS_BUS_ERROR: "the hardware aborted the run: the memory answered a burst with an AXI error",
+}
 
 
 class NestmacDriver:
     """Runs compiled programs on a NestmacSoC through `backend` (module docstring)."""
 
     def __init__(self, backend: Backend, config: EngineConfig, limits: ProgramLimits, memory_base: int = 0):
-        self.backend, self.config = backend, config
+        self.backend, self.config, self.limits = backend, config, limits
         identifier = backend.read32(soc.ID)
         if identifier != soc.IDENTIFIER:
             raise InputError(f"no nestmac SoC there: ID register reads {identifier:#010x}")
@@ -97,6 +109,7 @@ class NestmacDriver:
     def load(self, program: Program, images: ProgramImages, codes: np.ndarray, extra_steps: tuple[dict, ...] = ()):
         """Lay out one image's run of `program` (its [C, H, W] input `codes`) in memory; `extra_steps` run first
         (beats of verif.program_steps.layer_step, e.g. illegal ones a test wants refused)."""
+        self._check_program(program, images, codes)
         beats = program_beats(program, images, codes)
         beats["step"] = [*extra_steps, *beats["step"]]
         last = program.descriptors[-1]
@@ -119,26 +132,46 @@ class NestmacDriver:
             self.backend.write_mem(regions[name].base, data)
         self.regions = regions
 
-    def run(self, timeout: float = 60.0, irq: bool = True) -> int:
-        """Start the loaded run and wait until it is done; returns STATUS. RunError if the hardware refuses it
-        (a misaligned region) or it is not done within `timeout` seconds of wall time."""
+    def _check_program(self, program: Program, images: ProgramImages, codes: np.ndarray) -> None:
+        """InputError (one line) unless the program runs on this engine, within its scratchpad, and reads only
+        the weights, parameters and image given."""
+        gemm = dict(max_m=self.config.max_m, max_k=self.config.max_k, max_n=self.config.max_n)
+        check_fits(program, self.limits, gemm)
+        if (program.rows, program.cols, program.act_bits) != (self.config.rows, self.config.cols, self.config.act_bits):
+            raise InputError("the program was compiled for another array or activation width than this engine's")
+        for what, given, needed in (
+            ("weight codes", images.weights.size, program.weight_length),
+            ("parameter rows", len(images.params), program.param_length),
+        ):
+            if given < needed:
+                raise InputError(f"the program reads {needed} {what}, the images hold {given}")
+        if tuple(codes.shape) != tuple(program.input_shape):
+            raise InputError(f"the image is {list(codes.shape)}, the program reads {list(program.input_shape)}")
+
+    def run(self, timeout: float = 60.0, irq: bool = True, watchdog: int = soc.WATCHDOG_RESET) -> int:
+        """Start the loaded run and wait until it has ended; returns STATUS. The DMA may touch only the backend's
+        `memory_size` bytes from `memory_base`, and the hardware aborts the run after `watchdog` cycles
+        without progress. RunError if the hardware refused or aborted the run (ABORT_REASONS) or it has not
+        ended within `timeout` seconds of wall time."""
         if not self.regions:
             raise InputError("nothing loaded: call load() before run()")
+        write = self.backend.write32
         for index, name in enumerate(soc.REGIONS):
-            self.backend.write32(soc.region_base(index), self.regions[name].base)
-            self.backend.write32(soc.region_beats(index), self.regions[name].beats)
-        self.backend.write32(soc.IRQ_STATUS, soc.IRQ_DONE)
-        self.backend.write32(soc.CTRL, soc.CTRL_START | (soc.CTRL_IRQ_ENABLE if irq else 0))
+            write(soc.region_base(index), self.regions[name].base)
+            write(soc.region_beats(index), self.regions[name].beats)
+        write(soc.WINDOW_BASE, self.memory_base)
+        write(soc.WINDOW_SIZE, min(self.backend.memory_size, (1 << 32) - 1))
+        write(soc.WATCHDOG, watchdog)
+        write(soc.IRQ_STATUS, soc.IRQ_DONE)
+        write(soc.CTRL, soc.CTRL_START | (soc.CTRL_IRQ_ENABLE if irq else 0))
         deadline = time.monotonic() + timeout
-        while True:
-            status = self.backend.read32(soc.STATUS)
-            if status & soc.STATUS_MISALIGNED:
-                raise RunError("the hardware refused the run: a region's base is not aligned to a burst")
-            if status & soc.STATUS_DONE:
-                break
+        while (status := self.backend.read32(soc.STATUS)) & soc.STATUS_BUSY:
             if time.monotonic() > deadline:
-                raise RunError(f"the run was not done after {timeout} s (STATUS {status:#x})")
+                raise RunError(f"the run had not ended after {timeout} s (STATUS {status:#x})")
             self.backend.pause()
+        for bit, reason in ABORT_REASONS.items():
+            if status & bit:
+                raise RunError(reason)
         return status
 
     def logits(self) -> np.ndarray:
@@ -153,7 +186,7 @@ class NestmacDriver:
         """The performance counters of the last run: cycles, logits beats, and per read region its stall cycles
         and bytes read."""
         read = self.backend.read32
-        counters = {"cycles": read(soc.CYCLES), "logits_beats": read(soc.LOGITS_BEATS)}
+        counters = {"cycles": read(soc.CYCLES), "logits_beats": read(soc.LOGITS_WRITTEN)}
         for index, name in enumerate(soc.READ_REGIONS):
             counters[f"{name}_stalls"] = read(soc.STALLS + 4 * index)
             counters[f"{name}_bytes"] = read(soc.BYTES_READ + 4 * index)
@@ -165,6 +198,8 @@ class MmioBackend:
     `register_base`, and a physically contiguous buffer that the AXI4 master reaches, mapped from /dev/mem at
     `memory_physical` (`memory_size` bytes; the driver's addresses are offsets into it plus `bus_offset`, the
     buffer's address as the master sees it). Needs root or the device's permissions; not tested here (no board).
+    A register access the hardware answers SLVERR reaches the CPU as a bus fault (SIGBUS on Linux), not as
+    SlaveError: the driver makes none on a healthy block.
 
     Example (a Zynq with the SoC's registers at 0x43C00000 and a 16 MiB reserved buffer at 0x30000000)::
 

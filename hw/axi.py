@@ -11,9 +11,9 @@ from __future__ import annotations
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-#: AXI burst type INCR, response OKAY.
+#: AXI burst type INCR; responses OKAY and SLVERR (the slave refuses the access).
 BURST_INCR = 1
-RESP_OKAY = 0
+RESP_OKAY, RESP_SLVERR = 0, 2
 
 
 def axi_lite_signature(address_bits: int, data_bits: int = 32) -> wiring.Signature:

@@ -6,6 +6,11 @@ channel walks its region linearly and turns every W words into one payload, and 
 beat into W words. Deliberately simple: one read burst outstanding at a time, a burst issued only when the
 channel's FIFO has room for all of it (so the R channel is never back-pressured, and a stream the engine is not
 yet taking can never block the others), one write burst at a time.
+
+Protection (hw/soc.py drives it): every burst's address range is checked against a memory window before it
+is issued, and one that would leave it is never put on the bus (`outside` pulses instead); `stop` lets the
+burst in flight finish and issues no other, so that a run can be abandoned without breaking the AXI rules;
+`idle` says nothing is in flight.
 """
 
 from __future__ import annotations
@@ -18,6 +23,27 @@ from amaranth.utils import ceil_log2, exact_log2
 
 from contract.soc import bus_words
 from hw.axi import RESP_OKAY
+
+
+def window_signature(address_bits: int) -> dict:
+    """The members that protect a DMA engine's bursts (module docstring): `stop` and the window in, `outside`
+    (a pulse: a burst refused) and `idle` out."""
+    return {
+        "stop": In(1),
+        "window_base": In(address_bits),
+        "window_size": In(address_bits),
+        "outside": Out(1),
+        "idle": Out(1),
+    }
+
+
+def inside(m: Module, component, address, words, bus_bytes: int):
+    """Whether a burst of `words` whole-bus words at `address` lies in `component`'s window
+    (window_base up to window_base + window_size, without wrapping around)."""
+    offset = Signal(len(address) + 1)
+    m.d.comb += offset.eq(address - component.window_base)
+    span = words << exact_log2(bus_bytes)
+    return (address >= component.window_base) & (offset + span <= component.window_size)
 
 
 class Unpacker(wiring.Component):
@@ -143,7 +169,8 @@ class ReadChannel(wiring.Component):
 
 class ReadArbiter(wiring.Component):
     """The read channels' requests, round robin, onto one AXI4 read port, one burst outstanding at a time; the R
-    beats go to the channel that asked. `error` pulses with a beat whose response is not OKAY."""
+    beats go to the channel that asked. `error` pulses with a beat whose response is not OKAY; a burst outside
+    the window is dropped with an `outside` pulse (the module docstring's protection)."""
 
     def __init__(self, channels: int, bus_bytes: int, burst: int, address_bits: int):
         self.channels, self.bus_bytes = channels, bus_bytes
@@ -155,6 +182,7 @@ class ReadArbiter(wiring.Component):
                 "r": In(stream.Signature(data.StructLayout({"data": 8 * bus_bytes, "resp": 2, "last": 1}))),
                 "error": Out(1),
                 "owner": Out(range(channels)),  # the channel the burst in flight belongs to
+                **window_signature(address_bits),
             }
         )
 
@@ -165,8 +193,10 @@ class ReadArbiter(wiring.Component):
         owner = self.owner
         for words in self.words:
             m.d.comb += words.payload.eq(self.r.payload.data)
+        allowed = inside(m, self, self.ar.payload.address, self.ar.payload.length + 1, self.bus_bytes)
         with m.FSM():
             with m.State("PICK"):
+                m.d.comb += self.idle.eq(1)
                 pick, any_request = Signal(range(n)), Signal()
                 with m.Switch(last):
                     for served in range(n):
@@ -175,7 +205,7 @@ class ReadArbiter(wiring.Component):
                                 channel = (served + offset) % n
                                 with m.If(self.requests[channel].valid):
                                     m.d.comb += [pick.eq(channel), any_request.eq(1)]
-                with m.If(any_request):
+                with m.If(any_request & ~self.stop):
                     m.d.sync += [owner.eq(pick), last.eq(pick)]
                     for channel, request in enumerate(self.requests):
                         with m.If(pick == channel):
@@ -185,9 +215,11 @@ class ReadArbiter(wiring.Component):
                                 self.ar.payload.length.eq(request.payload.length - 1),
                             ]
                     m.next = "ADDRESS"
-            with m.State("ADDRESS"):
-                m.d.comb += self.ar.valid.eq(1)
-                with m.If(self.ar.ready):
+            with m.State("ADDRESS"):  # the address is a register here: `allowed` stays as it is until it goes
+                m.d.comb += [self.ar.valid.eq(allowed), self.outside.eq(~allowed)]
+                with m.If(~allowed):
+                    m.next = "PICK"
+                with m.Elif(self.ar.ready):
                     m.next = "DATA"
             with m.State("DATA"):
                 m.d.comb += self.r.ready.eq(1)  # the channel reserved room for the whole burst
@@ -203,7 +235,8 @@ class ReadArbiter(wiring.Component):
 class LogitsWriter(wiring.Component):
     """`beats` logits beats packed into bus words and written from `base` as AXI4 INCR bursts of up to `burst`
     words, one at a time, its address and data offered together. `go` (one cycle) latches base and beats;
-    `done` is high once every write has been answered; `error` pulses with a response that is not OKAY."""
+    `done` is high once every write has been answered; `error` pulses with a response that is not OKAY; a burst
+    outside the window is never issued (`outside` pulses; the module docstring's protection)."""
 
     def __init__(self, bus_bytes: int, bits: int, burst: int, address_bits: int, count_bits: int = 32):
         self.bus_bytes, self.bits, self.burst = bus_bytes, bits, burst
@@ -220,6 +253,7 @@ class LogitsWriter(wiring.Component):
                 "b": In(stream.Signature(2)),
                 "done": Out(1),
                 "error": Out(1),
+                **window_signature(address_bits),
             }
         )
 
@@ -246,8 +280,11 @@ class LogitsWriter(wiring.Component):
         ]
         with m.FSM():
             with m.State("WAIT"):  # until the FIFO holds the whole next burst
-                m.d.comb += self.done.eq(remaining == 0)
-                with m.If((remaining != 0) & (fifo.level >= length)):
+                m.d.comb += [self.done.eq(remaining == 0), self.idle.eq(1)]
+                allowed = inside(m, self, address, length, bus_bytes)
+                want = (remaining != 0) & (fifo.level >= length) & ~self.stop
+                m.d.comb += self.outside.eq(want & ~allowed)
+                with m.If(want & allowed):
                     m.d.sync += [self.aw.payload.address.eq(address), self.aw.payload.length.eq(length - 1)]
                     m.d.sync += [sent.eq(0), address_sent.eq(0), data_sent.eq(0)]
                     m.next = "BURST"

@@ -2,7 +2,10 @@
 
 `--program` emits the program engine instead (hw/program_engine.py: the GEMM engine inside an activation
 scratchpad of `--act-kib` KiB, running whole networks as layer programs); its manifest adds a `program`
-object naming the program format and version it runs and its limits.
+object naming the program format and version it runs and its limits. `--soc` (implies `--program`) emits the
+program engine behind AXI4-Lite registers and an AXI4 master DMA (hw/soc.py), its manifest adds a `soc`
+object (bus parameters, register map), and the register map is also written as a C header, a Python module
+and a FuseSoC core (hw/soc_files.py).
 
 The manifest is derived from the elaborated component's signature, not written by hand, so it cannot
 drift from the Verilog: every port's name, width and direction, and the field layout of each stream
@@ -26,9 +29,21 @@ from contract.config import PRESETS, EngineConfig, PEKind, parse_array
 from contract.numerics import CONTRACT_VERSION
 from contract.paths import build_dir
 from contract.program import PROGRAM_FORMAT, PROGRAM_VERSION, ProgramLimits
+from contract.soc import BusParameters
 from contract.versions import INTERFACE_VERSION, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, generator_version
 from hw.engine import Engine
 from hw.program_engine import ProgramEngine
+from hw.soc import NestmacSoC
+from hw.soc_files import (
+    CORE_NAME,
+    HEADER_NAME,
+    MODULE_NAME,
+    SOC_TOP_NAME,
+    c_header,
+    fusesoc_core,
+    python_module,
+    soc_manifest,
+)
 
 TOP_NAME = "nestmac_engine"
 PROGRAM_TOP_NAME = "nestmac_program_engine"
@@ -85,7 +100,9 @@ def describe_ports(signature: wiring.Signature) -> list[dict]:
     return ports
 
 
-def manifest_for(cfg: EngineConfig, engine: wiring.Component, limits: ProgramLimits | None = None) -> dict:
+def manifest_for(
+    cfg: EngineConfig, engine: wiring.Component, limits: ProgramLimits | None = None, top: str | None = None
+) -> dict:
     program = {}
     if limits is not None:
         program = {
@@ -101,7 +118,7 @@ def manifest_for(cfg: EngineConfig, engine: wiring.Component, limits: ProgramLim
         "format_version": MANIFEST_FORMAT_VERSION,
         "interface_version": INTERFACE_VERSION,
         "generator": {"name": "nestmac", "version": generator_version()},
-        "top": TOP_NAME if limits is None else PROGRAM_TOP_NAME,
+        "top": top or (TOP_NAME if limits is None else PROGRAM_TOP_NAME),
         "numerics_contract_version": CONTRACT_VERSION,
         "parameters": cfg.as_dict() | {"mult_bits": cfg.mult_bits, "shift_bits": cfg.shift_bits},
         "pe_count": cfg.pe_count,
@@ -118,16 +135,26 @@ def program_engine(cfg: EngineConfig, limits: ProgramLimits) -> ProgramEngine:
     return ProgramEngine(cfg, fields.pop("words"), **fields)
 
 
-def generate(cfg: EngineConfig, out_dir: Path, limits: ProgramLimits | None = None) -> Generated:
-    """Write <out_dir>/<top>.v and manifest.json, all or nothing: the GEMM engine, or with `limits` the program
-    engine."""
+def generate(
+    cfg: EngineConfig, out_dir: Path, limits: ProgramLimits | None = None, bus: BusParameters | None = None
+) -> Generated:
+    """Write <out_dir>/<top>.v and manifest.json, all or nothing: the GEMM engine, with `limits` the program
+    engine, with `bus` too the SoC wrapper (and its header, Python module and FuseSoC core)."""
     start = time.perf_counter()
-    top = TOP_NAME if limits is None else PROGRAM_TOP_NAME
+    top = TOP_NAME if limits is None else PROGRAM_TOP_NAME if bus is None else SOC_TOP_NAME
     # The output path is claimed first, so one the output policy refuses costs no elaboration.
     with atomic_dir(out_dir, "hw.generate", "verilog") as staging:
-        engine = Engine(cfg) if limits is None else program_engine(cfg, limits)
+        if bus is not None:
+            engine = NestmacSoC(cfg, limits, bus.bus_bytes, bus.burst, bus.address_bits)
+        else:
+            engine = Engine(cfg) if limits is None else program_engine(cfg, limits)
         text = verilog.convert(engine, name=top, emit_src=False)
-        manifest = manifest_for(cfg, engine, limits)
+        manifest = manifest_for(cfg, engine, limits, top)
+        if bus is not None:
+            manifest["soc"] = soc_manifest(engine)
+            (staging / HEADER_NAME).write_text(c_header(manifest))
+            (staging / MODULE_NAME).write_text(python_module(manifest))
+            (staging / CORE_NAME).write_text(fusesoc_core(manifest, f"{top}.v"))
         (staging / f"{top}.v").write_text(text)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return Generated(out_dir / f"{top}.v", out_dir / "manifest.json", time.perf_counter() - start)
@@ -229,8 +256,26 @@ def add_program_arguments(parser: Parser) -> None:
         parser.add_argument(flag, type=int, default=getattr(defaults, name), help=f"with --program: the {what}")
 
 
+def add_soc_arguments(parser: Parser) -> None:
+    """The SoC wrapper's generation parameters (contract.soc.BusParameters)."""
+    defaults = BusParameters()
+    parser.add_argument(
+        "--soc",
+        action="store_true",
+        help="build the program engine behind AXI4-Lite registers and an AXI4 master DMA (hw/soc.py; implies "
+        "--program), with its register map as a C header, a Python module and a FuseSoC core",
+    )
+    parser.add_argument("--bus-bytes", type=int, default=defaults.bus_bytes, help="with --soc: AXI4 data bytes")
+    parser.add_argument("--burst", type=int, default=defaults.burst, help="with --soc: the longest burst in words")
+    parser.add_argument("--address-bits", type=int, default=defaults.address_bits, help="with --soc: AXI4 address bits")
+
+
+def bus_from_args(args) -> BusParameters | None:
+    return BusParameters(args.bus_bytes, args.burst, args.address_bits) if args.soc else None
+
+
 def limits_from_args(args, cfg: EngineConfig) -> ProgramLimits | None:
-    if not args.program:
+    if not (args.program or getattr(args, "soc", False)):
         return None
     if not cfg.switchable:
         raise InputError(
@@ -240,19 +285,20 @@ def limits_from_args(args, cfg: EngineConfig) -> ProgramLimits | None:
     return ProgramLimits.from_kib(args.act_kib, cfg.rows, cfg.act_bits, **fields)
 
 
-def parse_args(argv: list[str] | None) -> tuple[EngineConfig, ProgramLimits | None, Path]:
+def parse_args(argv: list[str] | None) -> tuple[EngineConfig, ProgramLimits | None, Path, BusParameters | None]:
     parser = Parser(prog="python -m hw.generate", description=__doc__.splitlines()[0])
     add_config_arguments(parser, show_bits_alias=True)
     add_program_arguments(parser)
+    add_soc_arguments(parser)
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output directory")
     args = parse_engine_args(parser, argv)
     cfg = config_from_args(args)
-    return cfg, limits_from_args(args, cfg), args.out
+    return cfg, limits_from_args(args, cfg), args.out, bus_from_args(args)
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg, limits, out_dir = parse_args(argv)
-    result = generate(cfg, out_dir, limits)
+    cfg, limits, out_dir, bus = parse_args(argv)
+    result = generate(cfg, out_dir, limits, bus)
     precisions = {
         PEKind.FIXED: f"fixed precision k = {cfg.base_bits}, j = {cfg.act_bits} (twos)",
         PEKind.BIT_PARALLEL: f"every weight precision 1..{cfg.base_bits}",
@@ -267,6 +313,11 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"  program engine: {limits.words} scratchpad words ({limits.words * cfg.rows * cfg.act_bits // 8} "
             f"bytes), maps up to {limits.max_size}x{limits.max_size}, {limits.max_channels} channels"
+        )
+    if bus is not None:
+        print(
+            f"  SoC wrapper: AXI4 master {8 * bus.bus_bytes}-bit, bursts of {bus.burst}, {bus.address_bits}-bit "
+            f"addresses; register map in {HEADER_NAME}, {MODULE_NAME}, FuseSoC core {CORE_NAME}"
         )
     print(f"  verilog:  {result.verilog}")
     print(f"  manifest: {result.manifest}")

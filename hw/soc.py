@@ -12,14 +12,21 @@ misaligned base sets STATUS.MISALIGNED and nothing runs), and the next cycle the
 walking their regions while the writer waits for the logits. The run is DONE when the last logits write has
 been answered: STATUS.BUSY falls, STATUS.DONE and IRQ_STATUS.DONE rise and `irq` follows if enabled. A run
 whose program the engine refuses in part still ends (a refused step takes none of its beats, which software
-must not lay out); one whose regions do not match its program (too few logits, too few beats) never ends and
-only `rst` stops it: START is ignored while BUSY (abandoning bursts in flight would wedge the bus). The
-register map is in docs/architecture.md, "SoC wrapper".
+must not lay out).
+
+Nothing hangs: a run whose regions do not match its program (too few beats, too few logits) is aborted by the
+watchdog after WATCHDOG cycles without a beat on any stream (STATUS.TIMEOUT); a burst that would leave the
+memory window (WINDOW_BASE, WINDOW_SIZE) is never issued and aborts the run (STATUS.OUTSIDE); an AXI error
+response aborts it too (STATUS.BUS_ERROR). An aborted run lets the burst in flight finish, issues no other, and
+ends (BUSY falls, IRQ_STATUS.DONE rises, STATUS.DONE stays low). On the register port an access to an offset
+outside the map, a write to a read-only register and START while a run or a burst is in flight are answered
+SLVERR and change nothing, as are writes to the window during a run (the address a burst offers is checked
+against it until taken). The register map is in docs/architecture.md, "SoC wrapper".
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, ResetInserter, Signal
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,6 +40,8 @@ from hw.program_engine import ProgramEngine
 
 COUNTER_BITS = 32
 REGISTER_ADDRESS_BITS = 8
+#: STATUS's flags that the wrapper keeps (ERROR is the engine's own), in the order of contract.soc.STATUS_NAMES.
+_STATUS_FLAGS = ("busy", "done", "bus_error", "misaligned", "timeout", "outside")
 
 
 class NestmacSoC(wiring.Component):
@@ -62,10 +71,7 @@ class NestmacSoC(wiring.Component):
     def __init__(
         self, config: EngineConfig, limits: ProgramLimits, bus_bytes: int = 8, burst: int = 16, address_bits: int = 32
     ):
-        if bus_bytes not in (4, 8, 16, 32, 64, 128):
-            raise ValueError(f"bus_bytes must be a power of two from 4 to 128, got {bus_bytes}")
-        if burst not in (1, 2, 4, 8, 16, 32, 64, 128, 256) or bus_bytes * burst > 4096:
-            raise ValueError(f"burst must be a power of two up to 256 with bus_bytes * burst <= 4096, got {burst}")
+        soc.BusParameters(bus_bytes, burst, address_bits)  # InputError (a ValueError) on a bus it cannot have
         self.config, self.limits = config, limits
         self.bus_bytes, self.burst, self.address_bits = bus_bytes, burst, address_bits
         fields = limits.as_dict()
@@ -77,6 +83,10 @@ class NestmacSoC(wiring.Component):
                 "irq": Out(1),
             }
         )
+
+    def memory_summary(self) -> list[dict]:
+        """On-chip memories, for the generator's manifest: the program engine's (the DMA's FIFOs are small)."""
+        return self.engine.memory_summary()
 
     def beat_bits(self) -> dict[str, int]:
         """The payload width of each region's beats (contract.soc.REGIONS)."""
@@ -112,23 +122,44 @@ class NestmacSoC(wiring.Component):
         # Registers written by software.
         bases = [Signal(address_bits, name=f"{name}_base") for name in soc.REGIONS]
         beats = [Signal(COUNTER_BITS, name=f"{name}_beats") for name in soc.REGIONS]
+        watchdog = Signal(COUNTER_BITS, init=soc.WATCHDOG_RESET)
+        window_base, window_size = Signal(address_bits), Signal(address_bits, init=(1 << address_bits) - 1)
         irq_enable, irq_done = Signal(), Signal()
         # Status.
-        busy, done, bus_error, misaligned = Signal(), Signal(), Signal(), Signal()
-        cycles, logits_beats = Signal(COUNTER_BITS), Signal(COUNTER_BITS)
+        busy, done, bus_error, misaligned, timeout, outside = (Signal(name=name) for name in _STATUS_FLAGS)
+        cycles, logits_beats, quiet = Signal(COUNTER_BITS), Signal(COUNTER_BITS), Signal(COUNTER_BITS)
         stalls = [Signal(COUNTER_BITS, name=f"{name}_stalls") for name in soc.READ_REGIONS]
         bytes_read = [Signal(COUNTER_BITS, name=f"{name}_bytes") for name in soc.READ_REGIONS]
+        dma_idle = arbiter.idle & writer.idle
+        aborted = bus_error | timeout | outside  # the run goes no further: the DMA issues nothing more
 
+        writable = {register.offset for register in soc.registers() if register.access != "RO"}
+        address = registers.write_address
+        start_requested = registers.write_data[0] & (address == soc.CTRL)
+        moves_window = (address == soc.WINDOW_BASE) | (address == soc.WINDOW_SIZE)  # a burst waiting is checked
+        m.d.comb += [  # SLVERR: an offset not in the map (or not a whole register), START or the window in a run
+            registers.write_error.eq(
+                ~Cat(address == offset for offset in writable).any()
+                | ((start_requested | moves_window) & (busy | ~dma_idle))
+            ),
+            registers.read_error.eq(~Cat(registers.read_address == r.offset for r in soc.registers()).any()),
+        ]
         with m.If(registers.write):
             with m.Switch(registers.write_address):
                 with m.Case(soc.CTRL):
-                    m.d.sync += [
-                        start.eq(registers.write_data[0] & ~busy),  # ignored during a run
-                        irq_enable.eq(registers.write_data[1]),
-                    ]
+                    m.d.sync += irq_enable.eq(registers.write_data[1])
+                    with m.If(registers.write_data[0]):  # BUSY at once: a poll right after START sees it
+                        m.d.sync += [start.eq(1), busy.eq(1)]
                 with m.Case(soc.IRQ_STATUS):
                     with m.If(registers.write_data[0]):
                         m.d.sync += irq_done.eq(0)
+                for target, offset in (
+                    (watchdog, soc.WATCHDOG),
+                    (window_base, soc.WINDOW_BASE),
+                    (window_size, soc.WINDOW_SIZE),
+                ):
+                    with m.Case(offset):
+                        m.d.sync += target.eq(registers.write_data)
                 for index in range(len(soc.REGIONS)):
                     with m.Case(soc.region_base(index)):
                         m.d.sync += bases[index].eq(registers.write_data)
@@ -140,22 +171,37 @@ class NestmacSoC(wiring.Component):
         alignment = soc.region_alignment(bus_bytes, burst)
         aligned = ~Cat(base[: alignment.bit_length() - 1] for base in bases).any()
         with m.If(start):
-            reset = [cycles, logits_beats, *stalls, *bytes_read]
+            reset = [cycles, logits_beats, quiet, *stalls, *bytes_read]
             m.d.sync += [signal.eq(0) for signal in reset]
-            m.d.sync += [done.eq(0), bus_error.eq(0), misaligned.eq(~aligned), busy.eq(aligned), go.eq(aligned)]
+            m.d.sync += [done.eq(0), bus_error.eq(0), timeout.eq(0), outside.eq(0)]
+            m.d.sync += [misaligned.eq(~aligned), busy.eq(aligned), go.eq(aligned)]
+            with m.If(~aligned):
+                m.d.sync += irq_done.eq(1)
         with m.Else():
             m.d.sync += go.eq(0)
         m.d.comb += [channel.go.eq(go) for channel in channels]
         m.d.comb += [writer.go.eq(go), writer.base.eq(bases[-1]), writer.beats.eq(beats[-1])]
         for index, channel in enumerate(channels):
             m.d.comb += [channel.base.eq(bases[index]), channel.beats.eq(beats[index])]
+        for dma in (arbiter, writer):
+            m.d.comb += [dma.stop.eq(~busy | aborted), dma.window_base.eq(window_base)]
+            m.d.comb += dma.window_size.eq(window_size)
 
         running = busy & ~start & ~go
-        with m.If(running & writer.done):
-            m.d.sync += [busy.eq(0), done.eq(1), irq_done.eq(1)]
+        with m.If(running & (writer.done | (aborted & dma_idle))):
+            m.d.sync += [busy.eq(0), done.eq(~aborted), irq_done.eq(1)]
         with m.If(arbiter.error | writer.error):
             m.d.sync += bus_error.eq(1)
-        with m.If(busy):
+        with m.If(arbiter.outside | writer.outside):
+            m.d.sync += outside.eq(1)
+        ports = [getattr(engine, name) for name in soc.REGIONS]
+        progress = Cat(port.valid & port.ready for port in ports).any()
+        progress |= (self.m_axi.rvalid & self.m_axi.rready) | (self.m_axi.bvalid & self.m_axi.bready)
+        with m.If(running):
+            m.d.sync += quiet.eq(Mux(progress, 0, quiet + 1))
+            with m.If((watchdog != 0) & (quiet == watchdog)):
+                m.d.sync += timeout.eq(1)
+        with m.If(busy & ~start):  # START's cycle clears the counters (BUSY is already high in it)
             m.d.sync += cycles.eq(cycles + 1)
             with m.If(engine.logits.valid & engine.logits.ready):
                 m.d.sync += logits_beats.eq(logits_beats + 1)
@@ -167,15 +213,18 @@ class NestmacSoC(wiring.Component):
                     m.d.sync += bytes_read[index].eq(bytes_read[index] + bus_bytes)
         m.d.comb += self.irq.eq(irq_done & irq_enable)
 
-        status = [busy, done, engine.error, bus_error, misaligned]
+        status = [busy, done, engine.error, bus_error, misaligned, timeout, outside]
         readable = {
             soc.ID: soc.IDENTIFIER,
             soc.VERSION: soc.REGISTER_VERSION | bus_bytes << 8 | burst << 16,
             soc.CTRL: irq_enable << 1,
             soc.STATUS: sum(bit << i for i, bit in enumerate(status)),
             soc.IRQ_STATUS: irq_done,
+            soc.WATCHDOG: watchdog,
+            soc.WINDOW_BASE: window_base,
+            soc.WINDOW_SIZE: window_size,
             soc.CYCLES: cycles,
-            soc.LOGITS_BEATS: logits_beats,
+            soc.LOGITS_WRITTEN: logits_beats,
         }
         for index, name in enumerate(soc.REGIONS):
             readable[soc.region_base(index)] = bases[index]
@@ -184,6 +233,7 @@ class NestmacSoC(wiring.Component):
         for index in range(len(soc.READ_REGIONS)):
             readable[soc.STALLS + 4 * index] = stalls[index]
             readable[soc.BYTES_READ + 4 * index] = bytes_read[index]
+        assert set(readable) == {register.offset for register in soc.registers()}, "the map and the decoder differ"
         with m.Switch(registers.read_address):
             for address, value in readable.items():
                 with m.Case(address):

@@ -3,8 +3,11 @@
 cocotbext-axi's `AxiRam` is the memory behind the AXI4 master and `AxiLiteMaster` the CPU on the register
 port, each AXI channel of the memory paced by a seeded random pause generator (so reads come back after random
 latencies and writes are back-pressured at random). apps.driver.NestmacDriver runs in a cocotb bridge thread on
-`CocotbBackend`: it lays the program out in the RAM, writes the registers and polls STATUS; the logits,
-counters, STATUS and the interrupt's level are written to the scenario's `results` file for the test to check.
+`CocotbBackend`: for each of the scenario's runs (a program, its images, one input image, extra steps) it lays
+the program out in the RAM, writes the registers and polls STATUS; each run's logits, counters, STATUS and
+regions, and the interrupt's level at the end, are written to the scenario's `results` file for the test to
+check,
+with what verif.rtl.axi_monitor saw on both AXI ports (handshake rule violations, transfers per channel).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from apps.driver import NestmacDriver
 from contract.program import ProgramLimits
+from contract.soc import check_response
+from verif.rtl.axi_monitor import AxiHandshakeMonitor
 from verif.rtl.runner import CLOCK_PERIOD_NS
 from verif.rtl.scenario_file import load_scenario
 
@@ -42,11 +47,14 @@ class CocotbBackend:
 
     @resume
     async def read32(self, offset: int) -> int:
-        return int.from_bytes((await self.cpu.read(offset, 4)).data, "little")
+        answer = await self.cpu.read(offset, 4)
+        check_response(int(answer.resp), f"read of {offset:#x}")
+        return int.from_bytes(answer.data, "little")
 
     @resume
     async def write32(self, offset: int, value: int) -> None:
-        await self.cpu.write(offset, value.to_bytes(4, "little"))
+        answer = await self.cpu.write(offset, value.to_bytes(4, "little"))
+        check_response(int(answer.resp), f"write of {value:#x} to {offset:#x}")
 
     def write_mem(self, address: int, data: bytes) -> None:
         self.ram.write(address, data)
@@ -64,7 +72,7 @@ async def run_soc(dut):
     cfg, scenario = load_scenario()
     limits = ProgramLimits(**scenario["limits"])
     with open(scenario["program"], "rb") as file:
-        program, images, codes, extra_steps = pickle.load(file)
+        runs = pickle.load(file)
     cocotb.start_soon(Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start())
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=scenario["memory"])
     cpu = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
@@ -78,16 +86,24 @@ async def run_soc(dut):
     await ClockCycles(dut.clk, 5)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2)
+    monitors = [AxiHandshakeMonitor(dut, dut.clk, prefix) for prefix in ("m_axi__", "s_axil__")]
+    for monitor in monitors:
+        monitor.start()
     backend = CocotbBackend(dut, cpu, ram, scenario["memory"])
 
-    def drive() -> dict:
-        driver = NestmacDriver(backend, cfg, limits)
-        driver.load(program, images, codes, extra_steps)
-        status = driver.run(timeout=scenario["timeout"])
-        regions = {name: [region.base, region.beats, region.size] for name, region in driver.regions.items()}
-        return dict(status=status, logits=driver.logits().tolist(), counters=driver.counters(), regions=regions)
+    def drive() -> list[dict]:
+        driver, results = NestmacDriver(backend, cfg, limits), []
+        for program, images, codes, extra_steps in runs:
+            driver.load(program, images, codes, extra_steps)
+            status = driver.run(timeout=scenario["timeout"])
+            regions = {name: [region.base, region.beats, region.size] for name, region in driver.regions.items()}
+            logits, counters = driver.logits().tolist(), driver.counters()
+            results.append(dict(status=status, logits=logits, counters=counters, regions=regions))
+        return results
 
-    results = await bridge(drive)()
+    results = {"runs": await bridge(drive)()}
     results["irq"] = int(dut.irq.value)
+    results["axi_violations"] = [violation for monitor in monitors for violation in monitor.violations]
+    results["axi_transfers"] = {monitor.prefix: monitor.transfers for monitor in monitors}
     with open(scenario["results"], "w") as file:
         json.dump(results, file)

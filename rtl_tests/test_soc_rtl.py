@@ -1,8 +1,16 @@
-"""The SoC wrapper's Verilog on Verilator with cocotbext-axi's AXI models: the tiny residual network through the
-driver, bit for bit against golden, under random AXI back-pressure and latencies.
+"""The SoC wrapper's Verilog on Verilator with cocotbext-axi's AXI models: networks through the driver, bit for
+bit against golden, under random AXI back-pressure and read latencies (every channel of the memory paused at
+random), with the AXI handshake rules checked on both ports (verif.rtl.axi_monitor).
 
-The network and its compilation are test_program_engine's; rtl_tests/soc_tb.py runs apps.driver on the
-simulated registers and RAM. A failure prints its seed.
+- the tiny residual network of test_program_engine, with and without pauses and an illegal step;
+- a digits test image on the session's trained model at k = 2 (more images and precisions are
+  bench/soc_rtl.py's), its counters against the layout and the model: bytes per stream equal to the regions,
+  cycles at least the program engine's with every stream ideal (sim.program_cycles).
+
+Both run on one build of the wrapper (a 4x4 engine with a 1,024-word scratchpad and the digits model's GEMM
+limits), so the suite compiles it once.
+
+rtl_tests/soc_tb.py runs apps.driver on the simulated registers and RAM. A failure prints its seed.
 """
 
 from __future__ import annotations
@@ -16,12 +24,18 @@ import pytest
 import torch
 
 from contract import soc
+from contract.config import EngineConfig
+from contract.policy import Policy
+from contract.program import ProgramLimits, compile_program
 from golden.convert import convert
+from golden.data import digits_split, input_codes
 from golden.export import build_export
+from golden.fastpath import fast_logits
 from golden.infer import run_integer
 from golden.layers import QuantSpec
 from rtl_tests.harness import failed_tests, require_simulator
-from tests.hw.test_program_engine import LIMITS, TinyResidual, compiled
+from sim.program_cycles import program_step_cycles
+from tests.hw.test_program_engine import TinyResidual, compiled
 from verif.program_steps import layer_step
 from verif.rtl.runner import run_built
 from verif.rtl.soc import build_soc
@@ -29,7 +43,43 @@ from verif.scenarios import base_seed, run_seed
 
 pytestmark = pytest.mark.rtl
 
-MEMORY = 1 << 16
+MEMORY = 1 << 17
+BUS_BYTES, BURST = 8, 8
+#: The one SoC both tests run on: the digits model's GEMM limits (the tiny network's are smaller).
+CONFIG = EngineConfig(rows=4, cols=4, max_m=64, max_k=288, max_n=32)
+SOC_LIMITS = ProgramLimits(1024, max_size=8, max_channels=32, max_n_tiles=8)
+
+
+def run_on_verilator(runs, name: str, stall: float, seed: int) -> dict:
+    """`runs` (program, images, codes, extra steps) one after the other through the driver on the SoC's
+    Verilog; the testbench's results (rtl_tests/soc_tb.py), the AXI handshake rules checked."""
+    cfg, limits, memory = CONFIG, SOC_LIMITS, MEMORY
+    built = build_soc("verilator", cfg, limits, bus_bytes=BUS_BYTES, burst=BURST)
+    run_dir = built.root / "runs" / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "program.pkl").write_bytes(pickle.dumps(runs))
+    scenario = dict(
+        limits=limits.as_dict(),
+        program=str(run_dir / "program.pkl"),
+        results=str(run_dir / "results.json"),
+        memory=memory,
+        stall=stall,
+        seed=seed,
+        timeout=120.0,
+    )
+    run = run_built(built, cfg, "rtl_tests.soc_tb", ["run_soc"], scenario, run_dir)
+    assert run.tests == 1 and run.failures == 0, f"seed {seed}: {failed_tests(run_dir)} (see {run.log})"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["axi_violations"] == [], f"seed {seed}: AXI handshake rules broken"
+    return results
+
+
+def check_counters(result: dict, seed: int) -> None:
+    """A run's counters against its layout: every region read whole, every logits beat written."""
+    counters, regions = result["counters"], result["regions"]
+    for name in soc.READ_REGIONS:
+        assert counters[f"{name}_bytes"] == regions[name][2], f"seed {seed}: {name} {counters}"
+    assert counters["logits_beats"] == regions["logits"][1] and counters["cycles"] > 0, f"seed {seed}: {counters}"
 
 
 @pytest.mark.parametrize("stall, illegal", [(0.0, False), (0.3, True)], ids=["ideal", "stalls-illegal-step"])
@@ -38,31 +88,51 @@ def test_the_network_through_the_driver_on_verilator(stall, illegal):
     seed = run_seed(base_seed(), "soc-rtl", f"{stall}-{illegal}")
     torch.manual_seed(1)
     export = build_export(convert(TinyResidual(), QuantSpec("truncquant", "twos"), (1, 6, 6)).eval())
-    cfg, program, images = compiled(export, 4, 4, 8)
+    _, program, images = compiled(export, 4, 4, 8)
     codes = np.random.default_rng(seed).integers(0, 1 << export.act_bits, (1, *export.input_shape))
     extra = (layer_step(program, dataclasses.replace(program.descriptors[0], stride=3)),) if illegal else ()
-    built = build_soc("verilator", cfg, LIMITS, bus_bytes=8, burst=8)
-    run_dir = built.root / "runs" / f"soc-{stall}-{illegal}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "program.pkl").write_bytes(pickle.dumps((program, images, codes[0], extra)))
-    scenario = dict(
-        limits=LIMITS.as_dict(),
-        program=str(run_dir / "program.pkl"),
-        results=str(run_dir / "results.json"),
-        memory=MEMORY,
-        stall=stall,
-        seed=seed,
-        timeout=60.0,
-    )
-    run = run_built(built, cfg, "rtl_tests.soc_tb", ["run_soc"], scenario, run_dir)
-    assert run.tests == 1 and run.failures == 0, f"seed {seed}: {failed_tests(run_dir)} (see {run.log})"
-    results = json.loads((run_dir / "results.json").read_text())
+    results = run_on_verilator([(program, images, codes[0], extra)], f"soc-{stall}-{illegal}", stall, seed)
+    (result,) = results["runs"]
     golden = run_integer(export, torch.from_numpy(codes), 8)[0][0]
-    assert results["logits"] == golden.tolist(), f"seed {seed}: logits differ from golden"
-    status, counters = results["status"], results["counters"]
+    assert result["logits"] == golden.tolist(), f"seed {seed}: logits differ from golden"
+    status = result["status"]
     assert status & soc.STATUS_DONE and not status & soc.STATUS_BUS_ERROR, f"seed {seed}: STATUS {status:#x}"
     assert bool(status & soc.STATUS_ERROR) == illegal, f"seed {seed}: STATUS {status:#x}"
     assert results["irq"] == 1, "the interrupt is not raised at the end of the run"
-    for name in soc.READ_REGIONS:
-        assert counters[f"{name}_bytes"] == results["regions"][name][2], f"seed {seed}: {name} {counters}"
-    assert counters["logits_beats"] == results["regions"]["logits"][1] and counters["cycles"] > 0
+    check_counters(result, seed)
+    transfers = results["axi_transfers"]["m_axi__"]
+    assert transfers["w"] > 0 and transfers["r"] * BUS_BYTES == sum(
+        result["counters"][f"{name}_bytes"] for name in soc.READ_REGIONS
+    )
+
+
+def digits_runs(export, codes, precisions) -> list[tuple]:
+    """The runs of `codes` (digits images) at each k of `precisions`: (program, images, image, no extra step)."""
+    runs = []
+    for k in precisions:
+        program, images = compile_program(export, 4, 4, SOC_LIMITS.words, Policy("uniform", (k,)).resolve(export))
+        runs += [(program, images, image, ()) for image in codes]
+    return runs
+
+
+def check_digits_run(export, run: tuple, result: dict, seed: int) -> None:
+    """A digits run's logits bit for bit against golden's, its counters against the layout and the model."""
+    program, _, image, _ = run
+    k = program.descriptors[0].k
+    golden = fast_logits(export, torch.from_numpy(image[None]), k)[0]
+    assert result["logits"] == golden.tolist(), f"seed {seed}: k={k}: logits differ from golden"
+    assert result["status"] == soc.STATUS_DONE, f"seed {seed}: k={k}: STATUS {result['status']:#x}"
+    check_counters(result, seed)
+    ideal = sum(program_step_cycles(CONFIG, program, d) for d in (None, *program.descriptors))
+    assert result["counters"]["cycles"] >= ideal, f"seed {seed}: fewer cycles than the ideal engine's {ideal}"
+
+
+def test_a_digits_image_through_the_driver_with_random_stalls(trained):
+    require_simulator("verilator")
+    seed = run_seed(base_seed(), "soc-rtl", "digits")
+    export = build_export(trained("truncquant", "offset"))
+    codes = input_codes(digits_split().test_x[:1], export.act_bits).numpy()
+    runs = digits_runs(export, codes, (2,))
+    results = run_on_verilator(runs, "digits", 0.3, seed)
+    for run, result in zip(runs, results["runs"], strict=True):
+        check_digits_run(export, run, result, seed)

@@ -1,7 +1,8 @@
 """The SoC wrapper (hw/soc.py) on the Amaranth simulator, as a backend for apps.driver.NestmacDriver.
 
 `AmaranthSocBackend(dut, memory_size)` runs the simulator step by step under the driver's synchronous calls:
-a CPU process performs each register read or write on the AXI4-Lite port (one transaction at a time), and a
+a CPU process performs each register read or write on the AXI4-Lite port (one transaction at a time; a
+response other than OKAY raises contract.soc.SlaveError), and a
 memory model answers the AXI4 master from a byte array, with reads and writes paced by seeded random pauses
 (`stall`: the fraction of cycles in which the memory holds arready/rvalid/awready/wready/bvalid low). The
 model checks what it is asked: whole-bus INCR bursts that stay inside one 4 KiB page and inside the memory
@@ -15,11 +16,19 @@ from collections import deque
 
 from amaranth.sim import Simulator
 
-from hw.axi import BURST_INCR
+from contract.soc import check_response
+from hw.axi import BURST_INCR, RESP_OKAY, RESP_SLVERR
 from verif.stalls import Never, Random
 
-SLVERR = 2
 POLL_CYCLES = 20  # cycles the driver lets pass between two reads of STATUS
+
+
+async def _transfer(ctx, ready) -> None:
+    """Tick until a clock edge at which `ready` is high. A loop of plain `sample`s, not `tick().until()`:
+    a simulation dropped in the middle of a burst then leaves no asynchronous generator behind whose garbage
+    collection raises."""
+    while not (await ctx.tick().sample(ready))[2]:
+        pass
 
 
 class AmaranthSocBackend:
@@ -42,10 +51,12 @@ class AmaranthSocBackend:
     # The driver's Backend protocol.
 
     def read32(self, offset: int) -> int:
-        return self._call("read", offset)
+        data, response = self._call("read", offset)
+        check_response(response, f"read of {offset:#x}")
+        return data
 
     def write32(self, offset: int, value: int) -> None:
-        self._call("write", offset, value)
+        check_response(self._call("write", offset, value), f"write of {value:#x} to {offset:#x}")
 
     def write_mem(self, address: int, data: bytes) -> None:
         self.memory[address : address + len(data)] = data
@@ -85,25 +96,28 @@ class AmaranthSocBackend:
                     ctx.set(signal, level)
                 ctx.set(bus.awvalid, 1)
                 ctx.set(bus.wvalid, 1)
-                await ctx.tick().until(bus.awready & bus.wready)
+                await _transfer(ctx, bus.awready & bus.wready)
                 ctx.set(bus.awvalid, 0)
                 ctx.set(bus.wvalid, 0)
                 ctx.set(bus.bready, 1)
-                await ctx.tick().until(bus.bvalid)
+                while True:
+                    _, _, valid, response = await ctx.tick().sample(bus.bvalid, bus.bresp)
+                    if valid:
+                        break
                 ctx.set(bus.bready, 0)
-                answer.append(None)
+                answer.append(response)
             elif kind == "read":
                 ctx.set(bus.araddr, arguments[0])
                 ctx.set(bus.arvalid, 1)
-                await ctx.tick().until(bus.arready)
+                await _transfer(ctx, bus.arready)
                 ctx.set(bus.arvalid, 0)
                 ctx.set(bus.rready, 1)
                 while True:
-                    _, _, valid, data = await ctx.tick().sample(bus.rvalid, bus.rdata)
+                    _, _, valid, data, response = await ctx.tick().sample(bus.rvalid, bus.rdata, bus.rresp)
                     if valid:
                         break
                 ctx.set(bus.rready, 0)
-                answer.append(data)
+                answer.append((data, response))
             elif kind == "idle":
                 await ctx.tick().repeat(arguments[0])
                 answer.append(None)
@@ -151,10 +165,10 @@ class AmaranthSocBackend:
                 at = address + beat * step
                 word = int.from_bytes(self.memory[at : at + step], "little") if good else 0
                 ctx.set(bus.rdata, word)
-                ctx.set(bus.rresp, 0 if good else SLVERR)
+                ctx.set(bus.rresp, RESP_OKAY if good else RESP_SLVERR)
                 ctx.set(bus.rlast, beat == length)
                 ctx.set(bus.rvalid, 1)
-                await ctx.tick().until(bus.rready)
+                await _transfer(ctx, bus.rready)
             ctx.set(bus.rvalid, 0)
 
     async def _writer(self, ctx):
@@ -178,7 +192,7 @@ class AmaranthSocBackend:
                     self.memory[at : at + step] = bytes(new[i] if strobe >> i & 1 else old[i] for i in range(step))
             while response_pauses.pause():
                 await ctx.tick()
-            ctx.set(bus.bresp, 0 if good else SLVERR)
+            ctx.set(bus.bresp, RESP_OKAY if good else RESP_SLVERR)
             ctx.set(bus.bvalid, 1)
-            await ctx.tick().until(bus.bready)
+            await _transfer(ctx, bus.bready)
             ctx.set(bus.bvalid, 0)

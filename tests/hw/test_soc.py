@@ -4,7 +4,9 @@ The small residual network of test_program_engine is laid out in memory by apps.
 registers, with the memory model pausing every AXI channel at random: the logits it writes must equal golden's
 integer path bit for bit, the counters must agree with the layout (bytes read per stream = the region's size),
 an illegal step must set STATUS.ERROR, the interrupt must rise at the end and fall when acknowledged, and a
-misaligned region must be refused. A failure prints its seed.
+misaligned region must be refused. Layouts that do not match the program end in the hardware's time-out or
+window check instead of a hang, illegal register accesses are answered SLVERR, and the driver refuses what it
+can see is wrong before it writes anything. A failure prints its seed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from apps.driver import NestmacDriver, Region, RunError
 from contract import soc
 from contract.cli import InputError
+from contract.program import ProgramImages
 from golden.convert import convert
 from golden.export import build_export
 from golden.infer import run_integer
@@ -74,8 +77,11 @@ def test_an_illegal_step_sets_the_error_and_the_program_still_runs(export):
     assert status & soc.STATUS_ERROR and status & soc.STATUS_DONE
     assert not backend.irq(), "the interrupt rose though it was not enabled"
     assert torch.equal(torch.from_numpy(driver.logits()), run_integer(export, torch.from_numpy(codes), 8)[0][0])
-    driver.load(program, images, codes[0])  # START clears the sticky error
+    first = driver.counters()
+    driver.load(program, images, codes[0])  # START clears the sticky error and the counters
     assert not driver.run() & soc.STATUS_ERROR
+    second = driver.counters()
+    assert 0 < second["cycles"] < first["cycles"] and second["step_bytes"] < first["step_bytes"], (first, second)
 
 
 def test_a_misaligned_region_is_refused(export):
@@ -104,3 +110,67 @@ def test_the_registers_identify_the_block(export):
     assert (version & 0xFF, version >> 8 & 0xFF, version >> 16) == (soc.REGISTER_VERSION, 16, 4)
     backend.write32(soc.region_base(2), 0x1234_5640)
     assert backend.read32(soc.region_base(2)) == 0x1234_5640
+
+
+def test_regions_that_do_not_match_the_program_time_out_and_the_next_start_is_taken(export):
+    backend, driver, program, images, codes = setup(export, 8, 8, 0.0, 0)
+    driver.load(program, images, codes[0])
+    step = driver.regions["step"]
+    driver.regions["step"] = Region(step.base, 1, step.stride)  # the image step alone: the layers never come
+    with pytest.raises(RunError, match="no progress for WATCHDOG cycles"):
+        driver.run(watchdog=300)
+    status = backend.read32(soc.STATUS)
+    assert status & soc.STATUS_TIMEOUT and not status & (soc.STATUS_BUSY | soc.STATUS_DONE), f"STATUS {status:#x}"
+    assert backend.irq(), "an aborted run did not raise the interrupt"
+    backend.write32(soc.CTRL, soc.CTRL_START)  # taken (no SLVERR): the DMA has let its bursts finish
+    assert backend.read32(soc.STATUS) == soc.STATUS_BUSY, "START after a time-out did not start a clean run"
+
+
+def test_a_region_outside_the_memory_window_is_never_read(export):
+    backend, driver, program, images, codes = setup(export, 8, 8, 0.0, 0)
+    driver.load(program, images, codes[0])
+    weight = driver.regions["weight"]
+    driver.regions["weight"] = Region(MEMORY - 64, weight.beats, weight.stride)  # runs past the window's end
+    with pytest.raises(RunError, match="would have left the memory window"):
+        driver.run()
+    status = backend.read32(soc.STATUS)
+    assert status & soc.STATUS_OUTSIDE and not status & (soc.STATUS_BUSY | soc.STATUS_BUS_ERROR), f"{status:#x}"
+    assert not backend.violations, f"a burst reached the memory: {backend.violations}"
+
+
+def test_illegal_register_accesses_are_answered_slverr_and_change_nothing(export):
+    backend, driver, program, images, codes = setup(export, 8, 8, 0.0, 0)
+    for access in (
+        lambda: backend.read32(0x50),  # a hole in the map
+        lambda: backend.read32(soc.CTRL + 2),  # not a whole register
+        lambda: backend.write32(soc.ID, 0),  # read only
+        lambda: backend.write32(soc.CYCLES, 5),
+    ):
+        with pytest.raises(soc.SlaveError, match="response 2"):
+            access()
+    assert backend.read32(soc.ID) == soc.IDENTIFIER and backend.read32(soc.CYCLES) == 0
+    driver.load(program, images, codes[0])
+    step = driver.regions["step"]
+    driver.regions["step"] = Region(step.base, 0, step.stride)  # nothing to run: the engine waits for ever
+    backend.write32(soc.WATCHDOG, 0)
+    with pytest.raises(RunError, match="had not ended"):
+        driver.run(timeout=0.0, watchdog=0)
+    for offset in (soc.CTRL, soc.WINDOW_BASE, soc.WINDOW_SIZE):  # START and the window: not during a run
+        with pytest.raises(soc.SlaveError):
+            backend.write32(offset, 1)
+    assert backend.read32(soc.STATUS) & soc.STATUS_BUSY
+
+
+def test_the_driver_refuses_a_program_reading_outside_its_buffers(export):
+    cfg, program, images = compiled(export, 4, 4, 8)
+    backend = AmaranthSocBackend(NestmacSoC(cfg, LIMITS), MEMORY)
+    driver = NestmacDriver(backend, cfg, LIMITS)
+    codes = np.zeros(export.input_shape, dtype=np.int64)
+    for spoilt, spoilt_codes, message in (
+        (ProgramImages(images.weights[:-1], images.params), codes, "reads .* weight codes"),
+        (ProgramImages(images.weights, images.params[:-1]), codes, "parameter rows"),
+        (images, codes[:, :-1], "the image is"),
+    ):
+        with pytest.raises(InputError, match=message) as refusal:
+            driver.load(program, spoilt, spoilt_codes)
+        assert "\n" not in str(refusal.value) and not any(backend.memory)

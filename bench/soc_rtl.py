@@ -1,0 +1,92 @@
+"""Digits test images through the driver on the SoC wrapper's Verilog: mismatches, cycles and the counters.
+
+The digits network trained as the test suite trains it (4 epochs, seed 0) runs image by image through
+apps.driver on the 4x4 SoC of rtl_tests/test_soc_rtl.py (Verilator, cocotbext-axi's AxiRam and AxiLiteMaster,
+every memory channel paused at random with probability --stall, the AXI handshake rules checked). Per k it
+prints the images whose logits differ from golden.fastpath's, the mean CYCLES register against the program
+engine's cycles with every stream ideal (sim.program_cycles), the mean stall cycles per stream and the bytes
+read per stream (equal to the regions: checked), and the simulation's wall time. Exit status 1 on any
+mismatch. Usage: python bench/soc_rtl.py [--images 10] [--k 8,2] [--stall 0.3] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from contract import soc
+from contract.cli import InputError, Parser, number, run_main
+from golden.data import digits_split, input_codes
+from golden.export import build_export
+from golden.fastpath import fast_logits
+from golden.layers import QuantSpec
+from golden.train import train
+from rtl_tests.test_soc_rtl import CONFIG, digits_runs, run_on_verilator
+from sim.program_cycles import program_step_cycles
+
+
+def precisions(text: str) -> list[int]:
+    try:
+        ks = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise InputError(f"--k takes precisions like 8 or 8,2, got {text!r}") from None
+    if not all(1 <= k <= CONFIG.base_bits for k in ks):
+        raise InputError(f"--k precisions must be in 1..{CONFIG.base_bits}, got {text!r}")
+    return ks
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = Parser(prog="python bench/soc_rtl.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=number(int, 1, 360), default=10, help="digits test images (first N)")
+    parser.add_argument("--k", default="8,2", help="weight precisions: 8 or 8,4,1")
+    parser.add_argument("--stall", type=number(float, 0.0, 0.9), default=0.3, help="pause probability per channel")
+    parser.add_argument("--seed", type=number(int, 0, 1 << 30), default=0, help="the pause generators' seed")
+    args = parser.parse_args(argv)
+    ks = precisions(args.k)
+    start = time.perf_counter()
+    export = build_export(train(QuantSpec("truncquant", "offset"), epochs=4, seed=0, log=lambda line: None))
+    codes = input_codes(digits_split().test_x[: args.images], export.act_bits).numpy()
+    runs = digits_runs(export, codes, ks)
+    prepared = time.perf_counter()
+    results = run_on_verilator(runs, f"bench-digits-{args.images}-{args.stall}-{args.seed}", args.stall, args.seed)
+    simulated = time.perf_counter()
+    print(
+        f"digits: {len(codes)} test images through apps.driver on the {CONFIG.rows}x{CONFIG.cols} SoC wrapper's "
+        f"Verilog (Verilator), AXI channels paused {args.stall:.0%} of cycles (seed {args.seed})"
+    )
+    header = f"  {'k':>2} {'mismatches':>10} {'cycles':>8} {'ideal':>7} {'overhead':>8}"
+    print(header + "".join(f" {name + ' stalls':>14}" for name in soc.READ_REGIONS) + "  bytes read per stream")
+    failed, total_cycles = False, 0
+    for index, k in enumerate(ks):
+        chunk = slice(index * len(codes), (index + 1) * len(codes))
+        done = results["runs"][chunk]
+        golden = fast_logits(export, input_codes(digits_split().test_x[: args.images], export.act_bits), k).numpy()
+        wrong = sum(result["logits"] != golden[i].tolist() for i, result in enumerate(done))
+        wrong += sum(result["status"] != soc.STATUS_DONE for result in done)
+        program = runs[chunk][0][0]
+        ideal = sum(program_step_cycles(CONFIG, program, d) for d in (None, *program.descriptors))
+        cycles = np.mean([result["counters"]["cycles"] for result in done])
+        stalls = [np.mean([result["counters"][f"{name}_stalls"] for result in done]) for name in soc.READ_REGIONS]
+        read = {name: done[0]["counters"][f"{name}_bytes"] for name in soc.READ_REGIONS}
+        if any(result["counters"][f"{name}_bytes"] != result["regions"][name][2] for result in done for name in read):
+            wrong += 1
+        print(
+            f"  {k:>2} {wrong:>10} {cycles:>8.0f} {ideal:>7} {cycles / ideal - 1:>8.1%}"
+            + "".join(f" {value:>14.1f}" for value in stalls)
+            + "  "
+            + ", ".join(f"{name} {value:,}" for name, value in read.items())
+        )
+        failed |= bool(wrong)
+        total_cycles += sum(result["counters"]["cycles"] for result in done)
+    seconds = simulated - prepared
+    print(
+        f"wall time: {prepared - start:.1f} s network and programs, {seconds:.1f} s build and simulation "
+        f"({total_cycles:,} cycles of runs, {total_cycles / seconds:,.0f} per wall second)"
+    )
+    if failed:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))
