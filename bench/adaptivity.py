@@ -10,8 +10,9 @@ golden.dynamic: the engine's numbers):
 - the knapsack static allocation within the dynamic's mean BitOPs (golden.allocation.knapsack_allocation on
   per-layer losses measured on --search-images training images): the best fixed allocation at that budget;
 - the per-input oracle over a ladder of static allocations (uniform k = 1 and B, the knapsack's at
-  equivalent budgets --ladder): every image at the cheapest allocation that gets it right, as many as the
-  budget affords (golden.adaptivity.oracle), the ceiling of any controller choosing among them;
+  equivalent budgets --ladder, and the two static allocations above): every image at the cheapest allocation
+  that gets it right, as many as the budget affords (golden.adaptivity.oracle), the ceiling of any controller
+  choosing among them;
 - per-input routing between two ladder allocations by a difficulty signal, the pair and the threshold chosen
   on --probe-images training images (the second half of them; the first half fits the probe), scored on the
   test set: the stem's channel means (what the controller reads), the stem's channel means and standard
@@ -96,11 +97,12 @@ class Images:
 
 
 def main(argv=None) -> None:
+    args = arguments(argv)
     with one_thread():  # the integer path's small tensors: a second thread only adds synchronization
-        measure(argv)
+        measure(args)
 
 
-def measure(argv) -> None:
+def arguments(argv):
     parser = Parser(prog="python bench/adaptivity.py", description=__doc__.splitlines()[0])
     parser.add_argument("export", type=Path, help="export directory with controllers (golden.train_controller)")
     add_data_arguments(parser, limit_help="score only the first N test images")
@@ -108,7 +110,10 @@ def measure(argv) -> None:
     parser.add_argument("--probe-images", type=number(int, 2, 60_000), default=4000, help="training images")
     parser.add_argument("--ladder", default="1.5,2,2.5,3,4", help="equivalent-k budgets of the knapsack ladder")
     parser.add_argument("--seed", type=number(int, 0, (1 << 32) - 1), default=0, help="the probe's fit")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def measure(args) -> None:
     try:
         ladder_budgets = sorted({float(text) for text in args.ladder.split(",")})
     except ValueError:
