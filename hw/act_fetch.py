@@ -40,6 +40,9 @@ class ActivationFetch(wiring.Component):
         Words of the scratchpad read (hw/scratchpad.py); addresses are ceil_log2(depth) bits.
     max_size, max_channels, max_n_tiles : int
         The address generator's limits (hw.addrgen.ConvAddressGenerator).
+    check : bool
+        Whether illegal descriptors are refused here (the address generator's `check`); False for a client
+        that offers only descriptors `legal` accepts.
 
     Members
     -------
@@ -54,24 +57,37 @@ class ActivationFetch(wiring.Component):
     """
 
     def __init__(
-        self, cfg: EngineConfig, depth: int, *, max_size: int = 64, max_channels: int = 1024, max_n_tiles: int = 64
+        self,
+        cfg: EngineConfig,
+        depth: int,
+        *,
+        max_size: int = 64,
+        max_channels: int = 1024,
+        max_n_tiles: int = 64,
+        check: bool = True,
     ):
         self._cfg = cfg
-        self._limits = dict(
+        limits = dict(
             address_bits=ceil_log2(depth), max_size=max_size, max_channels=max_channels, max_n_tiles=max_n_tiles
         )
+        self._addresses = ConvAddressGenerator(cfg, **limits, check=check)
         super().__init__(
             {
-                "descriptor": In(stream.Signature(descriptor_layout(**self._limits))),
+                "descriptor": In(stream.Signature(descriptor_layout(**limits))),
                 "act": Out(stream.Signature(payload_layout(cfg, "act"))),
                 "read": In(read_signature(cfg, depth)),
                 "error": Out(1),
             }
         )
 
+    def legal(self, payload, stage=lambda value: value):
+        """Whether a descriptor (any value of hw.addrgen.descriptor_layout) is one this fetch takes: the
+        address generator's check (and its `stage`), for a client that checks before it offers."""
+        return self._addresses.legal(payload, stage)
+
     def elaborate(self, platform):
         m = Module()
-        m.submodules.addresses = addresses = ConvAddressGenerator(self._cfg, **self._limits)
+        m.submodules.addresses = addresses = self._addresses
         wiring.connect(m, wiring.flipped(self.descriptor), addresses.descriptor)
         read = addresses.reads
         # The registered stage: the beat offered on `act` is the read taken when it last advanced.

@@ -45,14 +45,16 @@ cycle the next can be.
 A descriptor out of range (contract.program's checks that concern the output path, within this component's
 maxima) is taken and dropped with `error` high, as hw/addrgen.py refuses one, and the next one runs. Whether
 the regions lie inside the scratchpad and overlap nothing read is the compiler's check; addresses wrap at
-the address width.
+the address width. A client whose descriptor is stable a cycle before it offers it (the program engine)
+evaluates `legal` in that cycle, registers the verdict, offers only legal descriptors and builds the path with
+`check=False`, so that the check is not in the logic of the cycle that takes the descriptor.
 """
 
 from __future__ import annotations
 
 import itertools
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import WritePort
@@ -145,6 +147,9 @@ class OutputPath(wiring.Component):
         Largest output height or width, most output channels, most N-tiles of a descriptor.
     max_operands : int
         Most fused add operands read from the scratchpad (at least 1).
+    check : bool
+        Whether the path refuses an illegal descriptor itself. False for a client that offers only descriptors
+        `legal` accepts (module docstring, "Descriptors"): `error` is then always low.
 
     Members
     -------
@@ -173,10 +178,11 @@ class OutputPath(wiring.Component):
         max_channels: int = 1024,
         max_n_tiles: int = 64,
         max_operands: int = 2,
+        check: bool = True,
     ):
         if max_operands < 1:
             raise ValueError(f"max_operands must be at least 1, got {max_operands}")
-        self._cfg = cfg
+        self._cfg, self._check = cfg, check
         self._address_bits = ceil_log2(depth)
         self.max_size, self.max_channels = max_size, max_channels
         self.max_n_tiles, self.max_operands = max_n_tiles, max_operands
@@ -272,7 +278,7 @@ class OutputPath(wiring.Component):
                         plane_base.eq(payload.target),
                     ]
                 with m.If(self.descriptor.valid & self.descriptor.ready):
-                    with m.If(self._legal(payload)):
+                    with m.If(self.legal(payload) if self._check else Const(1)):
                         m.next = "SETUP"
                     with m.Else():
                         m.d.comb += self.error.eq(1)  # taken and dropped: nothing written
@@ -412,8 +418,9 @@ class OutputPath(wiring.Component):
         firsts = {nt * cols % rows for nt in range(self.max_n_tiles)}
         return sorted({s * rows - lo0 for lo0 in firsts for s in range(ceil_div(lo0 + cols, rows))})
 
-    def _legal(self, payload):
-        """What contract.program accepts of a descriptor's output (module docstring), within the maxima."""
+    def legal(self, payload):
+        """What contract.program accepts of a descriptor's output (module docstring), within the maxima: a
+        function of any value of `output_descriptor_layout`, for a client that checks before it offers."""
         most_channels = min(self.max_channels, self.max_n_tiles * self._cfg.cols)
         legal = (payload.channels >= 1) & (payload.channels <= most_channels)
         for size in (payload.out_height, payload.out_width):

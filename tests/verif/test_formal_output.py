@@ -46,7 +46,7 @@ def test_the_bound_one_word_tighter_fails(tmp_path):
 
 
 def test_the_refusal_proof_fails_on_an_output_path_that_takes_every_descriptor(tmp_path, monkeypatch):
-    monkeypatch.setattr(OutputPath, "_legal", lambda self, payload: Const(1))
+    monkeypatch.setattr(OutputPath, "legal", lambda self, payload: Const(1))
     check(OutputHarness(), "output_accepts_all", "bmc", DEPTH, tmp_path, want=False)
 
 
