@@ -6,14 +6,16 @@ program's K order (contract.program, "Implicit im2col"): the address generator (
 `sim.program.reads`, each read becomes one beat, whose codes are the word's lanes below the read's `lanes`
 and 0 elsewhere (channels beyond C and zero padding, which reads no memory).
 
-The memory answers a cycle after its address, so the beat is a registered stage after the generator: in
-the cycle a read is taken its word is addressed, and in the next the beat is offered with that word. The
-stage advances when it is empty or its beat is taken, and only then: the generator's `ready` and the read
-port's `en` are both that condition, so while `act` is stalled the generator holds its read and the memory
-holds its word (a synchronous read port keeps `data` while `en` is low), and no beat is lost or repeated.
-With `act` always ready one beat leaves per cycle, one cycle behind the generator's read. `act.ready` reaches
-the generator and the memory's `en` combinationally (valid never depends on ready); a skid buffer would cut
-that path, at one more register of R codes, if the engine's timing needs it.
+The memory answers a cycle after its address, and its answer goes straight into a register (no logic
+between: a block RAM's output is slow on an FPGA), so the beat is two registered stages after the generator:
+in the cycle a read is taken its word is addressed, in the next the word is registered, and in the one after
+the beat is offered with it, the lanes masked. Both stages advance together, when the second is empty or
+its beat is taken, and only then: the generator's `ready` and the read port's `en` are both that condition,
+so while `act` is stalled the generator holds its read and the memory holds its word (a synchronous read port
+keeps `data` while `en` is low), and no beat is lost or repeated. With `act` always ready one beat leaves per
+cycle, two cycles behind the generator's read. `act.ready` reaches the generator and the memory's `en`
+combinationally (valid never depends on ready); a skid buffer would cut that path, at one more register of R
+codes, if the engine's timing needs it.
 """
 
 from __future__ import annotations
@@ -90,8 +92,10 @@ class ActivationFetch(wiring.Component):
         m.submodules.addresses = addresses = self._addresses
         wiring.connect(m, wiring.flipped(self.descriptor), addresses.descriptor)
         read = addresses.reads
-        # The registered stage: the beat offered on `act` is the read taken when it last advanced.
-        lanes, last = Signal.like(read.payload.lanes), Signal()
+        # The registered stages: the read taken when they last advanced (its word addressed), and the one before
+        # with its word, the beat offered on `act`.
+        addressed, addressed_lanes, addressed_last = Signal(), Signal.like(read.payload.lanes), Signal()
+        lanes, last, word = Signal.like(read.payload.lanes), Signal(), Signal.like(self.read.data)
         advance = ~self.act.valid | self.act.ready
         m.d.comb += [
             self.error.eq(addresses.error),
@@ -100,8 +104,16 @@ class ActivationFetch(wiring.Component):
             self.read.en.eq(advance & read.valid & ~read.payload.pad),
         ]
         with m.If(advance):
-            m.d.sync += [self.act.valid.eq(read.valid), lanes.eq(read.payload.lanes), last.eq(read.payload.last)]
+            m.d.sync += [
+                addressed.eq(read.valid),
+                addressed_lanes.eq(read.payload.lanes),
+                addressed_last.eq(read.payload.last),
+                self.act.valid.eq(addressed),
+                lanes.eq(addressed_lanes),
+                last.eq(addressed_last),
+                word.eq(self.read.data),
+            ]
         codes = self.act.payload.codes
-        m.d.comb += [codes[lane].eq(Mux(lane < lanes, self.read.data[lane], 0)) for lane in range(self._cfg.rows)]
+        m.d.comb += [codes[lane].eq(Mux(lane < lanes, word[lane], 0)) for lane in range(self._cfg.rows)]
         m.d.comb += self.act.payload.last.eq(last)
         return m

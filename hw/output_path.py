@@ -14,14 +14,17 @@ codes are already in 0..2^A - 1, so it is the executor's plain store.
 
 **Steps.** A segment takes one *step* per operand plane read or plane written, whichever is more, at least
 one (contract.timing.output_segment_cycles): a codes store reads one operand plane per step and writes in
-its last, a raw store (never fused) writes plane p in step p. Three stages, one step entering per cycle:
+its last, a raw store (never fused) writes plane p in step p. Four stages, one step entering per cycle:
 
 1. issue: the step's lane values (the beat's columns moved to the segment's lanes), its lane enables and
    word address are registered, and its operand plane is addressed on the read port;
-2. add: the plane's word is on the read port; each lane adds it, shifted to its plane's place (its top plane
-   signed for a signed operand), to the segment's running sum (started from the value), and the clamped
-   code, or the raw plane's bits of the value, is registered into the write port;
-3. write: the memory takes the write port's lanes.
+2. read: the plane's word is on the read port, and is registered with the step (nothing between the memory
+   and that register: on an FPGA a block RAM's output is slow, and the add after it is as wide as a raw
+   operand's eight planes);
+3. add: each lane adds the word, shifted to its plane's place (its top plane signed for a signed operand),
+   to the segment's running sum (started from the value), and the clamped code, or the raw plane's bits of
+   the value, is registered into the write port;
+4. write: the memory takes the write port's lanes.
 
 So a segment of one read and one write (C = R, one code operand: the common fused add) costs one cycle, as
 does a plain codes store, and a beat one cycle per step of each of its segments. Nothing stalls the steps
@@ -371,17 +374,21 @@ class OutputPath(wiring.Component):
                     for lane in range(rows):
                         if 0 <= lane + offset < cols:
                             m.d.sync += step.values[lane].eq(head.values[lane + offset])
-        self._write_stage(m, step)
-        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | step.valid | self.write.en.any())
+        # Stage 2 -> 3: the step and its operand plane's word, registered as the word leaves the memory (no logic
+        # between them: a block RAM's slow output goes straight into a flip-flop).
+        fetched, word = Signal(_step_layout(cfg, width)), Signal.like(self.read.data)
+        m.d.sync += [fetched.eq(step), word.eq(self.read.data)]
+        self._write_stage(m, fetched, word)
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | step.valid | fetched.valid | self.write.en.any())
         return m
 
-    def _write_stage(self, m: Module, step) -> None:
-        """Stage 2 -> 3: per lane, the operand plane's word added to the segment's running sum (started from
+    def _write_stage(self, m: Module, step, words) -> None:
+        """Stage 3 -> 4: per lane, the operand plane's word added to the segment's running sum (started from
         the value), and the clamped code or the raw plane's bits registered into the write port."""
         act_bits, top = self._cfg.act_bits, (1 << self._cfg.act_bits) - 1
         sum_shape = signed(max(self._cfg.acc_bits, MAX_RAW_PLANES * act_bits + 1) + ceil_log2(self.max_operands + 1))
         for lane, value in enumerate(step.values):
-            word = self.read.data[lane]
+            word = words[lane]
             part, total = Signal(sum_shape, name=f"part_{lane}"), Signal(sum_shape, name=f"total_{lane}")
             running = Signal(sum_shape, name=f"running_{lane}")  # the segment's value plus its planes so far
             extended = Signal(signed(MAX_RAW_PLANES * act_bits), name=f"extended_{lane}")
