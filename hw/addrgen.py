@@ -157,13 +157,17 @@ class ConvAddressGenerator(wiring.Component):
         row_start = Signal(width)  # the word of (oy, ox = 0)
         address = Signal(width)
 
-        last_ox = ox == command.out_width - 1
-        last_oy = oy == command.out_height - 1
+        # The counters' last values, registered with the descriptor: the walk compares for equality only, with no
+        # subtraction before the choice of the next address.
+        ox_end, oy_end = Signal.like(ox), Signal.like(oy)
+        kx_end, ky_end, n_tile_end = Signal.like(kx), Signal.like(ky), Signal.like(n_tile)
+        last_ox = ox == ox_end
+        last_oy = oy == oy_end
         last_group = channels_left <= rows
-        last_kx = kx == command.kernel_width - 1
-        last_ky = ky == command.kernel_height - 1
+        last_kx = kx == kx_end
+        last_ky = ky == ky_end
         last_ktile = last_group & last_kx & last_ky
-        last_ntile = n_tile == command.n_tiles - 1
+        last_ntile = n_tile == n_tile_end
         inside = Signal()  # (y, x) is in the map: a memory read, not padding
         m.d.comb += inside.eq((y >= 0) & (y < command.height) & (x >= 0) & (x < command.width))
         read = self.reads.payload
@@ -188,6 +192,11 @@ class ConvAddressGenerator(wiring.Component):
                 m.d.comb += start.eq(-small_times(payload.width + 1, payload.padding, MAX_KERNEL - 1))
                 m.d.sync += [
                     command.eq(payload),
+                    ox_end.eq(payload.out_width - 1),
+                    oy_end.eq(payload.out_height - 1),
+                    kx_end.eq(payload.kernel_width - 1),
+                    ky_end.eq(payload.kernel_height - 1),
+                    n_tile_end.eq(payload.n_tiles - 1),
                     map_words.eq(payload.height * payload.width),
                     row_step.eq(small_times(payload.width, payload.stride, MAX_STRIDE)),
                     tap_first.eq(start),

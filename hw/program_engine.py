@@ -16,18 +16,19 @@ comes from the fetch and its `result` goes to the output path; the next step is 
 idle again, so a layer never reads a word before the layer that writes it has written it. The host's part is
 only the steps, the image, the weight and parameter beats in program order, and reading the logits.
 
-Cycles of a step, with every stream ideal (`contract.timing.program_step_cycles`; docs/architecture.md,
+Cycles of a step, with every stream ideal (`sim.program_cycles.program_step_cycles`; docs/architecture.md,
 "Program engine"): an image step takes one cycle to accept and one per word; a layer step takes the cycle
-that accepts it, one that decodes it, the GEMM command's own cycles (sim.model.command_cycles, counted from
-the dispatch cycle in which the engine accepts it) and the output path's tail after the last result beat.
+that accepts it, two that decode it (a multiplier deep each), the GEMM command's own cycles
+(sim.model.command_cycles, counted from the dispatch cycle in which the engine accepts it) and the output
+path's tail after the last result beat.
 
-An illegal step is dropped: in the decode cycle the step is checked by the address generator's and the output
+An illegal step is dropped: in the decode cycles the step is checked by the address generator's and the output
 path's own rules (their `legal`, evaluated here from the stable step and registered, so that no check lies in
 the cycle that hands the units their parts) and contract.program's rules on candidates; a step that fails is
 offered to no unit. The GEMM engine checks its command itself (as the sequencer refuses a command); the units
 that took their parts of a step it refuses are reset in the next cycle. Either way nothing is written, `error`
-rises and stays high until reset, and the next step runs normally. Like the GEMM engine, a
-refused layer's weight and parameter beats must not be sent.
+rises and stays high until reset, and the next step runs normally. Like the GEMM engine, a refused layer's
+weight and parameter beats must not be sent.
 """
 
 from __future__ import annotations
