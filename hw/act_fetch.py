@@ -6,14 +6,16 @@ program's K order (contract.program, "Implicit im2col"): the address generator (
 `sim.program.reads`, each read becomes one beat, whose codes are the word's lanes below the read's `lanes`
 and 0 elsewhere (channels beyond C and zero padding, which reads no memory).
 
-The memory answers a cycle after its address, so the beat is a registered stage after the generator: in
-the cycle a read is taken its word is addressed, and in the next the beat is offered with that word. The
-stage advances when it is empty or its beat is taken, and only then: the generator's `ready` and the read
-port's `en` are both that condition, so while `act` is stalled the generator holds its read and the memory
-holds its word (a synchronous read port keeps `data` while `en` is low), and no beat is lost or repeated.
-With `act` always ready one beat leaves per cycle, one cycle behind the generator's read. `act.ready` reaches
-the generator and the memory's `en` combinationally (valid never depends on ready); a skid buffer would cut
-that path, at one more register of R codes, if the engine's timing needs it.
+The memory answers a cycle after its address, and its answer goes straight into a register (no logic
+between: a block RAM's output is slow on an FPGA), so the beat is two registered stages after the generator:
+in the cycle a read is taken its word is addressed, in the next the word is registered, and in the one after
+the beat is offered with it, the lanes masked. Both stages advance together, when the second is empty or
+its beat is taken, and only then: the generator's `ready` and the read port's `en` are both that condition,
+so while `act` is stalled the generator holds its read and the memory holds its word (a synchronous read port
+keeps `data` while `en` is low), and no beat is lost or repeated. With `act` always ready one beat leaves per
+cycle, two cycles behind the generator's read. `act.ready` reaches the generator and the memory's `en`
+combinationally (valid never depends on ready); a skid buffer would cut that path, at one more register of R
+codes, if the engine's timing needs it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ class ActivationFetch(wiring.Component):
         Words of the scratchpad read (hw/scratchpad.py); addresses are ceil_log2(depth) bits.
     max_size, max_channels, max_n_tiles : int
         The address generator's limits (hw.addrgen.ConvAddressGenerator).
+    check : bool
+        Whether illegal descriptors are refused here (the address generator's `check`); False for a client
+        that offers only descriptors `legal` accepts.
 
     Members
     -------
@@ -54,28 +59,43 @@ class ActivationFetch(wiring.Component):
     """
 
     def __init__(
-        self, cfg: EngineConfig, depth: int, *, max_size: int = 64, max_channels: int = 1024, max_n_tiles: int = 64
+        self,
+        cfg: EngineConfig,
+        depth: int,
+        *,
+        max_size: int = 64,
+        max_channels: int = 1024,
+        max_n_tiles: int = 64,
+        check: bool = True,
     ):
         self._cfg = cfg
-        self._limits = dict(
+        limits = dict(
             address_bits=ceil_log2(depth), max_size=max_size, max_channels=max_channels, max_n_tiles=max_n_tiles
         )
+        self._addresses = ConvAddressGenerator(cfg, **limits, check=check)
         super().__init__(
             {
-                "descriptor": In(stream.Signature(descriptor_layout(**self._limits))),
+                "descriptor": In(stream.Signature(descriptor_layout(**limits))),
                 "act": Out(stream.Signature(payload_layout(cfg, "act"))),
                 "read": In(read_signature(cfg, depth)),
                 "error": Out(1),
             }
         )
 
+    def legal(self, payload, stage=lambda value: value):
+        """Whether a descriptor (any value of hw.addrgen.descriptor_layout) is one this fetch takes: the
+        address generator's check (and its `stage`), for a client that checks before it offers."""
+        return self._addresses.legal(payload, stage)
+
     def elaborate(self, platform):
         m = Module()
-        m.submodules.addresses = addresses = ConvAddressGenerator(self._cfg, **self._limits)
+        m.submodules.addresses = addresses = self._addresses
         wiring.connect(m, wiring.flipped(self.descriptor), addresses.descriptor)
         read = addresses.reads
-        # The registered stage: the beat offered on `act` is the read taken when it last advanced.
-        lanes, last = Signal.like(read.payload.lanes), Signal()
+        # The registered stages: the read taken when they last advanced (its word addressed), and the one before
+        # with its word, the beat offered on `act`.
+        addressed, addressed_lanes, addressed_last = Signal(), Signal.like(read.payload.lanes), Signal()
+        lanes, last, word = Signal.like(read.payload.lanes), Signal(), Signal.like(self.read.data)
         advance = ~self.act.valid | self.act.ready
         m.d.comb += [
             self.error.eq(addresses.error),
@@ -84,8 +104,16 @@ class ActivationFetch(wiring.Component):
             self.read.en.eq(advance & read.valid & ~read.payload.pad),
         ]
         with m.If(advance):
-            m.d.sync += [self.act.valid.eq(read.valid), lanes.eq(read.payload.lanes), last.eq(read.payload.last)]
+            m.d.sync += [
+                addressed.eq(read.valid),
+                addressed_lanes.eq(read.payload.lanes),
+                addressed_last.eq(read.payload.last),
+                self.act.valid.eq(addressed),
+                lanes.eq(addressed_lanes),
+                last.eq(addressed_last),
+                word.eq(self.read.data),
+            ]
         codes = self.act.payload.codes
-        m.d.comb += [codes[lane].eq(Mux(lane < lanes, self.read.data[lane], 0)) for lane in range(self._cfg.rows)]
+        m.d.comb += [codes[lane].eq(Mux(lane < lanes, word[lane], 0)) for lane in range(self._cfg.rows)]
         m.d.comb += self.act.payload.last.eq(last)
         return m

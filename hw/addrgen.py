@@ -10,7 +10,8 @@ or a padding read (code 0, no memory access) where (y, x) is outside the map. On
 the sink is ready, and the per-cycle logic has no multiplier: every position is a running sum. Stepping ox
 adds s to the address, stepping oy adds s*W to the row's start; a new K-tile's first word is the group's base
 (+ H*W per group) plus the tap's offset (ky - p)*W + (kx - p), itself a running sum (+1 per kx, + W per ky).
-The three products H*W, s*W and p*(W + 1) are formed once, when the descriptor is taken. y and x are small
+The three products H*W, s*W and p*(W + 1) are formed once, when the descriptor is taken (the last two, of a
+stride of at most 4 and a padding of at most 6, as shifts and adds: hw/shift_add.py). y and x are small
 signed counters beside the address, compared with H and W to flag padding; the lanes that hold channels,
 min(R, C - g*R), come from a count of the channels left, so no division by R is needed either.
 
@@ -19,7 +20,11 @@ descriptor can be taken in the cycle after its last read, so with a sink always 
 n + 1 cycles.
 
 A descriptor that is out of range is taken and dropped with `error` high (as hw/sequencer.py refuses a
-command): it makes no read, and the next descriptor runs normally. Legal is what contract.program accepts: a
+command): it makes no read, and the next descriptor runs normally. The check (`legal`, a function of a
+descriptor) has multiplies and carry chains between the descriptor and the generator's state; a client whose
+descriptor is stable a cycle before it is offered (the program engine) evaluates `legal` itself in that cycle,
+registers the verdict, offers only legal descriptors and builds the generator with `check=False`, which takes
+the check out of the offering cycle. Legal is what contract.program accepts: a
 conv layer with kernel 1..MAX_KERNEL, stride 1..MAX_STRIDE, padding below both kernel sides and the output
 size that follows from them, or a linear layer (a kernel of the whole map, stride 1, no padding, one output
 pixel); every size at least 1 and within the generator's maxima. Whether the map lies inside the scratchpad
@@ -28,12 +33,13 @@ is the compiler's check (contract.program); addresses wrap at `address_bits`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from contract.config import EngineConfig
 from contract.program import MAX_KERNEL, MAX_STRIDE
+from hw.shift_add import small_times
 
 
 def descriptor_layout(address_bits: int, max_size: int, max_channels: int, max_n_tiles: int) -> data.StructLayout:
@@ -91,6 +97,9 @@ class ConvAddressGenerator(wiring.Component):
         Most channels of a map read.
     max_n_tiles : int
         Most N-tiles of a layer.
+    check : bool
+        Whether the generator refuses an illegal descriptor itself. False for a client that offers only
+        descriptors `legal` accepts (module docstring): `error` is then always low.
 
     Members
     -------
@@ -110,8 +119,9 @@ class ConvAddressGenerator(wiring.Component):
         max_size: int = 64,
         max_channels: int = 1024,
         max_n_tiles: int = 64,
+        check: bool = True,
     ):
-        self._cfg = cfg
+        self._cfg, self._check = cfg, check
         self.address_bits, self.max_size = address_bits, max_size
         self.max_channels, self.max_n_tiles = max_channels, max_n_tiles
         super().__init__(
@@ -147,13 +157,17 @@ class ConvAddressGenerator(wiring.Component):
         row_start = Signal(width)  # the word of (oy, ox = 0)
         address = Signal(width)
 
-        last_ox = ox == command.out_width - 1
-        last_oy = oy == command.out_height - 1
+        # The counters' last values, registered with the descriptor: the walk compares for equality only, with no
+        # subtraction before the choice of the next address.
+        ox_end, oy_end = Signal.like(ox), Signal.like(oy)
+        kx_end, ky_end, n_tile_end = Signal.like(kx), Signal.like(ky), Signal.like(n_tile)
+        last_ox = ox == ox_end
+        last_oy = oy == oy_end
         last_group = channels_left <= rows
-        last_kx = kx == command.kernel_width - 1
-        last_ky = ky == command.kernel_height - 1
+        last_kx = kx == kx_end
+        last_ky = ky == ky_end
         last_ktile = last_group & last_kx & last_ky
-        last_ntile = n_tile == command.n_tiles - 1
+        last_ntile = n_tile == n_tile_end
         inside = Signal()  # (y, x) is in the map: a memory read, not padding
         m.d.comb += inside.eq((y >= 0) & (y < command.height) & (x >= 0) & (x < command.width))
         read = self.reads.payload
@@ -175,11 +189,16 @@ class ConvAddressGenerator(wiring.Component):
                 # Every idle cycle loads the walk's start from the payload, valid or not (as the sequencer
                 # does): nothing reads it while idle, and the accepting cycle loads the accepted descriptor.
                 start = Signal(width)  # -p*(W + 1): the offset of tap (0, 0) from its group's base
-                m.d.comb += start.eq(-(payload.padding * (payload.width + 1)))
+                m.d.comb += start.eq(-small_times(payload.width + 1, payload.padding, MAX_KERNEL - 1))
                 m.d.sync += [
                     command.eq(payload),
+                    ox_end.eq(payload.out_width - 1),
+                    oy_end.eq(payload.out_height - 1),
+                    kx_end.eq(payload.kernel_width - 1),
+                    ky_end.eq(payload.kernel_height - 1),
+                    n_tile_end.eq(payload.n_tiles - 1),
                     map_words.eq(payload.height * payload.width),
-                    row_step.eq(payload.stride * payload.width),
+                    row_step.eq(small_times(payload.width, payload.stride, MAX_STRIDE)),
                     tap_first.eq(start),
                     tap_row.eq(start),
                     tap.eq(start),
@@ -199,7 +218,8 @@ class ConvAddressGenerator(wiring.Component):
                     row.eq(0),
                     first_ktile.eq(1),
                 ]
-                with m.If(self.descriptor.valid & ~self._legal(payload)):
+                refused = self.descriptor.valid & ~self.legal(payload) if self._check else Const(0)
+                with m.If(refused):
                     m.d.comb += self.error.eq(1)  # taken and dropped: no read, the next descriptor starts clean
                 with m.Elif(self.descriptor.valid):
                     m.next = "WALK"
@@ -275,8 +295,11 @@ class ConvAddressGenerator(wiring.Component):
                         ]
         return m
 
-    def _legal(self, payload):
-        """What contract.program accepts of a descriptor (module docstring), within this generator's maxima."""
+    def legal(self, payload, stage=lambda value: value):
+        """What contract.program accepts of a descriptor (module docstring), within this generator's maxima: a
+        function of any value of `descriptor_layout`, for a client that checks before it offers. `stage` is
+        applied to every value between the check's arithmetic and its last comparisons: a client may register
+        them there (the program engine does), taking two cycles of a stable descriptor for the check."""
         sizes = (
             (payload.channels, self.max_channels),
             (payload.height, self.max_size),
@@ -289,16 +312,19 @@ class ConvAddressGenerator(wiring.Component):
         legal = 1
         for value, maximum in sizes:
             legal &= (value >= 1) & (value <= maximum)
-        conv = 1
+        conv, reaches = 1, 1
         axes = (
             (payload.height, payload.kernel_height, payload.out_height),
             (payload.width, payload.kernel_width, payload.out_width),
         )
         for size, kernel, out in axes:
-            padded = size + 2 * payload.padding
             conv &= (kernel >= 1) & (kernel <= MAX_KERNEL) & (payload.padding < kernel)
-            # out = (size + 2p - kernel) // s + 1, checked without a divider.
-            conv &= ((out - 1) * payload.stride + kernel <= padded) & (padded < out * payload.stride + kernel)
+            # out = (size + 2p - kernel) // s + 1, that is (out - 1)*s + kernel <= size + 2p < out*s + kernel:
+            # with reach = out*s + kernel, reach <= size + 2p + s and size + 2p < reach. No divider, and no
+            # multiplier either (s <= MAX_STRIDE: hw/shift_add.py).
+            padded = size + 2 * payload.padding
+            reach = stage(small_times(out, payload.stride, MAX_STRIDE) + kernel)
+            reaches &= (reach <= stage(padded + payload.stride)) & (stage(padded) < reach)
         linear = (
             (payload.kernel_height == payload.height)
             & (payload.kernel_width == payload.width)
@@ -307,4 +333,4 @@ class ConvAddressGenerator(wiring.Component):
             & (payload.out_height == 1)
             & (payload.out_width == 1)
         )
-        return legal & (conv | linear)
+        return stage(legal) & ((stage(conv) & reaches) | stage(linear))

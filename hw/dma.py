@@ -23,6 +23,7 @@ from amaranth.utils import ceil_log2, exact_log2
 
 from contract.soc import bus_words
 from hw.axi import RESP_OKAY
+from hw.shift_add import times
 
 
 def window_signature(address_bits: int) -> dict:
@@ -318,12 +319,6 @@ class LogitsWriter(wiring.Component):
         with m.If(self.go):
             m.d.sync += [address.eq(self.base), remaining.eq(times(self.beats, self.stride))]
         return m
-
-
-def times(value, constant: int):
-    """`value` * `constant` as a sum of shifts: a region's words from its beats, once per run, without the DSP
-    block that synthesis would spend on a multiplication."""
-    return sum(value << bit for bit in range(constant.bit_length()) if constant >> bit & 1)
 
 
 def size_code(bus_bytes: int) -> Const:

@@ -14,14 +14,17 @@ codes are already in 0..2^A - 1, so it is the executor's plain store.
 
 **Steps.** A segment takes one *step* per operand plane read or plane written, whichever is more, at least
 one (contract.timing.output_segment_cycles): a codes store reads one operand plane per step and writes in
-its last, a raw store (never fused) writes plane p in step p. Three stages, one step entering per cycle:
+its last, a raw store (never fused) writes plane p in step p. Four stages, one step entering per cycle:
 
 1. issue: the step's lane values (the beat's columns moved to the segment's lanes), its lane enables and
    word address are registered, and its operand plane is addressed on the read port;
-2. add: the plane's word is on the read port; each lane adds it, shifted to its plane's place (its top plane
-   signed for a signed operand), to the segment's running sum (started from the value), and the clamped
-   code, or the raw plane's bits of the value, is registered into the write port;
-3. write: the memory takes the write port's lanes.
+2. read: the plane's word is on the read port, and is registered with the step (nothing between the memory
+   and that register: on an FPGA a block RAM's output is slow, and the add after it is as wide as a raw
+   operand's eight planes);
+3. add: each lane adds the word, shifted to its plane's place (its top plane signed for a signed operand),
+   to the segment's running sum (started from the value), and the clamped code, or the raw plane's bits of
+   the value, is registered into the write port;
+4. write: the memory takes the write port's lanes.
 
 So a segment of one read and one write (C = R, one code operand: the common fused add) costs one cycle, as
 does a plain codes store, and a beat one cycle per step of each of its segments. Nothing stalls the steps
@@ -45,14 +48,16 @@ cycle the next can be.
 A descriptor out of range (contract.program's checks that concern the output path, within this component's
 maxima) is taken and dropped with `error` high, as hw/addrgen.py refuses one, and the next one runs. Whether
 the regions lie inside the scratchpad and overlap nothing read is the compiler's check; addresses wrap at
-the address width.
+the address width. A client whose descriptor is stable a cycle before it offers it (the program engine)
+evaluates `legal` in that cycle, registers the verdict, offers only legal descriptors and builds the path with
+`check=False`, so that the check is not in the logic of the cycle that takes the descriptor.
 """
 
 from __future__ import annotations
 
 import itertools
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import WritePort
@@ -145,6 +150,9 @@ class OutputPath(wiring.Component):
         Largest output height or width, most output channels, most N-tiles of a descriptor.
     max_operands : int
         Most fused add operands read from the scratchpad (at least 1).
+    check : bool
+        Whether the path refuses an illegal descriptor itself. False for a client that offers only descriptors
+        `legal` accepts (module docstring, "Descriptors"): `error` is then always low.
 
     Members
     -------
@@ -173,10 +181,11 @@ class OutputPath(wiring.Component):
         max_channels: int = 1024,
         max_n_tiles: int = 64,
         max_operands: int = 2,
+        check: bool = True,
     ):
         if max_operands < 1:
             raise ValueError(f"max_operands must be at least 1, got {max_operands}")
-        self._cfg = cfg
+        self._cfg, self._check = cfg, check
         self._address_bits = ceil_log2(depth)
         self.max_size, self.max_channels = max_size, max_channels
         self.max_n_tiles, self.max_operands = max_n_tiles, max_operands
@@ -272,7 +281,7 @@ class OutputPath(wiring.Component):
                         plane_base.eq(payload.target),
                     ]
                 with m.If(self.descriptor.valid & self.descriptor.ready):
-                    with m.If(self._legal(payload)):
+                    with m.If(self.legal(payload) if self._check else Const(1)):
                         m.next = "SETUP"
                     with m.Else():
                         m.d.comb += self.error.eq(1)  # taken and dropped: nothing written
@@ -365,17 +374,21 @@ class OutputPath(wiring.Component):
                     for lane in range(rows):
                         if 0 <= lane + offset < cols:
                             m.d.sync += step.values[lane].eq(head.values[lane + offset])
-        self._write_stage(m, step)
-        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | step.valid | self.write.en.any())
+        # Stage 2 -> 3: the step and its operand plane's word, registered as the word leaves the memory (no logic
+        # between them: a block RAM's slow output goes straight into a flip-flop).
+        fetched, word = Signal(_step_layout(cfg, width)), Signal.like(self.read.data)
+        m.d.sync += [fetched.eq(step), word.eq(self.read.data)]
+        self._write_stage(m, fetched, word)
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | step.valid | fetched.valid | self.write.en.any())
         return m
 
-    def _write_stage(self, m: Module, step) -> None:
-        """Stage 2 -> 3: per lane, the operand plane's word added to the segment's running sum (started from
+    def _write_stage(self, m: Module, step, words) -> None:
+        """Stage 3 -> 4: per lane, the operand plane's word added to the segment's running sum (started from
         the value), and the clamped code or the raw plane's bits registered into the write port."""
         act_bits, top = self._cfg.act_bits, (1 << self._cfg.act_bits) - 1
         sum_shape = signed(max(self._cfg.acc_bits, MAX_RAW_PLANES * act_bits + 1) + ceil_log2(self.max_operands + 1))
         for lane, value in enumerate(step.values):
-            word = self.read.data[lane]
+            word = words[lane]
             part, total = Signal(sum_shape, name=f"part_{lane}"), Signal(sum_shape, name=f"total_{lane}")
             running = Signal(sum_shape, name=f"running_{lane}")  # the segment's value plus its planes so far
             extended = Signal(signed(MAX_RAW_PLANES * act_bits), name=f"extended_{lane}")
@@ -412,8 +425,9 @@ class OutputPath(wiring.Component):
         firsts = {nt * cols % rows for nt in range(self.max_n_tiles)}
         return sorted({s * rows - lo0 for lo0 in firsts for s in range(ceil_div(lo0 + cols, rows))})
 
-    def _legal(self, payload):
-        """What contract.program accepts of a descriptor's output (module docstring), within the maxima."""
+    def legal(self, payload):
+        """What contract.program accepts of a descriptor's output (module docstring), within the maxima: a
+        function of any value of `output_descriptor_layout`, for a client that checks before it offers."""
         most_channels = min(self.max_channels, self.max_n_tiles * self._cfg.cols)
         legal = (payload.channels >= 1) & (payload.channels <= most_channels)
         for size in (payload.out_height, payload.out_width):

@@ -16,20 +16,24 @@ comes from the fetch and its `result` goes to the output path; the next step is 
 idle again, so a layer never reads a word before the layer that writes it has written it. The host's part is
 only the steps, the image, the weight and parameter beats in program order, and reading the logits.
 
-Cycles of a step, with every stream ideal (`contract.timing.program_step_cycles`; docs/architecture.md,
+Cycles of a step, with every stream ideal (`sim.program_cycles.program_step_cycles`; docs/architecture.md,
 "Program engine"): an image step takes one cycle to accept and one per word; a layer step takes the cycle
-that accepts it, one that decodes it, the GEMM command's own cycles (sim.model.command_cycles, counted from
-the dispatch cycle in which the engine accepts it) and the output path's tail after the last result beat.
+that accepts it, two that decode it (a multiplier deep each), the GEMM command's own cycles
+(sim.model.command_cycles, counted from the dispatch cycle in which the engine accepts it) and the output
+path's tail after the last result beat.
 
-An illegal step is dropped: a field out of range for any of the three units makes that unit refuse its part
-(as the sequencer refuses a command); the others, which took theirs, are reset in the next cycle, nothing is
-written, `error` rises and stays high until reset, and the next step runs normally. Like the GEMM engine, a
-refused layer's weight and parameter beats must not be sent.
+An illegal step is dropped: in the decode cycles the step is checked by the address generator's and the output
+path's own rules (their `legal`, evaluated here from the stable step and registered, so that no check lies in
+the cycle that hands the units their parts) and contract.program's rules on candidates; a step that fails is
+offered to no unit. The GEMM engine checks its command itself (as the sequencer refuses a command); the units
+that took their parts of a step it refuses are reset in the next cycle. Either way nothing is written, `error`
+rises and stays high until reset, and the next step runs normally. Like the GEMM engine, a refused layer's
+weight and parameter beats must not be sent.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -43,6 +47,7 @@ from hw.interface import Mode, Scheme, payload_layout
 from hw.output_path import OutputPath, Store, operand_layout
 from hw.scratchpad import Scratchpad, word_layout
 from hw.sequencer import command_legal
+from hw.shift_add import small_times, times
 
 #: The blocks `eda.synth --program` reports the program engine's gates under, in its table's order: the GEMM
 #: engine's own (hw.engine.BLOCK_ORDER) under `engine.`, then the units around it; PROGRAM_OTHER_BLOCK is the
@@ -203,9 +208,10 @@ class ProgramEngine(wiring.Component):
         abort = Signal()  # resets the three units of a refused layer step
         m.submodules.scratchpad = scratchpad = Scratchpad(cfg, depth, operand_port=True)
         m.submodules.engine = engine = ResetInserter(abort)(Engine(cfg))
-        m.submodules.fetch = fetch = ResetInserter(abort)(ActivationFetch(cfg, depth, **self._limits))
+        # The fetch and the output path take only steps checked in DECODE (`checked`), so they do not check again.
+        m.submodules.fetch = fetch = ResetInserter(abort)(ActivationFetch(cfg, depth, **self._limits, check=False))
         m.submodules.output = output = ResetInserter(abort)(
-            OutputPath(cfg, depth, **self._limits, max_operands=self._max_operands)
+            OutputPath(cfg, depth, **self._limits, max_operands=self._max_operands, check=False)
         )
         # In the abort cycle the engine may already be loading the refused layer's weights: it sees no beat, so
         # the next layer's beats stay where they are. A controlled layer's parameter beats are one block of
@@ -246,11 +252,16 @@ class ProgramEngine(wiring.Component):
             decision.channels.eq(step.out_channels),
             decision.candidates.eq(step.candidate_count),
         ]
-        # The layer's GEMM shape, formed in the decode cycle from the step's sizes (products of small fields,
-        # once per layer): M = OH*OW, K = KH*KW*G*R with G = ceil(C/R) channel groups.
-        m_dim, k_dim, n_tiles = Signal.like(cmd.m), Signal.like(cmd.k_dim), Signal.like(walk.n_tiles)
-        wbits = Signal.like(cmd.wbits)  # the step's k, or a controlled layer's chosen candidate
+        # The layer's GEMM shape, formed in DECODE and PLAN from the step's sizes (products of small fields, once
+        # per layer): M = OH*OW, K = KH*KW*G*R with G = ceil(C/R) channel groups, in full (the command's fields
+        # hold only up to max_m and max_k, which the checks compare against).
         rows, cols = cfg.rows, cfg.cols
+        kernel_side = max(MAX_KERNEL, self._limits["max_size"])
+        most_channels = (self._limits["max_channels"] + rows - 1) // rows * rows
+        m_dim = Signal(range(self._limits["max_size"] ** 2 + 1))
+        k_dim = Signal(range(kernel_side**2 * most_channels + 1))
+        n_tiles = Signal.like(walk.n_tiles)
+        wbits = Signal.like(cmd.wbits)  # the step's k, or a controlled layer's chosen candidate
         groups = (step.in_channels + rows - 1) // rows
         m.d.comb += [
             cmd.m.eq(m_dim),
@@ -299,9 +310,32 @@ class ProgramEngine(wiring.Component):
                 write.en.eq(output.write.en),
             ]
 
-        refused = fetch.error | output.error | engine.error
-        with m.If(refused):
+        with m.If(engine.error):
             m.d.sync += self.error.eq(1)
+        # The units' checks on the step (the fetch's walk with this step's N-tiles, the output path's writes
+        # unless the decision unit takes the results, the candidates' rules), evaluated from the stable step and
+        # registered: the output path's and the candidates' in DECODE, the walk's over DECODE (its arithmetic,
+        # into free-running registers) and PLAN (its comparisons). DISPATCH offers the parts only on their
+        # verdicts, so that no check lies in the cycle that offers them.
+        walk_legal, out_legal, candidates_legal, checked = Signal(), Signal(), Signal(), Signal()
+        tiles = Signal.like(n_tiles)
+        walk_checked = Signal.like(walk)
+        m.d.comb += [
+            tiles.eq((step.out_channels + cols - 1) // cols),
+            walk_checked.eq(walk),
+            walk_checked.n_tiles.eq(tiles),
+        ]
+
+        def registered(value):
+            copy = Signal(Value.cast(value).shape())
+            m.d.sync += copy.eq(value)
+            return copy
+
+        walk_verdict = fetch.legal(walk_checked, stage=registered)
+        # The products, a multiplier deep per cycle: KH*KW and OH*OW in DECODE, K in PLAN; a controlled layer's
+        # parameter window (its candidate's block of N-tiles) in PLAN, by shifts and adds of at most 8 blocks.
+        kernel_taps, padded_channels = Signal(range(kernel_side**2 + 1)), Signal(range(most_channels + 1))  # KH*KW, G*R
+        chosen = Signal(range(MAX_CANDIDATES))  # a controlled layer's candidate, from its register
 
         with m.FSM():
             with m.State("IDLE"):
@@ -318,37 +352,44 @@ class ProgramEngine(wiring.Component):
                     with m.If(self.image.payload.last):
                         m.next = "IDLE"
             with m.State("DECODE"):
-                tiles = Signal.like(n_tiles)
-                chosen = Signal(range(MAX_CANDIDATES))  # a controlled layer's candidate, from its register
-                m.d.comb += [
-                    tiles.eq((step.out_channels + cols - 1) // cols),
+                m.d.sync += [
+                    out_legal.eq(deciding | output.legal(out)),
+                    candidates_legal.eq(self._precision_legal(step)),
+                    m_dim.eq(step.out_height * step.out_width),
+                    kernel_taps.eq(step.kernel_height * step.kernel_width),
+                    padded_channels.eq(times(groups, rows)),
+                    n_tiles.eq(tiles),
                     chosen.eq(decision.decisions[(step.k_source - 1)[: ceil_log2(MAX_DECISIONS)]]),
                 ]
+                m.next = "PLAN"
+            with m.State("PLAN"):
+                window_start_next = small_times(n_tiles, chosen, MAX_CANDIDATES - 1)
                 m.d.sync += [
-                    m_dim.eq(step.out_height * step.out_width),
-                    k_dim.eq(step.kernel_height * step.kernel_width * groups * rows),
-                    n_tiles.eq(tiles),
+                    walk_legal.eq(walk_verdict),
+                    checked.eq(out_legal & candidates_legal & (m_dim <= cfg.max_m)),
+                    k_dim.eq(kernel_taps * padded_channels),
                     wbits.eq(Mux(step.k_source != 0, step.candidates[chosen], step.wbits)),
                     filtering.eq(step.k_source != 0),
                     param_index.eq(0),
-                    window_start.eq(chosen * tiles),
-                    window_end.eq(chosen * tiles + tiles),
-                    param_total.eq(step.candidate_count * tiles),
+                    window_start.eq(window_start_next),
+                    window_end.eq(window_start_next + n_tiles),
+                    param_total.eq(small_times(n_tiles, step.candidate_count, MAX_CANDIDATES)),
                 ]
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 # All units are idle here (the last step finished), so each takes its part now: the output path,
-                # or for a controller the decision unit.
+                # or for a controller the decision unit. A step that failed the checks is refused here, nothing
+                # offered; one the GEMM engine refuses (its own check) has its other parts reset in ABORT.
+                accepted = walk_legal & checked & (k_dim <= cfg.max_k)  # K from PLAN, compared here
                 m.d.comb += [
-                    engine.cmd.valid.eq(1),
-                    fetch.descriptor.valid.eq(1),
-                    output.descriptor.valid.eq(~deciding),
-                    decision.start.eq(deciding),
+                    engine.cmd.valid.eq(accepted),
+                    fetch.descriptor.valid.eq(accepted),
+                    output.descriptor.valid.eq(accepted & ~deciding),
+                    decision.start.eq(accepted & deciding),
                 ]
-                precision_legal = self._precision_legal(step)
-                with m.If(~precision_legal):
-                    m.d.sync += self.error.eq(1)  # the units cannot see it: refused here
-                with m.If(fetch.error | output.error | ~command_legal(cfg, cmd) | ~precision_legal):
+                with m.If(~accepted):
+                    m.d.sync += self.error.eq(1)
+                with m.If(~accepted | ~command_legal(cfg, cmd)):
                     m.next = "ABORT"
                 with m.Else():
                     m.next = "RUN"

@@ -26,9 +26,10 @@ from contract.program import Descriptor, Program, map_words
 from contract.timing import OUTPUT_DRAIN_CYCLES, REQUANT_CYCLES, fill_drain_slots, output_segment_cycles
 from sim.program import writes
 
-#: The program engine's cycles before a layer's GEMM command: the cycle that takes the step and the one that
-#: decodes it; the engine accepts its command in the next (cycle 0 below).
-STEP_CYCLES = 2
+#: The program engine's cycles before a layer's GEMM command: the cycle that takes the step and the two that
+#: decode it (DECODE: the units' checks and the first products; PLAN: their verdict and K); the engine accepts
+#: its command in the next (cycle 0 below).
+STEP_CYCLES = 3
 #: From a store's last write (OUTPUT_DRAIN_CYCLES after its last step) to the cycle the next step is taken:
 #: the output path's `busy` falls, and the program engine sees all units idle and returns to take a step.
 IDLE_CYCLES = 2

@@ -10,11 +10,11 @@ reset, every input free (the step's payload, the image, weight and parameter bea
   beyond the modes, a store with the wrong planes or operands, an operand of 0 or too many planes, a decision
   store without candidates or with more columns than its registers take, a controlled layer without
   candidates or whose chosen candidate is no k, after reset its first) has
-  `error` high and `step.ready` back in the fourth cycle after its taking (decode, dispatch, abort), with
+  `error` high and `step.ready` back in the fifth cycle after its taking (decode, plan, dispatch, abort), with
   nothing written to the scratchpad, no logits beat and `step.ready` low meanwhile;
-- whatever refuses a step (the address generator's rules included), `error` rises only in the third or
-  fourth cycle after the step's taking (the third when the fetch or the output path refuses, the fourth when
-  the GEMM engine does: its own `error` is registered), and `step.ready` follows as above.
+- whatever refuses a step (the address generator's rules included), `error` rises only in the fourth or
+  fifth cycle after the step's taking (the fourth when the program engine's checks of the units' rules refuse
+  it, the fifth when the GEMM engine does: its own `error` is registered), and `step.ready` follows as above.
 
 `late` makes the proof expect `step.ready` a cycle later, so it must fail.
 """
@@ -34,9 +34,9 @@ from verif.formal import free_ports, reset_in_first_cycle_only
 PROGRAM_CONFIG = EngineConfig(rows=2, cols=2, base_bits=4, act_bits=2, acc_bits=12, max_m=2, max_k=4, max_n=4)
 PROGRAM_DEPTH_WORDS = 16
 PROGRAM_LIMITS = dict(max_size=2, max_channels=4, max_n_tiles=2, max_operands=1)
-#: Cycles from a layer step's taking to the earliest `error` (decode, dispatch, then the sticky flag) and to
+#: Cycles from a layer step's taking to the earliest `error` (decode, plan, dispatch, then the sticky flag) and to
 #: `step.ready` (and the latest `error`).
-ERROR_CYCLES, READY_CYCLES = 3, 4
+ERROR_CYCLES, READY_CYCLES = 4, 5
 
 
 class _WatchedEngine(ProgramEngine):
@@ -105,7 +105,7 @@ class IllegalStepHarness(Elaboratable):
             m.d.comb += Assert(step.ready)
         m.d.comb += [
             Cover(illegal & (since == self.ready_cycles) & step.ready),
-            Cover(rises & (since == ERROR_CYCLES)),  # refused by the fetch or the output path
+            Cover(rises & (since == ERROR_CYCLES)),  # refused by the checks of the units' rules
             Cover(rises & (since == READY_CYCLES)),  # refused by the GEMM engine
         ]
         return m

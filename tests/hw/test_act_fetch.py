@@ -148,8 +148,8 @@ def test_edge_descriptors(cfg):
 
 
 def test_beats_leave_one_per_cycle():
-    """With `act` always ready, a walk's beats leave in consecutive cycles: the memory's latency costs one
-    cycle per walk, not one per beat."""
+    """With `act` always ready, a walk's beats leave in consecutive cycles: the memory's latency and the
+    registered word cost cycles per walk, not per beat."""
     cfg = CFGS[0]
     d = descriptor((5, 3, 4), (3, 3), 2, 1, 7)
     count = len(list(reads(d, cfg.rows, cfg.cols)))

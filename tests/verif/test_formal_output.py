@@ -22,7 +22,7 @@ pytestmark = pytest.mark.formal
 #: Reset, a descriptor taken, the setup, then whole descriptors of up to 5 steps (3 for R = 2, C = 3 when N = 4
 #: splits a channel group between N-tiles), and the first steps of longer ones: about 50 s.
 DEPTH = 11
-COVER_DEPTH = 12  # a raw region of 2 planes and 4 channels ends at step 11
+COVER_DEPTH = 13  # a raw region of 2 planes and 4 channels ends at step 12
 #: Whole descriptors of each store, with ideal streams: a fused add whose N-tiles share a channel group, two
 #: operands (a code map and a signed raw region of 2 planes), a raw region of 2 planes, logits of 2 N-tiles.
 SHAPES = {
@@ -46,7 +46,7 @@ def test_the_bound_one_word_tighter_fails(tmp_path):
 
 
 def test_the_refusal_proof_fails_on_an_output_path_that_takes_every_descriptor(tmp_path, monkeypatch):
-    monkeypatch.setattr(OutputPath, "_legal", lambda self, payload: Const(1))
+    monkeypatch.setattr(OutputPath, "legal", lambda self, payload: Const(1))
     check(OutputHarness(), "output_accepts_all", "bmc", DEPTH, tmp_path, want=False)
 
 
