@@ -4,8 +4,9 @@ apps.run's results.json, which `nestmac report` draws.
 apps.run prices a test set per distinct pass (sim.network.run_policy); this module splits the same costs by
 GEMM layer (and the controller's GEMM, for a dynamic policy) from what the run recorded: each layer's images
 at each k (`PrecisionSummary.k_counts`) and the batch. A layer's cycles are its commands' cycles, each less
-the one cycle it overlaps the command before it (sim.model.sequence_cycles), except the first command of a
-pass: so the layers add up to the run's engine cycles exactly, and their energies to its engine energy.
+the cycles it overlaps the command before it (contract.timing.overlap_cycles, sim.model.sequence_cycles),
+except the first command of a pass: so the layers add up to the run's engine cycles exactly, and their
+energies to its engine energy.
 
 A dynamic policy with several images per pass mixes k within a pass, and what a layer costs then depends
 on which images shared a pass, which the summary does not keep: its breakdown is left out (None). With one
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contract.config import EngineConfig
+from contract.timing import overlap_cycles
 from sim.energy_table import EnergyTable
 from sim.events import command_events, split_rows
 from sim.network import group_cost
@@ -62,16 +64,17 @@ def stream_bytes(cfg: EngineConfig, m: int, k_dim: int, n: int, k: int) -> dict[
 def layer_row(
     cfg: EngineConfig, name: str, shape, groups: list[LayerGroup], images: int, table, passes_led: int = 0
 ) -> dict:
-    """One layer's figures per inference: commands, cycles (each command less its one overlapped cycle, but
+    """One layer's figures per inference: commands, cycles (each command less its overlapped cycles, but
     for the `passes_led` passes this layer's first command starts), MACs, utilisation, engine energy and
     bytes per stream, over `groups`."""
     m, k_dim, n = shape
-    commands, cycles, macs = 0, passes_led, 0
+    overlap = overlap_cycles(cfg)
+    commands, cycles, macs = 0, passes_led * overlap, 0
     energy_pj, streamed = 0.0, dict.fromkeys(STREAMS, 0.0)
     for group in groups:
         cost = group_cost(cfg, m * group.images, k_dim, n, group.k, table)
         commands += cost.commands * group.passes
-        cycles += (cost.cycles - cost.commands) * group.passes
+        cycles += (cost.cycles - cost.commands * overlap) * group.passes
         macs += cost.macs * group.passes
         energy_pj += cost.energy.total * group.passes
         for stream, value in stream_bytes(cfg, m * group.images, k_dim, n, group.k).items():
@@ -103,7 +106,7 @@ def layer_breakdown(cfg: EngineConfig, export, policy, summary, batch: int, tabl
         groups = layer_groups(counts, batch, fixed)
         if groups is None:
             return None
-        # The first command of each pass overlaps nothing before it: that cycle is the first layer's.
+        # The first command of each pass overlaps nothing before it: those cycles are the first layer's.
         led = summary.passes if index == 0 else 0
         rows.append(layer_row(cfg, name, shape, groups, summary.images, table, led))
     return rows

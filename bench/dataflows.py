@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from contract.cli import Parser, run_main
 from contract.config import EngineConfig, parse_array, parse_gemm
+from contract.timing import overlap_cycles
 from sim.dataflow import output_stationary_energy, scalesim_cycles
 from sim.energy import Energy
 from sim.energy_table import DEFAULT_TABLE
@@ -30,7 +31,7 @@ def nestmac(rows: int, cols: int, depth: int, pipelined: bool, shapes, k: int) -
     largest_k, largest_n = max(s[1] for s in shapes), max(s[2] for s in shapes)
     cfg = EngineConfig(rows=rows, cols=cols, max_m=depth, max_k=largest_k, max_n=largest_n, pipelined=pipelined)
     groups = [group_cost(cfg, *shape, k) for shape in shapes]
-    cycles = sum(g.cycles for g in groups) - (sum(g.commands for g in groups) - 1)
+    cycles = sum(g.cycles for g in groups) - overlap_cycles(cfg) * (sum(g.commands for g in groups) - 1)
     return cycles, sum((g.energy for g in groups), Energy())
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from contract.cli import Parser, run_main
 from contract.config import EngineConfig, parse_array, parse_gemm
+from contract.timing import overlap_cycles
 from sim.energy import gemms_energy
 from sim.energy_table import DEFAULT_TABLE
 from sim.events import split_rows
@@ -22,7 +23,7 @@ PRECISIONS = (8, 4, 2, 1)
 def gemm_cycles(cfg: EngineConfig, shape: tuple[int, int, int], k: int) -> tuple[int, int]:
     """(cycles, fixed overhead) of a GEMM run as back-to-back commands of at most max_m rows at precision k."""
     commands = [command_cycles(cfg, *command, k) for command in split_rows(cfg, *shape)]
-    cycles = sum(c.total for c in commands) - (len(commands) - 1)
+    cycles = sum(c.total for c in commands) - overlap_cycles(cfg) * (len(commands) - 1)
     return cycles, cycles - sum(c.steady + c.weight_wait for c in commands)
 
 

@@ -6,19 +6,43 @@ bit-parallel engine and the digit-serial one (D = --digit-bits):
 - GEMM commands (sim.network.pass_cost): the engine's cycles plus the host's residual adds (sim.host);
 - the program engine (sim.program_cost): exact cycles of every step (sim.program_cycles), no host work.
 Prints the issue 22 targets: host cycles 0, the D = 1 latency ratio k = 8 / k = 1 (>= 7x), the bit-parallel
-MAC utilisation end to end (>= 85%), and energy per inference. Asserts nothing.
-Usage: python bench/program_latency.py [--array 16x16] [--digit-bits 1] [--act-kib 16]
+MAC utilisation end to end (>= 85%), and energy per inference; with --layers also each layer's cycles both ways
+at k = 8 and k = 1 (a layer's GEMM commands less the cycles each overlaps the command before it, as apps.run
+counts them). Asserts nothing.
+Usage: python bench/program_latency.py [--array 16x16] [--digit-bits 1] [--act-kib 16] [--layers]
 """
 
 from __future__ import annotations
 
 from apps.bench_networks import FASHION, engine_for, resnet20_programs
+from apps.run_layers import LayerGroup, layer_row
 from contract.cli import Parser, run_main
 from contract.config import parse_array
+from sim.energy_table import DEFAULT_TABLE
 from sim.network import pass_cost
 from sim.program_cost import program_cost
 
 PRECISIONS = (8, 6, 4, 3, 2, 1)
+#: The precisions --layers prints per layer.
+LAYER_PRECISIONS = (8, 1)
+
+
+def print_layers(cfg, export, programs, words: int) -> None:
+    """Per GEMM layer at each of LAYER_PRECISIONS: its GEMM commands' cycles (back to back, batch 1) and its
+    program step's."""
+    steps = {
+        k: {step.name: step.cycles for step in program_cost(cfg, programs[k], export, words).steps}
+        for k in LAYER_PRECISIONS
+    }
+    header = " ".join(f"{f'k = {k}: GEMM cmds':>16} {'program':>8}" for k in LAYER_PRECISIONS)
+    print(f"  {'layer':<20} {'M x K x N':>12} {header}")
+    for index, layer in enumerate(export.layers):
+        shape = layer.gemm_shape()
+        cells = []
+        for k in LAYER_PRECISIONS:
+            row = layer_row(cfg, layer.name, shape, [LayerGroup(1, k, 1)], 1, DEFAULT_TABLE, int(index == 0))
+            cells.append(f"{round(row['cycles_per_inference']):>16,} {steps[k][layer.name]:>8,}")
+        print(f"  {layer.name:<20} {'x'.join(map(str, shape)):>12} {' '.join(cells)}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--digit-bits", type=int, default=1, help="D of the digit-serial engine compared")
     parser.add_argument("--act-kib", type=float, default=16.0, help="the program engine's scratchpad")
     parser.add_argument("--clock-mhz", type=float, default=100.0)
+    parser.add_argument("--layers", action="store_true", help="also print each layer's cycles at k = 8 and 1")
     args = parser.parse_args(argv)
     rows, cols = parse_array(args.array)
     export, limits, programs = resnet20_programs(rows, cols, args.act_kib, PRECISIONS)
@@ -58,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{cost.cycles / args.clock_mhz:>8.1f} {cost.energy.total / 1e6:>7.2f} "
                 f"{cost.energy.scratchpad / 1e6:>13.3f}"
             )
+        if args.layers:
+            print_layers(cfg, export, programs, limits.words)
     serial = args.digit_bits
     print(
         f"\ntargets: host cycles 0 (program); D = {serial} latency k = 8 / k = 1: "

@@ -1,7 +1,8 @@
 """The engine's fixed pipeline latencies: the one place the HDL and the cycle model both take them from.
 
 The schedule (hw/sequencer.py) drains for `drain_slots` after the last activation row, and the model's
-cycle formula (sim/model.py, docs/architecture.md) adds the same stages: if either changes, both change.
+cycle formula (sim/model.py, docs/architecture.md) adds the same stages: if either changes, both change. The
+next command's acceptance and weight preload overlap that drain (`overlap_cycles`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,14 @@ def accumulator_read_slots(cfg: EngineConfig) -> int:
 def drain_slots(cfg: EngineConfig) -> int:
     """Slots after the last activation beat until its result row is written into the output FIFO."""
     return fill_drain_slots(cfg) + REQUANT_CYCLES
+
+
+def overlap_cycles(cfg: EngineConfig) -> int:
+    """Cycles by which a command overlaps the one before it, back to back: the sequencer takes the next command
+    in the cycle after the previous one's last activation slot, while that command's last rows drain
+    (`drain_slots`) and its last result beat leaves the FIFO (OUTPUT_CYCLES), so the pair's last beats are
+    this much closer than the sum of the commands' own cycles (sim.model.sequence_cycles)."""
+    return drain_slots(cfg) + OUTPUT_CYCLES
 
 
 #: The output path of layer programs (hw/output_path.py) takes a descriptor in one cycle and forms its plane

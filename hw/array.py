@@ -7,8 +7,9 @@ shadow registers one array row at a time, column c one cycle after column c - 1,
 behind the diagonal wave of `swap` marks that retires the previous tile (docs/architecture.md). A tile's
 R weight rows always arrive in order, 0 to R - 1, so each column counts its loads to know the row: the
 load skew carries a code and one bit per column instead of a code and a one-hot row select. In a
-digit-serial array each activation carries the index of the weight digit it is multiplied by, so one
-column sum per cycle is one digit's: the shift-and-add below the array weights and adds them.
+digit-serial array each activation carries the index of the weight digit it is multiplied by (and its
+command's decode), so one column sum per cycle is one digit's: the shift-and-add below the array weights
+and adds them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from amaranth.lib.wiring import In, Out
 
 from contract.config import PEKind
 from contract.widths import psum_bits
-from hw.interface import weight_decode_layout
 from hw.offset import row_sum_bits
 from hw.pe import build_pe, row_input_layout
 
@@ -41,12 +41,9 @@ class SystolicArray(wiring.Component):
     Members
     -------
     rows : In(ArrayLayout(row input, R))
-        Row r's activation code, `swap` mark (and digit place), already skewed by the caller.
+        Row r's activation code, `swap` mark (and digit place and decode), already skewed by the caller.
     load : In(ArrayLayout(column load, C))
         Column c's weight code and load bit, already skewed; each column counts its loads to find the row.
-    decode : In(weight decode)
-        Digit-serial only: the command's weight mask, scheme and lowest kept bit, for every PE (a
-        bit-parallel engine decodes the code once per column before the load skew instead).
     psums : Out(ArrayLayout(signed(psum_bits), C))
         The bottom row's partial sums, column c lagging column 0 by c slots.
     row_sum : Out(row_sum_bits)
@@ -62,7 +59,6 @@ class SystolicArray(wiring.Component):
                 "load": In(data.ArrayLayout(column_load_layout(cfg), cfg.cols)),
                 "psums": Out(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
             }
-            | ({"decode": In(weight_decode_layout(cfg))} if cfg.digit_serial else {})
             | ({"row_sum": Out(row_sum_bits(cfg))} if cfg.pe_kind is PEKind.BIT_PARALLEL else {})
         )
 
@@ -70,7 +66,6 @@ class SystolicArray(wiring.Component):
         m = Module()
         cfg = self._cfg
         psums = [Const(0, signed(psum_bits(cfg)))] * cfg.cols
-        decode = self.decode if cfg.digit_serial else None
         next_rows = []
         for c, load in enumerate(self.load):
             # Rows 0..R-1 of every tile, in order: a command's loads are whole tiles, and reset clears it.
@@ -86,7 +81,7 @@ class SystolicArray(wiring.Component):
                     row_sum = _add_row(m, r, row_sum, row.act)
                 writes = load.load & (next_rows[c] == r)
                 row, psums[c] = build_pe(
-                    m, f"pe_{r}_{c}", row, psums[c], writes, load.code, decode, cfg.digit_bits, cfg.pipelined
+                    m, f"pe_{r}_{c}", row, psums[c], writes, load.code, cfg.digit_bits, cfg.pipelined
                 )
             if cfg.pipelined:  # the column sums come two slots later: take the activation past the edge,
                 row_sum = _add_row(m, r, row_sum, row.act)

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from contract.config import PEKind
 from contract.timing import column_stage_slots
 from contract.widths import column_sum_bits, psum_bits
-from hw.interface import token_layout, weight_decode_layout
+from hw.interface import token_layout
 from hw.offset import OffsetTerm, row_sum_bits
 from hw.skew import delay_line
 
@@ -78,7 +78,7 @@ class ColumnSums(ColumnStage):
 
 class OffsetColumnSums(ColumnStage):
     """The switchable bit-parallel engine: the offset scheme's constant term added per column (hw/offset.py),
-    from the array's `row_sum` and the command's `decode`.
+    from the array's `row_sum` and the scheme and precision that travel in the row's token.
 
     Members
     -------
@@ -86,21 +86,19 @@ class OffsetColumnSums(ColumnStage):
         As every ColumnStage's.
     row_sum : In(row_sum_bits)
         The row's sum of masked activations, from the array.
-    decode : In(weight decode)
-        The command's scheme and precision.
     """
 
     BLOCKS = {"offset_term": "accumulators"}
 
     def __init__(self, cfg):
-        super().__init__(cfg, {"row_sum": In(row_sum_bits(cfg)), "decode": In(weight_decode_layout(cfg))})
+        super().__init__(cfg, {"row_sum": In(row_sum_bits(cfg))})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.offset_term = offset_term = OffsetTerm(self._cfg)
         m.d.comb += [
             offset_term.row_sum.eq(self.row_sum),
-            offset_term.decode.eq(self.decode),
+            offset_term.precision.eq(self.token.precision),
             offset_term.psums.eq(self.psums),
         ]
         self._registered(m, offset_term.sums)

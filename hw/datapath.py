@@ -64,13 +64,12 @@ class Datapath(wiring.Component):
     weight_load : In(1)
         The weight beat is taken in this slot.
     precision : In(precision)
-        The command's decoded precision.
+        The decoded precision of the command whose rows and weights enter now (what the rows need further
+        on travels in their tokens and, digit-serial, beside their activations).
     params : In(param payload)
         The `param` stream's beat.
     param_wanted : Out(1)
         The slot consumes a parameter beat (an N-tile's first complete row is at the requantizer).
-    out_lanes : In(C)
-        Output columns that exist in this N-tile.
     result : Out(result payload)
         The requantized row.
     result_valid : Out(1)
@@ -91,7 +90,6 @@ class Datapath(wiring.Component):
                 "precision": In(precision_layout(cfg)),
                 "params": In(payload_layout(cfg, "param")),
                 "param_wanted": Out(1),
-                "out_lanes": In(cfg.cols),
                 "result": Out(payload_layout(cfg, "result")),
                 "result_valid": Out(1),
                 "advance": In(region_layout(cfg)),
@@ -129,7 +127,9 @@ class Datapath(wiring.Component):
                 act_skew.i[r].swap.eq(first_row),
             ]
             if cfg.digit_serial:
-                m.d.comb += act_skew.i[r].place.eq(self.token.place)
+                m.d.comb += [act_skew.i[r].place.eq(self.token.place), act_skew.i[r].decode.eq(self.precision.weight)]
+            if cfg.digit_serial and cfg.digit_width > 1:
+                m.d.comb += act_skew.i[r].last_digit.eq(self.token.last_digit)
         # A switchable bit-parallel engine decodes each column's code here, once, instead of in every PE.
         for c in range(cols):
             code = self.weight_codes[c]
@@ -141,8 +141,6 @@ class Datapath(wiring.Component):
             array.load.eq(load_skew.o),
             deskew.i.eq(array.psums),
         ]
-        if cfg.digit_serial:
-            m.d.comb += array.decode.eq(self.precision.weight)
 
         # tokens[i] is the datapath's input token i slots later: the column stage's is the array's output's,
         # and the accumulator's, fill_drain_slots after the input, is the stage's own `sums_token`.
@@ -151,7 +149,7 @@ class Datapath(wiring.Component):
         m.submodules.column_stage = EnableInserter(advance.column)(stage)
         m.d.comb += [stage.psums.eq(deskew.o), stage.token.eq(tokens[-1])]
         if cfg.pe_kind is PEKind.BIT_PARALLEL:
-            m.d.comb += [stage.row_sum.eq(array.row_sum), stage.decode.eq(self.precision.weight)]
+            m.d.comb += stage.row_sum.eq(array.row_sum)
         ahead = tokens[fill_drain_slots(cfg) - accumulator_read_slots(cfg)]  # the row whose read is issued now
         # Whether the stage's output is an N-tile's first complete row (its parameters are due), registered
         # from the token that reaches the accumulator next, so that the engine's `advance` waits for no row
@@ -174,8 +172,6 @@ class Datapath(wiring.Component):
             requant.token.eq(accumulator.sums_token),
             requant.params.eq(self.params),
             requant.load_params.eq(self.param_wanted),
-            requant.precision.eq(self.precision),
-            requant.out_lanes.eq(self.out_lanes),
             self.result.eq(requant.result),
             self.result_valid.eq(requant.result_valid),
         ]

@@ -121,7 +121,6 @@ class Engine(wiring.Component):
             datapath.weight_load.eq(sequencer.want_weight),
             datapath.precision.eq(sequencer.precision),
             datapath.params.eq(self.param.payload),
-            datapath.out_lanes.eq(sequencer.out_lanes),
             out_fifo.w_data.eq(datapath.result),
             out_fifo.w_en.eq(stall.advance[regions] & datapath.result_valid),
             self.result.payload.eq(out_fifo.r_data),

@@ -59,15 +59,17 @@ def stream_members(cfg: EngineConfig) -> dict[str, wiring.Member]:
 
 
 def weight_decode_layout(cfg: EngineConfig) -> data.StructLayout:
-    """What decodes a code at run-time precision k: hi_k (`mask`) and the scheme, and
+    """What decodes a code at run-time precision k.
 
-    bit-parallel engines, which decode at the load port: `drop` = B - k, by which the column scales the
-    offset scheme's constant term (hw/offset.py);
-    digit-serial engines, whose PEs decode: `lsb`, the lowest kept bit of every kept digit (bit 0 of each
-    full digit, bit 2^(B-k) in the last, partial one), which is what the offset decode of each digit adds.
+    Bit-parallel engines decode at the load port: hi_k (`mask`), the scheme, and `drop` = B - k, by which the
+    column scales the offset scheme's constant term (hw/offset.py).
+    Digit-serial engines decode in the PEs, digit by digit, with what travels beside each activation (hw/pe.py,
+    `decode_digit`): the scheme and, with D > 1, `low` = (B - k) mod D, the bits of the last kept digit below
+    bit B - k (every other kept digit is whole).
     """
-    own = {"lsb": cfg.base_bits} if cfg.digit_serial else {"drop": range(cfg.base_bits)}
-    return data.StructLayout({"mask": cfg.base_bits, "scheme": Scheme} | own)
+    if cfg.digit_serial:
+        return data.StructLayout({"scheme": Scheme} | ({"low": range(cfg.digit_width)} if cfg.digit_width > 1 else {}))
+    return data.StructLayout({"mask": cfg.base_bits, "scheme": Scheme, "drop": range(cfg.base_bits)})
 
 
 def precision_layout(cfg: EngineConfig) -> data.StructLayout:
@@ -83,12 +85,26 @@ def precision_layout(cfg: EngineConfig) -> data.StructLayout:
     )
 
 
+def row_precision_layout(cfg: EngineConfig) -> data.StructLayout:
+    """The part of a command's settings that its rows need below the array, carried in each row's token so
+    that the next command's rows may follow them into the pipeline at another precision: the mode and the
+    N-tile's existing columns (the requantizer's clamp and padded-column mask), the pre-shift (A-j)+(B-k)
+    (switchable engines) and, for the offset term of a switchable bit-parallel engine, the scheme and B - k."""
+    fields = {"mode": Mode, "columns": range(cfg.cols + 1)}
+    if cfg.switchable:
+        fields["acc_shift"] = range(cfg.act_bits + cfg.base_bits - 1)
+    if cfg.switchable and not cfg.digit_serial:
+        fields |= {"scheme": Scheme, "drop": range(cfg.base_bits)}
+    return data.StructLayout(fields)
+
+
 def token_layout(cfg: EngineConfig) -> data.StructLayout:
     """Bookkeeping that travels through the pipeline beside one activation row (one digit of it, in a
     digit-serial engine: `place` is the digit's index in the code, B/D - 1 for the most significant).
 
     Carrying it with the data (instead of recomputing it from counters at the far end) is what lets every
-    stage be stalled by one global enable without any stage needing to know the schedule.
+    stage be stalled by one global enable without any stage needing to know the schedule, and, with the
+    row's `precision`, lets two commands at different precisions share the pipeline.
     """
     return data.StructLayout(
         {
@@ -98,6 +114,7 @@ def token_layout(cfg: EngineConfig) -> data.StructLayout:
             "last_ktile": 1,
             "last_ntile": 1,
             "last": 1,
+            "precision": row_precision_layout(cfg),
         }
         | ({"place": range(cfg.digit_count), "last_digit": 1} if cfg.digit_serial else {})
     )

@@ -19,7 +19,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from contract.widths import column_sum_bits, psum_bits
-from hw.interface import Scheme, weight_decode_layout
+from hw.interface import Scheme, row_precision_layout
 
 
 def row_sum_bits(cfg) -> int:
@@ -40,8 +40,8 @@ class OffsetTerm(wiring.Component):
     -------
     row_sum : In(row_sum_bits)
         The row's sum of masked activations, from the array's right edge.
-    decode : In(weight decode)
-        The command's scheme and precision (which 2^(B-k) to add).
+    precision : In(row precision)
+        The row's scheme and B - k (which 2^(B-k) to add), from its token.
     psums : In(ArrayLayout(signed(psum_bits), C))
         The de-skewed column sums of the PEs' stored values.
     sums : Out(ArrayLayout(signed(column_sum_bits), C))
@@ -53,7 +53,7 @@ class OffsetTerm(wiring.Component):
         super().__init__(
             {
                 "row_sum": In(row_sum_bits(cfg)),
-                "decode": In(weight_decode_layout(cfg)),
+                "precision": In(row_precision_layout(cfg)),
                 "psums": In(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
                 "sums": Out(data.ArrayLayout(signed(column_sum_bits(cfg)), cfg.cols)),
             }
@@ -62,9 +62,9 @@ class OffsetTerm(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        offset = self.decode.scheme == Scheme.OFFSET
+        offset = self.precision.scheme == Scheme.OFFSET
         term = Signal(unsigned(row_sum_bits(cfg) + cfg.base_bits - 1))
-        m.d.comb += term.eq(Mux(offset, self.row_sum << self.decode.drop, 0))
+        m.d.comb += term.eq(Mux(offset, self.row_sum << self.precision.drop, 0))
         width = column_sum_bits(cfg)
         for c in range(cfg.cols):
             doubled = Mux(offset, self.psums[c] << 1, self.psums[c])

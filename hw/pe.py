@@ -8,7 +8,8 @@ row, hw/offset.py). Every command streams its own weights, so decoding at load t
 
 A digit-serial PE (EngineConfig.digit_bits = D < B) stores the whole code and decodes, every cycle, the
 D-bit digit whose index travels with the activation, so the same stored code serves every k in
-ceil(k/D) cycles.
+ceil(k/D) cycles. The decode's precision (the scheme, and which digit is the last, partial one) travels
+with the activation too, so that the rows of two commands at different k can be in the array at once.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from hw.interface import Scheme, weight_decode_layout
 
 def row_input_layout(cfg) -> data.StructLayout:
     """What enters row r at the left edge and passes from PE to PE: a masked activation code, the
-    first-of-tile mark and, digit-serial, the index of the weight digit to multiply it by."""
+    first-of-tile mark and, digit-serial, the index of the weight digit to multiply it by and its command's
+    decode (hw.interface.weight_decode_layout), with D > 1 also whether the digit is the row's last."""
+    if not cfg.digit_serial:
+        return data.StructLayout({"act": cfg.act_bits, "swap": 1})
+    last = {"last_digit": 1} if cfg.digit_width > 1 else {}
     return data.StructLayout(
-        {"act": cfg.act_bits, "swap": 1} | ({"place": range(cfg.digit_count)} if cfg.digit_serial else {})
+        {"act": cfg.act_bits, "swap": 1, "place": range(cfg.digit_count), "decode": weight_decode_layout(cfg)} | last
     )
 
 
@@ -66,19 +71,28 @@ def load_value(m: Module, name: str, code: Value, decode) -> Signal:
     return value
 
 
-def decode_digit(m: Module, name: str, code: Value, place: Value, decode, digit_bits: int) -> Signal:
-    """Digit `place` (counted from the least significant) of `code`'s top k bits, signed (D+1) bits.
+def decode_digit(m: Module, name: str, code: Value, row, digit_bits: int) -> Signal:
+    """Digit `row.place` (counted from the least significant) of `code`'s top k bits, signed (D+1) bits, with
+    the decode that travels in `row` (row_input_layout).
 
-    Its weight in the code, 2^(D*place), is applied below the array by the shift-and-add stage. With
-    D = 1 no digit is ever partial and every kept bit is its digit's lowest, so no mask is needed.
+    Its weight in the code, 2^(D*place), is applied below the array by the shift-and-add stage. Every kept
+    digit but the last is whole (its lowest kept bit is bit 0); the last keeps the bits from `low` =
+    (B-k) mod D up. With D = 1 no digit is ever partial and every kept bit is its digit's lowest, so no mask
+    is needed.
     """
+    place, decode = row.place, row.decode
     signed_top = place == len(code) // digit_bits - 1
     if digit_bits == 1:
         kept, lsb = code.bit_select(place, 1), Const(1, 1)
     else:
+        whole = (1 << digit_bits) - 1
         kept = Signal(digit_bits, name=f"{name}_kept")
-        m.d.comb += kept.eq((code & decode.mask).word_select(place, digit_bits))
-        lsb = decode.lsb.word_select(place, digit_bits)
+        lsb = Signal(digit_bits, name=f"{name}_lsb")
+        digit = code.word_select(place, digit_bits)
+        m.d.comb += [
+            kept.eq(Mux(row.last_digit, digit & (Const(whole, digit_bits) << decode.low)[:digit_bits], digit)),
+            lsb.eq(Mux(row.last_digit, (Const(1, digit_bits) << decode.low)[:digit_bits], 1)),
+        ]
     return decode_kept(m, name, kept, lsb, decode.scheme, signed_top)
 
 
@@ -113,7 +127,6 @@ def build_pe(
     psum_in: Value,
     load: Value,
     code: Value,
-    decode,
     digit_bits: int | None = None,
     pipelined: bool = False,
 ) -> tuple[Value, Value]:
@@ -123,9 +136,10 @@ def build_pe(
     `load` writes `code` into the shadow register (the next tile's weight). `row_in.swap` marks the first
     activation of a tile: that cycle already multiplies by the shadow code, which becomes the active one.
     The array builds its PEs with this function inside one module rather than as R*C submodules, which
-    keeps Verilog generation of large arrays fast. `decode` None builds the bit-parallel PE: `code` is
+    keeps Verilog generation of large arrays fast. `digit_bits` None builds the bit-parallel PE: `code` is
     read as a signed B-bit weight (a fixed engine's code, or a switchable engine's `load_value`).
-    `digit_bits` D, with `decode`, builds the digit-serial PE: the weight is digit `row_in.place` of the code.
+    `digit_bits` D builds the digit-serial PE: the weight is digit `row_in.place` of the code, decoded with
+    the precision that travels in `row_in` (`decode_digit`).
     `pipelined` (EngineConfig.pipelined) registers the weight in front of the multiplier and the product
     behind it, and adds the product two cycles later: psum_in must then arrive two cycles later too, which
     it does, since every PE above is delayed alike. The weight register takes the multiplexed (and
@@ -143,10 +157,10 @@ def build_pe(
     # R*C PEs would bloat the generated netlist.
     code_now = Signal(len(code), name=f"{name}_code_now")
     m.d.comb += code_now.eq(Mux(row_in.swap, shadow, active))
-    if decode is None:
+    if digit_bits is None:
         weight = code_now.as_signed()
     else:
-        weight = decode_digit(m, name, code_now, row_in.place, decode, digit_bits)
+        weight = decode_digit(m, name, code_now, row_in, digit_bits)
     act = row_in.act
     if pipelined:
         act, weight = row_out.act, _registered(m, f"{name}_weight_in", weight)
@@ -184,15 +198,13 @@ class ProcessingElement(wiring.Component):
     -------
     row_in : In(row input)
         The activation code (already masked to j bits), the tile's `swap` mark and, digit-serial, the
-        place of the weight digit it meets; from the PE on the left or the row skew.
+        place of the weight digit it meets and its command's decode; from the PE on the left or the row skew.
     psum_in : In(signed(psum_bits))
         The partial sum from the PE above (zero in the top row).
     load : In(1)
         Write `code` into the shadow weight register.
     code : In(B)
-        The weight to load: a bit-parallel PE's decoded signed value, a digit-serial PE's masked code.
-    decode : In(weight decode)
-        Digit-serial only: the command's weight mask, scheme and lowest kept bit, to pick the digit.
+        The weight to load: a bit-parallel PE's decoded signed value, a digit-serial PE's code.
     row_out : Out(row input)
         `row_in` one cycle later, to the PE on the right.
     psum_out : Out(signed(psum_bits))
@@ -210,15 +222,13 @@ class ProcessingElement(wiring.Component):
                 "row_out": Out(row_input_layout(cfg)),
                 "psum_out": Out(signed(psum_bits)),
             }
-            | ({"decode": In(weight_decode_layout(cfg))} if cfg.digit_serial else {})
         )
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        decode = self.decode if cfg.digit_serial else None
         row_out, psum_out = build_pe(
-            m, "pe", self.row_in, self.psum_in, self.load, self.code, decode, cfg.digit_bits, cfg.pipelined
+            m, "pe", self.row_in, self.psum_in, self.load, self.code, cfg.digit_bits, cfg.pipelined
         )
         m.d.comb += [self.row_out.eq(row_out), self.psum_out.eq(psum_out)]
         return m

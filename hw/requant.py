@@ -12,7 +12,9 @@ Five register stages, each short enough for 100 MHz on an ECP5 (docs/estimates.m
 
 then combinationally the relu clamp into the output FIFO (linear mode skips it: the result keeps y's low
 ACC bits). Raw mode reuses the same stages with mult = 1, shift = 0 (so p = y = t, bit for bit what the
-contract says), chosen in stage 2 so nothing later needs the mode but the clamp. The parameter register
+contract says), chosen in stage 2 so nothing later needs the mode but the clamp. The pre-shift, the mode and
+the N-tile's existing columns come from each row's token (`precision`), so that the rows of a command at
+another precision can follow the previous command's last rows through the stages. The parameter register
 holds one N-tile's columns and is reloaded when that tile's first complete row arrives, while the previous
 tile's last rows may still be in the pipeline (M = 1 reloads it every slot): that is why bias, mult and
 shift are copied into stage 1 and travel with the data instead of being read from the register later.
@@ -25,7 +27,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from contract.timing import REQUANT_STAGES
-from hw.interface import Mode, payload_layout, precision_layout, token_layout
+from hw.interface import Mode, payload_layout, token_layout
 from hw.skew import delay_line
 
 
@@ -52,15 +54,13 @@ class Requantizer(wiring.Component):
     sums : In(ArrayLayout(signed(ACC), C))
         The row's complete sums from the accumulator.
     token : In(token)
-        What the row is (valid, row, tile flags, `last`); a result is produced for valid tokens only.
+        What the row is (valid, row, tile flags, `last`) and its command's `precision`: the pre-shift
+        (A-j)+(B-k), the mode and the N-tile's existing columns (the others give 0); a result is produced for
+        valid tokens only.
     params : In(param payload)
         The N-tile's bias, mult and shift per column, as the `param` stream's beat.
     load_params : In(1)
         Take `params` into the parameter register (the N-tile's first complete row).
-    precision : In(precision)
-        The command's decoded precision: the pre-shift (A-j)+(B-k) and the mode.
-    out_lanes : In(C)
-        Columns of the N-tile that exist (< N); the others give 0.
     result : Out(result payload)
         The requantized row with `last` set on the command's final beat.
     result_valid : Out(1)
@@ -75,8 +75,6 @@ class Requantizer(wiring.Component):
                 "token": In(token_layout(cfg)),
                 "params": In(payload_layout(cfg, "param")),
                 "load_params": In(1),
-                "precision": In(precision_layout(cfg)),
-                "out_lanes": In(cfg.cols),
                 "result": Out(payload_layout(cfg, "result")),
                 "result_valid": Out(1),
             }
@@ -90,11 +88,11 @@ class Requantizer(wiring.Component):
         with m.If(self.load_params):
             m.d.sync += params.eq(self.params)
 
-        raw = self.precision.mode == Mode.RAW
         top_code = (1 << cfg.act_bits) - 1
         parts = product_parts(acc, cfg.mult_bits)
         offset = 1 << (cfg.mult_bits - 1)
         tokens = delay_line(m, self.token, REQUANT_STAGES, "requant_token")
+        raw = tokens[1].precision.mode == Mode.RAW  # the row in stage 2
         out_token = tokens[-1]
         for c in range(cols):
             # Stage 1: the exact pre-shift; this column's parameters join the data.
@@ -103,7 +101,7 @@ class Requantizer(wiring.Component):
             u_mult = Signal(signed(cfg.mult_bits), name=f"u_mult{c}")
             u_shift = Signal(unsigned(cfg.shift_bits), name=f"u_shift{c}")
             m.d.sync += [
-                u.eq(self.sums[c] >> self.precision.acc_shift if cfg.switchable else self.sums[c]),
+                u.eq(self.sums[c] >> self.token.precision.acc_shift if cfg.switchable else self.sums[c]),
                 bias.eq(params.bias[c]),
                 u_mult.eq(params.mult[c]),
                 u_shift.eq(params.shift[c]),
@@ -145,8 +143,8 @@ class Requantizer(wiring.Component):
             y = Signal.like(p, name=f"y{c}")
             m.d.sync += y.eq(p >> p_shift)
             clamped = Mux(y < 0, 0, Mux(y > top_code, top_code, y))
-            value = Mux(self.precision.mode == Mode.RELU, clamped, y)
-            shown = ~out_token.last_ntile | self.out_lanes[c]
+            value = Mux(out_token.precision.mode == Mode.RELU, clamped, y)
+            shown = ~out_token.last_ntile | (out_token.precision.columns > c)
             m.d.comb += self.result.values[c].eq(Mux(shown, value, 0))
         m.d.comb += [
             self.result.last.eq(out_token.last),

@@ -9,8 +9,16 @@ is a fixed function of (M, K, N, R, C), which is what makes the cycle count exac
     drain     D slots   no input; D = pipeline latency, so the last row reaches the output FIFO
 
 Tiles run N-tile outer, K-tile inner. Lanes of the last K-tile beyond K are masked here (`act_lanes`),
-columns of the last N-tile beyond N by the requantizer (`out_lanes`). Precision settings are decoded
-from the `cmd` payload in every idle cycle; those of the accepting cycle hold until the pipeline has drained.
+columns of the last N-tile beyond N by the requantizer (each row's token carries how many exist).
+Precision settings are decoded from the `cmd` payload in every idle cycle; those of the accepting cycle
+hold until the command's last activation row has entered.
+
+The drain overlaps the next command: after its last activation slot the sequencer is idle again and takes
+the next command, whose acceptance and weight preload run while the last rows drain (a counter of the drain
+slots left keeps the pipeline advancing, `running`). Everything a row needs below the array travels with it:
+its token carries the mode, the pre-shift, the offset term's scheme and B - k, and the N-tile's columns; a
+digit-serial row carries its weight decode beside its activation (hw/pe.py). The only per-command state the
+pipeline keeps is in the PEs' weights, which a tile's `swap` wave replaces row by row anyway.
 
 A digit-serial engine (D < B) holds each activation row for n = ceil(k/D) slots, one per weight digit,
 most significant first: a tile takes max(M*n, R) slots (M*n for the last) and the activation beat is
@@ -61,9 +69,10 @@ class Sequencer(wiring.Component):
     advance : In(1)
         The global enable: this cycle is a slot.
     running : Out(1)
-        A command is being executed (for the stall copies and the engine's `cmd.ready`).
+        A command is being executed or rows are still draining: the pipeline advances in this cycle if its
+        beats are ready (for the stall copies).
     ending : Out(1)
-        This is the command's last slot (its last result row reaches the output FIFO).
+        This is the last drain slot (the last result row reaches the output FIFO) and no command runs.
     want_act : Out(1)
         The slot needs an activation beat (registered).
     take_act : Out(1)
@@ -74,10 +83,8 @@ class Sequencer(wiring.Component):
         What the slot's activation row is: row, tile flags, `last` (and the digit place).
     act_lanes : Out(R)
         Activation lanes that exist in this K-tile (< K).
-    out_lanes : Out(C)
-        Output columns that exist in this N-tile (< N).
     precision : Out(precision)
-        The command's decoded precision, held until the pipeline has drained.
+        The command's decoded precision, held until its last activation row has entered.
     refused : Out(1)
         The command in `cmd` is illegal (field out of range): it is consumed and the engine's sticky
         `error` is set instead of running it.
@@ -96,7 +103,6 @@ class Sequencer(wiring.Component):
                 "want_weight": Out(1),
                 "token": Out(token_layout(cfg)),
                 "act_lanes": Out(cfg.rows),
-                "out_lanes": Out(cfg.cols),
                 "precision": Out(precision_layout(cfg)),
                 "refused": Out(1),
             }
@@ -111,8 +117,10 @@ class Sequencer(wiring.Component):
         n_left = Signal(range(cfg.max_n + 1))
         first_ktile = Signal()
         drain = drain_slots(cfg)
-        # Digit-serial, `slot` counts only a tile's first R slots (its weight loads) and the drain.
-        slot = Signal(range(max(rows + 1, drain) if cfg.digit_serial else max(cfg.max_m, rows, drain)))
+        drain_left = Signal(range(drain + 1))  # slots until the last activation row's result is in the FIFO
+        draining = drain_left != 0
+        # Digit-serial, `slot` counts only a tile's first R slots (its weight loads).
+        slot = Signal(range(rows + 1) if cfg.digit_serial else range(max(cfg.max_m, rows)))
         if cfg.digit_serial:
             row = Signal(range(cfg.max_m + 1))  # the activation row of the tile; M once all are in
             place = Signal(range(cfg.digit_count), init=cfg.digit_count - 1)  # its digit, counting down
@@ -155,15 +163,31 @@ class Sequencer(wiring.Component):
             self.token.last_ktile.eq(last_ktile),
             self.token.last_ntile.eq(last_ntile),
             self.token.last.eq(last_tile & last_row & last_digit),
+            self.token.precision.mode.eq(self.precision.mode),
+            self.token.precision.columns.eq(n_left[: len(self.token.precision.columns)]),  # n_left <= C when last
         ]
+        if cfg.switchable:
+            m.d.comb += self.token.precision.acc_shift.eq(self.precision.acc_shift)
+        if cfg.switchable and not cfg.digit_serial:
+            m.d.comb += [
+                self.token.precision.scheme.eq(self.precision.weight.scheme),
+                self.token.precision.drop.eq(self.precision.weight.drop),
+            ]
+        with m.If(self.advance & draining):
+            m.d.sync += drain_left.eq(drain_left - 1)
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
+                # The previous command's last rows may still be draining: the pipeline runs on meanwhile.
+                m.d.comb += [
+                    self.cmd.ready.eq(1),
+                    self.running.eq(draining),
+                    self.ending.eq(drain_left == 1),
+                ]
                 # Every idle cycle loads the command, its counters and its decoded precision from the payload,
-                # whether or not it is valid or legal: nothing reads them while idle (the datapath moves only
-                # while running, and the last result row is in the output FIFO before the sequencer idles),
-                # and in the accepting cycle they load exactly the accepted command's. So only the state and
+                # whether or not it is valid or legal: nothing reads them while idle (no activation or weight
+                # enters, and the rows still draining carry their own precision), and in the accepting cycle
+                # they load exactly the accepted command's. So only the state and
                 # `weights_left` wait for the legality checks, and the decode is off that path.
                 self._load(m, self.cmd.payload, command)
                 one_row = self.cmd.payload.m == 1
@@ -225,8 +249,6 @@ class Sequencer(wiring.Component):
                             last_row.eq(slot == row_before_last),
                             tile_end.eq(slot == tile_before_end),
                         ]
-                    with m.If(last_ntile):
-                        m.d.sync += self.out_lanes.eq(Cat(n_left > c for c in range(cols)))
                     with m.If(tile_done):
                         m.d.sync += [
                             slot.eq(0),
@@ -249,14 +271,9 @@ class Sequencer(wiring.Component):
                         with m.Else():
                             m.d.sync += [k_left.eq(k_left - rows), last_ktile.eq(k_left <= 2 * rows)]
                         with m.If(last_tile):
-                            m.next = "DRAIN"
-            with m.State("DRAIN"):
-                # `ending`: the command's last slot; `running` drops after it (hw/stall.py copies `running`).
-                m.d.comb += [self.running.eq(1), self.ending.eq(slot == drain - 1)]
-                with m.If(self.advance):
-                    m.d.sync += slot.eq(slot + 1)
-                    with m.If(self.ending):
-                        m.next = "IDLE"
+                            # The last activation row has entered: drain it while the next command comes.
+                            m.d.sync += drain_left.eq(drain)
+                            m.next = "IDLE"
         return m
 
     def _load(self, m, payload, command):
@@ -273,23 +290,24 @@ class Sequencer(wiring.Component):
             weight_drop.eq(cfg.base_bits - payload.wbits),
             act_drop.eq(cfg.act_bits - payload.abits),
         ]
-        mask = Const((1 << cfg.base_bits) - 1, cfg.base_bits) << weight_drop
         m.d.sync += [
-            precision.weight.mask.eq(mask),
             precision.weight.scheme.eq(payload.scheme),
             precision.act_mask.eq(Const((1 << cfg.act_bits) - 1, cfg.act_bits) << act_drop),
         ]
         if not cfg.digit_serial:
-            m.d.sync += [precision.weight.drop.eq(weight_drop), precision.acc_shift.eq(weight_drop + act_drop)]
+            m.d.sync += [
+                precision.weight.mask.eq(Const((1 << cfg.base_bits) - 1, cfg.base_bits) << weight_drop),
+                precision.weight.drop.eq(weight_drop),
+                precision.acc_shift.eq(weight_drop + act_drop),
+            ]
             return
-        # Digit-serial: each kept digit's lowest kept bit (bit 0 of the full ones, 2^(B-k) in the last,
-        # partial one); the last digit's place floor((B-k)/D); and the column sums, which the shift-and-add
-        # scales by 2^(D*place) less than the bit-parallel array's (hw/accumulator.py), need only the
-        # last digit's dropped bits, (B-k) mod D, shifted out.
-        digit_lows = Const(sum(1 << p * cfg.digit_width for p in range(cfg.digit_count)), cfg.base_bits)
+        # Digit-serial: the last digit's place floor((B-k)/D) and its dropped bits (B-k) mod D, below which
+        # the PEs mask it (hw/pe.py); and the column sums, which the shift-and-add scales by 2^(D*place) less
+        # than the bit-parallel array's (hw/accumulator.py), need only those dropped bits shifted out.
         log_d = cfg.digit_width.bit_length() - 1  # D is 1, 2 or 4
         m.d.sync += [
-            precision.weight.lsb.eq((digit_lows & mask) | (Const(1, cfg.base_bits) << weight_drop)),
             precision.last_place.eq(weight_drop >> log_d),
             precision.acc_shift.eq(weight_drop[:log_d] + act_drop),
         ]
+        if cfg.digit_width > 1:
+            m.d.sync += precision.weight.low.eq(weight_drop[:log_d])

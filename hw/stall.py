@@ -10,22 +10,24 @@ or per PE, placed worse on the 8x8 ECP5: docs/estimates.md, issue 13, step 8.)
 The copies must be distinct logic, or synthesis merges them back into one net: Yosys's opt_merge merges
 cells with identical inputs (a `keep` attribute on the signal does not stop it, only one on the cells)
 and ABC merges identical functions. So copy i is `running_i & ready`, with its own copy of the
-sequencer's `running` flag, a register updated from copy i's own `advance`: a register whose next
-value depends on itself is never structurally identical to another, so nothing merges them. Every
+sequencer's `running` flag (a command runs or rows drain), a register updated from copy i's own
+`advance`: a register whose next value depends on itself is never structurally identical to another,
+so nothing merges them. Every
 copy equals `sequencer.running & ready` in every cycle (same reset, same transitions), so cycle
 counts and behaviour are those of a single enable.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import EnableInserter, Module, Mux, Signal, Value
+from amaranth.hdl import EnableInserter, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 
 class StallCopies(wiring.Component):
     """`advance[i]` = running_i & `ready`, where running_i follows the sequencer's `running`: set by
-    `starting` (a command is accepted), cleared when `ending` (the command's last slot) advances.
+    `starting` (a command is accepted), cleared when `ending` (the last drain slot, no command running)
+    advances unless a command is accepted in the same cycle (which it may be while the last rows drain).
 
     Parameters
     ----------
@@ -39,7 +41,7 @@ class StallCopies(wiring.Component):
     starting : In(1)
         A command is accepted in this cycle.
     ending : In(1)
-        The command's last slot.
+        The last drain slot, with no command running.
     advance : Out(count)
         One copy of the global enable per region, each from its own running flag.
     """
@@ -52,7 +54,7 @@ class StallCopies(wiring.Component):
         for i, advance in enumerate(self.advance):
             running = Signal(name=f"running_{i}")
             m.d.comb += advance.eq(running & self.ready)
-            m.d.sync += running.eq(Mux(running, ~(advance & self.ending), self.starting))
+            m.d.sync += running.eq(self.starting | (running & ~(advance & self.ending)))
         return m
 
 

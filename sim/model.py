@@ -13,8 +13,9 @@ holds each activation row for n = ceil(k/D) slots and has one more pipeline stag
     L = max(M*n, R),  cycles = 1 + R + ((T - 1) * L + M*n) + (R + C + 1) + 6 + 1
 
 (6 = contract.timing.REQUANT_CYCLES: the accumulator's register and the requantizer's five stages.)
-Back to back, the next command is accepted in the cycle that
-transfers the previous command's last result beat, so a sequence takes sum(cycles) - (commands - 1).
+Back to back, the next command is accepted in the cycle after the previous command's last activation slot,
+while its last rows drain: each command overlaps the one before it by O = contract.timing.overlap_cycles
+(the drain and the output cycle, R + C + 7 bit-parallel), so a sequence takes sum(cycles) - O*(commands - 1).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from contract.config import EngineConfig
-from contract.timing import ACCEPT_CYCLES, OUTPUT_CYCLES, REQUANT_CYCLES, fill_drain_slots
+from contract.timing import ACCEPT_CYCLES, OUTPUT_CYCLES, REQUANT_CYCLES, fill_drain_slots, overlap_cycles
 from contract.widths import ceil_div
 from golden.nested import int_gemm, requantize
 from sim.command import Command
@@ -57,6 +58,12 @@ class CycleBreakdown:
         )
 
     @property
+    def issue(self) -> int:
+        """Cycles from the command's acceptance to the next command's, back to back: the acceptance, the
+        preload and the tiles; the drain and the output cycle overlap the next command."""
+        return self.accept + self.weight_load + self.steady + self.weight_wait
+
+    @property
     def utilisation(self) -> float:
         """Fraction of cycles in which the array takes in an activation row."""
         return self.steady / self.total
@@ -80,9 +87,9 @@ def command_cycles(cfg: EngineConfig, m: int, k_dim: int, n: int, wbits: int | N
 
 
 def sequence_cycles(cfg: EngineConfig, shapes: list[tuple[int, ...]]) -> int:
-    """Cycles of back-to-back commands (M, K, N) or (M, K, N, wbits): each next one is accepted as the
-    previous one's last beat leaves."""
-    return sum(command_cycles(cfg, *shape).total for shape in shapes) - (len(shapes) - 1)
+    """Cycles of back-to-back commands (M, K, N) or (M, K, N, wbits): each next one is accepted in the cycle
+    after the previous one's last activation slot, overlapping its drain by contract.timing.overlap_cycles."""
+    return sum(command_cycles(cfg, *shape).total for shape in shapes) - overlap_cycles(cfg) * (len(shapes) - 1)
 
 
 @dataclass(frozen=True)
@@ -125,5 +132,5 @@ class EngineModel:
             cycles = command_cycles(self.cfg, command.m, command.k_dim, command.n, command.wbits)
             last = accept + cycles.total - 1
             results.append(CommandResult(self.outputs(command), cycles, accept, last))
-            accept = last
+            accept += cycles.issue
         return results

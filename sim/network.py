@@ -3,7 +3,8 @@
 The layers are lowered by `golden.lowering.lower` (the same lowering the golden integer path uses), and
 each GEMM becomes one command, or several when its M exceeds the accumulator depth (row chunks of at
 most max_m, which is how a host would split it). Commands run back to back, so a batch of images takes
-sum(cycles) - (commands - 1) cycles (sim.model), each at its own weight precision, which a digit-serial
+sum(cycles) - O * (commands - 1) cycles (sim.model; O = contract.timing.overlap_cycles, by which each command
+overlaps the drain of the one before it), each at its own weight precision, which a digit-serial
 engine turns into time. A grouped convolution is one GEMM per group, so as many commands (or row chunks of
 them). Residual adds and poolings run on the host between commands (sim.host), counted beside.
 
@@ -30,6 +31,7 @@ import torch
 from contract.config import EngineConfig
 from contract.model_format import Export
 from contract.policy import ResolvedPolicy, bitops
+from contract.timing import overlap_cycles
 from golden.dynamic import fast_dynamic_logits, lower_dynamic
 from golden.fastpath import fast_logits
 from golden.lowering import Gemm, LayerRun, lower, precisions_for
@@ -150,8 +152,9 @@ def grouped_cost(
     the rows of those images, split at max_m), as
     golden.dynamic lowers it; a controller (contract.model_format.ExportedController) adds its own GEMM, one row per
     image, at its k, and its decision on the host. Cycles are the cycle model's formula for the commands
-    back to back (sim.model.sequence_cycles: the sum of each command's cycles less one per command after
-    the first, whatever the order), energy sim.energy's per command group, priced with `table`."""
+    back to back (sim.model.sequence_cycles: the sum of each command's cycles less its overlap with the one
+    before it, contract.timing.overlap_cycles, per command after the first, whatever the order), energy
+    sim.energy's per command group, priced with `table`."""
     images = len(ks)
     columns = [(layer.group_shapes(), column) for layer, column in zip(export.layers, ks.T.tolist(), strict=True)]
     if controller is not None:
@@ -164,7 +167,7 @@ def grouped_cost(
     ]
     host = host_ops(export, images) + (decision_ops(export, controller, images) if controller else HostOps())
     return PassCost(
-        sum(group.cycles for group in groups) - (sum(group.commands for group in groups) - 1),
+        sum(group.cycles for group in groups) - overlap_cycles(cfg) * (sum(group.commands for group in groups) - 1),
         sum(group.macs for group in groups),
         sum((group.energy for group in groups), Energy()),
         host,

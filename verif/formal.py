@@ -8,12 +8,15 @@ not change meanwhile) and by a legal command. Against all of that it asserts:
 - `result`: `valid` never drops and the payload never changes before `ready` (the rule a sink relies on);
 - the engine transfers exactly M * ceil(N/C) result beats for each command, `last` on the final one only;
 - it takes no input beat beyond what the command needs: at most ceil(N/C) param beats, ceil(K/R) * R *
-  ceil(N/C) weight beats and M * ceil(K/R) * ceil(N/C) act beats, and exactly those by the command's end;
+  ceil(N/C) weight beats and M * ceil(K/R) * ceil(N/C) act beats, exactly the weight and act beats before
+  it takes the next command (which it may do while the command's last rows drain) and exactly the param
+  beats by the command's last result beat;
 - with `allow_illegal=True` commands are free too: an illegal one (a size of 0 or beyond the engine's
   maxima, k or j outside 1..B or 1..A) takes no beat and makes none, `error` rises the cycle after it and
   never without a cause (an illegal command or a shift beyond ACC + 14), and the next command runs normally;
-- with `ideal=True` (every input valid, `result.ready` high) a command of a given shape ends exactly in the
-  cycle the model's formula gives (`sim.model.command_cycles`): bounded liveness.
+- with `ideal=True` (every input valid, `result.ready` high) the first command of a given shape ends exactly
+  in the cycle the model's formula gives (`sim.model.command_cycles`), and the next one is accepted exactly
+  in the cycle after its last activation slot (`CycleBreakdown.issue`): bounded liveness and the overlap.
 
 Covers ask the solver for traces that show the assertions are not vacuous: a command ends, two commands
 run back to back, and (with reset free after the first cycle) a command ends after a reset in mid-command.
@@ -35,6 +38,7 @@ from amaranth.hdl import Assert, Assume, Cat, Cover, Elaboratable, Module, Mux, 
 from contract.config import EngineConfig
 from contract.numerics import MODES
 from contract.streams import INPUTS, beat_counts
+from contract.timing import drain_slots
 from contract.widths import ceil_div
 from eda.runner import find_tool, run_tool, tool_search_path
 from hw.engine import Engine
@@ -45,9 +49,16 @@ SBY = "yowasp-sby"
 FORMAL_CONFIG = EngineConfig(rows=2, cols=2, base_bits=4, act_bits=2, acc_bits=12, max_m=2, max_k=4, max_n=4)
 #: The input streams that carry data, counted per command against the command's beats.
 DATA_STREAMS = tuple(name for name in INPUTS if name != "cmd")
-#: Commands whose result beats may be outstanding at once: the one in the sequencer and those whose beats
-#: wait in the 2-entry output FIFO (a 1-row command can be accepted, run and drained behind them).
-RESULT_QUEUE = 4
+#: Of those, the streams whose beats a command has all taken by the time the next command is accepted (its
+#: last parameter beat may come later, while its last rows drain).
+ISSUED_STREAMS = ("weight", "act")
+
+
+def result_queue(cfg: EngineConfig) -> int:
+    """Commands whose result beats may be outstanding at once: the one in the sequencer, those with rows
+    still draining (a command's last rows enter at least R + 1 slots, its preload and one row, after the
+    previous one's, and drain for `drain_slots`), and those whose beats wait in the 2-entry output FIFO."""
+    return 1 + ceil_div(drain_slots(cfg), cfg.rows + 1) + 2
 
 
 @dataclass(frozen=True)
@@ -165,10 +176,12 @@ class ProtocolHarness(Elaboratable):
     def _beat_counts(self, m: Module, engine: Engine, rst) -> None:
         """Per command: the input beats it may take and the result beats it must produce.
 
-        The sequencer takes the next command only when the previous one has drained into the output FIFO,
-        so input beats are counted per accepted command, but result beats of up to RESULT_QUEUE earlier
-        commands may still be waiting behind a stalled `result`: each accepted command's last result beat is
-        queued as a cumulative count, and every `last` must fall exactly on the head of that queue.
+        The sequencer takes the next command only when the previous one has taken its last weight and
+        activation beats, so those are counted per accepted command; its parameter beats are counted across
+        commands (`param_owed`), never beyond what the accepted commands need. Result beats of up to
+        `result_queue` earlier commands may still be draining or waiting behind a stalled `result`: each
+        accepted command's last result beat and its parameter beats are queued as cumulative counts, every
+        `last` must fall exactly on the head of that queue, and by then the head's parameters are all taken.
         """
         cfg = self.cfg
         cmd, result = engine.cmd, engine.result
@@ -184,7 +197,7 @@ class ProtocolHarness(Elaboratable):
         accepted = Signal()  # a command has been accepted since reset: only then may inputs be taken
         with m.If(cmd_taken):
             m.d.sync += accepted.eq(1)
-        for name in DATA_STREAMS:
+        for name in ISSUED_STREAMS:
             budget = counts[name]
             port = getattr(engine, name)
             taken = port.valid & port.ready
@@ -200,7 +213,18 @@ class ProtocolHarness(Elaboratable):
                 m.d.sync += [limit.eq(Mux(legal, budget, 0)), count.eq(0)]
             with m.Elif(taken):
                 m.d.sync += count.eq(count + 1)
-        done = self._result_boundaries(m, cmd_taken & legal, counts["result"], result)
+        param_width = (result_queue(cfg) * ceil_div(cfg.max_n, cfg.cols)).bit_length() + 2
+        param_owed = Signal(param_width)  # parameter beats owed by all accepted commands (wraps)
+        param_count = Signal(param_width)  # and taken
+        param_taken = engine.param.valid & engine.param.ready
+        with m.If(param_taken):
+            m.d.comb += [Assert(accepted), Assert(param_count != param_owed)]
+            m.d.sync += param_count.eq(param_count + 1)
+        with m.If(cmd_taken & legal):
+            m.d.sync += param_owed.eq(param_owed + counts["param"])
+        owed_now = Signal(param_width)  # what is owed once the command taken now is counted
+        m.d.comb += owed_now.eq(param_owed + counts["param"])
+        done = self._result_boundaries(m, cmd_taken & legal, counts["result"], result, (owed_now, param_count))
         if self.allow_illegal:
             refused_before = Signal()
             with m.If(cmd_taken & ~legal):
@@ -226,54 +250,72 @@ class ProtocolHarness(Elaboratable):
         with m.If(engine.error):
             m.d.comb += Assert(caused)
 
-    def _result_boundaries(self, m: Module, cmd_taken, beats, result) -> Signal:
-        """Assert that result beats come only for accepted commands and `last` marks each one's final
-        beat; returns a signal that is high in the cycle a command's last result beat is transferred."""
+    def _result_boundaries(self, m: Module, cmd_taken, beats, result, params) -> Signal:
+        """Assert that result beats come only for accepted commands, `last` marks each one's final beat and
+        by then all its parameter beats are taken (`params`: the cumulative count owed once the command now
+        taken is counted, and the count taken); returns a signal that is high in the cycle a command's last
+        result beat is transferred."""
         cfg = self.cfg
-        total_width = (RESULT_QUEUE * cfg.max_m * ceil_div(cfg.max_n, cfg.cols)).bit_length() + 1
+        queue = result_queue(cfg)
+        total_width = (queue * cfg.max_m * ceil_div(cfg.max_n, cfg.cols)).bit_length() + 1
         issued = Signal(total_width)  # result beats owed by all accepted commands (wraps; compared mod 2^w)
         delivered = Signal(total_width)
-        ends = [Signal(total_width, name=f"end_{i}") for i in range(RESULT_QUEUE)]
-        size = Signal(range(RESULT_QUEUE + 1))
+        ends = [Signal(total_width, name=f"end_{i}") for i in range(queue)]
+        owed, params_taken = params
+        param_ends = [Signal(len(owed), name=f"param_end_{i}") for i in range(queue)]
+        size = Signal(range(queue + 1))
         taken = result.valid & result.ready
         done = Signal(name="command_done")
         m.d.comb += done.eq(taken & (size != 0) & (delivered + 1 == ends[0]))
         with m.If(taken):
             m.d.comb += [Assert(size != 0), Assert(result.payload.last == done)]
             m.d.sync += delivered.eq(delivered + 1)
+        with m.If(done):
+            # the head's parameter beats all taken: taken - owed up to it is not negative (mod 2^w)
+            m.d.comb += Assert(~(params_taken - param_ends[0])[len(owed) - 1])
         with m.If(cmd_taken):
             m.d.sync += issued.eq(issued + beats)
-            m.d.comb += Assert((size != RESULT_QUEUE) | done)  # never more outstanding than the queue holds
+            m.d.comb += Assert((size != queue) | done)  # never more outstanding than the queue holds
         # Pop the head when its last beat leaves; push the new command's end behind what remains.
-        remaining = [Mux(done, ends[i + 1], ends[i]) if i + 1 < RESULT_QUEUE else ends[i] for i in range(RESULT_QUEUE)]
         kept = Signal.like(size)
         m.d.comb += kept.eq(size - done)
-        for i in range(RESULT_QUEUE):
-            with m.If(cmd_taken & (kept == i)):
-                m.d.sync += ends[i].eq(issued + beats)
-            with m.Else():
-                m.d.sync += ends[i].eq(remaining[i])
+        for queued, value in ((ends, issued + beats), (param_ends, owed)):
+            remaining = [Mux(done, queued[i + 1], queued[i]) if i + 1 < queue else queued[i] for i in range(queue)]
+            for i in range(queue):
+                with m.If(cmd_taken & (kept == i)):
+                    m.d.sync += queued[i].eq(value)
+                with m.Else():
+                    m.d.sync += queued[i].eq(remaining[i])
         m.d.sync += size.eq(kept + cmd_taken)
         return done
 
     def _liveness(self, m: Module, cmd_taken, done, rst) -> None:
-        """With ideal streams, the command's last result beat leaves in the model's cycle exactly."""
+        """With ideal streams, the first command's last result beat leaves in the model's cycle exactly, and
+        the next command is accepted `issue` cycles after it, while the first one's last rows drain."""
         if not self.ideal:
             return
         cfg, shape = self.cfg, self.shape
-        expected = self.cycles or command_cycles(cfg, shape.m, shape.k_dim, shape.n).total
+        model = command_cycles(cfg, shape.m, shape.k_dim, shape.n)
+        expected = self.cycles or model.total
         cycle = Signal(range(expected + 2))
         in_flight = Signal()
-        with m.If(cmd_taken):
-            m.d.sync += [cycle.eq(1), in_flight.eq(1)]
+        measured = Signal()  # the first command has been accepted: later ones are not timed
+        followed = Signal()  # and the second one
+        with m.If(cmd_taken & ~measured):
+            m.d.sync += [cycle.eq(1), in_flight.eq(1), measured.eq(1)]
         with m.Elif(in_flight):
             m.d.sync += cycle.eq(cycle + 1)
         with m.If(done):
             m.d.sync += in_flight.eq(0)
+        with m.If(in_flight & cmd_taken):
+            m.d.sync += followed.eq(1)
         with m.If(in_flight & ~rst):
             # The model counts the acceptance and the last beat's cycles both: the last beat leaves in cycle
-            # `expected - 1` after the acceptance, never later and never earlier.
+            # `expected - 1` after the acceptance, never later and never earlier. The first `last` is the
+            # first command's: its successor ends after it. The successor is accepted in cycle `issue`.
             m.d.comb += Assert(cycle <= expected - 1)
+            with m.If(~followed):
+                m.d.comb += Assert(cmd_taken == (cycle == model.issue))
             with m.If(done):
                 m.d.comb += Assert(cycle == expected - 1)
 

@@ -58,15 +58,13 @@ class LoadPortPE(wiring.Component):
 
 
 def decode_inputs(cfg: EngineConfig, k: int, scheme: str) -> dict:
-    """The PE's broadcast decode at precision k, as docs/architecture.md specifies it: hi_k, and the lowest
-    kept bit of every kept digit (a bit-parallel code is one digit)."""
+    """The decode at precision k, as docs/architecture.md specifies it: a bit-parallel load port's hi_k and
+    B - k; a digit-serial row's (B - k) mod D, the dropped bits of its last kept digit (D > 1)."""
     B, D = cfg.base_bits, cfg.digit_width
     drop = B - k
-    mask = ((1 << B) - 1) >> drop << drop
     if not cfg.digit_serial:
-        return {"mask": mask, "drop": drop, "scheme": Scheme[scheme.upper()]}
-    lows = sum(1 << max(p * D, drop) for p in range(drop // D, B // D))
-    return {"mask": mask, "lsb": lows, "scheme": Scheme[scheme.upper()]}
+        return {"mask": ((1 << B) - 1) >> drop << drop, "drop": drop, "scheme": Scheme[scheme.upper()]}
+    return {"scheme": Scheme[scheme.upper()]} | ({"low": drop % D} if D > 1 else {})
 
 
 # Every code at B = 8 and D < B simulates 8 x 255 x 256 digit-serial MACs per scheme: the slow part of the suite.
@@ -100,7 +98,8 @@ def test_every_code_every_precision_both_schemes(base_bits, digit_bits):
             for k in range(1, B + 1):
                 drop = B - k
                 places = list(range(B // D - 1, drop // D - 1, -1))  # most significant digit first
-                ctx.set(dut.decode, decode_inputs(cfg, k, scheme))
+                if not cfg.digit_serial:
+                    ctx.set(dut.decode, decode_inputs(cfg, k, scheme))
                 weights = truncate_weight(codes, k, scheme, B).tolist()
                 ctx.set(dut.load, 1)
                 ctx.set(dut.code, int(codes[0]))
@@ -114,8 +113,11 @@ def test_every_code_every_precision_both_schemes(base_bits, digit_bits):
                             first = place == places[0]
                             psum = int(rng.integers(-(1 << (width - 2)), 1 << (width - 2)))
                             ctx.set(dut.row_in, {"act": a >> (A - j) << (A - j), "swap": swap and first})
-                            if cfg.digit_serial:
+                            if cfg.digit_serial:  # the decode travels with the activation
                                 ctx.set(dut.row_in.place, place)
+                                ctx.set(dut.row_in.decode, decode_inputs(cfg, k, scheme))
+                            if cfg.digit_serial and D > 1:
+                                ctx.set(dut.row_in.last_digit, place == places[-1])
                             ctx.set(dut.psum_in, psum)
                             ctx.set(dut.load, swap and first)
                             ctx.set(dut.code, int(codes[(index + 1) % len(codes)]))

@@ -41,9 +41,17 @@ def test_cycles_of_the_smallest_command():
     assert command_cycles(EngineConfig(rows=1, cols=1, max_k=8), 1, 1, 1).total == 12
 
 
-def test_back_to_back_commands_share_one_cycle():
-    # The second command is accepted in the cycle that delivers the first one's last result beat.
-    assert sequence_cycles(CFG44, [(8, 8, 4), (1, 8, 8)]) == 36 + 33 - 1
+def test_back_to_back_commands_overlap_the_drain():
+    # The second command is accepted in the cycle after the first one's last activation slot (1 accept + 4
+    # weight rows + 16 tile slots = 21 cycles after the first's acceptance); its preload and tiles run
+    # while the first one's last rows drain, and it ends its own 33 cycles after its acceptance.
+    first = command_cycles(CFG44, 8, 8, 4)
+    assert first.issue == 1 + 4 + 16
+    assert sequence_cycles(CFG44, [(8, 8, 4), (1, 8, 8)]) == 21 + 33
+    results = EngineModel(CFG44).run([worked_example("offset", "relu"), worked_example("twos", "raw")])
+    # 1 accept + 4 weight rows + 1 activation slot, then the second command's acceptance; each ends
+    # 1 + 4 + 1 + (4 + 4) + 6 + 1 = 21 cycles after its own
+    assert [result.span for result in results] == [(0, 21 - 1), (6, 6 + 21 - 1)]
 
 
 @pytest.mark.parametrize("digit_bits,wbits,digits", [(1, 8, 8), (1, 1, 1), (2, 5, 3), (4, 5, 2), (4, 4, 1)])
@@ -62,7 +70,8 @@ def test_digit_serial_tiles_wait_for_weights_only_when_m_digits_fall_below_r():
     cfg = EngineConfig(rows=4, cols=4, max_m=64, max_k=64, max_n=64, digit_bits=1)
     cycles = command_cycles(cfg, 1, 8, 8, 3)
     assert (cycles.steady, cycles.weight_wait, cycles.total) == (12, 3, 36)
-    assert sequence_cycles(cfg, [(1, 8, 8, 3), (8, 8, 4, 1)]) == 36 + (1 + 4 + 16 + 9 + 6 + 1) - 1
+    # back to back, the second command follows the first's 1 + 4 + 15 cycles before its drain
+    assert sequence_cycles(cfg, [(1, 8, 8, 3), (8, 8, 4, 1)]) == (1 + 4 + 15) + (1 + 4 + 16 + 9 + 6 + 1)
 
 
 def test_steady_state_utilisation_reaches_95_percent():

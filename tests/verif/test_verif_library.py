@@ -169,7 +169,7 @@ class OffByOneRequantizer(Requantizer):
     def elaborate(self, platform):
         m = Module()
         m.submodules.inner = inner = Requantizer(self._cfg)
-        for name in ("sums", "token", "params", "load_params", "precision", "out_lanes"):
+        for name in ("sums", "token", "params", "load_params"):
             m.d.comb += getattr(inner, name).eq(getattr(self, name))
         m.d.comb += [
             self.result.eq(inner.result),

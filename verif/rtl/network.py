@@ -24,6 +24,7 @@ import torch
 from contract.config import EngineConfig
 from contract.model_format import Export
 from contract.policy import ResolvedPolicy
+from contract.timing import overlap_cycles
 from golden.infer import execute_golden
 from sim.command import Command, row_slices
 from sim.model import command_cycles
@@ -95,7 +96,8 @@ class NetworkCheck:
             measured = spans(self.cfg, batch.commands, capture)
             for index in range(1, len(batch.commands)):
                 command, before = batch.commands[index], batch.commands[index - 1]
-                formula = command_cycles(self.cfg, command.m, command.k_dim, command.n, command.wbits).total - 1
+                cycles = command_cycles(self.cfg, command.m, command.k_dim, command.n, command.wbits).total
+                formula = cycles - overlap_cycles(self.cfg)  # the last beats' distance, back to back
                 step = steps[command.wbits != before.wbits]
                 step[0] += 1
                 step[1] += measured[index][1] - measured[index - 1][1] - formula

@@ -210,13 +210,14 @@ def spans(cfg: EngineConfig, commands: list[Command], capture: Capture) -> list[
 
 
 def modelled_spans(cfg: EngineConfig, commands: list[Command]) -> list[tuple[int, int]]:
-    """`EngineModel.run`'s spans from the cycle formula alone (each next command accepted in the cycle of the
-    previous one's last beat), without computing outputs the caller already has: a test set is 10^4 commands."""
+    """`EngineModel.run`'s spans from the cycle formula alone (each next command accepted in the cycle after the
+    previous one's last activation slot), without computing outputs the caller already has: a test set is 10^4
+    commands."""
     found, accept = [], 0
     for command in commands:
-        last = accept + command_cycles(cfg, command.m, command.k_dim, command.n, command.wbits).total - 1
-        found.append((accept, last))
-        accept = last
+        cycles = command_cycles(cfg, command.m, command.k_dim, command.n, command.wbits)
+        found.append((accept, accept + cycles.total - 1))
+        accept += cycles.issue
     return found
 
 
