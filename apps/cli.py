@@ -1,9 +1,9 @@
 """`nestmac COMMAND ...`: one console script for every tool, each subcommand the same as its `python -m` form.
 
 `nestmac --help` lists the subcommands (COMMANDS: generate, convert, train, export, evaluate, controller, run,
-sweep, synth, report); `nestmac COMMAND --help` shows that tool's flags. A subcommand's module is imported only when it
-runs, so `nestmac generate` works on a base install (no torch) and `nestmac --help` is instant. The old
-`python -m` forms keep working unchanged, and name themselves so in their usage lines.
+sweep, synth, report, board); `nestmac COMMAND --help` shows that tool's flags. A subcommand's module is
+imported only when it runs, so `nestmac generate` works on a base install (no torch) and `nestmac --help` is
+instant. The old `python -m` forms keep working unchanged, and name themselves so in their usage lines.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ COMMANDS = {
     "sweep": ("apps.sweep", "design-space sweep (synthesis, energy, accuracy)"),
     "report": ("apps.report", "one self-contained HTML page of a run and its synthesis reports"),
     "synth": ("eda.synth", "Yosys + nextpnr or gate-level area of one engine"),
+    "board": ("eda.board", "a bitstream of the engine or the SoC wrapper for an FPGA board"),
 }
 
 

@@ -58,13 +58,19 @@ def fpga_resources(stat: dict, cells: dict[str, str]) -> dict[str, int]:
     return resources
 
 
+def is_engine_clock(name: str) -> bool:
+    """Whether nextpnr's clock `name` is the net `clk`: as itself, behind an input or global buffer
+    (`clk$SB_IO_IN_$glb_clk`), or on an ECP5 global network (`$glbnet$clk`, a board top's PLL output)."""
+    return name in ("clk", "$glbnet$clk") or name.startswith("clk$")
+
+
 def nextpnr_timing(report: dict) -> tuple[float, float]:
     """(achieved Fmax, target) in MHz of the engine's clock `clk` from nextpnr's --report JSON.
 
     nextpnr names a clock after its net (`clk`, or `clk$SB_IO_IN_$glb_clk` once it goes through an input
     buffer and a global buffer) and may list others, e.g. the constant clock of a DSP used unregistered.
     """
-    clocks = [c for name, c in report["fmax"].items() if name == "clk" or name.startswith("clk$")]
+    clocks = [c for name, c in report["fmax"].items() if is_engine_clock(name)]
     if len(clocks) != 1:
         raise CommandError(f"expected one clock 'clk' in the nextpnr report, got {sorted(report['fmax'])}")
     return float(clocks[0]["achieved"]), float(clocks[0]["constraint"])
@@ -73,8 +79,13 @@ def nextpnr_timing(report: dict) -> tuple[float, float]:
 def nextpnr_critical_path(report: dict) -> dict:
     """Where the slowest register-to-register path of nextpnr's --report JSON starts and ends, its delay
     in ns, and how much of it is logic and how much routing: what to pipeline next."""
-    clocked = [p for p in report.get("critical_paths", []) if p["from"].startswith("posedge clk")]
-    paths = [p["path"] for p in clocked if p["to"].startswith("posedge clk") and p["path"]]
+
+    def clocked(end: str) -> bool:
+        return end.startswith("posedge ") and is_engine_clock(end.removeprefix("posedge "))
+
+    paths = [
+        p["path"] for p in report.get("critical_paths", []) if clocked(p["from"]) and clocked(p["to"]) and p["path"]
+    ]
     if not paths:
         return {}
     path = max(paths, key=lambda segments: sum(s["delay"] for s in segments))

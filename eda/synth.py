@@ -22,6 +22,7 @@ from contract.cli import InputError, Parser, atomic_dir, one_line, run_main
 from contract.config import EngineConfig, engine_tag
 from contract.paths import build_dir
 from contract.program import ProgramLimits
+from eda.dsp_registers import absorb_in_netlist
 from eda.harness import HARNESS_TOP, HarnessCost, ice40_harness
 from eda.report import (
     asic_area,
@@ -230,6 +231,8 @@ def fpga_flow(
         "harness": None if harness is None else vars(harness),
         "notes": list(target.notes),
     }
+    if target.family == "ecp5":  # the products into the DSP blocks' own output registers
+        report["dsp_output_registers"] = absorb_in_netlist(work / "netlist.json", manifest["top"])
     detail = overflow(target, resources, harness)
     if detail:
         progress(f"does not fit ({detail}): place and route skipped")

@@ -6,13 +6,14 @@ when all of those beats are valid and the output FIFO can take the result row th
 Nothing is ever half-consumed, so no pattern of valid/ready stalls can lose, duplicate or reorder data.
 The two-entry output FIFO decouples `result.ready` from the pipeline, so no ready depends
 combinationally on `result.ready`. The enable is one signal in function but several in the netlist:
-the sequencer and the input readies use `sequencer.running & ready`, each datapath region and the
-FIFO's write an equal copy of it (hw/stall.py), so that no single net reaches every register.
+the sequencer and the input readies, each datapath region and the FIFO's write take an equal copy of
+it, each computed from registers of its own and the input valids (hw/stall.py), so that no net reaches
+every register and none runs from one corner of the chip (the FIFO's level) to another.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import Out
@@ -22,6 +23,9 @@ from hw.datapath import Datapath, datapath_blocks
 from hw.interface import payload_layout, stream_members
 from hw.sequencer import Sequencer
 from hw.stall import StallCopies
+
+#: Entries of the output FIFO: two, so that `result.ready` reaches the pipeline only through registers.
+OUTPUT_FIFO_DEPTH = 2
 
 #: The blocks `eda.synth` reports an ASIC engine's gates under, in its table's order; OTHER_BLOCK is every
 #: module that `engine_blocks` does not name: the sequencer, the stall copies, the output FIFO and the
@@ -87,29 +91,31 @@ class Engine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        advance = Signal()
         m.submodules.sequencer = sequencer = Sequencer(cfg)
         m.submodules.datapath = datapath = Datapath(cfg)
         result_width = data.Layout.cast(payload_layout(cfg, "result")).size
-        m.submodules.out_fifo = out_fifo = SyncFIFO(width=result_width, depth=2)
+        m.submodules.out_fifo = out_fifo = SyncFIFO(width=result_width, depth=OUTPUT_FIFO_DEPTH)
         regions = len(datapath.advance.as_value())
-        m.submodules.stall = stall = StallCopies(regions + 1)  # the last copy is the FIFO write's
+        # Copy 0 is the sequencer's and the input readies', copies 1.. the datapath's regions, the last the
+        # FIFO write's.
+        m.submodules.stall = stall = StallCopies(regions + 2, OUTPUT_FIFO_DEPTH)
+        advance = stall.advance[0]
 
         wiring.connect(m, wiring.flipped(self.cmd), sequencer.cmd)
-        inputs_present = (
-            (~sequencer.want_act | self.act.valid)
-            & (~sequencer.want_weight | self.weight.valid)
-            & (~datapath.param_wanted | self.param.valid)
-        )
-        output_room = ~datapath.result_valid | out_fifo.w_rdy
-        ready = Signal()  # whether a running command's slot can happen
         m.d.comb += [
-            ready.eq(inputs_present & output_room),
-            advance.eq(sequencer.running & ready),
-            stall.ready.eq(ready),
             stall.starting.eq(sequencer.cmd.valid & sequencer.cmd.ready & ~sequencer.refused),
             stall.ending.eq(sequencer.ending),
-            datapath.advance.as_value().eq(stall.advance[:regions]),
+            stall.want_act_next.eq(sequencer.want_act_next),
+            stall.want_weight_next.eq(sequencer.want_weight_next),
+            stall.param_wanted_next.eq(datapath.param_wanted_next),
+            stall.result_valid.eq(datapath.result_valid),
+            stall.result_valid_next.eq(datapath.result_valid_next),
+            stall.fifo_level.eq(out_fifo.level),
+            stall.fifo_read.eq(out_fifo.r_rdy & out_fifo.r_en),
+            stall.act_valid.eq(self.act.valid),
+            stall.weight_valid.eq(self.weight.valid),
+            stall.param_valid.eq(self.param.valid),
+            datapath.advance.as_value().eq(stall.advance[1 : regions + 1]),
             sequencer.advance.eq(advance),
             self.act.ready.eq(advance & sequencer.take_act),
             self.weight.ready.eq(advance & sequencer.want_weight),
@@ -122,7 +128,7 @@ class Engine(wiring.Component):
             datapath.precision.eq(sequencer.precision),
             datapath.params.eq(self.param.payload),
             out_fifo.w_data.eq(datapath.result),
-            out_fifo.w_en.eq(stall.advance[regions] & datapath.result_valid),
+            out_fifo.w_en.eq(stall.advance[regions + 1] & datapath.result_valid),
             self.result.payload.eq(out_fifo.r_data),
             self.result.valid.eq(out_fifo.r_rdy),
             out_fifo.r_en.eq(self.result.ready),

@@ -65,6 +65,8 @@ class Requantizer(wiring.Component):
         The requantized row with `last` set on the command's final beat.
     result_valid : Out(1)
         `result` holds a row to write into the output FIFO this slot.
+    result_due : Out(1)
+        `result_valid` after the next slot (the stall copies' output room, hw/stall.py).
     """
 
     def __init__(self, cfg):
@@ -77,6 +79,7 @@ class Requantizer(wiring.Component):
                 "load_params": In(1),
                 "result": Out(payload_layout(cfg, "result")),
                 "result_valid": Out(1),
+                "result_due": Out(1),
             }
         )
 
@@ -107,17 +110,20 @@ class Requantizer(wiring.Component):
                 u_shift.eq(params.shift[c]),
             ]
             # Stage 2: the bias; raw mode becomes mult = 1, shift = 0.
+            # mult + 2^15 (the low slices' unsigned factor) is registered here too, so that both factors of
+            # every partial product come straight from flip-flops into the DSP block.
             t = Signal(signed(acc), name=f"t{c}")
             t_mult = Signal(signed(cfg.mult_bits), name=f"t_mult{c}")
+            mult_offset = Signal(cfg.mult_bits, name=f"mult_offset{c}")
             t_shift = Signal(unsigned(cfg.shift_bits), name=f"t_shift{c}")
+            stage_mult = Mux(raw, 1, u_mult)
             m.d.sync += [
                 t.eq((u + bias)[:acc].as_signed()),
-                t_mult.eq(Mux(raw, 1, u_mult)),
+                t_mult.eq(stage_mult),
+                mult_offset.eq(stage_mult.as_unsigned() ^ offset),
                 t_shift.eq(Mux(raw, 0, u_shift)),
             ]
             # Stage 3: partial products: the top slice signed, the low ones unsigned against mult + 2^15.
-            mult_offset = Signal(cfg.mult_bits, name=f"mult_offset{c}")
-            m.d.comb += mult_offset.eq(t_mult.as_unsigned() ^ offset)
             terms = []
             for start, width in parts:
                 if start + width == acc:
@@ -149,5 +155,6 @@ class Requantizer(wiring.Component):
         m.d.comb += [
             self.result.last.eq(out_token.last),
             self.result_valid.eq(out_token.valid),
+            self.result_due.eq(tokens[-2].valid),
         ]
         return m

@@ -79,6 +79,9 @@ class Sequencer(wiring.Component):
         The slot consumes the activation beat (digit-serial: in the row's last digit slot).
     want_weight : Out(1)
         The slot needs a weight beat (registered).
+    want_act_next, want_weight_next : Out(1)
+        What `want_act` and `want_weight` will be in the next cycle (their registers' inputs), for the
+        stall copies' own registered copies of them (hw/stall.py).
     token : Out(token)
         What the slot's activation row is: row, tile flags, `last` (and the digit place).
     act_lanes : Out(R)
@@ -101,6 +104,8 @@ class Sequencer(wiring.Component):
                 "want_act": Out(1),
                 "take_act": Out(1),
                 "want_weight": Out(1),
+                "want_act_next": Out(1),
+                "want_weight_next": Out(1),
                 "token": Out(token_layout(cfg)),
                 "act_lanes": Out(cfg.rows),
                 "precision": Out(precision_layout(cfg)),
@@ -153,7 +158,11 @@ class Sequencer(wiring.Component):
             (command.k_dim <= rows) & (n_left <= 2 * cols),
             (k_left <= 2 * rows) & last_ntile,
         )
+        # Both wants are set through their next values, which the stall copies follow (hw/stall.py).
+        m.d.sync += [rows_left.eq(self.want_act_next), weights_left.eq(self.want_weight_next)]
         m.d.comb += [
+            self.want_act_next.eq(rows_left),  # held unless the FSM below sets it
+            self.want_weight_next.eq(weights_left),
             self.want_act.eq(rows_left),
             self.want_weight.eq(weights_left),
             self.take_act.eq(self.want_act & last_digit),
@@ -213,14 +222,14 @@ class Sequencer(wiring.Component):
                     # Taken and dropped: it takes no beat and makes none, so the next command starts clean.
                     m.d.comb += self.refused.eq(1)
                 with m.Elif(self.cmd.valid):
-                    m.d.sync += weights_left.eq(1)
+                    m.d.comb += self.want_weight_next.eq(1)
                     m.next = "PRELOAD"
             with m.State("PRELOAD"):
                 m.d.comb += self.running.eq(1)
                 with m.If(self.advance):
                     m.d.sync += slot.eq(Mux(slot == rows - 1, 0, slot + 1))
                     with m.If(slot == rows - 1):
-                        m.d.sync += [rows_left.eq(1), weights_left.eq(~last_tile)]
+                        m.d.comb += [self.want_act_next.eq(1), self.want_weight_next.eq(~last_tile)]
                         m.next = "TILES"
             with m.State("TILES"):
                 m.d.comb += [self.running.eq(1), self.token.valid.eq(rows_left)]
@@ -233,9 +242,9 @@ class Sequencer(wiring.Component):
                     tile_done = Mux(last_tile, last_row, tile_end)
                 with m.If(self.advance):
                     with m.If(slot == rows - 1):
-                        m.d.sync += weights_left.eq(0)
+                        m.d.comb += self.want_weight_next.eq(0)
                     with m.If(self.take_act & last_row):
-                        m.d.sync += rows_left.eq(0)
+                        m.d.comb += self.want_act_next.eq(0)
                     if cfg.digit_serial:
                         with m.If(slot != rows):
                             m.d.sync += slot.eq(slot + 1)
@@ -253,9 +262,11 @@ class Sequencer(wiring.Component):
                         m.d.sync += [
                             slot.eq(0),
                             first_ktile.eq(last_ktile),
-                            rows_left.eq(~last_tile),
-                            weights_left.eq(~last_tile & ~next_last_tile),
                             last_row.eq(single_row),
+                        ]
+                        m.d.comb += [
+                            self.want_act_next.eq(~last_tile),
+                            self.want_weight_next.eq(~last_tile & ~next_last_tile),
                         ]
                         if cfg.digit_serial:
                             m.d.sync += row.eq(0)

@@ -13,7 +13,7 @@ from contract.cli import DefaultsFormatter, Parser, shows_default
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ["hw.generate", "golden.train", "golden.export", "golden.evaluate", "golden.train_controller", "apps.run"]
-MODULES += ["apps.sweep", "eda.synth", "golden.convert", "apps.report"]
+MODULES += ["apps.sweep", "eda.synth", "golden.convert", "apps.report", "eda.board"]
 BENCHES = sorted(path.name for path in (ROOT / "bench").glob("*.py") if "def main(" in path.read_text())
 
 
