@@ -52,7 +52,7 @@ def components():
         ):
             built.setdefault(type(component), []).append(component)
     built[Skew] = [Skew(unsigned(4), [1, 2])]
-    built[StallCopies] = [StallCopies(3)]
+    built[StallCopies] = [StallCopies(3, 4)]
     built[ConvAddressGenerator] = [ConvAddressGenerator(cfg) for cfg in KINDS.values()]
     built[Scratchpad] = [Scratchpad(cfg, 1024, operand_port=port) for cfg in KINDS.values() for port in (False, True)]
     built[ActivationFetch] = [ActivationFetch(cfg, 1024) for cfg in KINDS.values()]
