@@ -29,9 +29,10 @@ REGION_BEATS) is never read: the run waits there, and the watchdog ends it.
 **The plane assembler** (`PlaneAssembler`) gathers a tile's k planes (S/bus_bytes words each) into a buffer of
 B planes of R*C bits, then hands on its R rows: code c of row r has bit B-1-p equal to bit r*C + c of plane p
 for p < k, and its low B-k bits zero (the planes not fetched, masked, never cleared): `decode_planes` at k,
-what the weight port took before, and every PE kind masks the low B-k bits anyway. The buffer is R*C*B flip-
-flops (128 on a 4x4 array with B = 8, 2,048 on 16x16), one tile: the next tile's words wait in the FIFO while
-the rows go out, so a tile takes k*S/bus_bytes cycles to gather and R to hand on.
+what the weight port took before, and every PE kind masks the low B-k bits anyway. A row needs every plane of
+the tile, so one buffer could not take the next tile's words while its rows go out; there are two, one
+gathering while the other hands on, so a tile costs max(k*S/bus_bytes, R) cycles rather than their sum
+(2*R*C*B flip-flops: 256 on a 4x4 array with B = 8, 4,096 on 16x16).
 """
 
 from __future__ import annotations
@@ -73,36 +74,45 @@ class PlaneAssembler(wiring.Component):
         m = Module()
         rows, cols, base_bits = self.config.rows, self.config.cols, self.config.base_bits
         bus_bits, plane_words = 8 * self.bus_bytes, self.plane_words
-        planes = [Signal(plane_words * bus_bits, name=f"plane{p}") for p in range(base_bits)]
+        # Two tile buffers: one gathers the next tile while the other's rows go out.
+        buffers = [[Signal(plane_words * bus_bits, name=f"tile{b}_plane{p}") for p in range(base_bits)] for b in (0, 1)]
+        full, fill, drain = Signal(2), Signal(), Signal()  # per buffer: holds a whole tile; which one each side uses
         plane, word, row = Signal(range(base_bits)), Signal(range(plane_words)), Signal(range(rows))
-        with m.FSM():
-            with m.State("GATHER"):
-                m.d.comb += self.word.ready.eq(1)
-                with m.If(self.word.valid):
-                    for p in range(base_bits):
-                        for w in range(plane_words):
-                            with m.If((plane == p) & (word == w)):
-                                m.d.sync += planes[p][w * bus_bits : (w + 1) * bus_bits].eq(self.word.payload)
-                    with m.If(word == plane_words - 1):
-                        m.d.sync += [word.eq(0), plane.eq(plane + 1)]
-                        with m.If(plane == self.k - 1):
-                            m.d.sync += plane.eq(0)
-                            m.next = "HAND_ON"
-                    with m.Else():
-                        m.d.sync += word.eq(word + 1)
-            with m.State("HAND_ON"):
-                m.d.comb += [self.beat.valid.eq(1), self.beat.payload.last.eq(self.last_tile & (row == rows - 1))]
-                kept = [Signal(cols, name=f"row_plane{p}") for p in range(base_bits)]
-                for p, bits in enumerate(kept):  # plane p (bit B-1-p) of row r's C codes, zero beyond k
-                    m.d.comb += bits.eq(Mux(self.k > p, planes[p][: rows * cols].word_select(row, cols), 0))
-                for c in range(cols):
-                    m.d.comb += self.beat.payload.codes[c].eq(Cat(kept[base_bits - 1 - b][c] for b in range(base_bits)))
-                with m.If(self.beat.ready):
-                    m.d.sync += row.eq(row + 1)
-                    with m.If(row == rows - 1):
-                        m.d.sync += row.eq(0)
-                        m.d.comb += self.tile_done.eq(1)
-                        m.next = "GATHER"
+        gathered, handed = Signal(), Signal()  # a tile's last word taken, its last row taken
+
+        m.d.comb += self.word.ready.eq(~full.bit_select(fill, 1))
+        with m.If(self.word.valid & self.word.ready):
+            for b, planes in enumerate(buffers):
+                for p in range(base_bits):
+                    for w in range(plane_words):
+                        with m.If((fill == b) & (plane == p) & (word == w)):
+                            m.d.sync += planes[p][w * bus_bits : (w + 1) * bus_bits].eq(self.word.payload)
+            with m.If(word == plane_words - 1):
+                m.d.sync += [word.eq(0), plane.eq(plane + 1)]
+                with m.If(plane == self.k - 1):
+                    m.d.sync += [plane.eq(0), fill.eq(~fill)]
+                    m.d.comb += gathered.eq(1)
+            with m.Else():
+                m.d.sync += word.eq(word + 1)
+
+        last_row = row == rows - 1
+        m.d.comb += [self.beat.valid.eq(full.bit_select(drain, 1)), self.beat.payload.last.eq(self.last_tile & last_row)]
+        kept = [Signal(cols, name=f"row_plane{p}") for p in range(base_bits)]
+        for p, bits in enumerate(kept):  # plane p (bit B-1-p) of row r's C codes, zero beyond k
+            source = Mux(drain, buffers[1][p], buffers[0][p])[: rows * cols]
+            m.d.comb += bits.eq(Mux(self.k > p, source.word_select(row, cols), 0))
+        for c in range(cols):
+            m.d.comb += self.beat.payload.codes[c].eq(Cat(kept[base_bits - 1 - b][c] for b in range(base_bits)))
+        with m.If(self.beat.valid & self.beat.ready):
+            m.d.sync += row.eq(Mux(last_row, 0, row + 1))
+            with m.If(last_row):
+                m.d.sync += drain.eq(~drain)
+                m.d.comb += [handed.eq(1), self.tile_done.eq(1)]
+        for b in (0, 1):  # never both on one buffer: the one filling is not full, the one draining is
+            with m.If(gathered & (fill == b)):
+                m.d.sync += full[b].eq(1)
+            with m.If(handed & (drain == b)):
+                m.d.sync += full[b].eq(0)
         return m
 
 
