@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         stalls = [np.mean([result["counters"][f"{name}_stalls"] for result in done]) for name in soc.READ_REGIONS]
         read = {name: done[0]["counters"][f"{name}_bytes"] for name in soc.READ_REGIONS}
         streams = [name for name in read if name != "weight"]
-        if any(result["counters"][f"{name}_bytes"] != result["regions"][name][2] for result in done for name in streams):
+        if any(
+            result["counters"][f"{name}_bytes"] != result["regions"][name][2] for result in done for name in streams
+        ):
             wrong += 1
         fetched = sum(weight_fetch_bytes(program, BUS_BYTES).values())
         wrong += sum(result["counters"]["weight_bytes"] != fetched for result in done)

@@ -96,7 +96,10 @@ class PlaneAssembler(wiring.Component):
                 m.d.sync += word.eq(word + 1)
 
         last_row = row == rows - 1
-        m.d.comb += [self.beat.valid.eq(full.bit_select(drain, 1)), self.beat.payload.last.eq(self.last_tile & last_row)]
+        m.d.comb += [
+            self.beat.valid.eq(full.bit_select(drain, 1)),
+            self.beat.payload.last.eq(self.last_tile & last_row),
+        ]
         kept = [Signal(cols, name=f"row_plane{p}") for p in range(base_bits)]
         for p, bits in enumerate(kept):  # plane p (bit B-1-p) of row r's C codes, zero beyond k
             source = Mux(drain, buffers[1][p], buffers[0][p])[: rows * cols]
@@ -150,7 +153,7 @@ class WeightReader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layout, rows = self.layout, self.config.rows
+        layout = self.layout
         plane_words = layout.plane_bytes // self.bus_bytes
         word_bits = (self.config.base_bits * plane_words).bit_length()
         m.submodules.runs = runs = RunReader(self.bus_bytes, self.burst, self.address_bits, word_bits)

@@ -1,12 +1,13 @@
 """What `python -m hw.generate --soc` writes beside the SoC wrapper's Verilog, all from its manifest.
 
 The manifest's `soc` object (`soc_manifest`) holds the bus parameters, the register map (contract.soc's one
-table), the named bits, each region's beat size and the weight region's bit-plane layout. From that object alone come a C header for the CPU's
-software (`c_header`: offsets, bits, bus parameters, beat sizes as `NESTMAC_*` macros, C89 and C++ clean), a
-Python module with the same names for a board's scripts that run without nestmac installed
-(`python_module`), and a FuseSoC core (`fusesoc_core`: the Verilog as its fileset, the header as an include
-file, a `default` and a Verilator `lint` target, the bus parameters in its description and comments), so
-what software and SoC flows see cannot drift from the Verilog they were generated with.
+table), the named bits, each region's beat size and the weight region's bit-plane layout. From that object
+alone come a C header for the CPU's software (`c_header`: offsets, bits, bus parameters, beat sizes and the
+plane layout as `NESTMAC_*` macros, C89 and C++ clean), a Python module with the same names for a board's
+scripts that run without nestmac installed (`python_module`), and a FuseSoC core (`fusesoc_core`: the Verilog
+as its fileset, the header as an include file, a `default` and a Verilator `lint` target, the bus parameters
+in its description and comments), so what software and SoC flows see cannot drift from the Verilog they were
+generated with.
 """
 
 from __future__ import annotations

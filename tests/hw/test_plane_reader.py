@@ -42,7 +42,9 @@ def run_reader(cfg, bus_bytes, burst, requests, region_tiles, image, seed):
             ctx.set(dut.weight_request.valid, bool(pending))
             ctx.set(dut.request.ready, not words)
             if words:
-                ctx.set(dut.word.payload, int.from_bytes(image[words[0] - BASE : words[0] - BASE + bus_bytes], "little"))
+                ctx.set(
+                    dut.word.payload, int.from_bytes(image[words[0] - BASE : words[0] - BASE + bus_bytes], "little")
+                )
             ctx.set(dut.word.valid, bool(words) and rng.random() < 0.7)
             ctx.set(dut.beat.ready, rng.random() < 0.6)
             request_taken = ctx.get(dut.weight_request.valid) and ctx.get(dut.weight_request.ready)
