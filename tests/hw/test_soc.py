@@ -4,11 +4,11 @@ The small residual network of test_program_engine is laid out in memory by apps.
 registers, with the memory model pausing every AXI channel at random: the logits it writes must equal golden's
 integer path bit for bit (at k = 8, and at another k per layer), the counters must agree with the layout
 (bytes read per stream = the region's size; for the weights, held as bit-planes, each layer's k planes:
-contract.bitplanes' and sim.memory_traffic's figure),
-an illegal step must set STATUS.ERROR, the interrupt must rise at the end and fall when acknowledged, and a
-misaligned region must be refused. Layouts that do not match the program end in the hardware's time-out or
-window check instead of a hang, illegal register accesses are answered SLVERR, and the driver refuses what it
-can see is wrong before it writes anything. A failure prints its seed.
+contract.bitplanes' and sim.memory_traffic's figure), an illegal step must set STATUS.ERROR, the interrupt
+must rise at the end and fall when acknowledged, and a misaligned region must be refused. Layouts that do not
+match the program (a weight region of too few tiles among them, read no further than its end) end in the
+hardware's time-out or window check instead of a hang, illegal register accesses are answered SLVERR, and the
+driver refuses what it can see is wrong before it writes anything. A failure prints its seed.
 """
 
 from __future__ import annotations
@@ -144,6 +144,17 @@ def test_regions_that_do_not_match_the_program_time_out_and_the_next_start_is_ta
     assert backend.irq(), "an aborted run did not raise the interrupt"
     backend.write32(soc.CTRL, soc.CTRL_START)  # taken (no SLVERR): the DMA has let its bursts finish
     assert backend.read32(soc.STATUS) == soc.STATUS_BUSY, "START after a time-out did not start a clean run"
+
+
+def test_a_weight_region_of_too_few_tiles_is_read_no_further_and_times_out(export):
+    backend, driver, program, images, codes = setup(export, 8, 8, 0.0, 0)
+    driver.load(program, images, codes[0])
+    weight = driver.regions["weight"]
+    driver.regions["weight"] = Region(weight.base, 1, weight.stride)  # one tile: the first layer needs more
+    with pytest.raises(RunError, match="no progress for WATCHDOG cycles"):
+        driver.run(watchdog=300)
+    assert backend.read32(soc.STATUS) & soc.STATUS_TIMEOUT
+    assert driver.counters()["weight_bytes"] == program.descriptors[0].k * driver.planes.plane_bytes
 
 
 def test_a_region_outside_the_memory_window_is_never_read(export):
