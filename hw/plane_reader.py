@@ -5,8 +5,8 @@ its B planes MSB first, each S bytes, so tile t's plane p lies at (t*B + p)*S fr
 needs planes 0..k-1 of each of its tiles, one contiguous run of k*S bytes per tile (`fetch_runs`), and the
 weight port takes rows of C B-bit codes, so:
 
-    weight request (tiles, k) ──► tile walk ──► RunReader (k*S bytes per tile) ──► PlaneAssembler ──► weight
-    from the program engine                    bursts via the arbiter          k planes -> R rows of codes
+    weight request (N-tiles, K, k) ──► tile walk ──► RunReader (k*S bytes a tile) ──► PlaneAssembler ──► weight
+    from the program engine                         bursts via the arbiter        k planes -> R rows of codes
 
 **Where each step's k and tiles come from.** The program engine emits a weight request when it hands a layer
 step to the GEMM engine (hw/program_engine.py, `weight_requests=True`): its N-tiles, its rows per N-tile
