@@ -118,9 +118,14 @@ def test_a_memory_too_small_is_refused_before_anything_is_written(export):
     cfg, program, images = compiled(export, 4, 4, 8)
     backend = AmaranthSocBackend(NestmacSoC(cfg, LIMITS), 4096)
     codes = np.zeros(export.input_shape, dtype=np.int64)
-    with pytest.raises(InputError, match="needs .* bytes of memory, the backend has 4096"):
+    with pytest.raises(InputError, match="needs .* bytes of memory, the backend has 4096") as refusal:
         NestmacDriver(backend, cfg, LIMITS).load(program, images, codes)
-    assert not any(backend.memory)
+    assert not any(backend.memory) and "\n" not in str(refusal.value)
+    needed = int(str(refusal.value).split("needs ")[1].split(" bytes")[0])
+    planes = PlaneLayout(4, 4, export.base_bits, 8).image_bytes(program.weight_length)  # the default bus
+    assert needed > planes, "the weight region's room is the bit-plane image's"
+    fits = AmaranthSocBackend(NestmacSoC(cfg, LIMITS), needed)
+    NestmacDriver(fits, cfg, LIMITS).load(program, images, codes)
 
 
 def test_the_registers_identify_the_block(export):
