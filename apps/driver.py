@@ -6,8 +6,9 @@ runs on the Amaranth simulator and on Verilator under cocotb (the backends in ve
 `MmioBackend`, on a board.
 
 `load(program, images, codes)` lays the five regions out in memory (contract.soc: each beat padded to whole
-bus words, little-endian; bases aligned to one burst, starting at `memory_base`, in the order step, image,
-weight, param, logits); `run()` writes the bases and beat counts, starts the run and waits on STATUS (or the
+bus words, little-endian, but the weights as bit-planes, contract.bitplanes.encode_planes, so that the hardware
+reads only each layer's k planes; bases aligned to one burst, starting at `memory_base`, in the order step,
+image, weight, param, logits); `run()` writes the bases and beat counts, starts the run and waits on STATUS (or the
 interrupt, where the backend has one); `logits()` and `counters()` read the results. The bus width and burst
 come from the hardware's VERSION register and each region's beat size from its BEAT_BYTES registers, which
 the driver checks against its own packing before it writes anything.
@@ -24,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from contract import soc
+from contract.bitplanes import encode_planes
 from contract.cli import InputError
 from contract.config import EngineConfig
 from contract.program import Program, ProgramImages, ProgramLimits, check_fits
@@ -90,6 +92,9 @@ class NestmacDriver:
             raise InputError(f"register map version {version & 0xFF}, this driver speaks {soc.REGISTER_VERSION}")
         self.bus_bytes, self.burst = (version >> 8) & 0xFF, (version >> 16) & 0xFFFF
         self._layouts = stream_layouts(config, limits.words, limits.max_size, limits.max_channels, limits.max_operands)
+        bits = {name: layout.size for name, layout in self._layouts.items()}
+        self._strides = soc.region_strides(config, bits, self.bus_bytes)
+        self.planes = soc.weight_layout(config, self.bus_bytes)
         self.memory_base = memory_base
         self.regions: dict[str, Region] = {}
         self._logits_count = 0
@@ -104,7 +109,7 @@ class NestmacDriver:
         return self._layouts[name].size
 
     def _stride(self, name: str) -> int:
-        return soc.beat_stride(self._bits(name), self.bus_bytes)
+        return self._strides[name]
 
     def load(self, program: Program, images: ProgramImages, codes: np.ndarray, extra_steps: tuple[dict, ...] = ()):
         """Lay out one image's run of `program` (its [C, H, W] input `codes`) in memory; `extra_steps` run first
@@ -115,7 +120,9 @@ class NestmacDriver:
         last = program.descriptors[-1]
         self._logits_count = last.out_shape[0]
         logits_beats = last.n_tiles(self.config.cols) * last.out_shape[1] * last.out_shape[2]
+        weights = images.weights[: program.weight_length]
         counts = {name: len(beats[name]) for name in soc.READ_REGIONS} | {"logits": logits_beats}
+        counts["weight"] = weights.size // self.planes.tile_codes
         alignment = soc.region_alignment(self.bus_bytes, self.burst)
         if self.memory_base % alignment:
             raise InputError(f"memory base {self.memory_base:#x} is not aligned to {alignment} bytes")
@@ -127,8 +134,11 @@ class NestmacDriver:
             needed = address - self.memory_base
             raise InputError(f"the program needs {needed} bytes of memory, the backend has {self.backend.memory_size}")
         for name in soc.READ_REGIONS:
-            values = [self._layouts[name].const(beat).as_value().value for beat in beats[name]]
-            data = soc.pack_beats(values, self._bits(name), self.bus_bytes)
+            if name == "weight":
+                data = encode_planes(weights, self.planes).tobytes()
+            else:
+                values = [self._layouts[name].const(beat).as_value().value for beat in beats[name]]
+                data = soc.pack_beats(values, self._bits(name), self.bus_bytes)
             self.backend.write_mem(regions[name].base, data)
         self.regions = regions
 

@@ -4,9 +4,11 @@ The digits network trained as the test suite trains it (4 epochs, seed 0) runs i
 apps.driver on the 4x4 SoC of rtl_tests/test_soc_rtl.py (Verilator, cocotbext-axi's AxiRam and AxiLiteMaster,
 every memory channel paused at random with probability --stall, the AXI handshake rules checked). Per k it
 prints the images whose logits differ from golden.fastpath's, the mean CYCLES register against the program
-engine's cycles with every stream ideal (sim.program_cycles), the mean stall cycles per stream and the bytes
-read per stream (equal to the regions: checked), and the simulation's wall time. Exit status 1 on any
-mismatch. Usage: python bench/soc_rtl.py [--images 10] [--k 8,2] [--stall 0.3] [--seed 0]
+engine's cycles with every stream ideal (sim.program_cycles), the mean stall cycles per stream, the bytes
+read per stream (equal to the regions, but the weights: checked), and the weight bytes the hardware's
+WEIGHT_BYTES counter read against the k = 8 layout's region and the model's figure (contract.bitplanes,
+sim.memory_traffic: each layer's k bit-planes; checked equal), and the simulation's wall time. Exit status 1
+on any mismatch. Usage: python bench/soc_rtl.py [--images 10] [--k 8,2] [--stall 0.3] [--seed 0]
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import time
 import numpy as np
 
 from contract import soc
+from contract.bitplanes import weight_fetch_bytes
 from contract.cli import InputError, Parser, number, run_main
 from golden.data import digits_split, input_codes
 from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.layers import QuantSpec
 from golden.train import train
-from rtl_tests.test_soc_rtl import CONFIG, digits_runs, run_on_verilator
+from rtl_tests.test_soc_rtl import BUS_BYTES, CONFIG, digits_runs, run_on_verilator
 from sim.program_cycles import program_step_cycles
 
 
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     header = f"  {'k':>2} {'mismatches':>10} {'cycles':>8} {'ideal':>7} {'overhead':>8}"
     print(header + "".join(f" {name + ' stalls':>14}" for name in soc.READ_REGIONS) + "  bytes read per stream")
-    failed, total_cycles = False, 0
+    failed, total_cycles, weights = False, 0, []
     for index, k in enumerate(ks):
         chunk = slice(index * len(codes), (index + 1) * len(codes))
         done = results["runs"][chunk]
@@ -69,8 +72,14 @@ def main(argv: list[str] | None = None) -> None:
         cycles = np.mean([result["counters"]["cycles"] for result in done])
         stalls = [np.mean([result["counters"][f"{name}_stalls"] for result in done]) for name in soc.READ_REGIONS]
         read = {name: done[0]["counters"][f"{name}_bytes"] for name in soc.READ_REGIONS}
-        if any(result["counters"][f"{name}_bytes"] != result["regions"][name][2] for result in done for name in read):
+        streams = [name for name in read if name != "weight"]
+        if any(
+            result["counters"][f"{name}_bytes"] != result["regions"][name][2] for result in done for name in streams
+        ):
             wrong += 1
+        fetched = sum(weight_fetch_bytes(program, BUS_BYTES).values())
+        wrong += sum(result["counters"]["weight_bytes"] != fetched for result in done)
+        weights.append((k, read["weight"], done[0]["regions"]["weight"][2]))
         print(
             f"  {k:>2} {wrong:>10} {cycles:>8.0f} {ideal:>7} {cycles / ideal - 1:>8.1%}"
             + "".join(f" {value:>14.1f}" for value in stalls)
@@ -79,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         failed |= bool(wrong)
         total_cycles += sum(result["counters"]["cycles"] for result in done)
+    print("  weight bytes read per image (the WEIGHT_BYTES counter; the region holds all B planes):")
+    for k, read, region in weights:
+        print(f"  {k:>2} {read:>8,} of {region:,} bytes = {read / region:.4f} (k/B = {k}/{CONFIG.base_bits})")
     seconds = simulated - prepared
     print(
         f"wall time: {prepared - start:.1f} s network and programs, {seconds:.1f} s build and simulation "

@@ -41,8 +41,9 @@ row of the tile meets every weight, so a tile's k planes must all be on chip whe
   before the row loads: either a plane buffer of R*C*B bits that gathers the tile, or codes assembled from
   the k planes with the low B-k bits zero, which is exactly the truncation the PE applies (`decode_planes`
   at k gives those codes).
-Today's weight port takes B-bit codes, so a DMA feeding it assembles codes from the k planes (the last
-option) for every PE kind: the same beats the port takes now, since the PE masks the low B-k bits anyway.
+Today's weight port takes B-bit codes, so the SoC wrapper's DMA (hw/plane_reader.py) assembles codes from the
+k planes (the last option) for every PE kind: the same beats the port takes now, since the PE masks the low
+B-k bits anyway.
 
 `encode_planes` and `decode_planes` convert between the code image and the plane image, exactly (tested on
 random images; `decode_planes(..., k)` gives the codes with their low B-k bits zero).

@@ -3,20 +3,24 @@
 Registers are 32 bits wide at byte offsets on the AXI4-Lite port (docs/architecture.md, "SoC wrapper").
 In memory every beat of a stream is padded to a whole number of bus words and stored little-endian: beat i of
 a region at base B occupies bytes [B + i*S, B + (i+1)*S) with S = `beat_stride(bits, bus_bytes)`, the
-payload's bit 0 in bit 0 of the first byte, the padding zero. A region's base is aligned to `region_alignment`
-(whole bursts, so that no burst crosses a 4 KiB boundary).
+payload's bit 0 in bit 0 of the first byte, the padding zero. The weight region is the exception: it holds the
+program's weight image as bit-planes (contract.bitplanes, `weight_layout`), so a layer at k reads k of each
+tile's B planes; its "beats" are tiles (REGION_BEATS counts them, BEAT_BYTES is a tile's B*S bytes). A
+region's base is aligned to `region_alignment` (whole bursts, so that no burst crosses a 4 KiB boundary).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contract.bitplanes import PlaneLayout
 from contract.cli import InputError
+from contract.config import EngineConfig
 
 #: Read by software to recognise the block: "NMAC" in ASCII.
 IDENTIFIER = 0x4E4D4143
 #: The register map's version (the VERSION register's low byte); bus_bytes and burst are bytes 1 and 2.
-REGISTER_VERSION = 2
+REGISTER_VERSION = 3
 
 #: The five regions in memory, in register order: four read by the DMA, the last (logits) written.
 READ_REGIONS = ("step", "image", "weight", "param")
@@ -83,7 +87,8 @@ def registers() -> tuple[Register, ...]:
     regions = []
     for index, name in enumerate(REGIONS):
         regions.append(Register(f"{name.upper()}_BASE", region_base(index), "RW", f"the {name} region's address"))
-        regions.append(Register(f"{name.upper()}_BEATS", region_beats(index), "RW", f"the {name} region's beats"))
+        beats = "tiles (B bit-planes each)" if name == "weight" else "beats"
+        regions.append(Register(f"{name.upper()}_BEATS", region_beats(index), "RW", f"the {name} region's {beats}"))
     counters = [
         Register("CYCLES", CYCLES, "RO", "cycles of the last run"),
         Register("LOGITS_WRITTEN", LOGITS_WRITTEN, "RO", "logits beats the engine gave"),
@@ -96,8 +101,9 @@ def registers() -> tuple[Register, ...]:
             Register(f"{name.upper()}_BYTES", BYTES_READ + 4 * index, "RO", f"bytes read for the {name} stream")
         )
     for index, name in enumerate(REGIONS):
+        beat = "weight tile (its B planes)" if name == "weight" else f"{name} beat"
         counters.append(
-            Register(f"{name.upper()}_BEAT_BYTES", BEAT_BYTES + 4 * index, "RO", f"bytes of one {name} beat in memory")
+            Register(f"{name.upper()}_BEAT_BYTES", BEAT_BYTES + 4 * index, "RO", f"bytes of one {beat} in memory")
         )
     return tuple(sorted(fixed + regions + counters, key=lambda register: register.offset))
 
@@ -165,6 +171,20 @@ def bus_words(bits: int, bus_bytes: int) -> int:
 def beat_stride(bits: int, bus_bytes: int) -> int:
     """Bytes that one beat of `bits` bits takes in memory: whole bus words."""
     return bus_words(bits, bus_bytes) * bus_bytes
+
+
+def weight_layout(config: EngineConfig, bus_bytes: int) -> PlaneLayout:
+    """The bit-plane layout of the weight region of an engine built with `config`."""
+    return PlaneLayout(config.rows, config.cols, config.base_bits, bus_bytes)
+
+
+def region_strides(config: EngineConfig, bits: dict[str, int], bus_bytes: int) -> dict[str, int]:
+    """Per region (REGIONS), the bytes one of its beats takes in memory, its BEAT_BYTES register: a tile of B
+    planes for the weight region, `beat_stride` of its payload's `bits` for the others."""
+    return {
+        name: weight_layout(config, bus_bytes).tile_bytes if name == "weight" else beat_stride(bits[name], bus_bytes)
+        for name in REGIONS
+    }
 
 
 def region_alignment(bus_bytes: int, burst: int) -> int:

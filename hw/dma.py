@@ -104,17 +104,80 @@ def request_signature(address_bits: int, burst: int) -> wiring.Signature:
     return stream.Signature(data.StructLayout({"address": address_bits, "length": range(1, burst + 1)}))
 
 
+class RunReader(wiring.Component):
+    """Contiguous runs of whole bus words read as bursts into a FIFO of 2*burst words, handed on as `data`.
+
+    `start` (one cycle, only while `idle`) latches a run: `words` bus words from `address` (bus-aligned). The
+    run is asked for in bursts of up to `burst` words that never cross a multiple of `burst` words (so never a
+    4 KiB page, which `bus_bytes * burst` divides), and only when the FIFO has room for the whole burst, so the
+    read data are never back-pressured. `idle` is high once every word of the run has been asked for: the next
+    run may start while the words of this one still arrive.
+    """
+
+    def __init__(self, bus_bytes: int, burst: int, address_bits: int, word_bits: int):
+        self.bus_bytes, self.burst = bus_bytes, burst
+        self.fifo_depth = 2 * burst
+        super().__init__(
+            {
+                "start": In(1),
+                "address": In(address_bits),
+                "words": In(word_bits),
+                "idle": Out(1),
+                "request": Out(request_signature(address_bits, burst)),
+                "word": In(stream.Signature(8 * bus_bytes)),
+                "data": Out(stream.Signature(8 * bus_bytes)),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        burst, depth, word_shift = self.burst, self.fifo_depth, exact_log2(self.bus_bytes)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=8 * self.bus_bytes, depth=depth)
+        address = Signal.like(self.address)
+        remaining = Signal.like(self.words)  # words still to ask for
+        in_flight = Signal(range(depth + 1))  # words asked for, not yet received
+        # The words up to the next multiple of `burst` words (all `burst` of them from an aligned address).
+        to_boundary = Signal(range(burst + 1))
+        m.d.comb += to_boundary.eq(burst - address[word_shift : word_shift + exact_log2(burst)])
+        length = Signal.like(self.request.payload.length)
+        m.d.comb += length.eq(Mux(remaining < to_boundary, remaining, to_boundary))
+        room = fifo.level + in_flight + length <= depth
+        m.d.comb += [
+            self.idle.eq(remaining == 0),
+            self.request.valid.eq((remaining != 0) & room),
+            self.request.payload.address.eq(address),
+            self.request.payload.length.eq(length),
+        ]
+        granted = self.request.valid & self.request.ready
+        arrived = self.word.valid & self.word.ready
+        m.d.comb += [
+            self.word.ready.eq(fifo.w_rdy),
+            fifo.w_en.eq(self.word.valid),
+            fifo.w_data.eq(self.word.payload),
+            self.data.payload.eq(fifo.r_data),
+            self.data.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(self.data.ready),
+        ]
+        m.d.sync += in_flight.eq(in_flight + Mux(granted, length, 0) - arrived)
+        with m.If(self.start):
+            m.d.sync += [address.eq(self.address), remaining.eq(self.words)]
+        with m.Elif(granted):
+            m.d.sync += [address.eq(address + (length << word_shift)), remaining.eq(remaining - length)]
+        return m
+
+
 class ReadChannel(wiring.Component):
-    """One region, `beats` beats of `bits` bits from `base`, read as bursts into a FIFO and unpacked to `beat`.
+    """One region, `beats` beats of `bits` bits from `base`, read as one run (`RunReader`) and unpacked to `beat`.
 
     `go` (one cycle) latches `base` and `beats`; reset the channel before each run. `exhausted` is high once
-    every beat has been handed on; `words` counts the words received (the bytes read, over the bus width).
+    every beat has been handed on.
     """
 
     def __init__(self, bus_bytes: int, bits: int, burst: int, address_bits: int, count_bits: int = 32):
         self.bus_bytes, self.bits, self.burst = bus_bytes, bits, burst
         self.stride = bus_words(bits, bus_bytes)
-        self.fifo_depth = 2 * burst
+        self._word_bits = count_bits + ceil_log2(self.stride + 1)
+        self._address_bits = address_bits
         super().__init__(
             {
                 "go": In(1),
@@ -129,42 +192,19 @@ class ReadChannel(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        burst, depth = self.burst, self.fifo_depth
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=8 * self.bus_bytes, depth=depth)
+        m.submodules.runs = runs = RunReader(self.bus_bytes, self.burst, self._address_bits, self._word_bits)
         m.submodules.unpacker = unpacker = Unpacker(8 * self.bus_bytes, self.bits)
-        address = Signal.like(self.base)
-        remaining = Signal(len(self.beats) + ceil_log2(self.stride + 1))  # words still to request
-        left = Signal.like(self.beats)  # beats still to hand on
-        in_flight = Signal(range(depth + 1))  # words requested, not yet received
-        length = Signal.like(self.request.payload.length)
-        m.d.comb += length.eq(Mux(remaining < burst, remaining, burst))
-        room = fifo.level + in_flight + length <= depth
-        m.d.comb += [
-            self.request.valid.eq((remaining != 0) & room),
-            self.request.payload.address.eq(address),
-            self.request.payload.length.eq(length),
-        ]
-        granted = self.request.valid & self.request.ready
-        arrived = self.word.valid & self.word.ready
-        m.d.comb += [
-            self.word.ready.eq(fifo.w_rdy),
-            fifo.w_en.eq(self.word.valid),
-            fifo.w_data.eq(self.word.payload),
-        ]
-        m.d.sync += in_flight.eq(in_flight + Mux(granted, length, 0) - arrived)
-        with m.If(granted):
-            m.d.sync += [address.eq(address + (length << exact_log2(self.bus_bytes))), remaining.eq(remaining - length)]
-        m.d.comb += [
-            unpacker.word.payload.eq(fifo.r_data),
-            unpacker.word.valid.eq(fifo.r_rdy),
-            fifo.r_en.eq(unpacker.word.ready),
-        ]
+        wiring.connect(m, wiring.flipped(self.request), runs.request)
+        wiring.connect(m, wiring.flipped(self.word), runs.word)
+        wiring.connect(m, runs.data, unpacker.word)
         wiring.connect(m, unpacker.beat, wiring.flipped(self.beat))
+        m.d.comb += [runs.start.eq(self.go), runs.address.eq(self.base), runs.words.eq(times(self.beats, self.stride))]
+        left = Signal.like(self.beats)  # beats still to hand on
         with m.If(self.beat.valid & self.beat.ready):
             m.d.sync += left.eq(left - 1)
         m.d.comb += self.exhausted.eq(left == 0)
         with m.If(self.go):
-            m.d.sync += [address.eq(self.base), remaining.eq(times(self.beats, self.stride)), left.eq(self.beats)]
+            m.d.sync += left.eq(self.beats)
         return m
 
 

@@ -145,6 +145,14 @@ def stream_layouts(
     }
 
 
+def weight_request_layout(cfg: EngineConfig, max_n_tiles: int) -> data.StructLayout:
+    """A layer's weight request (`ProgramEngine(weight_requests=True)`): its N-tiles, its K (rows per N-tile,
+    K/R tiles) and the k it runs at, what a reader of bit-plane weights needs (hw/plane_reader.py)."""
+    return data.StructLayout(
+        {"n_tiles": range(max_n_tiles + 1), "rows": range(cfg.max_k + 1), "k": range(cfg.base_bits + 1)}
+    )
+
+
 class ProgramEngine(wiring.Component):
     """A network run as a program of steps from an activation scratchpad (module docstring).
 
@@ -169,6 +177,11 @@ class ProgramEngine(wiring.Component):
         The last layer's result beats.
     error : Out(1)
         Sticky: a step was refused, or a parameter beat carried a shift beyond the contract's range.
+    weight_request : Out(stream.Signature(weight_request_layout(...)))
+        With `weight_requests=True` only: one per layer step handed to the GEMM engine, offered from the cycle
+        after it is (the step's RUN ends only once it is taken), so that a reader fetching each layer's
+        weights at the k it runs at knows that k (a controlled layer's chosen candidate) and its tiles, and
+        a refused step asks for nothing.
     """
 
     def __init__(
@@ -180,14 +193,21 @@ class ProgramEngine(wiring.Component):
         max_channels: int = 1024,
         max_n_tiles: int = 64,
         max_operands: int = 2,
+        weight_requests: bool = False,
     ):
         self.config, self.depth = config, depth
+        self.weight_requests = weight_requests
         self._limits = dict(max_size=max_size, max_channels=max_channels, max_n_tiles=max_n_tiles)
         self._max_operands = max_operands
         layouts = stream_layouts(config, depth, max_size, max_channels, max_operands)
         super().__init__(
             {name: In(stream.Signature(layouts[name])) for name in ("step", "image", "weight", "param")}
             | {"logits": Out(stream.Signature(layouts["logits"])), "error": Out(1)}
+            | (
+                {"weight_request": Out(stream.Signature(weight_request_layout(config, max_n_tiles)))}
+                if weight_requests
+                else {}
+            )
         )
 
     def memory_summary(self) -> list[dict]:
@@ -393,6 +413,14 @@ class ProgramEngine(wiring.Component):
                     m.next = "ABORT"
                 with m.Else():
                     m.next = "RUN"
+                    if self.weight_requests:
+                        request = self.weight_request
+                        m.d.sync += [
+                            request.valid.eq(1),
+                            request.payload.n_tiles.eq(n_tiles),
+                            request.payload.rows.eq(k_dim),
+                            request.payload.k.eq(wbits),
+                        ]
             with m.State("ABORT"):
                 m.d.comb += abort.eq(1)
                 m.d.sync += filtering.eq(0)
@@ -400,8 +428,13 @@ class ProgramEngine(wiring.Component):
             with m.State("RUN"):
                 params_done = ~filtering | (param_index == param_total)
                 idle = engine.cmd.ready & fetch.descriptor.ready & ~output.busy & ~decision.busy & params_done
+                if self.weight_requests:
+                    idle &= ~self.weight_request.valid
                 with m.If(idle):
                     m.next = "IDLE"
+        if self.weight_requests:
+            with m.If(self.weight_request.valid & self.weight_request.ready):
+                m.d.sync += self.weight_request.valid.eq(0)
         return m
 
     @staticmethod

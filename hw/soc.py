@@ -36,6 +36,7 @@ from contract.program import ProgramLimits
 from hw.axi import BURST_INCR, axi_lite_signature, axi_signature
 from hw.axi_lite import AxiLiteRegisters
 from hw.dma import LogitsWriter, ReadArbiter, ReadChannel, size_code
+from hw.plane_reader import WeightReader
 from hw.program_engine import ProgramEngine
 
 COUNTER_BITS = 32
@@ -75,7 +76,7 @@ class NestmacSoC(wiring.Component):
         self.config, self.limits = config, limits
         self.bus_bytes, self.burst, self.address_bits = bus_bytes, burst, address_bits
         fields = limits.as_dict()
-        self.engine = ProgramEngine(config, fields.pop("words"), **fields)
+        self.engine = ProgramEngine(config, fields.pop("words"), **fields, weight_requests=True)
         super().__init__(
             {
                 "s_axil": In(axi_lite_signature(REGISTER_ADDRESS_BITS)),
@@ -89,9 +90,14 @@ class NestmacSoC(wiring.Component):
         return self.engine.memory_summary()
 
     def beat_bits(self) -> dict[str, int]:
-        """The payload width of each region's beats (contract.soc.REGIONS)."""
+        """The payload width of each region's stream on the engine's ports (contract.soc.REGIONS)."""
         engine = self.engine
         return {name: len(getattr(engine, name).payload.as_value()) for name in soc.REGIONS}
+
+    def beat_bytes(self) -> dict[str, int]:
+        """The bytes each region's beat takes in memory (its BEAT_BYTES register): a whole tile of bit-planes
+        for the weight region, the payload in whole bus words for the others (contract.soc.region_strides)."""
+        return soc.region_strides(self.config, self.beat_bits(), self.bus_bytes)
 
     def elaborate(self, platform):
         m = Module()
@@ -104,10 +110,15 @@ class NestmacSoC(wiring.Component):
         m.submodules.engine = engine = ResetInserter(start)(self.engine)
         channels = []
         for name in soc.READ_REGIONS:
-            channel = ReadChannel(bus_bytes, bits[name], burst, address_bits, COUNTER_BITS)
+            if name == "weight":  # bit-planes, each layer's k planes (hw/plane_reader.py)
+                max_n_tiles = self.limits.max_n_tiles
+                channel = WeightReader(self.config, max_n_tiles, bus_bytes, burst, address_bits, COUNTER_BITS)
+            else:
+                channel = ReadChannel(bus_bytes, bits[name], burst, address_bits, COUNTER_BITS)
             m.submodules[f"{name}_channel"] = channel = ResetInserter(start)(channel)
             wiring.connect(m, channel.beat, getattr(engine, name))
             channels.append(channel)
+        wiring.connect(m, engine.weight_request, channels[soc.READ_REGIONS.index("weight")].weight_request)
         m.submodules.arbiter = arbiter = ResetInserter(start)(
             ReadArbiter(len(channels), bus_bytes, burst, address_bits)
         )
@@ -229,7 +240,7 @@ class NestmacSoC(wiring.Component):
         for index, name in enumerate(soc.REGIONS):
             readable[soc.region_base(index)] = bases[index]
             readable[soc.region_beats(index)] = beats[index]
-            readable[soc.BEAT_BYTES + 4 * index] = soc.beat_stride(bits[name], bus_bytes)
+            readable[soc.BEAT_BYTES + 4 * index] = self.beat_bytes()[name]
         for index in range(len(soc.READ_REGIONS)):
             readable[soc.STALLS + 4 * index] = stalls[index]
             readable[soc.BYTES_READ + 4 * index] = bytes_read[index]

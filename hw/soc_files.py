@@ -1,12 +1,13 @@
 """What `python -m hw.generate --soc` writes beside the SoC wrapper's Verilog, all from its manifest.
 
 The manifest's `soc` object (`soc_manifest`) holds the bus parameters, the register map (contract.soc's one
-table), the named bits and each region's beat size. From that object alone come a C header for the CPU's
-software (`c_header`: offsets, bits, bus parameters, beat sizes as `NESTMAC_*` macros, C89 and C++ clean), a
-Python module with the same names for a board's scripts that run without nestmac installed
-(`python_module`), and a FuseSoC core (`fusesoc_core`: the Verilog as its fileset, the header as an include
-file, a `default` and a Verilator `lint` target, the bus parameters in its description and comments), so
-what software and SoC flows see cannot drift from the Verilog they were generated with.
+table), the named bits, each region's beat size and the weight region's bit-plane layout. From that object
+alone come a C header for the CPU's software (`c_header`: offsets, bits, bus parameters, beat sizes and the
+plane layout as `NESTMAC_*` macros, C89 and C++ clean), a Python module with the same names for a board's
+scripts that run without nestmac installed (`python_module`), and a FuseSoC core (`fusesoc_core`: the Verilog
+as its fileset, the header as an include file, a `default` and a Verilator `lint` target, the bus parameters
+in its description and comments), so what software and SoC flows see cannot drift from the Verilog they were
+generated with.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CORE_VLN = "nestmac:generated:nestmac_soc"
 def soc_manifest(dut) -> dict:
     """The manifest's `soc` object for a hw.soc.NestmacSoC `dut`."""
     bits = dut.beat_bits()
+    planes = soc.weight_layout(dut.config, dut.bus_bytes)
     return {
         "register_version": soc.REGISTER_VERSION,
         "identifier": soc.IDENTIFIER,
@@ -41,9 +43,14 @@ def soc_manifest(dut) -> dict:
         "interrupt": {"name": "irq", "polarity": "active-high", "kind": "level"},
         "region_alignment": soc.region_alignment(dut.bus_bytes, dut.burst),
         "regions": [
-            {"name": name, "beat_bits": bits[name], "beat_bytes": soc.beat_stride(bits[name], dut.bus_bytes)}
-            for name in soc.REGIONS
+            {"name": name, "beat_bits": bits[name], "beat_bytes": dut.beat_bytes()[name]} for name in soc.REGIONS
         ],
+        "weight_planes": {  # the weight region's bit-plane layout (contract.bitplanes): a "beat" there is a tile
+            "tile_codes": planes.tile_codes,
+            "planes": planes.base_bits,
+            "plane_bytes": planes.plane_bytes,
+            "order": "MSB first",
+        },
         "registers": [{"name": r.name, "offset": r.offset, "access": r.access, "doc": r.doc} for r in soc.registers()],
         "bits": soc.bits(),
         "watchdog_reset": soc.WATCHDOG_RESET,
@@ -63,6 +70,9 @@ def _constants(manifest: dict) -> list[tuple[str, str, str]]:
         ("ADDRESS_BITS", axi["address_bits"], "its address width"),
         ("REGION_ALIGNMENT", s["region_alignment"], "every region base's alignment in bytes"),
         ("WATCHDOG_RESET", s["watchdog_reset"], "WATCHDOG after reset, in cycles"),
+        ("WEIGHT_TILE_CODES", s["weight_planes"]["tile_codes"], "codes of a weight tile, R*C"),
+        ("WEIGHT_PLANES", s["weight_planes"]["planes"], "bit-planes of a weight tile, B, MSB first"),
+        ("WEIGHT_PLANE_BYTES", s["weight_planes"]["plane_bytes"], "S: bytes of one plane of a weight tile"),
     ]
     constants = [(name, str(value), comment) for name, value, comment in constants]
     constants[0] = ("IDENTIFIER", f"{s['identifier']:#010x}", constants[0][2])

@@ -3,9 +3,11 @@ bit against golden, under random AXI back-pressure and read latencies (every cha
 random), with the AXI handshake rules checked on both ports (verif.rtl.axi_monitor).
 
 - the tiny residual network of test_program_engine, with and without pauses and an illegal step;
-- a digits test image on the session's trained model at k = 2 (more images and precisions are
+- a digits test image on the session's trained model at k = 8 and k = 1 (more images and precisions are
   bench/soc_rtl.py's), its counters against the layout and the model: bytes per stream equal to the regions,
-  cycles at least the program engine's with every stream ideal (sim.program_cycles).
+  but the weights' bit-planes: each layer's k planes (contract.bitplanes and sim.memory_traffic count the
+  same bytes), so that k = 1 reads exactly 1/8 of k = 8's; cycles at least the program engine's with every
+  stream ideal (sim.program_cycles).
 
 Both run on one build of the wrapper (a 4x4 engine with a 1,024-word scratchpad and the digits model's GEMM
 limits), so the suite compiles it once.
@@ -24,6 +26,7 @@ import pytest
 import torch
 
 from contract import soc
+from contract.bitplanes import weight_fetch_bytes
 from contract.config import EngineConfig
 from contract.policy import Policy
 from contract.program import ProgramLimits, compile_program
@@ -34,6 +37,7 @@ from golden.fastpath import fast_logits
 from golden.infer import run_integer
 from golden.layers import QuantSpec
 from rtl_tests.harness import failed_tests, require_simulator
+from sim.memory_traffic import Bus, memory_traffic
 from sim.program_cycles import program_step_cycles
 from tests.hw.test_program_engine import TinyResidual, compiled
 from verif.program_steps import layer_step
@@ -74,11 +78,17 @@ def run_on_verilator(runs, name: str, stall: float, seed: int) -> dict:
     return results
 
 
-def check_counters(result: dict, seed: int) -> None:
-    """A run's counters against its layout: every region read whole, every logits beat written."""
+def check_counters(program, result: dict, seed: int) -> None:
+    """A run's counters against its layout and the model: every region but the weights read whole, the weights'
+    bit-planes each layer's k planes of each tile (contract.bitplanes, sim.memory_traffic), every logits beat
+    written."""
     counters, regions = result["counters"], result["regions"]
     for name in soc.READ_REGIONS:
-        assert counters[f"{name}_bytes"] == regions[name][2], f"seed {seed}: {name} {counters}"
+        if name != "weight":
+            assert counters[f"{name}_bytes"] == regions[name][2], f"seed {seed}: {name} {counters}"
+    fetched = sum(weight_fetch_bytes(program, BUS_BYTES).values())
+    model = memory_traffic(CONFIG, program, Bus(bus_bytes=BUS_BYTES)).stream_bytes()["weights"]
+    assert counters["weight_bytes"] == fetched == model, f"seed {seed}: weights {counters} against {fetched}"
     assert counters["logits_beats"] == regions["logits"][1] and counters["cycles"] > 0, f"seed {seed}: {counters}"
 
 
@@ -99,7 +109,7 @@ def test_the_network_through_the_driver_on_verilator(stall, illegal):
     assert status & soc.STATUS_DONE and not status & soc.STATUS_BUS_ERROR, f"seed {seed}: STATUS {status:#x}"
     assert bool(status & soc.STATUS_ERROR) == illegal, f"seed {seed}: STATUS {status:#x}"
     assert results["irq"] == 1, "the interrupt is not raised at the end of the run"
-    check_counters(result, seed)
+    check_counters(program, result, seed)
     transfers = results["axi_transfers"]["m_axi__"]
     assert transfers["w"] > 0 and transfers["r"] * BUS_BYTES == sum(
         result["counters"][f"{name}_bytes"] for name in soc.READ_REGIONS
@@ -122,7 +132,7 @@ def check_digits_run(export, run: tuple, result: dict, seed: int) -> None:
     golden = fast_logits(export, torch.from_numpy(image[None]), k)[0]
     assert result["logits"] == golden.tolist(), f"seed {seed}: k={k}: logits differ from golden"
     assert result["status"] == soc.STATUS_DONE, f"seed {seed}: k={k}: STATUS {result['status']:#x}"
-    check_counters(result, seed)
+    check_counters(program, result, seed)
     ideal = sum(program_step_cycles(CONFIG, program, d) for d in (None, *program.descriptors))
     assert result["counters"]["cycles"] >= ideal, f"seed {seed}: fewer cycles than the ideal engine's {ideal}"
 
@@ -132,7 +142,9 @@ def test_a_digits_image_through_the_driver_with_random_stalls(trained):
     seed = run_seed(base_seed(), "soc-rtl", "digits")
     export = build_export(trained("truncquant", "offset"))
     codes = input_codes(digits_split().test_x[:1], export.act_bits).numpy()
-    runs = digits_runs(export, codes, (2,))
+    runs = digits_runs(export, codes, (8, 1))
     results = run_on_verilator(runs, "digits", 0.3, seed)
     for run, result in zip(runs, results["runs"], strict=True):
         check_digits_run(export, run, result, seed)
+    at_8, at_1 = (result["counters"]["weight_bytes"] for result in results["runs"])
+    assert at_8 == results["runs"][0]["regions"]["weight"][2] and at_1 * 8 == at_8, (at_8, at_1)

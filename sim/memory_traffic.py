@@ -7,7 +7,10 @@ and what it costs in energy, engine, on-chip memory and DRAM apart.
   layer's descriptor with that layer (`encoded_sizes`);
 - `params`: each layer's parameter rows, ACC + MULT_BITS + SHIFT_BITS bits each, packed (what the param port
   carries; a driver's layout may pad rows, which item 3 of issue 23 decides);
-- `weights`: each layer's bit-planes 0..k-1 at its descriptor's k (contract.bitplanes: k*S bytes per tile);
+- `weights`: each layer's bit-planes 0..k-1 at its descriptor's k (contract.bitplanes: k*S bytes per tile),
+  what the SoC wrapper's weight reader reads (hw/plane_reader.py; its WEIGHT_BYTES counter equals this figure,
+  tests/hw/test_soc.py and rtl_tests/test_soc_rtl.py). A controlled layer's descriptor k is its largest
+  candidate, so for a dynamic program this is a bound: the hardware reads the planes of the k chosen;
 - `logits` (written): the last layer's outputs, ACC bits each.
 Nothing else crosses: the activations stay in the scratchpad (docs/architecture.md, "Layer programs").
 

@@ -57,7 +57,12 @@ def components():
     built[Scratchpad] = [Scratchpad(cfg, 1024, operand_port=port) for cfg in KINDS.values() for port in (False, True)]
     built[ActivationFetch] = [ActivationFetch(cfg, 1024) for cfg in KINDS.values()]
     built[OutputPath] = [OutputPath(cfg, 1024) for cfg in KINDS.values()]
-    built[ProgramEngine] = [ProgramEngine(cfg, 1024) for cfg in KINDS.values() if cfg.switchable]
+    built[ProgramEngine] = [
+        ProgramEngine(cfg, 1024, weight_requests=requests)
+        for cfg in KINDS.values()
+        if cfg.switchable
+        for requests in (False, True)
+    ]
     built[DecisionUnit] = [DecisionUnit(cfg, 64) for cfg in KINDS.values()]
     return built
 

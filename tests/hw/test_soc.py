@@ -2,11 +2,13 @@
 
 The small residual network of test_program_engine is laid out in memory by apps.driver, run by writing the
 registers, with the memory model pausing every AXI channel at random: the logits it writes must equal golden's
-integer path bit for bit, the counters must agree with the layout (bytes read per stream = the region's size),
-an illegal step must set STATUS.ERROR, the interrupt must rise at the end and fall when acknowledged, and a
-misaligned region must be refused. Layouts that do not match the program end in the hardware's time-out or
-window check instead of a hang, illegal register accesses are answered SLVERR, and the driver refuses what it
-can see is wrong before it writes anything. A failure prints its seed.
+integer path bit for bit (at k = 8, and at another k per layer), the counters must agree with the layout
+(bytes read per stream = the region's size; for the weights, held as bit-planes, each layer's k planes:
+contract.bitplanes' and sim.memory_traffic's figure), an illegal step must set STATUS.ERROR, the interrupt
+must rise at the end and fall when acknowledged, and a misaligned region must be refused. Layouts that do not
+match the program (a weight region of too few tiles among them, read no further than its end) end in the
+hardware's time-out or window check instead of a hang, illegal register accesses are answered SLVERR, and the
+driver refuses what it can see is wrong before it writes anything. A failure prints its seed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from apps.driver import NestmacDriver, Region, RunError
 from contract import soc
+from contract.bitplanes import PlaneLayout, decode_planes, weight_fetch_bytes
 from contract.cli import InputError
 from contract.program import ProgramImages
 from golden.convert import convert
@@ -26,6 +29,7 @@ from golden.export import build_export
 from golden.infer import run_integer
 from golden.layers import QuantSpec
 from hw.soc import NestmacSoC
+from sim.memory_traffic import Bus, memory_traffic
 from tests.hw.test_program_engine import LIMITS, TinyResidual, compiled
 from verif.amaranth_soc import AmaranthSocBackend
 from verif.program_steps import layer_step
@@ -40,30 +44,46 @@ def export():
     return build_export(convert(TinyResidual(), QuantSpec("truncquant", "twos"), (1, 6, 6)).eval())
 
 
-def setup(export, bus_bytes, burst, stall, seed):
-    cfg, program, images = compiled(export, 4, 4, 8)
+def setup(export, bus_bytes, burst, stall, seed, ks=8):
+    cfg, program, images = compiled(export, 4, 4, ks)
     backend = AmaranthSocBackend(NestmacSoC(cfg, LIMITS, bus_bytes, burst), MEMORY, stall, seed)
     codes = np.random.default_rng(seed).integers(0, 1 << export.act_bits, (1, *export.input_shape))
     driver = NestmacDriver(backend, cfg, LIMITS)
     return backend, driver, program, images, codes
 
 
-@pytest.mark.parametrize("bus_bytes, burst, stall", [(8, 4, 0.0), (4, 16, 0.4)], ids=str)
-def test_the_network_runs_through_registers_and_memory(export, bus_bytes, burst, stall):
-    seed = run_seed(base_seed(), "soc", f"{bus_bytes}-{burst}-{stall}")
-    backend, driver, program, images, codes = setup(export, bus_bytes, burst, stall, seed)
+#: Per layer of the tiny network, k = 1, 4, 7, 2, 5 (the second case): every layer fetches other planes.
+MIXED = "mixed"
+
+
+@pytest.mark.parametrize("bus_bytes, burst, stall, ks", [(8, 4, 0.0, 8), (4, 16, 0.4, MIXED)], ids=str)
+def test_the_network_runs_through_registers_and_memory(export, bus_bytes, burst, stall, ks):
+    seed = run_seed(base_seed(), "soc", f"{bus_bytes}-{burst}-{stall}-{ks}")
+    ks = [1 + 3 * i % 8 for i in range(len(export.layers))] if ks == MIXED else ks
+    backend, driver, program, images, codes = setup(export, bus_bytes, burst, stall, seed, ks)
     driver.load(program, images, codes[0])
+    weight = driver.regions["weight"]  # the weight image as bit-planes: every code back from its B planes
+    layout = PlaneLayout(4, 4, export.base_bits, bus_bytes)
+    assert (weight.beats, weight.size) == (program.weight_length // 16, layout.image_bytes(program.weight_length))
+    planes = np.frombuffer(backend.read_mem(weight.base, weight.size), dtype=np.uint8)
+    assert np.array_equal(decode_planes(planes, layout), images.weights[: program.weight_length])
     status = driver.run()
     assert status & soc.STATUS_DONE and not status & (soc.STATUS_ERROR | soc.STATUS_BUS_ERROR), f"seed {seed}"
     assert not backend.violations, f"seed {seed}: {backend.violations}"
-    golden = run_integer(export, torch.from_numpy(codes), 8)[0][0]
+    golden = run_integer(export, torch.from_numpy(codes), ks)[0][0]
     assert torch.equal(torch.from_numpy(driver.logits()), golden), f"seed {seed}: logits differ from golden"
     counters = driver.counters()
     assert 0 < counters["cycles"] <= backend.cycles, f"seed {seed}: {counters}"
     assert counters["logits_beats"] == driver.regions["logits"].beats
     for name in soc.READ_REGIONS:
-        assert counters[f"{name}_bytes"] == driver.regions[name].size, f"seed {seed}: {name} {counters}"
         assert counters[f"{name}_stalls"] < counters["cycles"]
+        if name != "weight":
+            assert counters[f"{name}_bytes"] == driver.regions[name].size, f"seed {seed}: {name} {counters}"
+    # The weights: each layer's k planes of each tile, as contract.bitplanes and the memory model count them.
+    fetched = sum(weight_fetch_bytes(program, bus_bytes).values())
+    model = memory_traffic(driver.config, program, Bus(bus_bytes=bus_bytes)).stream_bytes()["weights"]
+    assert counters["weight_bytes"] == fetched == model, f"seed {seed}: {counters}"
+    assert (fetched == driver.regions["weight"].size) == (ks == 8), "k = B reads the region whole, k < B less"
     assert backend.irq(), "the interrupt did not rise at the end of the run"
     backend.write32(soc.IRQ_STATUS, soc.IRQ_DONE)
     assert not backend.irq() and not backend.read32(soc.IRQ_STATUS) & soc.IRQ_DONE
@@ -98,9 +118,14 @@ def test_a_memory_too_small_is_refused_before_anything_is_written(export):
     cfg, program, images = compiled(export, 4, 4, 8)
     backend = AmaranthSocBackend(NestmacSoC(cfg, LIMITS), 4096)
     codes = np.zeros(export.input_shape, dtype=np.int64)
-    with pytest.raises(InputError, match="needs .* bytes of memory, the backend has 4096"):
+    with pytest.raises(InputError, match="needs .* bytes of memory, the backend has 4096") as refusal:
         NestmacDriver(backend, cfg, LIMITS).load(program, images, codes)
-    assert not any(backend.memory)
+    assert not any(backend.memory) and "\n" not in str(refusal.value)
+    needed = int(str(refusal.value).split("needs ")[1].split(" bytes")[0])
+    planes = PlaneLayout(4, 4, export.base_bits, 8).image_bytes(program.weight_length)  # the default bus
+    assert needed > planes, "the weight region's room is the bit-plane image's"
+    fits = AmaranthSocBackend(NestmacSoC(cfg, LIMITS), needed)
+    NestmacDriver(fits, cfg, LIMITS).load(program, images, codes)
 
 
 def test_the_registers_identify_the_block(export):
@@ -124,6 +149,17 @@ def test_regions_that_do_not_match_the_program_time_out_and_the_next_start_is_ta
     assert backend.irq(), "an aborted run did not raise the interrupt"
     backend.write32(soc.CTRL, soc.CTRL_START)  # taken (no SLVERR): the DMA has let its bursts finish
     assert backend.read32(soc.STATUS) == soc.STATUS_BUSY, "START after a time-out did not start a clean run"
+
+
+def test_a_weight_region_of_too_few_tiles_is_read_no_further_and_times_out(export):
+    backend, driver, program, images, codes = setup(export, 8, 8, 0.0, 0)
+    driver.load(program, images, codes[0])
+    weight = driver.regions["weight"]
+    driver.regions["weight"] = Region(weight.base, 1, weight.stride)  # one tile: the first layer needs more
+    with pytest.raises(RunError, match="no progress for WATCHDOG cycles"):
+        driver.run(watchdog=300)
+    assert backend.read32(soc.STATUS) & soc.STATUS_TIMEOUT
+    assert driver.counters()["weight_bytes"] == program.descriptors[0].k * driver.planes.plane_bytes
 
 
 def test_a_region_outside_the_memory_window_is_never_read(export):

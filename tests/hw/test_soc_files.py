@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from contract import soc
+from contract.bitplanes import PlaneLayout
 from contract.config import EngineConfig
 from contract.program import ProgramLimits
 from contract.soc import BusParameters
@@ -40,7 +41,9 @@ def expected_values() -> dict[str, int]:
     values = {register.name: register.offset for register in soc.registers()} | soc.bits()
     values |= {f"{name.upper()}_BEAT_BITS": layouts[name].size for name in soc.REGIONS}
     values |= dict(IDENTIFIER=soc.IDENTIFIER, REGISTER_VERSION=soc.REGISTER_VERSION, BUS_BYTES=16, BURST=4)
-    return values | dict(ADDRESS_BITS=40, REGION_ALIGNMENT=64)
+    planes = PlaneLayout(CONFIG.rows, CONFIG.cols, CONFIG.base_bits, 16)
+    values |= dict(WEIGHT_TILE_CODES=planes.tile_codes, WEIGHT_PLANES=planes.base_bits)
+    return values | dict(ADDRESS_BITS=40, REGION_ALIGNMENT=64, WEIGHT_PLANE_BYTES=planes.plane_bytes)
 
 
 @pytest.mark.parametrize("compiler, flags", [("gcc", ["-std=c89", "-pedantic"]), ("g++", ["-std=c++11"])])
@@ -75,8 +78,10 @@ def test_the_manifest_lists_the_bus_parameters_and_the_ports_bear_them(generated
     assert (axi["bus_bytes"], axi["burst"], axi["address_bits"], axi["data_bits"]) == (16, 4, 40, 128)
     widths = {port["name"]: port["width"] for port in manifest["ports"]}
     assert (widths["m_axi__rdata"], widths["m_axi__araddr"], widths["s_axil__wdata"]) == (128, 40, 32)
-    assert [region["beat_bytes"] for region in manifest["soc"]["regions"]] == [
-        soc.beat_stride(bits, 16) for bits in (region["beat_bits"] for region in manifest["soc"]["regions"])
+    regions = manifest["soc"]["regions"]
+    tile = PlaneLayout(CONFIG.rows, CONFIG.cols, CONFIG.base_bits, 16).tile_bytes  # the weights: bit-plane tiles
+    assert [region["beat_bytes"] for region in regions] == [
+        tile if region["name"] == "weight" else soc.beat_stride(region["beat_bits"], 16) for region in regions
     ]
 
 
