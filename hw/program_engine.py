@@ -40,6 +40,7 @@ from amaranth.utils import ceil_log2
 
 from contract.config import EngineConfig
 from contract.program import MAX_CANDIDATES, MAX_DECISIONS, MAX_KERNEL, MAX_RAW_PLANES, MAX_STRIDE
+from contract.soc import CYCLE_CLASSES
 from hw.act_fetch import ActivationFetch
 from hw.decision import DecisionUnit
 from hw.engine import BLOCK_ORDER, MEMORY_MODULES, OTHER_BLOCK, Engine, accumulator_memory, engine_blocks
@@ -86,6 +87,31 @@ class StepKind(enum.Enum, shape=1):
 
     IMAGE = 0
     LAYER = 1
+
+
+class Cycle(enum.Enum, shape=3):
+    """What the program engine did in a cycle (`ProgramEngine.events`; the SoC's counters, contract.soc's
+    CYCLE_CLASSES in this order): it advanced, or it waited for an input stream's beat, for the logits stream
+    to take one (OUTPUT) or for something else (OTHER: an activation beat the fetch has not yet read)."""
+
+    ACTIVE = 0
+    STEP = 1
+    IMAGE = 2
+    WEIGHT = 3
+    PARAM = 4
+    OUTPUT = 5
+    OTHER = 6
+
+
+assert tuple(member.name.lower() for member in Cycle) == CYCLE_CLASSES, "the cycle classes and the counters differ"
+
+
+def events_layout(cfg: EngineConfig, max_size: int, max_channels: int) -> data.StructLayout:
+    """The program engine's per-cycle events: the cycle's class and the MACs of the result beat it took (0 when
+    it took none): the layer's own K (KH*KW*C, no channel group's padding lanes) times the beat's N-tile's
+    columns (no padding column), so that a layer's beats sum to M x K x N."""
+    useful_k = max(MAX_KERNEL, max_size) ** 2 * max_channels
+    return data.StructLayout({"cycle": Cycle, "macs": range(useful_k * cfg.cols + 1)})
 
 
 def step_layout(
@@ -169,6 +195,12 @@ class ProgramEngine(wiring.Component):
         The last layer's result beats.
     error : Out(1)
         Sticky: a step was refused, or a parameter beat carried a shift beyond the contract's range.
+
+    Attributes
+    ----------
+    events : Signal(events_layout)
+        Per cycle, its class and the MACs done (`classify`, docs/architecture.md, "Performance counters"): what a
+        parent counts (hw/soc.py). Not a port, so the emitted program engine's interface does not change.
     """
 
     def __init__(
@@ -185,6 +217,7 @@ class ProgramEngine(wiring.Component):
         self._limits = dict(max_size=max_size, max_channels=max_channels, max_n_tiles=max_n_tiles)
         self._max_operands = max_operands
         layouts = stream_layouts(config, depth, max_size, max_channels, max_operands)
+        self.events = Signal(events_layout(config, max_size, max_channels))
         super().__init__(
             {name: In(stream.Signature(layouts[name])) for name in ("step", "image", "weight", "param")}
             | {"logits": Out(stream.Signature(layouts["logits"])), "error": Out(1)}
@@ -337,9 +370,15 @@ class ProgramEngine(wiring.Component):
         kernel_taps, padded_channels = Signal(range(kernel_side**2 + 1)), Signal(range(most_channels + 1))  # KH*KW, G*R
         chosen = Signal(range(MAX_CANDIDATES))  # a controlled layer's candidate, from its register
 
+        cycle = self.events.cycle
+        run_cycle = self._run_cycle(m, engine, output, decision, params_done=~filtering | (param_index == param_total))
+        self._count_macs(m, engine, step, kernel_taps, m_dim, n_tiles)
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.step.ready.eq(1)
+                with m.If(~self.step.valid):
+                    m.d.comb += cycle.eq(Cycle.STEP)
                 m.d.sync += [step.eq(self.step.payload), load_address.eq(self.step.payload.target)]
                 with m.If(self.step.valid & (self.step.payload.kind == StepKind.IMAGE)):
                     m.next = "IMAGE"
@@ -347,6 +386,8 @@ class ProgramEngine(wiring.Component):
                     m.next = "DECODE"
             with m.State("IMAGE"):
                 m.d.comb += loading.eq(1)
+                with m.If(~self.image.valid):
+                    m.d.comb += cycle.eq(Cycle.IMAGE)
                 with m.If(self.image.valid):
                     m.d.sync += load_address.eq(load_address + 1)
                     with m.If(self.image.payload.last):
@@ -399,10 +440,58 @@ class ProgramEngine(wiring.Component):
                 m.next = "IDLE"
             with m.State("RUN"):
                 params_done = ~filtering | (param_index == param_total)
+                m.d.comb += cycle.eq(run_cycle)
                 idle = engine.cmd.ready & fetch.descriptor.ready & ~output.busy & ~decision.busy & params_done
                 with m.If(idle):
                     m.next = "IDLE"
         return m
+
+    def _run_cycle(self, m: Module, engine, output, decision, params_done) -> Signal:
+        """The class of a cycle in RUN (docs/architecture.md, "Performance counters"). The GEMM engine's slots
+        are the layer's schedule: a cycle in which it runs but does not advance waits for the first input its
+        slot needs that is not valid (weight, then parameter, then activation: OTHER), or, with every input
+        there, for room in its output FIFO, which is the layer's own pace (ACTIVE, as the model counts it)
+        unless the output path holds a logits beat the stream does not take (OUTPUT). With the engine done or
+        advancing, a cycle waits only if the output path's logits beat is not taken while the engine does not
+        advance (OUTPUT), or if a controlled layer's trailing parameter beats (dropped) are all that is left
+        and the stream has none (PARAM); every other cycle advances."""
+        activity = engine.activity
+        cycle = Signal(Cycle)
+        waiting = activity.running & ~activity.advance
+        logits_held = self.logits.valid & ~self.logits.ready
+        units_done = ~activity.running & ~output.busy & ~decision.busy
+        with m.If(waiting & activity.want_weight & ~self.weight.valid):
+            m.d.comb += cycle.eq(Cycle.WEIGHT)
+        with m.Elif(waiting & activity.want_param & ~self.param.valid):
+            m.d.comb += cycle.eq(Cycle.PARAM)
+        with m.Elif(waiting & activity.want_act & ~engine.act.valid):
+            m.d.comb += cycle.eq(Cycle.OTHER)
+        with m.Elif(logits_held & ~activity.advance):
+            m.d.comb += cycle.eq(Cycle.OUTPUT)
+        with m.Elif(units_done & ~params_done & ~self.param.valid):
+            m.d.comb += cycle.eq(Cycle.PARAM)
+        return cycle
+
+    def _count_macs(self, m: Module, engine, step, kernel_taps, m_dim, n_tiles) -> None:
+        """`events.macs`: per result beat the engine gives (to the output path or the decision unit), the layer's
+        K = KH*KW*C times the columns of the beat's N-tile (C, or N - (T-1)*C for the last), formed in PLAN
+        and DISPATCH (a multiply each; the first beat comes many cycles later); the beats are counted row by
+        row (M per N-tile) to know their N-tile."""
+        cols = self.config.cols
+        useful_k = Signal(range(max(MAX_KERNEL, self._limits["max_size"]) ** 2 * self._limits["max_channels"] + 1))
+        row_macs, last_row_macs = Signal.like(self.events.macs), Signal.like(self.events.macs)
+        row, tile = Signal.like(m_dim), Signal.like(n_tiles)
+        m.d.sync += useful_k.eq(kernel_taps * step.in_channels)  # kernel_taps from DECODE: read in PLAN
+        last_cols = step.out_channels - times(n_tiles - 1, cols)
+        m.d.sync += [row_macs.eq(times(useful_k, cols)), last_row_macs.eq(useful_k * last_cols)]  # read in RUN
+        with m.If(engine.cmd.valid & engine.cmd.ready):
+            m.d.sync += [row.eq(0), tile.eq(0)]
+        given = engine.result.valid & engine.result.ready
+        with m.If(given):
+            m.d.comb += self.events.macs.eq(Mux(tile == n_tiles - 1, last_row_macs, row_macs))
+            m.d.sync += row.eq(Mux(row == m_dim - 1, 0, row + 1))
+            with m.If(row == m_dim - 1):
+                m.d.sync += tile.eq(tile + 1)
 
     @staticmethod
     def _precision_legal(step):

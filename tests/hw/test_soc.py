@@ -2,7 +2,9 @@
 
 The small residual network of test_program_engine is laid out in memory by apps.driver, run by writing the
 registers, with the memory model pausing every AXI channel at random: the logits it writes must equal golden's
-integer path bit for bit, the counters must agree with the layout (bytes read per stream = the region's size),
+integer path bit for bit, the counters must agree with the layout (bytes read per stream = the region's size)
+and with the model (verif.counters: MACs exact, every cycle in one class, the active cycles within the bound of
+a network whose output path does not keep pace),
 an illegal step must set STATUS.ERROR, the interrupt must rise at the end and fall when acknowledged, and a
 misaligned region must be refused. Layouts that do not match the program end in the hardware's time-out or
 window check instead of a hang, illegal register accesses are answered SLVERR, and the driver refuses what it
@@ -26,8 +28,10 @@ from golden.export import build_export
 from golden.infer import run_integer
 from golden.layers import QuantSpec
 from hw.soc import NestmacSoC
+from sim.program_cost import program_cost
 from tests.hw.test_program_engine import LIMITS, TinyResidual, compiled
 from verif.amaranth_soc import AmaranthSocBackend
+from verif.counters import counter_mismatches, keeps_pace
 from verif.program_steps import layer_step
 from verif.scenarios import base_seed, run_seed
 
@@ -64,6 +68,8 @@ def test_the_network_runs_through_registers_and_memory(export, bus_bytes, burst,
     for name in soc.READ_REGIONS:
         assert counters[f"{name}_bytes"] == driver.regions[name].size, f"seed {seed}: {name} {counters}"
         assert counters[f"{name}_stalls"] < counters["cycles"]
+    cost = program_cost(driver.config, program, export, LIMITS.words)
+    assert counter_mismatches(counters, cost, keeps_pace(driver.config, program)) == [], f"seed {seed}: {counters}"
     assert backend.irq(), "the interrupt did not rise at the end of the run"
     backend.write32(soc.IRQ_STATUS, soc.IRQ_DONE)
     assert not backend.irq() and not backend.read32(soc.IRQ_STATUS) & soc.IRQ_DONE
