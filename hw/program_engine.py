@@ -29,6 +29,11 @@ offered to no unit. The GEMM engine checks its command itself (as the sequencer 
 that took their parts of a step it refuses are reset in the next cycle. Either way nothing is written, `error`
 rises and stays high until reset, and the next step runs normally. Like the GEMM engine, a refused layer's
 weight and parameter beats must not be sent.
+
+For performance counters the engine says what it did in every cycle (`events`: the cycle's class, `Cycle`, and
+the MACs of the result beat it gave; docs/architecture.md, "Performance counters"): the GEMM engine's slots and
+the FSM's states say whether it advanced or which beat it waited for, so that a parent (hw/soc.py) can count
+cycles that equal the model's.
 """
 
 from __future__ import annotations

@@ -84,6 +84,7 @@ def test_an_illegal_step_sets_the_error_and_the_program_still_runs(export):
     assert not backend.irq(), "the interrupt rose though it was not enabled"
     assert torch.equal(torch.from_numpy(driver.logits()), run_integer(export, torch.from_numpy(codes), 8)[0][0])
     first = driver.counters()
+    assert first["macs"] == program_cost(driver.config, program, export, LIMITS.words).macs, "a refused step's MACs"
     driver.load(program, images, codes[0])  # START clears the sticky error and the counters
     assert not driver.run() & soc.STATUS_ERROR
     second = driver.counters()
