@@ -112,11 +112,17 @@ assert tuple(member.name.lower() for member in Cycle) == CYCLE_CLASSES, "the cyc
 
 
 def events_layout(cfg: EngineConfig, max_size: int, max_channels: int) -> data.StructLayout:
-    """The program engine's per-cycle events: the cycle's class and the MACs of the result beat it took (0 when
-    it took none): the layer's own K (KH*KW*C, no channel group's padding lanes) times the beat's N-tile's
+    """The program engine's per-cycle events: the cycle's class and the MACs of the result beat it gave (0 when
+    it gave none): the layer's own K (KH*KW*C, no channel group's padding lanes) times the beat's N-tile's
     columns (no padding column), so that a layer's beats sum to M x K x N."""
-    useful_k = max(MAX_KERNEL, max_size) ** 2 * max_channels
-    return data.StructLayout({"cycle": Cycle, "macs": range(useful_k * cfg.cols + 1)})
+    return data.StructLayout(
+        {"cycle": Cycle, "macs": range(most_taps_times_channels(max_size, max_channels) * cfg.cols + 1)}
+    )
+
+
+def most_taps_times_channels(max_size: int, max_channels: int) -> int:
+    """The largest K = KH*KW*C of a layer (a linear layer's kernel is its whole map)."""
+    return max(MAX_KERNEL, max_size) ** 2 * max_channels
 
 
 def step_layout(
@@ -204,8 +210,9 @@ class ProgramEngine(wiring.Component):
     Attributes
     ----------
     events : Signal(events_layout)
-        Per cycle, its class and the MACs done (`classify`, docs/architecture.md, "Performance counters"): what a
-        parent counts (hw/soc.py). Not a port, so the emitted program engine's interface does not change.
+        Per cycle, its class and the MACs of the result beat given (docs/architecture.md, "Performance
+        counters"): what a parent counts (hw/soc.py). Not a port, so the emitted program engine's interface
+        does not change.
     """
 
     def __init__(
@@ -376,27 +383,28 @@ class ProgramEngine(wiring.Component):
         chosen = Signal(range(MAX_CANDIDATES))  # a controlled layer's candidate, from its register
 
         cycle = self.events.cycle
-        run_cycle = self._run_cycle(m, engine, output, decision, params_done=~filtering | (param_index == param_total))
+        params_done = ~filtering | (param_index == param_total)
+        run_cycle = self._run_cycle(m, engine, output, decision, params_done)
         self._count_macs(m, engine, step, kernel_taps, m_dim, n_tiles)
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.step.ready.eq(1)
-                with m.If(~self.step.valid):
-                    m.d.comb += cycle.eq(Cycle.STEP)
                 m.d.sync += [step.eq(self.step.payload), load_address.eq(self.step.payload.target)]
                 with m.If(self.step.valid & (self.step.payload.kind == StepKind.IMAGE)):
                     m.next = "IMAGE"
                 with m.Elif(self.step.valid):
                     m.next = "DECODE"
+                with m.Else():
+                    m.d.comb += cycle.eq(Cycle.STEP)
             with m.State("IMAGE"):
                 m.d.comb += loading.eq(1)
-                with m.If(~self.image.valid):
-                    m.d.comb += cycle.eq(Cycle.IMAGE)
                 with m.If(self.image.valid):
                     m.d.sync += load_address.eq(load_address + 1)
                     with m.If(self.image.payload.last):
                         m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += cycle.eq(Cycle.IMAGE)
             with m.State("DECODE"):
                 m.d.sync += [
                     out_legal.eq(deciding | output.legal(out)),
@@ -444,7 +452,6 @@ class ProgramEngine(wiring.Component):
                 m.d.sync += filtering.eq(0)
                 m.next = "IDLE"
             with m.State("RUN"):
-                params_done = ~filtering | (param_index == param_total)
                 m.d.comb += cycle.eq(run_cycle)
                 idle = engine.cmd.ready & fetch.descriptor.ready & ~output.busy & ~decision.busy & params_done
                 with m.If(idle):
@@ -483,7 +490,7 @@ class ProgramEngine(wiring.Component):
         and DISPATCH (a multiply each; the first beat comes many cycles later); the beats are counted row by
         row (M per N-tile) to know their N-tile."""
         cols = self.config.cols
-        useful_k = Signal(range(max(MAX_KERNEL, self._limits["max_size"]) ** 2 * self._limits["max_channels"] + 1))
+        useful_k = Signal(range(most_taps_times_channels(self._limits["max_size"], self._limits["max_channels"]) + 1))
         row_macs, last_row_macs = Signal.like(self.events.macs), Signal.like(self.events.macs)
         row, tile = Signal.like(m_dim), Signal.like(n_tiles)
         m.d.sync += useful_k.eq(kernel_taps * step.in_channels)  # kernel_taps from DECODE: read in PLAN
