@@ -39,10 +39,11 @@ STALLS, BYTES_READ = 0x70, 0x80
 BEAT_BYTES = 0x90
 #: The cycle counters (read only, cleared by START): every cycle of a run after START's is counted in CYCLES
 #: and, except the first (`go`: the DMA latches its regions), in exactly one of these classes, in register
-#: order from CYCLE_COUNTERS: the engine advances (`active`: equal to the model's cycles, docs/architecture.md,
-#: "Performance counters"), or it waits for a step, an image beat, a weight beat or a parameter beat, for the
-#: logits stream to take a beat (`output`), or for anything else (`other`: an activation beat the fetch has not
-#: yet read, and every cycle after the last logits beat, while its writes are answered).
+#: order from CYCLE_COUNTERS: the engine advances (`active`: the model's cycles, exactly when the output path
+#: keeps pace with the engine, docs/architecture.md, "Performance counters"), or it waits for a step, an image
+#: beat, a weight beat or a parameter beat, for the logits stream to take a beat (`output`), or for anything else
+#: (`other`: an activation beat the fetch has not yet read, and every cycle from the one that gives the last
+#: logits beat on, while its writes are answered).
 CYCLE_CLASSES = ("active", "step", "image", "weight", "param", "output", "other")
 CYCLE_COUNTERS = 0xA4  # after LOGITS_BEAT_BYTES (0xA0), up to 0xBC
 #: The multiply-accumulates the layers performed: per layer M x K x N with the layer's own K (channel groups'
