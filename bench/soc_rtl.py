@@ -4,11 +4,13 @@ The digits network trained as the test suite trains it (4 epochs, seed 0) runs i
 apps.driver on the 4x4 SoC of rtl_tests/test_soc_rtl.py (Verilator, cocotbext-axi's AxiRam and AxiLiteMaster,
 every memory channel paused at random with probability --stall, the AXI handshake rules checked). Per k it
 prints the images whose logits differ from golden.fastpath's, the mean CYCLES register against the program
-engine's cycles with every stream ideal (sim.program_cycles), the mean stall cycles per stream, the bytes
-read per stream (equal to the regions, but the weights: checked), and the weight bytes the hardware's
-WEIGHT_BYTES counter read against the k = 8 layout's region and the model's figure (contract.bitplanes,
-sim.memory_traffic: each layer's k bit-planes; checked equal), and the simulation's wall time. Exit status 1
-on any mismatch. Usage: python bench/soc_rtl.py [--images 10] [--k 8,2] [--stall 0.3] [--seed 0]
+engine's cycles with every stream ideal (sim.program_cost), the counters against the model (ACTIVE_CYCLES and
+MACS, which must equal the model's in every run, verif.counters, and the mean waits by class), the mean stall
+cycles per stream, the bytes read per stream (equal to the regions, but the weights: checked), the weight
+bytes the hardware's WEIGHT_BYTES counter read against the k = 8 layout's region and the model's figure
+(contract.bitplanes, sim.memory_traffic: each layer's k bit-planes; checked equal), and the simulation's wall
+time. Exit status 1 on any mismatch. Usage: python bench/soc_rtl.py [--images 10] [--k 8,2] [--stall 0.3]
+[--seed 0]
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from golden.export import build_export
 from golden.fastpath import fast_logits
 from golden.layers import QuantSpec
 from golden.train import train
-from rtl_tests.test_soc_rtl import BUS_BYTES, CONFIG, digits_runs, run_on_verilator
-from sim.program_cycles import program_step_cycles
+from rtl_tests.test_soc_rtl import BUS_BYTES, CONFIG, SOC_LIMITS, digits_runs, run_on_verilator
+from sim.program_cost import program_cost
+from verif.counters import counter_mismatches
 
 
 def precisions(text: str) -> list[int]:
@@ -37,6 +40,25 @@ def precisions(text: str) -> list[int]:
     if not all(1 <= k <= CONFIG.base_bits for k in ks):
         raise InputError(f"--k precisions must be in 1..{CONFIG.base_bits}, got {text!r}")
     return ks
+
+
+def print_counters(rows) -> None:
+    """Per k, the counters against the model: ACTIVE_CYCLES and MACS (their range over the images, which must be
+    the model's exactly) and the mean cycles of each wait class."""
+    waits = [name for name in soc.CYCLE_CLASSES if name != "active"]
+    print("counters against the model (every run's ACTIVE_CYCLES and MACS must equal the model's):")
+    print(
+        f"  {'k':>2} {'active':>13} {'model':>7} {'MACS':>19} {'model':>9} {'wrong runs':>10}"
+        + "".join(f" {name + ' wait':>12}" for name in waits)
+    )
+    for k, cost, done, wrong in rows:
+        active = [result["counters"]["active_cycles"] for result in done]
+        macs = [result["counters"]["macs"] for result in done]
+        means = [np.mean([result["counters"][f"{name}_cycles"] for result in done]) for name in waits]
+        print(
+            f"  {k:>2} {min(active):>6}..{max(active):<5} {cost.cycles:>7} {min(macs):>9,}..{max(macs):<8,} "
+            f"{cost.macs:>9,} {wrong:>10}" + "".join(f" {value:>12.1f}" for value in means)
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     header = f"  {'k':>2} {'mismatches':>10} {'cycles':>8} {'ideal':>7} {'overhead':>8}"
     print(header + "".join(f" {name + ' stalls':>14}" for name in soc.READ_REGIONS) + "  bytes read per stream")
-    failed, total_cycles, weights = False, 0, []
+    failed, total_cycles, weights, counter_rows = False, 0, [], []
     for index, k in enumerate(ks):
         chunk = slice(index * len(codes), (index + 1) * len(codes))
         done = results["runs"][chunk]
@@ -68,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         wrong = sum(result["logits"] != golden[i].tolist() for i, result in enumerate(done))
         wrong += sum(result["status"] != soc.STATUS_DONE for result in done)
         program = runs[chunk][0][0]
-        ideal = sum(program_step_cycles(CONFIG, program, d) for d in (None, *program.descriptors))
+        cost = program_cost(CONFIG, program, export, SOC_LIMITS.words)
         cycles = np.mean([result["counters"]["cycles"] for result in done])
         stalls = [np.mean([result["counters"][f"{name}_stalls"] for result in done]) for name in soc.READ_REGIONS]
         read = {name: done[0]["counters"][f"{name}_bytes"] for name in soc.READ_REGIONS}
@@ -80,17 +102,20 @@ def main(argv: list[str] | None = None) -> None:
         fetched = sum(weight_fetch_bytes(program, BUS_BYTES).values())
         wrong += sum(result["counters"]["weight_bytes"] != fetched for result in done)
         weights.append((k, read["weight"], done[0]["regions"]["weight"][2]))
+        wrong_counters = sum(bool(counter_mismatches(result["counters"], cost)) for result in done)
+        counter_rows.append((k, cost, done, wrong_counters))
         print(
-            f"  {k:>2} {wrong:>10} {cycles:>8.0f} {ideal:>7} {cycles / ideal - 1:>8.1%}"
+            f"  {k:>2} {wrong + wrong_counters:>10} {cycles:>8.0f} {cost.cycles:>7} {cycles / cost.cycles - 1:>8.1%}"
             + "".join(f" {value:>14.1f}" for value in stalls)
             + "  "
             + ", ".join(f"{name} {value:,}" for name, value in read.items())
         )
-        failed |= bool(wrong)
+        failed |= bool(wrong + wrong_counters)
         total_cycles += sum(result["counters"]["cycles"] for result in done)
     print("  weight bytes read per image (the WEIGHT_BYTES counter; the region holds all B planes):")
     for k, read, region in weights:
         print(f"  {k:>2} {read:>8,} of {region:,} bytes = {read / region:.4f} (k/B = {k}/{CONFIG.base_bits})")
+    print_counters(counter_rows)
     seconds = simulated - prepared
     print(
         f"wall time: {prepared - start:.1f} s network and programs, {seconds:.1f} s build and simulation "

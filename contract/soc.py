@@ -41,6 +41,21 @@ CYCLES, LOGITS_WRITTEN = 0x60, 0x64
 STALLS, BYTES_READ = 0x70, 0x80
 #: Per region, the bytes of one beat in memory (read only: the hardware's `beat_stride`).
 BEAT_BYTES = 0x90
+#: The cycle counters (read only, cleared by START): every cycle of a run after START's is counted in CYCLES
+#: and, except the first (`go`: the DMA latches its regions), in exactly one of these classes, in register
+#: order from CYCLE_COUNTERS: the engine advances (`active`: the model's cycles, exactly when the output path
+#: keeps pace with the engine, docs/architecture.md, "Performance counters"), or it waits for a step, an image
+#: beat, a weight beat or a parameter beat, for the logits stream to take a beat (`output`), or for anything else
+#: (`other`: an activation beat the fetch has not yet read, and every cycle from the one that gives the last
+#: logits beat on, while its writes are answered).
+CYCLE_CLASSES = ("active", "step", "image", "weight", "param", "output", "other")
+CYCLE_COUNTERS = 0xA4  # after LOGITS_BEAT_BYTES (0xA0), up to 0xBC
+#: The multiply-accumulates the layers performed: per layer M x K x N with the layer's own K (channel groups'
+#: padding lanes and an N-tile's padding columns not counted), what sim.program_cost counts. Beside CYCLES and
+#: LOGITS_WRITTEN: 0xA4..0xBC hold the seven cycle classes.
+MACS = 0x68
+#: The cycles of a run in CYCLES and in none of the classes: the one after START's (`go`).
+UNCLASSIFIED_CYCLES = 1
 
 #: CTRL bits: START (write 1: reset the engine and counters, start the run; reads 0), IRQ_ENABLE.
 CTRL_START, CTRL_IRQ_ENABLE = 1 << 0, 1 << 1
@@ -100,12 +115,32 @@ def registers() -> tuple[Register, ...]:
         counters.append(
             Register(f"{name.upper()}_BYTES", BYTES_READ + 4 * index, "RO", f"bytes read for the {name} stream")
         )
+    for index, name in enumerate(CYCLE_CLASSES):
+        counters.append(Register(cycle_register_name(name), CYCLE_COUNTERS + 4 * index, "RO", CYCLE_DOCS[name]))
+    counters.append(Register("MACS", MACS, "RO", "multiply-accumulates of the run's layers (M x K x N each)"))
     for index, name in enumerate(REGIONS):
         beat = "weight tile (its B planes)" if name == "weight" else f"{name} beat"
         counters.append(
             Register(f"{name.upper()}_BEAT_BYTES", BEAT_BYTES + 4 * index, "RO", f"bytes of one {beat} in memory")
         )
     return tuple(sorted(fixed + regions + counters, key=lambda register: register.offset))
+
+
+#: What each cycle class counts, for the register map's table.
+CYCLE_DOCS = {
+    "active": "cycles the engine advanced (the model's cycles)",
+    "step": "cycles the engine waited for a step beat",
+    "image": "cycles the engine waited for an image beat",
+    "weight": "cycles the engine waited for a weight beat",
+    "param": "cycles the engine waited for a parameter beat",
+    "output": "cycles the engine waited for the logits stream to take a beat",
+    "other": "cycles waiting otherwise (an activation beat; the logits' writes after the last beat)",
+}
+
+
+def cycle_register_name(name: str) -> str:
+    """The register of cycle class `name`: ACTIVE_CYCLES, then STEP_WAIT, IMAGE_WAIT, ..."""
+    return "ACTIVE_CYCLES" if name == "active" else f"{name.upper()}_WAIT"
 
 
 def bits() -> dict[str, int]:

@@ -13,7 +13,7 @@ every register and none runs from one corner of the chip (the FIFO's level) to a
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import Out
@@ -26,6 +26,12 @@ from hw.stall import StallCopies
 
 #: Entries of the output FIFO: two, so that `result.ready` reaches the pipeline only through registers.
 OUTPUT_FIFO_DEPTH = 2
+
+#: What the engine does in a cycle, for a parent's performance counters (`Engine.activity`; the program engine's
+#: events, hw/program_engine.py): a command runs or rows drain (`running`), the pipeline advances (`advance`,
+#: copy 0 of the stall enable), and which input beats the slot needs (the sequencer's and the datapath's
+#: registered wants, whatever the streams' `valid`s).
+ACTIVITY_LAYOUT = data.StructLayout({"running": 1, "advance": 1, "want_act": 1, "want_weight": 1, "want_param": 1})
 
 #: The blocks `eda.synth` reports an ASIC engine's gates under, in its table's order; OTHER_BLOCK is every
 #: module that `engine_blocks` does not name: the sequencer, the stall copies, the output FIFO and the
@@ -78,10 +84,17 @@ class Engine(wiring.Component):
         M beats per N-tile of C requantized values.
     error : Out(1)
         Sticky: an illegal command was refused (cleared only by reset).
+
+    Attributes
+    ----------
+    activity : Signal(ACTIVITY_LAYOUT)
+        What the engine does in this cycle, for a parent's counters: not a port (the emitted GEMM engine's
+        interface does not change), so only a design that instantiates the engine reads it.
     """
 
     def __init__(self, config: EngineConfig):
         self.config = config
+        self.activity = Signal(ACTIVITY_LAYOUT)
         super().__init__(stream_members(config) | {"error": Out(1)})
 
     def memory_summary(self) -> list[dict]:
@@ -120,6 +133,11 @@ class Engine(wiring.Component):
             self.act.ready.eq(advance & sequencer.take_act),
             self.weight.ready.eq(advance & sequencer.want_weight),
             self.param.ready.eq(advance & datapath.param_wanted),
+            self.activity.running.eq(sequencer.running),
+            self.activity.advance.eq(advance),
+            self.activity.want_act.eq(sequencer.want_act),
+            self.activity.want_weight.eq(sequencer.want_weight),
+            self.activity.want_param.eq(datapath.param_wanted),
             datapath.act_codes.eq(self.act.payload.codes),
             datapath.act_lanes.eq(sequencer.act_lanes),
             datapath.token.eq(sequencer.token),

@@ -29,6 +29,11 @@ offered to no unit. The GEMM engine checks its command itself (as the sequencer 
 that took their parts of a step it refuses are reset in the next cycle. Either way nothing is written, `error`
 rises and stays high until reset, and the next step runs normally. Like the GEMM engine, a refused layer's
 weight and parameter beats must not be sent.
+
+For performance counters the engine says what it did in every cycle (`events`: the cycle's class, `Cycle`, and
+the MACs of the result beat it gave; docs/architecture.md, "Performance counters"): the GEMM engine's slots and
+the FSM's states say whether it advanced or which beat it waited for, so that a parent (hw/soc.py) can count
+cycles that equal the model's.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from amaranth.utils import ceil_log2
 
 from contract.config import EngineConfig
 from contract.program import MAX_CANDIDATES, MAX_DECISIONS, MAX_KERNEL, MAX_RAW_PLANES, MAX_STRIDE
+from contract.soc import CYCLE_CLASSES
 from hw.act_fetch import ActivationFetch
 from hw.decision import DecisionUnit
 from hw.engine import BLOCK_ORDER, MEMORY_MODULES, OTHER_BLOCK, Engine, accumulator_memory, engine_blocks
@@ -86,6 +92,37 @@ class StepKind(enum.Enum, shape=1):
 
     IMAGE = 0
     LAYER = 1
+
+
+class Cycle(enum.Enum, shape=3):
+    """What the program engine did in a cycle (`ProgramEngine.events`; the SoC's counters, contract.soc's
+    CYCLE_CLASSES in this order): it advanced, or it waited for an input stream's beat, for the logits stream
+    to take one (OUTPUT) or for something else (OTHER: an activation beat the fetch has not yet read)."""
+
+    ACTIVE = 0
+    STEP = 1
+    IMAGE = 2
+    WEIGHT = 3
+    PARAM = 4
+    OUTPUT = 5
+    OTHER = 6
+
+
+assert tuple(member.name.lower() for member in Cycle) == CYCLE_CLASSES, "the cycle classes and the counters differ"
+
+
+def events_layout(cfg: EngineConfig, max_size: int, max_channels: int) -> data.StructLayout:
+    """The program engine's per-cycle events: the cycle's class and the MACs of the result beat it gave (0 when
+    it gave none): the layer's own K (KH*KW*C, no channel group's padding lanes) times the beat's N-tile's
+    columns (no padding column), so that a layer's beats sum to M x K x N."""
+    return data.StructLayout(
+        {"cycle": Cycle, "macs": range(most_taps_times_channels(max_size, max_channels) * cfg.cols + 1)}
+    )
+
+
+def most_taps_times_channels(max_size: int, max_channels: int) -> int:
+    """The largest K = KH*KW*C of a layer (a linear layer's kernel is its whole map)."""
+    return max(MAX_KERNEL, max_size) ** 2 * max_channels
 
 
 def step_layout(
@@ -182,6 +219,13 @@ class ProgramEngine(wiring.Component):
         after it is (the step's RUN ends only once it is taken), so that a reader fetching each layer's
         weights at the k it runs at knows that k (a controlled layer's chosen candidate) and its tiles, and
         a refused step asks for nothing.
+
+    Attributes
+    ----------
+    events : Signal(events_layout)
+        Per cycle, its class and the MACs of the result beat given (docs/architecture.md, "Performance
+        counters"): what a parent counts (hw/soc.py). Not a port, so the emitted program engine's interface
+        does not change.
     """
 
     def __init__(
@@ -200,6 +244,7 @@ class ProgramEngine(wiring.Component):
         self._limits = dict(max_size=max_size, max_channels=max_channels, max_n_tiles=max_n_tiles)
         self._max_operands = max_operands
         layouts = stream_layouts(config, depth, max_size, max_channels, max_operands)
+        self.events = Signal(events_layout(config, max_size, max_channels))
         super().__init__(
             {name: In(stream.Signature(layouts[name])) for name in ("step", "image", "weight", "param")}
             | {"logits": Out(stream.Signature(layouts["logits"])), "error": Out(1)}
@@ -357,6 +402,11 @@ class ProgramEngine(wiring.Component):
         kernel_taps, padded_channels = Signal(range(kernel_side**2 + 1)), Signal(range(most_channels + 1))  # KH*KW, G*R
         chosen = Signal(range(MAX_CANDIDATES))  # a controlled layer's candidate, from its register
 
+        cycle = self.events.cycle
+        params_done = ~filtering | (param_index == param_total)
+        run_cycle = self._run_cycle(m, engine, output, decision, params_done)
+        self._count_macs(m, engine, step, kernel_taps, m_dim, n_tiles)
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.step.ready.eq(1)
@@ -365,12 +415,16 @@ class ProgramEngine(wiring.Component):
                     m.next = "IMAGE"
                 with m.Elif(self.step.valid):
                     m.next = "DECODE"
+                with m.Else():
+                    m.d.comb += cycle.eq(Cycle.STEP)
             with m.State("IMAGE"):
                 m.d.comb += loading.eq(1)
                 with m.If(self.image.valid):
                     m.d.sync += load_address.eq(load_address + 1)
                     with m.If(self.image.payload.last):
                         m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += cycle.eq(Cycle.IMAGE)
             with m.State("DECODE"):
                 m.d.sync += [
                     out_legal.eq(deciding | output.legal(out)),
@@ -426,7 +480,7 @@ class ProgramEngine(wiring.Component):
                 m.d.sync += filtering.eq(0)
                 m.next = "IDLE"
             with m.State("RUN"):
-                params_done = ~filtering | (param_index == param_total)
+                m.d.comb += cycle.eq(run_cycle)
                 idle = engine.cmd.ready & fetch.descriptor.ready & ~output.busy & ~decision.busy & params_done
                 if self.weight_requests:
                     idle &= ~self.weight_request.valid
@@ -436,6 +490,53 @@ class ProgramEngine(wiring.Component):
             with m.If(self.weight_request.valid & self.weight_request.ready):
                 m.d.sync += self.weight_request.valid.eq(0)
         return m
+
+    def _run_cycle(self, m: Module, engine, output, decision, params_done) -> Signal:
+        """The class of a cycle in RUN (docs/architecture.md, "Performance counters"). The GEMM engine's slots
+        are the layer's schedule: a cycle in which it runs but does not advance waits for the first input its
+        slot needs that is not valid (weight, then parameter, then activation: OTHER), or, with every input
+        there, for room in its output FIFO, which is the layer's own pace (ACTIVE, as the model counts it)
+        unless the output path holds a logits beat the stream does not take (OUTPUT). With the engine done or
+        advancing, a cycle waits only if the output path's logits beat is not taken while the engine does not
+        advance (OUTPUT), or if a controlled layer's trailing parameter beats (dropped) are all that is left
+        and the stream has none (PARAM); every other cycle advances."""
+        activity = engine.activity
+        cycle = Signal(Cycle)
+        waiting = activity.running & ~activity.advance
+        logits_held = self.logits.valid & ~self.logits.ready
+        units_done = ~activity.running & ~output.busy & ~decision.busy
+        with m.If(waiting & activity.want_weight & ~self.weight.valid):
+            m.d.comb += cycle.eq(Cycle.WEIGHT)
+        with m.Elif(waiting & activity.want_param & ~self.param.valid):
+            m.d.comb += cycle.eq(Cycle.PARAM)
+        with m.Elif(waiting & activity.want_act & ~engine.act.valid):
+            m.d.comb += cycle.eq(Cycle.OTHER)
+        with m.Elif(logits_held & ~activity.advance):
+            m.d.comb += cycle.eq(Cycle.OUTPUT)
+        with m.Elif(units_done & ~params_done & ~self.param.valid):
+            m.d.comb += cycle.eq(Cycle.PARAM)
+        return cycle
+
+    def _count_macs(self, m: Module, engine, step, kernel_taps, m_dim, n_tiles) -> None:
+        """`events.macs`: per result beat the engine gives (to the output path or the decision unit), the layer's
+        K = KH*KW*C times the columns of the beat's N-tile (C, or N - (T-1)*C for the last), formed in PLAN
+        and DISPATCH (a multiply each; the first beat comes many cycles later); the beats are counted row by
+        row (M per N-tile) to know their N-tile."""
+        cols = self.config.cols
+        useful_k = Signal(range(most_taps_times_channels(self._limits["max_size"], self._limits["max_channels"]) + 1))
+        row_macs, last_row_macs = Signal.like(self.events.macs), Signal.like(self.events.macs)
+        row, tile = Signal.like(m_dim), Signal.like(n_tiles)
+        m.d.sync += useful_k.eq(kernel_taps * step.in_channels)  # kernel_taps from DECODE: read in PLAN
+        last_cols = step.out_channels - times(n_tiles - 1, cols)
+        m.d.sync += [row_macs.eq(times(useful_k, cols)), last_row_macs.eq(useful_k * last_cols)]  # read in RUN
+        with m.If(engine.cmd.valid & engine.cmd.ready):
+            m.d.sync += [row.eq(0), tile.eq(0)]
+        given = engine.result.valid & engine.result.ready
+        with m.If(given):
+            m.d.comb += self.events.macs.eq(Mux(tile == n_tiles - 1, last_row_macs, row_macs))
+            m.d.sync += row.eq(Mux(row == m_dim - 1, 0, row + 1))
+            with m.If(row == m_dim - 1):
+                m.d.sync += tile.eq(tile + 1)
 
     @staticmethod
     def _precision_legal(step):

@@ -37,7 +37,7 @@ from hw.axi import BURST_INCR, axi_lite_signature, axi_signature
 from hw.axi_lite import AxiLiteRegisters
 from hw.dma import LogitsWriter, ReadArbiter, ReadChannel, size_code
 from hw.plane_reader import WeightReader
-from hw.program_engine import ProgramEngine
+from hw.program_engine import Cycle, ProgramEngine
 
 COUNTER_BITS = 32
 REGISTER_ADDRESS_BITS = 8
@@ -141,6 +141,8 @@ class NestmacSoC(wiring.Component):
         cycles, logits_beats, quiet = Signal(COUNTER_BITS), Signal(COUNTER_BITS), Signal(COUNTER_BITS)
         stalls = [Signal(COUNTER_BITS, name=f"{name}_stalls") for name in soc.READ_REGIONS]
         bytes_read = [Signal(COUNTER_BITS, name=f"{name}_bytes") for name in soc.READ_REGIONS]
+        classes = [Signal(COUNTER_BITS, name=f"{name}_cycles") for name in soc.CYCLE_CLASSES]
+        macs = Signal(COUNTER_BITS)
         dma_idle = arbiter.idle & writer.idle
         aborted = bus_error | timeout | outside  # the run goes no further: the DMA issues nothing more
 
@@ -182,7 +184,7 @@ class NestmacSoC(wiring.Component):
         alignment = soc.region_alignment(bus_bytes, burst)
         aligned = ~Cat(base[: alignment.bit_length() - 1] for base in bases).any()
         with m.If(start):
-            reset = [cycles, logits_beats, quiet, *stalls, *bytes_read]
+            reset = [cycles, logits_beats, quiet, *stalls, *bytes_read, *classes, macs]
             m.d.sync += [signal.eq(0) for signal in reset]
             m.d.sync += [done.eq(0), bus_error.eq(0), timeout.eq(0), outside.eq(0)]
             m.d.sync += [misaligned.eq(~aligned), busy.eq(aligned), go.eq(aligned)]
@@ -222,6 +224,7 @@ class NestmacSoC(wiring.Component):
                     m.d.sync += stalls[index].eq(stalls[index] + 1)
                 with m.If(arbiter.words[index].valid & arbiter.words[index].ready):
                     m.d.sync += bytes_read[index].eq(bytes_read[index] + bus_bytes)
+        self._count_cycles(m, running, classes, macs, logits_beats, beats[-1])
         m.d.comb += self.irq.eq(irq_done & irq_enable)
 
         status = [busy, done, engine.error, bus_error, misaligned, timeout, outside]
@@ -244,12 +247,29 @@ class NestmacSoC(wiring.Component):
         for index in range(len(soc.READ_REGIONS)):
             readable[soc.STALLS + 4 * index] = stalls[index]
             readable[soc.BYTES_READ + 4 * index] = bytes_read[index]
+        for index, counter in enumerate(classes):
+            readable[soc.CYCLE_COUNTERS + 4 * index] = counter
+        readable[soc.MACS] = macs
         assert set(readable) == {register.offset for register in soc.registers()}, "the map and the decoder differ"
         with m.Switch(registers.read_address):
             for address, value in readable.items():
                 with m.Case(address):
                     m.d.comb += registers.read_data.eq(value)
         return m
+
+    def _count_cycles(self, m: Module, running, classes, macs, logits_beats, logits_total) -> None:
+        """The cycle classes (contract.soc.CYCLE_CLASSES) and MACS: each cycle of a run after `go` goes to the
+        class the engine's events give it (hw/program_engine.py), except that from the cycle that gives the last
+        logits beat on, where the model's program has ended, the cycles wait for the logits' writes (OTHER)."""
+        events, logits = self.engine.events, self.engine.logits
+        ended = logits_beats + (logits.valid & logits.ready) >= logits_total
+        cycle = Mux(ended, Cycle.OTHER.value, events.cycle.as_value())
+        with m.If(running):
+            m.d.sync += macs.eq(macs + events.macs)
+            with m.Switch(cycle):
+                for member, counter in zip(Cycle, classes, strict=True):
+                    with m.Case(member.value):
+                        m.d.sync += counter.eq(counter + 1)
 
     def _connect_master(self, m: Module, arbiter: ReadArbiter, writer: LogitsWriter) -> None:
         """The arbiter's AR/R and the writer's AW/W/B onto the AXI4 master port, whole-bus INCR bursts."""

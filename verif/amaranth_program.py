@@ -2,7 +2,9 @@
 
 The four input streams are driven with `verif.program_steps`' beats, each paced by its own seeded pauses
 (none when `stall` is 0), and `logits` is taken with pauses too; the cycle of every `step` transfer is
-recorded, so that the steps' cycles can be compared with `sim.program_cycles`.
+recorded, so that the steps' cycles can be compared with `sim.program_cycles`, and the engine's events
+(`ProgramEngine.events`) are counted per cycle class from the first cycle to the one before the last logits
+beat is taken (where the model's program ends), with the MACs, as the SoC's counters count them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from amaranth.sim import Simulator
 
 from contract.config import EngineConfig
 from contract.program import Program, ProgramImages, ProgramLimits
-from hw.program_engine import ProgramEngine
+from hw.program_engine import Cycle, ProgramEngine
 from sim.payload import from_bits
 from verif.amaranth_streams import receive, send
 from verif.program_steps import payloads, program_beats
@@ -30,6 +32,7 @@ class ProgramRunOnEngine:
     logits: torch.Tensor  # [1, N]
     step_cycles: list[int]  # the cycle each step was taken in, from the first
     error: bool
+    counters: dict[str, int]  # apps.driver.counters()' class cycles (before the last logits beat) and macs
 
 
 def simulate_program(
@@ -52,6 +55,7 @@ def simulate_program(
     count = last.n_tiles(cfg.cols) * last.out_shape[1] * last.out_shape[2]
     rng = random.Random(seed)
     taken, result = [], {}
+    counters = {f"{member.name.lower()}_cycles": 0 for member in Cycle} | {"macs": 0}
 
     def pauses():
         return Random(stall, rng.randrange(1 << 30)) if stall else Never()
@@ -70,6 +74,15 @@ def simulate_program(
                 taken.append(cycle)
             cycle += 1
 
+    async def counter(ctx):
+        given = 0
+        signals = (dut.events.cycle, dut.events.macs, dut.logits.valid, dut.logits.ready)
+        async for _, _, cycle, macs, valid, ready in ctx.tick().sample(*signals):
+            given += valid and ready
+            if given < count:
+                counters[f"{Cycle(cycle).name.lower()}_cycles"] += 1
+            counters["macs"] += macs
+
     async def receiver(ctx):
         result["beats"] = await receive(ctx, dut.logits, count, pauses(), timeout=timeout, silence=20)
         result["error"] = bool(ctx.get(dut.error))
@@ -79,8 +92,9 @@ def simulate_program(
     for name in INPUTS:
         sim.add_testbench(driver(name), background=True)
     sim.add_testbench(watcher, background=True)
+    sim.add_testbench(counter, background=True)
     sim.add_testbench(receiver)
     sim.run()
     values = np.concatenate([from_bits(cfg, "result", beat)["values"] for beat in result["beats"]])
     n = last.out_shape[0]
-    return ProgramRunOnEngine(torch.tensor(values[:n]).reshape(1, n), taken, result["error"])
+    return ProgramRunOnEngine(torch.tensor(values[:n]).reshape(1, n), taken, result["error"], counters)

@@ -2,7 +2,8 @@
 sets the decision registers, the argmax runs on chip, each controlled layer runs at its image's chosen k with
 that candidate's parameter block (the others' beats dropped), and the logits equal golden.dynamic's for images
 that choose differently; with ideal streams every step ends in sim.program_cycles' cycle at the k the image
-chose. A failure prints its seed."""
+chose, and the engine's counters hold against the model at those k (verif.counters). A failure prints its
+seed."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from golden.dynamic import attach_controller, fast_dynamic_logits
 from golden.export import build_export
 from golden.layers import QuantSpec
 from sim.program import run_program
+from sim.program_cost import program_cost
 from sim.program_cycles import program_step_cycles
 from verif.amaranth_program import simulate_program
+from verif.counters import counter_mismatches
 from verif.scenarios import base_seed, run_seed
 
 LIMITS = ProgramLimits(512, max_size=8, max_channels=16, max_n_tiles=4)
@@ -60,6 +63,8 @@ def test_a_dynamic_policy_runs_on_the_engine(export, shape, stall):
     for image in range(len(codes)):
         run = simulate_program(cfg, LIMITS, program, images, codes[image], stall, seed + image)
         assert not run.error and torch.equal(run.logits, golden[image : image + 1]), f"seed {seed}, image {image}"
+        cost = program_cost(cfg, program, export, LIMITS.words, ks=chosen[image].tolist())
+        assert counter_mismatches(run.counters, cost, not stall) == [], f"seed {seed}, image {image}: {run.counters}"
         if not stall:
             steps = [None, *program.descriptors]
             ks_of = [None, *chosen[image].tolist()]

@@ -3,7 +3,9 @@
 A small residual network (a raw 1x1 projection stored as a raw region, its add fused into a strided conv, an
 identity add fused into the next conv, a pooled linear layer) is compiled for the engine's array and run with
 random pauses on every input stream and on `logits`: the logits must equal golden's integer path bit for bit,
-and, with every stream ideal, each step must end in the cycle `contract.timing.program_step_cycles` gives.
+and, with every stream ideal, each step must end in the cycle `contract.timing.program_step_cycles` gives;
+the engine's counters must hold against the model (verif.counters: MACs exact, active cycles within the
+bound of a program whose output path does not keep pace, exact without stalls).
 Illegal steps are refused with `error` and the next program still runs. A failure prints its seed.
 """
 
@@ -23,8 +25,10 @@ from golden.convert import convert
 from golden.export import build_export
 from golden.infer import run_integer
 from golden.layers import QuantSpec
+from sim.program_cost import program_cost
 from sim.program_cycles import program_step_cycles
 from verif.amaranth_program import simulate_program
+from verif.counters import counter_mismatches, keeps_pace
 from verif.program_steps import layer_step
 from verif.scenarios import base_seed, run_seed
 
@@ -81,6 +85,9 @@ def test_a_residual_network_runs_bit_for_bit(export, shape, digit_bits, ks, stal
     golden = run_integer(export, torch.from_numpy(codes), ks)[0]
     assert not run.error, f"seed {seed}"
     assert torch.equal(run.logits, golden), f"seed {seed}: logits differ from golden"
+    cost = program_cost(cfg, program, export, LIMITS.words)
+    exact = not stall or keeps_pace(cfg, program)
+    assert counter_mismatches(run.counters, cost, exact) == [], f"seed {seed}: {run.counters}"
     if not stall:
         steps = [None, *program.descriptors]
         expected = [program_step_cycles(cfg, program, d) for d in steps]

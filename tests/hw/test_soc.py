@@ -4,11 +4,13 @@ The small residual network of test_program_engine is laid out in memory by apps.
 registers, with the memory model pausing every AXI channel at random: the logits it writes must equal golden's
 integer path bit for bit (at k = 8, and at another k per layer), the counters must agree with the layout
 (bytes read per stream = the region's size; for the weights, held as bit-planes, each layer's k planes:
-contract.bitplanes' and sim.memory_traffic's figure), an illegal step must set STATUS.ERROR, the interrupt
-must rise at the end and fall when acknowledged, and a misaligned region must be refused. Layouts that do not
-match the program (a weight region of too few tiles among them, read no further than its end) end in the
-hardware's time-out or window check instead of a hang, illegal register accesses are answered SLVERR, and the
-driver refuses what it can see is wrong before it writes anything. A failure prints its seed.
+contract.bitplanes' and sim.memory_traffic's figure) and with the model (verif.counters: MACs exact, every
+cycle in one class, the active cycles within the bound of a network whose output path does not keep pace), an
+illegal step must set STATUS.ERROR, the interrupt must rise at the end and fall when acknowledged, and a
+misaligned region must be refused. Layouts that do not match the program (a weight region of too few tiles
+among them, read no further than its end) end in the hardware's time-out or window check instead of a hang,
+illegal register accesses are answered SLVERR, and the driver refuses what it can see is wrong before it
+writes anything. A failure prints its seed.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from golden.infer import run_integer
 from golden.layers import QuantSpec
 from hw.soc import NestmacSoC
 from sim.memory_traffic import Bus, memory_traffic
+from sim.program_cost import program_cost
 from tests.hw.test_program_engine import LIMITS, TinyResidual, compiled
 from verif.amaranth_soc import AmaranthSocBackend
+from verif.counters import counter_mismatches, keeps_pace
 from verif.program_steps import layer_step
 from verif.scenarios import base_seed, run_seed
 
@@ -84,6 +88,8 @@ def test_the_network_runs_through_registers_and_memory(export, bus_bytes, burst,
     model = memory_traffic(driver.config, program, Bus(bus_bytes=bus_bytes)).stream_bytes()["weights"]
     assert counters["weight_bytes"] == fetched == model, f"seed {seed}: {counters}"
     assert (fetched == driver.regions["weight"].size) == (ks == 8), "k = B reads the region whole, k < B less"
+    cost = program_cost(driver.config, program, export, LIMITS.words)
+    assert counter_mismatches(counters, cost, keeps_pace(driver.config, program)) == [], f"seed {seed}: {counters}"
     assert backend.irq(), "the interrupt did not rise at the end of the run"
     backend.write32(soc.IRQ_STATUS, soc.IRQ_DONE)
     assert not backend.irq() and not backend.read32(soc.IRQ_STATUS) & soc.IRQ_DONE
@@ -98,6 +104,7 @@ def test_an_illegal_step_sets_the_error_and_the_program_still_runs(export):
     assert not backend.irq(), "the interrupt rose though it was not enabled"
     assert torch.equal(torch.from_numpy(driver.logits()), run_integer(export, torch.from_numpy(codes), 8)[0][0])
     first = driver.counters()
+    assert first["macs"] == program_cost(driver.config, program, export, LIMITS.words).macs, "a refused step's MACs"
     driver.load(program, images, codes[0])  # START clears the sticky error and the counters
     assert not driver.run() & soc.STATUS_ERROR
     second = driver.counters()
