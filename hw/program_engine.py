@@ -216,13 +216,15 @@ class ProgramEngine(wiring.Component):
         # In the abort cycle the engine may already be loading the refused layer's weights: it sees no beat, so
         # the next layer's beats stay where they are. A controlled layer's parameter beats are one block of
         # N-tiles per candidate: the chosen block's pass to the engine, the others' are dropped as they come.
+        # The filter's verdicts on the beat at `param_index` (`in_window`: pass it, `drop`: drop it) are
+        # registers, each loaded with its value for the next index when a beat moves, so that no comparison
+        # lies between `param.valid` and the GEMM engine's stall.
         filtering = Signal()
         param_index, window_start, window_end, param_total = (
             Signal(range(self._limits["max_n_tiles"] * MAX_CANDIDATES + 1), name=name)
             for name in ("param_index", "window_start", "window_end", "param_total")
         )
-        in_window = ~filtering | ((param_index >= window_start) & (param_index < window_end))
-        drop = filtering & ~in_window & (param_index < param_total)
+        in_window, drop = Signal(init=1), Signal()
         for name in ("weight", "param"):
             outer, inner = getattr(self, name), getattr(engine, name)
             passing = in_window if name == "param" else 1
@@ -232,7 +234,13 @@ class ProgramEngine(wiring.Component):
                 outer.ready.eq(~abort & ((inner.ready & passing) | (drop if name == "param" else 0))),
             ]
         with m.If(filtering & self.param.valid & self.param.ready):
-            m.d.sync += param_index.eq(param_index + 1)
+            next_index = param_index + 1
+            next_in_window = (next_index >= window_start) & (next_index < window_end)
+            m.d.sync += [
+                param_index.eq(next_index),
+                in_window.eq(next_in_window),
+                drop.eq(~next_in_window & (next_index < param_total)),
+            ]
         wiring.connect(m, fetch.act, engine.act)
         m.submodules.decision = decision = ResetInserter(abort)(DecisionUnit(cfg, self._limits["max_channels"]))
         wiring.connect(m, output.logits, wiring.flipped(self.logits))
@@ -364,6 +372,8 @@ class ProgramEngine(wiring.Component):
                 m.next = "PLAN"
             with m.State("PLAN"):
                 window_start_next = small_times(n_tiles, chosen, MAX_CANDIDATES - 1)
+                total = small_times(n_tiles, step.candidate_count, MAX_CANDIDATES)
+                first_block = (chosen == 0) & (n_tiles != 0)
                 m.d.sync += [
                     walk_legal.eq(walk_verdict),
                     checked.eq(out_legal & candidates_legal & (m_dim <= cfg.max_m)),
@@ -373,7 +383,10 @@ class ProgramEngine(wiring.Component):
                     param_index.eq(0),
                     window_start.eq(window_start_next),
                     window_end.eq(window_start_next + n_tiles),
-                    param_total.eq(small_times(n_tiles, step.candidate_count, MAX_CANDIDATES)),
+                    param_total.eq(total),
+                    # The verdicts on beat 0: the window starts there when the first candidate is chosen.
+                    in_window.eq((step.k_source == 0) | first_block),
+                    drop.eq((step.k_source != 0) & ~first_block & (total != 0)),
                 ]
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
@@ -395,7 +408,7 @@ class ProgramEngine(wiring.Component):
                     m.next = "RUN"
             with m.State("ABORT"):
                 m.d.comb += abort.eq(1)
-                m.d.sync += filtering.eq(0)
+                m.d.sync += [filtering.eq(0), in_window.eq(1), drop.eq(0)]
                 m.next = "IDLE"
             with m.State("RUN"):
                 params_done = ~filtering | (param_index == param_total)
