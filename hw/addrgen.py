@@ -8,8 +8,10 @@ x = ox*s - p + kx of the map [C, H, W] at `source`,
 
 or a padding read (code 0, no memory access) where (y, x) is outside the map. One read leaves per cycle when
 the sink is ready, and the per-cycle logic has no multiplier: every position is a running sum. Stepping ox
-adds s to the address, stepping oy adds s*W to the row's start; a new K-tile's first word is the group's base
-(+ H*W per group) plus the tap's offset (ky - p)*W + (kx - p), itself a running sum (+1 per kx, + W per ky).
+adds s to the address, stepping oy adds s*W to the row's start; a new K-tile's first word is one add from a
+register: the K-tile before's first word + H*W for the next channel group, the current tap's group-0 word + 1
+for the next kx, that tap row's group-0 word + W for the next ky, and the first tap's word source - p*(W + 1)
+after the last tap (the running sums are the words themselves, so no second add follows the choice).
 The three products H*W, s*W and p*(W + 1) are formed once, when the descriptor is taken (the last two, of a
 stride of at most 4 and a padding of at most 6, as shifts and adds: hw/shift_add.py). y and x are small
 signed counters beside the address, compared with H and W to flag padding; the lanes that hold channels,
@@ -149,11 +151,14 @@ class ConvAddressGenerator(wiring.Component):
         oy, ox = Signal(range(self.max_size)), Signal(range(self.max_size))
         row = Signal(range(self.max_size * self.max_size))
         first_ktile = Signal()
-        # Word addresses, wrapping at `width` bits: the true ones whenever the read is not padding.
-        map_words, row_step, tap_first = Signal(width), Signal(width), Signal(width)  # H*W, s*W, -p*(W+1)
-        group_base = Signal(width)  # source + g*H*W
-        tap_row = Signal(width)  # (ky - p)*W - p
-        tap = Signal(width)  # (ky - p)*W + kx - p
+        # Word addresses, wrapping at `width` bits: the true ones whenever the read is not padding. Each K-tile's
+        # first word is one add from a register: the next group's is this K-tile's first + H*W, the next tap's
+        # the current tap's group-0 word + 1 (or its row's + W), the first tap's a constant of the descriptor.
+        map_words, row_step = Signal(width), Signal(width)  # H*W, s*W
+        first_word = Signal(width)  # source - p*(W + 1): tap (0, 0) of group 0
+        row_word = Signal(width)  # source + (ky - p)*W - p: tap (ky, 0) of group 0
+        tap_word = Signal(width)  # source + (ky - p)*W + kx - p: tap (ky, kx) of group 0
+        ktile_word = Signal(width)  # tap_word + g*H*W: the current K-tile's first word
         row_start = Signal(width)  # the word of (oy, ox = 0)
         address = Signal(width)
 
@@ -199,10 +204,10 @@ class ConvAddressGenerator(wiring.Component):
                     n_tile_end.eq(payload.n_tiles - 1),
                     map_words.eq(payload.height * payload.width),
                     row_step.eq(small_times(payload.width, payload.stride, MAX_STRIDE)),
-                    tap_first.eq(start),
-                    tap_row.eq(start),
-                    tap.eq(start),
-                    group_base.eq(payload.source),
+                    first_word.eq(payload.source + start),
+                    row_word.eq(payload.source + start),
+                    tap_word.eq(payload.source + start),
+                    ktile_word.eq(payload.source + start),
                     row_start.eq(payload.source + start),
                     address.eq(payload.source + start),
                     y.eq(-payload.padding),
@@ -243,49 +248,41 @@ class ConvAddressGenerator(wiring.Component):
                     with m.Else():
                         m.d.sync += [oy.eq(0), ox.eq(0), row.eq(0), first_ktile.eq(0)]
                         # The next K-tile: the next group at this tap, else group 0 at the next tap (after the
-                        # last tap, the first tap of the next N-tile). Its first word is its group's base plus
-                        # its tap's offset, each the old one plus a step (or a start value).
-                        next_base, next_tap_row, next_tap = (
-                            Signal(width, name=f"next_{n}") for n in ("group_base", "tap_row", "tap")
-                        )
+                        # last tap, the first tap of the next N-tile). Its first word is one add from a register.
+                        first = Signal(width, name="next_ktile_word")
                         next_y, next_x = Signal(coordinate, name="next_y"), Signal(coordinate, name="next_x")
-                        m.d.comb += [
-                            next_base.eq(group_base + map_words),
-                            next_tap_row.eq(tap_row),
-                            next_tap.eq(tap),
-                            next_y.eq(y_start),
-                            next_x.eq(x_start),
-                        ]
+                        m.d.comb += [first.eq(ktile_word + map_words), next_y.eq(y_start), next_x.eq(x_start)]
                         m.d.sync += channels_left.eq(channels_left - rows)
                         with m.If(last_group):
-                            m.d.comb += next_base.eq(command.source)
                             m.d.sync += channels_left.eq(command.channels)
                             with m.If(~last_kx):
-                                m.d.comb += [next_tap.eq(tap + 1), next_x.eq(x_start + 1)]
-                                m.d.sync += kx.eq(kx + 1)
+                                m.d.comb += [first.eq(tap_word + 1), next_x.eq(x_start + 1)]
+                                m.d.sync += [kx.eq(kx + 1), tap_word.eq(first)]
                             with m.Elif(~last_ky):
                                 m.d.comb += [
-                                    next_tap_row.eq(tap_row + command.width),
-                                    next_tap.eq(tap_row + command.width),
+                                    first.eq(row_word + command.width),
                                     next_y.eq(y_start + 1),
                                     next_x.eq(-command.padding),
                                 ]
-                                m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
+                                m.d.sync += [kx.eq(0), ky.eq(ky + 1), row_word.eq(first), tap_word.eq(first)]
                             with m.Else():
                                 m.d.comb += [
-                                    next_tap_row.eq(tap_first),
-                                    next_tap.eq(tap_first),
+                                    first.eq(first_word),
                                     next_y.eq(-command.padding),
                                     next_x.eq(-command.padding),
                                 ]
-                                m.d.sync += [kx.eq(0), ky.eq(0), n_tile.eq(n_tile + 1), first_ktile.eq(1)]
+                                m.d.sync += [
+                                    kx.eq(0),
+                                    ky.eq(0),
+                                    n_tile.eq(n_tile + 1),
+                                    first_ktile.eq(1),
+                                    row_word.eq(first),
+                                    tap_word.eq(first),
+                                ]
                                 with m.If(last_ntile):
                                     m.next = "IDLE"
-                        first = next_base + next_tap
                         m.d.sync += [
-                            group_base.eq(next_base),
-                            tap_row.eq(next_tap_row),
-                            tap.eq(next_tap),
+                            ktile_word.eq(first),
                             y_start.eq(next_y),
                             x_start.eq(next_x),
                             y.eq(next_y),

@@ -406,7 +406,10 @@ class OutputPath(wiring.Component):
             ]
             with m.If(step.valid):
                 m.d.sync += running.eq(total)
-            code = Mux(total < 0, 0, Mux(total > top, top, total[:act_bits]))
+            # The clamp from the sum's bits, no second comparison after its carry chain: below 0 when the sign is
+            # set, above 2^A - 1 when any bit from A up is (with the sign clear).
+            negative, over = total[-1], total[act_bits:-1].any()
+            code = Mux(negative, 0, Mux(over, top, total[:act_bits]))
             m.d.sync += self.write.data[lane].eq(Mux(step.raw, raw_code, code))
         m.d.sync += [
             self.write.addr.eq(step.address),
