@@ -168,7 +168,9 @@ class ConvAddressGenerator(wiring.Component):
         kx_end, ky_end, n_tile_end = Signal.like(kx), Signal.like(ky), Signal.like(n_tile)
         last_ox = ox == ox_end
         last_oy = oy == oy_end
-        last_group = channels_left <= rows
+        # Whether the current channel group is the last (channels_left <= R), a register loaded with its next value
+        # like channels_left, so that no comparison lies before the choice of the next K-tile's word.
+        last_group, one_group = Signal(), Signal()  # one_group: C <= R, what last_group becomes after the last group
         last_kx = kx == kx_end
         last_ky = ky == ky_end
         last_ktile = last_group & last_kx & last_ky
@@ -218,6 +220,8 @@ class ConvAddressGenerator(wiring.Component):
                     ky.eq(0),
                     kx.eq(0),
                     channels_left.eq(payload.channels),
+                    last_group.eq(payload.channels <= rows),
+                    one_group.eq(payload.channels <= rows),
                     oy.eq(0),
                     ox.eq(0),
                     row.eq(0),
@@ -252,9 +256,9 @@ class ConvAddressGenerator(wiring.Component):
                         first = Signal(width, name="next_ktile_word")
                         next_y, next_x = Signal(coordinate, name="next_y"), Signal(coordinate, name="next_x")
                         m.d.comb += [first.eq(ktile_word + map_words), next_y.eq(y_start), next_x.eq(x_start)]
-                        m.d.sync += channels_left.eq(channels_left - rows)
+                        m.d.sync += [channels_left.eq(channels_left - rows), last_group.eq(channels_left <= 2 * rows)]
                         with m.If(last_group):
-                            m.d.sync += channels_left.eq(command.channels)
+                            m.d.sync += [channels_left.eq(command.channels), last_group.eq(one_group)]
                             with m.If(~last_kx):
                                 m.d.comb += [first.eq(tap_word + 1), next_x.eq(x_start + 1)]
                                 m.d.sync += [kx.eq(kx + 1), tap_word.eq(first)]

@@ -205,7 +205,9 @@ class ProgramEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, depth = self.config, self.depth
-        abort = Signal()  # resets the three units of a refused layer step
+        # Resets the units of a refused layer step, in the ABORT state: a register of its own rather than a decode
+        # of the FSM's state, since it gates the input streams and fans out to every unit's registers.
+        abort = Signal()
         m.submodules.scratchpad = scratchpad = Scratchpad(cfg, depth, operand_port=True)
         m.submodules.engine = engine = ResetInserter(abort)(Engine(cfg))
         # The fetch and the output path take only steps checked in DECODE (`checked`), so they do not check again.
@@ -372,7 +374,6 @@ class ProgramEngine(wiring.Component):
                 m.next = "PLAN"
             with m.State("PLAN"):
                 window_start_next = small_times(n_tiles, chosen, MAX_CANDIDATES - 1)
-                total = small_times(n_tiles, step.candidate_count, MAX_CANDIDATES)
                 first_block = (chosen == 0) & (n_tiles != 0)
                 m.d.sync += [
                     walk_legal.eq(walk_verdict),
@@ -383,10 +384,10 @@ class ProgramEngine(wiring.Component):
                     param_index.eq(0),
                     window_start.eq(window_start_next),
                     window_end.eq(window_start_next + n_tiles),
-                    param_total.eq(total),
+                    param_total.eq(small_times(n_tiles, step.candidate_count, MAX_CANDIDATES)),
                     # The verdicts on beat 0: the window starts there when the first candidate is chosen.
                     in_window.eq((step.k_source == 0) | first_block),
-                    drop.eq((step.k_source != 0) & ~first_block & (total != 0)),
+                    drop.eq((step.k_source != 0) & ~first_block & (n_tiles != 0) & (step.candidate_count != 0)),
                 ]
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
@@ -403,12 +404,12 @@ class ProgramEngine(wiring.Component):
                 with m.If(~accepted):
                     m.d.sync += self.error.eq(1)
                 with m.If(~accepted | ~command_legal(cfg, cmd)):
+                    m.d.sync += abort.eq(1)
                     m.next = "ABORT"
                 with m.Else():
                     m.next = "RUN"
             with m.State("ABORT"):
-                m.d.comb += abort.eq(1)
-                m.d.sync += [filtering.eq(0), in_window.eq(1), drop.eq(0)]
+                m.d.sync += [abort.eq(0), filtering.eq(0), in_window.eq(1), drop.eq(0)]
                 m.next = "IDLE"
             with m.State("RUN"):
                 params_done = ~filtering | (param_index == param_total)
