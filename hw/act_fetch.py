@@ -47,6 +47,9 @@ class ActivationFetch(wiring.Component):
     check : bool
         Whether illegal descriptors are refused here (the address generator's `check`); False for a client
         that offers only descriptors `legal` accepts.
+    settled : bool
+        Whether each descriptor is on the payload a cycle before it is offered (the address generator's
+        `settled`).
 
     Members
     -------
@@ -69,12 +72,13 @@ class ActivationFetch(wiring.Component):
         max_channels: int = 1024,
         max_n_tiles: int = 64,
         check: bool = True,
+        settled: bool = False,
     ):
         self._cfg = cfg
         limits = dict(
             address_bits=ceil_log2(depth), max_size=max_size, max_channels=max_channels, max_n_tiles=max_n_tiles
         )
-        self._addresses = ConvAddressGenerator(cfg, **limits, check=check)
+        self._addresses = ConvAddressGenerator(cfg, **limits, check=check, settled=settled)
         super().__init__(
             {
                 "descriptor": In(stream.Signature(descriptor_layout(**limits))),

@@ -26,7 +26,11 @@ command): it makes no read, and the next descriptor runs normally. The check (`l
 descriptor) has multiplies and carry chains between the descriptor and the generator's state; a client whose
 descriptor is stable a cycle before it is offered (the program engine) evaluates `legal` itself in that cycle,
 registers the verdict, offers only legal descriptors and builds the generator with `check=False`, which takes
-the check out of the offering cycle. Legal is what contract.program accepts: a
+the check out of the offering cycle. Such a client also builds it `settled`: the walk's products of the
+descriptor (its first word source - p*(W + 1), H*W and s*W, several adds or a DSP block deep) are then
+registered from the payload in every cycle and taken from those registers when the descriptor is, which is
+right only if the payload was the same in the cycle before it was offered (the program engine's step is
+stable from its DECODE). Legal is what contract.program accepts: a
 conv layer with kernel 1..MAX_KERNEL, stride 1..MAX_STRIDE, padding below both kernel sides and the output
 size that follows from them, or a linear layer (a kernel of the whole map, stride 1, no padding, one output
 pixel); every size at least 1 and within the generator's maxima. Whether the map lies inside the scratchpad
@@ -102,6 +106,9 @@ class ConvAddressGenerator(wiring.Component):
     check : bool
         Whether the generator refuses an illegal descriptor itself. False for a client that offers only
         descriptors `legal` accepts (module docstring): `error` is then always low.
+    settled : bool
+        Whether every descriptor offered is on the payload, unchanged, in the cycle before (module docstring):
+        the walk's products are then formed a cycle ahead.
 
     Members
     -------
@@ -122,8 +129,9 @@ class ConvAddressGenerator(wiring.Component):
         max_channels: int = 1024,
         max_n_tiles: int = 64,
         check: bool = True,
+        settled: bool = False,
     ):
-        self._cfg, self._check = cfg, check
+        self._cfg, self._check, self._settled = cfg, check, settled
         self.address_bits, self.max_size = address_bits, max_size
         self.max_channels, self.max_n_tiles = max_channels, max_n_tiles
         super().__init__(
@@ -190,13 +198,23 @@ class ConvAddressGenerator(wiring.Component):
             read.last.eq(last_ox & last_oy & last_ktile & last_ntile),
         ]
 
+        # The walk's products of the descriptor, a cycle ahead of its taking when `settled`.
+        start_word = Signal(width)  # source - p*(W + 1): the word of tap (0, 0) of group 0
+        m.d.comb += start_word.eq(payload.source - small_times(payload.width + 1, payload.padding, MAX_KERNEL - 1))
+        start_word, words_of_map, step_of_row = (
+            self._prepared(m, value)
+            for value in (
+                start_word,
+                (payload.height * payload.width)[:width],
+                small_times(payload.width, payload.stride, MAX_STRIDE)[:width],
+            )
+        )
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.descriptor.ready.eq(1)
                 # Every idle cycle loads the walk's start from the payload, valid or not (as the sequencer
                 # does): nothing reads it while idle, and the accepting cycle loads the accepted descriptor.
-                start = Signal(width)  # -p*(W + 1): the offset of tap (0, 0) from its group's base
-                m.d.comb += start.eq(-small_times(payload.width + 1, payload.padding, MAX_KERNEL - 1))
                 m.d.sync += [
                     command.eq(payload),
                     ox_end.eq(payload.out_width - 1),
@@ -204,14 +222,14 @@ class ConvAddressGenerator(wiring.Component):
                     kx_end.eq(payload.kernel_width - 1),
                     ky_end.eq(payload.kernel_height - 1),
                     n_tile_end.eq(payload.n_tiles - 1),
-                    map_words.eq(payload.height * payload.width),
-                    row_step.eq(small_times(payload.width, payload.stride, MAX_STRIDE)),
-                    first_word.eq(payload.source + start),
-                    row_word.eq(payload.source + start),
-                    tap_word.eq(payload.source + start),
-                    ktile_word.eq(payload.source + start),
-                    row_start.eq(payload.source + start),
-                    address.eq(payload.source + start),
+                    map_words.eq(words_of_map),
+                    row_step.eq(step_of_row),
+                    first_word.eq(start_word),
+                    row_word.eq(start_word),
+                    tap_word.eq(start_word),
+                    ktile_word.eq(start_word),
+                    row_start.eq(start_word),
+                    address.eq(start_word),
                     y.eq(-payload.padding),
                     x.eq(-payload.padding),
                     y_start.eq(-payload.padding),
@@ -295,6 +313,15 @@ class ConvAddressGenerator(wiring.Component):
                             address.eq(first),
                         ]
         return m
+
+    def _prepared(self, m: Module, value):
+        """`value`, a function of the payload, registered when `settled` (formed in the cycle before the
+        descriptor is taken), else as it is."""
+        if not self._settled:
+            return value
+        ahead = Signal(value.shape())
+        m.d.sync += ahead.eq(value)
+        return ahead
 
     def legal(self, payload, stage=lambda value: value):
         """What contract.program accepts of a descriptor (module docstring), within this generator's maxima: a

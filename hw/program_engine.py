@@ -210,8 +210,11 @@ class ProgramEngine(wiring.Component):
         abort = Signal()
         m.submodules.scratchpad = scratchpad = Scratchpad(cfg, depth, operand_port=True)
         m.submodules.engine = engine = ResetInserter(abort)(Engine(cfg))
-        # The fetch and the output path take only steps checked in DECODE (`checked`), so they do not check again.
-        m.submodules.fetch = fetch = ResetInserter(abort)(ActivationFetch(cfg, depth, **self._limits, check=False))
+        # The fetch and the output path take only steps checked in DECODE (`checked`), so they do not check again;
+        # the step is stable from DECODE, so the fetch is `settled`.
+        m.submodules.fetch = fetch = ResetInserter(abort)(
+            ActivationFetch(cfg, depth, **self._limits, check=False, settled=True)
+        )
         m.submodules.output = output = ResetInserter(abort)(
             OutputPath(cfg, depth, **self._limits, max_operands=self._max_operands, check=False)
         )
