@@ -12,10 +12,11 @@ adds s to the address, stepping oy adds s*W to the row's start; a new K-tile's f
 register: the K-tile before's first word + H*W for the next channel group, the current tap's group-0 word + 1
 for the next kx, that tap row's group-0 word + W for the next ky, and the first tap's word source - p*(W + 1)
 after the last tap (the running sums are the words themselves, so no second add follows the choice).
-The three products H*W, s*W and p*(W + 1) are formed once, when the descriptor is taken (the last two, of a
-stride of at most 4 and a padding of at most 6, as shifts and adds: hw/shift_add.py). y and x are small
-signed counters beside the address, compared with H and W to flag padding; the lanes that hold channels,
-min(R, C - g*R), come from a count of the channels left, so no division by R is needed either.
+The three products H*W, s*W and p*(W + 1) are formed once, when the descriptor is taken (or in the cycle
+before, `settled`, below; the last two, of a stride of at most 4 and a padding of at most 6, as shifts and
+adds: hw/shift_add.py). y and x are small signed counters beside the address, compared with H and W to flag
+padding; the lanes that hold channels, min(R, C - g*R), come from a count of the channels left, so no
+division by R is needed either.
 
 A descriptor is taken only between walks: its first read is offered in the next cycle, and the next
 descriptor can be taken in the cycle after its last read, so with a sink always ready a walk of n reads takes
