@@ -26,7 +26,9 @@ An illegal step is dropped: in the decode cycles the step is checked by the addr
 path's own rules (their `legal`, evaluated here from the stable step and registered, so that no check lies in
 the cycle that hands the units their parts) and contract.program's rules on candidates; a step that fails is
 offered to no unit. The GEMM engine checks its command itself (as the sequencer refuses a command); the units
-that took their parts of a step it refuses are reset in the next cycle. Either way nothing is written, `error`
+that took their parts of a step it refuses are reset in the next cycle, as are those of a step whose K, a
+product formed in the last decode cycle, exceeds max_k (compared in the offering cycle, but only for the
+refusal, not for the offers). Either way nothing is written, `error`
 rises and stays high until reset, and the next step runs normally. Like the GEMM engine, a refused layer's
 weight and parameter beats must not be sent.
 """
@@ -395,14 +397,18 @@ class ProgramEngine(wiring.Component):
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 # All units are idle here (the last step finished), so each takes its part now: the output path,
-                # or for a controller the decision unit. A step that failed the checks is refused here, nothing
-                # offered; one the GEMM engine refuses (its own check) has its other parts reset in ABORT.
-                accepted = walk_legal & checked & (k_dim <= cfg.max_k)  # K from PLAN, compared here
+                # or for a controller the decision unit. A step that failed the registered checks is refused
+                # here, nothing offered. K (a product from PLAN) is compared here too, but only for the FSM and
+                # `error`, not for the offers, so that no comparison lies before every unit's taking: a step
+                # whose K is too large, like one the GEMM engine refuses (its own check), has its parts reset in
+                # ABORT.
+                offered = walk_legal & checked
+                accepted = offered & (k_dim <= cfg.max_k)
                 m.d.comb += [
-                    engine.cmd.valid.eq(accepted),
-                    fetch.descriptor.valid.eq(accepted),
-                    output.descriptor.valid.eq(accepted & ~deciding),
-                    decision.start.eq(accepted & deciding),
+                    engine.cmd.valid.eq(offered),
+                    fetch.descriptor.valid.eq(offered),
+                    output.descriptor.valid.eq(offered & ~deciding),
+                    decision.start.eq(offered & deciding),
                 ]
                 with m.If(~accepted):
                     m.d.sync += self.error.eq(1)
