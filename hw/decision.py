@@ -9,10 +9,11 @@ The unit has the output path's shape (hw/output_path.py), so the same cycle recu
 (sim.program_cycles): the beats enter a two-beat buffer, whose registered "not full" is `result.ready`, and
 the beat at its head is examined one column a cycle, C cycles a beat, and popped with its last column. A
 running maximum and its index are registers; the register of a layer is written with its last candidate's
-column. A column is examined in two stages: its value is taken from the buffer's head and registered, and
-compared with the running maximum in the next cycle (the buffer's memory, the column's multiplexer and a
-32-bit comparison in one cycle were the program engine's critical path). `busy` is high from `start` until
-the cycle after the last beat's last column.
+column. A column is examined in three stages: its value is taken from the buffer's head and registered; it
+is compared with the running maximum in the next cycle, and the layer's choice registered; the choice is
+written into the layer's register in the third (the buffer's memory, the column's multiplexer, a 32-bit
+comparison and the write into one of 32 registers were too much for one cycle: each was in turn the program
+engine's critical path). `busy` is high from `start` until two cycles after the last beat's last column.
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ class DecisionUnit(wiring.Component):
             )
         )
         running = Signal()  # columns are examined: busy but for the second stage
-        ending = Signal()  # the second stage of the last column (in range or not: a uniform end)
-        m.d.comb += self.busy.eq(running | ending)
-        m.d.sync += [examined.valid.eq(0), ending.eq(0)]
+        ending = Signal(2)  # the second and third stages of the last column (in range or not: a uniform end)
+        m.d.comb += self.busy.eq(running | ending.any())
+        m.d.sync += [examined.valid.eq(0), ending.eq(ending << 1)]
         with m.If(self.start):
             m.d.sync += [
                 running.eq(1),
@@ -136,11 +137,22 @@ class DecisionUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += candidate.eq(candidate + 1)
             with m.If(last_column & beat.last):
-                m.d.sync += [running.eq(0), ending.eq(1)]
+                m.d.sync += [running.eq(0), ending[0].eq(1)]
+        # The layer's choice, registered before it is written into its decision register (the registers sit by
+        # the program engine's decode, which reads them).
+        chosen = Signal(
+            data.StructLayout({"valid": 1, "candidate": range(MAX_CANDIDATES), "layer": range(MAX_DECISIONS)})
+        )
+        m.d.sync += chosen.valid.eq(0)
         with m.If(examined.valid):
             wins = examined.first | (examined.value > best)
             with m.If(wins):
                 m.d.sync += [best.eq(examined.value), best_index.eq(examined.candidate)]
-            with m.If(examined.last):
-                m.d.sync += self.decisions[examined.layer].eq(Mux(wins, examined.candidate, best_index))
+            m.d.sync += [
+                chosen.valid.eq(examined.last),
+                chosen.candidate.eq(Mux(wins, examined.candidate, best_index)),
+                chosen.layer.eq(examined.layer),
+            ]
+        with m.If(chosen.valid):
+            m.d.sync += self.decisions[chosen.layer].eq(chosen.candidate)
         return m
