@@ -1,7 +1,7 @@
 """Run the formal proofs deeper than the test suite does, and print each verdict and its time.
 
 python bench/formal_proofs.py --depth 26              # the engine: two whole commands under any stalls (~10 min)
-python bench/formal_proofs.py --only output --output-depth 13   # the output path: descriptors of 7 steps (~3 min)
+python bench/formal_proofs.py --only output --output-depth 13   # the output path: descriptors of 5 steps (~3 min)
 
 The output path's proof (verif/formal_output.py) about doubles in time with each step of depth: 11 steps take
 about 50 s (the test suite's), 13 about 165 s.

@@ -83,9 +83,9 @@ def overlap_cycles(cfg: EngineConfig) -> int:
 #: The output path of layer programs (hw/output_path.py) takes a descriptor in one cycle and forms its plane
 #: and N-tile strides in the next; its first step is in the cycle after.
 OUTPUT_SETUP_CYCLES = 2
-#: A step's write reaches the scratchpad three cycles after the step: the operand's word arrives and is
-#: registered, the add and clamp are registered into the write port, then the memory takes it.
-OUTPUT_DRAIN_CYCLES = 3
+#: A step's write reaches the scratchpad four cycles after the step: the operand's word arrives and is
+#: registered, the add is registered, the clamp is registered into the write port, then the memory takes it.
+OUTPUT_DRAIN_CYCLES = 4
 
 
 def output_segment_cycles(store: str, planes: int, operand_planes: Sequence[int]) -> int:

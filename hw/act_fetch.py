@@ -11,11 +11,12 @@ between: a block RAM's output is slow on an FPGA), so the beat is two registered
 in the cycle a read is taken its word is addressed, in the next the word is registered, and in the one after
 the beat is offered with it, the lanes masked. Both stages advance together, when the second is empty or
 its beat is taken, and only then: the generator's `ready` and the read port's `en` are both that condition,
-so while `act` is stalled the generator holds its read and the memory holds its word (a synchronous read port
-keeps `data` while `en` is low), and no beat is lost or repeated. With `act` always ready one beat leaves per
-cycle, two cycles behind the generator's read. `act.ready` reaches the generator and the memory's `en`
-combinationally (valid never depends on ready); a skid buffer would cut that path, at one more register of R
-codes, if the engine's timing needs it.
+so while the beat waits the generator holds its read and the memory holds its word (a synchronous read port
+keeps `data` while `en` is low), and no beat is lost or repeated. The beat leaves through a skid buffer
+(hw/skid.py) whose `ready` is a register, so `act.ready` (the GEMM engine's stall) reaches only the buffer,
+not the stages, the memory's `en` or the generator's counters. The buffer adds no cycle: with `act` always
+ready one beat leaves per cycle, two cycles behind the generator's read, and `act` is valid in every cycle
+it would be without the buffer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from contract.config import EngineConfig
 from hw.addrgen import ConvAddressGenerator, descriptor_layout
 from hw.interface import payload_layout
 from hw.scratchpad import read_signature
+from hw.skid import SkidBuffer
 
 
 class ActivationFetch(wiring.Component):
@@ -45,6 +47,9 @@ class ActivationFetch(wiring.Component):
     check : bool
         Whether illegal descriptors are refused here (the address generator's `check`); False for a client
         that offers only descriptors `legal` accepts.
+    settled : bool
+        Whether each descriptor is on the payload a cycle before it is offered (the address generator's
+        `settled`).
 
     Members
     -------
@@ -67,12 +72,13 @@ class ActivationFetch(wiring.Component):
         max_channels: int = 1024,
         max_n_tiles: int = 64,
         check: bool = True,
+        settled: bool = False,
     ):
         self._cfg = cfg
         limits = dict(
             address_bits=ceil_log2(depth), max_size=max_size, max_channels=max_channels, max_n_tiles=max_n_tiles
         )
-        self._addresses = ConvAddressGenerator(cfg, **limits, check=check)
+        self._addresses = ConvAddressGenerator(cfg, **limits, check=check, settled=settled)
         super().__init__(
             {
                 "descriptor": In(stream.Signature(descriptor_layout(**limits))),
@@ -92,11 +98,14 @@ class ActivationFetch(wiring.Component):
         m.submodules.addresses = addresses = self._addresses
         wiring.connect(m, wiring.flipped(self.descriptor), addresses.descriptor)
         read = addresses.reads
+        m.submodules.skid = skid = SkidBuffer(payload_layout(self._cfg, "act"))
+        wiring.connect(m, skid.output, wiring.flipped(self.act))
+        beat = skid.input
         # The registered stages: the read taken when they last advanced (its word addressed), and the one before
-        # with its word, the beat offered on `act`.
+        # with its word, the beat offered to the skid buffer.
         addressed, addressed_lanes, addressed_last = Signal(), Signal.like(read.payload.lanes), Signal()
         lanes, last, word = Signal.like(read.payload.lanes), Signal(), Signal.like(self.read.data)
-        advance = ~self.act.valid | self.act.ready
+        advance = ~beat.valid | beat.ready
         m.d.comb += [
             self.error.eq(addresses.error),
             read.ready.eq(advance),
@@ -108,12 +117,12 @@ class ActivationFetch(wiring.Component):
                 addressed.eq(read.valid),
                 addressed_lanes.eq(read.payload.lanes),
                 addressed_last.eq(read.payload.last),
-                self.act.valid.eq(addressed),
+                beat.valid.eq(addressed),
                 lanes.eq(addressed_lanes),
                 last.eq(addressed_last),
                 word.eq(self.read.data),
             ]
-        codes = self.act.payload.codes
+        codes = beat.payload.codes
         m.d.comb += [codes[lane].eq(Mux(lane < lanes, word[lane], 0)) for lane in range(self._cfg.rows)]
-        m.d.comb += self.act.payload.last.eq(last)
+        m.d.comb += beat.payload.last.eq(last)
         return m

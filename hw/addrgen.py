@@ -8,12 +8,15 @@ x = ox*s - p + kx of the map [C, H, W] at `source`,
 
 or a padding read (code 0, no memory access) where (y, x) is outside the map. One read leaves per cycle when
 the sink is ready, and the per-cycle logic has no multiplier: every position is a running sum. Stepping ox
-adds s to the address, stepping oy adds s*W to the row's start; a new K-tile's first word is the group's base
-(+ H*W per group) plus the tap's offset (ky - p)*W + (kx - p), itself a running sum (+1 per kx, + W per ky).
-The three products H*W, s*W and p*(W + 1) are formed once, when the descriptor is taken (the last two, of a
-stride of at most 4 and a padding of at most 6, as shifts and adds: hw/shift_add.py). y and x are small
-signed counters beside the address, compared with H and W to flag padding; the lanes that hold channels,
-min(R, C - g*R), come from a count of the channels left, so no division by R is needed either.
+adds s to the address, stepping oy adds s*W to the row's start; a new K-tile's first word is one add from a
+register: the K-tile before's first word + H*W for the next channel group, the current tap's group-0 word + 1
+for the next kx, that tap row's group-0 word + W for the next ky, and the first tap's word source - p*(W + 1)
+after the last tap (the running sums are the words themselves, so no second add follows the choice).
+The three products H*W, s*W and p*(W + 1) are formed once, when the descriptor is taken (or in the cycle
+before, `settled`, below; the last two, of a stride of at most 4 and a padding of at most 6, as shifts and
+adds: hw/shift_add.py). y and x are small signed counters beside the address, compared with H and W to flag
+padding; the lanes that hold channels, min(R, C - g*R), come from a count of the channels left, so no
+division by R is needed either.
 
 A descriptor is taken only between walks: its first read is offered in the next cycle, and the next
 descriptor can be taken in the cycle after its last read, so with a sink always ready a walk of n reads takes
@@ -24,7 +27,11 @@ command): it makes no read, and the next descriptor runs normally. The check (`l
 descriptor) has multiplies and carry chains between the descriptor and the generator's state; a client whose
 descriptor is stable a cycle before it is offered (the program engine) evaluates `legal` itself in that cycle,
 registers the verdict, offers only legal descriptors and builds the generator with `check=False`, which takes
-the check out of the offering cycle. Legal is what contract.program accepts: a
+the check out of the offering cycle. Such a client also builds it `settled`: the walk's products of the
+descriptor (its first word source - p*(W + 1), H*W and s*W, several adds or a DSP block deep) are then
+registered from the payload in every cycle and taken from those registers when the descriptor is, which is
+right only if the payload was the same in the cycle before it was offered (the program engine's step is
+stable from its DECODE). Legal is what contract.program accepts: a
 conv layer with kernel 1..MAX_KERNEL, stride 1..MAX_STRIDE, padding below both kernel sides and the output
 size that follows from them, or a linear layer (a kernel of the whole map, stride 1, no padding, one output
 pixel); every size at least 1 and within the generator's maxima. Whether the map lies inside the scratchpad
@@ -100,6 +107,9 @@ class ConvAddressGenerator(wiring.Component):
     check : bool
         Whether the generator refuses an illegal descriptor itself. False for a client that offers only
         descriptors `legal` accepts (module docstring): `error` is then always low.
+    settled : bool
+        Whether every descriptor offered is on the payload, unchanged, in the cycle before (module docstring):
+        the walk's products are then formed a cycle ahead.
 
     Members
     -------
@@ -120,8 +130,9 @@ class ConvAddressGenerator(wiring.Component):
         max_channels: int = 1024,
         max_n_tiles: int = 64,
         check: bool = True,
+        settled: bool = False,
     ):
-        self._cfg, self._check = cfg, check
+        self._cfg, self._check, self._settled = cfg, check, settled
         self.address_bits, self.max_size = address_bits, max_size
         self.max_channels, self.max_n_tiles = max_channels, max_n_tiles
         super().__init__(
@@ -149,11 +160,14 @@ class ConvAddressGenerator(wiring.Component):
         oy, ox = Signal(range(self.max_size)), Signal(range(self.max_size))
         row = Signal(range(self.max_size * self.max_size))
         first_ktile = Signal()
-        # Word addresses, wrapping at `width` bits: the true ones whenever the read is not padding.
-        map_words, row_step, tap_first = Signal(width), Signal(width), Signal(width)  # H*W, s*W, -p*(W+1)
-        group_base = Signal(width)  # source + g*H*W
-        tap_row = Signal(width)  # (ky - p)*W - p
-        tap = Signal(width)  # (ky - p)*W + kx - p
+        # Word addresses, wrapping at `width` bits: the true ones whenever the read is not padding. Each K-tile's
+        # first word is one add from a register: the next group's is this K-tile's first + H*W, the next tap's
+        # the current tap's group-0 word + 1 (or its row's + W), the first tap's a constant of the descriptor.
+        map_words, row_step = Signal(width), Signal(width)  # H*W, s*W
+        first_word = Signal(width)  # source - p*(W + 1): tap (0, 0) of group 0
+        row_word = Signal(width)  # source + (ky - p)*W - p: tap (ky, 0) of group 0
+        tap_word = Signal(width)  # source + (ky - p)*W + kx - p: tap (ky, kx) of group 0
+        ktile_word = Signal(width)  # tap_word + g*H*W: the current K-tile's first word
         row_start = Signal(width)  # the word of (oy, ox = 0)
         address = Signal(width)
 
@@ -163,7 +177,9 @@ class ConvAddressGenerator(wiring.Component):
         kx_end, ky_end, n_tile_end = Signal.like(kx), Signal.like(ky), Signal.like(n_tile)
         last_ox = ox == ox_end
         last_oy = oy == oy_end
-        last_group = channels_left <= rows
+        # Whether the current channel group is the last (channels_left <= R), a register loaded with its next value
+        # like channels_left, so that no comparison lies before the choice of the next K-tile's word.
+        last_group, one_group = Signal(), Signal()  # one_group: C <= R, what last_group becomes after the last group
         last_kx = kx == kx_end
         last_ky = ky == ky_end
         last_ktile = last_group & last_kx & last_ky
@@ -183,13 +199,23 @@ class ConvAddressGenerator(wiring.Component):
             read.last.eq(last_ox & last_oy & last_ktile & last_ntile),
         ]
 
+        # The walk's products of the descriptor, a cycle ahead of its taking when `settled`.
+        start_word = Signal(width)  # source - p*(W + 1): the word of tap (0, 0) of group 0
+        m.d.comb += start_word.eq(payload.source - small_times(payload.width + 1, payload.padding, MAX_KERNEL - 1))
+        start_word, words_of_map, step_of_row = (
+            self._prepared(m, value)
+            for value in (
+                start_word,
+                (payload.height * payload.width)[:width],
+                small_times(payload.width, payload.stride, MAX_STRIDE)[:width],
+            )
+        )
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.descriptor.ready.eq(1)
                 # Every idle cycle loads the walk's start from the payload, valid or not (as the sequencer
                 # does): nothing reads it while idle, and the accepting cycle loads the accepted descriptor.
-                start = Signal(width)  # -p*(W + 1): the offset of tap (0, 0) from its group's base
-                m.d.comb += start.eq(-small_times(payload.width + 1, payload.padding, MAX_KERNEL - 1))
                 m.d.sync += [
                     command.eq(payload),
                     ox_end.eq(payload.out_width - 1),
@@ -197,14 +223,14 @@ class ConvAddressGenerator(wiring.Component):
                     kx_end.eq(payload.kernel_width - 1),
                     ky_end.eq(payload.kernel_height - 1),
                     n_tile_end.eq(payload.n_tiles - 1),
-                    map_words.eq(payload.height * payload.width),
-                    row_step.eq(small_times(payload.width, payload.stride, MAX_STRIDE)),
-                    tap_first.eq(start),
-                    tap_row.eq(start),
-                    tap.eq(start),
-                    group_base.eq(payload.source),
-                    row_start.eq(payload.source + start),
-                    address.eq(payload.source + start),
+                    map_words.eq(words_of_map),
+                    row_step.eq(step_of_row),
+                    first_word.eq(start_word),
+                    row_word.eq(start_word),
+                    tap_word.eq(start_word),
+                    ktile_word.eq(start_word),
+                    row_start.eq(start_word),
+                    address.eq(start_word),
                     y.eq(-payload.padding),
                     x.eq(-payload.padding),
                     y_start.eq(-payload.padding),
@@ -213,6 +239,8 @@ class ConvAddressGenerator(wiring.Component):
                     ky.eq(0),
                     kx.eq(0),
                     channels_left.eq(payload.channels),
+                    last_group.eq(payload.channels <= rows),
+                    one_group.eq(payload.channels <= rows),
                     oy.eq(0),
                     ox.eq(0),
                     row.eq(0),
@@ -243,49 +271,41 @@ class ConvAddressGenerator(wiring.Component):
                     with m.Else():
                         m.d.sync += [oy.eq(0), ox.eq(0), row.eq(0), first_ktile.eq(0)]
                         # The next K-tile: the next group at this tap, else group 0 at the next tap (after the
-                        # last tap, the first tap of the next N-tile). Its first word is its group's base plus
-                        # its tap's offset, each the old one plus a step (or a start value).
-                        next_base, next_tap_row, next_tap = (
-                            Signal(width, name=f"next_{n}") for n in ("group_base", "tap_row", "tap")
-                        )
+                        # last tap, the first tap of the next N-tile). Its first word is one add from a register.
+                        first = Signal(width, name="next_ktile_word")
                         next_y, next_x = Signal(coordinate, name="next_y"), Signal(coordinate, name="next_x")
-                        m.d.comb += [
-                            next_base.eq(group_base + map_words),
-                            next_tap_row.eq(tap_row),
-                            next_tap.eq(tap),
-                            next_y.eq(y_start),
-                            next_x.eq(x_start),
-                        ]
-                        m.d.sync += channels_left.eq(channels_left - rows)
+                        m.d.comb += [first.eq(ktile_word + map_words), next_y.eq(y_start), next_x.eq(x_start)]
+                        m.d.sync += [channels_left.eq(channels_left - rows), last_group.eq(channels_left <= 2 * rows)]
                         with m.If(last_group):
-                            m.d.comb += next_base.eq(command.source)
-                            m.d.sync += channels_left.eq(command.channels)
+                            m.d.sync += [channels_left.eq(command.channels), last_group.eq(one_group)]
                             with m.If(~last_kx):
-                                m.d.comb += [next_tap.eq(tap + 1), next_x.eq(x_start + 1)]
-                                m.d.sync += kx.eq(kx + 1)
+                                m.d.comb += [first.eq(tap_word + 1), next_x.eq(x_start + 1)]
+                                m.d.sync += [kx.eq(kx + 1), tap_word.eq(first)]
                             with m.Elif(~last_ky):
                                 m.d.comb += [
-                                    next_tap_row.eq(tap_row + command.width),
-                                    next_tap.eq(tap_row + command.width),
+                                    first.eq(row_word + command.width),
                                     next_y.eq(y_start + 1),
                                     next_x.eq(-command.padding),
                                 ]
-                                m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
+                                m.d.sync += [kx.eq(0), ky.eq(ky + 1), row_word.eq(first), tap_word.eq(first)]
                             with m.Else():
                                 m.d.comb += [
-                                    next_tap_row.eq(tap_first),
-                                    next_tap.eq(tap_first),
+                                    first.eq(first_word),
                                     next_y.eq(-command.padding),
                                     next_x.eq(-command.padding),
                                 ]
-                                m.d.sync += [kx.eq(0), ky.eq(0), n_tile.eq(n_tile + 1), first_ktile.eq(1)]
+                                m.d.sync += [
+                                    kx.eq(0),
+                                    ky.eq(0),
+                                    n_tile.eq(n_tile + 1),
+                                    first_ktile.eq(1),
+                                    row_word.eq(first),
+                                    tap_word.eq(first),
+                                ]
                                 with m.If(last_ntile):
                                     m.next = "IDLE"
-                        first = next_base + next_tap
                         m.d.sync += [
-                            group_base.eq(next_base),
-                            tap_row.eq(next_tap_row),
-                            tap.eq(next_tap),
+                            ktile_word.eq(first),
                             y_start.eq(next_y),
                             x_start.eq(next_x),
                             y.eq(next_y),
@@ -294,6 +314,15 @@ class ConvAddressGenerator(wiring.Component):
                             address.eq(first),
                         ]
         return m
+
+    def _prepared(self, m: Module, value):
+        """`value`, a function of the payload, registered when `settled` (formed in the cycle before the
+        descriptor is taken), else as it is."""
+        if not self._settled:
+            return value
+        ahead = Signal(value.shape())
+        m.d.sync += ahead.eq(value)
+        return ahead
 
     def legal(self, payload, stage=lambda value: value):
         """What contract.program accepts of a descriptor (module docstring), within this generator's maxima: a

@@ -9,7 +9,11 @@ The unit has the output path's shape (hw/output_path.py), so the same cycle recu
 (sim.program_cycles): the beats enter a two-beat buffer, whose registered "not full" is `result.ready`, and
 the beat at its head is examined one column a cycle, C cycles a beat, and popped with its last column. A
 running maximum and its index are registers; the register of a layer is written with its last candidate's
-column. `busy` is high from `start` until the last beat's last column.
+column. A column is examined in three stages: its value is taken from the buffer's head and registered; it
+is compared with the running maximum in the next cycle, and the layer's choice registered; the choice is
+written into the layer's register in the third (the buffer's memory, the column's multiplexer, a 32-bit
+comparison and the write into one of 32 registers were too much for one cycle: each was in turn the program
+engine's critical path). `busy` is high from `start` until two cycles after the last beat's last column.
 """
 
 from __future__ import annotations
@@ -85,9 +89,28 @@ class DecisionUnit(wiring.Component):
         best_index = Signal(range(MAX_CANDIDATES))
         value = Signal(signed(cfg.acc_bits))
         m.d.comb += value.eq(beat.values[column])
+        # The examined column, registered before it is compared (the buffer's memory and the column's
+        # multiplexer in one cycle, the comparison with the running maximum in the next): what the second
+        # stage needs of it.
+        examined = Signal(
+            data.StructLayout(
+                {
+                    "valid": 1,
+                    "value": signed(cfg.acc_bits),
+                    "first": 1,
+                    "last": 1,
+                    "candidate": range(MAX_CANDIDATES),
+                    "layer": range(MAX_DECISIONS),
+                }
+            )
+        )
+        running = Signal()  # columns are examined: busy but for the second stage
+        ending = Signal(2)  # the second and third stages of the last column (in range or not: a uniform end)
+        m.d.comb += self.busy.eq(running | ending.any())
+        m.d.sync += [examined.valid.eq(0), ending.eq(ending << 1)]
         with m.If(self.start):
             m.d.sync += [
-                self.busy.eq(1),
+                running.eq(1),
                 channels.eq(self.channels),
                 candidates.eq(self.candidates),
                 column.eq(0),
@@ -95,19 +118,41 @@ class DecisionUnit(wiring.Component):
                 layer.eq(0),
                 candidate.eq(0),
             ]
-        with m.Elif(self.busy & buffer.r_rdy):
+        with m.Elif(running & buffer.r_rdy):
             last_column = column == cfg.cols - 1
             m.d.comb += buffer.r_en.eq(last_column)
             m.d.sync += [column.eq(Mux(last_column, 0, column + 1)), index.eq(index + 1)]
             with m.If(index < channels):
-                wins = (candidate == 0) | (value > best)
-                chosen = Mux(wins, candidate, best_index)
-                with m.If(wins):
-                    m.d.sync += [best.eq(value), best_index.eq(candidate)]
-                with m.If(candidate == candidates - 1):
-                    m.d.sync += [self.decisions[layer].eq(chosen), layer.eq(layer + 1), candidate.eq(0)]
+                last_candidate = candidate == candidates - 1
+                m.d.sync += [
+                    examined.valid.eq(1),
+                    examined.value.eq(value),
+                    examined.first.eq(candidate == 0),
+                    examined.last.eq(last_candidate),
+                    examined.candidate.eq(candidate),
+                    examined.layer.eq(layer),
+                ]
+                with m.If(last_candidate):
+                    m.d.sync += [layer.eq(layer + 1), candidate.eq(0)]
                 with m.Else():
                     m.d.sync += candidate.eq(candidate + 1)
             with m.If(last_column & beat.last):
-                m.d.sync += self.busy.eq(0)
+                m.d.sync += [running.eq(0), ending[0].eq(1)]
+        # The layer's choice, registered before it is written into its decision register (the registers sit by
+        # the program engine's decode, which reads them).
+        chosen = Signal(
+            data.StructLayout({"valid": 1, "candidate": range(MAX_CANDIDATES), "layer": range(MAX_DECISIONS)})
+        )
+        m.d.sync += chosen.valid.eq(0)
+        with m.If(examined.valid):
+            wins = examined.first | (examined.value > best)
+            with m.If(wins):
+                m.d.sync += [best.eq(examined.value), best_index.eq(examined.candidate)]
+            m.d.sync += [
+                chosen.valid.eq(examined.last),
+                chosen.candidate.eq(Mux(wins, examined.candidate, best_index)),
+                chosen.layer.eq(examined.layer),
+            ]
+        with m.If(chosen.valid):
+            m.d.sync += self.decisions[chosen.layer].eq(chosen.candidate)
         return m

@@ -14,7 +14,7 @@ codes are already in 0..2^A - 1, so it is the executor's plain store.
 
 **Steps.** A segment takes one *step* per operand plane read or plane written, whichever is more, at least
 one (contract.timing.output_segment_cycles): a codes store reads one operand plane per step and writes in
-its last, a raw store (never fused) writes plane p in step p. Four stages, one step entering per cycle:
+its last, a raw store (never fused) writes plane p in step p. Five stages, one step entering per cycle:
 
 1. issue: the step's lane values (the beat's columns moved to the segment's lanes), its lane enables and
    word address are registered, and its operand plane is addressed on the read port;
@@ -22,9 +22,11 @@ its last, a raw store (never fused) writes plane p in step p. Four stages, one s
    and that register: on an FPGA a block RAM's output is slow, and the add after it is as wide as a raw
    operand's eight planes);
 3. add: each lane adds the word, shifted to its plane's place (its top plane signed for a signed operand),
-   to the segment's running sum (started from the value), and the clamped code, or the raw plane's bits of
-   the value, is registered into the write port;
-4. write: the memory takes the write port's lanes.
+   to the segment's running sum (started from the value), which is registered (a sum as wide as a raw
+   operand's eight planes: its carry chain fills the cycle);
+4. clamp: the sum clamped to a code (from its sign and high bits), or the raw plane's bits of the value, is
+   registered into the write port;
+5. write: the memory takes the write port's lanes.
 
 So a segment of one read and one write (C = R, one code operand: the common fused add) costs one cycle, as
 does a plain codes store, and a beat one cycle per step of each of its segments. Nothing stalls the steps
@@ -378,21 +380,33 @@ class OutputPath(wiring.Component):
         # between them: a block RAM's slow output goes straight into a flip-flop).
         fetched, word = Signal(_step_layout(cfg, width)), Signal.like(self.read.data)
         m.d.sync += [fetched.eq(step), word.eq(self.read.data)]
-        self._write_stage(m, fetched, word)
-        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | step.valid | fetched.valid | self.write.en.any())
+        summed = self._add_stage(m, fetched, word)
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | step.valid | fetched.valid | summed.valid | self.write.en.any())
         return m
 
-    def _write_stage(self, m: Module, step, words) -> None:
+    def _add_stage(self, m: Module, step, words):
         """Stage 3 -> 4: per lane, the operand plane's word added to the segment's running sum (started from
-        the value), and the clamped code or the raw plane's bits registered into the write port."""
+        the value), registered (`running`) with the step's write, its address and lanes, and the raw plane's bits
+        of the value; stage 4 -> 5 clamps the sum and registers the code, or the raw bits, into the write port.
+        Returns stage 4's step (its `valid`: a step is there)."""
         act_bits, top = self._cfg.act_bits, (1 << self._cfg.act_bits) - 1
         sum_shape = signed(max(self._cfg.acc_bits, MAX_RAW_PLANES * act_bits + 1) + ceil_log2(self.max_operands + 1))
+        summed = Signal(
+            data.StructLayout({"valid": 1, "raw": 1, "address": len(step.address), "lanes": len(step.lanes)})
+        )
+        m.d.sync += [
+            summed.valid.eq(step.valid & step.write),
+            summed.raw.eq(step.raw),
+            summed.address.eq(step.address),
+            summed.lanes.eq(step.lanes),
+        ]
         for lane, value in enumerate(step.values):
             word = words[lane]
             part, total = Signal(sum_shape, name=f"part_{lane}"), Signal(sum_shape, name=f"total_{lane}")
             running = Signal(sum_shape, name=f"running_{lane}")  # the segment's value plus its planes so far
             extended = Signal(signed(MAX_RAW_PLANES * act_bits), name=f"extended_{lane}")
             raw_code = Signal(act_bits, name=f"raw_code_{lane}")
+            summed_raw_code = Signal(act_bits, name=f"summed_raw_code_{lane}")
             with m.Switch(step.plane):
                 for index in range(MAX_RAW_PLANES):
                     with m.Case(index):
@@ -406,12 +420,17 @@ class OutputPath(wiring.Component):
             ]
             with m.If(step.valid):
                 m.d.sync += running.eq(total)
-            code = Mux(total < 0, 0, Mux(total > top, top, total[:act_bits]))
-            m.d.sync += self.write.data[lane].eq(Mux(step.raw, raw_code, code))
+            m.d.sync += summed_raw_code.eq(raw_code)
+            # The clamp from the sum's bits, no comparison after its carry chain: below 0 when the sign is set,
+            # above 2^A - 1 when any bit from A up is (with the sign clear).
+            negative, over = running[-1], running[act_bits:-1].any()
+            code = Mux(negative, 0, Mux(over, top, running[:act_bits]))
+            m.d.sync += self.write.data[lane].eq(Mux(summed.raw, summed_raw_code, code))
         m.d.sync += [
-            self.write.addr.eq(step.address),
-            self.write.en.eq(Mux(step.valid & step.write, step.lanes, 0)),
+            self.write.addr.eq(summed.address),
+            self.write.en.eq(Mux(summed.valid, summed.lanes, 0)),
         ]
+        return summed
 
     def _groups(self, channels):
         """ceil(channels / R) as a multiply by a constant reciprocal (module docstring)."""

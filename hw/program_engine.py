@@ -26,7 +26,9 @@ An illegal step is dropped: in the decode cycles the step is checked by the addr
 path's own rules (their `legal`, evaluated here from the stable step and registered, so that no check lies in
 the cycle that hands the units their parts) and contract.program's rules on candidates; a step that fails is
 offered to no unit. The GEMM engine checks its command itself (as the sequencer refuses a command); the units
-that took their parts of a step it refuses are reset in the next cycle. Either way nothing is written, `error`
+that took their parts of a step it refuses are reset in the next cycle, as are those of a step whose K, a
+product formed in the last decode cycle, exceeds max_k (compared in the offering cycle, but only for the
+refusal, not for the offers). Either way nothing is written, `error`
 rises and stays high until reset, and the next step runs normally. Like the GEMM engine, a refused layer's
 weight and parameter beats must not be sent.
 
@@ -270,24 +272,31 @@ class ProgramEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, depth = self.config, self.depth
-        abort = Signal()  # resets the three units of a refused layer step
+        # Resets the units of a refused layer step, in the ABORT state: a register of its own rather than a decode
+        # of the FSM's state, since it gates the input streams and fans out to every unit's registers.
+        abort = Signal()
         m.submodules.scratchpad = scratchpad = Scratchpad(cfg, depth, operand_port=True)
         m.submodules.engine = engine = ResetInserter(abort)(Engine(cfg))
-        # The fetch and the output path take only steps checked in DECODE (`checked`), so they do not check again.
-        m.submodules.fetch = fetch = ResetInserter(abort)(ActivationFetch(cfg, depth, **self._limits, check=False))
+        # The fetch and the output path take only steps checked in DECODE (`checked`), so they do not check again;
+        # the step is stable from DECODE, so the fetch is `settled`.
+        m.submodules.fetch = fetch = ResetInserter(abort)(
+            ActivationFetch(cfg, depth, **self._limits, check=False, settled=True)
+        )
         m.submodules.output = output = ResetInserter(abort)(
             OutputPath(cfg, depth, **self._limits, max_operands=self._max_operands, check=False)
         )
         # In the abort cycle the engine may already be loading the refused layer's weights: it sees no beat, so
         # the next layer's beats stay where they are. A controlled layer's parameter beats are one block of
         # N-tiles per candidate: the chosen block's pass to the engine, the others' are dropped as they come.
+        # The filter's verdicts on the beat at `param_index` (`in_window`: pass it, `drop`: drop it) are
+        # registers, each loaded with its value for the next index when a beat moves, so that no comparison
+        # lies between `param.valid` and the GEMM engine's stall.
         filtering = Signal()
         param_index, window_start, window_end, param_total = (
             Signal(range(self._limits["max_n_tiles"] * MAX_CANDIDATES + 1), name=name)
             for name in ("param_index", "window_start", "window_end", "param_total")
         )
-        in_window = ~filtering | ((param_index >= window_start) & (param_index < window_end))
-        drop = filtering & ~in_window & (param_index < param_total)
+        in_window, drop = Signal(init=1), Signal()
         for name in ("weight", "param"):
             outer, inner = getattr(self, name), getattr(engine, name)
             passing = in_window if name == "param" else 1
@@ -297,7 +306,13 @@ class ProgramEngine(wiring.Component):
                 outer.ready.eq(~abort & ((inner.ready & passing) | (drop if name == "param" else 0))),
             ]
         with m.If(filtering & self.param.valid & self.param.ready):
-            m.d.sync += param_index.eq(param_index + 1)
+            next_index = param_index + 1
+            next_in_window = (next_index >= window_start) & (next_index < window_end)
+            m.d.sync += [
+                param_index.eq(next_index),
+                in_window.eq(next_in_window),
+                drop.eq(~next_in_window & (next_index < param_total)),
+            ]
         wiring.connect(m, fetch.act, engine.act)
         m.submodules.decision = decision = ResetInserter(abort)(DecisionUnit(cfg, self._limits["max_channels"]))
         wiring.connect(m, output.logits, wiring.flipped(self.logits))
@@ -438,6 +453,7 @@ class ProgramEngine(wiring.Component):
                 m.next = "PLAN"
             with m.State("PLAN"):
                 window_start_next = small_times(n_tiles, chosen, MAX_CANDIDATES - 1)
+                first_block = (chosen == 0) & (n_tiles != 0)
                 m.d.sync += [
                     walk_legal.eq(walk_verdict),
                     checked.eq(out_legal & candidates_legal & (m_dim <= cfg.max_m)),
@@ -448,22 +464,30 @@ class ProgramEngine(wiring.Component):
                     window_start.eq(window_start_next),
                     window_end.eq(window_start_next + n_tiles),
                     param_total.eq(small_times(n_tiles, step.candidate_count, MAX_CANDIDATES)),
+                    # The verdicts on beat 0: the window starts there when the first candidate is chosen.
+                    in_window.eq((step.k_source == 0) | first_block),
+                    drop.eq((step.k_source != 0) & ~first_block & (n_tiles != 0) & (step.candidate_count != 0)),
                 ]
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 # All units are idle here (the last step finished), so each takes its part now: the output path,
-                # or for a controller the decision unit. A step that failed the checks is refused here, nothing
-                # offered; one the GEMM engine refuses (its own check) has its other parts reset in ABORT.
-                accepted = walk_legal & checked & (k_dim <= cfg.max_k)  # K from PLAN, compared here
+                # or for a controller the decision unit. A step that failed the registered checks is refused
+                # here, nothing offered. K (a product from PLAN) is compared here too, but only for the FSM and
+                # `error`, not for the offers, so that no comparison lies before every unit's taking: a step
+                # whose K is too large, like one the GEMM engine refuses (its own check), has its parts reset in
+                # ABORT.
+                offered = walk_legal & checked
+                accepted = offered & (k_dim <= cfg.max_k)
                 m.d.comb += [
-                    engine.cmd.valid.eq(accepted),
-                    fetch.descriptor.valid.eq(accepted),
-                    output.descriptor.valid.eq(accepted & ~deciding),
-                    decision.start.eq(accepted & deciding),
+                    engine.cmd.valid.eq(offered),
+                    fetch.descriptor.valid.eq(offered),
+                    output.descriptor.valid.eq(offered & ~deciding),
+                    decision.start.eq(offered & deciding),
                 ]
                 with m.If(~accepted):
                     m.d.sync += self.error.eq(1)
                 with m.If(~accepted | ~command_legal(cfg, cmd)):
+                    m.d.sync += abort.eq(1)
                     m.next = "ABORT"
                 with m.Else():
                     m.next = "RUN"
@@ -476,8 +500,7 @@ class ProgramEngine(wiring.Component):
                             request.payload.k.eq(wbits),
                         ]
             with m.State("ABORT"):
-                m.d.comb += abort.eq(1)
-                m.d.sync += filtering.eq(0)
+                m.d.sync += [abort.eq(0), filtering.eq(0), in_window.eq(1), drop.eq(0)]
                 m.next = "IDLE"
             with m.State("RUN"):
                 m.d.comb += cycle.eq(run_cycle)

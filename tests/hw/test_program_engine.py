@@ -107,3 +107,29 @@ def test_an_illegal_step_is_refused_and_the_next_program_runs(export):
     run = simulate_program(cfg, LIMITS, program, images, codes[0], extra_steps=tuple(illegal))
     assert run.error
     assert torch.equal(run.logits, run_integer(export, torch.from_numpy(codes), 8)[0])
+
+
+def test_steps_whose_m_or_k_wrap_the_command_fields_are_refused(export):
+    """M = OH*OW and K = KH*KW*G*R are checked against max_m and max_k at their full width, before they are put
+    into the GEMM command's narrower fields: a 9x9 output (M = 81) at max_m = 36 would read as 81 mod 64 = 17
+    rows there, and 16 input channels of a 3x3 kernel (K = 144) at max_k = 72 as 144 mod 128 = 16, legal
+    commands that would run with no weight beats coming (a hang, or the next layer's beats taken for them)."""
+    cfg, program, images = compiled(export, 4, 4, 8)
+    first = program.descriptors[0]
+    channels = first.out_shape[0]
+    side, wide = 9, 16
+    m_dim, k_dim = side * side, first.kernel[0] * first.kernel[1] * wide
+    for value, maximum in ((m_dim, cfg.max_m), (k_dim, cfg.max_k)):
+        assert maximum < value and value % (1 << cfg.field_bits(maximum)) <= maximum, "the case must wrap"
+    assert m_dim * (1 + -(-channels // cfg.rows)) <= WORDS, "source and target inside the scratchpad"
+    tall = dataclasses.replace(
+        first, in_shape=(1, side, side), out_shape=(channels, side, side), source=0, target=m_dim
+    )
+    deep = dataclasses.replace(first, in_shape=(wide, *first.in_shape[1:]), source=0)
+    assert (wide // cfg.rows) * first.in_shape[1] * first.in_shape[2] <= WORDS
+    limits = dataclasses.replace(LIMITS, max_size=side)
+    codes = np.random.default_rng(0).integers(0, 1 << export.act_bits, (1, *export.input_shape))
+    steps = (layer_step(program, tall), layer_step(program, deep))
+    run = simulate_program(cfg, limits, program, images, codes[0], extra_steps=steps, timeout=20_000)
+    assert run.error
+    assert torch.equal(run.logits, run_integer(export, torch.from_numpy(codes), 8)[0])

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.formal
 #: Reset, a descriptor taken, the setup, then whole descriptors of up to 5 steps (3 for R = 2, C = 3 when N = 4
 #: splits a channel group between N-tiles), and the first steps of longer ones: about 50 s.
 DEPTH = 11
-COVER_DEPTH = 13  # a raw region of 2 planes and 4 channels ends at step 12
+COVER_DEPTH = 14  # a raw region of 2 planes and 4 channels ends at step 13
 #: Whole descriptors of each store, with ideal streams: a fused add whose N-tiles share a channel group, two
 #: operands (a code map and a signed raw region of 2 planes), a raw region of 2 planes, logits of 2 N-tiles.
 SHAPES = {
