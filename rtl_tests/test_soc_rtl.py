@@ -50,18 +50,35 @@ from verif.scenarios import base_seed, run_seed
 
 pytestmark = pytest.mark.rtl
 
-MEMORY = 1 << 17
-BUS_BYTES, BURST = 8, 8
+BUS_BYTES = 8
 #: The one SoC both tests run on: the digits model's GEMM limits (the tiny network's are smaller).
 CONFIG = EngineConfig(rows=4, cols=4, max_m=64, max_k=288, max_n=32)
 SOC_LIMITS = ProgramLimits(1024, max_size=8, max_channels=32, max_n_tiles=8)
 
 
-def run_on_verilator(runs, name: str, stall: float, seed: int) -> dict:
-    """`runs` (program, images, codes, extra steps) one after the other through the driver on the SoC's
-    Verilog; the testbench's results (rtl_tests/soc_tb.py), the AXI handshake rules checked."""
-    cfg, limits, memory = CONFIG, SOC_LIMITS, MEMORY
-    built = build_soc("verilator", cfg, limits, bus_bytes=BUS_BYTES, burst=BURST)
+@dataclasses.dataclass(frozen=True)
+class SocSetup:
+    """A SoC to run networks on: its engine, program limits and bus (verif.rtl.soc.build_soc's parameters),
+    the AXI RAM's bytes, and how many wall seconds the driver waits for one run (Verilator's speed, not the
+    hardware's, sets it)."""
+
+    cfg: EngineConfig
+    limits: ProgramLimits
+    bus_bytes: int = BUS_BYTES
+    burst: int = 8
+    memory: int = 1 << 17
+    timeout: float = 120.0
+
+
+#: The SoC of this file's tests and of bench/soc_rtl.py's digits runs.
+DIGITS_SOC = SocSetup(CONFIG, SOC_LIMITS)
+
+
+def run_on_verilator(runs, name: str, stall: float, seed: int, setup: SocSetup = DIGITS_SOC) -> dict:
+    """`runs` (program, images, codes, extra steps) one after the other through the driver on the Verilog of
+    the SoC `setup`; the testbench's results (rtl_tests/soc_tb.py), the AXI handshake rules checked."""
+    cfg, limits = setup.cfg, setup.limits
+    built = build_soc("verilator", cfg, limits, bus_bytes=setup.bus_bytes, burst=setup.burst)
     run_dir = built.root / "runs" / name
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "program.pkl").write_bytes(pickle.dumps(runs))
@@ -69,10 +86,10 @@ def run_on_verilator(runs, name: str, stall: float, seed: int) -> dict:
         limits=limits.as_dict(),
         program=str(run_dir / "program.pkl"),
         results=str(run_dir / "results.json"),
-        memory=memory,
+        memory=setup.memory,
         stall=stall,
         seed=seed,
-        timeout=120.0,
+        timeout=setup.timeout,
     )
     run = run_built(built, cfg, "rtl_tests.soc_tb", ["run_soc"], scenario, run_dir)
     assert run.tests == 1 and run.failures == 0, f"seed {seed}: {failed_tests(run_dir)} (see {run.log})"
@@ -123,11 +140,13 @@ def test_the_network_through_the_driver_on_verilator(stall, illegal):
     )
 
 
-def digits_runs(export, codes, precisions) -> list[tuple]:
-    """The runs of `codes` (digits images) at each k of `precisions`: (program, images, image, no extra step)."""
-    runs = []
+def network_runs(export, codes, precisions, setup: SocSetup = DIGITS_SOC) -> list[tuple]:
+    """The runs of `codes` (input images) at each k of `precisions`, compiled for the SoC `setup`: (program,
+    images, image, no extra step)."""
+    runs, cfg = [], setup.cfg
     for k in precisions:
-        program, images = compile_program(export, 4, 4, SOC_LIMITS.words, Policy("uniform", (k,)).resolve(export))
+        policy = Policy("uniform", (k,)).resolve(export)
+        program, images = compile_program(export, cfg.rows, cfg.cols, setup.limits.words, policy)
         runs += [(program, images, image, ()) for image in codes]
     return runs
 
@@ -151,7 +170,7 @@ def test_a_digits_image_through_the_driver_with_random_stalls(trained):
     seed = run_seed(base_seed(), "soc-rtl", "digits")
     export = build_export(trained("truncquant", "offset"))
     codes = input_codes(digits_split().test_x[:1], export.act_bits).numpy()
-    runs = digits_runs(export, codes, (8, 1))
+    runs = network_runs(export, codes, (8, 1))
     results = run_on_verilator(runs, "digits", 0.3, seed)
     for run, result in zip(runs, results["runs"], strict=True):
         check_digits_run(export, run, result, seed)
