@@ -16,7 +16,7 @@ waits by class), the mean stall cycles per stream, the bytes read per stream (eq
 weights: checked), the weight bytes the hardware's WEIGHT_BYTES counter read against the k = 8 layout's region
 and the model's figure (contract.bitplanes: each layer's k bit-planes; checked equal), and the simulation's
 wall time. Exit status 1 on any mismatch.
-Usage: python bench/soc_rtl.py [--net digits] [--images 10] [--k 8,2] [--stall 0.3] [--seed 0]
+Usage: PYTHONPATH=. python bench/soc_rtl.py [--net digits] [--images 10] [--k 8,2] [--stall 0.3] [--seed 0]
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def print_counters(rows) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = Parser(prog="python bench/soc_rtl.py", description=__doc__.splitlines()[0])
+    parser = Parser(prog="PYTHONPATH=. python bench/soc_rtl.py", description=__doc__.splitlines()[0])
     parser.add_argument("--net", choices=tuple(SOCS), default="digits", help="the network and its SoC")
     parser.add_argument("--images", type=number(int, 1, 360), default=10, help="test images (first N)")
     parser.add_argument("--k", default="8,2", help="weight precisions: 8 or 8,4,1")
