@@ -137,7 +137,6 @@ class WeightReader(wiring.Component):
     ):
         self.config, self.max_n_tiles = config, max_n_tiles
         self.bus_bytes, self.burst, self.address_bits = bus_bytes, burst, address_bits
-        self.layout = PlaneLayout(config.rows, config.cols, config.base_bits, bus_bytes)
         super().__init__(
             {
                 "go": In(1),
@@ -153,11 +152,10 @@ class WeightReader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layout = self.layout
-        plane_words = layout.plane_bytes // self.bus_bytes
+        m.submodules.assembler = assembler = PlaneAssembler(self.config, self.bus_bytes)
+        plane_words = assembler.plane_words
         word_bits = (self.config.base_bits * plane_words).bit_length()
         m.submodules.runs = runs = RunReader(self.bus_bytes, self.burst, self.address_bits, word_bits)
-        m.submodules.assembler = assembler = PlaneAssembler(self.config, self.bus_bytes)
         wiring.connect(m, wiring.flipped(self.request), runs.request)
         wiring.connect(m, wiring.flipped(self.word), runs.word)
         wiring.connect(m, runs.data, assembler.word)
@@ -182,7 +180,7 @@ class WeightReader(wiring.Component):
             runs.words.eq(times(request.k, plane_words)),
         ]
         with m.If(runs.start):
-            m.d.sync += [address.eq(address + layout.tile_bytes), tile.eq(tile + 1)]
+            m.d.sync += [address.eq(address + assembler.layout.tile_bytes), tile.eq(tile + 1)]
         with m.If(self.go):
             m.d.sync += [address.eq(self.base), tile.eq(0), region_tiles.eq(self.beats)]
         return m

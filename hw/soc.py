@@ -240,10 +240,11 @@ class NestmacSoC(wiring.Component):
             soc.CYCLES: cycles,
             soc.LOGITS_WRITTEN: logits_beats,
         }
+        beat_bytes = self.beat_bytes()
         for index, name in enumerate(soc.REGIONS):
             readable[soc.region_base(index)] = bases[index]
             readable[soc.region_beats(index)] = beats[index]
-            readable[soc.BEAT_BYTES + 4 * index] = self.beat_bytes()[name]
+            readable[soc.BEAT_BYTES + 4 * index] = beat_bytes[name]
         for index in range(len(soc.READ_REGIONS)):
             readable[soc.STALLS + 4 * index] = stalls[index]
             readable[soc.BYTES_READ + 4 * index] = bytes_read[index]
