@@ -56,13 +56,14 @@ def network(name: str):
     return build_export(model.eval()), split.test_x
 
 
-def precisions(text: str) -> list[int]:
+def precisions(text: str, base_bits: int) -> list[int]:
+    """`--k`'s comma-separated weight precisions, each in 1..base_bits (bench/soc_rtl.py's too)."""
     try:
         ks = [int(part) for part in text.split(",")]
     except ValueError:
         raise InputError(f"--k takes precisions like 8 or 8,4,1, got {text!r}") from None
-    if not all(1 <= k <= SPEC.cfg.base_bits for k in ks):
-        raise InputError(f"--k precisions must be in 1..{SPEC.cfg.base_bits}, got {text!r}")
+    if not all(1 <= k <= base_bits for k in ks):
+        raise InputError(f"--k precisions must be in 1..{base_bits}, got {text!r}")
     return ks
 
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", default="8", help="weight precisions, one simulated batch each: 8 or 8,7,...,1")
     parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     args = parser.parse_args(argv)
-    ks = precisions(args.k)
+    ks = precisions(args.k, SPEC.cfg.base_bits)
     start = time.perf_counter()
     export, images = network(args.network)
     codes = input_codes(images[: args.images], export.act_bits)

@@ -25,10 +25,10 @@ import time
 
 import numpy as np
 
-from bench.program_rtl import network
+from bench.program_rtl import network, precisions
 from contract import soc
 from contract.bitplanes import weight_fetch_bytes
-from contract.cli import InputError, Parser, number, run_main
+from contract.cli import Parser, number, run_main
 from contract.program import ProgramLimits
 from golden.data import input_codes
 from golden.fastpath import fast_logits
@@ -58,16 +58,6 @@ SOCS = {
 }
 #: bench/program_rtl.py's name of each network.
 PROGRAM_RTL_NAMES = {"digits": "digits", "resnet20": "fashion-resnet20"}
-
-
-def precisions(text: str, base_bits: int) -> list[int]:
-    try:
-        ks = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise InputError(f"--k takes precisions like 8 or 8,2, got {text!r}") from None
-    if not all(1 <= k <= base_bits for k in ks):
-        raise InputError(f"--k precisions must be in 1..{base_bits}, got {text!r}")
-    return ks
 
 
 def print_counters(rows) -> None:
