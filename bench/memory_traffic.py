@@ -2,18 +2,19 @@
 
 The ResNet-20 of Fashion-MNIST (input 1x28x28, built untrained: traffic and cycles depend on shapes and k) on an
 R x C program engine (D = --digit-bits; B for the bit-parallel engine), batch 1, its weights fetched as
-bit-planes (contract.bitplanes) over the bus of sim.memory_traffic. Prints, per k from 8 to 1: the bytes each
-stream moves, the engine's cycles and the bus-bound cycles, and the energy split engine / on-chip / DRAM;
-then the weight bytes ratio k = 8 / k = 1 (issue 23: exactly 8) and E(k=1)/E(k=8) with DRAM (issue 23 target
-<= 1/4), where the energy at k = 1 goes, and the ratio at Horowitz's upper DRAM figure (2.6 nJ per 64 bits,
-twice the shipped table's). Asserts nothing.
+bit-planes (contract.bitplanes) over the bus of sim.memory_traffic, with an accumulator of --max-m rows (a layer
+with more output pixels runs in M-blocks, contract.program; the default is the program engine as built).
+Prints, per k from 8 to 1: the bytes each stream moves, the engine's cycles and the bus-bound cycles, and the
+energy split engine / on-chip / DRAM; then the weight bytes ratio k = 8 / k = 1 (issue 23: exactly 8) and
+E(k=1)/E(k=8) with DRAM (issue 23 target <= 1/4), where the energy at k = 1 goes, and the ratio at Horowitz's
+upper DRAM figure (2.6 nJ per 64 bits, twice the shipped table's). Asserts nothing.
 Usage: python bench/memory_traffic.py [--array 16x16] [--digit-bits 1] [--bus-bytes 8] [--burst-beats 16]
-       [--latency 32] [--outstanding 4] [--act-kib 16] [--energy-table FILE]
+       [--latency 32] [--outstanding 4] [--act-kib 16] [--max-m 256] [--energy-table FILE]
 """
 
 from __future__ import annotations
 
-from apps.bench_networks import FASHION, engine_for, resnet20_programs
+from apps.bench_networks import DEFAULT_MAX_M, FASHION, engine_for, resnet20_programs
 from contract.cli import Parser, run_main
 from contract.config import parse_array
 from sim.energy_table import DEFAULT_TABLE, load_energy_table
@@ -32,17 +33,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=int, default=Bus.latency, help="cycles from a read address to its data")
     parser.add_argument("--outstanding", type=int, default=Bus.outstanding, help="bursts in flight")
     parser.add_argument("--act-kib", type=float, default=16.0, help="the program engine's scratchpad")
+    parser.add_argument(
+        "--max-m", type=int, default=DEFAULT_MAX_M, help="accumulator depth; a layer with a larger M runs in M-blocks"
+    )
     parser.add_argument("--energy-table", default=None, help="a format 2 energy table (default: the shipped one)")
     args = parser.parse_args(argv)
     rows, cols = parse_array(args.array)
     bus = Bus(args.bus_bytes, args.burst_beats, args.latency, args.outstanding)
     table = DEFAULT_TABLE if args.energy_table is None else load_energy_table(args.energy_table)
     table.dram_bit_pj()  # a format 1 table has no DRAM price: one error line before any work
-    export, limits, programs = resnet20_programs(rows, cols, args.act_kib, PRECISIONS)
-    cfg = engine_for(export, rows, cols, args.digit_bits, programs.values())
+    export, limits, programs = resnet20_programs(rows, cols, args.act_kib, PRECISIONS, args.max_m)
+    cfg = engine_for(export, rows, cols, args.digit_bits, programs.values(), args.max_m)
     kind = "bit-parallel" if cfg.digit_bits is None else f"digit-serial D = {cfg.digit_bits}"
+    extra = sum(len(d.blocks()) - 1 for d in programs[8].descriptors)
     print(
-        f"ResNet-20, input {list(FASHION)}, {rows}x{cols} {kind}, batch 1, weights as bit-planes; bus "
+        f"ResNet-20, input {list(FASHION)}, {rows}x{cols} {kind}, accumulator {cfg.max_m} rows ({extra} extra "
+        f"M-blocks), batch 1, weights as bit-planes; bus "
         f"{bus.bus_bytes} bytes, bursts of {bus.burst_beats} beats, latency {bus.latency} cycles, "
         f"{bus.outstanding} outstanding; energy from table {table.name} ({table.technology}), DRAM "
         f"{table.dram_bit_pj():.2f} pJ/bit"

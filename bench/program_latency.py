@@ -9,12 +9,12 @@ Prints the issue 22 targets: host cycles 0, the D = 1 latency ratio k = 8 / k = 
 MAC utilisation end to end (>= 85%), and energy per inference; with --layers also each layer's cycles both ways
 at k = 8 and k = 1 (a layer's GEMM commands less the cycles each overlaps the command before it, as apps.run
 counts them). Asserts nothing.
-Usage: python bench/program_latency.py [--array 16x16] [--digit-bits 1] [--act-kib 16] [--layers]
+Usage: python bench/program_latency.py [--array 16x16] [--digit-bits 1] [--act-kib 16] [--max-m 256] [--layers]
 """
 
 from __future__ import annotations
 
-from apps.bench_networks import FASHION, engine_for, resnet20_programs
+from apps.bench_networks import DEFAULT_MAX_M, FASHION, engine_for, resnet20_programs
 from apps.run_layers import LayerGroup, layer_row
 from contract.cli import Parser, run_main
 from contract.config import parse_array
@@ -50,11 +50,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--array", default="16x16")
     parser.add_argument("--digit-bits", type=int, default=1, help="D of the digit-serial engine compared")
     parser.add_argument("--act-kib", type=float, default=16.0, help="the program engine's scratchpad")
+    parser.add_argument(
+        "--max-m", type=int, default=DEFAULT_MAX_M, help="accumulator depth; a layer with a larger M runs in M-blocks"
+    )
     parser.add_argument("--clock-mhz", type=float, default=100.0)
     parser.add_argument("--layers", action="store_true", help="also print each layer's cycles at k = 8 and 1")
     args = parser.parse_args(argv)
     rows, cols = parse_array(args.array)
-    export, limits, programs = resnet20_programs(rows, cols, args.act_kib, PRECISIONS)
+    export, limits, programs = resnet20_programs(rows, cols, args.act_kib, PRECISIONS, args.max_m)
     macs = sum(m * k_dim * n for m, k_dim, n in export.gemm_shapes())
     print(
         f"ResNet-20, input {list(FASHION)}, {rows}x{cols} engine, batch 1, {args.clock_mhz:g} MHz, "
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     latency = {}
     for digit_bits in (None, args.digit_bits):
-        cfg = engine_for(export, rows, cols, digit_bits, programs.values())
+        cfg = engine_for(export, rows, cols, digit_bits, programs.values(), args.max_m)
         kind = "bit-parallel" if digit_bits is None else f"digit-serial D = {digit_bits}"
         print(f"\n{kind}")
         print(

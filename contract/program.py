@@ -44,6 +44,16 @@ order), which must be a layer read by that add alone: the layer's own value (its
 layer) plus the other operands read from the scratchpad (codes, or raw regions), clamped to 0 .. 2^A-1, is
 written as the add's output map. The numerics are exactly those of "Host operations"; no host work remains.
 
+**M-blocks.** The engine's accumulator holds max_m rows (weight-stationary: a tile's weights stay while all M
+rows of a command stream through), so a conv layer whose M = OH*OW exceeds it runs as several blocks of whole
+output rows, `block_rows` each (the last may have fewer; 0: one block), which the compiler chooses
+(`m_block_rows`) as the fewest blocks for the engine's max_m, as even as they can be (28 rows at OW = 28 and
+max_m = 196: 4 blocks of 7). Each block is a whole pass over the layer's N-tiles and K-tiles: its own GEMM
+command of block_rows*OW rows, the layer's weights and parameters read again (its k bit-planes: still
+exactly k/B of the bytes), the reads those output rows make (rows above or below the block are the map's
+data, padding is only outside the map) and the writes (and fused operand reads) of its pixels. Rows are
+independent in a GEMM, so the outputs are those of one block.
+
 **Allocation.** A map is live from the layer that writes it to its last reader (inclusive); a new map takes
 the lowest addresses free of every live map (first fit), so a layer's output never overlaps what it reads. A
 program that does not fit is refused, naming the layer and the words needed against those available.
@@ -88,8 +98,8 @@ from contract.widths import ceil_div
 
 PROGRAM_FORMAT = "nestmac-program"
 #: 2: a raw layer whose value stays on chip runs in the requantizer's linear mode; 3: dynamic policies (decision
-#: stores, controlled layers' register and candidates).
-PROGRAM_VERSION = 3
+#: stores, controlled layers' register and candidates); 4: M-blocks (a descriptor's output rows per block).
+PROGRAM_VERSION = 4
 MAGIC = 0x524D4E  # "NMR" little-endian: the first word of an encoded program
 KINDS = ("conv", "linear")
 #: Where a layer's output goes: an A-bit code map, a raw region of planes, out as the logits, or (a
@@ -197,6 +207,18 @@ class Descriptor:
     k_source: int = 0
     #: A decision store's or a controlled layer's candidates, ascending.
     candidates: tuple[int, ...] = ()
+    #: Output rows per M-block (module docstring, "M-blocks"); 0: the whole map in one block.
+    block_rows: int = 0
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """(first output row, output rows) of each M-block, in the order the engine runs them."""
+        height = self.out_shape[1]
+        step = self.block_rows or height
+        return [(first, min(step, height - first)) for first in range(0, height, step)]
+
+    def block_m(self) -> int:
+        """The largest M-block's GEMM rows: its output rows times OW (OH*OW for a layer in one block)."""
+        return min(self.block_rows or self.out_shape[1], self.out_shape[1]) * self.out_shape[2]
 
     def groups(self, rows: int) -> int:
         """G of the map read."""
@@ -253,10 +275,10 @@ class Program:
         return max(ends)
 
     def gemm_limits(self) -> dict[str, int]:
-        """The largest GEMM command of the program's layers (M = OH*OW, K = its K-tiles times R, N): the
-        max_m, max_k and max_n an engine running it needs (contract.config.EngineConfig)."""
+        """The largest GEMM command of the program's layers (M = an M-block's rows times OW, K = its K-tiles times
+        R, N): the max_m, max_k and max_n an engine running it needs (contract.config.EngineConfig)."""
         return dict(
-            max_m=max(d.out_shape[1] * d.out_shape[2] for d in self.descriptors),
+            max_m=max(d.block_m() for d in self.descriptors),
             max_k=max(d.k_tiles(self.rows) * self.rows for d in self.descriptors),
             max_n=max(d.out_shape[0] for d in self.descriptors),
         )
@@ -341,10 +363,16 @@ class _Value:
 
 
 def compile_program(
-    export: Export, rows: int, cols: int, scratchpad_words: int, policy: ResolvedPolicy
+    export: Export,
+    rows: int,
+    cols: int,
+    scratchpad_words: int,
+    policy: ResolvedPolicy,
+    max_m: int | None = None,
 ) -> tuple[Program, ProgramImages]:
     """The program of `export` on an R x C engine with a scratchpad of `scratchpad_words` words of R codes, each
-    layer at the policy's k; ProgramError (one line) for what a program cannot do or a scratchpad too small."""
+    layer at the policy's k, a layer whose M = OH*OW exceeds `max_m` (the engine's accumulator depth; None: no
+    limit) in M-blocks; ProgramError (one line) for what a program cannot do or a scratchpad too small."""
     controller = policy.controller
     if controller is None:
         ks = dict(zip((layer.name for layer in export.layers), policy.ks, strict=True))
@@ -372,6 +400,7 @@ def compile_program(
         else:
             descriptor = _descriptor(export, step, values, adds, fused_into, ks[step.name], weight_offset, param_offset)
             descriptor = _controlled(descriptor, controller)
+        descriptor = dataclasses.replace(descriptor, block_rows=m_block_rows(descriptor, max_m))
         candidates = descriptor.candidates if descriptor.k_source else (descriptor.k,)
         weights.append(weight_tiles(step.layer, descriptor.in_shape, descriptor.kernel, rows, cols))
         params.append(np.concatenate([param_rows(step.layer, k, cols) for k in candidates]))
@@ -392,6 +421,16 @@ def compile_program(
         tuple(descriptors),
     )
     return program, ProgramImages(np.concatenate(weights).astype(np.uint16), np.concatenate(params))
+
+
+def m_block_rows(d: Descriptor, max_m: int | None) -> int:
+    """Output rows per M-block of layer `d` on an accumulator of `max_m` rows (module docstring, "M-blocks"): 0
+    when the whole map fits, else the fewest blocks of whole output rows, as even as they can be."""
+    _, height, width = d.out_shape
+    if max_m is None or height * width <= max_m:
+        return 0
+    _require(width <= max_m, f"layer {d.name}: one output row of {width} pixels exceeds max_m = {max_m}")
+    return ceil_div(height, ceil_div(height, max_m // width))
 
 
 def _with_controller(walked: list, controller, fused_into: dict[str, str]) -> list:
@@ -760,6 +799,10 @@ def _validate_descriptor(program: Program, d: Descriptor, where: str, last: bool
     if d.store in ("codes", "raw"):
         _check_region(program, f"{where}: its output", d.target, d.planes * d.plane_words(program.rows))
     _validate_precision_source(program, d, where)
+    _require(
+        _is_int(d.block_rows) and 0 <= d.block_rows <= out_h and (d.block_rows == 0 or d.kind == "conv"),
+        f"{where}: {d.block_rows!r} output rows per M-block, expected 0..{out_h} (0 for a linear layer)",
+    )
     for operand in d.operands:
         _require(
             _is_int(operand.planes) and 1 <= operand.planes <= MAX_RAW_PLANES and operand.signed in (True, False),
@@ -809,7 +852,7 @@ def _validate_precision_source(program: Program, d: Descriptor, where: str) -> N
 # --- the encoded form ---------------------------------------------------------------------------------
 
 _HEADER = 15  # magic, version, rows, cols, B, A, ACC, words, input address, C, H, W, weights, params, count
-_FIELDS = 23  # a descriptor's fixed fields after its name, the operand count last
+_FIELDS = 24  # a descriptor's fixed fields after its name, the operand count last
 
 
 def encode_program(program: Program) -> bytes:
@@ -833,7 +876,7 @@ def _descriptor_body(d: Descriptor) -> list[int]:
     body = [len(d.name), *map(ord, d.name), KINDS.index(d.kind), *d.in_shape, *d.out_shape, *d.kernel]
     body += [d.stride, d.padding, d.source, STORES.index(d.store), d.target, d.planes, d.k, d.j]
     body += [SCHEMES.index(d.scheme), MODES.index(d.mode), d.weight_offset, d.param_offset, d.k_source]
-    body += [len(d.operands)]
+    body += [d.block_rows, len(d.operands)]
     for operand in d.operands:
         body += [operand.address, operand.planes, int(operand.signed)]
     return body + [len(d.candidates), *d.candidates]
@@ -901,4 +944,5 @@ def _decode_descriptor(body: list[int]) -> Descriptor:
         operands,
         f[21],
         tuple(f[end + 1 :]),
+        f[22],
     )

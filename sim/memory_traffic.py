@@ -10,7 +10,8 @@ and what it costs in energy, engine, on-chip memory and DRAM apart.
 - `weights`: each layer's bit-planes 0..k-1 at its descriptor's k (contract.bitplanes: k*S bytes per tile),
   what the SoC wrapper's weight reader reads (hw/plane_reader.py; its WEIGHT_BYTES counter equals this figure,
   tests/hw/test_soc.py and rtl_tests/test_soc_rtl.py). A controlled layer's descriptor k is its largest
-  candidate, so for a dynamic program this is a bound: the hardware reads the planes of the k chosen;
+  candidate, so for a dynamic program this is a bound: the hardware reads the planes of the k chosen. A layer
+  in M-blocks (contract.program) reads its planes and its parameter rows once per block;
 - `logits` (written): the last layer's outputs, ACC bits each.
 Nothing else crosses: the activations stay in the scratchpad (docs/architecture.md, "Layer programs").
 
@@ -160,10 +161,11 @@ def memory_traffic(cfg: EngineConfig, program: Program, bus: Bus = Bus()) -> Mem
     steps = [_step(bus, "input", first, [], program_step_cycles(cfg, program, None))]
     row_bits = program.acc_bits + MULT_BITS + SHIFT_BITS
     for d, descriptor_bytes in zip(program.descriptors, descriptors, strict=True):
-        runs = fetch_runs(program, d, layout)
+        blocks = len(d.blocks())  # each M-block reads the layer's weights and parameters again
+        runs = fetch_runs(program, d, layout) * blocks
         streams = dict(
             program=bus.words(descriptor_bytes),
-            params=bus.words(d.param_rows(program.cols) * row_bits / 8),
+            params=blocks * bus.words(d.param_rows(program.cols) * row_bits / 8),
             weights=sum(length for _, length in runs),
         )
         if d.store == "logits":

@@ -68,18 +68,20 @@ class Write(NamedTuple):
     channel: int  # the output channel of lane lo
 
 
-def reads(d: Descriptor, rows: int, cols: int) -> Iterator[Read]:
-    """The address generator's read sequence of descriptor `d` (contract.program, "Implicit im2col")."""
+def reads(d: Descriptor, rows: int, cols: int, block: tuple[int, int] | None = None) -> Iterator[Read]:
+    """The address generator's read sequence of descriptor `d` (contract.program, "Implicit im2col"), or of its
+    M-block `block` (first output row, output rows; `row` counts from the block's first pixel)."""
     channels, height, width = d.in_shape
     groups = d.groups(rows)
     _, out_h, out_w = d.out_shape
+    first, block_h = (0, out_h) if block is None else block
     for n_tile in range(d.n_tiles(cols)):
         for k_tile in range(d.k_tiles(rows)):
             tap, group = divmod(k_tile, groups)
             ky, kx = divmod(tap, d.kernel[1])
             lanes = min(rows, channels - group * rows)
-            for row in range(out_h * out_w):
-                oy, ox = divmod(row, out_w)
+            for row in range(block_h * out_w):
+                oy, ox = divmod(row + first * out_w, out_w)
                 y, x = oy * d.stride - d.padding + ky, ox * d.stride - d.padding + kx
                 if 0 <= y < height and 0 <= x < width:
                     yield Read(n_tile, k_tile, row, d.source + (group * height + y) * width + x, lanes)
@@ -87,12 +89,14 @@ def reads(d: Descriptor, rows: int, cols: int) -> Iterator[Read]:
                     yield Read(n_tile, k_tile, row, None, 0)
 
 
-def writes(d: Descriptor, rows: int, cols: int) -> Iterator[Write]:
-    """The output path's write sequence of descriptor `d`: an N-tile's C columns split at channel groups."""
+def writes(d: Descriptor, rows: int, cols: int, block: tuple[int, int] | None = None) -> Iterator[Write]:
+    """The output path's write sequence of descriptor `d`, or of its M-block `block` (as `reads`): an N-tile's
+    C columns split at channel groups."""
     channels, out_h, out_w = d.out_shape
+    first, block_h = (0, out_h) if block is None else block
     for n_tile in range(d.n_tiles(cols)):
-        for row in range(out_h * out_w):
-            oy, ox = divmod(row, out_w)
+        for row in range(block_h * out_w):
+            oy, ox = divmod(row + first * out_w, out_w)
             channel, end = n_tile * cols, min(channels, n_tile * cols + cols)
             while channel < end:
                 group, lo = divmod(channel, rows)
@@ -206,12 +210,24 @@ def _write_input(memory: np.ndarray, program: Program, codes: np.ndarray) -> int
 
 
 def _run_layer(memory: np.ndarray, program: Program, images: ProgramImages, d: Descriptor, counts: LayerCounts):
+    """Layer `d` block by block (contract.program, "M-blocks"): its outputs [images * OH*OW, N]."""
+    images_count, out_w = memory.shape[0], d.out_shape[2]
+    logits = np.zeros((images_count, d.out_shape[1] * out_w, d.out_shape[0]), dtype=np.int64)
+    for first, block_h in d.blocks():
+        block = logits[:, first * out_w : (first + block_h) * out_w]
+        block[:] = _run_block(memory, program, images, d, counts, (first, block_h))
+    return logits.reshape(images_count * d.out_shape[1] * out_w, -1)
+
+
+def _run_block(memory, program: Program, images: ProgramImages, d: Descriptor, counts: LayerCounts, block):
+    """One M-block of layer `d`: its GEMM over all N-tiles and K-tiles, its writes; its outputs [images,
+    block pixels, N]."""
     R, C = program.rows, program.cols
-    images_count, pixels = memory.shape[0], d.out_shape[1] * d.out_shape[2]
+    images_count, pixels = memory.shape[0], block[1] * d.out_shape[2]
     n_tiles, k_tiles = d.n_tiles(C), d.k_tiles(R)
     table = np.full((n_tiles, k_tiles, pixels), -1)
     lanes = np.zeros(k_tiles, dtype=np.int64)
-    for read in reads(d, R, C):
+    for read in reads(d, R, C, block):
         if read.address is None:
             counts.padding += 1
         else:
@@ -220,7 +236,7 @@ def _run_layer(memory: np.ndarray, program: Program, images: ProgramImages, d: D
     weights = images.weights[d.weight_offset : d.weight_offset + d.weight_codes(R, C)].astype(np.int64)
     weights = weights.reshape(n_tiles, k_tiles * R, C)
     params = images.params[d.param_offset : d.param_offset + d.param_rows(C)].reshape(n_tiles, C, 3)
-    batches = _write_batches(writes(d, R, C))
+    batches = _write_batches(writes(d, R, C, block))
     logits = np.zeros((images_count, pixels, d.out_shape[0]), dtype=np.int64)
     for n_tile in range(n_tiles):
         addresses = table[n_tile]  # [K-tiles, rows]
@@ -244,7 +260,7 @@ def _run_layer(memory: np.ndarray, program: Program, images: ProgramImages, d: D
                 value = host_add([torch.from_numpy(v) for v in (value, *operands)], program.act_bits).numpy()
             _store(memory, program, d, offsets, lo, hi, value)
             counts.writes += len(offsets) * d.planes
-    return logits.reshape(images_count * pixels, -1)
+    return logits
 
 
 def _write_batches(sequence: Iterator[Write]) -> dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]]:

@@ -80,19 +80,23 @@ def scratchpad_traffic(program: Program, d: Descriptor) -> tuple[int, int, int]:
 def step_cost(
     cfg: EngineConfig, program: Program, d: Descriptor, macs: int, words: int, table: EnergyTable, k: int | None = None
 ):
-    """The cost of layer `d` at `k` (default its own): its command's events priced as sim.energy does, with the
-    act stream replaced by scratchpad reads and the stored results by scratchpad writes (module docstring)."""
+    """The cost of layer `d` at `k` (default its own): its commands' events (one per M-block) priced as
+    sim.energy does, with the act stream replaced by scratchpad reads and the stored results by scratchpad
+    writes (module docstring)."""
     k = d.k if k is None else k
-    m, k_dim, n = d.out_shape[1] * d.out_shape[2], d.k_tiles(cfg.rows) * cfg.rows, d.out_shape[0]
-    events = command_events(cfg, m, k_dim, n, k)
+    k_dim, n = d.k_tiles(cfg.rows) * cfg.rows, d.out_shape[0]
     stored = d.store in ("codes", "raw")
-    streamed = replace(events, act_bits=0, result_bits=0 if stored else events.result_bits)
-    energy = events_energy(cfg, streamed, k, d.j, table)
+    energy, steady = Energy(), 0
+    for _, block_h in d.blocks():  # one GEMM command per M-block
+        m = block_h * d.out_shape[2]
+        events = command_events(cfg, m, k_dim, n, k)
+        streamed = replace(events, act_bits=0, result_bits=0 if stored else events.result_bits)
+        energy = energy + events_energy(cfg, streamed, k, d.j, table)
+        steady += command_cycles(cfg, m, k_dim, n, k).steady
     act_reads, operand_reads, written = scratchpad_traffic(program, d)
     word_bits = cfg.rows * cfg.act_bits
     sram_pj = table.sram_bit_pj(words * word_bits / 8)
     energy = replace(energy, scratchpad=((act_reads + operand_reads) * word_bits + written) * sram_pj)
-    steady = command_cycles(cfg, m, k_dim, n, k).steady
     cycles = program_step_cycles(cfg, program, d, k)
     return StepCost(d.name, cycles, steady, macs, act_reads + operand_reads, written, energy)
 
@@ -146,7 +150,7 @@ def compile_for(
     cfg: EngineConfig, export: Export, limits: ProgramLimits, policy: ResolvedPolicy
 ) -> tuple[Program, ProgramImages]:
     """The program of `export` under `policy` for this engine; ProgramError (one line) when it cannot run."""
-    program, images = compile_program(export, cfg.rows, cfg.cols, limits.words, policy)
+    program, images = compile_program(export, cfg.rows, cfg.cols, limits.words, policy, cfg.max_m)
     check_fits(program, limits, dict(max_m=cfg.max_m, max_k=cfg.max_k, max_n=cfg.max_n))
     return program, images
 

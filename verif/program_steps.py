@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from contract.numerics import MODES, SCHEMES
-from contract.program import MAX_CANDIDATES, STORES, Descriptor, Program, ProgramImages
+from contract.program import MAX_CANDIDATES, STORES, Descriptor, Program, ProgramError, ProgramImages
 from verif.descriptors import window_fields
 
 
@@ -21,7 +21,13 @@ def image_step(program: Program) -> dict:
 
 
 def layer_step(program: Program, d: Descriptor) -> dict:
-    """The step of descriptor `d`: the fields of hw.program_engine.step_layout."""
+    """The step of descriptor `d`: the fields of hw.program_engine.step_layout. ProgramError (one line) for a
+    layer in M-blocks: the model runs them (contract.program), the program engine's hardware not yet."""
+    if d.block_rows:
+        raise ProgramError(
+            f"layer {d.name} runs in M-blocks of {d.block_rows} output rows, which the program engine's hardware "
+            "does not run yet: compile it for an accumulator of at least its OH*OW rows"
+        )
     operands = [dict(address=o.address, planes=o.planes, signed=int(o.signed)) for o in d.operands]
     return window_fields(d) | dict(
         kind=1,

@@ -126,7 +126,7 @@ def test_the_program_engine_and_its_manifest(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["top"] == "nestmac_program_engine" and (out / "nestmac_program_engine.v").is_file()
     assert manifest["program"] == dict(
-        format="nestmac-program", version=3, scratchpad_kib=2.0, words=512, max_size=64, max_channels=1024,
+        format="nestmac-program", version=4, scratchpad_kib=2.0, words=512, max_size=64, max_channels=1024,
         max_n_tiles=64, max_operands=2,
     )  # fmt: skip
     ports = {port["name"] for port in manifest["ports"]}

@@ -40,9 +40,9 @@ def small():
     return build_export(build_net("resnet20", QuantSpec("truncquant", "twos"), (1, 8, 8)).eval())
 
 
-def compiled(export, rows, cols, ks):
+def compiled(export, rows, cols, ks, max_m=None):
     policy = Policy("uniform" if len(ks) == 1 else "static", tuple(ks)).resolve(export)
-    return compile_program(export, rows, cols, WORDS, policy)
+    return compile_program(export, rows, cols, WORDS, policy, max_m)
 
 
 def engine(program, digit_bits=None) -> EngineConfig:
@@ -58,6 +58,23 @@ def test_resnet20_fetches_exactly_an_eighth_of_its_weight_bytes_at_k1(resnet20):
     assert sum(fetched[8].values()) == at[8].weight_length * 8 // 8
     assert all(fetched[8][name] == 8 * fetched[1][name] for name in fetched[8])
     assert memory_traffic(engine(at[1]), at[1]).stream_bytes()["weights"] * 8 == sum(fetched[8].values())
+
+
+def test_m_blocks_read_each_layers_planes_once_per_block_and_keep_the_ratio(resnet20):
+    """On an accumulator of 98 rows the 14x14 layers (M = 196) run as 2 blocks of 7 output rows, each reading
+    the layer's k planes again: the weight stream is each layer's bit-plane bytes times its blocks, still
+    exactly 1/8 at k = 1; each extra block costs a step's fixed overhead, tens of cycles."""
+    at = {k: compiled(resnet20, 16, 16, [k], max_m=98)[0] for k in (8, 1)}
+    whole = compiled(resnet20, 16, 16, [8])[0]
+    cfg = engine(whole)
+    streams = {k: memory_traffic(cfg, program).stream_bytes()["weights"] for k, program in at.items()}
+    blocks = {d.name: len(d.blocks()) for d in at[8].descriptors}
+    assert sorted(set(blocks.values())) == [1, 2] and sum(n == 2 for n in blocks.values()) == 7
+    for k, program in at.items():
+        assert streams[k] == sum(blocks[name] * n for name, n in weight_fetch_bytes(program, 8).items())
+    assert streams[8] == 8 * streams[1]
+    blocked, unblocked = (memory_traffic(cfg, program).engine_cycles for program in (at[8], whole))
+    assert unblocked < blocked <= unblocked + 7 * 100
 
 
 def test_padding_to_bus_words_keeps_the_ratio_and_costs_bytes(small):

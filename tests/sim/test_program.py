@@ -25,6 +25,7 @@ from contract.program import (
     compile_program,
     decode_program,
     encode_program,
+    m_block_rows,
     map_words,
     raw_bits,
     signed_bits,
@@ -41,6 +42,7 @@ from golden.lowering import host_requantize, im2col
 from golden.nested import int_gemm, requantize, truncate_weight
 from golden.train import calibrate_batchnorm
 from sim.program import reads, run_program, writes
+from verif.program_steps import layer_step
 
 SEED = 0
 WORDS = 4096
@@ -204,6 +206,54 @@ def test_every_read_is_in_its_map_or_padding_and_every_output_is_written_once():
         assert sorted(written) == [(c, p) for c in range(n) for p in range(out_h * out_w)], where
 
 
+def test_m_blocks_partition_a_layers_reads_and_writes_by_output_rows():
+    """A layer's M-blocks (whole output rows, the fewest for max_m, as even as they can be) read and write
+    exactly what the whole layer does: the same (N-tile, K-tile, pixel) reads of the same words, each block's
+    rows counted from its first pixel."""
+    rng = random.Random(SEED)
+    for trial in range(100):
+        rows, cols = rng.randint(1, 8), rng.randint(1, 8)
+        size, kernel, stride = rng.randint(3, 12), rng.choice((1, 3)), rng.choice((1, 2))
+        d = _descriptor((rng.randint(1, 20), size, size), rng.randint(1, 20), kernel, stride, kernel // 2)
+        _, out_h, out_w = d.out_shape
+        max_m = rng.randint(out_w, out_h * out_w)
+        d = dataclasses.replace(d, block_rows=m_block_rows(d, max_m))
+        where = f"trial {trial} (seed {SEED}): {d}, max_m {max_m}"
+        blocks = d.blocks()
+        assert [first for first, _ in blocks] == list(range(0, out_h, blocks[0][1])), where
+        assert sum(h for _, h in blocks) == out_h and max(h for _, h in blocks) * out_w <= max_m, where
+        assert len(blocks) == -(-out_h // (max_m // out_w)), where  # the fewest blocks of whole rows
+        assert max(h for _, h in blocks) - min(h for _, h in blocks) < len(blocks), where
+        for walk in (reads, writes):
+            blocked = [
+                item._replace(row=item.row + first * out_w)
+                for first, height in blocks
+                for item in walk(d, rows, cols, (first, height))
+            ]
+            assert sorted(blocked) == sorted(walk(d, rows, cols)), f"{walk.__name__} {where}"
+
+
+def test_a_resnet_in_m_blocks_runs_bit_for_bit(resnet_export, digits):
+    """The 8x8 ResNet on an accumulator of 4 rows: its stem and first stage (4x4 maps, M = 16) run as 4 blocks of
+    one output row, the later stages whole; the logits are golden's. A block wider than max_m is refused."""
+    codes = input_codes(digits.test_x[:4], resnet_export.act_bits)
+    for ks in (2, static_ks(resnet_export)):
+        policy = (Policy("uniform", (ks,)) if isinstance(ks, int) else Policy("static", tuple(ks))).resolve(
+            resnet_export
+        )
+        program, images = compile_program(resnet_export, 8, 4, WORDS, policy, 4)
+        assert program.gemm_limits()["max_m"] == 4
+        assert sum(len(d.blocks()) == 4 for d in program.descriptors) == 7
+        result = run_program(program, images, codes, np.random.default_rng(SEED))
+        golden = run_integer(resnet_export, codes, ks)[0]
+        assert torch.equal(result.logits, golden), f"k={ks}: the blocked program's logits differ (seed {SEED})"
+    assert decode_program(encode_program(program)) == program
+    with pytest.raises(ProgramError, match="M-blocks of 1 output rows, which the program engine's hardware"):
+        layer_step(program, program.descriptors[0])
+    with pytest.raises(ProgramError, match=r"layer stem_0: one output row of 4 pixels exceeds max_m = 3"):
+        compile_program(resnet_export, 8, 4, WORDS, Policy("uniform", (8,)).resolve(resnet_export), 3)
+
+
 def test_a_scratchpad_too_small_is_refused_naming_the_layer_and_the_words(digits_export):
     policy = Policy("uniform", (8,)).resolve(digits_export)
     program, _ = compile_program(digits_export, 8, 8, WORDS, policy)
@@ -295,7 +345,8 @@ def test_a_corrupt_program_is_refused_with_one_line(resnet_export):
         (_corrupt(words, first + 1, 2), r"layer 0 \(stem_0\): reads no \[C, H, W\] = \[2, 8, 8\] code map at word 0"),
         (_corrupt(words, first + 4, 17), r"layer 1 \(blocks_0_conv1\): reads no \[C, H, W\] = \[16, 4, 4\]"),
         (_corrupt(words, first + 14, 2), "2 planes for a codes store"),
-        (_corrupt(words, first + 22, 1), "its length disagrees with its fields"),
+        (_corrupt(words, first + 23, 1), "its length disagrees with its fields"),
+        (_corrupt(words, first + 22, 5), r"5 output rows per M-block, expected 0..4"),
         (_corrupt(words, first + 21, 1), "only a decision store or a controlled layer has candidates|candidates"),
         (_corrupt(words, first + 5, 5), "does not follow from its input"),
         (_corrupt(words, first + 15, 9), r"k 9 or j 8 outside"),
