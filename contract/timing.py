@@ -15,10 +15,11 @@ from contract.widths import ceil_div
 
 #: The cycle in which the engine accepts a command (the sequencer's IDLE state).
 ACCEPT_CYCLES = 1
-#: The requantizer's register stages (hw/requant.py): pre-shift, bias, partial products, their sum,
-#: output shift. Five short stages rather than two long ones: the 48-bit variable shift and the 32 x 16
-#: multiply were the longest paths of every placed design (docs/estimates.md, "Issue 13", has the figures).
-REQUANT_STAGES = 5
+#: The requantizer's register stages (hw/requant.py): pre-shift, bias, partial products, their sum beside the
+#: rounding term, the sum of those two, output shift. Six short stages rather than two long ones: the 48-bit
+#: variable shift and the 32 x 16 multiply were the longest paths of every placed design, then the
+#: four-operand sum behind the DSP blocks (docs/estimates.md, "Issue 13" and "Issue 25", have the figures).
+REQUANT_STAGES = 6
 #: Register stages behind the array that a result row passes before it is in the output FIFO: the
 #: accumulator's sum register and the requantizer's stages; counted from the slot in which the de-skewed
 #: column sums are complete (the accumulate slot), up to and including the FIFO write.

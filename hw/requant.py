@@ -1,14 +1,15 @@
 """Requantization of complete column sums into one result beat (docs/numerics.md, Requantization).
 
-Five register stages, each short enough for 100 MHz on an ECP5 (docs/estimates.md, "Issue 13"):
+Six register stages, each short enough for 100 MHz on an ECP5 (docs/estimates.md, "Issue 13" and "Issue 25"):
 
 1. u = sum >> shift_kj, undoing the precision scaling (a barrel shifter; a plain register when fixed);
 2. t = wrap_ACC(u + bias);
 3. t * mult as partial products of 16 x 16 bits, one DSP block each on an FPGA (an iCE40 SB_MAC16 or an
    ECP5 MULT18X18D): t in 16-bit slices, each low (unsigned) slice s times mult computed as
    s * (mult + 2^15), an unsigned product, less s * 2^15, so that every product is one multiplier;
-4. p = their sum + 2^(shift-1);
-5. y = p >> shift;
+4. the products' sum q, and beside it r = 2^(shift-1) less the low slices' s * 2^15;
+5. p = q + r;
+6. y = p >> shift;
 
 then combinationally the relu clamp into the output FIFO (linear mode skips it: the result keeps y's low
 ACC bits). Raw mode reuses the same stages with mult = 1, shift = 0 (so p = y = t, bit for bit what the
@@ -42,7 +43,7 @@ def product_parts(acc_bits: int, part_bits: int) -> list[tuple[int, int]]:
 
 
 class Requantizer(wiring.Component):
-    """Complete column sums of one row in, one result beat out, five register stages later (module docstring).
+    """Complete column sums of one row in, one result beat out, six register stages later (module docstring).
 
     Parameters
     ----------
@@ -124,28 +125,36 @@ class Requantizer(wiring.Component):
                 t_shift.eq(Mux(raw, 0, u_shift)),
             ]
             # Stage 3: partial products: the top slice signed, the low ones unsigned against mult + 2^15.
-            terms = []
+            products, corrections = [], []
             for start, width in parts:
                 if start + width == acc:
                     product = Signal(signed(width + cfg.mult_bits), name=f"product{c}_{start}")
                     m.d.sync += product.eq(t[start:].as_signed() * t_mult)
-                    terms.append(product << start)
+                    products.append(product << start)
                     continue
                 product = Signal(width + cfg.mult_bits, name=f"product{c}_{start}")
                 piece = Signal(width, name=f"piece{c}_{start}")
                 m.d.sync += [product.eq(t[start : start + width] * mult_offset), piece.eq(t[start : start + width])]
-                terms.append((product << start) - (piece << (start + cfg.mult_bits - 1)))
+                products.append(product << start)
+                corrections.append(piece << (start + cfg.mult_bits - 1))
             x_shift = Signal(unsigned(cfg.shift_bits), name=f"x_shift{c}")
             m.d.sync += x_shift.eq(t_shift)
-            # Stage 4: p = t * mult + 2^(shift-1).
-            p = Signal(signed(acc + cfg.mult_bits + 1), name=f"p{c}")
-            p_shift = Signal(unsigned(cfg.shift_bits), name=f"p_shift{c}")
+            # Stage 4: the products' sum (straight from the DSP blocks' output registers into one adder) and,
+            # beside it, the rounding term less the low slices' 2^15 corrections: two independent sums.
+            q = Signal(signed(acc + cfg.mult_bits + 1), name=f"q{c}")
+            r = Signal(signed(acc + cfg.mult_bits + 1), name=f"r{c}")
+            s_shift = Signal(unsigned(cfg.shift_bits), name=f"s_shift{c}")
             rounding = (Const(1, unsigned(1)) << x_shift) >> 1
             m.d.sync += [
-                p.eq(sum(terms) + rounding),
-                p_shift.eq(x_shift),
+                q.eq(sum(products)),
+                r.eq(rounding - sum(corrections)),
+                s_shift.eq(x_shift),
             ]
-            # Stage 5: the output shift; then the clamp (relu) and the padded-column mask.
+            # Stage 5: p = t * mult + 2^(shift-1), one two-operand adder.
+            p = Signal(signed(acc + cfg.mult_bits + 1), name=f"p{c}")
+            p_shift = Signal(unsigned(cfg.shift_bits), name=f"p_shift{c}")
+            m.d.sync += [p.eq(q + r), p_shift.eq(s_shift)]
+            # Stage 6: the output shift; then the clamp (relu) and the padded-column mask.
             y = Signal.like(p, name=f"y{c}")
             m.d.sync += y.eq(p >> p_shift)
             clamped = Mux(y < 0, 0, Mux(y > top_code, top_code, y))

@@ -4,18 +4,18 @@ The RTL's schedule is a fixed function of (M, K, N, R, C) (hw/sequencer.py), so 
 input valid and `result.ready` high whenever the engine looks) its cycle count is a closed formula:
 
     T = ceil(K/R) * ceil(N/C) tiles,  L = max(M, R) slots per tile (weights load in R beats)
-    cycles = 1 + R + ((T - 1) * L + M) + (R + C) + 6 + 1          (= (T-1)L + M + 2R + C + 8)
+    cycles = 1 + R + ((T - 1) * L + M) + (R + C) + 7 + 1          (= (T-1)L + M + 2R + C + 9)
 
 counted from the cycle that accepts the command to the cycle that transfers its last result beat, both
 inclusive; `CycleBreakdown` names each term. A digit-serial engine (EngineConfig.digit_bits = D < B)
 holds each activation row for n = ceil(k/D) slots and has one more pipeline stage (the shift-and-add):
 
-    L = max(M*n, R),  cycles = 1 + R + ((T - 1) * L + M*n) + (R + C + 1) + 6 + 1
+    L = max(M*n, R),  cycles = 1 + R + ((T - 1) * L + M*n) + (R + C + 1) + 7 + 1
 
-(6 = contract.timing.REQUANT_CYCLES: the accumulator's register and the requantizer's five stages.)
+(7 = contract.timing.REQUANT_CYCLES: the accumulator's register and the requantizer's six stages.)
 Back to back, the next command is accepted in the cycle after the previous command's last activation slot,
 while its last rows drain: each command overlaps the one before it by O = contract.timing.overlap_cycles
-(the drain and the output cycle, R + C + 7 bit-parallel), so a sequence takes sum(cycles) - O*(commands - 1).
+(the drain and the output cycle, R + C + 8 bit-parallel), so a sequence takes sum(cycles) - O*(commands - 1).
 """
 
 from __future__ import annotations

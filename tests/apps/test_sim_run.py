@@ -43,14 +43,14 @@ def test_accuracy_per_k_matches_the_golden_integer_path(export_dir, tmp_path):
 
 def digit_serial_cycles(rows: int, cols: int, digit_bits: int, shapes, k: int) -> int:
     """docs/architecture.md, "Digit-serial engines": a command takes
-    1 + R + ((T-1)*max(M*n, R) + M*n) + (R + C + 1) + 6 + 1 cycles, n = ceil(k/D) and T its K x N tiles, and
-    back to back each command overlaps the drain and output cycle of the one before it, R + C + 8 here."""
+    1 + R + ((T-1)*max(M*n, R) + M*n) + (R + C + 1) + 7 + 1 cycles, n = ceil(k/D) and T its K x N tiles, and
+    back to back each command overlaps the drain and output cycle of the one before it, R + C + 9 here."""
     n = math.ceil(k / digit_bits)
     commands = [
-        1 + rows + (tiles - 1) * max(m * n, rows) + m * n + (rows + cols + 1) + 6 + 1
+        1 + rows + (tiles - 1) * max(m * n, rows) + m * n + (rows + cols + 1) + 7 + 1
         for m, tiles in ((m, math.ceil(k_dim / rows) * math.ceil(n_dim / cols)) for m, k_dim, n_dim in shapes)
     ]
-    return sum(commands) - (rows + cols + 8) * (len(commands) - 1)
+    return sum(commands) - (rows + cols + 9) * (len(commands) - 1)
 
 
 @pytest.mark.slow  # a real `python -m` subprocess: a few seconds of imports each
