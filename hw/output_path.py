@@ -241,12 +241,16 @@ class OutputPath(wiring.Component):
         raw = command.store == Store.RAW
         reading = (command.store == Store.CODES) & (command.operand_count != 0)
         current = command.operands[operand]
-        last_operand_plane = plane == current.planes - 1
-        last_step = Mux(
-            raw, plane == command.planes - 1, ~reading | ((operand == command.operand_count - 1) & last_operand_plane)
-        )
+        # The walk's last indices (planes - 1 and so on), registered in SETUP, so that each `last_` flag below is
+        # a comparison of two registers with no subtraction before it (the step's flags were a critical path).
+        last_plane = Signal.like(plane)  # of a raw store
+        last_operand_planes = Signal(data.ArrayLayout(range(MAX_RAW_PLANES), self.max_operands))
+        last_operand = Signal.like(operand)
+        last_pixel = Signal.like(row)
+        last_operand_plane = plane == last_operand_planes[operand]
+        last_step = Mux(raw, plane == last_plane, ~reading | ((operand == last_operand) & last_operand_plane))
         last_segment = left <= rows
-        last_row = row == pixels - 1
+        last_row = row == last_pixel
         last_tile = channels_left <= cols
         head_valid = beats.r_rdy
 
@@ -288,7 +292,14 @@ class OutputPath(wiring.Component):
                     with m.Else():
                         m.d.comb += self.error.eq(1)  # taken and dropped: nothing written
             with m.State("SETUP"):
-                m.d.sync += [plane_words.eq(groups * pixels), tile_step.eq((cols // rows) * pixels)]
+                m.d.sync += [
+                    plane_words.eq(groups * pixels),
+                    tile_step.eq((cols // rows) * pixels),
+                    last_plane.eq(command.planes - 1),
+                    last_operand.eq(command.operand_count - 1),
+                    last_pixel.eq(pixels - 1),
+                    *(last.eq(source.planes - 1) for last, source in zip(last_operand_planes, command.operands)),
+                ]
                 with m.If(command.store == Store.LOGITS):
                     m.next = "PASS"
                 with m.Else():
