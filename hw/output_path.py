@@ -241,13 +241,14 @@ class OutputPath(wiring.Component):
         raw = command.store == Store.RAW
         reading = (command.store == Store.CODES) & (command.operand_count != 0)
         current = command.operands[operand]
-        # The walk's last indices (planes - 1 and so on), registered in SETUP, so that each `last_` flag below is
-        # a comparison of two registers with no subtraction before it (the step's flags were a critical path).
+        # The walk's last indices (planes - 1 and so on), registered in SETUP (an operand's with `operand`), so
+        # that each `last_` flag below compares two registers with no subtraction before it (the step's flags
+        # were a critical path).
         last_plane = Signal.like(plane)  # of a raw store
-        last_operand_planes = Signal(data.ArrayLayout(range(MAX_RAW_PLANES), self.max_operands))
+        operand_last_plane = Signal.like(plane)  # of the operand at `operand`, loaded with it
         last_operand = Signal.like(operand)
         last_pixel = Signal.like(row)
-        last_operand_plane = plane == last_operand_planes[operand]
+        last_operand_plane = plane == operand_last_plane
         last_step = Mux(raw, plane == last_plane, ~reading | ((operand == last_operand) & last_operand_plane))
         last_segment = left <= rows
         last_row = row == last_pixel
@@ -282,6 +283,7 @@ class OutputPath(wiring.Component):
                         left.eq(first_lanes),
                         first_segment.eq(1),
                         operand.eq(0),
+                        operand_last_plane.eq(payload.operands[0].planes - 1),
                         plane.eq(0),
                         read_base.eq(payload.operands[0].address),
                         plane_base.eq(payload.target),
@@ -298,7 +300,6 @@ class OutputPath(wiring.Component):
                     last_plane.eq(command.planes - 1),
                     last_operand.eq(command.operand_count - 1),
                     last_pixel.eq(pixels - 1),
-                    *(last.eq(source.planes - 1) for last, source in zip(last_operand_planes, command.operands)),
                 ]
                 with m.If(command.store == Store.LOGITS):
                     m.next = "PASS"
@@ -322,12 +323,14 @@ class OutputPath(wiring.Component):
                 with m.Else():
                     m.d.sync += [
                         operand.eq(operand + 1),
+                        operand_last_plane.eq(command.operands[operand + 1].planes - 1),
                         plane.eq(0),
                         read_base.eq(command.operands[operand + 1].address),
                     ]
             with m.Else():
                 m.d.sync += [
                     operand.eq(0),
+                    operand_last_plane.eq(command.operands[0].planes - 1),
                     plane.eq(0),
                     read_base.eq(command.operands[0].address),
                     plane_base.eq(command.target),

@@ -551,7 +551,7 @@ class ProgramEngine(wiring.Component):
         row, tile = Signal.like(m_dim), Signal.like(n_tiles)
         m.d.sync += useful_k.eq(kernel_taps * step.in_channels)  # kernel_taps from DECODE: read in PLAN
         # The last N-tile's columns, registered (from PLAN's n_tiles) so that no subtraction lies before the multiply.
-        last_cols = Signal(range(cols + 1))
+        last_cols = Signal.like(step.out_channels)
         m.d.sync += last_cols.eq(step.out_channels - times(n_tiles - 1, cols))
         m.d.sync += [row_macs.eq(times(useful_k, cols)), last_row_macs.eq(useful_k * last_cols)]  # read in RUN
         with m.If(engine.cmd.valid & engine.cmd.ready):
