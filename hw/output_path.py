@@ -38,7 +38,8 @@ popped in the cycle of its last step (or, for logits, when `logits` takes it), a
 without a bubble. The buffer is not tied to a descriptor: beats that arrive before theirs is taken wait.
 
 **Descriptors.** One is taken only while `busy` is low; the cycle after, the strides G*OH*OW (a plane) and
-(C // R)*OH*OW (an N-tile's step in groups) are formed, and the steps start in the next cycle. G = ceil(N/R)
+(C // R)*OH*OW (an N-tile's step in groups) are formed, with the walk's last indices (planes - 1, OH*OW - 1,
+operands - 1) that its end-of-step comparisons read, and the steps start in the next cycle. G = ceil(N/R)
 (N output channels) needs no divider: it is a multiply by a constant reciprocal, checked exact for every
 channel count at elaboration. Everything per step is additions and comparisons: offsets advance by 1 per
 row, by OH*OW per channel group and by the N-tile stride, plane addresses by G*OH*OW, as running sums.
