@@ -9,11 +9,15 @@ The unit has the output path's shape (hw/output_path.py), so the same cycle recu
 (sim.program_cycles): the beats enter a two-beat buffer, whose registered "not full" is `result.ready`, and
 the beat at its head is examined one column a cycle, C cycles a beat, and popped with its last column. A
 running maximum and its index are registers; the register of a layer is written with its last candidate's
-column. A column is examined in three stages: its value is taken from the buffer's head and registered; it
-is compared with the running maximum in the next cycle, and the layer's choice registered; the choice is
-written into the layer's register in the third (the buffer's memory, the column's multiplexer, a 32-bit
-comparison and the write into one of 32 registers were too much for one cycle: each was in turn the program
-engine's critical path). `busy` is high from `start` until two cycles after the last beat's last column.
+column. A column is examined in four stages: its value is taken from the buffer's head and registered; in the
+next cycle it is compared both with the running maximum and with the column before it (whose own comparison
+is then in the third stage, not yet in the maximum), and both results registered; in the third the column
+wins if it is its layer's first, or by the second result if the column before it won and by the first if not
+(a multiplexer of registers), and the running maximum and the layer's choice are registered; the choice is
+written into the layer's register in the fourth. No cycle holds more than one of the buffer's memory and the
+column's multiplexer, a 32-bit comparison, the maximum's enables, the write into one of 32 registers: each
+was in turn the program engine's critical path. `busy` is high from `start` until three cycles after the last
+beat's last column.
 """
 
 from __future__ import annotations
@@ -104,8 +108,8 @@ class DecisionUnit(wiring.Component):
                 }
             )
         )
-        running = Signal()  # columns are examined: busy but for the second stage
-        ending = Signal(2)  # the second and third stages of the last column (in range or not: a uniform end)
+        running = Signal()  # columns are examined: busy but for the later stages
+        ending = Signal(3)  # the later stages of the last column (in range or not: a uniform end)
         m.d.comb += self.busy.eq(running | ending.any())
         m.d.sync += [examined.valid.eq(0), ending.eq(ending << 1)]
         with m.If(self.start):
@@ -138,20 +142,43 @@ class DecisionUnit(wiring.Component):
                     m.d.sync += candidate.eq(candidate + 1)
             with m.If(last_column & beat.last):
                 m.d.sync += [running.eq(0), ending[0].eq(1)]
-        # The layer's choice, registered before it is written into its decision register (the registers sit by
+        # The second stage: the examined column against the running maximum, which holds every column but the
+        # one in the third stage (`compared.examined`, if any), and against that column itself.
+        compared = Signal(
+            data.StructLayout(
+                {
+                    "examined": examined.shape(),
+                    "above_best": 1,  # value > the running maximum
+                    "above_previous": 1,  # value > the value of the column in the third stage
+                    "follows": 1,  # that column was there: the running maximum lacks it
+                }
+            )
+        )
+        m.d.sync += [
+            compared.examined.eq(examined),
+            compared.above_best.eq(examined.value > best),
+            compared.above_previous.eq(examined.value > compared.examined.value),
+            compared.follows.eq(compared.examined.valid),
+        ]
+        # The third: the column wins if it is its layer's first, or if it is above the running maximum with the
+        # column before it in (that column's value if it won, else the maximum it was compared with). The
+        # layer's choice is registered before it is written into its decision register (the registers sit by
         # the program engine's decode, which reads them).
+        third = compared.examined
+        won = Signal()  # the column in the third stage in the cycle before won
         chosen = Signal(
             data.StructLayout({"valid": 1, "candidate": range(MAX_CANDIDATES), "layer": range(MAX_DECISIONS)})
         )
         m.d.sync += chosen.valid.eq(0)
-        with m.If(examined.valid):
-            wins = examined.first | (examined.value > best)
+        with m.If(third.valid):
+            wins = third.first | Mux(compared.follows & won, compared.above_previous, compared.above_best)
             with m.If(wins):
-                m.d.sync += [best.eq(examined.value), best_index.eq(examined.candidate)]
+                m.d.sync += [best.eq(third.value), best_index.eq(third.candidate)]
             m.d.sync += [
-                chosen.valid.eq(examined.last),
-                chosen.candidate.eq(Mux(wins, examined.candidate, best_index)),
-                chosen.layer.eq(examined.layer),
+                won.eq(wins),
+                chosen.valid.eq(third.last),
+                chosen.candidate.eq(Mux(wins, third.candidate, best_index)),
+                chosen.layer.eq(third.layer),
             ]
         with m.If(chosen.valid):
             m.d.sync += self.decisions[chosen.layer].eq(chosen.candidate)

@@ -38,7 +38,8 @@ popped in the cycle of its last step (or, for logits, when `logits` takes it), a
 without a bubble. The buffer is not tied to a descriptor: beats that arrive before theirs is taken wait.
 
 **Descriptors.** One is taken only while `busy` is low; the cycle after, the strides G*OH*OW (a plane) and
-(C // R)*OH*OW (an N-tile's step in groups) are formed, and the steps start in the next cycle. G = ceil(N/R)
+(C // R)*OH*OW (an N-tile's step in groups) are formed, with the walk's last indices (planes - 1, OH*OW - 1,
+operands - 1) that its end-of-step comparisons read, and the steps start in the next cycle. G = ceil(N/R)
 (N output channels) needs no divider: it is a multiply by a constant reciprocal, checked exact for every
 channel count at elaboration. Everything per step is additions and comparisons: offsets advance by 1 per
 row, by OH*OW per channel group and by the N-tile stride, plane addresses by G*OH*OW, as running sums.
@@ -241,12 +242,17 @@ class OutputPath(wiring.Component):
         raw = command.store == Store.RAW
         reading = (command.store == Store.CODES) & (command.operand_count != 0)
         current = command.operands[operand]
-        last_operand_plane = plane == current.planes - 1
-        last_step = Mux(
-            raw, plane == command.planes - 1, ~reading | ((operand == command.operand_count - 1) & last_operand_plane)
-        )
+        # The walk's last indices (planes - 1 and so on), registered in SETUP (an operand's with `operand`), so
+        # that each `last_` flag below compares two registers with no subtraction before it (the step's flags
+        # were a critical path).
+        last_plane = Signal.like(plane)  # of a raw store
+        operand_last_plane = Signal.like(plane)  # of the operand at `operand`, loaded with it
+        last_operand = Signal.like(operand)
+        last_pixel = Signal.like(row)
+        last_operand_plane = plane == operand_last_plane
+        last_step = Mux(raw, plane == last_plane, ~reading | ((operand == last_operand) & last_operand_plane))
         last_segment = left <= rows
-        last_row = row == pixels - 1
+        last_row = row == last_pixel
         last_tile = channels_left <= cols
         head_valid = beats.r_rdy
 
@@ -278,6 +284,7 @@ class OutputPath(wiring.Component):
                         left.eq(first_lanes),
                         first_segment.eq(1),
                         operand.eq(0),
+                        operand_last_plane.eq(payload.operands[0].planes - 1),
                         plane.eq(0),
                         read_base.eq(payload.operands[0].address),
                         plane_base.eq(payload.target),
@@ -288,7 +295,13 @@ class OutputPath(wiring.Component):
                     with m.Else():
                         m.d.comb += self.error.eq(1)  # taken and dropped: nothing written
             with m.State("SETUP"):
-                m.d.sync += [plane_words.eq(groups * pixels), tile_step.eq((cols // rows) * pixels)]
+                m.d.sync += [
+                    plane_words.eq(groups * pixels),
+                    tile_step.eq((cols // rows) * pixels),
+                    last_plane.eq(command.planes - 1),
+                    last_operand.eq(command.operand_count - 1),
+                    last_pixel.eq(pixels - 1),
+                ]
                 with m.If(command.store == Store.LOGITS):
                     m.next = "PASS"
                 with m.Else():
@@ -311,12 +324,14 @@ class OutputPath(wiring.Component):
                 with m.Else():
                     m.d.sync += [
                         operand.eq(operand + 1),
+                        operand_last_plane.eq(command.operands[operand + 1].planes - 1),
                         plane.eq(0),
                         read_base.eq(command.operands[operand + 1].address),
                     ]
             with m.Else():
                 m.d.sync += [
                     operand.eq(0),
+                    operand_last_plane.eq(command.operands[0].planes - 1),
                     plane.eq(0),
                     read_base.eq(command.operands[0].address),
                     plane_base.eq(command.target),

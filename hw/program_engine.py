@@ -55,7 +55,7 @@ from hw.interface import Mode, Scheme, payload_layout
 from hw.output_path import OutputPath, Store, operand_layout
 from hw.scratchpad import Scratchpad, word_layout
 from hw.sequencer import command_legal
-from hw.shift_add import small_times, times
+from hw.shift_add import times
 
 #: The blocks `eda.synth --program` reports the program engine's gates under, in its table's order: the GEMM
 #: engine's own (hw.engine.BLOCK_ORDER) under `engine.`, then the units around it; PROGRAM_OTHER_BLOCK is the
@@ -288,30 +288,23 @@ class ProgramEngine(wiring.Component):
         # In the abort cycle the engine may already be loading the refused layer's weights: it sees no beat, so
         # the next layer's beats stay where they are. A controlled layer's parameter beats are one block of
         # N-tiles per candidate: the chosen block's pass to the engine, the others' are dropped as they come.
-        # The filter's verdicts on the beat at `param_index` (`in_window`: pass it, `drop`: drop it) are
-        # registers, each loaded with its value for the next index when a beat moves, so that no comparison
-        # lies between `param.valid` and the GEMM engine's stall.
+        # The filter counts the beats by block and N-tile (no product of the two, which in the decode cycles
+        # was a critical path), and its verdicts on the next beat (`in_window`: pass it, `drop`: drop it) are
+        # registers, each loaded with its value for the next beat when a beat moves, so that no comparison lies
+        # between `param.valid` and the GEMM engine's stall. `abort` gates only the `ready`s: the engine it
+        # resets may see a beat in that cycle but takes none, and its `valid`s (fanned out to every stall copy
+        # of the GEMM engine) come from no register but the filter's verdict.
         filtering = Signal()
-        param_index, window_start, window_end, param_total = (
-            Signal(range(self._limits["max_n_tiles"] * MAX_CANDIDATES + 1), name=name)
-            for name in ("param_index", "window_start", "window_end", "param_total")
-        )
+        block = Signal(range(MAX_CANDIDATES + 1))  # the candidate whose block the next parameter beat is in
+        tile = Signal(range(self._limits["max_n_tiles"]))  # and its N-tile in that block
         in_window, drop = Signal(init=1), Signal()
         for name in ("weight", "param"):
             outer, inner = getattr(self, name), getattr(engine, name)
             passing = in_window if name == "param" else 1
             m.d.comb += [
                 inner.payload.eq(outer.payload),
-                inner.valid.eq(outer.valid & ~abort & passing),
+                inner.valid.eq(outer.valid & passing),
                 outer.ready.eq(~abort & ((inner.ready & passing) | (drop if name == "param" else 0))),
-            ]
-        with m.If(filtering & self.param.valid & self.param.ready):
-            next_index = param_index + 1
-            next_in_window = (next_index >= window_start) & (next_index < window_end)
-            m.d.sync += [
-                param_index.eq(next_index),
-                in_window.eq(next_in_window),
-                drop.eq(~next_in_window & (next_index < param_total)),
             ]
         wiring.connect(m, fetch.act, engine.act)
         m.submodules.decision = decision = ResetInserter(abort)(DecisionUnit(cfg, self._limits["max_channels"]))
@@ -412,13 +405,22 @@ class ProgramEngine(wiring.Component):
             return copy
 
         walk_verdict = fetch.legal(walk_checked, stage=registered)
-        # The products, a multiplier deep per cycle: KH*KW and OH*OW in DECODE, K in PLAN; a controlled layer's
-        # parameter window (its candidate's block of N-tiles) in PLAN, by shifts and adds of at most 8 blocks.
+        # The products, a multiplier deep per cycle: KH*KW and OH*OW in DECODE, K in PLAN.
         kernel_taps, padded_channels = Signal(range(kernel_side**2 + 1)), Signal(range(most_channels + 1))  # KH*KW, G*R
         chosen = Signal(range(MAX_CANDIDATES))  # a controlled layer's candidate, from its register
 
         cycle = self.events.cycle
-        params_done = ~filtering | (param_index == param_total)
+        params_done = ~filtering | (block == step.candidate_count)
+        with m.If(filtering & self.param.valid & self.param.ready):
+            block_ends = tile + 1 == n_tiles
+            next_block = Mux(block_ends, block + 1, block)
+            next_in_window = next_block == chosen
+            m.d.sync += [
+                tile.eq(Mux(block_ends, 0, tile + 1)),
+                block.eq(next_block),
+                in_window.eq(next_in_window),
+                drop.eq(~next_in_window & (next_block < step.candidate_count)),
+            ]
         run_cycle = self._run_cycle(m, engine, output, decision, params_done)
         self._count_macs(m, engine, step, kernel_taps, m_dim, n_tiles)
 
@@ -452,7 +454,6 @@ class ProgramEngine(wiring.Component):
                 ]
                 m.next = "PLAN"
             with m.State("PLAN"):
-                window_start_next = small_times(n_tiles, chosen, MAX_CANDIDATES - 1)
                 first_block = (chosen == 0) & (n_tiles != 0)
                 m.d.sync += [
                     walk_legal.eq(walk_verdict),
@@ -460,10 +461,8 @@ class ProgramEngine(wiring.Component):
                     k_dim.eq(kernel_taps * padded_channels),
                     wbits.eq(Mux(step.k_source != 0, step.candidates[chosen], step.wbits)),
                     filtering.eq(step.k_source != 0),
-                    param_index.eq(0),
-                    window_start.eq(window_start_next),
-                    window_end.eq(window_start_next + n_tiles),
-                    param_total.eq(small_times(n_tiles, step.candidate_count, MAX_CANDIDATES)),
+                    block.eq(0),
+                    tile.eq(0),
                     # The verdicts on beat 0: the window starts there when the first candidate is chosen.
                     in_window.eq((step.k_source == 0) | first_block),
                     drop.eq((step.k_source != 0) & ~first_block & (n_tiles != 0) & (step.candidate_count != 0)),
@@ -542,15 +541,18 @@ class ProgramEngine(wiring.Component):
 
     def _count_macs(self, m: Module, engine, step, kernel_taps, m_dim, n_tiles) -> None:
         """`events.macs`: per result beat the engine gives (to the output path or the decision unit), the layer's
-        K = KH*KW*C times the columns of the beat's N-tile (C, or N - (T-1)*C for the last), formed in PLAN
-        and DISPATCH (a multiply each; the first beat comes many cycles later); the beats are counted row by
+        K = KH*KW*C times the columns of the beat's N-tile (C, or N - (T-1)*C for the last), formed in PLAN,
+        DISPATCH and RUN's first cycle (a multiply or a subtraction each; the first beat comes many cycles
+        later); the beats are counted row by
         row (M per N-tile) to know their N-tile."""
         cols = self.config.cols
         useful_k = Signal(range(most_taps_times_channels(self._limits["max_size"], self._limits["max_channels"]) + 1))
         row_macs, last_row_macs = Signal.like(self.events.macs), Signal.like(self.events.macs)
         row, tile = Signal.like(m_dim), Signal.like(n_tiles)
         m.d.sync += useful_k.eq(kernel_taps * step.in_channels)  # kernel_taps from DECODE: read in PLAN
-        last_cols = step.out_channels - times(n_tiles - 1, cols)
+        # The last N-tile's columns, registered (from PLAN's n_tiles) so that no subtraction lies before the multiply.
+        last_cols = Signal.like(step.out_channels)
+        m.d.sync += last_cols.eq(step.out_channels - times(n_tiles - 1, cols))
         m.d.sync += [row_macs.eq(times(useful_k, cols)), last_row_macs.eq(useful_k * last_cols)]  # read in RUN
         with m.If(engine.cmd.valid & engine.cmd.ready):
             m.d.sync += [row.eq(0), tile.eq(0)]

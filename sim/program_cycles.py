@@ -35,7 +35,7 @@ STEP_CYCLES = 3
 IDLE_CYCLES = 2
 #: From a decision store's last column to the cycle the next step is taken: the decision unit's `busy` falls,
 #: and the program engine returns to take a step.
-DECISION_IDLE_CYCLES = 4
+DECISION_IDLE_CYCLES = 5
 #: From taking a controlled layer's last dropped parameter beat to the cycle the next step is taken.
 PARAM_IDLE_CYCLES = 2
 
