@@ -15,9 +15,10 @@ golden.dynamic: the engine's numbers):
   choosing among them;
 - per-input routing between two ladder allocations by a difficulty signal, the pair and the threshold chosen
   on --probe-images training images (the second half of them; the first half fits the probe), scored on the
-  test set: the channel means of the layer the controller reads (what it reads), those means and the channels'
-  standard deviations, and the cheap pass's margin (a cascade: every image pays the cheap pass, escalated ones the dear
-  one too); beside the same pair mixed at random at the fraction the budget affords (the line between them).
+  test set: the channel means of the layer the controller reads (what it reads), those means and the
+  channels' standard deviations, and the cheap pass's margin (a cascade: every image pays the cheap pass,
+  escalated ones the dear one too); beside the same pair mixed at random at the fraction the budget affords
+  (the line between them).
 
 Writes build/bench/adaptivity-NAME.json. Prints figures; asserts nothing.
 Usage: python bench/adaptivity.py EXPORT_DIR [--data fashion-mnist] [--search-images 1000]
