@@ -15,9 +15,10 @@ golden.dynamic: the engine's numbers):
   choosing among them;
 - per-input routing between two ladder allocations by a difficulty signal, the pair and the threshold chosen
   on --probe-images training images (the second half of them; the first half fits the probe), scored on the
-  test set: the stem's channel means (what the controller reads), the stem's channel means and standard
-  deviations, and the cheap pass's margin (a cascade: every image pays the cheap pass, escalated ones the dear
-  one too); beside the same pair mixed at random at the fraction the budget affords (the line between them).
+  test set: the channel means of the layer the controller reads (what it reads), those means and the
+  channels' standard deviations, and the cheap pass's margin (a cascade: every image pays the cheap pass,
+  escalated ones the dear one too); beside the same pair mixed at random at the fraction the budget affords
+  (the line between them).
 
 Writes build/bench/adaptivity-NAME.json. Prints figures; asserts nothing.
 Usage: python bench/adaptivity.py EXPORT_DIR [--data fashion-mnist] [--search-images 1000]
@@ -53,47 +54,54 @@ from golden.adaptivity import (
 from golden.allocation import knapsack_allocation
 from golden.data import data_split, input_codes
 from golden.dynamic import fast_dynamic_logits, image_bitops
-from golden.fastpath import fast_layer, fast_logits
+from golden.fastpath import fast_values
 from golden.train import one_thread
 
 CHUNK = 500  # images per fastpath call: memory only
-SIGNALS = ("stem means", "stem means + stds", "cheap-pass margin")
+SIGNALS = ("read-layer means", "read-layer means + stds", "cheap-pass margin")
 
 
 class Images:
-    """One set of images (codes, labels) and every allocation's per-image correctness and margin on it."""
+    """One set of images (codes, labels) and every allocation's per-image correctness and margin on it, with
+    the output of each layer a controller reads (`reads`) pooled per channel: a probe's features."""
 
-    def __init__(self, export: Export, codes: torch.Tensor, labels: torch.Tensor):
-        self.export, self.codes, self.labels = export, codes, labels
+    def __init__(self, export: Export, codes: torch.Tensor, labels: torch.Tensor, reads: tuple[str, ...]):
+        self.export, self.codes, self.labels, self.reads = export, codes, labels, reads
         self.measured: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
-        self.features: dict[tuple[int, bool], np.ndarray] = {}
+        self.pooled: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
 
     def run(self, ks: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """(correct [n] bool, margin [n]: top logit less the second, in the allocation's raw units)."""
         if ks not in self.measured:
-            logits = torch.cat(
-                [fast_logits(self.export, self.codes[i : i + CHUNK], ks) for i in range(0, len(self.codes), CHUNK)]
-            )
+            parts = [
+                fast_values(self.export, self.codes[i : i + CHUNK], ks, self.reads)
+                for i in range(0, len(self.codes), CHUNK)
+            ]
+            logits = torch.cat([logits for logits, _ in parts])
             top2 = logits.topk(2, dim=1).values
             self.measured[ks] = (
                 (logits.argmax(dim=1) == self.labels).numpy(),
                 (top2[:, 0] - top2[:, 1]).double().numpy(),
             )
+            self.pooled[ks] = {
+                name: torch.cat([pooled(kept[name]) for _, kept in parts]).numpy() for name in self.reads
+            }
         return self.measured[ks]
 
     def accuracy(self, ks: tuple[int, ...]) -> float:
         return float(self.run(ks)[0].mean())
 
-    def stem_features(self, k: int, with_std: bool) -> np.ndarray:
-        """The first layer's output codes at k, pooled per channel: means (and standard deviations)."""
-        if (k, with_std) not in self.features:
-            layer, parts = self.export.layers[0], []
-            for i in range(0, len(self.codes), CHUNK):
-                out = fast_layer(self.export, layer, self.codes[i : i + CHUNK], k, self.export.act_bits, False)
-                flat = out.double().reshape(len(out), out.shape[1], -1)
-                parts.append(torch.cat([flat.mean(dim=2), flat.std(dim=2)], dim=1) if with_std else flat.mean(dim=2))
-            self.features[k, with_std] = torch.cat(parts).numpy()
-        return self.features[k, with_std]
+    def features(self, ks: tuple[int, ...], name: str, with_std: bool) -> np.ndarray:
+        """Layer `name`'s output codes when the images run at `ks`, per channel: means (and deviations)."""
+        self.run(ks)
+        means_and_stds = self.pooled[ks][name]
+        return means_and_stds if with_std else means_and_stds[:, : means_and_stds.shape[1] // 2]
+
+
+def pooled(out: torch.Tensor) -> torch.Tensor:
+    """[n, C, H, W] codes -> [n, 2C]: each channel's mean over H x W, then each channel's standard deviation."""
+    flat = out.double().reshape(len(out), out.shape[1], -1)
+    return torch.cat([flat.mean(dim=2), flat.std(dim=2)], dim=1)
 
 
 def main(argv=None) -> None:
@@ -127,16 +135,17 @@ def measure(args) -> None:
     split = data_split(args, export.dataset)
     started = time.monotonic()
 
-    def codes_of(images):
-        return input_codes(images, export.act_bits)
+    reads = tuple(sorted({controller.reads for controller in export.controllers}))
 
-    search = Images(export, codes_of(split.train_x[: args.search_images]), split.train_y[: args.search_images])
+    def images(x, y) -> Images:
+        return Images(export, input_codes(x, export.act_bits), y, reads)
+
+    search = images(split.train_x[: args.search_images], split.train_y[: args.search_images])
     probe_end = args.search_images + args.probe_images
     probe_x, probe_y = split.train_x[args.search_images : probe_end], split.train_y[args.search_images : probe_end]
     half = len(probe_y) // 2
-    fit = Images(export, codes_of(probe_x[:half]), probe_y[:half])
-    calibration = Images(export, codes_of(probe_x[half:]), probe_y[half:])
-    test = Images(export, codes_of(split.test_x), split.test_y)
+    fit, calibration = images(probe_x[:half], probe_y[:half]), images(probe_x[half:], probe_y[half:])
+    test = images(split.test_x, split.test_y)
     shapes = export.gemm_shapes()
     weights = np.array([layer.K * layer.N for layer in export.layers])
     total_macs = sum(layer.macs for layer in export.layers)
@@ -183,7 +192,9 @@ def one_budget(export, controller, test, fit, calibration, ladder, knapsack, cos
     correct = np.stack([test.run(bits)[0] for bits in candidates.values()], axis=1)
     rows["oracle over the ladder"] = oracle(correct, costs, dynamic.cost)
     routing = {
-        signal: best_route(signal, export, dynamic.cost, ladder, cost, test, fit, calibration, args.seed)
+        signal: best_route(
+            signal, export, controller.reads, dynamic.cost, ladder, cost, test, fit, calibration, args.seed
+        )
         for signal in SIGNALS
     }
     print(
@@ -199,7 +210,7 @@ def one_budget(export, controller, test, fit, calibration, ladder, knapsack, cos
     for label, row in rows.items():
         line(label, row, ",".join(map(str, static[label])) if label in static else "")
     for signal, chosen in routing.items():
-        line(f"routed by {signal}", chosen["routed"])
+        line(f"routed by {signal.replace('read-layer', controller.reads)}", chosen["routed"])
         line("  the same pair mixed at random", chosen["random"])
         gain = 100 * (chosen["routed"].accuracy - chosen["random"].accuracy)
         print(
@@ -230,16 +241,16 @@ def one_budget(export, controller, test, fit, calibration, ladder, knapsack, cos
     }
 
 
-def best_route(signal, export, budget, ladder, cost, test, fit, calibration, seed) -> dict:
+def best_route(signal, export, reads, budget, ladder, cost, test, fit, calibration, seed) -> dict:
     """Of every ladder pair (cheap, dear) the budget can split, the one whose routing by `signal` scores best
     on the calibration images, with its threshold; scored on the test set, beside the pair mixed at random."""
     best = None
     for cheap_label, cheap_bits in ladder.items():
         for dear_label, dear_bits in ladder.items():
-            cheap, dear = signal_costs(signal, export, cost(cheap_bits), cost(dear_bits), cheap_bits, dear_bits)
+            cheap, dear = signal_costs(signal, export, reads, cost, cheap_bits, dear_bits)
             if not cheap <= budget < dear:
                 continue
-            score = scorer(signal, export, cheap_bits, fit, seed)
+            score = scorer(signal, reads, cheap_bits, fit, seed)
             scores = score(calibration)
             cut = threshold(scores, escalated_fraction(cheap, dear, budget))
             tried = route(scores, cut, calibration.run(cheap_bits)[0], calibration.run(dear_bits)[0], cheap, dear)
@@ -263,20 +274,23 @@ def best_route(signal, export, budget, ladder, cost, test, fit, calibration, see
     }
 
 
-def signal_costs(signal, export, cheap, dear, cheap_bits, dear_bits) -> tuple[float, float]:
+def signal_costs(signal, export, reads, cost, cheap_bits, dear_bits) -> tuple[float, float]:
     """BitOPs per image (kept at the cheap allocation, escalated) once the signal is paid for: a cascade's
-    escalated image has run the cheap pass too; a probe is one more 8-bit GEMM on the stem's pooled channels
-    (two per channel with the deviations), and an escalated image whose dear allocation runs the stem at
-    another k runs the stem twice."""
+    escalated image has run the cheap pass too; a probe is one more 8-bit GEMM on the pooled channels of the
+    layer `reads` (two per channel with the deviations), and an escalated image whose dear allocation runs
+    any layer up to `reads` at another k has run those layers (all of them, counted at the cheap k) once more."""
+    cheap, dear = cost(cheap_bits), cost(dear_bits)
     if signal == "cheap-pass margin":
         return cheap, dear + cheap
-    stem = export.layers[0]
-    probe = stem.N * (2 if signal.endswith("stds") else 1) * export.base_bits * export.act_bits
-    again = stem.macs * cheap_bits[0] * export.act_bits if dear_bits[0] != cheap_bits[0] else 0
+    names = [layer.name for layer in export.layers]
+    upto = names.index(reads) + 1
+    probe = export.layers[upto - 1].N * (2 if signal.endswith("stds") else 1) * export.base_bits * export.act_bits
+    prefix = [layer.macs * k for layer, k in zip(export.layers[:upto], cheap_bits[:upto], strict=True)]
+    again = sum(prefix) * export.act_bits if cheap_bits[:upto] != dear_bits[:upto] else 0
     return cheap + probe, dear + probe + again
 
 
-def scorer(signal, export, cheap_bits, fit, seed):
+def scorer(signal, reads, cheap_bits, fit, seed):
     """images -> difficulty score per image (higher: escalate first) for `signal`, fit on `fit` where it learns.
     The margin's ties (integer logits) are broken by a seeded draw, so a threshold escalates the fraction asked."""
     if signal == "cheap-pass margin":
@@ -286,12 +300,12 @@ def scorer(signal, export, cheap_bits, fit, seed):
             return -images.run(cheap_bits)[1] + 1e-3 * jitter
 
         return margin
-    with_std, stem_k = signal.endswith("stds"), cheap_bits[0]
+    with_std = signal.endswith("stds")
     probe = LogisticRegression(max_iter=2000, random_state=seed)
-    features = fit.stem_features(stem_k, with_std)
+    features = fit.features(cheap_bits, reads, with_std)
     mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-9
     probe.fit((features - mean) / scale, ~fit.run(cheap_bits)[0])
-    return lambda images: probe.decision_function((images.stem_features(stem_k, with_std) - mean) / scale)
+    return lambda images: probe.decision_function((images.features(cheap_bits, reads, with_std) - mean) / scale)
 
 
 if __name__ == "__main__":

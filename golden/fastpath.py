@@ -13,9 +13,12 @@ real images; apps.run and the benchmarks score whole test sets with it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
+from contract.cli import InputError
 from contract.model_format import Export, ExportedLayer
 from golden.lowering import check_input, host_requantize, precisions_for, walk_graph
 from golden.nested import requantize, truncate_act, truncate_weight, wrap
@@ -23,13 +26,28 @@ from golden.nested import requantize, truncate_act, truncate_weight, wrap
 
 def fast_logits(export: Export, input_codes: torch.Tensor, k, j: int | None = None) -> torch.Tensor:
     """Raw logits [batch, classes] for input codes [batch, C, H, W] at k (one, or one per GEMM layer)."""
+    return fast_values(export, input_codes, k, (), j)[0]
+
+
+def fast_values(
+    export: Export, input_codes: torch.Tensor, k, names: Sequence[str], j: int | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(raw logits, {name: that GEMM layer's output, as fast_layer gives it}) in one pass: what a probe on an
+    inner layer reads, from the same run that scores the image (bench/adaptivity.py)."""
     j = export.act_bits if j is None else j
     ks = dict(zip((layer.name for layer in export.layers), precisions_for(export, k), strict=True))
-    return walk_graph(
-        export,
-        check_input(export, input_codes),
-        lambda layer, source, last: fast_layer(export, layer, source, ks[layer.name], j, last),
-    )
+    missing = set(names) - set(ks)
+    if missing:
+        raise InputError(f"the network has no GEMM layer named {', '.join(sorted(missing))}")
+    kept = {}
+
+    def layer_value(layer, source, last):
+        value = fast_layer(export, layer, source, ks[layer.name], j, last)
+        if layer.name in names:
+            kept[layer.name] = value
+        return value
+
+    return walk_graph(export, check_input(export, input_codes), layer_value), kept
 
 
 def fast_layer(export: Export, layer: ExportedLayer, codes: torch.Tensor, k: int, j: int, last: bool) -> torch.Tensor:

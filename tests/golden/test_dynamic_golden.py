@@ -26,8 +26,8 @@ from golden.dynamic import (
     precisions,
 )
 from golden.export import build_export
-from golden.fastpath import fast_logits
-from golden.infer import execute_golden
+from golden.fastpath import fast_logits, fast_values
+from golden.infer import execute_golden, layer_gemms
 from golden.layers import QuantSpec
 from golden.model import QuantNet, load_checkpoint, save_checkpoint
 
@@ -121,6 +121,18 @@ def test_bitops_count_every_layer_at_its_k_and_the_controller(export, codes):
     for i in (0, 5, 17):
         assert int(per_image[i]) == bitops(export.gemm_shapes(), ks[i].tolist(), export.act_bits) + own
     assert budget_bitops(export, 3.0) == bitops(export.gemm_shapes(), [3] * len(export.layers), export.act_bits)
+
+
+def test_fast_values_keep_an_inner_layers_output_as_the_engines_gemm_gives_it(export, codes):
+    """What a probe on the layer a controller reads sees (bench/adaptivity.py), from the pass that scores."""
+    ks = [8, 3, 2, 5]
+    logits, kept = fast_values(export, codes[:16], ks, ["conv1"])
+    runs = {run.gemm.layer: run.output for run in layer_gemms(export, codes[:16], ks)}
+    assert list(kept) == ["conv1"] and torch.equal(logits, runs["fc3"])
+    value = kept["conv1"]  # NCHW codes; the GEMM's rows are (image, y, x), its columns the channels
+    assert torch.equal(value.permute(0, 2, 3, 1).reshape(-1, value.shape[1]), runs["conv1"])
+    with pytest.raises(InputError, match="no GEMM layer named nope"):
+        fast_values(export, codes[:2], ks, ["conv1", "nope"])
 
 
 def test_export_round_trip_keeps_the_controllers(export, codes, tmp_path):
