@@ -17,6 +17,8 @@ first 5% of the steps (the float baseline too), then a cosine:
                  models train B = 8 plus one of 7..1 drawn per step (Any-Precision style), then each precision's
                  BatchNorm statistics are re-estimated on 1,024 training images; random crop (pad 1) and
                  horizontal flip.
+The quantized models' activations are clamps at golden.train's --act-bound default for the net (4 for the
+ResNet-20, golden.nets); the float baseline keeps plain, unbounded ReLUs.
 
 Usage: python bench/truncation_table.py [--data digits|fashion-mnist] [--net digits|resnet20] [--epochs N]
        [--teacher top|previous|none] [--temperature T] [--warmup F] [--seed S] [--retrain] [--only MODELS]
@@ -50,7 +52,14 @@ from golden.export import build_export  # noqa: E402
 from golden.layers import WEIGHT_VIEWS, QuantSpec  # noqa: E402
 from golden.model import load_checkpoint, save_checkpoint  # noqa: E402
 from golden.nets import NETS, RESIDUAL_BN_INIT, float_net  # noqa: E402
-from golden.train import CALIBRATION_IMAGES, DEFAULT_WARMUP, one_thread, train, train_float  # noqa: E402
+from golden.train import (  # noqa: E402
+    CALIBRATION_IMAGES,
+    DEFAULT_ACT_BOUNDS,
+    DEFAULT_WARMUP,
+    one_thread,
+    train,
+    train_float,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,7 +102,13 @@ def recipe(args) -> dict:
     for key in chosen:
         if getattr(args, key, None) is not None:
             chosen[key] = getattr(args, key)
-    return chosen | {"seed": args.seed, "data": args.data, "limit": args.limit, "augmentation": args.data != "digits"}
+    return chosen | {
+        "seed": args.seed,
+        "data": args.data,
+        "limit": args.limit,
+        "augmentation": args.data != "digits",
+        "act_bound": DEFAULT_ACT_BOUNDS.get(chosen["net"]),
+    }
 
 
 def trained_model(name: str, settings: dict, split, retrain: bool, models: Path):
@@ -121,15 +136,16 @@ def trained_model(name: str, settings: dict, split, retrain: bool, models: Path)
         augmentation=settings["augmentation"],
         distillation=Distillation(settings["teacher"], settings["temperature"]),
         warmup=settings["warmup"],
+        act_bound=settings["act_bound"],
     )
     save_checkpoint(model, path, settings)
     return model
 
 
 def float_settings(settings: dict) -> dict:
-    """The settings a float baseline depends on: not the nested models' distillation, so that comparing
-    teachers reuses one float model."""
-    return {key: value for key, value in settings.items() if key not in ("teacher", "temperature")}
+    """The settings a float baseline depends on: not the nested models' distillation nor their activation bound
+    (the float baseline's ReLUs are unbounded), so that comparing them reuses one float model."""
+    return {key: value for key, value in settings.items() if key not in ("teacher", "temperature", "act_bound")}
 
 
 def float_baseline(settings: dict, split, retrain: bool, models: Path) -> torch.nn.Module:

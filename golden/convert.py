@@ -777,9 +777,11 @@ def convert(module: nn.Module, spec: QuantSpec, input_shape: tuple[int, int, int
     return conversion(module, spec, input_shape).model
 
 
-def build_net(name: str, spec: QuantSpec, input_shape: tuple[int, int, int] = (1, 8, 8)) -> QuantNet:
-    """A built-in network (golden.nets), converted like any user model."""
-    return convert(float_net(name, input_shape), spec, input_shape)
+def build_net(
+    name: str, spec: QuantSpec, input_shape: tuple[int, int, int] = (1, 8, 8), act_bound: float | None = None
+) -> QuantNet:
+    """A built-in network (golden.nets; `act_bound` its activations' bound), converted like any user model."""
+    return convert(float_net(name, input_shape, act_bound=act_bound), spec, input_shape)
 
 
 # --- command line ------------------------------------------------------------------------------------

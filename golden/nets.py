@@ -25,10 +25,15 @@ NETS = ("digits", "resnet20")
 RESIDUAL_BN_INIT = 0.1
 
 
+def activation(bound: float | None) -> nn.Module:
+    """A ReLU (bound None), or a clamp to [0, bound]: the unit of the activation codes it makes."""
+    return nn.ReLU() if bound is None else nn.Hardtanh(0.0, bound)
+
+
 class DigitsCNN(nn.Module):
     """Three conv-BN-ReLU layers (strides 1, 2, 2) and a linear layer; named conv0..conv2 and fc3."""
 
-    def __init__(self, channels: int = 1, classes: int = 10, size: int = 8):
+    def __init__(self, channels: int = 1, classes: int = 10, size: int = 8, act_bound: float | None = None):
         super().__init__()
         previous = channels
         for index, width in enumerate((16, 32, 32)):
@@ -36,7 +41,7 @@ class DigitsCNN(nn.Module):
             setattr(self, f"conv{index}", nn.Conv2d(previous, width, 3, stride, 1, bias=False))
             setattr(self, f"bn{index}", nn.BatchNorm2d(width))
             previous, size = width, (size - 1) // stride + 1
-        self.relu = nn.ReLU()
+        self.relu = activation(act_bound)
         self.fc3 = nn.Linear(previous * size * size, classes)
 
     def forward(self, x):
@@ -48,7 +53,7 @@ class DigitsCNN(nn.Module):
 class BasicBlock(nn.Module):
     """conv-BN-ReLU, conv-BN, plus the input (or its 1x1 strided projection), then ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, act_bound: float | None = None):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
@@ -58,7 +63,7 @@ class BasicBlock(nn.Module):
         # a BatchNorm of a precision never drawn in a short run still folds): every activation is clamped to
         # [0, 1], and a sum of a full-scale branch and the skip would saturate block after block.
         nn.init.constant_(self.bn2.weight, RESIDUAL_BN_INIT)
-        self.relu = nn.ReLU()
+        self.relu = activation(act_bound)
         self.shortcut = None
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
@@ -73,16 +78,26 @@ class BasicBlock(nn.Module):
 
 
 class ResNet20(nn.Module):
-    def __init__(self, channels: int = 1, classes: int = 10, widths=(16, 32, 64), blocks: int = 3, stem_stride=2):
+    def __init__(
+        self,
+        channels: int = 1,
+        classes: int = 10,
+        widths=(16, 32, 64),
+        blocks: int = 3,
+        stem_stride=2,
+        act_bound: float | None = None,
+    ):
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(channels, widths[0], 3, stem_stride, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
+            nn.Conv2d(channels, widths[0], 3, stem_stride, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            activation(act_bound),
         )
         stages, previous = [], widths[0]
         for index, width in enumerate(widths):
             for block in range(blocks):
                 stride = 2 if index > 0 and block == 0 else 1
-                stages.append(BasicBlock(previous, width, stride))
+                stages.append(BasicBlock(previous, width, stride, act_bound))
                 previous = width
         self.blocks = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d((1, 1))
@@ -92,14 +107,22 @@ class ResNet20(nn.Module):
         return self.fc(self.pool(self.blocks(self.stem(x))).flatten(1))
 
 
-def float_net(name: str, input_shape: tuple[int, int, int], classes: int = 10) -> nn.Module:
-    """A freshly initialised float network: a built-in by name (module docstring), a user's model given as
-    FILE.py:CLASS, a torch.nn.Module subclass constructed without arguments, or a float ONNX model FILE.onnx
-    with its weights (golden.onnx_import)."""
+def float_net(
+    name: str, input_shape: tuple[int, int, int], classes: int = 10, act_bound: float | None = None
+) -> nn.Module:
+    """A freshly initialised float network: a built-in by name (module docstring; `act_bound` is its
+    activations' bound), a user's model given as FILE.py:CLASS, a torch.nn.Module subclass constructed without
+    arguments, or a float ONNX model FILE.onnx with its weights (golden.onnx_import); those two have their own
+    activations, and an `act_bound` for them is refused."""
     if name == "digits":
-        return DigitsCNN(input_shape[0], classes, input_shape[1])
+        return DigitsCNN(input_shape[0], classes, input_shape[1], act_bound)
     if name == "resnet20":
-        return ResNet20(input_shape[0], classes)
+        return ResNet20(input_shape[0], classes, act_bound=act_bound)
+    if act_bound is not None:
+        raise InputError(
+            f"an activation bound applies to the built-in networks ({', '.join(NETS)}) only; in {name} write the "
+            "clamp into the model (nn.Hardtanh(0, b) or F.relu6)"
+        )
     if name.lower().endswith(".onnx"):
         from golden.onnx_import import onnx_module  # onnx (an extra) is needed only for an ONNX model
 

@@ -144,7 +144,7 @@ ARGUMENT_FUZZ = {
         ["--method", "truncquant", "--scheme", "offset"],
         "--out",
         "models/m.pt",
-        ("--epochs", "--seed", "--lr", "--batch-size", "--base-bits", "--act-bits", "--method"),
+        ("--epochs", "--seed", "--lr", "--batch-size", "--base-bits", "--act-bits", "--method", "--act-bound"),
     ),
 }
 

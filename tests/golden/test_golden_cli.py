@@ -119,6 +119,8 @@ def test_train_rejects_an_unknown_scheme_without_writing(tmp_path):
         ["--method", "qat", "--scheme", "offset", "--lr", "1e308"],
         ["--method", "qat", "--scheme", "offset", "--seed", "9" * 30],
         ["--method", "qat", "--scheme", "offset", "--seed", "-1"],
+        ["--method", "qat", "--scheme", "offset", "--act-bound", "0"],
+        ["--method", "qat", "--scheme", "offset", "--act-bound", "nan"],
     ],
 )
 def test_train_rejects_bad_settings_without_writing(tmp_path, args, capsys):
@@ -223,6 +225,7 @@ def data_dir(path, magic_kind: int):
         (["--net", "{models}:Missing"], "no torch.nn.Module subclass named 'Missing'"),
         (["--net", "nowhere.py:Net"], "model file not found"),
         (["--net", "resnet"], "unknown network 'resnet'"),
+        (["--net", "{models}:Gelu", "--act-bound", "2"], "--act-bound applies to the built-in networks"),
         (["--data", "fashion-mnist", "--data-dir", "{tmp}/empty"], "install the Debian package dataset-fashion-mnist"),
         (["--data", "fashion-mnist", "--data-dir", "{truncated}"], "the file holds 0"),
         (["--data", "fashion-mnist", "--data-dir", "{wrong_magic}"], "wrong magic number"),
