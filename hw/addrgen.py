@@ -15,8 +15,9 @@ after the last tap (the running sums are the words themselves, so no second add 
 The three products H*W, s*W and p*(W + 1) are formed once, when the descriptor is taken (or in the cycle
 before, `settled`, below; the last two, of a stride of at most 4 and a padding of at most 6, as shifts and
 adds: hw/shift_add.py). y and x are small signed counters beside the address, compared with H and W to flag
-padding; the lanes that hold channels, min(R, C - g*R), come from a count of the channels left, so no
-division by R is needed either.
+padding (the flag a register loaded with the comparisons of the next y and x, so that no carry chain lies
+between the walk's counters and the reads' consumers in the cycle the read is offered); the lanes that hold
+channels, min(R, C - g*R), come from a count of the channels left, so no division by R is needed either.
 
 A descriptor is taken only between walks: its first read is offered in the next cycle, and the next
 descriptor can be taken in the cycle after its last read, so with a sink always ready a walk of n reads takes
@@ -47,6 +48,12 @@ from amaranth.lib.wiring import In, Out
 from contract.config import EngineConfig
 from contract.program import MAX_KERNEL, MAX_STRIDE
 from hw.shift_add import small_times
+
+
+def within(y, x, descriptor):
+    """Whether the coordinates (y, x) lie in the map of `descriptor` (its height and width): a read of memory,
+    not padding."""
+    return (y >= 0) & (y < descriptor.height) & (x >= 0) & (x < descriptor.width)
 
 
 def descriptor_layout(address_bits: int, max_size: int, max_channels: int, max_n_tiles: int) -> data.StructLayout:
@@ -184,8 +191,11 @@ class ConvAddressGenerator(wiring.Component):
         last_ky = ky == ky_end
         last_ktile = last_group & last_kx & last_ky
         last_ntile = n_tile == n_tile_end
-        inside = Signal()  # (y, x) is in the map: a memory read, not padding
-        m.d.comb += inside.eq((y >= 0) & (y < command.height) & (x >= 0) & (x < command.width))
+        # (y, x) is in the map: a memory read, not padding. A register loaded with the value of the coordinates
+        # it loads (`within` the next y and x), as the walk's other flags are.
+        inside = Signal()
+        next_y, next_x = Signal(coordinate, name="next_y"), Signal(coordinate, name="next_x")
+        m.d.comb += [next_y.eq(y), next_x.eq(x)]  # held unless the walk below moves them
         read = self.reads.payload
         m.d.comb += [
             read.address.eq(address),
@@ -233,6 +243,7 @@ class ConvAddressGenerator(wiring.Component):
                     address.eq(start_word),
                     y.eq(-payload.padding),
                     x.eq(-payload.padding),
+                    inside.eq(within(-payload.padding, -payload.padding, payload)),
                     y_start.eq(-payload.padding),
                     x_start.eq(-payload.padding),
                     n_tile.eq(0),
@@ -257,14 +268,14 @@ class ConvAddressGenerator(wiring.Component):
                 with m.If(self.reads.ready):
                     m.d.sync += row.eq(row + 1)
                     with m.If(~last_ox):
-                        m.d.sync += [ox.eq(ox + 1), x.eq(x + command.stride), address.eq(address + command.stride)]
+                        m.d.comb += next_x.eq(x + command.stride)
+                        m.d.sync += [ox.eq(ox + 1), address.eq(address + command.stride)]
                     with m.Elif(~last_oy):
                         next_row = row_start + row_step
+                        m.d.comb += [next_x.eq(x_start), next_y.eq(y + command.stride)]
                         m.d.sync += [
                             ox.eq(0),
-                            x.eq(x_start),
                             oy.eq(oy + 1),
-                            y.eq(y + command.stride),
                             row_start.eq(next_row),
                             address.eq(next_row),
                         ]
@@ -273,7 +284,6 @@ class ConvAddressGenerator(wiring.Component):
                         # The next K-tile: the next group at this tap, else group 0 at the next tap (after the
                         # last tap, the first tap of the next N-tile). Its first word is one add from a register.
                         first = Signal(width, name="next_ktile_word")
-                        next_y, next_x = Signal(coordinate, name="next_y"), Signal(coordinate, name="next_x")
                         m.d.comb += [first.eq(ktile_word + map_words), next_y.eq(y_start), next_x.eq(x_start)]
                         m.d.sync += [channels_left.eq(channels_left - rows), last_group.eq(channels_left <= 2 * rows)]
                         with m.If(last_group):
@@ -308,11 +318,10 @@ class ConvAddressGenerator(wiring.Component):
                             ktile_word.eq(first),
                             y_start.eq(next_y),
                             x_start.eq(next_x),
-                            y.eq(next_y),
-                            x.eq(next_x),
                             row_start.eq(first),
                             address.eq(first),
                         ]
+                m.d.sync += [y.eq(next_y), x.eq(next_x), inside.eq(within(next_y, next_x, command))]
         return m
 
     def _prepared(self, m: Module, value):

@@ -6,7 +6,7 @@ copy per region (`region_layout`, hw/stall.py), each region's registers moving w
 
 from __future__ import annotations
 
-from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed
+from amaranth.hdl import EnableInserter, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -70,14 +70,16 @@ class Datapath(wiring.Component):
         The `param` stream's beat.
     param_wanted : Out(1)
         The slot consumes a parameter beat (an N-tile's first complete row is at the requantizer).
-    param_wanted_next : Out(1)
-        `param_wanted` in the next cycle (its register's input), for the stall copies (hw/stall.py).
+    param_wanted_after_slot : Out(1)
+        `param_wanted` after a slot (its register's input when the column stage advances), for the stall
+        copies (hw/stall.py), which choose it by their own enable.
     result : Out(result payload)
         The requantized row.
     result_valid : Out(1)
         `result` is to be written into the output FIFO.
-    result_valid_next : Out(1)
-        `result_valid` in the next cycle, for the stall copies' output room (hw/stall.py).
+    result_due : Out(1)
+        `result_valid` after a slot, for the stall copies' output room (hw/stall.py), which choose it by
+        their own enable.
     advance : In(regions)
         The global enable, one copy per region (hw/stall.py).
     """
@@ -94,10 +96,10 @@ class Datapath(wiring.Component):
                 "precision": In(precision_layout(cfg)),
                 "params": In(payload_layout(cfg, "param")),
                 "param_wanted": Out(1),
-                "param_wanted_next": Out(1),
+                "param_wanted_after_slot": Out(1),
                 "result": Out(payload_layout(cfg, "result")),
                 "result_valid": Out(1),
-                "result_valid_next": Out(1),
+                "result_due": Out(1),
                 "advance": In(region_layout(cfg)),
             }
         )
@@ -175,13 +177,13 @@ class Datapath(wiring.Component):
             # prior sum is 0) nor for an empty slot, so the memory is read M * (T_k - 1) * T_n times.
             accumulator.read_enable.eq(ahead.valid & ~ahead.first_ktile & read_once),
             self.param_wanted.eq(param_due),
-            self.param_wanted_next.eq(Mux(advance.column, param_due_after_slot, param_due)),
+            self.param_wanted_after_slot.eq(param_due_after_slot),
             requant.sums.eq(accumulator.sums),
             requant.token.eq(accumulator.sums_token),
             requant.params.eq(self.params),
             requant.load_params.eq(self.param_wanted),
             self.result.eq(requant.result),
             self.result_valid.eq(requant.result_valid),
-            self.result_valid_next.eq(Mux(advance.requant, requant.result_due, requant.result_valid)),
+            self.result_due.eq(requant.result_due),
         ]
         return m

@@ -79,9 +79,10 @@ class Sequencer(wiring.Component):
         The slot consumes the activation beat (digit-serial: in the row's last digit slot).
     want_weight : Out(1)
         The slot needs a weight beat (registered).
-    want_act_next, want_weight_next : Out(1)
-        What `want_act` and `want_weight` will be in the next cycle (their registers' inputs), for the
-        stall copies' own registered copies of them (hw/stall.py).
+    want_act_after_slot, want_weight_after_slot : Out(1)
+        What `want_act` and `want_weight` will be after this cycle if it is a slot (their registers' inputs
+        when `advance` is high; while idle, whether or not it is), for the stall copies' own registered
+        copies of them (hw/stall.py), which load them under their own enable: no copy waits on `advance`.
     token : Out(token)
         What the slot's activation row is: row, tile flags, `last` (and the digit place).
     act_lanes : Out(R)
@@ -104,8 +105,8 @@ class Sequencer(wiring.Component):
                 "want_act": Out(1),
                 "take_act": Out(1),
                 "want_weight": Out(1),
-                "want_act_next": Out(1),
-                "want_weight_next": Out(1),
+                "want_act_after_slot": Out(1),
+                "want_weight_after_slot": Out(1),
                 "token": Out(token_layout(cfg)),
                 "act_lanes": Out(cfg.rows),
                 "precision": Out(precision_layout(cfg)),
@@ -158,11 +159,13 @@ class Sequencer(wiring.Component):
             (command.k_dim <= rows) & (n_left <= 2 * cols),
             (k_left <= 2 * rows) & last_ntile,
         )
-        # Both wants are set through their next values, which the stall copies follow (hw/stall.py).
-        m.d.sync += [rows_left.eq(self.want_act_next), weights_left.eq(self.want_weight_next)]
+        # Both wants are set through their values after a slot, which the stall copies follow (hw/stall.py):
+        # formed below whether or not this cycle is a slot, and taken in a slot or while idle.
+        act_after, weight_after = self.want_act_after_slot, self.want_weight_after_slot
+        m.d.comb += [act_after.eq(rows_left), weight_after.eq(weights_left)]  # held unless the FSM below sets them
         m.d.comb += [
-            self.want_act_next.eq(rows_left),  # held unless the FSM below sets it
-            self.want_weight_next.eq(weights_left),
+            self.want_act.eq(rows_left),
+            self.want_weight.eq(weights_left),
             self.want_act.eq(rows_left),
             self.want_weight.eq(weights_left),
             self.take_act.eq(self.want_act & last_digit),
@@ -222,14 +225,17 @@ class Sequencer(wiring.Component):
                     # Taken and dropped: it takes no beat and makes none, so the next command starts clean.
                     m.d.comb += self.refused.eq(1)
                 with m.Elif(self.cmd.valid):
-                    m.d.comb += self.want_weight_next.eq(1)
+                    m.d.comb += weight_after.eq(1)
                     m.next = "PRELOAD"
+                m.d.sync += [rows_left.eq(act_after), weights_left.eq(weight_after)]
             with m.State("PRELOAD"):
                 m.d.comb += self.running.eq(1)
+                with m.If(slot == rows - 1):
+                    m.d.comb += [act_after.eq(1), weight_after.eq(~last_tile)]
                 with m.If(self.advance):
-                    m.d.sync += slot.eq(Mux(slot == rows - 1, 0, slot + 1))
+                    m.d.sync += [slot.eq(Mux(slot == rows - 1, 0, slot + 1)), rows_left.eq(act_after)]
+                    m.d.sync += weights_left.eq(weight_after)
                     with m.If(slot == rows - 1):
-                        m.d.comb += [self.want_act_next.eq(1), self.want_weight_next.eq(~last_tile)]
                         m.next = "TILES"
             with m.State("TILES"):
                 m.d.comb += [self.running.eq(1), self.token.valid.eq(rows_left)]
@@ -240,11 +246,14 @@ class Sequencer(wiring.Component):
                     tile_done = Mux(last_tile, last_row & last_digit, (slot >= rows - 1) & rows_in)
                 else:
                     tile_done = Mux(last_tile, last_row, tile_end)
+                with m.If(slot == rows - 1):
+                    m.d.comb += weight_after.eq(0)
+                with m.If(self.take_act & last_row):
+                    m.d.comb += act_after.eq(0)
+                with m.If(tile_done):
+                    m.d.comb += [act_after.eq(~last_tile), weight_after.eq(~last_tile & ~next_last_tile)]
                 with m.If(self.advance):
-                    with m.If(slot == rows - 1):
-                        m.d.comb += self.want_weight_next.eq(0)
-                    with m.If(self.take_act & last_row):
-                        m.d.comb += self.want_act_next.eq(0)
+                    m.d.sync += [rows_left.eq(act_after), weights_left.eq(weight_after)]
                     if cfg.digit_serial:
                         with m.If(slot != rows):
                             m.d.sync += slot.eq(slot + 1)
@@ -263,10 +272,6 @@ class Sequencer(wiring.Component):
                             slot.eq(0),
                             first_ktile.eq(last_ktile),
                             last_row.eq(single_row),
-                        ]
-                        m.d.comb += [
-                            self.want_act_next.eq(~last_tile),
-                            self.want_weight_next.eq(~last_tile & ~next_last_tile),
                         ]
                         if cfg.digit_serial:
                             m.d.sync += row.eq(0)

@@ -20,7 +20,14 @@ may be while the last rows drain). `want_act_i`, `want_weight_i` and `param_want
 and the datapath's registers: each loads its original's next value in the cycles where that original may change (a
 slot of copy i's, or a command's acceptance) and holds otherwise, when the original holds too. `room_i` is
 the output room `~result_valid | FIFO level < depth` of the next cycle, computed one cycle early from the
-FIFO's level, the read of this cycle and copy i's own write. So every copy equals the single enable
+FIFO's level, the read of this cycle and copy i's own write.
+
+Where an original's next value depends on whether the pipeline advances (the datapath's parameter request,
+the requantizer's `result_valid`), copy i forms it from its own `advance_i` and the original's registers
+(its value after a slot, and its value held), not from the region's copy: every copy is equal, so the value
+is the same, but no copy's registers wait on another copy's enable. In the program engine the input `valid`s
+come from registers, and a path from one of them through one copy's enable into another copy's registers
+limited Fmax (docs/estimates.md, "Issue 22"). So every copy equals the single enable
 `running & inputs present & output room` in every cycle (same reset, same transitions), and cycle counts
 and behaviour are those of one enable.
 
@@ -32,7 +39,7 @@ depends on those registers themselves, so no two copies are structurally identic
 
 from __future__ import annotations
 
-from amaranth.hdl import EnableInserter, Module, Signal, Value
+from amaranth.hdl import EnableInserter, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -53,14 +60,14 @@ class StallCopies(wiring.Component):
         A command is accepted in this cycle.
     ending : In(1)
         The last drain slot, with no command running.
-    want_act_next, want_weight_next : In(1)
-        The sequencer's `want_act` and `want_weight` in the next cycle.
-    param_wanted_next : In(1)
-        The datapath's `param_wanted` in the next cycle.
+    want_act_after_slot, want_weight_after_slot : In(1)
+        The sequencer's `want_act` and `want_weight` after a slot (or a command's acceptance).
+    param_wanted, param_wanted_after_slot : In(1)
+        The datapath's `param_wanted` (a register), and its value after a slot.
     result_valid : In(1)
-        A result row leaves the requantizer in this cycle's slot.
-    result_valid_next : In(1)
-        `result_valid` in the next cycle.
+        A result row leaves the requantizer in this cycle's slot (a register).
+    result_due : In(1)
+        `result_valid` after a slot.
     fifo_level : In(range(fifo_depth + 1))
         The output FIFO's level.
     fifo_read : In(1)
@@ -77,11 +84,12 @@ class StallCopies(wiring.Component):
             {
                 "starting": In(1),
                 "ending": In(1),
-                "want_act_next": In(1),
-                "want_weight_next": In(1),
-                "param_wanted_next": In(1),
+                "want_act_after_slot": In(1),
+                "want_weight_after_slot": In(1),
+                "param_wanted": In(1),
+                "param_wanted_after_slot": In(1),
                 "result_valid": In(1),
-                "result_valid_next": In(1),
+                "result_due": In(1),
                 "fifo_level": In(range(fifo_depth + 1)),
                 "fifo_read": In(1),
                 "act_valid": In(1),
@@ -111,12 +119,13 @@ class StallCopies(wiring.Component):
             # The followed registers change only in a slot or when a command is accepted.
             with m.If(advance | self.starting):
                 m.d.sync += [
-                    want_act.eq(self.want_act_next),
-                    want_weight.eq(self.want_weight_next),
-                    param_wanted.eq(self.param_wanted_next),
+                    want_act.eq(self.want_act_after_slot),
+                    want_weight.eq(self.want_weight_after_slot),
+                    param_wanted.eq(Mux(advance, self.param_wanted_after_slot, self.param_wanted)),
                 ]
+            result_valid_next = Mux(advance, self.result_due, self.result_valid)
             level_next = self.fifo_level + (advance & self.result_valid) - self.fifo_read
-            m.d.sync += room.eq(~self.result_valid_next | (level_next != self._fifo_depth))
+            m.d.sync += room.eq(~result_valid_next | (level_next != self._fifo_depth))
         return m
 
 
