@@ -123,7 +123,6 @@ class WeightReader(wiring.Component):
     """The weight region read as bit-planes, request by request (module docstring).
 
     `go` (one cycle) latches `base` and `beats`, the region's tiles; reset the reader before each run.
-    `exhausted` is high while no request is held (the engine is owed no weight beat).
     """
 
     def __init__(
@@ -146,7 +145,6 @@ class WeightReader(wiring.Component):
                 "request": Out(request_signature(address_bits, burst)),
                 "word": In(stream.Signature(8 * bus_bytes)),
                 "beat": Out(stream.Signature(payload_layout(config, "weight"))),
-                "exhausted": Out(1),
             }
         )
 
@@ -163,7 +161,7 @@ class WeightReader(wiring.Component):
 
         held = Signal()
         request = Signal.like(self.weight_request.payload)
-        m.d.comb += [self.weight_request.ready.eq(~held), self.exhausted.eq(~held), assembler.k.eq(request.k)]
+        m.d.comb += [self.weight_request.ready.eq(~held), assembler.k.eq(request.k)]
         taken = self.weight_request.valid & ~held
         with m.If(taken):
             m.d.sync += [held.eq(1), request.eq(self.weight_request.payload)]
