@@ -86,7 +86,8 @@ class NestmacSoC(wiring.Component):
         )
 
     def memory_summary(self) -> list[dict]:
-        """On-chip memories, for the generator's manifest: the program engine's (the DMA's FIFOs are small)."""
+        """On-chip memories, for the generator's manifest: the program engine's (the DMA's FIFOs and plane buffers
+        are small LUT RAMs)."""
         return self.engine.memory_summary()
 
     def beat_bits(self) -> dict[str, int]:
