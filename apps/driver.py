@@ -193,13 +193,12 @@ class NestmacDriver:
         return values[: self._logits_count].astype(np.int64)
 
     def counters(self) -> dict[str, int]:
-        """The performance counters of the last run: cycles, logits beats, per read region its stall cycles and
-        bytes read, the cycles of each class (`<class>_cycles`, contract.soc.CYCLE_CLASSES: `active_cycles` is
-        the model's cycles) and the MACs."""
+        """The performance counters of the last run: cycles, logits beats, per read region its bytes read, the
+        cycles of each class (`<class>_cycles`, contract.soc.CYCLE_CLASSES: `active_cycles` is the model's
+        cycles, `<stream>_cycles` the waits for each stream) and the MACs."""
         read = self.backend.read32
         counters = {"cycles": read(soc.CYCLES), "logits_beats": read(soc.LOGITS_WRITTEN)}
         for index, name in enumerate(soc.READ_REGIONS):
-            counters[f"{name}_stalls"] = read(soc.STALLS + 4 * index)
             counters[f"{name}_bytes"] = read(soc.BYTES_READ + 4 * index)
         for index, name in enumerate(soc.CYCLE_CLASSES):
             counters[f"{name}_cycles"] = read(soc.CYCLE_COUNTERS + 4 * index)

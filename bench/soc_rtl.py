@@ -12,7 +12,7 @@ checked). Per k it prints the images whose logits differ from golden.fastpath's,
 against the program engine's cycles with every stream ideal (sim.program_cost), the counters against the model
 (MACS, which must equal the model's in every run, and ACTIVE_CYCLES: equal to the model's when the program's
 output path keeps pace with the engine, else within verif.counters' bound, which the table says; and the mean
-waits by class), the mean stall cycles per stream, the bytes read per stream (equal to the regions, but the
+waits by class, the waits for each stream among them), the bytes read per stream (equal to the regions, but the
 weights: checked), the weight bytes the hardware's WEIGHT_BYTES counter read against the k = 8 layout's region
 and the model's figure (contract.bitplanes: each layer's k bit-planes; checked equal), and the simulation's
 wall time. Exit status 1 on any mismatch.
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         f"cycles (seed {args.seed})"
     )
     header = f"  {'k':>2} {'mismatches':>10} {'cycles':>8} {'ideal':>7} {'overhead':>8}"
-    print(header + "".join(f" {name + ' stalls':>14}" for name in soc.READ_REGIONS) + "  bytes read per stream")
+    print(header + "  bytes read per stream")
     failed, total_cycles, weights, counter_rows = False, 0, [], []
     for index, k in enumerate(ks):
         chunk = slice(index * len(codes), (index + 1) * len(codes))
@@ -119,7 +119,6 @@ def main(argv: list[str] | None = None) -> None:
         cost = program_cost(cfg, program, export, setup.limits.words)
         exact = keeps_pace(cfg, program)
         cycles = np.mean([result["counters"]["cycles"] for result in done])
-        stalls = [np.mean([result["counters"][f"{name}_stalls"] for result in done]) for name in soc.READ_REGIONS]
         read = {name: done[0]["counters"][f"{name}_bytes"] for name in soc.READ_REGIONS}
         streams = [name for name in read if name != "weight"]
         if any(
@@ -133,7 +132,6 @@ def main(argv: list[str] | None = None) -> None:
         counter_rows.append((k, cost, exact, done, wrong_counters))
         print(
             f"  {k:>2} {wrong + wrong_counters:>10} {cycles:>8.0f} {cost.cycles:>7} {cycles / cost.cycles - 1:>8.1%}"
-            + "".join(f" {value:>14.1f}" for value in stalls)
             + "  "
             + ", ".join(f"{name} {value:,}" for name, value in read.items())
         )

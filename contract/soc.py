@@ -20,7 +20,7 @@ from contract.config import EngineConfig
 #: Read by software to recognise the block: "NMAC" in ASCII.
 IDENTIFIER = 0x4E4D4143
 #: The register map's version (the VERSION register's low byte); bus_bytes and burst are bytes 1 and 2.
-REGISTER_VERSION = 3
+REGISTER_VERSION = 4
 
 #: The five regions in memory, in register order: four read by the DMA, the last (logits) written.
 READ_REGIONS = ("step", "image", "weight", "param")
@@ -35,10 +35,13 @@ WATCHDOG_RESET = 1 << 20
 #: Region r's base address and beat count.
 REGION_BASE, REGION_BEATS = 0x20, 0x24
 REGION_STRIDE = 8
-#: Counters (read only, cleared by START): cycles of the run, logits beats, then per read region its stall
-#: cycles (the engine ready, the stream not valid) and its bytes read.
+#: Counters (read only, cleared by START): cycles of the run, logits beats, then per read region its bytes read.
+#: The cycles the engine waited for each stream are cycle classes (CYCLE_COUNTERS). 0x70..0x7C held per-stream
+#: STALLS until version 4 (the engine ready, the stream not valid): the GEMM engine's weight and parameter
+#: `ready` follow its stall enable, which waits for their `valid`, so two of the four were always 0, and the
+#: other two counted what STEP_WAIT and IMAGE_WAIT count; those offsets now answer SLVERR.
 CYCLES, LOGITS_WRITTEN = 0x60, 0x64
-STALLS, BYTES_READ = 0x70, 0x80
+BYTES_READ = 0x80
 #: Per region, the bytes of one beat in memory (read only: the hardware's `beat_stride`).
 BEAT_BYTES = 0x90
 #: The cycle counters (read only, cleared by START): every cycle of a run after START's is counted in CYCLES
@@ -109,9 +112,6 @@ def registers() -> tuple[Register, ...]:
         Register("LOGITS_WRITTEN", LOGITS_WRITTEN, "RO", "logits beats the engine gave"),
     ]
     for index, name in enumerate(READ_REGIONS):
-        counters.append(
-            Register(f"{name.upper()}_STALLS", STALLS + 4 * index, "RO", f"cycles the {name} stream held the engine")
-        )
         counters.append(
             Register(f"{name.upper()}_BYTES", BYTES_READ + 4 * index, "RO", f"bytes read for the {name} stream")
         )

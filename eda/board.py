@@ -29,7 +29,7 @@ from eda.dsp_registers import absorb_in_netlist
 from eda.report import fpga_resources, nextpnr_critical_path, nextpnr_timing, nextpnr_utilisation, read_stat
 from eda.runner import NEXTPNR_ECP5, YOSYS, run_tool
 from eda.synth import Progress, program_tag
-from eda.targets import DEFAULT_MAX_M, ECP5_CELLS
+from eda.targets import DEFAULT_MAX_M, ECP5_CELLS, ecp5_classic_abc
 from hw.engine import Engine
 from hw.generate import (
     add_config_arguments,
@@ -85,15 +85,11 @@ def build_bitstream(
         progress("generate: done")
         (work / "board.lpf").write_text(lpf_text(board))
         run_tool(ECPPLL, ["-i", f"{board.clock_mhz:g}", "-o", f"{freq_mhz:g}", "-f", "pll.v"], work, "ecppll", progress)
-        # synth_ecp5 in two parts with classic ABC's LUT mapping between them: Yosys 0.70's ABC9 step (which
-        # synth_ecp5 always runs) dies without a message on the board top of the pipelined 4x4 engine, as it
-        # does on the 16x16 D = 2 engine out of context (docs/estimates.md).
+        # LUTs by classic ABC: Yosys 0.70's ABC9 step dies without a message on the board top of the pipelined
+        # 4x4 engine, as it does on the 16x16 D = 2 engine out of context (docs/estimates.md).
         script = [
             "read_verilog top.v pll.v",
-            f"synth_ecp5 -top {TOP_NAME} -run :map_luts",
-            "abc -lut 4",
-            "clean",
-            f"synth_ecp5 -top {TOP_NAME} -run map_cells:",
+            *ecp5_classic_abc(TOP_NAME),
             "tee -q -o stat.json stat -json",
             "write_json netlist.json",
         ]

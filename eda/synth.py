@@ -5,7 +5,9 @@ The Verilog comes from `hw.generate.generate`, the very code path users run, so 
 the engine they get. Everything lands in <out>/<tag>/ (report.json, tool logs, netlists) all or nothing;
 `--fixed-precision` builds the baseline that prices run-time precision switching (docs/estimates.md);
 `--program [--act-kib KIB]` the program engine (hw/program_engine.py), its scratchpad costed as SRAM like the
-accumulator and its gates by block of hw.program_engine.PROGRAM_BLOCK_ORDER.
+accumulator and its gates by block of hw.program_engine.PROGRAM_BLOCK_ORDER; `--soc` (FPGA targets) the SoC
+wrapper around it (hw/soc.py). `--lut-mapper abc` maps an ECP5 design's LUTs with classic ABC instead of
+synth_ecp5's ABC9, which Yosys 0.70 dies in on the larger designs (eda.targets.ecp5_classic_abc).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from contract.cli import InputError, Parser, atomic_dir, one_line, run_main
 from contract.config import EngineConfig, engine_tag
 from contract.paths import build_dir
 from contract.program import ProgramLimits
+from contract.soc import BusParameters
 from eda.dsp_registers import absorb_in_netlist
 from eda.harness import HARNESS_TOP, HarnessCost, ice40_harness
 from eda.report import (
@@ -36,13 +39,15 @@ from eda.report import (
     read_stat,
 )
 from eda.runner import YOSYS, run_tool
-from eda.targets import DEFAULT_MAX_M, TARGETS, AsicTarget, FpgaTarget
+from eda.targets import DEFAULT_MAX_M, LUT_MAPPERS, TARGETS, AsicTarget, FpgaTarget
 from hw.engine import BLOCK_ORDER, MEMORY_MODULES, engine_blocks
 from hw.generate import (
     PROGRAM_TOP_NAME,
     TOP_NAME,
     add_config_arguments,
     add_program_arguments,
+    add_soc_arguments,
+    bus_from_args,
     config_from_args,
     generate,
     limits_from_args,
@@ -88,13 +93,24 @@ ASIC_SCRIPT = asic_script(TOP_NAME, MEMORY_MODULES)
 PROGRAM_ASIC_SCRIPT = asic_script(PROGRAM_TOP_NAME, PROGRAM_MEMORY_MODULES)
 
 
-def tag_for(cfg: EngineConfig, target: str, seed: int | None = None, limits: ProgramLimits | None = None) -> str:
+def tag_for(
+    cfg: EngineConfig,
+    target: str,
+    seed: int | None = None,
+    limits: ProgramLimits | None = None,
+    bus: BusParameters | None = None,
+    lut_mapper: str = LUT_MAPPERS[0],
+) -> str:
     """The report directory's name: every generation parameter that changes the netlist, so that two
     engines never overwrite each other's reports (a digit-serial engine carries -d<D>, a pipelined one -p;
     the bit-parallel tag is unchanged, so existing reports keep their names; a program engine carries
-    -program-w<words> and each of its limits that is not the default), and a placement seed other
-    than nextpnr's own (-s<N>), so that a seed table keeps every seed's report."""
-    return f"{target}-{engine_tag(cfg)}{program_tag(limits)}" + ("" if seed is None else f"-s{seed}")
+    -program-w<words> and each of its limits that is not the default, the SoC wrapper -soc and each of its
+    bus parameters that is not the default), a LUT mapper other than ABC9 (-abc), and a placement seed
+    other than nextpnr's own (-s<N>), so that a seed table keeps every seed's report."""
+    mapper = "" if lut_mapper == LUT_MAPPERS[0] else f"-{lut_mapper}"
+    return f"{target}-{engine_tag(cfg)}{program_tag(limits)}{soc_tag(bus)}{mapper}" + (
+        "" if seed is None else f"-s{seed}"
+    )
 
 
 def program_tag(limits: ProgramLimits | None) -> str:
@@ -106,6 +122,16 @@ def program_tag(limits: ProgramLimits | None) -> str:
     changed = {name: value for name, value in limits.as_dict().items() if value != defaults[name]}
     return f"-program-w{limits.words}" + "".join(
         f"-{name.removeprefix('max_').replace('_', '-')}{value}" for name, value in changed.items()
+    )
+
+
+def soc_tag(bus: BusParameters | None) -> str:
+    """'' without the SoC wrapper; with it -soc and its non-default bus parameters, e.g. -soc-bus-bytes16."""
+    if bus is None:
+        return ""
+    defaults = vars(BusParameters())
+    return "-soc" + "".join(
+        f"-{name.replace('_', '-')}{value}" for name, value in vars(bus).items() if value != defaults[name]
     )
 
 
@@ -129,11 +155,14 @@ def synthesize(
     pnr_timeout: float | None = None,
     seed: int | None = None,
     limits: ProgramLimits | None = None,
+    bus: BusParameters | None = None,
+    lut_mapper: str = LUT_MAPPERS[0],
 ) -> dict:
     """Build, synthesise (and for FPGAs place and route) one configuration; returns the report that is also
     written to <out_root>/<tag>/report.json. `seed` is nextpnr's placement seed (its default if None): Fmax
     varies with it by several percent, so a timing figure is worth reading beside other seeds'. With `limits`
-    the program engine around the GEMM engine `cfg` is built instead."""
+    the program engine around the GEMM engine `cfg` is built instead, with `bus` too the SoC wrapper around
+    that (FPGA targets only). `lut_mapper` (eda.targets.LUT_MAPPERS) is how an ECP5 design's LUTs are mapped."""
     if target_name not in TARGETS:
         raise InputError(f"unknown target {target_name!r}: choose from {', '.join(TARGETS)}")
     if dsp not in DSP_POLICIES:
@@ -144,24 +173,36 @@ def synthesize(
     if seed is not None and not 0 <= seed < 1 << 31:
         raise InputError(f"--seed must be in 0..{(1 << 31) - 1}, got {seed}")
     target = TARGETS[target_name]
-    tag = tag_for(cfg, target_name, seed, limits)
+    if lut_mapper not in LUT_MAPPERS:
+        raise InputError(f"--lut-mapper must be one of {', '.join(LUT_MAPPERS)}, got {lut_mapper!r}")
+    ecp5 = isinstance(target, FpgaTarget) and target.family == "ecp5"
+    if lut_mapper != LUT_MAPPERS[0] and not ecp5:
+        raise InputError(f"--lut-mapper {lut_mapper} is for the ECP5 targets, not {target_name}")
+    if bus is not None and isinstance(target, AsicTarget):
+        raise InputError("--soc is measured on the FPGA targets: the ASIC flow's blocks are the program engine's")
+    if bus is not None and limits is None:
+        raise InputError("the SoC wrapper holds the program engine: give its limits (--program's) with the bus")
+    tag = tag_for(cfg, target_name, seed, limits, bus, lut_mapper)
     progress = Progress(tag, emit)
     start = time.perf_counter()
     # The flow's settings that the tag leaves out are recorded: a run at another timing target or DSP policy
     # refuses to replace this report instead of silently losing its figures.
     settings = {"dsp": dsp, "freq_mhz": freq_mhz, "pnr_timeout": pnr_timeout}
     with atomic_dir(Path(out_root) / tag, "eda.synth", "synth-run", run=settings) as work:
-        generated = generate(cfg, work / "gen", limits)
+        generated = generate(cfg, work / "gen", limits, bus)
         progress(f"generate: done in {generated.seconds:.1f} s")
         manifest = json.loads(generated.manifest.read_text())
         report = {"tag": tag, "target": target_name, "config": cfg.as_dict()}
         if limits is not None:
             report["program"] = manifest["program"]
+        if bus is not None:
+            report["soc"] = vars(bus)
         if isinstance(target, AsicTarget):
             report |= asic_flow(cfg, work, manifest, progress)
         else:
             frequency = freq_mhz or target.freq_mhz
-            report |= fpga_flow(target, work, manifest, progress, dsp, frequency, pnr_timeout, seed)
+            report["lut_mapper"] = lut_mapper
+            report |= fpga_flow(target, work, manifest, progress, dsp, frequency, pnr_timeout, seed, lut_mapper)
         report["seconds"] = round(time.perf_counter() - start, 1)
         (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -209,9 +250,10 @@ def fpga_flow(
     freq_mhz: float,
     pnr_timeout: float | None,
     seed: int | None = None,
+    lut_mapper: str = LUT_MAPPERS[0],
 ) -> dict:
     use_dsp = dsp != "off"
-    resources, harness = fpga_synth(target, work, manifest, progress, use_dsp)
+    resources, harness = fpga_synth(target, work, manifest, progress, use_dsp, lut_mapper)
     dsp_note = f"DSP blocks {'used' if use_dsp else 'not used'} (--dsp {dsp})"
     if dsp == "auto" and resources["dsp"] > target.capacity["dsp"]:
         dsp_note = (
@@ -220,7 +262,7 @@ def fpga_flow(
         )
         progress(dsp_note)
         use_dsp = False
-        resources, harness = fpga_synth(target, work, manifest, progress, use_dsp)
+        resources, harness = fpga_synth(target, work, manifest, progress, use_dsp, lut_mapper)
     report = {
         "resources": resources,
         "capacity": target.capacity,
@@ -290,7 +332,7 @@ def overflow(target: FpgaTarget, resources: dict, harness: HarnessCost | None) -
 
 
 def fpga_synth(
-    target: FpgaTarget, work: Path, manifest: dict, progress: Progress, use_dsp: bool
+    target: FpgaTarget, work: Path, manifest: dict, progress: Progress, use_dsp: bool, lut_mapper: str
 ) -> tuple[dict, HarnessCost | None]:
     """Synthesise the engine alone (its resources), then add the harness if the device needs one, and
     write the netlist nextpnr places."""
@@ -298,7 +340,7 @@ def fpga_synth(
     top = manifest["top"]
     lines = [
         f"read_verilog gen/{top}.v",
-        f"{target.synth_command} -top {top} {flags}",
+        *target.synth_commands(top, flags, lut_mapper),
         "tee -q -o stat.json stat -json",
     ]
     harness = None
@@ -319,6 +361,7 @@ def print_report(report: dict) -> None:
         f"ACC={cfg['acc_bits']}, accumulator {cfg['max_m']} rows, "
         f"{'switchable' if cfg['switchable'] else 'fixed-precision baseline'}"
         + ("" if program is None else f", program engine with a {program['words']}-word scratchpad")
+        + ("" if "soc" not in report else ", behind the SoC wrapper (AXI4 master, AXI4-Lite registers)")
     )
     if "gates" in report:
         blocks, area = report["gates"]["blocks"], report["area"]
@@ -368,6 +411,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="python -m eda.synth", description=__doc__.splitlines()[0])
     add_config_arguments(parser, max_m=DEFAULT_MAX_M)
     add_program_arguments(parser)
+    add_soc_arguments(parser)
     parser.add_argument("--target", required=True, choices=list(TARGETS), help="device or 'asic'")
     parser.add_argument(
         "--dsp",
@@ -380,6 +424,13 @@ def main(argv: list[str] | None = None) -> None:
         "--pnr-timeout", type=float, help="give up place and route after this many seconds (default: no limit)"
     )
     parser.add_argument("--seed", type=int, help="nextpnr's placement seed (default: nextpnr's own)")
+    parser.add_argument(
+        "--lut-mapper",
+        choices=LUT_MAPPERS,
+        default=LUT_MAPPERS[0],
+        help="ECP5 LUT mapping: abc9 (synth_ecp5's own) or abc (classic ABC, for designs Yosys 0.70's ABC9 "
+        "dies on: the SoC wrapper, the 16x16 program engine)",
+    )
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output root (default build/synth)")
     args = parse_engine_args(parser, argv)
     cfg = config_from_args(args)
@@ -392,6 +443,8 @@ def main(argv: list[str] | None = None) -> None:
         pnr_timeout=args.pnr_timeout,
         seed=args.seed,
         limits=limits_from_args(args, cfg),
+        bus=bus_from_args(args),
+        lut_mapper=args.lut_mapper,
     )
     print_report(report)
     print(f"report: {args.out / report['tag'] / 'report.json'}")

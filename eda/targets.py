@@ -36,6 +36,35 @@ class FpgaTarget:
     def synth_command(self) -> str:
         return f"synth_{self.family}"
 
+    def synth_commands(self, top: str, flags: str, lut_mapper: str) -> list[str]:
+        """The Yosys commands that synthesise `top` for this device with `flags`, mapping LUTs with
+        `lut_mapper` (LUT_MAPPERS; `abc` only on ECP5)."""
+        if lut_mapper == "abc":
+            return ecp5_classic_abc(top, flags)
+        return [" ".join([self.synth_command, "-top", top, *([flags] if flags else [])])]
+
+
+#: How LUTs are mapped: `abc9`, the synthesis command's own step, or `abc`, classic ABC (ecp5_classic_abc).
+LUT_MAPPERS = ("abc9", "abc")
+
+
+def ecp5_classic_abc(top: str, flags: str = "") -> list[str]:
+    """`synth_ecp5` in two parts with classic ABC's LUT mapping between them: synth_lattice's `map_luts` step
+    with `abc -lut 4` in place of `abc9 -W 300`. Yosys 0.70's ABC9 step (which synth_ecp5 always runs: it has
+    no -noabc9) dies, with no message or on its reintegration assertion, on the 16x16 D = 2 engine, the 16x16
+    D = 1 program engine, the SoC wrapper and the board tops (docs/estimates.md). Classic ABC maps without
+    ABC9's timing model of the cells around the logic (carry chains, DSP blocks, RAMs), so its LUT counts and
+    Fmax are not comparable with ABC9's."""
+    command = " ".join(["synth_ecp5", "-top", top, *([flags] if flags else [])])
+    return [
+        f"{command} -run :map_luts",
+        "check -latchonly -assert",
+        "techmap -map +/lattice/latches_map.v",
+        "abc -lut 4",
+        "clean",
+        f"{command} -run map_cells:",
+    ]
+
 
 @dataclass(frozen=True)
 class AsicTarget:

@@ -169,8 +169,7 @@ class RunReader(wiring.Component):
 class ReadChannel(wiring.Component):
     """One region, `beats` beats of `bits` bits from `base`, read as one run (`RunReader`) and unpacked to `beat`.
 
-    `go` (one cycle) latches `base` and `beats`; reset the channel before each run. `exhausted` is high once
-    every beat has been handed on.
+    `go` (one cycle) latches `base` and `beats`; reset the channel before each run.
     """
 
     def __init__(self, bus_bytes: int, bits: int, burst: int, address_bits: int, count_bits: int = 32):
@@ -186,7 +185,6 @@ class ReadChannel(wiring.Component):
                 "request": Out(request_signature(address_bits, burst)),
                 "word": In(stream.Signature(8 * bus_bytes)),
                 "beat": Out(stream.Signature(bits)),
-                "exhausted": Out(1),
             }
         )
 
@@ -199,12 +197,6 @@ class ReadChannel(wiring.Component):
         wiring.connect(m, runs.data, unpacker.word)
         wiring.connect(m, unpacker.beat, wiring.flipped(self.beat))
         m.d.comb += [runs.start.eq(self.go), runs.address.eq(self.base), runs.words.eq(times(self.beats, self.stride))]
-        left = Signal.like(self.beats)  # beats still to hand on
-        with m.If(self.beat.valid & self.beat.ready):
-            m.d.sync += left.eq(left - 1)
-        m.d.comb += self.exhausted.eq(left == 0)
-        with m.If(self.go):
-            m.d.sync += left.eq(self.beats)
         return m
 
 

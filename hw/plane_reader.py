@@ -32,13 +32,16 @@ for p < k, and its low B-k bits zero (the planes not fetched, masked, never clea
 what the weight port took before, and every PE kind masks the low B-k bits anyway. A row needs every plane of
 the tile, so one buffer could not take the next tile's words while its rows go out; there are two, one
 gathering while the other hands on, so a tile costs max(k*S/bus_bytes, R) cycles rather than their sum
-(2*R*C*B flip-flops: 256 on a 4x4 array with B = 8, 4,096 on 16x16).
+(2*B*S*8 bits: 1,024 on a 4x4 array on a 64-bit bus with B = 8, 4,096 on 16x16). They are B memories of bus
+words read without a clock, LUT RAM on an FPGA: as flip-flops they took every code bit through a 2R:1
+multiplexer (on the ECP5 at 16x16, 3,459 LUT4 and 4,109 FF, now 428 LUT4, 13 FF and 128 TRELLIS_DPR16X4).
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from contract.bitplanes import PlaneLayout
@@ -74,19 +77,42 @@ class PlaneAssembler(wiring.Component):
         m = Module()
         rows, cols, base_bits = self.config.rows, self.config.cols, self.config.base_bits
         bus_bits, plane_words = 8 * self.bus_bytes, self.plane_words
-        # Two tile buffers: one gathers the next tile while the other's rows go out.
-        buffers = [[Signal(plane_words * bus_bits, name=f"tile{b}_plane{p}") for p in range(base_bits)] for b in (0, 1)]
         full, fill, drain = Signal(2), Signal(), Signal()  # per buffer: holds a whole tile; which one each side uses
         plane, word, row = Signal(range(base_bits)), Signal(range(plane_words)), Signal(range(rows))
         gathered, handed = Signal(), Signal()  # a tile's last word taken, its last row taken
 
+        # Per plane, both tile buffers' words in one memory (buffer b's word w at b*plane_words + w), read
+        # without a clock: LUT RAM on an FPGA, where flip-flops would take a 2R:1 multiplexer per code bit.
+        # Row r's C bits lie in the words from r*C // bus_bits (`first`) on, `spans` of them at most, from bit
+        # r*C % bus_bits (`offset`) of the first: one read port per word spanned.
+        first = [r * cols // bus_bits for r in range(rows)]
+        offset = [r * cols % bus_bits for r in range(rows)]
+        spans = max(((r + 1) * cols - 1) // bus_bits - first[r] + 1 for r in range(rows))
+        row_first = Signal(range(plane_words), name="row_first")
+        with m.Switch(row):
+            for r in range(rows):
+                with m.Case(r):
+                    m.d.comb += row_first.eq(first[r])
+        taken = self.word.valid & self.word.ready
+        kept = [Signal(cols, name=f"row_plane{p}") for p in range(base_bits)]
+        for p, bits in enumerate(kept):  # plane p (bit B-1-p) of row r's C codes, zero beyond k
+            m.submodules[f"plane{p}"] = memory = Memory(shape=bus_bits, depth=2 * plane_words, init=[])
+            write = memory.write_port()
+            m.d.comb += [write.addr.eq(fill * plane_words + word), write.data.eq(self.word.payload)]
+            m.d.comb += write.en.eq(taken & (plane == p))
+            words = []
+            for i in range(spans):  # a word beyond the buffer's last is read but never selected
+                read = memory.read_port(domain="comb")
+                m.d.comb += read.addr.eq(drain * plane_words + row_first + i)
+                words.append(read.data)
+            source = Cat(*words)
+            with m.Switch(row):
+                for start in sorted(set(offset)):
+                    with m.Case(*(r for r in range(rows) if offset[r] == start)):
+                        m.d.comb += bits.eq(Mux(self.k > p, source[start : start + cols], 0))
+
         m.d.comb += self.word.ready.eq(~full.bit_select(fill, 1))
-        with m.If(self.word.valid & self.word.ready):
-            for b, planes in enumerate(buffers):
-                for p in range(base_bits):
-                    for w in range(plane_words):
-                        with m.If((fill == b) & (plane == p) & (word == w)):
-                            m.d.sync += planes[p][w * bus_bits : (w + 1) * bus_bits].eq(self.word.payload)
+        with m.If(taken):
             with m.If(word == plane_words - 1):
                 m.d.sync += [word.eq(0), plane.eq(plane + 1)]
                 with m.If(plane == self.k - 1):
@@ -100,10 +126,6 @@ class PlaneAssembler(wiring.Component):
             self.beat.valid.eq(full.bit_select(drain, 1)),
             self.beat.payload.last.eq(self.last_tile & last_row),
         ]
-        kept = [Signal(cols, name=f"row_plane{p}") for p in range(base_bits)]
-        for p, bits in enumerate(kept):  # plane p (bit B-1-p) of row r's C codes, zero beyond k
-            source = Mux(drain, buffers[1][p], buffers[0][p])[: rows * cols]
-            m.d.comb += bits.eq(Mux(self.k > p, source.word_select(row, cols), 0))
         for c in range(cols):
             m.d.comb += self.beat.payload.codes[c].eq(Cat(kept[base_bits - 1 - b][c] for b in range(base_bits)))
         with m.If(self.beat.valid & self.beat.ready):
@@ -123,7 +145,6 @@ class WeightReader(wiring.Component):
     """The weight region read as bit-planes, request by request (module docstring).
 
     `go` (one cycle) latches `base` and `beats`, the region's tiles; reset the reader before each run.
-    `exhausted` is high while no request is held (the engine is owed no weight beat).
     """
 
     def __init__(
@@ -146,7 +167,6 @@ class WeightReader(wiring.Component):
                 "request": Out(request_signature(address_bits, burst)),
                 "word": In(stream.Signature(8 * bus_bytes)),
                 "beat": Out(stream.Signature(payload_layout(config, "weight"))),
-                "exhausted": Out(1),
             }
         )
 
@@ -163,7 +183,7 @@ class WeightReader(wiring.Component):
 
         held = Signal()
         request = Signal.like(self.weight_request.payload)
-        m.d.comb += [self.weight_request.ready.eq(~held), self.exhausted.eq(~held), assembler.k.eq(request.k)]
+        m.d.comb += [self.weight_request.ready.eq(~held), assembler.k.eq(request.k)]
         taken = self.weight_request.valid & ~held
         with m.If(taken):
             m.d.sync += [held.eq(1), request.eq(self.weight_request.payload)]

@@ -86,7 +86,8 @@ class NestmacSoC(wiring.Component):
         )
 
     def memory_summary(self) -> list[dict]:
-        """On-chip memories, for the generator's manifest: the program engine's (the DMA's FIFOs are small)."""
+        """On-chip memories, for the generator's manifest: the program engine's (the DMA's FIFOs and plane buffers
+        are small LUT RAMs)."""
         return self.engine.memory_summary()
 
     def beat_bits(self) -> dict[str, int]:
@@ -139,7 +140,6 @@ class NestmacSoC(wiring.Component):
         # Status.
         busy, done, bus_error, misaligned, timeout, outside = (Signal(name=name) for name in _STATUS_FLAGS)
         cycles, logits_beats, quiet = Signal(COUNTER_BITS), Signal(COUNTER_BITS), Signal(COUNTER_BITS)
-        stalls = [Signal(COUNTER_BITS, name=f"{name}_stalls") for name in soc.READ_REGIONS]
         bytes_read = [Signal(COUNTER_BITS, name=f"{name}_bytes") for name in soc.READ_REGIONS]
         classes = [Signal(COUNTER_BITS, name=f"{name}_cycles") for name in soc.CYCLE_CLASSES]
         macs = Signal(COUNTER_BITS)
@@ -184,7 +184,7 @@ class NestmacSoC(wiring.Component):
         alignment = soc.region_alignment(bus_bytes, burst)
         aligned = ~Cat(base[: alignment.bit_length() - 1] for base in bases).any()
         with m.If(start):
-            reset = [cycles, logits_beats, quiet, *stalls, *bytes_read, *classes, macs]
+            reset = [cycles, logits_beats, quiet, *bytes_read, *classes, macs]
             m.d.sync += [signal.eq(0) for signal in reset]
             m.d.sync += [done.eq(0), bus_error.eq(0), timeout.eq(0), outside.eq(0)]
             m.d.sync += [misaligned.eq(~aligned), busy.eq(aligned), go.eq(aligned)]
@@ -218,10 +218,7 @@ class NestmacSoC(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
             with m.If(engine.logits.valid & engine.logits.ready):
                 m.d.sync += logits_beats.eq(logits_beats + 1)
-            for index, (name, channel) in enumerate(zip(soc.READ_REGIONS, channels, strict=True)):
-                port = getattr(engine, name)
-                with m.If(port.ready & ~port.valid & ~channel.exhausted):
-                    m.d.sync += stalls[index].eq(stalls[index] + 1)
+            for index in range(len(channels)):
                 with m.If(arbiter.words[index].valid & arbiter.words[index].ready):
                     m.d.sync += bytes_read[index].eq(bytes_read[index] + bus_bytes)
         self._count_cycles(m, running, classes, macs, logits_beats, beats[-1])
@@ -246,7 +243,6 @@ class NestmacSoC(wiring.Component):
             readable[soc.region_beats(index)] = beats[index]
             readable[soc.BEAT_BYTES + 4 * index] = beat_bytes[name]
         for index in range(len(soc.READ_REGIONS)):
-            readable[soc.STALLS + 4 * index] = stalls[index]
             readable[soc.BYTES_READ + 4 * index] = bytes_read[index]
         for index, counter in enumerate(classes):
             readable[soc.CYCLE_COUNTERS + 4 * index] = counter

@@ -73,8 +73,8 @@ def run_reader(cfg, bus_bytes, burst, requests, region_tiles, image, seed):
 
 @pytest.mark.parametrize(
     "rows, cols, bus_bytes, burst",
-    [(3, 5, 4, 4), (8, 8, 4, 4), (4, 4, 8, 2)],
-    ids=["15-codes-in-one-word", "planes-of-two-words", "4x4-on-64-bits"],
+    [(3, 5, 4, 4), (8, 8, 4, 4), (4, 4, 8, 2), (5, 7, 4, 4)],
+    ids=["15-codes-in-one-word", "planes-of-two-words", "4x4-on-64-bits", "a-row-across-two-words"],
 )
 def test_each_request_reads_its_k_planes_and_hands_on_truncated_codes(rows, cols, bus_bytes, burst):
     seed = run_seed(base_seed(), "plane-reader", f"{rows}x{cols}-{bus_bytes}-{burst}")

@@ -80,7 +80,6 @@ def test_the_network_runs_through_registers_and_memory(export, bus_bytes, burst,
     assert 0 < counters["cycles"] <= backend.cycles, f"seed {seed}: {counters}"
     assert counters["logits_beats"] == driver.regions["logits"].beats
     for name in soc.READ_REGIONS:
-        assert counters[f"{name}_stalls"] < counters["cycles"]
         if name != "weight":
             assert counters[f"{name}_bytes"] == driver.regions[name].size, f"seed {seed}: {name} {counters}"
     # The weights: each layer's k planes of each tile, as contract.bitplanes and the memory model count them.
