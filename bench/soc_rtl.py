@@ -5,7 +5,9 @@ Networks (`--net`):
   on the 4x4 SoC of rtl_tests/test_soc_rtl.py (bus 8 bytes);
 - `resnet20`: the ResNet-20 of Fashion-MNIST as bench/program_rtl.py builds it (untrained: its seeded
   initialisation, BatchNorms calibrated; bit-exactness does not depend on training), on the first Fashion-MNIST
-  test images, on a 16x16 SoC with bench/program_rtl.py's engine and program limits and a 16-byte bus.
+  test images, on a 16x16 SoC with bench/program_rtl.py's engine and program limits and a 16-byte bus;
+  with `--export DIR`, a trained Fashion-MNIST ResNet-20's export instead (e.g. the 8-epoch model of
+  docs/estimates.md, "TruncQuant's table").
 Each image runs through apps.driver on the SoC's Verilog (Verilator, cocotbext-axi's AxiRam and
 AxiLiteMaster, every memory channel paused at random with probability --stall, the AXI handshake rules
 checked). Per k it prints the images whose logits differ from golden.fastpath's, the mean CYCLES register
@@ -17,6 +19,7 @@ weights: checked), the weight bytes the hardware's WEIGHT_BYTES counter read aga
 and the model's figure (contract.bitplanes: each layer's k bit-planes; checked equal), and the simulation's
 wall time. Exit status 1 on any mismatch.
 Usage: PYTHONPATH=. python bench/soc_rtl.py [--net digits] [--images 10] [--k 8,2] [--stall 0.3] [--seed 0]
+       [--export DIR]
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import numpy as np
 from bench.program_rtl import network, precisions
 from contract import soc
 from contract.bitplanes import weight_fetch_bytes
-from contract.cli import Parser, number, run_main
+from contract.cli import InputError, Parser, number, run_main
+from contract.model_files import load_export
 from contract.program import ProgramLimits
 from golden.data import input_codes
 from golden.fastpath import fast_logits
@@ -88,12 +92,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", default="8,2", help="weight precisions: 8 or 8,4,1")
     parser.add_argument("--stall", type=number(float, 0.0, 0.9), default=0.3, help="pause probability per channel")
     parser.add_argument("--seed", type=number(int, 0, 1 << 30), default=0, help="the pause generators' seed")
+    parser.add_argument("--export", default=None, help="a trained ResNet-20 export (--net resnet20 only)")
     args = parser.parse_args(argv)
     setup = SOCS[args.net]
     cfg = setup.cfg
     ks = precisions(args.k, cfg.base_bits)
     start = time.perf_counter()
+    if args.export is not None and args.net != "resnet20":
+        raise InputError("--export takes a trained ResNet-20: give --net resnet20")
     export, images = network(PROGRAM_RTL_NAMES[args.net])
+    if args.export is not None:
+        export = load_export(args.export)
+        if export.input_shape != tuple(images.shape[1:]):
+            raise InputError(f"--export {args.export}: input {list(export.input_shape)}, expected Fashion-MNIST's")
     codes = input_codes(images[: args.images], export.act_bits)
     runs = network_runs(export, codes.numpy(), ks, setup)
     prepared = time.perf_counter()
@@ -101,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     results = run_on_verilator(runs, name, args.stall, args.seed, setup)
     simulated = time.perf_counter()
     trained = "trained 4 epochs" if args.net == "digits" else "untrained (seeded initialisation, calibrated BN)"
+    if args.export is not None:
+        trained = f"trained, {args.export}"
     print(
         f"{args.net} ({trained}): {len(codes)} test images through apps.driver on the {cfg.rows}x{cfg.cols} SoC "
         f"wrapper's Verilog (Verilator, bus {setup.bus_bytes} bytes), AXI channels paused {args.stall:.0%} of "
