@@ -92,7 +92,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", default="8,2", help="weight precisions: 8 or 8,4,1")
     parser.add_argument("--stall", type=number(float, 0.0, 0.9), default=0.3, help="pause probability per channel")
     parser.add_argument("--seed", type=number(int, 0, 1 << 30), default=0, help="the pause generators' seed")
-    parser.add_argument("--export", default=None, help="a trained ResNet-20 export (--net resnet20 only)")
+    parser.add_argument(
+        "--export",
+        default=None,
+        help="a trained ResNet-20 export, --net resnet20 only (default: the untrained, seeded one)",
+    )
     args = parser.parse_args(argv)
     setup = SOCS[args.net]
     cfg = setup.cfg
