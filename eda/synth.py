@@ -118,20 +118,23 @@ def program_tag(limits: ProgramLimits | None) -> str:
     -program-w1024 or -program-w256-size16-operands1."""
     if limits is None:
         return ""
-    defaults = ProgramLimits(limits.words).as_dict()
-    changed = {name: value for name, value in limits.as_dict().items() if value != defaults[name]}
-    return f"-program-w{limits.words}" + "".join(
-        f"-{name.removeprefix('max_').replace('_', '-')}{value}" for name, value in changed.items()
-    )
+    return f"-program-w{limits.words}" + changed_fields(limits.as_dict(), ProgramLimits(limits.words).as_dict(), "max_")
 
 
 def soc_tag(bus: BusParameters | None) -> str:
     """'' without the SoC wrapper; with it -soc and its non-default bus parameters, e.g. -soc-bus-bytes16."""
     if bus is None:
         return ""
-    defaults = vars(BusParameters())
-    return "-soc" + "".join(
-        f"-{name.replace('_', '-')}{value}" for name, value in vars(bus).items() if value != defaults[name]
+    return "-soc" + changed_fields(vars(bus), vars(BusParameters()))
+
+
+def changed_fields(values: dict, defaults: dict, prefix: str = "") -> str:
+    """-<name><value> for each of `values` that differs from `defaults`, the name without `prefix` and with
+    dashes for underscores: the part of a tag that tells non-default generation parameters apart."""
+    return "".join(
+        f"-{name.removeprefix(prefix).replace('_', '-')}{value}"
+        for name, value in values.items()
+        if value != defaults[name]
     )
 
 
