@@ -34,7 +34,7 @@ from contract.bitplanes import weight_fetch_bytes
 from contract.cli import InputError, Parser, number, run_main
 from contract.model_files import load_export
 from contract.program import ProgramLimits
-from golden.data import input_codes
+from golden.data import input_codes, load_split
 from golden.fastpath import fast_logits
 from rtl_tests.test_soc_rtl import DIGITS_SOC, SocSetup, network_runs, run_on_verilator
 from sim.program_cost import program_cost
@@ -104,9 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     if args.export is not None and args.net != "resnet20":
         raise InputError("--export takes a trained ResNet-20: give --net resnet20")
-    export, images = network(PROGRAM_RTL_NAMES[args.net])
-    if args.export is not None:
-        export = load_export(args.export)
+    if args.export is None:
+        export, images = network(PROGRAM_RTL_NAMES[args.net])
+    else:  # the test images alone: the untrained model network() builds would be thrown away
+        export, images = load_export(args.export), load_split("fashion-mnist").test_x
         if export.input_shape != tuple(images.shape[1:]):
             raise InputError(f"--export {args.export}: input {list(export.input_shape)}, expected Fashion-MNIST's")
     codes = input_codes(images[: args.images], export.act_bits)
